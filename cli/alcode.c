@@ -1,0 +1,139 @@
+/* alcode: the companion CLI. Options may come before or after the verb (getopt permutes);
+ * the first non-option argument is the verb, the rest its arguments. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "build-config.h"
+#include "cli.h"
+#include "i18n.h"
+#include "log.h"
+
+const char *arg_db = NULL;
+const char *arg_config = NULL;
+bool arg_json = false;
+bool arg_csv = false;
+bool arg_store = false;
+bool arg_explain = false;
+bool arg_untrusted = false;
+const char *arg_kind = NULL;
+const char *arg_account = NULL;
+bool arg_color = false;
+
+typedef struct Verb {
+        const char *name;
+        int (*run)(int argc, char *argv[]);
+        const char *options; /* long options it accepts besides the common ones, space-separated */
+} Verb;
+
+static const Verb verbs[] = {
+        { "list", verb_list, "kind account untrusted" },
+        { "latest", verb_latest, "" },
+        { "show", verb_show, "" },
+        { "scan", verb_scan, "store explain" },
+        { "check", verb_check, "" },
+        { "export", verb_export, "csv" },
+        { "forget", verb_forget, "" },
+};
+
+static void help(void) {
+        printf(_("Usage: alcode [OPTIONS] COMMAND [ARGS]\n\n"
+                 "Finds and keeps the codes Action Logement, AL'in and your employer's HR send by e-mail.\n\n"
+                 "Commands:\n"
+                 "  list [--kind K] [--account A] [--untrusted]  stored codes, newest first\n"
+                 "  latest [KIND]            the newest trusted value of KIND (default: specific)\n"
+                 "  show ID                  one code with where it came from\n"
+                 "  scan [--store] [--explain] PATH...\n"
+                 "                           look for codes in .eml files, Maildir folders, mbox files\n"
+                 "  check                    check the configuration and rules\n"
+                 "  export --json|--csv      every code with its provenance\n"
+                 "  forget ID                remove one code\n\n"
+                 "Kinds: specific, company, access, otp, request, file.\n\n"
+                 "Options:\n"
+                 "      --db FILE            database (default ~/.local/share/alcode/alcode.db)\n"
+                 "  -c, --config FILE        configuration (default ~/.config/alcode/alcode.conf)\n"
+                 "      --json               JSON Lines output\n"
+                 "  -h, --help               show this help\n"
+                 "  -V, --version            show the version\n"));
+}
+
+static bool verb_accepts(const Verb *v, const char *opt) {
+        const char *p = v->options;
+        size_t l = strlen(opt);
+
+        for (; p && *p; p += strcspn(p, " "), p += strspn(p, " "))
+                if (strncmp(p, opt, l) == 0 && (p[l] == ' ' || p[l] == 0))
+                        return true;
+        return false;
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_DB = 0x100, ARG_JSON, ARG_CSV, ARG_STORE, ARG_EXPLAIN, ARG_UNTRUSTED, ARG_KIND, ARG_ACCOUNT };
+        static const struct option options[] = {
+                { "db", required_argument, NULL, ARG_DB },
+                { "config", required_argument, NULL, 'c' },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "csv", no_argument, NULL, ARG_CSV },
+                { "store", no_argument, NULL, ARG_STORE },
+                { "explain", no_argument, NULL, ARG_EXPLAIN },
+                { "untrusted", no_argument, NULL, ARG_UNTRUSTED },
+                { "kind", required_argument, NULL, ARG_KIND },
+                { "account", required_argument, NULL, ARG_ACCOUNT },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {},
+        };
+        const char *used[16];
+        size_t n_used = 0;
+        const Verb *verb = NULL;
+        int c;
+
+        log_setup("alcode");
+        i18n_setup();
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        while ((c = getopt_long(argc, argv, "c:hV", options, NULL)) >= 0) {
+                switch (c) {
+                case ARG_DB: arg_db = optarg; break;
+                case 'c': arg_config = optarg; break;
+                case ARG_JSON: arg_json = true; break;
+                case ARG_CSV: arg_csv = true; used[n_used++] = "csv"; break;
+                case ARG_STORE: arg_store = true; used[n_used++] = "store"; break;
+                case ARG_EXPLAIN: arg_explain = true; used[n_used++] = "explain"; break;
+                case ARG_UNTRUSTED: arg_untrusted = true; used[n_used++] = "untrusted"; break;
+                case ARG_KIND: arg_kind = optarg; used[n_used++] = "kind"; break;
+                case ARG_ACCOUNT: arg_account = optarg; used[n_used++] = "account"; break;
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("alcode %s\n", ALCODE_VERSION);
+                        return 0;
+                default:
+                        fprintf(stderr, _("Try 'alcode --help'.\n"));
+                        return EXIT_BAD_INPUT;
+                }
+                if (n_used >= ELEMENTSOF(used))
+                        n_used--;
+        }
+        if (optind >= argc) {
+                help();
+                return EXIT_BAD_INPUT;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(argv[optind], verbs[i].name))
+                        verb = &verbs[i];
+        if (!verb) {
+                fprintf(stderr, _("alcode: unknown command '%s'. Try 'alcode --help'.\n"), argv[optind]);
+                return EXIT_BAD_INPUT;
+        }
+        for (size_t i = 0; i < n_used; i++)
+                if (!verb_accepts(verb, used[i])) {
+                        fprintf(stderr, _("alcode %s: option --%s does not apply here.\n"), verb->name, used[i]);
+                        return EXIT_BAD_INPUT;
+                }
+        arg_color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && !arg_json &&
+                    !streq_ptr(getenv("TERM"), "dumb");
+        return verb->run(argc - optind, argv + optind);
+}

@@ -1,0 +1,133 @@
+/* alcoded: the systemd user service. main() → run(): arguments, config, rules, then the
+ * Manager. Every error before the Manager starts is reported with file:line and exits non-zero
+ * before any network or store access. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "i18n.h"
+#include "log.h"
+#include "manager.h"
+#include "rules.h"
+#include "strv.h"
+
+static const char *arg_config = NULL;
+static bool arg_once = false;
+static bool arg_verbose = false;
+
+static void help(void) {
+        printf("Usage: alcoded [OPTIONS]\n\n"
+               "Watches your IMAP accounts for Action Logement / AL'in / HR codes, stores them and\n"
+               "shows a desktop notification. Runs as a systemd user service (alcoded.service).\n\n"
+               "  -c, --config FILE  read FILE instead of ~/.config/alcode/alcode.conf\n"
+               "      --once         sync every account once (backfill, then new mail) and exit:\n"
+               "                     0 when every account succeeded, 1 otherwise\n"
+               "  -v, --verbose      log debug messages\n"
+               "  -h, --help         show this help\n"
+               "  -V, --version      show the version\n");
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum { ARG_ONCE = 0x100 };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' }, { "once", no_argument, NULL, ARG_ONCE },
+                { "verbose", no_argument, NULL, 'v' },       { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },       {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "c:vhV", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        arg_config = optarg;
+                        break;
+                case ARG_ONCE:
+                        arg_once = true;
+                        break;
+                case 'v':
+                        arg_verbose = true;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("alcoded %s\n", ALCODE_VERSION);
+                        return 0;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                log_error("Unexpected argument '%s'; see 'alcoded --help'.", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(rules_freep) Rules *rules = NULL;
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_strv_free_ char **errors = NULL;
+        sigset_t mask;
+        int r;
+
+        log_setup("alcoded");
+        i18n_setup();
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+        if (arg_verbose)
+                log_set_max_level(LOG_DEBUG);
+
+        /* libetpan writes with send() without MSG_NOSIGNAL: a closed peer must not kill us. */
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        r = config_load(arg_config, &config, &errors);
+        if (r == -ENOENT) {
+                log_error("Cannot read the configuration '%s': no such file.", arg_config);
+                return 1;
+        }
+        if (r < 0 && r != -EINVAL)
+                return log_error_errno(r, "Cannot load the configuration: %m"), 1;
+        if (!strv_length(errors)) {
+                r = rules_load(config->rule_dirs, &rules, &errors);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot load the rules: %m"), 1;
+        }
+        if (strv_length(errors) > 0) {
+                STRV_FOREACH(e, errors)
+                        log_error("%s", *e);
+                log_error("Not starting: fix the %s above ('alcode check' shows them too).",
+                          strv_length(errors) == 1 ? "error" : "errors");
+                return 1;
+        }
+        if (rules_count(rules) == 0) {
+                log_error("No rules found in the rule folders; is alcode installed correctly?");
+                return 1;
+        }
+        log_debug("%zu rules loaded%s.", rules_count(rules), rules_jit(rules) ? " (JIT)" : "");
+
+        /* Signals are handled in the main loop: block them before any thread starts. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        r = -pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Cannot block signals: %m"), 1;
+
+        r = manager_new(TAKE_PTR(config), TAKE_PTR(rules), arg_once, &m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start: %m"), 1;
+        r = manager_start(m);
+        if (r < 0)
+                return 1;
+        return manager_run(m) == 0 ? 0 : 1;
+}
+
+int main(int argc, char *argv[]) {
+        return run(argc, argv);
+}

@@ -1,0 +1,21 @@
+/* Desktop notifications through org.freedesktop.Notifications on the session bus, always
+ * asynchronous. A missing notification server is a warning: the codes are stored anyway.
+ * Main thread only. */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "store.h"
+
+typedef struct Notifier Notifier;
+
+/* bus may be NULL (no session bus): every call then only logs. */
+int notifier_new(sd_bus *bus, bool show_code, Notifier **ret);
+Notifier *notifier_free(Notifier *n);
+
+/* One notification for one code, one grouped notification for several (a backfill). */
+int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes);
+/* Something the user must act on (refused login, changed certificate). */
+int notifier_show_trouble(Notifier *n, const char *summary, const char *body);
+/* Notify calls still waiting for their reply. */
+unsigned notifier_pending(const Notifier *n);

@@ -1,0 +1,612 @@
+/* Keys are described once in a table {section, key, parser, offset}; the parser of each key
+ * validates its value and reports "file:line: key 'x': expected ..." itself. Checks that need
+ * the whole account (host missing, tls = none to a remote host) run after the file is read and
+ * point at the [account] header line. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "ini-file.h"
+#include "store.h"
+#include "strv.h"
+
+static const char *const tls_modes[_TLS_MODE_MAX] = {
+        [TLS_MODE_IMPLICIT] = "implicit",
+        [TLS_MODE_STARTTLS] = "starttls",
+        [TLS_MODE_NONE] = "none",
+};
+
+static const char *const auth_methods[_AUTH_METHOD_MAX] = {
+        [AUTH_METHOD_LOGIN] = "login",
+        [AUTH_METHOD_PLAIN] = "plain",
+        [AUTH_METHOD_XOAUTH2] = "xoauth2",
+};
+
+const char *tls_mode_to_string(TlsMode m) {
+        return m >= 0 && m < _TLS_MODE_MAX ? tls_modes[m] : NULL;
+}
+
+const char *auth_method_to_string(AuthMethod m) {
+        return m >= 0 && m < _AUTH_METHOD_MAX ? auth_methods[m] : NULL;
+}
+
+int config_default_path(char **ret) {
+        const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+        int r;
+
+        if (xdg && xdg[0] == '/')
+                r = asprintf(ret, "%s/alcode/alcode.conf", xdg);
+        else if (home && home[0] == '/')
+                r = asprintf(ret, "%s/.config/alcode/alcode.conf", home);
+        else
+                return -ENXIO;
+        return r < 0 ? -ENOMEM : 0;
+}
+
+static int user_rules_dir(char **ret) {
+        const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+        int r;
+
+        if (xdg && xdg[0] == '/')
+                r = asprintf(ret, "%s/alcode/rules.d", xdg);
+        else if (home && home[0] == '/')
+                r = asprintf(ret, "%s/.config/alcode/rules.d", home);
+        else {
+                *ret = NULL;
+                return 0;
+        }
+        return r < 0 ? -ENOMEM : 0;
+}
+
+int path_expand(const char *in, char **ret) {
+        const char *home = getenv("HOME");
+        const char *vars[] = { "XDG_CONFIG_HOME", "XDG_DATA_HOME", "HOME" };
+        char *out;
+
+        if (in[0] == '~' && (in[1] == '/' || in[1] == 0)) {
+                if (!home)
+                        return -ENXIO;
+                return asprintf(ret, "%s%s", home, in + 1) < 0 ? -ENOMEM : 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(vars); i++) {
+                size_t l = strlen(vars[i]);
+                if (in[0] == '$' && strncmp(in + 1, vars[i], l) == 0 && (in[l + 1] == '/' || in[l + 1] == 0)) {
+                        const char *v = getenv(vars[i]);
+                        if (!v && streq(vars[i], "XDG_CONFIG_HOME") && home)
+                                return asprintf(ret, "%s/.config%s", home, in + l + 1) < 0 ? -ENOMEM : 0;
+                        if (!v && streq(vars[i], "XDG_DATA_HOME") && home)
+                                return asprintf(ret, "%s/.local/share%s", home, in + l + 1) < 0 ? -ENOMEM : 0;
+                        if (!v)
+                                return -ENXIO;
+                        return asprintf(ret, "%s%s", v, in + l + 1) < 0 ? -ENOMEM : 0;
+                }
+        }
+        out = strdup(in);
+        if (!out)
+                return -ENOMEM;
+        *ret = out;
+        return 0;
+}
+
+bool host_is_loopback(const char *host) {
+        struct in_addr a4;
+        struct in6_addr a6;
+
+        if (!host)
+                return false;
+        if (strcaseeq(host, "localhost") || endswith(host, ".localhost"))
+                return true;
+        if (inet_pton(AF_INET, host, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        if (inet_pton(AF_INET6, host, &a6) == 1)
+                return IN6_IS_ADDR_LOOPBACK(&a6);
+        return false;
+}
+
+static void account_done(Account *a) {
+        free(a->name);
+        free(a->host);
+        free(a->user);
+        free(a->password_command);
+        erase_and_free(a->password);
+        free(a->ca_file);
+        strv_free(a->folders);
+        strv_free(a->exclude);
+        strv_free(a->idle);
+        *a = (Account) {};
+}
+
+Config *config_free(Config *c) {
+        if (!c)
+                return NULL;
+        free(c->path);
+        free(c->database);
+        strv_free(c->rule_dirs);
+        strv_free(c->employer_domains);
+        for (size_t i = 0; i < c->n_accounts; i++)
+                account_done(&c->accounts[i]);
+        free(c->accounts);
+        free(c);
+        return NULL;
+}
+
+const Account *config_find_account(const Config *c, const char *name) {
+        for (size_t i = 0; i < c->n_accounts; i++)
+                if (streq(c->accounts[i].name, name))
+                        return &c->accounts[i];
+        return NULL;
+}
+
+static bool strv_equal(char *const *a, char *const *b) {
+        size_t n = strv_length(a);
+
+        if (n != strv_length(b))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return true;
+}
+
+bool account_equal(const Account *a, const Account *b) {
+        return streq_ptr(a->name, b->name) && streq_ptr(a->host, b->host) && a->port == b->port &&
+               a->tls == b->tls && streq_ptr(a->user, b->user) &&
+               streq_ptr(a->password_command, b->password_command) &&
+               streq_ptr(a->password, b->password) && a->auth == b->auth &&
+               streq_ptr(a->ca_file, b->ca_file) && a->has_fingerprint == b->has_fingerprint &&
+               memcmp(a->fingerprint, b->fingerprint, sizeof a->fingerprint) == 0 &&
+               strv_equal(a->folders, b->folders) && strv_equal(a->exclude, b->exclude) &&
+               a->since == b->since && strv_equal(a->idle, b->idle) &&
+               a->poll_interval == b->poll_interval;
+}
+
+/* ---- key parsers ---- */
+
+typedef struct ParseState {
+        Config *config;
+        IniFile *file;
+        bool file_private; /* not readable by group or others */
+        char **rules_extra;
+        char **seen;       /* "section\nkey" already set, to catch duplicates */
+} ParseState;
+
+typedef int (*KeyParser)(ParseState *st, const char *key, const char *value, void *field);
+
+static int key_error(ParseState *st, const char *key, const char *fmt, ...) _printf_(3, 4);
+static int key_error(ParseState *st, const char *key, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        return ini_file_error(st->file, 0, "key '%s': %s", key, msg);
+}
+
+static int parse_string(ParseState *st, const char *key, const char *value, void *field) {
+        char **s = field;
+
+        if (isempty(value))
+                return key_error(st, key, "expected a value");
+        free(*s);
+        *s = strdup(value);
+        return *s ? 0 : -ENOMEM;
+}
+
+static int parse_path(ParseState *st, const char *key, const char *value, void *field) {
+        char **s = field;
+        char *p;
+        int r;
+
+        if (isempty(value))
+                return key_error(st, key, "expected a path");
+        r = path_expand(value, &p);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return key_error(st, key, "cannot expand '%s' ($HOME is not set)", value);
+        if (p[0] != '/') {
+                free(p);
+                return key_error(st, key, "expected an absolute path (or ~/...), got '%s'", value);
+        }
+        free(*s);
+        *s = p;
+        return 0;
+}
+
+static int parse_bool(ParseState *st, const char *key, const char *value, void *field) {
+        bool *b = field;
+
+        if (strcaseeq(value, "yes") || strcaseeq(value, "true") || streq(value, "1") || strcaseeq(value, "on"))
+                *b = true;
+        else if (strcaseeq(value, "no") || strcaseeq(value, "false") || streq(value, "0") ||
+                 strcaseeq(value, "off"))
+                *b = false;
+        else
+                return key_error(st, key, "expected yes or no, got '%s'", value);
+        return 0;
+}
+
+static int parse_list(ParseState *st, const char *key, const char *value, void *field) {
+        char ***l = field;
+        char **n;
+        int r;
+
+        r = strv_split_comma(value, &n);
+        if (r < 0)
+                return r;
+        strv_free(*l);
+        *l = n;
+        (void) st;
+        (void) key;
+        return 0;
+}
+
+static bool glob_valid(const char *g) {
+        int depth = 0;
+
+        /* fnmatch() treats a lone '[' as a literal; a user who wrote one meant a class. */
+        for (const char *p = g; *p; p++) {
+                if (*p == '\\' && p[1])
+                        p++;
+                else if (*p == '[')
+                        depth++;
+                else if (*p == ']' && depth > 0)
+                        depth--;
+        }
+        return depth == 0 && *g;
+}
+
+static int parse_globs(ParseState *st, const char *key, const char *value, void *field) {
+        int r = parse_list(st, key, value, field);
+
+        if (r < 0)
+                return r;
+        STRV_FOREACH(g, *(char ***) field)
+                if (!glob_valid(*g))
+                        return key_error(st, key, "invalid folder pattern '%s' (unbalanced '[')", *g);
+        return 0;
+}
+
+static int parse_domains(ParseState *st, const char *key, const char *value, void *field) {
+        int r = parse_list(st, key, value, field);
+
+        if (r < 0)
+                return r;
+        STRV_FOREACH(d, *(char ***) field) {
+                for (char *p = *d; *p; p++) {
+                        *p = (char) tolower((unsigned char) *p);
+                        if (!isalnum((unsigned char) *p) && *p != '-' && *p != '.')
+                                return key_error(st, key, "invalid domain '%s'", *d);
+                }
+                if (!strchr(*d, '.') || (*d)[0] == '.')
+                        return key_error(st, key, "invalid domain '%s'", *d);
+        }
+        return 0;
+}
+
+static int parse_port(ParseState *st, const char *key, const char *value, void *field) {
+        char *end;
+        unsigned long p;
+
+        errno = 0;
+        p = strtoul(value, &end, 10);
+        if (!isdigit((unsigned char) value[0]) || errno || *end || p == 0 || p > 65535)
+                return key_error(st, key, "expected a port number 1-65535, got '%s'", value);
+        *(uint16_t *) field = (uint16_t) p;
+        return 0;
+}
+
+static int parse_seconds(ParseState *st, const char *key, const char *value, void *field) {
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(value, &end, 10);
+        if (!isdigit((unsigned char) value[0]) || errno || *end || v < 10 || v > 86400)
+                return key_error(st, key, "expected seconds between 10 and 86400, got '%s'", value);
+        *(unsigned *) field = (unsigned) v;
+        return 0;
+}
+
+static int parse_tls(ParseState *st, const char *key, const char *value, void *field) {
+        for (TlsMode m = 0; m < _TLS_MODE_MAX; m++)
+                if (strcaseeq(value, tls_modes[m])) {
+                        *(TlsMode *) field = m;
+                        return 0;
+                }
+        return key_error(st, key, "expected implicit, starttls or none, got '%s'", value);
+}
+
+static int parse_auth(ParseState *st, const char *key, const char *value, void *field) {
+        for (AuthMethod m = 0; m < _AUTH_METHOD_MAX; m++)
+                if (strcaseeq(value, auth_methods[m])) {
+                        *(AuthMethod *) field = m;
+                        return 0;
+                }
+        return key_error(st, key, "expected login, plain or xoauth2, got '%s'", value);
+}
+
+static int parse_since(ParseState *st, const char *key, const char *value, void *field) {
+        struct tm tm = {};
+        const char *end = strptime(value, "%Y-%m-%d", &tm);
+        time_t t;
+
+        if (!end || *end || tm.tm_year < 70)
+                return key_error(st, key, "expected a date YYYY-MM-DD (1970 or later), got '%s'", value);
+        t = timegm(&tm);
+        *(int64_t *) field = (int64_t) t;
+        return 0;
+}
+
+static int parse_fingerprint(ParseState *st, const char *key, const char *value, void *field) {
+        Account *a = (Account *) ((char *) field - offsetof(Account, fingerprint));
+        const char *p = startswith_no_case(value, "sha256:");
+        size_t n = 0;
+
+        if (!p)
+                return key_error(st, key, "expected sha256:XX:XX:... (64 hex digits), got '%s'", value);
+        for (; *p; p++) {
+                int hi, lo;
+                if (*p == ':' || *p == ' ')
+                        continue;
+                if (!isxdigit((unsigned char) p[0]) || !isxdigit((unsigned char) p[1]) || n >= 32)
+                        return key_error(st, key, "expected sha256: and 64 hex digits");
+                hi = isdigit((unsigned char) p[0]) ? p[0] - '0' : tolower((unsigned char) p[0]) - 'a' + 10;
+                lo = isdigit((unsigned char) p[1]) ? p[1] - '0' : tolower((unsigned char) p[1]) - 'a' + 10;
+                a->fingerprint[n++] = (uint8_t) (hi << 4 | lo);
+                p++;
+        }
+        if (n != 32)
+                return key_error(st, key, "expected sha256: and 64 hex digits, got %zu bytes", n);
+        a->has_fingerprint = true;
+        return 0;
+}
+
+static int parse_password(ParseState *st, const char *key, const char *value, void *field) {
+        if (!st->file_private)
+                return key_error(st, key, "refused: the file can be read by other users; "
+                                          "chmod 600 it or use password_command");
+        erase_and_free(*(char **) field);
+        *(char **) field = strdup(value);
+        return *(char **) field ? 0 : -ENOMEM;
+}
+
+static int parse_rules(ParseState *st, const char *key, const char *value, void *field) {
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        (void) field;
+        r = strv_split_comma(value, &l);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(d, l) {
+                char *p = NULL;
+                r = parse_path(st, key, *d, &p);
+                if (r < 0 || !p) {
+                        free(p);
+                        return r;
+                }
+                r = strv_consume(&st->rules_extra, p);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+typedef struct KeyDef {
+        const char *key;
+        KeyParser parse;
+        size_t offset;
+} KeyDef;
+
+static const KeyDef global_keys[] = {
+        { "database", parse_path, offsetof(Config, database) },
+        { "rules", parse_rules, 0 },
+        { "notify", parse_bool, offsetof(Config, notify) },
+        { "notify_show_code", parse_bool, offsetof(Config, notify_show_code) },
+        { "employer_domains", parse_domains, offsetof(Config, employer_domains) },
+};
+
+static const KeyDef account_keys[] = {
+        { "host", parse_string, offsetof(Account, host) },
+        { "port", parse_port, offsetof(Account, port) },
+        { "tls", parse_tls, offsetof(Account, tls) },
+        { "user", parse_string, offsetof(Account, user) },
+        { "password_command", parse_string, offsetof(Account, password_command) },
+        { "password", parse_password, offsetof(Account, password) },
+        { "auth", parse_auth, offsetof(Account, auth) },
+        { "ca_file", parse_path, offsetof(Account, ca_file) },
+        { "fingerprint", parse_fingerprint, offsetof(Account, fingerprint) },
+        { "folders", parse_globs, offsetof(Account, folders) },
+        { "exclude", parse_globs, offsetof(Account, exclude) },
+        { "since", parse_since, offsetof(Account, since) },
+        { "idle", parse_globs, offsetof(Account, idle) },
+        { "poll_interval", parse_seconds, offsetof(Account, poll_interval) },
+};
+
+static bool account_name_valid(const char *n) {
+        if (!*n || strlen(n) > 64)
+                return false;
+        for (const char *p = n; *p; p++)
+                if (!isalnum((unsigned char) *p) && !strchr("-_.@+", *p))
+                        return false;
+        return true;
+}
+
+static int handler(IniFile *f, const char *section, const char *key, const char *value,
+                   bool continuation, void *userdata) {
+        ParseState *st = userdata;
+        const KeyDef *defs;
+        size_t n_defs;
+        void *base;
+        const char *name;
+        _cleanup_free_ char *seen = NULL;
+
+        st->file = f;
+        if (continuation)
+                return ini_file_error(f, 0, "key '%s': values do not continue on indented lines", key);
+        if (streq(section, "alcode")) {
+                defs = global_keys;
+                n_defs = ELEMENTSOF(global_keys);
+                base = st->config;
+        } else if ((name = startswith(section, "account "))) {
+                Account *a = st->config->n_accounts > 0 ? &st->config->accounts[st->config->n_accounts - 1] : NULL;
+
+                name += strspn(name, " ");
+                if (!a || !streq(a->name, name)) {
+                        Account *l;
+                        if (!account_name_valid(name))
+                                return ini_file_error(f, 0, "invalid account name '%s' (letters, digits, -_.@+)",
+                                                      name);
+                        if (config_find_account(st->config, name))
+                                return ini_file_error(f, 0, "duplicate account '%s'", name);
+                        l = reallocarray(st->config->accounts, st->config->n_accounts + 1, sizeof(Account));
+                        if (!l)
+                                return -ENOMEM;
+                        st->config->accounts = l;
+                        a = &l[st->config->n_accounts++];
+                        *a = (Account) { .name = strdup(name), .line = ini_file_line(f),
+                                         .tls = TLS_MODE_IMPLICIT, .auth = AUTH_METHOD_LOGIN,
+                                         .poll_interval = 300 };
+                        if (!a->name)
+                                return -ENOMEM;
+                }
+                defs = account_keys;
+                n_defs = ELEMENTSOF(account_keys);
+                base = a;
+        } else if (streq(section, ""))
+                return ini_file_error(f, 0, "key '%s' outside of a section ([alcode] or [account NAME])", key);
+        else
+                return ini_file_error(f, 0, "unknown section [%s] (expected [alcode] or [account NAME])", section);
+
+        if (asprintf(&seen, "%s\n%s", section, key) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_defs; i++)
+                if (streq(defs[i].key, key)) {
+                        if (strv_contains(st->seen, seen))
+                                return ini_file_error(f, 0, "key '%s' set twice in [%s]", key, section);
+                        if (strv_consume(&st->seen, TAKE_PTR(seen)) < 0)
+                                return -ENOMEM;
+                        return defs[i].parse(st, key, value, (char *) base + defs[i].offset);
+                }
+        return ini_file_error(f, 0, "unknown key '%s' in [%s]", key, section);
+}
+
+static int check_accounts(Config *c, char ***errors) {
+        for (size_t i = 0; i < c->n_accounts; i++) {
+                Account *a = &c->accounts[i];
+                const char *p = c->path;
+                int r = 0;
+
+                if (!a->host)
+                        r = strv_extendf(errors, "%s:%u: account '%s': missing 'host'", p, a->line, a->name);
+                else if (a->tls == TLS_MODE_NONE && !host_is_loopback(a->host))
+                        r = strv_extendf(errors, "%s:%u: account '%s': tls = none is only allowed to a "
+                                                 "loopback host, not '%s'", p, a->line, a->name, a->host);
+                if (r >= 0 && !a->user)
+                        r = strv_extendf(errors, "%s:%u: account '%s': missing 'user'", p, a->line, a->name);
+                if (r >= 0 && !a->password && !a->password_command)
+                        r = strv_extendf(errors, "%s:%u: account '%s': missing 'password_command' (or 'password')",
+                                         p, a->line, a->name);
+                if (r >= 0 && a->password && a->password_command)
+                        r = strv_extendf(errors, "%s:%u: account '%s': set 'password' or 'password_command', "
+                                                 "not both", p, a->line, a->name);
+                if (r >= 0 && a->auth == AUTH_METHOD_XOAUTH2 && !a->password_command)
+                        r = strv_extendf(errors, "%s:%u: account '%s': auth = xoauth2 needs a password_command "
+                                                 "that prints the access token", p, a->line, a->name);
+                if (r < 0)
+                        return r;
+                if (a->port == 0)
+                        a->port = a->tls == TLS_MODE_IMPLICIT ? 993 : 143;
+                if (!a->folders && strv_extend(&a->folders, "*") < 0)
+                        return -ENOMEM;
+                if (!a->idle && (strv_extend(&a->idle, "INBOX") < 0 || strv_extend(&a->idle, "Junk") < 0))
+                        return -ENOMEM;
+                if (!a->exclude && !(a->exclude = calloc(1, sizeof(char *))))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int set_defaults(Config *c, char **rules_extra) {
+        _cleanup_free_ char *user_rules = NULL;
+        int r;
+
+        if (!c->database && (r = store_default_path(&c->database)) < 0)
+                return r;
+        r = strv_extend(&c->rule_dirs, ALCODE_RULES_DIR);
+        if (r < 0)
+                return r;
+        r = user_rules_dir(&user_rules);
+        if (r < 0)
+                return r;
+        if (user_rules && (r = strv_extend(&c->rule_dirs, user_rules)) < 0)
+                return r;
+        STRV_FOREACH(d, rules_extra)
+                if (!strv_contains(c->rule_dirs, *d) && (r = strv_extend(&c->rule_dirs, *d)) < 0)
+                        return r;
+        if (!c->employer_domains && !(c->employer_domains = calloc(1, sizeof(char *))))
+                return -ENOMEM;
+        return 0;
+}
+
+int config_load(const char *path, Config **ret, char ***errors) {
+        _cleanup_(config_freep) Config *c = calloc(1, sizeof(Config));
+        _cleanup_free_ char *default_path = NULL;
+        ParseState st = { .config = c };
+        size_t errors_before = strv_length(*errors);
+        struct stat sb;
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        c->notify = true;
+        c->notify_show_code = true;
+
+        if (!path) {
+                r = config_default_path(&default_path);
+                if (r == -ENOMEM)
+                        return r;
+                if (r >= 0 && access(default_path, F_OK) == 0)
+                        path = default_path;
+        } else if (access(path, F_OK) < 0)
+                return -errno;
+
+        if (path) {
+                c->path = strdup(path);
+                if (!c->path)
+                        return -ENOMEM;
+                st.file_private = stat(path, &sb) == 0 && (sb.st_mode & 077) == 0;
+                r = ini_file_parse(path, handler, &st, errors);
+                if (r == -ENOMEM)
+                        goto finish;
+                if (r < 0) {
+                        r = strv_extendf(errors, "%s: cannot read: %s", path, strerror(-r));
+                        if (r >= 0)
+                                r = -EINVAL;
+                        goto finish;
+                }
+        }
+        r = check_accounts(c, errors);
+        if (r >= 0)
+                r = set_defaults(c, st.rules_extra);
+        if (r >= 0 && strv_length(*errors) > errors_before)
+                r = -EINVAL;
+        if (r >= 0)
+                *ret = TAKE_PTR(c);
+finish:
+        strv_free(st.rules_extra);
+        strv_free(st.seen);
+        return r;
+}

@@ -1,0 +1,144 @@
+/* inih calls a reader for each line; ours counts lines, remembers the current line's text (to
+ * know where a value starts, and whether it is a continuation) and refuses lines too long for
+ * inih's fixed buffer instead of letting inih split them silently. */
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "ini-file.h"
+#include "strv.h"
+
+struct IniFile {
+        const char *path;
+        FILE *f;
+        unsigned line;
+        char text[INI_FILE_MAX_LINE + 8];
+        char last_key[64];
+        char last_section[64];
+        bool in_key;        /* the previous meaningful line was a key: indented lines continue it */
+        bool continuation;  /* the key being handled continues the previous value */
+        IniFileHandler handler;
+        void *userdata;
+        char ***errors;
+        int fatal;
+};
+
+unsigned ini_file_line(const IniFile *f) {
+        return f->line;
+}
+
+const char *ini_file_path(const IniFile *f) {
+        return f->path;
+}
+
+unsigned ini_file_value_column(const IniFile *f) {
+        const char *p = f->text;
+
+        if (!f->continuation) {
+                p = strpbrk(f->text, "=:");
+                if (!p)
+                        return 0;
+                p++;
+        }
+        while (*p == ' ' || *p == '\t')
+                p++;
+        return (unsigned) (p - f->text) + 1;
+}
+
+int ini_file_error(IniFile *f, unsigned column, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        if (column > 0)
+                return strv_extendf(f->errors, "%s:%u:%u: %s", f->path, f->line, column, msg);
+        return strv_extendf(f->errors, "%s:%u: %s", f->path, f->line, msg);
+}
+
+/* inih reports only the first malformed line; check each one here to report them all. */
+static void check_syntax(IniFile *f) {
+        const char *s = f->text + strspn(f->text, " \t\r\n");
+        bool indented = s > f->text;
+
+        if (!*s || *s == '#' || *s == ';')
+                return;
+        if (indented && f->in_key)
+                return; /* continuation */
+        if (*s == '[') {
+                f->in_key = false;
+                if (!strchr(s, ']'))
+                        (void) ini_file_error(f, 0, "unterminated section header");
+                return;
+        }
+        if (!strpbrk(s, "=:")) {
+                (void) ini_file_error(f, 0, "expected 'key = value' or '[section]'");
+                return;
+        }
+        f->in_key = true;
+}
+
+static char *reader(char *str, int num, void *stream) {
+        IniFile *f = stream;
+        size_t len;
+        int c;
+
+        if (f->fatal < 0 || !fgets(str, num, f->f))
+                return NULL;
+        f->line++;
+        len = strlen(str);
+        if (len > 0 && str[len - 1] != '\n' && !feof(f->f)) {
+                /* Longer than inih's buffer: report it and skip the rest of the line. */
+                (void) ini_file_error(f, 0, "line longer than %d characters; continue the value "
+                                            "on an indented line",
+                                      INI_FILE_MAX_LINE);
+                while ((c = fgetc(f->f)) != EOF && c != '\n')
+                        ;
+                str[0] = '\n';
+                str[1] = 0;
+        }
+        (void) snprintf(f->text, sizeof f->text, "%s", str);
+        check_syntax(f);
+        return str;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value) {
+        IniFile *f = user;
+        bool continuation;
+        int r;
+
+        if (!streq(section, f->last_section)) {
+                (void) snprintf(f->last_section, sizeof f->last_section, "%s", section);
+                f->last_key[0] = 0;
+        }
+        continuation = (f->text[0] == ' ' || f->text[0] == '\t') && streq(name, f->last_key);
+        (void) snprintf(f->last_key, sizeof f->last_key, "%s", name);
+        f->continuation = continuation;
+        r = f->handler(f, section, name, value, continuation, f->userdata);
+        if (r < 0) {
+                f->fatal = r;
+                return 0;
+        }
+        return 1;
+}
+
+int ini_file_parse(const char *path, IniFileHandler h, void *userdata, char ***errors) {
+        IniFile f = { .path = path, .handler = h, .userdata = userdata, .errors = errors };
+        int r;
+
+        f.f = fopen(path, "re");
+        if (!f.f)
+                return -errno;
+        /* Malformed lines were reported by check_syntax(); inih's own count adds nothing. */
+        r = ini_parse_stream(reader, &f, handler, &f);
+        if (r == -2)
+                f.fatal = -ENOMEM;
+        if (ferror(f.f) && f.fatal == 0)
+                f.fatal = -EIO;
+        fclose(f.f);
+        return f.fatal;
+}

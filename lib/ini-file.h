@@ -1,0 +1,31 @@
+/* Reads an INI file with inih, giving every key the line and column it came from, so that the
+ * config and rule parsers can say "file:line:column: message" for every error, not only the
+ * first. Lines are limited by inih (INI_FILE_MAX_LINE); a longer line is an error, and a value
+ * may continue on following lines that start with whitespace (pieces are joined with nothing
+ * in between). A ';' after whitespace starts a comment, as does a line starting with '#' or ';'. */
+#pragma once
+
+#include "macro.h"
+
+#define INI_FILE_MAX_LINE 196
+
+typedef struct IniFile IniFile;
+
+/* Called for each key. section is "" before any [section]. continuation is true when value
+ * continues the previous key's value. Return 0 to go on or a negative errno to stop. */
+typedef int (*IniFileHandler)(IniFile *f, const char *section, const char *key, const char *value,
+                              bool continuation, void *userdata);
+
+/* Parses path; errors (and those reported by the handler through ini_file_error()) are
+ * appended to *errors as "path:line: message". Returns 0 when the file was read (even with
+ * errors: check *errors), -errno when it could not be opened or read. */
+int ini_file_parse(const char *path, IniFileHandler handler, void *userdata, char ***errors);
+
+/* Inside a handler: the current position and file. */
+unsigned ini_file_line(const IniFile *f);
+/* 1-based column where the current value starts on its line (0 if unknown). */
+unsigned ini_file_value_column(const IniFile *f);
+const char *ini_file_path(const IniFile *f);
+
+/* Inside a handler: records "path:line: message" (column 0) or "path:line:column: message". */
+int ini_file_error(IniFile *f, unsigned column, const char *fmt, ...) _printf_(3, 4);

@@ -1,0 +1,140 @@
+#include <ctype.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "message.h"
+
+static const struct {
+        const char *name;
+        const char *label;
+} code_kinds[_CODE_KIND_MAX] = {
+        [CODE_KIND_SPECIFIC] = { "specific", "code spécifique" },
+        [CODE_KIND_COMPANY] = { "company", "code entreprise" },
+        [CODE_KIND_ACCESS] = { "access", "code d'accès" },
+        [CODE_KIND_OTP] = { "otp", "code de connexion" },
+        [CODE_KIND_REQUEST] = { "request", "numéro de demande" },
+        [CODE_KIND_FILE] = { "file", "numéro de dossier" },
+};
+
+const char *code_kind_to_string(CodeKind k) {
+        return k >= 0 && k < _CODE_KIND_MAX ? code_kinds[k].name : NULL;
+}
+
+const char *code_kind_to_label(CodeKind k) {
+        return k >= 0 && k < _CODE_KIND_MAX ? code_kinds[k].label : NULL;
+}
+
+CodeKind code_kind_from_string(const char *s) {
+        if (!s)
+                return _CODE_KIND_INVALID;
+        for (CodeKind k = 0; k < _CODE_KIND_MAX; k++)
+                if (streq(s, code_kinds[k].name))
+                        return k;
+        return _CODE_KIND_INVALID;
+}
+
+void code_done(Code *c) {
+        free(c->value);
+        free(c->display);
+        free(c->rule);
+        *c = (Code) {};
+}
+
+void message_ref_done(MessageRef *r) {
+        free(r->account);
+        free(r->folder);
+        free(r->source);
+        *r = (MessageRef) {};
+}
+
+static int strdup_opt(const char *s, char **ret) {
+        *ret = NULL;
+        if (!s)
+                return 0;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int message_ref_copy(const MessageRef *from, MessageRef *to) {
+        MessageRef c = { .uidvalidity = from->uidvalidity, .uid = from->uid };
+
+        if (strdup_opt(from->account, &c.account) < 0 || strdup_opt(from->folder, &c.folder) < 0 ||
+            strdup_opt(from->source, &c.source) < 0) {
+                message_ref_done(&c);
+                return -ENOMEM;
+        }
+        *to = c;
+        return 0;
+}
+
+Message *message_free(Message *m) {
+        if (!m)
+                return NULL;
+        message_ref_done(&m->ref);
+        free(m->message_id);
+        free(m->sender);
+        free(m->sender_name);
+        free(m->subject);
+        for (size_t i = 0; i < m->n_codes; i++)
+                code_done(&m->codes[i]);
+        free(m->codes);
+        free(m);
+        return NULL;
+}
+
+int message_add_code(Message *m, const Code *code) {
+        Code c = { .kind = code->kind, .trusted = code->trusted };
+        Code *n;
+
+        for (size_t i = 0; i < m->n_codes; i++)
+                if (m->codes[i].kind == code->kind && streq(m->codes[i].value, code->value)) {
+                        /* The same code seen twice stays trusted if any sighting was. */
+                        m->codes[i].trusted = m->codes[i].trusted || code->trusted;
+                        return 0;
+                }
+
+        if (strdup_opt(code->value, &c.value) < 0 || strdup_opt(code->display, &c.display) < 0 ||
+            strdup_opt(code->rule, &c.rule) < 0)
+                goto oom;
+        n = reallocarray(m->codes, m->n_codes + 1, sizeof(Code));
+        if (!n)
+                goto oom;
+        m->codes = n;
+        m->codes[m->n_codes++] = c;
+        return 1;
+oom:
+        code_done(&c);
+        return -ENOMEM;
+}
+
+char *code_canonicalize(const char *display) {
+        char *c = malloc(strlen(display) + 1), *o = c;
+
+        if (!c)
+                return NULL;
+        for (const char *p = display; *p; p++)
+                if (isalnum((unsigned char) *p) && !((unsigned char) *p & 0x80))
+                        *o++ = (char) toupper((unsigned char) *p);
+        *o = 0;
+        return c;
+}
+
+const char *format_rfc3339(int64_t t, int tz_minutes, char *buf, size_t size) {
+        time_t local = (time_t) (t + (int64_t) tz_minutes * 60);
+        struct tm tm;
+        int off = tz_minutes < 0 ? -tz_minutes : tz_minutes;
+
+        if (!gmtime_r(&local, &tm)) {
+                (void) snprintf(buf, size, "1970-01-01T00:00:00Z");
+                return buf;
+        }
+        if (tz_minutes == 0)
+                (void) strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        else {
+                char base[32];
+                (void) strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+                (void) snprintf(buf, size, "%s%c%02d:%02d", base, tz_minutes < 0 ? '-' : '+',
+                                off / 60, off % 60);
+        }
+        return buf;
+}

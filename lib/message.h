@@ -1,0 +1,71 @@
+/* Shared value types: the kinds of code, one found Code, and a Message with its provenance
+ * (where it lives) and the codes found in it. Every pointer member is owned by its struct. */
+#pragma once
+
+#include <stdint.h>
+
+#include "macro.h"
+
+typedef enum CodeKind {
+        CODE_KIND_SPECIFIC, /* the employee's personal code spécifique */
+        CODE_KIND_COMPANY,  /* the employer's code entreprise (usually its SIRET) */
+        CODE_KIND_ACCESS,   /* HR's dematerialised access code (decree 2025-1478) */
+        CODE_KIND_OTP,      /* one-time login / verification code */
+        CODE_KIND_REQUEST,  /* numéro de demande (housing request) */
+        CODE_KIND_FILE,     /* numéro de dossier / visa */
+        _CODE_KIND_MAX,
+        _CODE_KIND_INVALID = -EINVAL,
+} CodeKind;
+
+const char *code_kind_to_string(CodeKind k) _pure_;
+CodeKind code_kind_from_string(const char *s) _pure_;
+/* The kind in the user's words ("code spécifique"), untranslated msgid. */
+const char *code_kind_to_label(CodeKind k) _pure_;
+
+typedef struct Code {
+        CodeKind kind;
+        char *value;   /* canonical: upper case, spaces/NBSP/'-'/'.' removed */
+        char *display; /* as written in the mail */
+        bool trusted;  /* sender verified for this rule (see rules.h) */
+        char *rule;    /* "name@version" */
+} Code;
+
+void code_done(Code *c);
+
+/* Where a message lives. For IMAP: account, folder, uidvalidity, uid; for local files: source. */
+typedef struct MessageRef {
+        char *account;
+        char *folder;
+        uint32_t uidvalidity;
+        uint32_t uid;
+        char *source;
+} MessageRef;
+
+void message_ref_done(MessageRef *r);
+int message_ref_copy(const MessageRef *from, MessageRef *to);
+
+typedef struct Message {
+        MessageRef ref;
+        char *message_id;  /* with angle brackets, or NULL */
+        char *sender;      /* addr-spec of From, lower-cased domain, or NULL */
+        char *sender_name; /* decoded display name, or NULL */
+        char *subject;     /* decoded UTF-8, or NULL */
+        int64_t date;      /* seconds since the epoch from Date:, 0 when missing/invalid */
+        int date_tz;       /* Date:'s offset from UTC in minutes */
+        Code *codes;
+        size_t n_codes;
+} Message;
+
+Message *message_free(Message *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Message *, message_free);
+
+/* Appends a copy of code (strings duplicated) unless one with the same kind and value is there.
+ * Returns 1 when added, 0 when a duplicate, -ENOMEM. */
+int message_add_code(Message *m, const Code *code);
+
+/* Canonical form of a displayed value: upper case, ASCII letters and digits kept, space, NBSP,
+ * '-', '.' and other separators removed. Returns NULL on OOM. */
+char *code_canonicalize(const char *display);
+
+/* RFC 3339 with the original offset ("2026-03-02T09:14:00+01:00") into buf (>= 32 bytes). */
+const char *format_rfc3339(int64_t t, int tz_minutes, char *buf, size_t size);

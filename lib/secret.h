@@ -1,0 +1,14 @@
+/* Account secrets (passwords, OAuth2 access tokens): from `password_command` or `password`.
+ * The secret is returned in a buffer the caller wipes with erase_and_free(); it is never put in
+ * an error message or a log. Callable from any thread. */
+#pragma once
+
+#include "config.h"
+
+#define SECRET_COMMAND_TIMEOUT_SEC 30
+
+/* Returns 0 and the secret, or -errno with *ret_error (owned) saying what went wrong in words
+ * that contain no secret: "password_command exited with status 1", "... timed out after 30 s".
+ * The command's stderr is discarded, its stdout's first line is the secret. It runs without a
+ * shell unless it contains shell syntax (quotes, pipes, $...). */
+int secret_get(const Account *a, char **ret_secret, char **ret_error);

@@ -1,0 +1,110 @@
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "strv.h"
+
+size_t strv_length(char *const *l) {
+        size_t n = 0;
+        while (l && l[n])
+                n++;
+        return n;
+}
+
+int strv_consume(char ***l, char *s) {
+        size_t n = strv_length(*l);
+        char **c;
+
+        if (!s)
+                return -ENOMEM;
+        c = reallocarray(*l, n + 2, sizeof(char *));
+        if (!c) {
+                free(s);
+                return -ENOMEM;
+        }
+        c[n] = s;
+        c[n + 1] = NULL;
+        *l = c;
+        return 0;
+}
+
+int strv_extend(char ***l, const char *s) {
+        return strv_consume(l, strdup(s));
+}
+
+int strv_extendf(char ***l, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        return strv_consume(l, s);
+}
+
+bool strv_contains(char *const *l, const char *s) {
+        STRV_FOREACH(i, l)
+                if (streq(*i, s))
+                        return true;
+        return false;
+}
+
+bool strv_contains_case(char *const *l, const char *s) {
+        STRV_FOREACH(i, l)
+                if (strcaseeq(*i, s))
+                        return true;
+        return false;
+}
+
+int strv_split_comma(const char *s, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        const char *p = s;
+
+        while (p && *p) {
+                const char *e = strchr(p, ','), *end = e ?: p + strlen(p);
+                const char *a = p, *b = end;
+                int r;
+
+                while (a < b && isspace((unsigned char) *a))
+                        a++;
+                while (b > a && isspace((unsigned char) b[-1]))
+                        b--;
+                if (b > a) {
+                        r = strv_consume(&l, strndup(a, (size_t) (b - a)));
+                        if (r < 0)
+                                return r;
+                }
+                p = e ? e + 1 : NULL;
+        }
+        if (!l) {
+                l = calloc(1, sizeof(char *));
+                if (!l)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+char **strv_copy(char *const *l) {
+        size_t n = strv_length(l);
+        char **c = calloc(n + 1, sizeof(char *));
+
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                c[i] = strdup(l[i]);
+                if (!c[i])
+                        return strv_free(c);
+        }
+        return c;
+}
+
+char **strv_free(char **l) {
+        STRV_FOREACH(i, l)
+                free(*i);
+        free(l);
+        return NULL;
+}

@@ -1,0 +1,537 @@
+/* Charset conversion, HTML to text and folding, written as small state machines over bytes so
+ * that every output is bounded by a StrBuf cap and no input can make them read out of bounds.
+ * Single-byte Western charsets (the bulk of French mail) use tables; the rest go through iconv
+ * one character at a time so that an invalid byte costs one U+FFFD, not the rest of the part. */
+#include <ctype.h>
+#include <iconv.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "strbuf.h"
+#include "text.h"
+
+#define REPLACEMENT 0xFFFDu
+
+/* Decodes one UTF-8 sequence at p (n bytes left). Returns its length (>= 1) and the code point,
+ * or REPLACEMENT with length 1 for an invalid, overlong, surrogate or truncated sequence. */
+static size_t utf8_decode(const unsigned char *p, size_t n, unsigned *ret_cp) {
+        unsigned cp, min;
+        size_t len;
+
+        if (p[0] < 0x80) {
+                *ret_cp = p[0];
+                return 1;
+        }
+        if ((p[0] & 0xE0) == 0xC0)
+                len = 2, cp = p[0] & 0x1F, min = 0x80;
+        else if ((p[0] & 0xF0) == 0xE0)
+                len = 3, cp = p[0] & 0x0F, min = 0x800;
+        else if ((p[0] & 0xF8) == 0xF0)
+                len = 4, cp = p[0] & 0x07, min = 0x10000;
+        else
+                goto invalid;
+        if (len > n)
+                goto invalid;
+        for (size_t i = 1; i < len; i++) {
+                if ((p[i] & 0xC0) != 0x80)
+                        goto invalid;
+                cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                goto invalid;
+        *ret_cp = cp;
+        return len;
+invalid:
+        *ret_cp = REPLACEMENT;
+        return 1;
+}
+
+static int finish(StrBuf *b, int r, char **ret, size_t *ret_len) {
+        if (r == -ENOMEM)
+                return r;
+        if (strbuf_ensure(b) < 0)
+                return -ENOMEM;
+        *ret = strbuf_take(b, ret_len);
+        return b->truncated || r == -E2BIG ? -E2BIG : r;
+}
+
+int text_utf8_sanitize(const char *in, size_t n, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(max);
+        const unsigned char *p = (const unsigned char *) in;
+        int r = 0;
+
+        for (size_t i = 0; i < n && r == 0;) {
+                size_t start = i;
+                unsigned cp;
+
+                /* Copy runs of valid ASCII in one go. */
+                while (i < n && p[i] < 0x80 && p[i] != 0)
+                        i++;
+                if (i > start)
+                        r = strbuf_append(&b, p + start, i - start);
+                if (r < 0 || i >= n)
+                        break;
+                if (p[i] == 0) {
+                        i++;
+                        continue;
+                }
+                size_t l = utf8_decode(p + i, n - i, &cp);
+                r = cp == REPLACEMENT && l == 1 ? strbuf_put_utf8(&b, REPLACEMENT)
+                                                : strbuf_append(&b, p + i, l);
+                i += l;
+        }
+        return finish(&b, r, ret, ret_len);
+}
+
+static bool utf8_valid(const char *in, size_t n) {
+        const unsigned char *p = (const unsigned char *) in;
+        unsigned cp;
+
+        for (size_t i = 0; i < n;) {
+                size_t l = utf8_decode(p + i, n - i, &cp);
+                if (cp == REPLACEMENT && l == 1)
+                        return false;
+                i += l;
+        }
+        return true;
+}
+
+/* Windows-1252 0x80..0x9F; 0 = undefined. */
+static const uint16_t cp1252_c1[32] = {
+        0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+        0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0,      0x017D, 0,
+        0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+        0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178,
+};
+
+typedef enum SingleByte { SB_CP1252, SB_LATIN9 } SingleByte;
+
+static unsigned single_byte_cp(SingleByte cs, unsigned char c) {
+        if (c >= 0x80 && c < 0xA0 && cs == SB_CP1252)
+                return cp1252_c1[c - 0x80] ?: REPLACEMENT;
+        if (cs == SB_LATIN9)
+                switch (c) {
+                case 0xA4: return 0x20AC;
+                case 0xA6: return 0x0160;
+                case 0xA8: return 0x0161;
+                case 0xB4: return 0x017D;
+                case 0xB8: return 0x017E;
+                case 0xBC: return 0x0152;
+                case 0xBD: return 0x0153;
+                case 0xBE: return 0x0178;
+                }
+        return c;
+}
+
+static int single_byte_to_utf8(SingleByte cs, const char *in, size_t n, StrBuf *b) {
+        int r = 0;
+
+        for (size_t i = 0; i < n && r == 0; i++) {
+                unsigned char c = (unsigned char) in[i];
+                if (c == 0)
+                        continue;
+                r = c < 0x80 ? strbuf_putc(b, (char) c) : strbuf_put_utf8(b, single_byte_cp(cs, c));
+        }
+        return r;
+}
+
+static int iconv_to_utf8(iconv_t cd, const char *in, size_t n, StrBuf *b) {
+        char out[4096];
+        char *ip = (char *) in;
+        size_t il = n;
+        int r = 0;
+
+        while (il > 0 && r == 0) {
+                char *op = out;
+                size_t ol = sizeof out;
+                size_t k = iconv(cd, &ip, &il, &op, &ol);
+                int e = errno;
+
+                r = strbuf_append(b, out, (size_t) (op - out));
+                if (k != (size_t) -1 || r < 0)
+                        continue;
+                if (e == E2BIG)
+                        continue;
+                /* EILSEQ or EINVAL (truncated at the end): one replacement, skip one byte. */
+                r = strbuf_put_utf8(b, REPLACEMENT);
+                ip++;
+                il--;
+                (void) iconv(cd, NULL, NULL, NULL, NULL);
+        }
+        if (r == 0) {
+                char *op = out;
+                size_t ol = sizeof out;
+                (void) iconv(cd, NULL, NULL, &op, &ol);
+                r = strbuf_append(b, out, (size_t) (op - out));
+        }
+        return r;
+}
+
+static void charset_normalize(const char *charset, char *buf, size_t size) {
+        size_t k = 0;
+
+        for (const char *p = charset ?: ""; *p && k + 1 < size; p++)
+                if (*p != '"' && *p != '\'' && !isspace((unsigned char) *p))
+                        buf[k++] = (char) tolower((unsigned char) *p);
+        buf[k] = 0;
+}
+
+int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char **ret,
+                 size_t *ret_len) {
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(max);
+        char cs[64];
+        int r, unknown = 0;
+        iconv_t cd;
+
+        charset_normalize(charset, cs, sizeof cs);
+        if (isempty(cs) || streq(cs, "utf-8") || streq(cs, "utf8") || streq(cs, "unicode-1-1-utf-8"))
+                return text_utf8_sanitize(in, n, max, ret, ret_len);
+
+        if (streq(cs, "us-ascii") || streq(cs, "ascii") || streq(cs, "ansi_x3.4-1968") ||
+            streq(cs, "iso-8859-1") || streq(cs, "iso8859-1") || streq(cs, "iso_8859-1") ||
+            streq(cs, "latin1") || streq(cs, "l1") || streq(cs, "windows-1252") ||
+            streq(cs, "cp1252") || streq(cs, "x-cp1252")) {
+                /* Real ASCII/UTF-8 mislabelled as ASCII is common too: prefer UTF-8 if valid. */
+                if ((streq(cs, "us-ascii") || streq(cs, "ascii")) && utf8_valid(in, n))
+                        return text_utf8_sanitize(in, n, max, ret, ret_len);
+                r = single_byte_to_utf8(SB_CP1252, in, n, &b);
+        } else if (streq(cs, "iso-8859-15") || streq(cs, "iso8859-15") || streq(cs, "latin9") ||
+                   streq(cs, "latin-9")) {
+                r = single_byte_to_utf8(SB_LATIN9, in, n, &b);
+        } else {
+                cd = iconv_open("UTF-8", cs);
+                if (cd == (iconv_t) -1) {
+                        unknown = 1;
+                        if (utf8_valid(in, n)) {
+                                r = text_utf8_sanitize(in, n, max, ret, ret_len);
+                                return r < 0 ? r : unknown;
+                        }
+                        r = single_byte_to_utf8(SB_CP1252, in, n, &b);
+                } else {
+                        r = iconv_to_utf8(cd, in, n, &b);
+                        iconv_close(cd);
+                }
+        }
+        r = finish(&b, r, ret, ret_len);
+        if (r < 0)
+                return r;
+        if (!utf8_valid(*ret, *ret_len)) {
+                /* iconv may emit NULs for odd inputs: sanitize once more. */
+                _cleanup_free_ char *t = TAKE_PTR(*ret);
+                return text_utf8_sanitize(t, *ret_len, max, ret, ret_len);
+        }
+        return unknown;
+}
+
+/* ---- HTML ---- */
+
+static const struct {
+        const char *name;
+        unsigned cp;
+} html_entities[] = {
+        { "amp", '&' },      { "lt", '<' },         { "gt", '>' },        { "quot", '"' },
+        { "apos", '\'' },    { "nbsp", 0xA0 },      { "shy", 0xAD },      { "eacute", 0xE9 },
+        { "Eacute", 0xC9 },  { "egrave", 0xE8 },    { "Egrave", 0xC8 },   { "ecirc", 0xEA },
+        { "Ecirc", 0xCA },   { "euml", 0xEB },      { "Euml", 0xCB },     { "agrave", 0xE0 },
+        { "Agrave", 0xC0 },  { "acirc", 0xE2 },     { "Acirc", 0xC2 },    { "auml", 0xE4 },
+        { "Auml", 0xC4 },    { "aacute", 0xE1 },    { "ccedil", 0xE7 },   { "Ccedil", 0xC7 },
+        { "icirc", 0xEE },   { "Icirc", 0xCE },     { "iuml", 0xEF },     { "Iuml", 0xCF },
+        { "iacute", 0xED },  { "ocirc", 0xF4 },     { "Ocirc", 0xD4 },    { "ouml", 0xF6 },
+        { "Ouml", 0xD6 },    { "oacute", 0xF3 },    { "ucirc", 0xFB },    { "Ucirc", 0xDB },
+        { "ugrave", 0xF9 },  { "Ugrave", 0xD9 },    { "uuml", 0xFC },     { "Uuml", 0xDC },
+        { "uacute", 0xFA },  { "yuml", 0xFF },      { "ntilde", 0xF1 },   { "szlig", 0xDF },
+        { "oelig", 0x153 },  { "OElig", 0x152 },    { "aelig", 0xE6 },    { "AElig", 0xC6 },
+        { "laquo", 0xAB },   { "raquo", 0xBB },     { "lsquo", 0x2018 },  { "rsquo", 0x2019 },
+        { "sbquo", 0x201A }, { "ldquo", 0x201C },   { "rdquo", 0x201D },  { "bdquo", 0x201E },
+        { "ndash", 0x2013 }, { "mdash", 0x2014 },   { "hellip", 0x2026 }, { "euro", 0x20AC },
+        { "copy", 0xA9 },    { "reg", 0xAE },       { "trade", 0x2122 },  { "deg", 0xB0 },
+        { "bull", 0x2022 },  { "middot", 0xB7 },    { "times", 0xD7 },    { "sup2", 0xB2 },
+        { "ensp", 0x2002 },  { "emsp", 0x2003 },    { "thinsp", 0x2009 }, { "zwnj", 0x200C },
+        { "zwj", 0x200D },   { "lrm", 0x200E },     { "rlm", 0x200F },    { "ordm", 0xBA },
+        { "sect", 0xA7 },    { "para", 0xB6 },      { "iexcl", 0xA1 },    { "iquest", 0xBF },
+        { "colon", ':' },    { "num", '#' },        { "sol", '/' },       { "period", '.' },
+        { "comma", ',' },    { "lpar", '(' },       { "rpar", ')' },      { "NewLine", '\n' },
+        { "Tab", '\t' },     { "ZeroWidthSpace", 0x200B },
+};
+
+/* Decodes an entity at p (just after '&'). Returns the number of bytes consumed after '&' and
+ * the code point, or 0 when this is not an entity (the '&' is then literal). */
+static size_t html_entity(const char *p, size_t n, unsigned *ret_cp) {
+        size_t i = 0;
+
+        if (n > 0 && p[0] == '#') {
+                unsigned long v = 0;
+                bool hex = n > 1 && (p[1] == 'x' || p[1] == 'X');
+                size_t digits = 0;
+
+                i = hex ? 2 : 1;
+                for (; i < n && digits < 8; i++, digits++) {
+                        int c = (unsigned char) p[i];
+                        if (hex && isxdigit(c))
+                                v = v * 16 + (unsigned long) (isdigit(c) ? c - '0' : (tolower(c) - 'a' + 10));
+                        else if (!hex && isdigit(c))
+                                v = v * 10 + (unsigned long) (c - '0');
+                        else
+                                break;
+                }
+                if (digits == 0)
+                        return 0;
+                if (i < n && p[i] == ';')
+                        i++;
+                /* HTML5: NUL, surrogates and out-of-range become U+FFFD; C1 read as cp1252. */
+                if (v >= 0x80 && v < 0xA0)
+                        v = cp1252_c1[v - 0x80] ?: REPLACEMENT;
+                else if (v == 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+                        v = REPLACEMENT;
+                *ret_cp = (unsigned) v;
+                return i;
+        }
+
+        while (i < n && i < 32 && isalnum((unsigned char) p[i]))
+                i++;
+        if (i == 0)
+                return 0;
+        for (size_t k = 0; k < ELEMENTSOF(html_entities); k++)
+                if (strlen(html_entities[k].name) == i && memcmp(p, html_entities[k].name, i) == 0) {
+                        bool semi = i < n && p[i] == ';';
+                        /* Without ';' only the legacy core entities are recognised. */
+                        if (!semi && html_entities[k].cp > 0xFF)
+                                return 0;
+                        *ret_cp = html_entities[k].cp;
+                        return i + semi;
+                }
+        return 0;
+}
+
+static bool tag_is(const char *name, const char *const *list) {
+        for (; *list; list++)
+                if (strcaseeq(name, *list))
+                        return true;
+        return false;
+}
+
+static const char *const block_tags[] = {
+        "br", "p", "div", "tr", "table", "tbody", "thead", "tfoot", "li", "ul", "ol", "dl", "dt",
+        "dd", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "hr", "pre", "section",
+        "article", "header", "footer", "nav", "aside", "main", "center", "form", "address",
+        "caption", "figure", "figcaption", "fieldset", "legend", "body", "html", "option", NULL,
+};
+static const char *const cell_tags[] = { "td", "th", NULL };
+static const char *const skip_tags[] = { "script", "style", "title", "head", "template", "xml", NULL };
+
+static int put_break(StrBuf *b, char c) {
+        /* Avoid piling up separators; folding collapses the rest. */
+        if (b->len > 0 && b->data[b->len - 1] == c)
+                return 0;
+        return strbuf_putc(b, c);
+}
+
+int text_html_to_text(const char *html, size_t n, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(max);
+        char skip_until[16] = ""; /* inside script/style/...: the closing tag we wait for */
+        int r = 0;
+
+        for (size_t i = 0; i < n && r >= 0;) {
+                char c = html[i];
+
+                if (c == '<') {
+                        /* Comment: skip to "-->" (or the end). */
+                        if (i + 3 < n && memcmp(html + i, "<!--", 4) == 0) {
+                                const char *e = memmem(html + i + 4, n - i - 4, "-->", 3);
+                                i = e ? (size_t) (e - html) + 3 : n;
+                                continue;
+                        }
+                        size_t j = i + 1;
+                        bool closing = j < n && html[j] == '/';
+                        if (closing)
+                                j++;
+                        if (j < n && (isalpha((unsigned char) html[j]) || html[j] == '!' || html[j] == '?')) {
+                                char name[16];
+                                size_t k = 0;
+                                char quote = 0;
+
+                                while (j < n && (isalnum((unsigned char) html[j]) || html[j] == '!' ||
+                                                 html[j] == '?' || html[j] == ':' || html[j] == '-')) {
+                                        if (k + 1 < sizeof name)
+                                                name[k++] = html[j];
+                                        j++;
+                                }
+                                name[k] = 0;
+                                /* Find the end of the tag, honouring quoted attribute values. */
+                                for (; j < n; j++) {
+                                        if (quote) {
+                                                if (html[j] == quote)
+                                                        quote = 0;
+                                        } else if (html[j] == '"' || html[j] == '\'')
+                                                quote = html[j];
+                                        else if (html[j] == '>')
+                                                break;
+                                }
+                                i = j < n ? j + 1 : n;
+
+                                if (*skip_until) {
+                                        if ((closing && strcaseeq(name, skip_until)) ||
+                                            (streq(skip_until, "head") && strcaseeq(name, "body")))
+                                                *skip_until = 0;
+                                        continue;
+                                }
+                                if (!closing && tag_is(name, skip_tags)) {
+                                        (void) snprintf(skip_until, sizeof skip_until, "%s", name);
+                                        for (char *s = skip_until; *s; s++)
+                                                *s = (char) tolower((unsigned char) *s);
+                                        continue;
+                                }
+                                if (tag_is(name, block_tags))
+                                        r = put_break(&b, '\n');
+                                else if (tag_is(name, cell_tags) && !closing)
+                                        r = put_break(&b, '\t');
+                                continue;
+                        }
+                        /* A lone '<' is text. */
+                }
+
+                if (*skip_until) {
+                        i++;
+                        continue;
+                }
+
+                if (c == '&') {
+                        unsigned cp;
+                        size_t l = html_entity(html + i + 1, n - i - 1, &cp);
+                        if (l > 0) {
+                                r = strbuf_put_utf8(&b, cp);
+                                i += 1 + l;
+                                continue;
+                        }
+                }
+
+                if (c == '\r' || c == '\n' || c == '\t' || c == '\f') {
+                        if (b.len > 0 && !isspace((unsigned char) b.data[b.len - 1]))
+                                r = strbuf_putc(&b, ' ');
+                        i++;
+                        continue;
+                }
+
+                /* Copy a run of plain text at once. */
+                size_t s = i;
+                while (i < n && html[i] != '<' && html[i] != '&' && html[i] != '\r' &&
+                       html[i] != '\n' && html[i] != '\t' && html[i] != '\f')
+                        i++;
+                if (i == s)
+                        i++;
+                r = strbuf_append(&b, html + s, i - s);
+        }
+        return finish(&b, r, ret, ret_len);
+}
+
+/* ---- folding ---- */
+
+/* U+00C0..U+017F without their accents; "" keeps the character. */
+static const char *const latin_fold[0x180 - 0xC0] = {
+        "A", "A", "A", "A", "A", "A", "AE", "C", "E", "E", "E", "E",
+        "I", "I", "I", "I", "D", "N", "O", "O", "O", "O", "O", "",
+        "O", "U", "U", "U", "U", "Y", "TH", "ss", "a", "a", "a", "a",
+        "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",
+        "d", "n", "o", "o", "o", "o", "o", "", "o", "u", "u", "u",
+        "u", "y", "th", "y", "A", "a", "A", "a", "A", "a", "C", "c",
+        "C", "c", "C", "c", "C", "c", "D", "d", "D", "d", "E", "e",
+        "E", "e", "E", "e", "E", "e", "E", "e", "G", "g", "G", "g",
+        "G", "g", "G", "g", "H", "h", "H", "h", "I", "i", "I", "i",
+        "I", "i", "I", "i", "I", "i", "IJ", "ij", "J", "j", "K", "k",
+        "k", "L", "l", "L", "l", "L", "l", "L", "l", "L", "l", "N",
+        "n", "N", "n", "N", "n", "", "N", "n", "O", "o", "O", "o",
+        "O", "o", "OE", "oe", "R", "r", "R", "r", "R", "r", "S", "s",
+        "S", "s", "S", "s", "S", "s", "T", "t", "T", "t", "T", "t",
+        "U", "u", "U", "u", "U", "u", "U", "u", "U", "u", "U", "u",
+        "W", "w", "Y", "y", "Y", "Z", "z", "Z", "z", "Z", "z", "s",
+};
+
+typedef enum FoldClass { FOLD_KEEP, FOLD_SPACE, FOLD_DROP, FOLD_NEWLINE } FoldClass;
+
+/* Maps a code point to its folded replacement (returned in buf) or a class. */
+static FoldClass fold_cp(unsigned cp, const char **ret) {
+        *ret = NULL;
+        switch (cp) {
+        case '\t': case '\v': case '\f': case 0xA0: case 0x1680: case 0x2000 ... 0x200A:
+        case 0x202F: case 0x205F: case 0x3000:
+                return FOLD_SPACE;
+        case '\r': case 0xAD: case 0x200B ... 0x200F: case 0x2060 ... 0x2064: case 0xFEFF:
+        case 0x180E: case 0x0300 ... 0x036F: case 0x202A ... 0x202E:
+        case 0x2066 ... 0x2069:
+                return FOLD_DROP;
+        case 0x2028: case 0x2029: case 0x85:
+                return FOLD_NEWLINE;
+        case 0x2018: case 0x2019: case 0x201A: case 0x201B: case 0x2032: case 0xB4: case 0x2BC:
+        case 0x60: case 0xFF07:
+                *ret = "'";
+                return FOLD_KEEP;
+        case 0x201C: case 0x201D: case 0x201E: case 0x201F: case 0xAB: case 0xBB: case 0x2033:
+        case 0x2039: case 0x203A:
+                *ret = "\"";
+                return FOLD_KEEP;
+        case 0x2010 ... 0x2015: case 0x2212: case 0xFE58: case 0xFE63: case 0xFF0D:
+                *ret = "-";
+                return FOLD_KEEP;
+        case 0x2026:
+                *ret = "...";
+                return FOLD_KEEP;
+        case 0xFB00: *ret = "ff"; return FOLD_KEEP;
+        case 0xFB01: *ret = "fi"; return FOLD_KEEP;
+        case 0xFB02: *ret = "fl"; return FOLD_KEEP;
+        }
+        if (cp >= 0xC0 && cp < 0x180 && *latin_fold[cp - 0xC0])
+                *ret = latin_fold[cp - 0xC0];
+        return FOLD_KEEP;
+}
+
+int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(max);
+        const unsigned char *p = (const unsigned char *) in;
+        bool pending_space = false;
+        unsigned newlines = 0;
+        int r = 0;
+
+        for (size_t i = 0; i < n && r >= 0;) {
+                unsigned cp;
+                size_t l = utf8_decode(p + i, n - i, &cp);
+                const char *rep;
+                FoldClass fc;
+
+                /* Fullwidth ASCII (U+FF01..U+FF5E) is a known obfuscation: read it as ASCII. */
+                if (cp >= 0xFF01 && cp <= 0xFF5E && cp != 0xFF07 && cp != 0xFF0D)
+                        cp -= 0xFEE0;
+
+                fc = cp == ' ' ? FOLD_SPACE : cp == '\n' ? FOLD_NEWLINE : cp == 0 ? FOLD_DROP
+                                                                                : fold_cp(cp, &rep);
+                i += l;
+                switch (fc) {
+                case FOLD_DROP:
+                        continue;
+                case FOLD_SPACE:
+                        pending_space = true;
+                        continue;
+                case FOLD_NEWLINE:
+                        newlines++;
+                        pending_space = false;
+                        continue;
+                case FOLD_KEEP:
+                        break;
+                }
+
+                if (newlines > 0 && b.len > 0)
+                        r = strbuf_append(&b, "\n\n", MIN(newlines, 2u));
+                else if (pending_space && b.len > 0)
+                        r = strbuf_putc(&b, ' ');
+                newlines = 0;
+                pending_space = false;
+                if (r < 0)
+                        break;
+                if (rep)
+                        r = strbuf_puts(&b, rep);
+                else if (cp < 0x80)
+                        r = strbuf_putc(&b, (char) cp);
+                else
+                        r = strbuf_put_utf8(&b, cp);
+        }
+        return finish(&b, r, ret, ret_len);
+}

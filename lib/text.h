@@ -1,0 +1,30 @@
+/* Text decoding: any declared charset to UTF-8, HTML to plain text, and the folding that makes
+ * matching case-, accent- and spacing-insensitive. Pure functions, callable from any thread.
+ * Every output is capped at `max` bytes (0 = no cap) and NUL-terminated; ret_len excludes the NUL. */
+#pragma once
+
+#include <stddef.h>
+
+/* Converts n bytes in `charset` (NULL or empty: us-ascii) to UTF-8. Invalid sequences become
+ * U+FFFD. ISO-8859-1 and US-ASCII labels are read as Windows-1252, as browsers do (mislabelled
+ * curly quotes and euro signs are common). Returns 0, 1 when the charset is unknown (the bytes
+ * were then read as UTF-8, else Windows-1252: a warning, not a failure), -E2BIG when the output
+ * was capped (still set), or -ENOMEM. */
+int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char **ret,
+                 size_t *ret_len);
+
+/* Returns a copy of in with every invalid UTF-8 sequence replaced by U+FFFD and NULs dropped. */
+int text_utf8_sanitize(const char *in, size_t n, size_t max, char **ret, size_t *ret_len);
+
+/* HTML to text: drops <head>, <style>, <script>, <title> and comments; <br> and block elements
+ * become line breaks, table cells tab-separated fields; named and numeric entities are decoded;
+ * attribute values (links) are dropped. Input and output UTF-8. Returns 0, -E2BIG, -ENOMEM. */
+int text_html_to_text(const char *html, size_t n, size_t max, char **ret, size_t *ret_len);
+
+/* Folds UTF-8 text for matching: accents removed (é → e, œ → oe), NBSP, narrow NBSP and other
+ * spaces → ' ', zero-width and soft-hyphen characters removed, typographic quotes and
+ * apostrophes → ' or ", dashes → '-', runs of blanks collapsed to one space, blanks around line
+ * breaks trimmed, three or more line breaks → two. Case is kept (patterns are caseless).
+ * ASCII letters and digits are never changed, so a code read from folded text is the code as
+ * written. Returns 0, -E2BIG, -ENOMEM. */
+int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len);
