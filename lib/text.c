@@ -46,9 +46,28 @@ invalid:
         return 1;
 }
 
+/* Length of s[0..n) without an incomplete UTF-8 sequence at its end. */
+static size_t utf8_complete_length(const char *s, size_t n) {
+        size_t i = n, need;
+
+        /* Walk back over at most 3 continuation bytes to the lead byte. */
+        while (i > 0 && n - i < 4 && ((unsigned char) s[i - 1] & 0xC0) == 0x80)
+                i--;
+        if (i == 0 || ((unsigned char) s[i - 1] & 0x80) == 0)
+                return n;
+        unsigned char lead = (unsigned char) s[i - 1];
+        need = (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 1;
+        return n - (i - 1) >= need ? n : i - 1;
+}
+
 static int finish(StrBuf *b, int r, char **ret, size_t *ret_len) {
         if (r == -ENOMEM)
                 return r;
+        /* A cap may cut a character in two: never hand out a broken sequence. */
+        if (b->truncated && b->data) {
+                b->len = utf8_complete_length(b->data, b->len);
+                b->data[b->len] = 0;
+        }
         if (strbuf_ensure(b) < 0)
                 return -ENOMEM;
         *ret = strbuf_take(b, ret_len);
@@ -320,8 +339,8 @@ static const char *const cell_tags[] = { "td", "th", NULL };
 static const char *const skip_tags[] = { "script", "style", "title", "head", "template", "xml", NULL };
 
 static int put_break(StrBuf *b, char c) {
-        /* Avoid piling up separators; folding collapses the rest. */
-        if (b->len > 0 && b->data[b->len - 1] == c)
+        /* No separator at the start, none piled up; folding collapses the rest. */
+        if (b->len == 0 || b->data[b->len - 1] == c)
                 return 0;
         return strbuf_putc(b, c);
 }

@@ -1,0 +1,183 @@
+/* text.c: charsets, HTML to text, folding. Table-driven; every decoder is also fed every
+ * prefix of its input (cut at each byte) and must return valid UTF-8 without reading past it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "macro.h"
+#include "text.h"
+
+static bool valid_utf8(const char *s, size_t n) {
+        char *copy = NULL;
+        size_t l;
+        bool ok;
+
+        /* Sanitizing valid UTF-8 changes nothing. */
+        if (text_utf8_sanitize(s, n, 0, &copy, &l) < 0)
+                return false;
+        ok = l == n && memcmp(copy, s, n) == 0;
+        free(copy);
+        return ok;
+}
+
+static void test_charsets(void **state) {
+        static const struct {
+                const char *charset, *in, *out;
+        } cases[] = {
+                { "utf-8", "caf\xc3\xa9", "café" },
+                { "UTF8", "ok", "ok" },
+                { "iso-8859-1", "caf\xe9", "café" },
+                { "ISO-8859-1", "\x93quoted\x94 \x80", "“quoted” €" }, /* read as windows-1252 */
+                { "windows-1252", "l\x92\x65quipe \x85", "l’equipe …" },
+                { "iso-8859-15", "\xa4 \xbd\x75vre", "€ œuvre" },
+                { "\"us-ascii\"", "plain", "plain" },
+                { "us-ascii", "caf\xc3\xa9", "café" },                /* mislabelled UTF-8 */
+                { "utf-8", "bad \xff byte", "bad \xef\xbf\xbd byte" }, /* U+FFFD */
+                { "utf-8", "over\xc0\xaflong", "over\xef\xbf\xbd\xef\xbf\xbdlong" },
+                { "utf-8", "trunc\xe2\x82", "trunc\xef\xbf\xbd\xef\xbf\xbd" },
+                { "koi8-r", "\xf0\xd2\xc9\xd7\xc5\xd4", "Привет" },  /* through iconv */
+                { NULL, "none", "none" },
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *out = NULL;
+                size_t len;
+                int r = text_to_utf8(cases[i].charset, cases[i].in, strlen(cases[i].in), 0, &out, &len);
+                assert_int_equal(r, 0);
+                assert_string_equal(out, cases[i].out);
+                assert_int_equal(len, strlen(cases[i].out));
+                free(out);
+        }
+}
+
+static void test_unknown_charset(void **state) {
+        char *out = NULL;
+        size_t len;
+
+        (void) state;
+        assert_int_equal(text_to_utf8("x-no-such-charset", "caf\xc3\xa9", 5, 0, &out, &len), 1);
+        assert_string_equal(out, "café");
+        free(out);
+        assert_int_equal(text_to_utf8("x-no-such-charset", "caf\xe9", 4, 0, &out, &len), 1);
+        assert_string_equal(out, "café");
+        free(out);
+}
+
+static void test_cap(void **state) {
+        char *out = NULL;
+        size_t len;
+
+        (void) state;
+        assert_int_equal(text_to_utf8("utf-8", "abcdefgh", 8, 4, &out, &len), -E2BIG);
+        assert_int_equal(len, 4);
+        assert_string_equal(out, "abcd");
+        free(out);
+        /* A cap inside a character drops the whole character. */
+        for (size_t cap = 1; cap <= 7; cap++) {
+                assert_int_equal(text_to_utf8("iso-8859-1", "\x80\x80\x80", 3, cap, &out, &len), -E2BIG);
+                assert_int_equal(len, cap / 3 * 3);
+                assert_true(valid_utf8(out, len));
+                free(out);
+        }
+}
+
+static void test_html(void **state) {
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "<p>Code&nbsp;: <b>AB12</b></p>", "Code\xc2\xa0: AB12\n" },
+                { "a<br>b<br/>c", "a\nb\nc" },
+                { "<table><tr><td>Code</td><td>X1</td></tr></table>", "Code\tX1\n" },
+                { "<style>.c{color:#112233}</style>ok", "ok" },
+                { "<head><title>T 123456</title></head><body>x</body>", "x\n" },
+                { "<script>var c='999999';</script>y", "y" },
+                { "<!-- 123456 -->z", "z" },
+                { "&eacute;&#233;&#xE9;&amp;&lt;&gt;&quot;", "ééé&<>\"" },
+                { "&unknown; & &", "&unknown; & &" },
+                { "&#128;", "€" },
+                { "<a href=\"https://x.example/?c=ABCD1234\">lien</a>", "lien" },
+                { "a <b title='x>y'>bold</b>", "a bold" },
+                { "line\r\nbreak", "line break" },
+                { "a < b", "a < b" },
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *out = NULL;
+                size_t len;
+                assert_int_equal(text_html_to_text(cases[i].in, strlen(cases[i].in), 0, &out, &len), 0);
+                assert_string_equal(out, cases[i].out);
+                free(out);
+        }
+}
+
+static void test_fold(void **state) {
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "Code spécifique", "Code specifique" },
+                { "CODE SPÉCIFIQUE", "CODE SPECIFIQUE" },
+                { "AB12\xc2\xa0" "CD34", "AB12 CD34" },          /* NBSP */
+                { "AB12\xe2\x80\xaf" "CD34", "AB12 CD34" },      /* narrow NBSP */
+                { "AB\xe2\x80\x8b" "12", "AB12" },               /* zero-width space */
+                { "AB\xc2\xad" "12", "AB12" },                   /* soft hyphen */
+                { "l\xe2\x80\x99" "equipe", "l'equipe" },
+                { "a\xe2\x80\x93" "b", "a-b" },
+                { "a  \t b", "a b" },
+                { "a \n\n\n\n b", "a\n\nb" },
+                { "  lead", "lead" },
+                { "cœur", "coeur" },
+                { "e\xcc\x81t\xc3\xa9", "ete" },                  /* NFD é */
+                { "\xef\xbc\xa1\xef\xbc\x91", "A1" },            /* fullwidth */
+                { "«code»", "\"code\"" },
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *out = NULL;
+                size_t len;
+                assert_int_equal(text_fold(cases[i].in, strlen(cases[i].in), 0, &out, &len), 0);
+                assert_string_equal(out, cases[i].out);
+                free(out);
+        }
+}
+
+/* Every prefix of tricky input decodes to valid UTF-8, within bounds (ASan checks the reads). */
+static void test_every_prefix(void **state) {
+        static const char *inputs[] = {
+                "<p>Caf\xc3\xa9 &eacute;&#x1F600; <td>x</td><!-- c --> &am",
+                "\xe2\x82\xac\xf0\x9f\x98\x80\xc3",
+                "<script>x</scr",
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(inputs); i++) {
+                size_t n = strlen(inputs[i]);
+                for (size_t k = 0; k <= n; k++) {
+                        char *buf = malloc(k ?: 1), *out, *utf8;
+                        size_t len, ulen;
+                        memcpy(buf, inputs[i], k);
+                        /* HTML input is UTF-8 (mime.c converts first): sanitize the cut prefix. */
+                        assert_true(text_utf8_sanitize(buf, k, 0, &utf8, &ulen) >= 0);
+                        assert_true(text_html_to_text(utf8, ulen, 0, &out, &len) >= 0);
+                        assert_true(valid_utf8(out, len));
+                        free(out);
+                        free(utf8);
+                        assert_true(text_fold(buf, k, 0, &out, &len) >= 0);
+                        assert_true(valid_utf8(out, len));
+                        free(out);
+                        assert_true(text_to_utf8("windows-1252", buf, k, 0, &out, &len) >= 0);
+                        assert_true(valid_utf8(out, len));
+                        free(out);
+                        free(buf);
+                }
+        }
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_charsets), cmocka_unit_test(test_unknown_charset),
+                cmocka_unit_test(test_cap),      cmocka_unit_test(test_html),
+                cmocka_unit_test(test_fold),     cmocka_unit_test(test_every_prefix),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
