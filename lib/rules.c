@@ -66,6 +66,7 @@ struct Rule {
         unsigned line;
         CodeKind kind;
         char **senders;
+        char **keywords;
         bool employer;
         Regex brand, subject, body;
         Regex *patterns;
@@ -83,6 +84,7 @@ struct Rules {
         Rule *rules;
         size_t n_rules;
         char **trusted_domains;
+        char **keywords;
         bool jit;
 };
 
@@ -104,6 +106,7 @@ static void rule_done(Rule *r) {
         free(r->id);
         free(r->file);
         strv_free(r->senders);
+        strv_free(r->keywords);
         regex_done(&r->brand);
         regex_done(&r->subject);
         regex_done(&r->body);
@@ -125,8 +128,13 @@ Rules *rules_free(Rules *r) {
                 rule_done(&r->rules[i]);
         free(r->rules);
         strv_free(r->trusted_domains);
+        strv_free(r->keywords);
         free(r);
         return NULL;
+}
+
+char *const *rules_search_keywords(const Rules *r) {
+        return r->keywords;
 }
 
 size_t rules_count(const Rules *r) {
@@ -259,6 +267,14 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                         if (!strv_contains(rule->senders, *d) && (r = strv_extend(&rule->senders, *d)) < 0)
                                 return r;
                 }
+        } else if (streq(key, "keywords")) {
+                _cleanup_strv_free_ char **l = NULL;
+                r = strv_split_comma(value, &l);
+                if (r < 0)
+                        return r;
+                STRV_FOREACH(k, l)
+                        if (!strv_contains_case(rule->keywords, *k) && (r = strv_extend(&rule->keywords, *k)) < 0)
+                                return r;
         } else if (streq(key, "employer")) {
                 if (parse_bool(value, &rule->employer) < 0)
                         return ini_file_error(f, col, "expected yes or no, got '%s'", value);
@@ -594,6 +610,10 @@ static int rules_add_file(Rules *rules, const char *path, char ***errors) {
                         if (!strv_contains(rules->trusted_domains, *d) &&
                             (r = strv_extend(&rules->trusted_domains, *d)) < 0)
                                 break;
+                STRV_FOREACH(w, l[rules->n_rules - 1].keywords)
+                        if (r >= 0 && !strv_contains_case(rules->keywords, *w) &&
+                            (r = strv_extend(&rules->keywords, *w)) < 0)
+                                break;
         }
         for (size_t i = 0; i < st.n_rules; i++)
                 rule_done(&st.rules[i]);
@@ -611,7 +631,8 @@ static Rules *rules_new(void) {
                 return NULL;
         r->jit = true;
         r->trusted_domains = calloc(1, sizeof(char *));
-        if (!r->trusted_domains)
+        r->keywords = calloc(1, sizeof(char *));
+        if (!r->trusted_domains || !r->keywords)
                 return rules_free(r);
         return r;
 }

@@ -29,6 +29,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Rules *, rules_free);
 size_t rules_count(const Rules *r) _pure_;
 /* Every sender domain some rule trusts (borrowed, valid while r lives). */
 char *const *rules_trusted_domains(const Rules *r) _pure_;
+/* Every `keywords =` literal of every rule (borrowed, valid while r lives): plain words that a
+ * message from a sender the rule does not trust must contain (in subject, sender name or body)
+ * for the rule to find anything there. Used to narrow an IMAP backfill with server-side SEARCH;
+ * matching itself never relies on them. */
+char *const *rules_search_keywords(const Rules *r) _pure_;
 /* True when the JIT compiled every pattern. */
 bool rules_jit(const Rules *r) _pure_;
 
