@@ -365,6 +365,7 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot open the database '%s': %s", m->config->database,
                                        error ?: strerror(-r));
+        store_set_otp_retention(m->store, (int64_t) m->config->otp_retention_days * 86400);
 
         r = sd_bus_open_user(&m->bus);
         if (r < 0)

@@ -319,6 +319,18 @@ static int parse_seconds(ParseState *st, const char *key, const char *value, voi
         return 0;
 }
 
+static int parse_days(ParseState *st, const char *key, const char *value, void *field) {
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(value, &end, 10);
+        if (!isdigit((unsigned char) value[0]) || errno || *end || v > 3650)
+                return key_error(st, key, "expected a number of days between 0 and 3650, got '%s'", value);
+        *(unsigned *) field = (unsigned) v;
+        return 0;
+}
+
 static int parse_tls(ParseState *st, const char *key, const char *value, void *field) {
         for (TlsMode m = 0; m < _TLS_MODE_MAX; m++)
                 if (strcaseeq(value, tls_modes[m])) {
@@ -416,6 +428,7 @@ static const KeyDef global_keys[] = {
         { "notify", parse_bool, offsetof(Config, notify) },
         { "notify_show_code", parse_bool, offsetof(Config, notify_show_code) },
         { "employer_domains", parse_domains, offsetof(Config, employer_domains) },
+        { "otp_retention", parse_days, offsetof(Config, otp_retention_days) },
 };
 
 static const KeyDef account_keys[] = {
@@ -573,6 +586,7 @@ int config_load(const char *path, Config **ret, char ***errors) {
                 return -ENOMEM;
         c->notify = true;
         c->notify_show_code = true;
+        c->otp_retention_days = STORE_OTP_RETENTION_DEFAULT_SEC / 86400;
 
         if (!path) {
                 r = config_default_path(&default_path);

@@ -53,6 +53,7 @@ typedef struct Config {
         bool notify;
         bool notify_show_code;
         char **employer_domains;
+        unsigned otp_retention_days; /* expired one-time codes are deleted after this */
         Account *accounts;
         size_t n_accounts;
 } Config;

@@ -1,10 +1,20 @@
-/* SQLite store. Error codes are mapped to -errno here only (table below); SQLite's own text
- * is kept for the message the caller prints.
+/* SQLite store. SQLite result codes are mapped to -errno here only (errno_from_sqlite());
+ * SQLite's own text is kept for the message the caller prints.
  *
  * Dedup is done by the database: codes are UNIQUE(kind, value), sightings UNIQUE(code,
  * message), messages UNIQUE(account, folder, uidvalidity, uid, source). A code is "new" when
  * its INSERT changed a row, or when it was known only from untrusted mail and now comes from a
- * trusted sender. */
+ * trusted sender, which also makes that message its shown source.
+ *
+ * Schema versions: migrations[v] takes a database from version v to v + 1, inside the one
+ * transaction that also sets user_version, with foreign keys off as SQLite's ALTER TABLE
+ * procedure asks. tests/data/store/schema-v<N>.sql keeps every released version as it was, and
+ * test-store migrates each of them to the current one.
+ *
+ * Readers open the file with SQLITE_OPEN_READONLY. In WAL mode a reader still needs the -shm
+ * file: when it is missing and the folder is not writable (a read-only mount, a backup copy),
+ * nobody can be writing the database, so it is opened immutable instead, unless a -wal file
+ * with content would then be ignored. */
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -13,15 +23,174 @@
 #include "store.h"
 #include "strbuf.h"
 
-#define STORE_BUSY_TIMEOUT_MS 5000
-#define OTP_LIFETIME_SEC (30 * 60)
+#define STORE_BUSY_TIMEOUT_MS 5000      /* a writer waits for another writer */
+#define STORE_READ_BUSY_TIMEOUT_MS 2000 /* a reader only waits for a writer in exclusive mode */
+#define STORE_APPLICATION_ID 0x616c6364 /* "alcd" in the header: an alcode database */
+
+/* The kinds a person holds one of at a time: a newer trusted one replaces the older. */
+static bool kind_supersedes(CodeKind k) {
+        return k == CODE_KIND_SPECIFIC || k == CODE_KIND_COMPANY || k == CODE_KIND_ACCESS ||
+               k == CODE_KIND_OTP;
+}
+
+/* Version 0 → 1. Once released, never edit a migration: add the next one. */
+#define SCHEMA_V1                                                                                  \
+        "CREATE TABLE messages ("                                                                  \
+        "  id INTEGER PRIMARY KEY,"                                                                \
+        "  account TEXT NOT NULL,"    /* '' for local files */                                     \
+        "  folder TEXT NOT NULL,"                                                                  \
+        "  uidvalidity INTEGER NOT NULL,"                                                          \
+        "  uid INTEGER NOT NULL,"                                                                  \
+        "  source TEXT NOT NULL,"     /* file path for local files, '' for IMAP */                 \
+        "  message_id TEXT,"                                                                       \
+        "  sender TEXT,"                                                                           \
+        "  sender_name TEXT,"                                                                      \
+        "  subject TEXT,"                                                                          \
+        "  date INTEGER NOT NULL,"                                                                 \
+        "  date_tz INTEGER NOT NULL," /* minutes east of UTC */                                    \
+        "  seen_at INTEGER NOT NULL,"                                                              \
+        "  UNIQUE (account, folder, uidvalidity, uid, source));"                                   \
+        "CREATE TABLE codes ("                                                                     \
+        "  id INTEGER PRIMARY KEY,"                                                                \
+        "  kind TEXT NOT NULL,"                                                                    \
+        "  value TEXT NOT NULL,"      /* canonical */                                              \
+        "  display TEXT NOT NULL,"    /* as written */                                             \
+        "  trusted INTEGER NOT NULL,"                                                              \
+        "  rule TEXT NOT NULL,"       /* name@version */                                           \
+        "  message INTEGER NOT NULL REFERENCES messages(id)," /* the source shown */               \
+        "  date INTEGER NOT NULL,"                                                                 \
+        "  date_tz INTEGER NOT NULL,"                                                              \
+        "  first_seen INTEGER NOT NULL,"                                                           \
+        "  last_seen INTEGER NOT NULL,"                                                            \
+        "  expires_at INTEGER,"                                                                    \
+        "  superseded INTEGER NOT NULL DEFAULT 0,"                                                 \
+        "  UNIQUE (kind, value));"                                                                 \
+        "CREATE INDEX codes_by_date ON codes (date DESC, id DESC);"                                \
+        "CREATE INDEX codes_by_kind ON codes (kind, date DESC, id DESC);"                          \
+        "CREATE INDEX codes_trusted ON codes (kind, date DESC, id DESC) WHERE trusted = 1;"        \
+        "CREATE INDEX codes_current ON codes (kind, date, id) WHERE superseded = 0;"               \
+        "CREATE INDEX codes_by_message ON codes (message);"                                        \
+        "CREATE INDEX codes_expiring ON codes (expires_at) WHERE expires_at IS NOT NULL;"          \
+        "CREATE TABLE sightings ("                                                                 \
+        "  code INTEGER NOT NULL REFERENCES codes(id) ON DELETE CASCADE,"                          \
+        "  message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"                    \
+        "  rule TEXT NOT NULL,"                                                                    \
+        "  trusted INTEGER NOT NULL,"                                                              \
+        "  PRIMARY KEY (code, message)) WITHOUT ROWID;"                                            \
+        "CREATE INDEX sightings_by_message ON sightings (message);"                                \
+        "CREATE TABLE cursors ("                                                                   \
+        "  account TEXT NOT NULL,"                                                                 \
+        "  folder TEXT NOT NULL,"                                                                  \
+        "  uidvalidity INTEGER NOT NULL,"                                                          \
+        "  last_uid INTEGER NOT NULL,"                                                             \
+        "  highest_modseq INTEGER NOT NULL DEFAULT 0,"                                             \
+        "  messages_seen INTEGER NOT NULL DEFAULT 0,"                                              \
+        "  updated_at INTEGER NOT NULL,"                                                           \
+        "  PRIMARY KEY (account, folder)) WITHOUT ROWID;"
+
+static const char *const migrations[] = {
+        SCHEMA_V1,
+};
+_Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration per schema version");
+
+/* RFC 3339 with the message's own offset ("2026-03-02T09:14:00+01:00", "…Z" for UTC), with
+ * SQLite's built-in functions only, so that the sqlite3 shell can run the same query. */
+#define SQL_RFC3339(t, tz)                                                                         \
+        "(strftime('%Y-%m-%dT%H:%M:%S', " t " + 60 * " tz ", 'unixepoch') || iif(" tz " = 0, 'Z',"  \
+        " printf('%s%02d:%02d', iif(" tz " < 0, '-', '+'), abs(" tz ") / 60, abs(" tz ") % 60)))"
+
+/* One JSON object per code, with DESIGN.md's members in its order. json_patch('{}', obj)
+ * applies obj as an RFC 7396 merge patch to an empty object, which drops its null members:
+ * absent fields are absent, not null. Local files carry "source" instead of the IMAP place;
+ * "expired" and "superseded" appear only when true. ?3 is the current time. */
+#define SQL_CODE_JSON                                                                              \
+        "json_patch('{}', json_object('id', c.id, 'kind', c.kind, 'value', c.value,"               \
+        " 'display', c.display, 'trusted', json(iif(c.trusted, 'true', 'false')),"                 \
+        " 'sender', m.sender, 'date', " SQL_RFC3339("c.date", "c.date_tz") ","                     \
+        " 'account', nullif(m.account, ''), 'folder', nullif(m.folder, ''),"                       \
+        " 'uid', iif(m.source = '', m.uid, NULL), 'uidvalidity', iif(m.source = '', m.uidvalidity, NULL)," \
+        " 'message_id', m.message_id, 'subject', m.subject, 'rule', c.rule,"                       \
+        " 'found_at', " SQL_RFC3339("c.first_seen", "0") ", 'source', nullif(m.source, ''),"       \
+        " 'expired', iif(c.expires_at <= ?3, json('true'), NULL),"                                 \
+        " 'superseded', iif(c.superseded, json('true'), NULL)))"
+
+/* Statements of the write path, prepared once per Store. */
+typedef enum StatementId {
+        STMT_MESSAGE,
+        STMT_CODE_INSERT,
+        STMT_CODE_UPGRADE,
+        STMT_CODE_SEEN,
+        STMT_SIGHTING,
+        STMT_CURSOR,
+        STMT_NEWEST_TRUSTED,
+        STMT_SUPERSEDE,
+        STMT_UNSUPERSEDE,
+        STMT_EXPIRED_ANY,
+        _STMT_MAX,
+} StatementId;
+
+static const char *const statement_sql[_STMT_MAX] = {
+        [STMT_MESSAGE] =
+                "INSERT INTO messages (account, folder, uidvalidity, uid, source, message_id,"
+                " sender, sender_name, subject, date, date_tz, seen_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                " ON CONFLICT (account, folder, uidvalidity, uid, source)"
+                " DO UPDATE SET seen_at = excluded.seen_at RETURNING id",
+        [STMT_CODE_INSERT] =
+                "INSERT INTO codes (kind, value, display, trusted, rule, message, date, date_tz,"
+                " first_seen, last_seen, expires_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)"
+                " ON CONFLICT (kind, value) DO NOTHING",
+        /* A trusted sighting of a code known only from untrusted mail becomes its source. */
+        [STMT_CODE_UPGRADE] =
+                "UPDATE codes SET trusted = 1, display = ?3, rule = ?4, message = ?5, date = ?6,"
+                " date_tz = ?7, expires_at = ?8"
+                " WHERE kind = ?1 AND value = ?2 AND trusted = 0",
+        [STMT_CODE_SEEN] =
+                "UPDATE codes SET last_seen = max(last_seen, ?3) WHERE kind = ?1 AND value = ?2 RETURNING id",
+        [STMT_SIGHTING] =
+                "INSERT INTO sightings (code, message, rule, trusted) VALUES (?1, ?2, ?3, ?4)"
+                " ON CONFLICT DO NOTHING",
+        [STMT_CURSOR] =
+                "INSERT INTO cursors (account, folder, uidvalidity, last_uid, highest_modseq,"
+                " messages_seen, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                " ON CONFLICT (account, folder) DO UPDATE SET"
+                " messages_seen = iif(uidvalidity = excluded.uidvalidity,"
+                "                     messages_seen + excluded.messages_seen, excluded.messages_seen),"
+                " uidvalidity = excluded.uidvalidity,"
+                " last_uid = excluded.last_uid,"
+                " highest_modseq = excluded.highest_modseq,"
+                " updated_at = excluded.updated_at",
+        [STMT_NEWEST_TRUSTED] =
+                "SELECT id, date FROM codes WHERE kind = ?1 AND trusted = 1"
+                " ORDER BY date DESC, id DESC LIMIT 1",
+        /* Everything older than the newest trusted code (?2 id, ?3 date) is superseded, the
+         * rest is not. Both touch only the rows that change (codes_current, codes_by_kind). */
+        [STMT_SUPERSEDE] =
+                "UPDATE codes SET superseded = 1"
+                " WHERE kind = ?1 AND superseded = 0 AND (date < ?3 OR (date = ?3 AND id < ?2))",
+        [STMT_UNSUPERSEDE] =
+                "UPDATE codes SET superseded = 0"
+                " WHERE kind = ?1 AND superseded = 1 AND (date > ?3 OR (date = ?3 AND id >= ?2))",
+        [STMT_EXPIRED_ANY] = "SELECT 1 FROM codes WHERE expires_at < ?1 LIMIT 1",
+};
 
 struct Store {
         sqlite3 *db;
         bool read_only;
+        int64_t otp_retention;
+        sqlite3_stmt *stmt[_STMT_MAX];
 };
 
 static int errno_from_sqlite(int rc) {
+        switch (rc) {
+        case SQLITE_READONLY_DIRECTORY:
+        case SQLITE_READONLY_CANTINIT:
+        case SQLITE_READONLY_CANTLOCK:
+                return -EROFS;
+        case SQLITE_CANTOPEN_ISDIR:
+                return -EISDIR;
+        }
         switch (rc & 0xff) {
         case SQLITE_OK:
         case SQLITE_DONE:
@@ -36,9 +205,8 @@ static int errno_from_sqlite(int rc) {
                 return -EROFS;
         case SQLITE_PERM:
         case SQLITE_AUTH:
+        case SQLITE_CANTOPEN: /* the file exists (checked before): its -wal/-shm cannot be opened */
                 return -EACCES;
-        case SQLITE_CANTOPEN:
-                return -ENOENT;
         case SQLITE_FULL:
                 return -ENOSPC;
         case SQLITE_CORRUPT:
@@ -88,80 +256,53 @@ int store_default_path(char **ret) {
         return r < 0 ? -ENOMEM : 0;
 }
 
-/* rfc3339(t, tz_minutes): the message date with its own offset, as DESIGN.md's JSON shows. */
-static void sql_rfc3339(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-        char buf[40];
-
-        if (argc < 1 || sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-                sqlite3_result_null(ctx);
-                return;
-        }
-        format_rfc3339(sqlite3_value_int64(argv[0]), argc > 1 ? sqlite3_value_int(argv[1]) : 0, buf,
-                       sizeof buf);
-        sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
-}
-
 static int exec(Store *s, const char *sql) {
         return errno_from_sqlite(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
 }
 
-static const char *const migrations[] = {
-        /* 0 → 1 */
-        "CREATE TABLE messages ("
-        "  id INTEGER PRIMARY KEY,"
-        "  account TEXT NOT NULL,"       /* '' for local files */
-        "  folder TEXT NOT NULL,"
-        "  uidvalidity INTEGER NOT NULL,"
-        "  uid INTEGER NOT NULL,"
-        "  source TEXT NOT NULL,"        /* file path for local files, '' for IMAP */
-        "  message_id TEXT,"
-        "  sender TEXT,"
-        "  sender_name TEXT,"
-        "  subject TEXT,"
-        "  date INTEGER NOT NULL,"
-        "  date_tz INTEGER NOT NULL,"
-        "  seen_at INTEGER NOT NULL,"
-        "  UNIQUE (account, folder, uidvalidity, uid, source));"
-        "CREATE TABLE codes ("
-        "  id INTEGER PRIMARY KEY,"
-        "  kind TEXT NOT NULL,"
-        "  value TEXT NOT NULL,"
-        "  display TEXT NOT NULL,"
-        "  trusted INTEGER NOT NULL,"
-        "  rule TEXT NOT NULL,"
-        "  message INTEGER NOT NULL REFERENCES messages(id),"
-        "  date INTEGER NOT NULL,"
-        "  date_tz INTEGER NOT NULL,"
-        "  first_seen INTEGER NOT NULL,"
-        "  last_seen INTEGER NOT NULL,"
-        "  expires_at INTEGER,"
-        "  UNIQUE (kind, value));"
-        "CREATE INDEX codes_by_date ON codes (date DESC, id DESC);"
-        "CREATE INDEX codes_by_kind ON codes (kind, trusted, date DESC, id DESC);"
-        "CREATE TABLE sightings ("
-        "  code INTEGER NOT NULL REFERENCES codes(id) ON DELETE CASCADE,"
-        "  message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
-        "  rule TEXT NOT NULL,"
-        "  trusted INTEGER NOT NULL,"
-        "  PRIMARY KEY (code, message)) WITHOUT ROWID;"
-        "CREATE INDEX sightings_by_message ON sightings (message);"
-        "CREATE TABLE cursors ("
-        "  account TEXT NOT NULL,"
-        "  folder TEXT NOT NULL,"
-        "  uidvalidity INTEGER NOT NULL,"
-        "  last_uid INTEGER NOT NULL,"
-        "  highest_modseq INTEGER NOT NULL DEFAULT 0,"
-        "  messages_seen INTEGER NOT NULL DEFAULT 0,"
-        "  updated_at INTEGER NOT NULL,"
-        "  PRIMARY KEY (account, folder)) WITHOUT ROWID;",
-};
+static int prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
+        return errno_from_sqlite(sqlite3_prepare_v2(s->db, sql, -1, ret, NULL));
+}
 
-static int user_version(Store *s, int *ret) {
+/* A statement of the write path, reset and unbound; the caller resets it after use. */
+static int statement(Store *s, StatementId id, sqlite3_stmt **ret) {
+        if (!s->stmt[id]) {
+                int rc = sqlite3_prepare_v3(s->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                            &s->stmt[id], NULL);
+                if (rc != SQLITE_OK)
+                        return errno_from_sqlite(rc);
+        }
+        (void) sqlite3_reset(s->stmt[id]);
+        (void) sqlite3_clear_bindings(s->stmt[id]);
+        *ret = s->stmt[id];
+        return 0;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
+        if (v)
+                (void) sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+        else
+                (void) sqlite3_bind_null(st, i);
+}
+
+/* Runs st to completion and resets it. */
+static int step_done(sqlite3_stmt *st) {
+        int rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                ;
+        (void) sqlite3_reset(st);
+        return errno_from_sqlite(rc);
+}
+
+/* Reads one integer pragma (user_version, application_id). */
+static int pragma_int(Store *s, const char *pragma, int *ret) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+        int r, rc;
 
-        if (rc != SQLITE_OK)
-                return errno_from_sqlite(rc);
+        r = prepare(s, pragma, &st);
+        if (r < 0)
+                return r;
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW)
                 return errno_from_sqlite(rc);
@@ -169,37 +310,94 @@ static int user_version(Store *s, int *ret) {
         return 0;
 }
 
-static int migrate(Store *s) {
-        int v, r;
+static int schema_is_empty(Store *s) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r, rc;
 
-        r = user_version(s, &v);
+        r = prepare(s, "SELECT count(*) FROM sqlite_schema", &st);
         if (r < 0)
                 return r;
-        if (v > STORE_SCHEMA_VERSION)
-                return -EPROTO;
-        if (v == STORE_SCHEMA_VERSION)
-                return 0;
-        if (s->read_only)
-                return -EROFS; /* an older schema: the daemon (a writer) must upgrade it first */
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        return sqlite3_column_int(st, 0) == 0;
+}
 
-        r = exec(s, "BEGIN IMMEDIATE");
+/* Keeps the first reason given for a failure (owned by the caller of store_open()). */
+static void set_reason(char **reason, const char *text) {
+        if (!*reason && text)
+                *reason = strdup(text);
+}
+
+/* Which schema the file holds: 0 for a new (empty) database, -EBADMSG with *reason when it
+ * is some other program's database, -EPROTO when it is newer than this program. */
+static int schema_version(Store *s, int *ret, char **reason) {
+        int version, app_id, r;
+
+        r = pragma_int(s, "PRAGMA user_version", &version);
+        if (r >= 0)
+                r = pragma_int(s, "PRAGMA application_id", &app_id);
+        if (r < 0)
+                return r;
+        if (app_id != STORE_APPLICATION_ID && (app_id != 0 || version != 0)) {
+                set_reason(reason, "not an alcode database");
+                return -EBADMSG;
+        }
+        if (version == 0) {
+                r = schema_is_empty(s);
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        set_reason(reason, "not an alcode database");
+                        return -EBADMSG;
+                }
+        }
+        if (version > STORE_SCHEMA_VERSION) {
+                set_reason(reason, "written by a newer version of alcode");
+                return -EPROTO;
+        }
+        *ret = version;
+        return 0;
+}
+
+static int migrate(Store *s, char **reason) {
+        char pragma[80];
+        int v, r;
+
+        /* SQLite's procedure for schema changes: foreign keys off outside the transaction,
+         * foreign_key_check before the COMMIT. */
+        r = exec(s, "PRAGMA foreign_keys = OFF");
+        if (r >= 0)
+                r = exec(s, "BEGIN IMMEDIATE");
         if (r < 0)
                 return r;
         /* Read again inside the write lock: another process may have migrated meanwhile. */
-        r = user_version(s, &v);
+        r = schema_version(s, &v, reason);
         for (; r >= 0 && v < STORE_SCHEMA_VERSION; v++) {
-                char pragma[64];
                 r = exec(s, migrations[v]);
                 if (r < 0)
-                        break;
-                (void) snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+                        set_reason(reason, sqlite3_errmsg(s->db));
+        }
+        if (r >= 0) {
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                r = prepare(s, "PRAGMA foreign_key_check", &st);
+                if (r >= 0 && sqlite3_step(st) == SQLITE_ROW) {
+                        set_reason(reason, "a migration broke a foreign key");
+                        r = -EBADMSG;
+                }
+        }
+        if (r >= 0) {
+                (void) snprintf(pragma, sizeof pragma, "PRAGMA application_id = %d; PRAGMA user_version = %d",
+                                STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
                 r = exec(s, pragma);
         }
-        if (r < 0) {
+        if (r >= 0)
+                r = exec(s, "COMMIT");
+        if (r < 0)
                 (void) exec(s, "ROLLBACK");
-                return r;
-        }
-        return exec(s, "COMMIT");
+        if (exec(s, "PRAGMA foreign_keys = ON") < 0 && r >= 0)
+                r = -EIO;
+        return r;
 }
 
 static int make_parent_dir(const char *path) {
@@ -212,74 +410,168 @@ static int make_parent_dir(const char *path) {
         if (!slash || slash == dir)
                 return 0;
         *slash = 0;
-        if (mkdir(dir, 0700) == 0 || errno == EEXIST)
-                return 0;
-        if (errno != ENOENT)
-                return -errno;
-        /* Parents (e.g. ~/.local/share) get the usual 0755; only our own folder is 0700. */
-        if (make_parent_dir(dir) < 0)
-                return -errno;
-        char *p = strrchr(dir, '/');
-        if (p && p != dir) {
+        /* Parents (~/.local/share) get the usual 0755 (less the umask); ours is 0700. */
+        for (char *p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
                 *p = 0;
-                (void) mkdir(dir, 0755);
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                        return -errno;
                 *p = '/';
         }
-        return mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : -errno;
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static bool file_exists(const char *path, const char *suffix, bool *ret_empty) {
+        _cleanup_free_ char *p = NULL;
+        struct stat st;
+
+        if (asprintf(&p, "%s%s", path, suffix) < 0 || stat(p, &st) < 0)
+                return false;
+        if (ret_empty)
+                *ret_empty = st.st_size == 0;
+        return true;
+}
+
+static bool dir_writable(const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+
+        if (!dir)
+                return false;
+        if (!slash)
+                return faccessat(AT_FDCWD, ".", W_OK, AT_EACCESS) == 0;
+        if (slash == dir)
+                slash[1] = 0;
+        else
+                *slash = 0;
+        return faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) == 0;
+}
+
+/* "file:" URI for path with ?immutable=1 (RFC 3986 percent-encoding). */
+static int immutable_uri(const char *path, char **ret) {
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(0);
+        int r = strbuf_puts(&b, "file:");
+
+        for (const unsigned char *p = (const unsigned char *) path; r >= 0 && *p; p++)
+                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                    strchr("/-._~", *p))
+                        r = strbuf_putc(&b, (char) *p);
+                else
+                        r = strbuf_printf(&b, "%%%02X", *p);
+        if (r >= 0)
+                r = strbuf_puts(&b, "?immutable=1");
+        if (r < 0)
+                return r;
+        *ret = strbuf_take(&b, NULL);
+        return 0;
+}
+
+static int open_read_only(Store *s, const char *path, char **reason) {
+        _cleanup_free_ char *uri = NULL;
+        struct stat st;
+        bool wal_empty = true;
+        int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, version, rc, r;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) < 0)
+                return -errno;
+        if (st.st_size == 0)
+                return -ENODATA;
+        if (!dir_writable(path) && !file_exists(path, "-shm", NULL)) {
+                if (file_exists(path, "-wal", &wal_empty) && !wal_empty) {
+                        set_reason(reason, "its folder is read-only and its -wal file holds changes "
+                                           "that need a -shm file to be read");
+                        return -EROFS;
+                }
+                r = immutable_uri(path, &uri);
+                if (r < 0)
+                        return r;
+                flags |= SQLITE_OPEN_URI;
+        }
+        rc = sqlite3_open_v2(uri ?: path, &s->db, flags, NULL);
+        if (rc != SQLITE_OK)
+                return errno_from_sqlite(rc);
+        (void) sqlite3_extended_result_codes(s->db, 1);
+        (void) sqlite3_busy_timeout(s->db, STORE_READ_BUSY_TIMEOUT_MS);
+
+        r = schema_version(s, &version, reason);
+        if (r < 0)
+                return r;
+        if (version == 0)
+                return -ENODATA;
+        if (version < STORE_SCHEMA_VERSION) {
+                set_reason(reason, "an older schema that alcoded upgrades when it starts");
+                return -ESTALE;
+        }
+        return 0;
+}
+
+static int open_read_write(Store *s, const char *path, bool create, char **reason) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        int version, rc, r;
+
+        if (create) {
+                r = make_parent_dir(path);
+                if (r < 0)
+                        return r;
+        }
+        /* Create it ourselves so that it is 0600 from the first byte; SQLite gives the -wal and
+         * -shm files the same mode. */
+        fd = open(path, O_RDWR | (create ? O_CREAT : 0) | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if ((st.st_mode & 077) != 0 && fchmod(fd, st.st_mode & 0700) < 0)
+                return -errno;
+
+        rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK)
+                return errno_from_sqlite(rc);
+        (void) sqlite3_extended_result_codes(s->db, 1);
+        (void) sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+
+        /* Refuse a foreign or newer database before anything writes to it. */
+        r = schema_version(s, &version, reason);
+        if (r < 0)
+                return r;
+        r = exec(s, "PRAGMA journal_mode = WAL");
+        if (r >= 0)
+                r = exec(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON");
+        if (r >= 0 && version < STORE_SCHEMA_VERSION)
+                r = migrate(s, reason);
+        return r;
 }
 
 int store_open(const char *path, StoreMode mode, Store **ret, char **ret_error) {
         _cleanup_(store_closep) Store *s = NULL;
-        int rc, r, flags;
+        _cleanup_free_ char *reason = NULL;
+        int r;
 
         if (ret_error)
                 *ret_error = NULL;
-        s = calloc(1, sizeof(Store));
+        s = malloc(sizeof(Store));
         if (!s)
                 return -ENOMEM;
-        s->read_only = mode == STORE_READ_ONLY;
+        *s = (Store) {
+                .read_only = mode == STORE_READ_ONLY,
+                .otp_retention = STORE_OTP_RETENTION_DEFAULT_SEC,
+        };
 
-        if (s->read_only) {
-                if (access(path, F_OK) < 0)
-                        return -errno;
-                flags = SQLITE_OPEN_READONLY;
-        } else {
-                int fd;
-
-                r = make_parent_dir(path);
-                if (r < 0)
-                        return r;
-                /* Create it ourselves so that it is 0600 from the first byte; SQLite gives the
-                 * -wal and -shm files the same mode. */
-                fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-                if (fd < 0)
-                        return -errno;
-                (void) close(fd);
-                flags = SQLITE_OPEN_READWRITE;
-        }
-
-        rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc != SQLITE_OK) {
-                if (ret_error && s->db)
-                        *ret_error = strdup(sqlite3_errmsg(s->db));
-                return errno_from_sqlite(rc);
-        }
-        sqlite3_extended_result_codes(s->db, 1);
-        (void) sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-        rc = sqlite3_create_function(s->db, "rfc3339", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-                                     sql_rfc3339, NULL, NULL);
-        if (rc != SQLITE_OK)
-                return errno_from_sqlite(rc);
-
-        r = exec(s, "PRAGMA foreign_keys = ON");
-        if (r >= 0 && !s->read_only)
-                r = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
-        if (r >= 0)
-                r = migrate(s);
+        r = s->read_only ? open_read_only(s, path, &reason)
+                         : open_read_write(s, path, mode == STORE_READ_WRITE, &reason);
         if (r < 0) {
+                if (!reason && s->db && sqlite3_errcode(s->db) != SQLITE_OK)
+                        set_reason(&reason, sqlite3_errmsg(s->db));
                 if (ret_error)
-                        *ret_error = strdup(r == -EPROTO ? "the database was written by a newer alcode"
-                                                         : sqlite3_errmsg(s->db));
+                        *ret_error = TAKE_PTR(reason);
                 return r;
         }
         *ret = TAKE_PTR(s);
@@ -289,9 +581,19 @@ int store_open(const char *path, StoreMode mode, Store **ret, char **ret_error) 
 Store *store_close(Store *s) {
         if (!s)
                 return NULL;
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(s->stmt[i]);
         (void) sqlite3_close(s->db);
         free(s);
         return NULL;
+}
+
+const char *store_last_error(Store *s) {
+        return sqlite3_errmsg(s->db);
+}
+
+void store_set_otp_retention(Store *s, int64_t seconds) {
+        s->otp_retention = MAX(seconds, (int64_t) 0);
 }
 
 static char *column_strdup(sqlite3_stmt *st, int i) {
@@ -299,31 +601,39 @@ static char *column_strdup(sqlite3_stmt *st, int i) {
         return t ? strdup((const char *) t) : NULL;
 }
 
-static int prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
-        return errno_from_sqlite(sqlite3_prepare_v2(s->db, sql, -1, ret, NULL));
-}
+/* Grows *list (of *alloc elements of size) to hold n + 1. */
+static int grow(void **list, size_t *alloc, size_t n, size_t size) {
+        void *l;
+        size_t a;
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
-        if (v)
-                (void) sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-        else
-                (void) sqlite3_bind_null(st, i);
-}
-
-static int step_done(sqlite3_stmt *st) {
-        int rc = sqlite3_step(st);
-        return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : errno_from_sqlite(rc);
-}
-
-static int add_new_code(StoredCode **list, size_t *n, const StoreBatch *b, const Message *m,
-                        const Code *c, int64_t id, int64_t date, int64_t now) {
-        StoredCode *l = reallocarray(*list, *n + 1, sizeof(StoredCode));
-        StoredCode sc = { .id = id, .kind = c->kind, .trusted = c->trusted, .date = date,
-                          .date_tz = m->date_tz, .found_at = now };
-
+        if (n < *alloc)
+                return 0;
+        a = MAX(*alloc * 2, (size_t) 16);
+        l = reallocarray(*list, a, size);
         if (!l)
                 return -ENOMEM;
         *list = l;
+        *alloc = a;
+        return 0;
+}
+
+typedef struct CommitState {
+        int64_t now;
+        bool touched[_CODE_KIND_MAX]; /* kinds whose supersession must be recomputed */
+        StoredCode *new_codes;        /* NULL when the caller does not want them */
+        size_t n_new, alloc_new;
+        bool want_new;
+} CommitState;
+
+static int add_new_code(CommitState *cs, const StoreBatch *b, const Message *m, const Code *c,
+                        int64_t id, int64_t date, int64_t expires_at) {
+        StoredCode sc = {
+                .id = id, .kind = c->kind, .trusted = c->trusted, .date = date, .date_tz = m->date_tz,
+                .found_at = cs->now, .expires_at = expires_at,
+        };
+
+        if (grow((void **) &cs->new_codes, &cs->alloc_new, cs->n_new, sizeof(StoredCode)) < 0)
+                return -ENOMEM;
         sc.value = strdup(c->value);
         sc.display = strdup(c->display ?: c->value);
         sc.sender = m->sender ? strdup(m->sender) : NULL;
@@ -336,165 +646,137 @@ static int add_new_code(StoredCode **list, size_t *n, const StoreBatch *b, const
                 stored_code_done(&sc);
                 return -ENOMEM;
         }
-        l[(*n)++] = sc;
+        cs->new_codes[cs->n_new++] = sc;
         return 0;
 }
 
-static int commit_message(Store *s, const StoreBatch *b, const Message *m, int64_t now,
-                          StoredCode **new_codes, size_t *n_new) {
-        _cleanup_stmt_ sqlite3_stmt *msg = NULL, *ins = NULL, *upd = NULL, *sight = NULL;
-        int64_t message_id, date = m->date > 0 ? m->date : now;
+static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Message *m,
+                       int64_t message_id, int64_t date, const Code *c) {
+        const char *kind = code_kind_to_string(c->kind);
+        int64_t expires_at = c->kind == CODE_KIND_OTP ? date + STORE_OTP_LIFETIME_SEC : 0;
+        sqlite3_stmt *st;
+        int64_t code_id;
+        bool is_new;
         int r, rc;
 
-        r = prepare(s,
-                    "INSERT INTO messages (account, folder, uidvalidity, uid, source, message_id,"
-                    " sender, sender_name, subject, date, date_tz, seen_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                    " ON CONFLICT (account, folder, uidvalidity, uid, source)"
-                    " DO UPDATE SET seen_at = excluded.seen_at RETURNING id",
-                    &msg);
-        if (r < 0)
-                return r;
-        (void) sqlite3_bind_text(msg, 1, b->account ?: "", -1, SQLITE_STATIC);
-        (void) sqlite3_bind_text(msg, 2, b->folder ?: "", -1, SQLITE_STATIC);
-        (void) sqlite3_bind_int64(msg, 3, m->ref.uidvalidity);
-        (void) sqlite3_bind_int64(msg, 4, m->ref.uid);
-        (void) sqlite3_bind_text(msg, 5, m->ref.source ?: "", -1, SQLITE_STATIC);
-        bind_text_or_null(msg, 6, m->message_id);
-        bind_text_or_null(msg, 7, m->sender);
-        bind_text_or_null(msg, 8, m->sender_name);
-        bind_text_or_null(msg, 9, m->subject);
-        (void) sqlite3_bind_int64(msg, 10, date);
-        (void) sqlite3_bind_int(msg, 11, m->date_tz);
-        (void) sqlite3_bind_int64(msg, 12, now);
-        rc = sqlite3_step(msg);
-        if (rc != SQLITE_ROW)
-                return errno_from_sqlite(rc);
-        message_id = sqlite3_column_int64(msg, 0);
+        if (!kind || isempty(c->value))
+                return 0;
 
-        r = prepare(s,
-                    "INSERT INTO codes (kind, value, display, trusted, rule, message, date, date_tz,"
-                    " first_seen, last_seen, expires_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)"
-                    " ON CONFLICT (kind, value) DO NOTHING",
-                    &ins);
+        r = statement(s, STMT_CODE_INSERT, &st);
         if (r < 0)
                 return r;
-        /* Known code: note the sighting; a trusted sighting upgrades an untrusted code and
-         * becomes its shown source. Returns a row only when it was upgraded. */
-        r = prepare(s,
-                    "UPDATE codes SET last_seen = ?3,"
-                    " message = iif(?4 > trusted, ?5, message),"
-                    " date = iif(?4 > trusted, ?6, date),"
-                    " date_tz = iif(?4 > trusted, ?7, date_tz),"
-                    " display = iif(?4 > trusted, ?8, display),"
-                    " rule = iif(?4 > trusted, ?9, rule),"
-                    " trusted = max(trusted, ?4)"
-                    " WHERE kind = ?1 AND value = ?2"
-                    " RETURNING id, (?4 > 0 AND message = ?5 AND first_seen < ?3 + 1) AS upgraded",
-                    &upd);
+        (void) sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        (void) sqlite3_bind_text(st, 2, c->value, -1, SQLITE_STATIC);
+        (void) sqlite3_bind_text(st, 3, c->display ?: c->value, -1, SQLITE_STATIC);
+        (void) sqlite3_bind_int(st, 4, c->trusted);
+        (void) sqlite3_bind_text(st, 5, strempty(c->rule), -1, SQLITE_STATIC);
+        (void) sqlite3_bind_int64(st, 6, message_id);
+        (void) sqlite3_bind_int64(st, 7, date);
+        (void) sqlite3_bind_int(st, 8, m->date_tz);
+        (void) sqlite3_bind_int64(st, 9, cs->now);
+        if (expires_at > 0)
+                (void) sqlite3_bind_int64(st, 10, expires_at);
+        r = step_done(st);
         if (r < 0)
                 return r;
-        r = prepare(s,
-                    "INSERT INTO sightings (code, message, rule, trusted) VALUES (?1, ?2, ?3, ?4)"
-                    " ON CONFLICT DO NOTHING",
-                    &sight);
+
+        if (sqlite3_changes(s->db) > 0) {
+                code_id = sqlite3_last_insert_rowid(s->db);
+                is_new = true;
+        } else {
+                is_new = false;
+                if (c->trusted) {
+                        r = statement(s, STMT_CODE_UPGRADE, &st);
+                        if (r < 0)
+                                return r;
+                        (void) sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+                        (void) sqlite3_bind_text(st, 2, c->value, -1, SQLITE_STATIC);
+                        (void) sqlite3_bind_text(st, 3, c->display ?: c->value, -1, SQLITE_STATIC);
+                        (void) sqlite3_bind_text(st, 4, strempty(c->rule), -1, SQLITE_STATIC);
+                        (void) sqlite3_bind_int64(st, 5, message_id);
+                        (void) sqlite3_bind_int64(st, 6, date);
+                        (void) sqlite3_bind_int(st, 7, m->date_tz);
+                        if (expires_at > 0)
+                                (void) sqlite3_bind_int64(st, 8, expires_at);
+                        r = step_done(st);
+                        if (r < 0)
+                                return r;
+                        is_new = sqlite3_changes(s->db) > 0;
+                }
+
+                r = statement(s, STMT_CODE_SEEN, &st);
+                if (r < 0)
+                        return r;
+                (void) sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+                (void) sqlite3_bind_text(st, 2, c->value, -1, SQLITE_STATIC);
+                (void) sqlite3_bind_int64(st, 3, cs->now);
+                rc = sqlite3_step(st);
+                code_id = sqlite3_column_int64(st, 0);
+                r = step_done(st);
+                if (rc != SQLITE_ROW)
+                        return r < 0 ? r : -EBADMSG; /* the conflicting row vanished */
+                if (r < 0)
+                        return r;
+        }
+
+        r = statement(s, STMT_SIGHTING, &st);
+        if (r < 0)
+                return r;
+        (void) sqlite3_bind_int64(st, 1, code_id);
+        (void) sqlite3_bind_int64(st, 2, message_id);
+        (void) sqlite3_bind_text(st, 3, strempty(c->rule), -1, SQLITE_STATIC);
+        (void) sqlite3_bind_int(st, 4, c->trusted);
+        r = step_done(st);
+        if (r < 0)
+                return r;
+
+        if (!is_new)
+                return 0;
+        cs->touched[c->kind] = true;
+        return cs->want_new ? add_new_code(cs, b, m, c, code_id, date, expires_at) : 0;
+}
+
+static int commit_message(Store *s, CommitState *cs, const StoreBatch *b, const Message *m) {
+        int64_t message_id, date = m->date > 0 ? m->date : cs->now;
+        sqlite3_stmt *st;
+        int r, rc;
+
+        r = statement(s, STMT_MESSAGE, &st);
+        if (r < 0)
+                return r;
+        (void) sqlite3_bind_text(st, 1, b->account ?: "", -1, SQLITE_STATIC);
+        (void) sqlite3_bind_text(st, 2, b->folder ?: "", -1, SQLITE_STATIC);
+        (void) sqlite3_bind_int64(st, 3, m->ref.uidvalidity);
+        (void) sqlite3_bind_int64(st, 4, m->ref.uid);
+        (void) sqlite3_bind_text(st, 5, m->ref.source ?: "", -1, SQLITE_STATIC);
+        bind_text_or_null(st, 6, m->message_id);
+        bind_text_or_null(st, 7, m->sender);
+        bind_text_or_null(st, 8, m->sender_name);
+        bind_text_or_null(st, 9, m->subject);
+        (void) sqlite3_bind_int64(st, 10, date);
+        (void) sqlite3_bind_int(st, 11, m->date_tz);
+        (void) sqlite3_bind_int64(st, 12, cs->now);
+        rc = sqlite3_step(st);
+        message_id = sqlite3_column_int64(st, 0);
+        r = step_done(st);
+        if (rc != SQLITE_ROW)
+                return r < 0 ? r : errno_from_sqlite(rc);
         if (r < 0)
                 return r;
 
         for (size_t i = 0; i < m->n_codes; i++) {
-                const Code *c = &m->codes[i];
-                const char *kind = code_kind_to_string(c->kind);
-                int64_t code_id;
-                bool is_new;
-
-                if (!kind || !c->value)
-                        continue;
-                (void) sqlite3_reset(ins);
-                (void) sqlite3_bind_text(ins, 1, kind, -1, SQLITE_STATIC);
-                (void) sqlite3_bind_text(ins, 2, c->value, -1, SQLITE_STATIC);
-                (void) sqlite3_bind_text(ins, 3, c->display ?: c->value, -1, SQLITE_STATIC);
-                (void) sqlite3_bind_int(ins, 4, c->trusted);
-                (void) sqlite3_bind_text(ins, 5, strempty(c->rule), -1, SQLITE_STATIC);
-                (void) sqlite3_bind_int64(ins, 6, message_id);
-                (void) sqlite3_bind_int64(ins, 7, date);
-                (void) sqlite3_bind_int(ins, 8, m->date_tz);
-                (void) sqlite3_bind_int64(ins, 9, now);
-                if (c->kind == CODE_KIND_OTP)
-                        (void) sqlite3_bind_int64(ins, 10, date + OTP_LIFETIME_SEC);
-                else
-                        (void) sqlite3_bind_null(ins, 10);
-                r = step_done(ins);
+                r = commit_code(s, cs, b, m, message_id, date, &m->codes[i]);
                 if (r < 0)
-                        return r;
-
-                if (sqlite3_changes(s->db) > 0) {
-                        code_id = sqlite3_last_insert_rowid(s->db);
-                        is_new = true;
-                } else {
-                        int64_t was_trusted;
-                        _cleanup_stmt_ sqlite3_stmt *q = NULL;
-
-                        /* Was it untrusted before this sighting? (read before the update) */
-                        r = prepare(s, "SELECT trusted FROM codes WHERE kind = ?1 AND value = ?2", &q);
-                        if (r < 0)
-                                return r;
-                        (void) sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC);
-                        (void) sqlite3_bind_text(q, 2, c->value, -1, SQLITE_STATIC);
-                        rc = sqlite3_step(q);
-                        if (rc != SQLITE_ROW)
-                                return errno_from_sqlite(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
-                        was_trusted = sqlite3_column_int64(q, 0);
-
-                        (void) sqlite3_reset(upd);
-                        (void) sqlite3_bind_text(upd, 1, kind, -1, SQLITE_STATIC);
-                        (void) sqlite3_bind_text(upd, 2, c->value, -1, SQLITE_STATIC);
-                        (void) sqlite3_bind_int64(upd, 3, now);
-                        (void) sqlite3_bind_int(upd, 4, c->trusted);
-                        (void) sqlite3_bind_int64(upd, 5, message_id);
-                        (void) sqlite3_bind_int64(upd, 6, date);
-                        (void) sqlite3_bind_int(upd, 7, m->date_tz);
-                        (void) sqlite3_bind_text(upd, 8, c->display ?: c->value, -1, SQLITE_STATIC);
-                        (void) sqlite3_bind_text(upd, 9, strempty(c->rule), -1, SQLITE_STATIC);
-                        rc = sqlite3_step(upd);
-                        if (rc != SQLITE_ROW)
-                                return errno_from_sqlite(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
-                        code_id = sqlite3_column_int64(upd, 0);
-                        while ((rc = sqlite3_step(upd)) == SQLITE_ROW)
-                                ;
-                        is_new = c->trusted && !was_trusted;
-                }
-
-                (void) sqlite3_reset(sight);
-                (void) sqlite3_bind_int64(sight, 1, code_id);
-                (void) sqlite3_bind_int64(sight, 2, message_id);
-                (void) sqlite3_bind_text(sight, 3, strempty(c->rule), -1, SQLITE_STATIC);
-                (void) sqlite3_bind_int(sight, 4, c->trusted);
-                r = step_done(sight);
-                if (r < 0)
-                        return r;
-
-                if (is_new && new_codes && (r = add_new_code(new_codes, n_new, b, m, c, code_id, date, now)) < 0)
                         return r;
         }
         return 0;
 }
 
 static int commit_cursor(Store *s, const StoreBatch *b, int64_t now) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        sqlite3_stmt *st;
         int r;
 
-        r = prepare(s,
-                    "INSERT INTO cursors (account, folder, uidvalidity, last_uid, highest_modseq,"
-                    " messages_seen, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                    " ON CONFLICT (account, folder) DO UPDATE SET"
-                    " messages_seen = iif(uidvalidity = excluded.uidvalidity,"
-                    "                     messages_seen + excluded.messages_seen, excluded.messages_seen),"
-                    " uidvalidity = excluded.uidvalidity,"
-                    " last_uid = excluded.last_uid,"
-                    " highest_modseq = excluded.highest_modseq,"
-                    " updated_at = excluded.updated_at",
-                    &st);
+        r = statement(s, STMT_CURSOR, &st);
         if (r < 0)
                 return r;
         (void) sqlite3_bind_text(st, 1, b->account, -1, SQLITE_STATIC);
@@ -507,10 +789,128 @@ static int commit_cursor(Store *s, const StoreBatch *b, int64_t now) {
         return step_done(st);
 }
 
+/* Marks the codes of kind older than its newest trusted code as superseded, and the others
+ * not (after a forget, the previous one comes back). */
+static int refresh_superseded(Store *s, CodeKind kind) {
+        const char *k = code_kind_to_string(kind);
+        int64_t newest_id = INT64_MIN, newest_date = INT64_MIN;
+        sqlite3_stmt *st;
+        int r;
+
+        if (!kind_supersedes(kind))
+                return 0;
+        r = statement(s, STMT_NEWEST_TRUSTED, &st);
+        if (r < 0)
+                return r;
+        (void) sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+                newest_id = sqlite3_column_int64(st, 0);
+                newest_date = sqlite3_column_int64(st, 1);
+        }
+        r = step_done(st);
+        if (r < 0)
+                return r;
+
+        for (StatementId id = STMT_SUPERSEDE; id <= STMT_UNSUPERSEDE; id++) {
+                r = statement(s, id, &st);
+                if (r < 0)
+                        return r;
+                (void) sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+                (void) sqlite3_bind_int64(st, 2, newest_id);
+                (void) sqlite3_bind_int64(st, 3, newest_date);
+                r = step_done(st);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int refresh_touched(Store *s, const bool touched[static _CODE_KIND_MAX]) {
+        for (CodeKind k = 0; k < _CODE_KIND_MAX; k++)
+                if (touched[k]) {
+                        int r = refresh_superseded(s, k);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
+/* Deletes the codes that `where` (SQL on table codes, one parameter ?1 = arg) selects, with
+ * their sightings and the messages left with no code, inside the caller's transaction.
+ * Returns the number of codes deleted. */
+static int delete_codes(Store *s, const char *where, int64_t arg) {
+        _cleanup_stmt_ sqlite3_stmt *sight = NULL, *codes = NULL, *msg = NULL;
+        _cleanup_free_ int64_t *messages = NULL;
+        _cleanup_free_ char *sql_sight = NULL, *sql_codes = NULL;
+        bool touched[_CODE_KIND_MAX] = {};
+        size_t n = 0, alloc = 0;
+        int r, rc, deleted = 0;
+
+        if (asprintf(&sql_sight, "DELETE FROM sightings WHERE code IN (SELECT id FROM codes WHERE %s)"
+                                 " RETURNING message", where) < 0 ||
+            asprintf(&sql_codes, "DELETE FROM codes WHERE %s RETURNING kind", where) < 0)
+                return -ENOMEM;
+
+        /* Sightings first, to learn which messages may be left without codes. */
+        r = prepare(s, sql_sight, &sight);
+        if (r < 0)
+                return r;
+        (void) sqlite3_bind_int64(sight, 1, arg);
+        while ((rc = sqlite3_step(sight)) == SQLITE_ROW) {
+                if (grow((void **) &messages, &alloc, n, sizeof(int64_t)) < 0)
+                        return -ENOMEM;
+                messages[n++] = sqlite3_column_int64(sight, 0);
+        }
+        if (rc != SQLITE_DONE)
+                return errno_from_sqlite(rc);
+
+        r = prepare(s, sql_codes, &codes);
+        if (r < 0)
+                return r;
+        (void) sqlite3_bind_int64(codes, 1, arg);
+        while ((rc = sqlite3_step(codes)) == SQLITE_ROW) {
+                CodeKind k = code_kind_from_string((const char *) sqlite3_column_text(codes, 0));
+                if (k >= 0)
+                        touched[k] = true;
+                deleted++;
+        }
+        if (rc != SQLITE_DONE)
+                return errno_from_sqlite(rc);
+
+        r = prepare(s, "DELETE FROM messages WHERE id = ?1"
+                       " AND NOT EXISTS (SELECT 1 FROM sightings WHERE message = ?1)"
+                       " AND NOT EXISTS (SELECT 1 FROM codes WHERE message = ?1)", &msg);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                (void) sqlite3_bind_int64(msg, 1, messages[i]);
+                r = step_done(msg);
+                if (r < 0)
+                        return r;
+        }
+        r = refresh_touched(s, touched);
+        return r < 0 ? r : deleted;
+}
+
+/* Deletes the codes expired before `before`; most commits find none and cost one probe. */
+static int purge_expired(Store *s, int64_t before) {
+        sqlite3_stmt *st;
+        bool any;
+        int r;
+
+        r = statement(s, STMT_EXPIRED_ANY, &st);
+        if (r < 0)
+                return r;
+        (void) sqlite3_bind_int64(st, 1, before);
+        any = sqlite3_step(st) == SQLITE_ROW;
+        r = step_done(st);
+        if (r < 0 || !any)
+                return r;
+        return delete_codes(s, "expires_at < ?1", before);
+}
+
 int store_commit(Store *s, const StoreBatch *b, StoredCode **ret_new, size_t *ret_n_new) {
-        StoredCode *new_codes = NULL;
-        size_t n_new = 0;
-        int64_t now = (int64_t) time(NULL);
+        CommitState cs = { .now = (int64_t) time(NULL), .want_new = ret_new };
         int r;
 
         if (s->read_only)
@@ -520,11 +920,18 @@ int store_commit(Store *s, const StoreBatch *b, StoredCode **ret_new, size_t *re
                 return r;
         for (size_t i = 0; i < b->n_messages && r >= 0; i++)
                 if (b->messages[i]->n_codes > 0)
-                        r = commit_message(s, b, b->messages[i], now, ret_new ? &new_codes : NULL, &n_new);
+                        r = commit_message(s, &cs, b, b->messages[i]);
+        if (r >= 0)
+                r = refresh_touched(s, cs.touched);
         if (r >= 0 && b->move_cursor && b->account && b->folder)
-                r = commit_cursor(s, b, now);
+                r = commit_cursor(s, b, cs.now);
+        if (r >= 0)
+                r = purge_expired(s, cs.now - s->otp_retention);
 #ifdef ALCODE_TEST_HOOKS
-        /* Fault injection: die between the inserts and the COMMIT that makes them durable. */
+        /* Fault injection between the inserts and the COMMIT that makes them durable: an error
+         * (rolled back) or a crash (the journal is left behind). */
+        if (r >= 0 && getenv("ALCODE_TEST_FAIL_BEFORE_COMMIT"))
+                r = -EIO;
         if (r >= 0 && getenv("ALCODE_TEST_CRASH_BEFORE_COMMIT"))
                 abort();
 #endif
@@ -532,12 +939,12 @@ int store_commit(Store *s, const StoreBatch *b, StoredCode **ret_new, size_t *re
                 r = exec(s, "COMMIT");
         if (r < 0) {
                 (void) exec(s, "ROLLBACK");
-                stored_codes_free(new_codes, n_new);
+                stored_codes_free(cs.new_codes, cs.n_new);
                 return r;
         }
         if (ret_new) {
-                *ret_new = new_codes;
-                *ret_n_new = n_new;
+                *ret_new = cs.new_codes;
+                *ret_n_new = cs.n_new;
         }
         return 0;
 }
@@ -566,36 +973,40 @@ int store_get_cursor(Store *s, const char *account, const char *folder, uint32_t
 }
 
 void store_cursors_free(StoreCursor *c, size_t n) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+                free(c[i].account);
                 free(c[i].folder);
+        }
         free(c);
 }
 
 int store_list_cursors(Store *s, const char *account, StoreCursor **ret, size_t *ret_n) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         StoreCursor *list = NULL;
-        size_t n = 0;
+        size_t n = 0, alloc = 0;
         int r, rc;
 
-        r = prepare(s, "SELECT folder, uidvalidity, last_uid, highest_modseq FROM cursors"
-                       " WHERE account = ?1 ORDER BY folder", &st);
+        r = prepare(s, "SELECT account, folder, uidvalidity, last_uid, highest_modseq, messages_seen,"
+                       " updated_at FROM cursors WHERE ?1 IS NULL OR account = ?1 ORDER BY account, folder",
+                    &st);
         if (r < 0)
                 return r;
-        (void) sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+        bind_text_or_null(st, 1, account);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                StoreCursor *l = reallocarray(list, n + 1, sizeof(StoreCursor));
-                if (!l) {
+                if (grow((void **) &list, &alloc, n, sizeof(StoreCursor)) < 0) {
                         store_cursors_free(list, n);
                         return -ENOMEM;
                 }
-                list = l;
                 list[n] = (StoreCursor) {
-                        .folder = column_strdup(st, 0),
-                        .uidvalidity = (uint32_t) sqlite3_column_int64(st, 1),
-                        .last_uid = (uint32_t) sqlite3_column_int64(st, 2),
-                        .highest_modseq = (uint64_t) sqlite3_column_int64(st, 3),
+                        .account = column_strdup(st, 0),
+                        .folder = column_strdup(st, 1),
+                        .uidvalidity = (uint32_t) sqlite3_column_int64(st, 2),
+                        .last_uid = (uint32_t) sqlite3_column_int64(st, 3),
+                        .highest_modseq = (uint64_t) sqlite3_column_int64(st, 4),
+                        .messages_seen = (uint64_t) sqlite3_column_int64(st, 5),
+                        .updated_at = sqlite3_column_int64(st, 6),
                 };
-                if (!list[n++].folder) {
+                if (!list[n].account || !list[n++].folder) {
                         store_cursors_free(list, n);
                         return -ENOMEM;
                 }
@@ -613,6 +1024,8 @@ int store_reset_cursors(Store *s, const char *account) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r;
 
+        if (s->read_only)
+                return -EROFS;
         r = prepare(s, "DELETE FROM cursors WHERE ?1 IS NULL OR account = ?1", &st);
         if (r < 0)
                 return r;
@@ -620,49 +1033,68 @@ int store_reset_cursors(Store *s, const char *account) {
         return step_done(st);
 }
 
-/* The WHERE clause shared by list and JSON queries; parameters ?1..?5. */
-#define FILTER_SQL                                                                                 \
-        " WHERE (?1 IS NULL OR c.kind = ?1) AND (?2 IS NULL OR m.account = ?2)"                    \
-        " AND (?3 = 0 OR c.trusted = 0) AND (?4 = 0 OR c.trusted = 1) AND (?5 = 0 OR c.id = ?5)"   \
-        " ORDER BY c.date DESC, c.id DESC LIMIT ?6"
+/* SELECT columns FROM codes c JOIN messages m WHERE <only the conditions f sets>, newest first.
+ * Conditions are left out rather than written "?1 IS NULL OR …", which would keep SQLite from
+ * using the indexes. Parameters: ?1 kind, ?2 account, ?3 now, ?4 id, ?5 limit. */
+static int filter_query(Store *s, const char *columns, const StoreFilter *f, sqlite3_stmt **ret) {
+        _cleanup_strbuf_ StrBuf sql = STRBUF_INIT(0);
+        sqlite3_stmt *st;
+        int r;
 
-#define SUPERSEDED_SQL                                                                             \
-        "EXISTS (SELECT 1 FROM codes n WHERE n.kind = c.kind AND n.trusted = 1"                    \
-        " AND (n.date > c.date OR (n.date = c.date AND n.id > c.id)))"
-
-static void bind_filter(sqlite3_stmt *st, const StoreFilter *f) {
-        bind_text_or_null(st, 1, f->kind >= 0 ? code_kind_to_string(f->kind) : NULL);
-        bind_text_or_null(st, 2, f->account);
-        (void) sqlite3_bind_int(st, 3, f->untrusted_only);
-        (void) sqlite3_bind_int(st, 4, f->trusted_only);
-        (void) sqlite3_bind_int64(st, 5, f->id);
-        (void) sqlite3_bind_int64(st, 6, f->limit > 0 ? (sqlite3_int64) f->limit : -1);
+        r = strbuf_printf(&sql, "SELECT %s FROM codes c JOIN messages m ON m.id = c.message WHERE 1", columns);
+        if (r >= 0 && f->kind >= 0)
+                r = strbuf_puts(&sql, " AND c.kind = ?1");
+        if (r >= 0 && f->account)
+                r = strbuf_puts(&sql, " AND m.account = ?2");
+        if (r >= 0 && f->untrusted_only)
+                r = strbuf_puts(&sql, " AND c.trusted = 0");
+        if (r >= 0 && f->trusted_only)
+                r = strbuf_puts(&sql, " AND c.trusted = 1");
+        if (r >= 0 && f->unexpired_only)
+                r = strbuf_puts(&sql, " AND (c.expires_at IS NULL OR c.expires_at > ?3)");
+        if (r >= 0 && f->id > 0)
+                r = strbuf_puts(&sql, " AND c.id = ?4");
+        if (r >= 0)
+                r = strbuf_puts(&sql, " ORDER BY c.date DESC, c.id DESC LIMIT ?5");
+        if (r < 0)
+                return r;
+        r = prepare(s, sql.data, &st);
+        if (r < 0)
+                return r;
+        /* Parameters the text does not use are simply out of range: ignore those binds. */
+        if (f->kind >= 0)
+                (void) sqlite3_bind_text(st, 1, code_kind_to_string(f->kind), -1, SQLITE_STATIC);
+        if (f->account)
+                (void) sqlite3_bind_text(st, 2, f->account, -1, SQLITE_STATIC);
+        (void) sqlite3_bind_int64(st, 3, (sqlite3_int64) time(NULL));
+        (void) sqlite3_bind_int64(st, 4, f->id);
+        (void) sqlite3_bind_int64(st, 5, f->limit > 0 ? (sqlite3_int64) f->limit : -1);
+        *ret = st;
+        return 0;
 }
 
 int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         StoredCode *list = NULL;
-        size_t n = 0;
+        size_t n = 0, alloc = 0;
+        int64_t now = (int64_t) time(NULL);
         int r, rc;
 
-        r = prepare(s,
-                    "SELECT c.id, c.kind, c.value, c.display, c.trusted, m.sender, m.sender_name,"
-                    " c.date, c.date_tz, m.account, m.folder, m.subject, c.first_seen,"
-                    " c.expires_at IS NOT NULL AND c.expires_at < unixepoch() AS expired, "
-                    SUPERSEDED_SQL " AS superseded"
-                    " FROM codes c JOIN messages m ON m.id = c.message" FILTER_SQL,
-                    &st);
+        r = filter_query(s,
+                         "c.id, c.kind, c.value, c.display, c.trusted, m.sender, m.sender_name, c.date,"
+                         " c.date_tz, m.account, m.folder, m.subject, c.first_seen, c.expires_at, c.superseded",
+                         f, &st);
         if (r < 0)
                 return r;
-        bind_filter(st, f);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                StoredCode *l = reallocarray(list, n + 1, sizeof(StoredCode));
-                if (!l) {
+                StoredCode *c;
+
+                if (grow((void **) &list, &alloc, n, sizeof(StoredCode)) < 0) {
                         stored_codes_free(list, n);
                         return -ENOMEM;
                 }
-                list = l;
-                list[n++] = (StoredCode) {
+                c = &list[n++];
+                *c = (StoredCode) {
                         .id = sqlite3_column_int64(st, 0),
                         .kind = code_kind_from_string((const char *) sqlite3_column_text(st, 1)),
                         .value = column_strdup(st, 2),
@@ -676,10 +1108,11 @@ int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) 
                         .folder = column_strdup(st, 10),
                         .subject = column_strdup(st, 11),
                         .found_at = sqlite3_column_int64(st, 12),
-                        .expired = sqlite3_column_int(st, 13),
+                        .expires_at = sqlite3_column_int64(st, 13),
                         .superseded = sqlite3_column_int(st, 14),
                 };
-                if (!list[n - 1].value || !list[n - 1].display || !list[n - 1].account || !list[n - 1].folder) {
+                c->expired = c->expires_at > 0 && c->expires_at <= now;
+                if (!c->value || !c->display || !c->account || !c->folder) {
                         stored_codes_free(list, n);
                         return -ENOMEM;
                 }
@@ -693,25 +1126,14 @@ int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) 
         return 0;
 }
 
-/* One JSON object per code, as DESIGN.md shows; local files carry "source" instead of the
- * IMAP location. */
-#define JSON_CODE_SQL                                                                              \
-        "json_object('id', c.id, 'kind', c.kind, 'value', c.value, 'display', c.display,"          \
-        " 'trusted', json(iif(c.trusted, 'true', 'false')), 'sender', m.sender,"                  \
-        " 'date', rfc3339(c.date, c.date_tz), 'account', nullif(m.account, ''),"                  \
-        " 'folder', nullif(m.folder, ''), 'uid', iif(m.source = '', m.uid, NULL),"                \
-        " 'uidvalidity', iif(m.source = '', m.uidvalidity, NULL), 'message_id', m.message_id,"     \
-        " 'subject', m.subject, 'rule', c.rule, 'found_at', rfc3339(c.first_seen, 0),"            \
-        " 'source', nullif(m.source, ''), 'expired', json(iif(c.expires_at IS NOT NULL AND"       \
-        " c.expires_at < unixepoch(), 'true', 'false')))"
-
+/* Writes column 0 of every row as a line. Returns the number of lines. */
 static int write_rows(sqlite3_stmt *st, FILE *out) {
         int rc, n = 0;
 
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                const unsigned char *line = sqlite3_column_text(st, 0);
-                if (line && fprintf(out, "%s\n", (const char *) line) < 0)
-                        return -EIO;
+                const char *line = (const char *) sqlite3_column_text(st, 0);
+                if (line && (fputs(line, out) < 0 || putc('\n', out) < 0))
+                        return negative_errno();
                 n++;
         }
         return rc == SQLITE_DONE ? n : errno_from_sqlite(rc);
@@ -721,16 +1143,27 @@ int store_write_json(Store *s, const StoreFilter *f, FILE *out) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r;
 
-        /* json_patch('{}', obj) applies obj as an RFC 7396 merge patch to an empty object,
-         * which drops its null members: absent fields are absent, not null. */
-        r = prepare(s,
-                    "SELECT json_patch('{}', " JSON_CODE_SQL ")"
-                    " FROM codes c JOIN messages m ON m.id = c.message" FILTER_SQL,
-                    &st);
+        r = filter_query(s, SQL_CODE_JSON, f, &st);
         if (r < 0)
                 return r;
-        bind_filter(st, f);
         return write_rows(st, out);
+}
+
+/* RFC 4180 field. A cell a spreadsheet would take for a formula (mail is hostile: a subject
+ * "=HYPERLINK(…)") is prefixed with an apostrophe, as OWASP advises for CSV exports. */
+static int write_csv_field(const char *v, FILE *out) {
+        bool quote, formula;
+
+        if (!v)
+                return 0;
+        quote = strpbrk(v, ",\"\r\n");
+        formula = v[0] && strchr("=+-@\t\r", v[0]);
+        if ((quote && putc('"', out) < 0) || (formula && putc('\'', out) < 0))
+                return negative_errno();
+        for (const char *p = v; *p; p++)
+                if ((*p == '"' && putc('"', out) < 0) || putc(*p, out) < 0)
+                        return negative_errno();
+        return quote && putc('"', out) < 0 ? negative_errno() : 0;
 }
 
 int store_write_csv(Store *s, FILE *out) {
@@ -738,38 +1171,29 @@ int store_write_csv(Store *s, FILE *out) {
         int r, rc;
 
         r = prepare(s,
-                    "SELECT c.id, c.kind, c.value, c.display, c.trusted, m.sender,"
-                    " rfc3339(c.date, c.date_tz), m.account, m.folder, m.uidvalidity, m.uid,"
-                    " m.message_id, m.subject, c.rule, rfc3339(c.first_seen, 0), m.source"
+                    "SELECT c.id, c.kind, c.value, c.display, iif(c.trusted, 'true', 'false'), m.sender, "
+                    SQL_RFC3339("c.date", "c.date_tz") ", m.account, m.folder,"
+                    " iif(m.source = '', m.uidvalidity, NULL), iif(m.source = '', m.uid, NULL),"
+                    " m.message_id, m.subject, c.rule, " SQL_RFC3339("c.first_seen", "0") ", m.source"
                     " FROM codes c JOIN messages m ON m.id = c.message ORDER BY c.date DESC, c.id DESC",
                     &st);
         if (r < 0)
                 return r;
-        fputs("id,kind,value,display,trusted,sender,date,account,folder,uidvalidity,uid,"
-              "message_id,subject,rule,found_at,source\r\n", out);
+        if (fputs("id,kind,value,display,trusted,sender,date,account,folder,uidvalidity,uid,"
+                  "message_id,subject,rule,found_at,source\r\n", out) < 0)
+                return negative_errno();
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 for (int i = 0; i < 16; i++) {
-                        const char *v = (const char *) sqlite3_column_text(st, i);
-                        if (i > 0)
-                                fputc(',', out);
-                        if (i == 4)
-                                v = sqlite3_column_int(st, i) ? "true" : "false";
-                        if (!v)
-                                continue;
-                        if (strpbrk(v, ",\"\r\n")) {
-                                fputc('"', out);
-                                for (const char *p = v; *p; p++) {
-                                        if (*p == '"')
-                                                fputc('"', out);
-                                        fputc(*p, out);
-                                }
-                                fputc('"', out);
-                        } else
-                                fputs(v, out);
+                        if (i > 0 && putc(',', out) < 0)
+                                return negative_errno();
+                        r = write_csv_field((const char *) sqlite3_column_text(st, i), out);
+                        if (r < 0)
+                                return r;
                 }
-                fputs("\r\n", out);
+                if (fputs("\r\n", out) < 0)
+                        return negative_errno();
         }
-        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+        return errno_from_sqlite(rc);
 }
 
 void store_sightings_free(StoreSighting *l, size_t n) {
@@ -787,7 +1211,7 @@ void store_sightings_free(StoreSighting *l, size_t n) {
 int store_list_sightings(Store *s, int64_t code_id, StoreSighting **ret, size_t *ret_n) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         StoreSighting *list = NULL;
-        size_t n = 0;
+        size_t n = 0, alloc = 0;
         int r, rc;
 
         r = prepare(s,
@@ -800,25 +1224,30 @@ int store_list_sightings(Store *s, int64_t code_id, StoreSighting **ret, size_t 
                 return r;
         (void) sqlite3_bind_int64(st, 1, code_id);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                StoreSighting *l = reallocarray(list, n + 1, sizeof(StoreSighting));
-                if (!l) {
+                StoreSighting *g;
+
+                if (grow((void **) &list, &alloc, n, sizeof(StoreSighting)) < 0) {
                         store_sightings_free(list, n);
                         return -ENOMEM;
                 }
-                list = l;
-                l[n] = (StoreSighting) {
-                        .account = column_strdup(st, 0), .folder = column_strdup(st, 1),
-                        .source = column_strdup(st, 2), .uidvalidity = (uint32_t) sqlite3_column_int64(st, 3),
-                        .uid = (uint32_t) sqlite3_column_int64(st, 4), .message_id = column_strdup(st, 5),
-                        .sender = column_strdup(st, 6), .date = sqlite3_column_int64(st, 7),
-                        .date_tz = sqlite3_column_int(st, 8), .rule = column_strdup(st, 9),
+                g = &list[n++];
+                *g = (StoreSighting) {
+                        .account = column_strdup(st, 0),
+                        .folder = column_strdup(st, 1),
+                        .source = column_strdup(st, 2),
+                        .uidvalidity = (uint32_t) sqlite3_column_int64(st, 3),
+                        .uid = (uint32_t) sqlite3_column_int64(st, 4),
+                        .message_id = column_strdup(st, 5),
+                        .sender = column_strdup(st, 6),
+                        .date = sqlite3_column_int64(st, 7),
+                        .date_tz = sqlite3_column_int(st, 8),
+                        .rule = column_strdup(st, 9),
                         .trusted = sqlite3_column_int(st, 10),
                 };
-                if (!l[n].account || !l[n].folder || !l[n].source || !l[n].rule) {
-                        store_sightings_free(list, n + 1);
+                if (!g->account || !g->folder || !g->source || !g->rule) {
+                        store_sightings_free(list, n);
                         return -ENOMEM;
                 }
-                n++;
         }
         if (rc != SQLITE_DONE) {
                 store_sightings_free(list, n);
@@ -830,30 +1259,23 @@ int store_list_sightings(Store *s, int64_t code_id, StoreSighting **ret, size_t 
 }
 
 int store_forget(Store *s, int64_t id) {
-        int r, changes;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
 
         if (s->read_only)
                 return -EROFS;
         r = exec(s, "BEGIN IMMEDIATE");
         if (r < 0)
                 return r;
-        r = prepare(s, "DELETE FROM codes WHERE id = ?1", &st);
-        if (r >= 0) {
-                (void) sqlite3_bind_int64(st, 1, id);
-                r = step_done(st);
-        }
-        changes = sqlite3_changes(s->db);
-        if (r >= 0)
-                r = exec(s, "DELETE FROM messages WHERE id NOT IN (SELECT message FROM sightings)"
-                            " AND id NOT IN (SELECT message FROM codes)");
-        if (r >= 0 && changes == 0)
+        r = delete_codes(s, "id = ?1", id);
+        if (r == 0)
                 r = -ENOENT;
+        if (r >= 0)
+                r = exec(s, "COMMIT");
         if (r < 0) {
                 (void) exec(s, "ROLLBACK");
                 return r;
         }
-        return exec(s, "COMMIT");
+        return 0;
 }
 
 int store_account_stats(Store *s, const char *account, uint64_t *ret_messages, uint64_t *ret_codes,
@@ -884,18 +1306,17 @@ int store_json_for_message(const Message *m, FILE *out) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int rc, r = 0;
 
+        if (m->n_codes == 0)
+                return 0;
         rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_create_function(db, "rfc3339", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-                                             NULL, sql_rfc3339, NULL, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v2(
                         db,
                         "SELECT json_patch('{}', json_object("
                         " 'kind', ?1, 'value', ?2, 'display', ?3, 'trusted', json(iif(?4, 'true', 'false')),"
-                        " 'sender', ?5, 'date', iif(?6 > 0, rfc3339(?6, ?7), NULL), 'message_id', ?8,"
-                        " 'subject', ?9, 'rule', ?10, 'source', ?11, 'account', ?12, 'folder', ?13,"
-                        " 'uid', ?14, 'uidvalidity', ?15))",
+                        " 'sender', ?5, 'date', iif(?6 > 0, " SQL_RFC3339("?6", "?7") ", NULL),"
+                        " 'account', ?12, 'folder', ?13, 'uid', ?14, 'uidvalidity', ?15,"
+                        " 'message_id', ?8, 'subject', ?9, 'rule', ?10, 'source', ?11))",
                         -1, &st, NULL);
         for (size_t i = 0; rc == SQLITE_OK && i < m->n_codes && r >= 0; i++) {
                 const Code *c = &m->codes[i];

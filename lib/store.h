@@ -1,8 +1,16 @@
 /* The code store: one SQLite file (WAL, foreign keys, busy timeout), schema versioned with
- * PRAGMA user_version and migrated forward on open. Writers (the daemon, `scan --store`) commit
- * a StoreBatch in one transaction: the messages, their codes (deduplicated by UNIQUE
- * constraints, never SELECT-then-INSERT) and the folder cursor that covers them, so that a
- * crash replays and never skips. Readers (the CLI) open it read-only and never block writers.
+ * PRAGMA user_version and migrated forward on open by writers. Writers (the daemon, `scan
+ * --store`) commit a StoreBatch in one transaction: the messages, their codes (deduplicated by
+ * UNIQUE constraints, never SELECT-then-INSERT) and the folder cursor that covers them, so that
+ * a crash replays and never skips. Readers (the CLI) open it read-only and never block writers.
+ *
+ * Code lifecycle, kept by the writer so that readers only read columns:
+ * - `otp` codes carry an expiry (the message date + STORE_OTP_LIFETIME_SEC); they are shown as
+ *   expired afterwards and deleted once expired for longer than the OTP retention.
+ * - For the kinds a person holds one of at a time (specific, company, access, otp), the newest
+ *   trusted code supersedes every older code of its kind: both are kept, the older is marked.
+ *   Request and file numbers name different requests and never supersede each other.
+ *
  * A Store belongs to one thread. */
 #pragma once
 
@@ -17,19 +25,34 @@ typedef struct Store Store;
 typedef enum StoreMode {
         STORE_READ_ONLY,
         STORE_READ_WRITE, /* creates the file (0600) and its folder (0700) when missing */
+        STORE_READ_WRITE_EXISTING, /* read-write, -ENOENT when missing (alcode forget) */
 } StoreMode;
 
+/* The schema this program writes; store.c holds one migration per earlier version. */
 #define STORE_SCHEMA_VERSION 1
 
-/* Opens path. Errors: -ENOENT (missing, read-only mode), -EROFS/-EACCES (cannot write),
- * -EPROTO (newer schema than this program), -EBADMSG (not a database / corrupt), -EBUSY
- * (locked beyond the busy timeout). ret_error (may be NULL) gets SQLite's text. */
+#define STORE_OTP_LIFETIME_SEC (30 * 60)
+#define STORE_OTP_RETENTION_DEFAULT_SEC (7 * 86400)
+
+/* Opens path. Errors: -ENOENT (missing, read-only mode), -EACCES (not readable, or not writable
+ * in read-write mode), -EROFS (read-only file system or file in read-write mode), -EISDIR,
+ * -EPROTO (newer schema than this program), -ENODATA (read-only: an empty file, no schema yet),
+ * -ESTALE (read-only: an older schema that a writer must migrate first), -EBADMSG (not a
+ * database, or damaged), -EBUSY (locked beyond the busy timeout). ret_error (may be NULL) gets
+ * a text for the user (SQLite's own when there is one), owned by the caller. */
 int store_open(const char *path, StoreMode mode, Store **ret, char **ret_error);
 Store *store_close(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
 
+/* SQLite's text for the last failure on s (valid until the next call on s). */
+const char *store_last_error(Store *s);
+
 /* The default path: $XDG_DATA_HOME/alcode/alcode.db or ~/.local/share/alcode/alcode.db. */
 int store_default_path(char **ret);
+
+/* How long an expired otp code is kept before a commit deletes it (0: as soon as it expires).
+ * Default STORE_OTP_RETENTION_DEFAULT_SEC. */
+void store_set_otp_retention(Store *s, int64_t seconds);
 
 /* What one commit covers: the messages of one folder (or of local files: account and folder
  * NULL), and the cursor position they bring the folder to. */
@@ -52,36 +75,42 @@ typedef struct StoredCode {
         char *value;
         char *display;
         bool trusted;
-        char *sender;
-        char *sender_name;
-        int64_t date;     /* of the message that brought it */
+        char *sender;      /* or NULL */
+        char *sender_name; /* or NULL */
+        int64_t date;      /* of the message that brought it */
         int date_tz;
-        char *account;
-        char *folder;
-        char *subject;
+        char *account;     /* "" for local files */
+        char *folder;      /* "" for local files */
+        char *subject;     /* or NULL */
         int64_t found_at;
+        int64_t expires_at; /* 0: does not expire */
         bool expired;
-        bool superseded;  /* a newer trusted code of the same kind exists */
+        bool superseded;   /* a newer trusted code of the same kind exists */
 } StoredCode;
 
 void stored_code_done(StoredCode *c);
 void stored_codes_free(StoredCode *c, size_t n);
 
-/* Commits b in one transaction. ret_new (may be NULL) receives the codes that were not in the
- * store before (for notification). Returns 0, or -errno with the store unchanged. */
+/* Commits b in one transaction, then deletes otp codes expired beyond the retention.
+ * ret_new (may be NULL) receives the codes that were not in the store before, or were known
+ * only from untrusted mail and now come from a trusted sender (for notification). Returns 0,
+ * or -errno with the store unchanged. */
 int store_commit(Store *s, const StoreBatch *b, StoredCode **ret_new, size_t *ret_n_new);
 
 /* Folder cursor: 0 and *ret_* set, or -ENOENT when the folder was never synced. */
 int store_get_cursor(Store *s, const char *account, const char *folder, uint32_t *ret_uidvalidity,
                      uint32_t *ret_last_uid, uint64_t *ret_highest_modseq);
 typedef struct StoreCursor {
+        char *account;
         char *folder;
         uint32_t uidvalidity;
         uint32_t last_uid;
         uint64_t highest_modseq;
+        uint64_t messages_seen;
+        int64_t updated_at;
 } StoreCursor;
 
-/* Every folder cursor of account. */
+/* Every folder cursor of account (NULL: of every account), by account then folder. */
 int store_list_cursors(Store *s, const char *account, StoreCursor **ret, size_t *ret_n);
 void store_cursors_free(StoreCursor *c, size_t n);
 
@@ -93,6 +122,7 @@ typedef struct StoreFilter {
         const char *account; /* NULL: any */
         bool untrusted_only;
         bool trusted_only;
+        bool unexpired_only;
         int64_t id;          /* > 0: only this one */
         size_t limit;        /* 0: no limit */
 } StoreFilter;
@@ -102,9 +132,11 @@ typedef struct StoreFilter {
 /* Codes matching f, newest first. */
 int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n);
 /* Writes matching codes as JSON Lines (one object per line, per DESIGN.md) to out, built by
- * SQLite's JSON functions. Returns the number written. */
+ * SQLite's JSON functions. Returns the number written, or -errno (of the failed write, when
+ * writing to out failed: ferror(out) tells). */
 int store_write_json(Store *s, const StoreFilter *f, FILE *out);
-/* CSV export of every code with provenance (RFC 4180 quoting). */
+/* CSV export of every code with provenance (RFC 4180 quoting; cells a spreadsheet would run
+ * as formulas get a leading apostrophe). Errors as store_write_json(). */
 int store_write_csv(Store *s, FILE *out);
 /* One message a code was seen in (full provenance for `alcode show`). */
 typedef struct StoreSighting {
