@@ -1,8 +1,12 @@
 /* alcode: the companion CLI. Options may come before or after the verb (getopt permutes);
- * the first non-option argument is the verb, the rest its arguments. */
+ * the first non-option argument is the verb, the rest its arguments.
+ *
+ * This file is linked into both `alcode` and `alcode-full` (see cli.h): a verb whose function
+ * is not linked in (NULL, weak) is run by executing alcode-full with the same arguments. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <unistd.h>
 
 #include "build-config.h"
@@ -68,6 +72,25 @@ static bool verb_accepts(const Verb *v, const char *opt) {
         return false;
 }
 
+/* Runs alcode-full: next to this binary in a build tree, else where it is installed. */
+static int exec_full(const char *verb, char *argv[]) {
+#ifndef ALCODE_CLI_FULL
+        _cleanup_free_ char *self = realpath("/proc/self/exe", NULL), *sibling = NULL;
+        char *slash = self ? strrchr(self, '/') : NULL;
+
+        if (slash && asprintf(&sibling, "%.*s/alcode-full", (int) (slash - self), self) >= 0 &&
+            access(sibling, X_OK) == 0)
+                (void) execv(sibling, argv);
+        (void) execv(ALCODE_LIBEXEC_DIR "/alcode-full", argv);
+        fprintf(stderr, _("alcode %s: cannot run '%s': %s\n"), verb, ALCODE_LIBEXEC_DIR "/alcode-full",
+                strerror(errno));
+#else
+        (void) argv;
+        fprintf(stderr, _("alcode: command '%s' is not built in.\n"), verb);
+#endif
+        return EXIT_BAD_INPUT;
+}
+
 int main(int argc, char *argv[]) {
         enum { ARG_DB = 0x100, ARG_JSON, ARG_CSV, ARG_STORE, ARG_EXPLAIN, ARG_UNTRUSTED, ARG_KIND, ARG_ACCOUNT };
         static const struct option options[] = {
@@ -84,26 +107,40 @@ int main(int argc, char *argv[]) {
                 { "version", no_argument, NULL, 'V' },
                 {},
         };
-        const char *used[16];
+        _cleanup_free_ char **original = NULL;
+        const char *used[ELEMENTSOF(options)];
         size_t n_used = 0;
         const Verb *verb = NULL;
+        const char *no_color = getenv("NO_COLOR");
         int c;
 
         log_setup("alcode");
         i18n_setup();
         (void) signal(SIGPIPE, SIG_IGN);
+        /* One thread: no stdio locking around each of the many writes of a long table. */
+        (void) __fsetlocking(stdout, FSETLOCKING_BYCALLER);
+
+        /* getopt permutes argv; alcode-full gets the arguments as they were given. */
+        original = calloc(argc + 1, sizeof(char *));
+        if (!original) {
+                (void) log_oom();
+                return EXIT_FAILURE;
+        }
+        memcpy(original, argv, argc * sizeof(char *));
 
         while ((c = getopt_long(argc, argv, "c:hV", options, NULL)) >= 0) {
+                const char *verb_option = NULL;
+
                 switch (c) {
                 case ARG_DB: arg_db = optarg; break;
                 case 'c': arg_config = optarg; break;
                 case ARG_JSON: arg_json = true; break;
-                case ARG_CSV: arg_csv = true; used[n_used++] = "csv"; break;
-                case ARG_STORE: arg_store = true; used[n_used++] = "store"; break;
-                case ARG_EXPLAIN: arg_explain = true; used[n_used++] = "explain"; break;
-                case ARG_UNTRUSTED: arg_untrusted = true; used[n_used++] = "untrusted"; break;
-                case ARG_KIND: arg_kind = optarg; used[n_used++] = "kind"; break;
-                case ARG_ACCOUNT: arg_account = optarg; used[n_used++] = "account"; break;
+                case ARG_CSV: arg_csv = true; verb_option = "csv"; break;
+                case ARG_STORE: arg_store = true; verb_option = "store"; break;
+                case ARG_EXPLAIN: arg_explain = true; verb_option = "explain"; break;
+                case ARG_UNTRUSTED: arg_untrusted = true; verb_option = "untrusted"; break;
+                case ARG_KIND: arg_kind = optarg; verb_option = "kind"; break;
+                case ARG_ACCOUNT: arg_account = optarg; verb_option = "account"; break;
                 case 'h':
                         help();
                         return 0;
@@ -114,8 +151,8 @@ int main(int argc, char *argv[]) {
                         fprintf(stderr, _("Try 'alcode --help'.\n"));
                         return EXIT_BAD_INPUT;
                 }
-                if (n_used >= ELEMENTSOF(used))
-                        n_used--;
+                if (verb_option && n_used < ELEMENTSOF(used))
+                        used[n_used++] = verb_option;
         }
         if (optind >= argc) {
                 help();
@@ -133,7 +170,11 @@ int main(int argc, char *argv[]) {
                         fprintf(stderr, _("alcode %s: option --%s does not apply here.\n"), verb->name, used[i]);
                         return EXIT_BAD_INPUT;
                 }
-        arg_color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && !arg_json &&
+        if (!verb->run)
+                return exec_full(verb->name, original);
+
+        /* https://no-color.org: set and not empty. */
+        arg_color = isatty(STDOUT_FILENO) && isempty(no_color) && !arg_json &&
                     !streq_ptr(getenv("TERM"), "dumb");
         return verb->run(argc - optind, argv + optind);
 }

@@ -1,12 +1,18 @@
 /* Verbs over the stored codes: list, latest, show, export, forget. Queries open the store
- * read-only, so they never block the daemon. */
+ * read-only, so they never block the daemon. Text for people goes through gettext; what
+ * scripts read (latest's value, --json, --csv) does not. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <time.h>
 
 #include "cli.h"
 #include "i18n.h"
-#include "strbuf.h"
+
+/* Cells wider than this are cut with "…", so that one long sender keeps the table readable. */
+#define MAX_CODE_COLUMNS 32
+#define MAX_FROM_COLUMNS 36
+#define MAX_WHERE_COLUMNS 32
+#define MAX_FOLDERS_NAMED 8
 
 static int parse_kind(const char *s, CodeKind *ret) {
         CodeKind k = code_kind_from_string(s);
@@ -34,65 +40,196 @@ static int parse_id(const char *s, int64_t *ret) {
         return 0;
 }
 
-static void local_date(int64_t t, char *buf, size_t size) {
-        time_t tt = (time_t) t;
-        struct tm tm;
+/* What the last column says about a code that is not simply current, and its colour. */
+typedef enum Note {
+        NOTE_NONE,
+        NOTE_UNTRUSTED,
+        NOTE_EXPIRED,
+        NOTE_SUPERSEDED,
+        _NOTE_MAX,
+} Note;
 
-        if (t <= 0 || !localtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M", &tm) == 0)
-                (void) snprintf(buf, size, "-");
+static Note note_of(const StoredCode *c) {
+        return !c->trusted ? NOTE_UNTRUSTED : c->expired ? NOTE_EXPIRED : c->superseded ? NOTE_SUPERSEDED : NOTE_NONE;
 }
 
-/* Display width of UTF-8 text (code points; our strings are not East Asian wide). */
-static size_t width(const char *s) {
-        size_t w = 0;
-        for (; s && *s; s++)
-                w += ((unsigned char) *s & 0xC0) != 0x80;
-        return w;
-}
+static int print_table(const StoredCode *c, size_t n) {
+        _cleanup_free_ char **places = calloc(n, sizeof(char *));
+        /* Translated once, not once per row. */
+        const char *notes[_NOTE_MAX] = {
+                [NOTE_UNTRUSTED] = _("⚠ UNVERIFIED SENDER"),
+                [NOTE_EXPIRED] = _("expired"),
+                [NOTE_SUPERSEDED] = _("replaced by a newer one"),
+        };
+        const char *colors[_NOTE_MAX] = {
+                [NOTE_NONE] = ansi_bold(), [NOTE_UNTRUSTED] = ansi_red(),
+                [NOTE_EXPIRED] = ansi_yellow(), [NOTE_SUPERSEDED] = ansi_grey(),
+        };
+        const char *local = _("local file");
+        size_t wid = strlen("ID"), wkind = cli_text_width(_("KIND")), wcode = cli_text_width(_("CODE")),
+               wdate = MAX(cli_text_width(_("DATE")), strlen("2026-03-02 09:14")),
+               wfrom = cli_text_width(_("FROM")), wwhere = cli_text_width(_("WHERE"));
+        char date[32], id[24];
+        int r = 0;
 
-static void pad(const char *s, size_t w) {
-        size_t n = width(s);
-        fputs(s, stdout);
-        for (; n < w; n++)
-                putchar(' ');
-}
-
-static void print_table(const StoredCode *c, size_t n) {
-        size_t wk = width(_("KIND")), wv = width(_("CODE")), ws = width(_("FROM"));
-        char date[32];
-
+        if (!places)
+                return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                wk = MAX(wk, width(cli_kind_words(c[i].kind)));
-                wv = MAX(wv, width(c[i].display));
-                ws = MAX(ws, MIN(width(c[i].sender), (size_t) 40));
+                if (!isempty(c[i].account) && asprintf(&places[i], "%s/%s", c[i].account, c[i].folder) < 0) {
+                        places[i] = NULL;
+                        r = -ENOMEM;
+                        break;
+                }
+                wid = MAX(wid, (size_t) snprintf(id, sizeof id, "%" PRIi64, c[i].id));
+                wkind = MAX(wkind, cli_text_width(cli_kind_words(c[i].kind)));
+                wcode = MAX(wcode, MIN(cli_text_width(c[i].display), (size_t) MAX_CODE_COLUMNS));
+                wfrom = MAX(wfrom, MIN(cli_text_width(strna(c[i].sender)), (size_t) MAX_FROM_COLUMNS));
+                wwhere = MAX(wwhere, MIN(cli_text_width(places[i] ?: local), (size_t) MAX_WHERE_COLUMNS));
         }
-        printf("%s%-5s ", ansi_bold(), "ID");
-        pad(_("KIND"), wk + 1);
-        pad(_("CODE"), wv + 1);
-        pad(_("DATE"), 17);
-        pad(_("FROM"), ws + 1);
-        printf("%s%s\n", _("WHERE"), ansi_normal());
-        for (size_t i = 0; i < n; i++) {
+
+        if (r >= 0) {
+                fputs(ansi_bold(), stdout);
+                printf("%*s  ", (int) wid, "ID");
+                cli_print_cell(stdout, _("KIND"), wkind + 2, 0);
+                cli_print_cell(stdout, _("CODE"), wcode + 2, 0);
+                cli_print_cell(stdout, _("DATE"), wdate + 2, 0);
+                cli_print_cell(stdout, _("FROM"), wfrom + 2, 0);
+                cli_print_cell(stdout, _("WHERE"), 0, 0);
+                printf("%s\n", ansi_normal());
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++) {
                 const StoredCode *k = &c[i];
-                local_date(k->date, date, sizeof date);
-                printf("%-5" PRIi64 " ", k->id);
-                pad(cli_kind_words(k->kind), wk + 1);
-                printf("%s", k->trusted ? ansi_bold() : ansi_red());
-                pad(k->display, wv + 1);
-                printf("%s", ansi_normal());
-                pad(date, 17);
-                pad(k->sender ?: "-", ws + 1);
-                printf("%s%s%s", ansi_grey(), isempty(k->account) ? _("local file") : k->account, ansi_normal());
-                if (!isempty(k->folder))
-                        printf("%s/%s%s", ansi_grey(), k->folder, ansi_normal());
-                if (!k->trusted)
-                        printf("  %s%s%s", ansi_red(), _("⚠ UNVERIFIED SENDER"), ansi_normal());
-                else if (k->expired)
-                        printf("  %s%s%s", ansi_yellow(), _("(expired)"), ansi_normal());
-                else if (k->superseded)
-                        printf("  %s%s%s", ansi_grey(), _("(replaced by a newer one)"), ansi_normal());
+                Note note = note_of(k);
+
+                cli_local_date(k->date, date, sizeof date);
+                printf("%*" PRIi64 "  ", (int) wid, k->id);
+                cli_print_cell(stdout, cli_kind_words(k->kind), wkind + 2, 0);
+                /* The code in bold when it is the one to use, else in its note's colour. */
+                fputs(colors[note], stdout);
+                cli_print_cell(stdout, k->display, 0, MAX_CODE_COLUMNS);
+                fputs(ansi_normal(), stdout);
+                cli_print_cell(stdout, "", wcode + 2 - MIN(cli_text_width(k->display), (size_t) MAX_CODE_COLUMNS), 0);
+                cli_print_cell(stdout, date, wdate + 2, 0);
+                cli_print_cell(stdout, k->sender, wfrom + 2, MAX_FROM_COLUMNS);
+                fputs(ansi_grey(), stdout);
+                cli_print_cell(stdout, places[i] ?: local, note ? wwhere + 2 : 0, MAX_WHERE_COLUMNS);
+                fputs(ansi_normal(), stdout);
+                if (note)
+                        printf("%s%s%s", colors[note], notes[note], ansi_normal());
                 putchar('\n');
         }
+        for (size_t i = 0; i < n; i++)
+                free(places[i]);
+        return r;
+}
+
+/* Whether a trusted code of kind is stored. */
+static int have_trusted(Store *s, CodeKind kind) {
+        StoreFilter f = STORE_FILTER_ALL;
+        StoredCode *c = NULL;
+        size_t n = 0;
+        int r;
+
+        f.kind = kind;
+        f.trusted_only = true;
+        f.limit = 1;
+        r = store_list(s, &f, &c, &n);
+        stored_codes_free(c, n);
+        return r < 0 ? r : n > 0;
+}
+
+static void explain_company_code(FILE *f) {
+        fprintf(f, _("Note: a company code (code entreprise) is your employer's code, not your personal code "
+                     "spécifique.\n"
+                     "Your employer uses it with Action Logement; it will not open your AL'in file. Your personal "
+                     "code comes\n"
+                     "from Action Logement or AL'in (mail from actionlogement.fr or al-in.fr), and since decree "
+                     "n° 2025-1478\n"
+                     "employers of 50 or more people e-mail each employee an access code: ask your HR for it.\n"));
+}
+
+static bool looks_like_junk(const char *folder) {
+        static const char *const words[] = { "junk", "spam", "indésirable", "indesirable", "pourriel", "bulk" };
+        _cleanup_free_ char *lower = strdup(folder);
+
+        if (!lower)
+                return false;
+        for (char *p = lower; *p; p++)
+                *p = (char) tolower((unsigned char) *p);
+        for (size_t i = 0; i < ELEMENTSOF(words); i++)
+                if (strstr(lower, words[i]))
+                        return true;
+        return false;
+}
+
+/* Nothing stored at all: say what was searched and what to try. */
+static int explain_nothing(Store *s) {
+        StoreCursor *c = NULL;
+        size_t n = 0, n_accounts = 0;
+        uint64_t messages = 0;
+        bool junk = false;
+        int r;
+
+        r = store_list_cursors(s, NULL, &c, &n);
+        if (r < 0)
+                return r;
+        printf(_("No code found yet.\n\n"));
+        for (size_t i = 0; i < n; i++) {
+                n_accounts += i == 0 || !streq(c[i].account, c[i - 1].account);
+                messages += c[i].messages_seen;
+                junk = junk || looks_like_junk(c[i].folder);
+        }
+        if (n == 0)
+                printf(_("No mail folder has been searched yet: alcoded has not finished a first sync "
+                         "(is it running? see\n'systemctl --user status alcoded').\n"));
+        else {
+                printf(ngettext("Searched %zu folder", "Searched %zu folders", n), n);
+                printf(ngettext(" in %zu account", " in %zu accounts", n_accounts), n_accounts);
+                printf(ngettext(", %" PRIu64 " message:\n", ", %" PRIu64 " messages:\n", messages), messages);
+        }
+        for (size_t i = 0, first = 0; i < n; i++) {
+                char date[32];
+                int64_t last = 0;
+                size_t named;
+
+                if (i > first && streq(c[i].account, c[first].account))
+                        continue;
+                first = i;
+                printf("  ");
+                cli_print_cell(stdout, c[i].account, 0, 0);
+                printf(": ");
+                named = 0;
+                for (size_t j = i; j < n && streq(c[j].account, c[i].account); j++) {
+                        last = MAX(last, c[j].updated_at);
+                        if (named++ < MAX_FOLDERS_NAMED) {
+                                if (named > 1)
+                                        printf(", ");
+                                cli_print_cell(stdout, c[j].folder, 0, 0);
+                        }
+                }
+                if (named > MAX_FOLDERS_NAMED)
+                        printf(ngettext(" and %zu other", " and %zu others", named - MAX_FOLDERS_NAMED),
+                               named - MAX_FOLDERS_NAMED);
+                cli_local_date(last, date, sizeof date);
+                printf(_(" (last checked %s)\n"), date);
+        }
+        store_cursors_free(c, n);
+
+        printf(_("\nWhat to try next:\n"));
+        if (n > 0 && !junk)
+                printf(_("  • Spam: none of these folders looks like a Spam or Junk folder, where codes often land.\n"
+                         "    Check 'folders' and 'exclude' in your alcode.conf.\n"));
+        else
+                printf(_("  • Spam: codes often land in the Spam or Junk folder; make sure alcode.conf does not "
+                         "exclude it.\n"));
+        printf(_("  • Old e-mail addresses: Action Logement writes to the address you gave it, maybe an old one.\n"
+                 "    Add that mailbox as an [account] in alcode.conf, or search an export of it with\n"
+                 "    'alcode scan' (a Google Takeout .mbox file works).\n"));
+        printf(_("  • Your employer's HR: since decree n° 2025-1478, employers of 50 or more people e-mail each\n"
+                 "    employee an access code; ask HR to send yours again.\n"));
+        printf(_("  • Action Logement: its online chat on actionlogement.fr can tell you how to get your\n"
+                 "    code spécifique again.\n"));
+        return 0;
 }
 
 int verb_list(int argc, char *argv[]) {
@@ -100,7 +237,7 @@ int verb_list(int argc, char *argv[]) {
         StoreFilter f = STORE_FILTER_ALL;
         StoredCode *codes = NULL;
         size_t n = 0;
-        bool specific = false, company = false;
+        bool company = false, untrusted = false;
         int r;
 
         if (argc > 1) {
@@ -112,34 +249,48 @@ int verb_list(int argc, char *argv[]) {
         f.account = arg_account;
         f.untrusted_only = arg_untrusted;
         if (cli_open_store(STORE_READ_ONLY, &s) < 0)
-                return 1;
+                return EXIT_BAD_INPUT;
         if (arg_json) {
                 r = store_write_json(s, &f, stdout);
-                if (r < 0) {
-                        fprintf(stderr, _("alcode: cannot read the database: %s\n"), strerror(-r));
-                        return 1;
-                }
-                return 0;
+                return r < 0 ? cli_store_error(s, r) : cli_flush_stdout();
         }
+
         r = store_list(s, &f, &codes, &n);
-        if (r < 0) {
-                fprintf(stderr, _("alcode: cannot read the database: %s\n"), strerror(-r));
-                return 1;
-        }
-        if (n == 0)
-                printf(_("No code stored%s.\n"), arg_kind || arg_account || arg_untrusted ? _(" matching these filters") : "");
-        else
-                print_table(codes, n);
+        if (r < 0)
+                return cli_store_error(s, r);
+        if (n > 0)
+                r = print_table(codes, n);
+        else if (f.kind >= 0 || f.account || f.untrusted_only) {
+                /* Filters hid everything: only say so, unless nothing is stored at all. */
+                StoreFilter all = STORE_FILTER_ALL;
+                all.limit = 1;
+                r = store_list(s, &all, &codes, &n);
+                if (r >= 0 && n > 0)
+                        printf(_("No stored code matches these filters ('alcode list' shows them all).\n"));
+                else if (r >= 0)
+                        r = explain_nothing(s);
+                stored_codes_free(codes, n);
+                codes = NULL;
+                n = 0;
+        } else
+                r = explain_nothing(s);
         for (size_t i = 0; i < n; i++) {
-                specific = specific || (codes[i].kind == CODE_KIND_SPECIFIC && codes[i].trusted);
                 company = company || codes[i].kind == CODE_KIND_COMPANY;
+                untrusted = untrusted || !codes[i].trusted;
         }
-        if (company && !specific && !arg_kind)
-                printf(_("\nNote: a company code (code entreprise) identifies your employer; it is not your "
-                         "personal code spécifique.\nThe specific code comes from Action Logement when your "
-                         "file is validated (look for mail from actionlogement.fr or al-in.fr).\n"));
         stored_codes_free(codes, n);
-        return 0;
+        if (r >= 0 && untrusted)
+                printf(_("\n⚠ An UNVERIFIED SENDER is not proven to be Action Logement, AL'in or your employer: "
+                         "the mail may be\nphishing. Do not type such a code anywhere before checking it with "
+                         "them.\n"));
+        /* Only the employer's code is known: the user may take it for theirs. */
+        if (r >= 0 && company && (r = have_trusted(s, CODE_KIND_SPECIFIC)) == 0) {
+                putchar('\n');
+                explain_company_code(stdout);
+        }
+        if (r < 0)
+                return cli_store_error(s, r);
+        return cli_flush_stdout();
 }
 
 int verb_latest(int argc, char *argv[]) {
@@ -157,25 +308,52 @@ int verb_latest(int argc, char *argv[]) {
         if (argc == 2 && parse_kind(argv[1], &f.kind) < 0)
                 return EXIT_BAD_INPUT;
         f.trusted_only = true;
+        f.unexpired_only = f.kind == CODE_KIND_OTP; /* an expired login code is no use to a script */
         f.limit = 1;
         if (cli_open_store(STORE_READ_ONLY, &s) < 0)
-                return 1;
+                return EXIT_BAD_INPUT;
         if (arg_json) {
                 r = store_write_json(s, &f, stdout);
-                return r < 0 ? 1 : r == 0 ? EXIT_NONE : 0;
+                if (r < 0)
+                        return cli_store_error(s, r);
+                n = (size_t) r;
+        } else {
+                r = store_list(s, &f, &codes, &n);
+                if (r < 0)
+                        return cli_store_error(s, r);
+                if (n > 0)
+                        printf("%s\n", codes[0].value);
+                stored_codes_free(codes, n);
         }
+        if (n > 0)
+                return cli_flush_stdout();
+
+        fprintf(stderr, f.kind == CODE_KIND_OTP ? _("alcode: no valid trusted %s stored.\n")
+                                                 : _("alcode: no trusted %s stored.\n"),
+                cli_kind_words(f.kind));
+        f.trusted_only = false;
+        f.untrusted_only = true;
+        f.unexpired_only = false;
         r = store_list(s, &f, &codes, &n);
-        if (r < 0) {
-                fprintf(stderr, _("alcode: cannot read the database: %s\n"), strerror(-r));
-                return 1;
-        }
-        if (n == 0) {
-                fprintf(stderr, _("alcode: no trusted %s stored.\n"), cli_kind_words(f.kind));
-                return EXIT_NONE;
-        }
-        printf("%s\n", codes[0].value);
+        if (r >= 0 && n > 0)
+                fprintf(stderr, _("alcode: one from an UNVERIFIED SENDER is stored: see 'alcode list --untrusted "
+                                  "--kind %s'.\n"), code_kind_to_string(f.kind));
         stored_codes_free(codes, n);
-        return 0;
+        if (r >= 0 && f.kind == CODE_KIND_SPECIFIC) {
+                f = STORE_FILTER_ALL;
+                f.kind = CODE_KIND_COMPANY;
+                f.limit = 1;
+                r = store_list(s, &f, &codes, &n);
+                if (r >= 0 && n > 0)
+                        explain_company_code(stderr);
+                stored_codes_free(codes, n);
+        }
+        return EXIT_NONE;
+}
+
+static void print_field(const char *label, const char *value) {
+        printf("  %s%s%s ", ansi_grey(), label, ansi_normal());
+        cli_print_cell(stdout, value, 0, 0);
 }
 
 int verb_show(int argc, char *argv[]) {
@@ -184,7 +362,8 @@ int verb_show(int argc, char *argv[]) {
         StoredCode *codes = NULL;
         StoreSighting *seen = NULL;
         size_t n = 0, n_seen = 0;
-        char date[32], found[32];
+        char date[32];
+        const StoredCode *c;
         int r;
 
         if (argc != 2) {
@@ -194,43 +373,81 @@ int verb_show(int argc, char *argv[]) {
         if (parse_id(argv[1], &f.id) < 0)
                 return EXIT_BAD_INPUT;
         if (cli_open_store(STORE_READ_ONLY, &s) < 0)
-                return 1;
+                return EXIT_BAD_INPUT;
         if (arg_json) {
                 r = store_write_json(s, &f, stdout);
-                return r < 0 ? 1 : r == 0 ? EXIT_NONE : 0;
+                if (r < 0)
+                        return cli_store_error(s, r);
+                if (r == 0)
+                        fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
+                return r == 0 ? EXIT_NONE : cli_flush_stdout();
         }
         r = store_list(s, &f, &codes, &n);
-        if (r < 0) {
-                fprintf(stderr, _("alcode: cannot read the database: %s\n"), strerror(-r));
-                return 1;
-        }
+        if (r < 0)
+                return cli_store_error(s, r);
         if (n == 0) {
                 fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
                 return EXIT_NONE;
         }
-        local_date(codes[0].date, date, sizeof date);
-        local_date(codes[0].found_at, found, sizeof found);
-        printf("%s%s%s  %s\n", ansi_bold(), codes[0].display, ansi_normal(), cli_kind_words(codes[0].kind));
-        printf(_("Value:    %s\n"), codes[0].value);
-        printf(_("Sender:   %s%s%s\n"), codes[0].sender ?: "-", codes[0].trusted ? "" : "  ",
-               codes[0].trusted ? "" : _("(UNVERIFIED: not a trusted sender for this kind)"));
-        printf(_("Subject:  %s\n"), codes[0].subject ?: "-");
-        printf(_("Date:     %s\n"), date);
-        printf(_("Found:    %s\n"), found);
-        printf(_("Seen in:\n"));
+        c = &codes[0];
         r = store_list_sightings(s, f.id, &seen, &n_seen);
+
+        fputs(c->trusted ? ansi_bold() : ansi_red(), stdout);
+        cli_print_cell(stdout, c->display, 0, 0);
+        printf("%s  %s\n", ansi_normal(), cli_kind_words(c->kind));
+        print_field(_("Value:   "), c->value);
+        putchar('\n');
+        print_field(_("Sender:  "), c->sender);
+        if (c->sender_name) {
+                printf(" (");
+                cli_print_cell(stdout, c->sender_name, 0, 0);
+                printf(")");
+        }
+        if (!c->trusted)
+                printf("  %s%s%s", ansi_red(), _("⚠ UNVERIFIED SENDER: not a trusted sender for this kind"),
+                       ansi_normal());
+        putchar('\n');
+        print_field(_("Subject: "), c->subject);
+        putchar('\n');
+        cli_local_date(c->date, date, sizeof date);
+        print_field(_("Date:    "), date);
+        putchar('\n');
+        cli_local_date(c->found_at, date, sizeof date);
+        print_field(_("Found:   "), date);
+        putchar('\n');
+        if (c->expires_at > 0) {
+                cli_local_date(c->expires_at, date, sizeof date);
+                print_field(_("Expires: "), date);
+                if (c->expired)
+                        printf("  %s%s%s", ansi_yellow(), _("(expired)"), ansi_normal());
+                putchar('\n');
+        }
+        if (c->superseded) {
+                print_field(_("Status:  "), _("replaced by a newer one"));
+                putchar('\n');
+        }
+        printf(_("  Seen in:\n"));
         for (size_t i = 0; r >= 0 && i < n_seen; i++) {
                 const StoreSighting *g = &seen[i];
+
+                printf("    ");
                 if (*g->source)
-                        printf("  %s", g->source);
-                else
-                        printf(_("  %s/%s UID %u (UIDVALIDITY %u)"), g->account, g->folder, g->uid, g->uidvalidity);
-                printf(_(", Message-ID %s, rule %s, %s\n"), g->message_id ?: "-", g->rule,
-                       g->trusted ? _("trusted") : _("untrusted"));
+                        cli_print_cell(stdout, g->source, 0, 0);
+                else {
+                        cli_print_cell(stdout, g->account, 0, 0);
+                        putchar('/');
+                        cli_print_cell(stdout, g->folder, 0, 0);
+                        printf(_(" UID %" PRIu32 " (UIDVALIDITY %" PRIu32 ")"), g->uid, g->uidvalidity);
+                }
+                printf(_(", Message-ID "));
+                cli_print_cell(stdout, g->message_id, 0, 0);
+                printf(_(", rule %s, %s\n"), g->rule, g->trusted ? _("trusted") : _("untrusted"));
         }
         store_sightings_free(seen, n_seen);
         stored_codes_free(codes, n);
-        return r < 0 ? 1 : 0;
+        if (r < 0)
+                return cli_store_error(s, r);
+        return cli_flush_stdout();
 }
 
 int verb_export(int argc, char *argv[]) {
@@ -247,13 +464,11 @@ int verb_export(int argc, char *argv[]) {
                 return EXIT_BAD_INPUT;
         }
         if (cli_open_store(STORE_READ_ONLY, &s) < 0)
-                return 1;
+                return EXIT_BAD_INPUT;
         r = arg_json ? store_write_json(s, &f, stdout) : store_write_csv(s, stdout);
-        if (r < 0 || fflush(stdout) != 0) {
-                fprintf(stderr, _("alcode: export failed: %s\n"), strerror(r < 0 ? -r : errno));
-                return 1;
-        }
-        return 0;
+        if (r < 0)
+                return cli_store_error(s, r);
+        return cli_flush_stdout();
 }
 
 int verb_forget(int argc, char *argv[]) {
@@ -267,18 +482,16 @@ int verb_forget(int argc, char *argv[]) {
         }
         if (parse_id(argv[1], &id) < 0)
                 return EXIT_BAD_INPUT;
-        if (cli_open_store(STORE_READ_WRITE, &s) < 0)
-                return 1;
+        if (cli_open_store(STORE_READ_WRITE_EXISTING, &s) < 0)
+                return EXIT_BAD_INPUT;
         r = store_forget(s, id);
         if (r == -ENOENT) {
                 fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
                 return EXIT_NONE;
         }
-        if (r < 0) {
-                fprintf(stderr, _("alcode: cannot remove code %s: %s\n"), argv[1], strerror(-r));
-                return 1;
-        }
+        if (r < 0)
+                return cli_store_error(s, r);
         printf(_("Code %s removed. It comes back only if its mail is read again (alcode rescan, "
                  "alcode scan --store).\n"), argv[1]);
-        return 0;
+        return cli_flush_stdout();
 }

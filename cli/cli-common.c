@@ -1,4 +1,10 @@
+/* What every verb shares: loading the config, opening the store with errors a person can act
+ * on, colours, and table cells measured in terminal columns. Linked into `alcode`, so it uses
+ * nothing beyond the config and the store (see cli.h). */
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
+#include <wchar.h>
 
 #include "cli.h"
 #include "i18n.h"
@@ -11,15 +17,21 @@ const char *ansi_grey(void) { return arg_color ? "\033[2m" : ""; }
 const char *ansi_normal(void) { return arg_color ? "\033[0m" : ""; }
 
 const char *cli_kind_words(CodeKind k) {
-        switch (k) {
-        case CODE_KIND_SPECIFIC: return _("specific code");
-        case CODE_KIND_COMPANY: return _("company code");
-        case CODE_KIND_ACCESS: return _("access code");
-        case CODE_KIND_OTP: return _("login code");
-        case CODE_KIND_REQUEST: return _("request number");
-        case CODE_KIND_FILE: return _("file number");
-        default: return _("code");
-        }
+        static const char *const words[_CODE_KIND_MAX] = {
+                [CODE_KIND_SPECIFIC] = N_("specific code"),
+                [CODE_KIND_COMPANY] = N_("company code"),
+                [CODE_KIND_ACCESS] = N_("access code"),
+                [CODE_KIND_OTP] = N_("login code"),
+                [CODE_KIND_REQUEST] = N_("request number"),
+                [CODE_KIND_FILE] = N_("file number"),
+        };
+        static const char *translated[_CODE_KIND_MAX]; /* gettext() once per kind: tables are long */
+
+        if (k < 0 || k >= _CODE_KIND_MAX)
+                return _("code");
+        if (!translated[k])
+                translated[k] = _(words[k]);
+        return translated[k];
 }
 
 int cli_load_config(Config **ret) {
@@ -38,66 +50,76 @@ int cli_load_config(Config **ret) {
         return r;
 }
 
-int cli_load_rules(const Config *config, Rules **ret) {
+/* The open store, for messages about later failures. */
+static char *store_path = NULL;
+static StoreMode store_mode;
+
+static void store_path_freep(void) {
+        free(store_path);
+}
+
+static int database_path(char **ret) {
+        _cleanup_(config_freep) Config *config = NULL;
         _cleanup_strv_free_ char **errors = NULL;
         int r;
 
-        r = rules_load(config->rule_dirs, ret, &errors);
-        if (r < 0) {
-                fprintf(stderr, _("alcode: cannot load the rules: %s\n"), strerror(-r));
+        if (arg_db) {
+                *ret = strdup(arg_db);
+                return *ret ? 0 : -ENOMEM;
+        }
+        /* The config may name another database. */
+        r = config_load(arg_config, &config, &errors);
+        if (r >= 0) {
+                *ret = TAKE_PTR(config->database);
+                return 0;
+        }
+        if (r == -ENOENT) {
+                fprintf(stderr, _("alcode: cannot read the configuration '%s': no such file.\n"), arg_config);
                 return r;
         }
-        STRV_FOREACH(e, errors)
-                fprintf(stderr, "%s\n", *e);
-        if (errors) {
-                *ret = rules_free(*ret);
-                return -EINVAL;
+        if (arg_config || r != -EINVAL) {
+                STRV_FOREACH(e, errors)
+                        fprintf(stderr, "%s\n", *e);
+                if (!errors)
+                        fprintf(stderr, _("alcode: cannot load the configuration: %s\n"), strerror(-r));
+                return r;
         }
-        if (rules_count(*ret) == 0) {
-                fprintf(stderr, _("alcode: no rules found (looked in: "));
-                STRV_FOREACH(d, config->rule_dirs)
-                        fprintf(stderr, "%s%s", *d, d[1] ? ", " : ")\n");
-                *ret = rules_free(*ret);
-                return -ENOENT;
-        }
-        return 0;
+        fprintf(stderr, _("alcode: warning: the configuration has errors ('alcode check' lists them); "
+                          "using the default database.\n"));
+        r = store_default_path(ret);
+        if (r == -ENXIO)
+                fprintf(stderr, _("alcode: cannot find the database: set $HOME or use --db.\n"));
+        return r;
 }
 
 int cli_open_store(StoreMode mode, Store **ret) {
         _cleanup_free_ char *path = NULL, *error = NULL;
-        _cleanup_(config_freep) Config *config = NULL;
         int r;
 
-        if (arg_db)
-                path = strdup(arg_db);
-        else {
-                /* The config may name another database. */
-                _cleanup_strv_free_ char **errors = NULL;
-                r = config_load(arg_config, &config, &errors);
-                if (r >= 0)
-                        path = strdup(config->database);
-                else if (arg_config || r != -EINVAL) {
-                        STRV_FOREACH(e, errors)
-                                fprintf(stderr, "%s\n", *e);
-                        return r;
-                } else
-                        fprintf(stderr, _("alcode: warning: the configuration has errors ('alcode check' "
-                                          "lists them); using the default database.\n"));
-        }
-        if (!path && store_default_path(&path) < 0) {
-                fprintf(stderr, _("alcode: cannot find the database: set $HOME or use --db.\n"));
-                return -ENXIO;
-        }
-        if (!path)
-                return -ENOMEM;
+        r = database_path(&path);
+        if (r < 0)
+                return r;
 
         r = store_open(path, mode, ret, &error);
         switch (r) {
         case 0:
+                free(store_path);
+                if (!store_path)
+                        (void) atexit(store_path_freep);
+                store_path = TAKE_PTR(path);
+                store_mode = mode;
                 return 0;
         case -ENOENT:
                 fprintf(stderr, _("alcode: no database at '%s' yet: alcoded has not stored any code "
                                   "(is it running? see 'systemctl --user status alcoded').\n"), path);
+                break;
+        case -ENODATA:
+                fprintf(stderr, _("alcode: the database '%s' is empty: alcoded has not set it up yet "
+                                  "(is it running? see 'systemctl --user status alcoded').\n"), path);
+                break;
+        case -ESTALE:
+                fprintf(stderr, _("alcode: the database '%s' has an older format; restart alcoded once to "
+                                  "upgrade it ('systemctl --user restart alcoded').\n"), path);
                 break;
         case -EPROTO:
                 fprintf(stderr, _("alcode: the database '%s' was written by a newer alcode; "
@@ -105,19 +127,174 @@ int cli_open_store(StoreMode mode, Store **ret) {
                 break;
         case -EBADMSG:
                 fprintf(stderr, _("alcode: '%s' is not an alcode database or is damaged (%s).\n"), path,
-                        strna(error));
+                        error ?: strerror(-r));
                 break;
         case -EBUSY:
                 fprintf(stderr, _("alcode: the database '%s' is locked by another program; try again.\n"), path);
                 break;
+        case -EISDIR:
+                fprintf(stderr, _("alcode: '%s' is a folder, not a database.\n"), path);
+                break;
         case -EROFS:
         case -EACCES:
         case -EPERM:
-                fprintf(stderr, _("alcode: cannot write to the database '%s': %s.\n"), path,
-                        error ?: strerror(-r));
+                if (mode == STORE_READ_ONLY)
+                        fprintf(stderr, _("alcode: cannot read the database '%s': %s.\n"), path,
+                                error ?: strerror(-r));
+                else
+                        fprintf(stderr, _("alcode: cannot write to the database '%s': %s.\n"), path,
+                                error ?: strerror(-r));
                 break;
         default:
                 fprintf(stderr, _("alcode: cannot open the database '%s': %s.\n"), path, error ?: strerror(-r));
         }
         return r;
+}
+
+int cli_store_error(Store *s, int r) {
+        const char *path = strna(store_path);
+
+        if (ferror(stdout)) {
+                /* Writing failed, not the database. A closed pipe (alcode list | head) is fine. */
+                if (r == -EPIPE)
+                        return 0;
+                fprintf(stderr, _("alcode: cannot write the output: %s.\n"), strerror(-r));
+                return EXIT_BAD_INPUT;
+        }
+        switch (r) {
+        case -EBADMSG:
+                fprintf(stderr, _("alcode: the database '%s' is damaged (%s).\n"), path, store_last_error(s));
+                break;
+        case -EBUSY:
+                fprintf(stderr, _("alcode: the database '%s' is locked by another program; try again.\n"), path);
+                break;
+        default:
+                if (store_mode == STORE_READ_ONLY)
+                        fprintf(stderr, _("alcode: cannot read the database '%s': %s.\n"), path, store_last_error(s));
+                else
+                        fprintf(stderr, _("alcode: cannot write to the database '%s': %s.\n"), path,
+                                store_last_error(s));
+        }
+        return EXIT_BAD_INPUT;
+}
+
+int cli_flush_stdout(void) {
+        if (fflush(stdout) == 0 || errno == EPIPE)
+                return 0;
+        fprintf(stderr, _("alcode: cannot write the output: %s.\n"), strerror(errno));
+        return EXIT_BAD_INPUT;
+}
+
+/* Decodes the UTF-8 sequence at s (not at its end): returns its length, and the code point, or
+ * U+FFFD with length 1 for a byte that starts no valid sequence. */
+static size_t utf8_next(const char *s, uint32_t *ret) {
+        const unsigned char *p = (const unsigned char *) s;
+        uint32_t cp, min;
+        size_t n;
+
+        if (p[0] < 0x80) {
+                *ret = p[0];
+                return 1;
+        }
+        if ((p[0] & 0xE0) == 0xC0)
+                n = 2, cp = p[0] & 0x1F, min = 0x80;
+        else if ((p[0] & 0xF0) == 0xE0)
+                n = 3, cp = p[0] & 0x0F, min = 0x800;
+        else if ((p[0] & 0xF8) == 0xF0)
+                n = 4, cp = p[0] & 0x07, min = 0x10000;
+        else
+                goto invalid;
+        for (size_t i = 1; i < n; i++) {
+                if ((p[i] & 0xC0) != 0x80)
+                        goto invalid;
+                cp = cp << 6 | (p[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                goto invalid;
+        *ret = cp;
+        return n;
+invalid:
+        *ret = 0xFFFD;
+        return 1;
+}
+
+static bool is_control(uint32_t cp) {
+        return cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0x2028 || cp == 0x2029 ||
+               (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069); /* bidi overrides */
+}
+
+static size_t char_width(uint32_t cp) {
+        int w;
+
+        if (is_control(cp))
+                return 1; /* printed as '?' */
+        w = wcwidth((wchar_t) cp);
+        return w < 0 ? 1 : (size_t) w; /* unknown in this locale: assume one column */
+}
+
+static bool plain_ascii(char c) {
+        return c >= 0x20 && c < 0x7F;
+}
+
+size_t cli_text_width(const char *s) {
+        size_t w = 0;
+        uint32_t cp;
+
+        if (!s)
+                return 0;
+        while (*s) {
+                if (plain_ascii(*s)) { /* the common case, without wcwidth() */
+                        s++;
+                        w++;
+                        continue;
+                }
+                s += utf8_next(s, &cp);
+                w += char_width(cp);
+        }
+        return w;
+}
+
+void cli_print_cell(FILE *f, const char *s, size_t width, size_t max) {
+        size_t used = 0, limit;
+        uint32_t cp;
+
+        if (!s)
+                s = "-";
+        /* Cut only text wider than max, keeping a column for the "…". */
+        limit = max > 0 && cli_text_width(s) > max ? max - 1 : SIZE_MAX;
+        while (*s) {
+                size_t n, w;
+
+                for (n = 0; plain_ascii(s[n]) && used + n < limit; n++)
+                        ;
+                if (n > 0) {
+                        fwrite(s, 1, n, f);
+                        s += n;
+                        used += n;
+                        continue;
+                }
+                n = utf8_next(s, &cp);
+                w = char_width(cp);
+                if (used + w > limit) {
+                        fputs("…", f);
+                        used++;
+                        break;
+                }
+                if (is_control(cp) || (cp == 0xFFFD && n == 1))
+                        putc('?', f);
+                else
+                        fwrite(s, 1, n, f);
+                s += n;
+                used += w;
+        }
+        for (; used < width; used++)
+                putc(' ', f);
+}
+
+void cli_local_date(int64_t t, char *buf, size_t size) {
+        time_t tt = (time_t) t;
+        struct tm tm;
+
+        if (t <= 0 || !localtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M", &tm) == 0)
+                (void) snprintf(buf, size, "-");
 }

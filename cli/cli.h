@@ -1,5 +1,11 @@
 /* Shared by the CLI verbs: parsed options (arg_*), exit codes, helpers to open the config,
- * rules and store the way every verb does. */
+ * rules and store the way every verb does, and to print for people (colours, table cells).
+ *
+ * Two binaries are linked from cli/: `alcode` holds only the verbs over the store
+ * (alcode.c, cli-common.c, cli-codes.c), so that `alcode latest` loads SQLite and not the
+ * mail, TLS and D-Bus stack; `alcode-full` holds every verb, and `alcode` executes it for the
+ * verbs it lacks. Verbs are therefore declared weak with CLI_VERB(): in `alcode` the missing
+ * ones are NULL. A new verb: CLI_VERB(name) here, a row in alcode.c's table, a cli-*.c file. */
 #pragma once
 
 #include <stdio.h>
@@ -10,8 +16,8 @@
 #include "store.h"
 
 enum {
-        EXIT_NONE = 1,        /* latest: no such code; show: unknown id; check: errors */
-        EXIT_BAD_INPUT = 2,   /* scan: unreadable input; usage errors */
+        EXIT_NONE = 1,        /* latest: no such code; show/forget: unknown id; check: errors */
+        EXIT_BAD_INPUT = 2,   /* usage errors; unreadable input: mail files, the database */
         EXIT_NO_DAEMON = 3,   /* status/rescan: the daemon is not running */
 };
 
@@ -26,15 +32,22 @@ extern const char *arg_kind;
 extern const char *arg_account;
 extern bool arg_color;
 
-/* Loads the config (errors printed; returns < 0 on failure). With optional, a missing default
- * config is not an error. */
+/* Loads the config (errors printed; returns < 0 on failure). A missing default config is not
+ * an error: the defaults are used. */
 int cli_load_config(Config **ret);
 /* Loads the rules of config, printing errors. */
 int cli_load_rules(const Config *config, Rules **ret);
-/* Opens the store read-only (queries) or read-write, printing a clear error. */
+/* Opens the store (--db, else the config's `database`, else the default) read-only for queries
+ * or read-write, printing a clear error that names the file. */
 int cli_open_store(StoreMode mode, Store **ret);
+/* Prints what failed when reading or writing the open store failed with r; returns
+ * EXIT_BAD_INPUT. */
+int cli_store_error(Store *s, int r);
+/* Flushes stdout; a closed pipe (alcode list | head) is not an error. Returns 0 or prints
+ * the error and returns EXIT_BAD_INPUT. */
+int cli_flush_stdout(void);
 
-/* The kind in words, for people ("code spécifique"), translated. */
+/* The kind in words, for people ("specific code"), translated. */
 const char *cli_kind_words(CodeKind k);
 
 /* Terminal colours, only when arg_color. */
@@ -44,10 +57,20 @@ const char *ansi_yellow(void);
 const char *ansi_grey(void);
 const char *ansi_normal(void);
 
-int verb_list(int argc, char *argv[]);
-int verb_latest(int argc, char *argv[]);
-int verb_show(int argc, char *argv[]);
-int verb_export(int argc, char *argv[]);
-int verb_forget(int argc, char *argv[]);
-int verb_scan(int argc, char *argv[]);
-int verb_check(int argc, char *argv[]);
+/* Columns that UTF-8 text s takes on a terminal (wide characters count 2, combining 0). */
+size_t cli_text_width(const char *s);
+/* Prints s (NULL: "-") to f in at most max columns (0: no limit; longer text ends with "…"),
+ * padded with spaces to width. Control characters, which mail could use to drive the
+ * terminal, are printed as '?'. */
+void cli_print_cell(FILE *f, const char *s, size_t width, size_t max);
+/* "2026-03-02 09:14" in local time, or "-". */
+void cli_local_date(int64_t t, char *buf, size_t size);
+
+#define CLI_VERB(name) int verb_##name(int argc, char *argv[]) __attribute__((weak))
+CLI_VERB(list);
+CLI_VERB(latest);
+CLI_VERB(show);
+CLI_VERB(export);
+CLI_VERB(forget);
+CLI_VERB(scan);
+CLI_VERB(check);
