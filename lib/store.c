@@ -332,7 +332,7 @@ static void set_reason(char **reason, const char *text) {
 /* Which schema the file holds: 0 for a new (empty) database, -EBADMSG with *reason when it
  * is some other program's database, -EPROTO when it is newer than this program. */
 static int schema_version(Store *s, int *ret, char **reason) {
-        int version, app_id, r;
+        int version = 0, app_id = 0, r;
 
         r = pragma_int(s, "PRAGMA user_version", &version);
         if (r >= 0)
@@ -362,7 +362,7 @@ static int schema_version(Store *s, int *ret, char **reason) {
 
 static int migrate(Store *s, char **reason) {
         char pragma[80];
-        int v, r;
+        int v = 0, r;
 
         /* SQLite's procedure for schema changes: foreign keys off outside the transaction,
          * foreign_key_check before the COMMIT. */
@@ -471,7 +471,7 @@ static int open_read_only(Store *s, const char *path, char **reason) {
         _cleanup_free_ char *uri = NULL;
         struct stat st;
         bool wal_empty = true;
-        int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, version, rc, r;
+        int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, version = 0, rc, r;
 
         if (stat(path, &st) < 0)
                 return -errno;
@@ -513,7 +513,7 @@ static int open_read_only(Store *s, const char *path, char **reason) {
 static int open_read_write(Store *s, const char *path, bool create, char **reason) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
-        int version, rc, r;
+        int version = 0, rc, r;
 
         if (create) {
                 r = make_parent_dir(path);
@@ -654,7 +654,7 @@ static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Mes
                        int64_t message_id, int64_t date, const Code *c) {
         const char *kind = code_kind_to_string(c->kind);
         int64_t expires_at = c->kind == CODE_KIND_OTP ? date + STORE_OTP_LIFETIME_SEC : 0;
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         int64_t code_id;
         bool is_new;
         int r, rc;
@@ -738,7 +738,7 @@ static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Mes
 
 static int commit_message(Store *s, CommitState *cs, const StoreBatch *b, const Message *m) {
         int64_t message_id, date = m->date > 0 ? m->date : cs->now;
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         int r, rc;
 
         r = statement(s, STMT_MESSAGE, &st);
@@ -773,7 +773,7 @@ static int commit_message(Store *s, CommitState *cs, const StoreBatch *b, const 
 }
 
 static int commit_cursor(Store *s, const StoreBatch *b, int64_t now) {
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         int r;
 
         r = statement(s, STMT_CURSOR, &st);
@@ -794,7 +794,7 @@ static int commit_cursor(Store *s, const StoreBatch *b, int64_t now) {
 static int refresh_superseded(Store *s, CodeKind kind) {
         const char *k = code_kind_to_string(kind);
         int64_t newest_id = INT64_MIN, newest_date = INT64_MIN;
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         int r;
 
         if (!kind_supersedes(kind))
@@ -894,7 +894,7 @@ static int delete_codes(Store *s, const char *where, int64_t arg) {
 
 /* Deletes the codes expired before `before`; most commits find none and cost one probe. */
 static int purge_expired(Store *s, int64_t before) {
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         bool any;
         int r;
 
@@ -1038,7 +1038,7 @@ int store_reset_cursors(Store *s, const char *account) {
  * using the indexes. Parameters: ?1 kind, ?2 account, ?3 now, ?4 id, ?5 limit. */
 static int filter_query(Store *s, const char *columns, const StoreFilter *f, sqlite3_stmt **ret) {
         _cleanup_strbuf_ StrBuf sql = STRBUF_INIT(0);
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         int r;
 
         r = strbuf_printf(&sql, "SELECT %s FROM codes c JOIN messages m ON m.id = c.message WHERE 1", columns);
