@@ -53,6 +53,10 @@ static Note note_of(const StoredCode *c) {
         return !c->trusted ? NOTE_UNTRUSTED : c->expired ? NOTE_EXPIRED : c->superseded ? NOTE_SUPERSEDED : NOTE_NONE;
 }
 
+static size_t kind_index(CodeKind k) {
+        return k >= 0 && k < _CODE_KIND_MAX ? (size_t) k : _CODE_KIND_MAX;
+}
+
 static int print_table(const StoredCode *c, size_t n) {
         _cleanup_free_ char **places = calloc(n, sizeof(char *));
         /* Translated once, not once per row. */
@@ -65,7 +69,7 @@ static int print_table(const StoredCode *c, size_t n) {
                 [NOTE_NONE] = ansi_bold(), [NOTE_UNTRUSTED] = ansi_red(),
                 [NOTE_EXPIRED] = ansi_yellow(), [NOTE_SUPERSEDED] = ansi_grey(),
         };
-        const char *local = _("local file");
+        const char *local = _("local file"), *kinds[_CODE_KIND_MAX + 1];
         size_t wid = strlen("ID"), wkind = cli_text_width(_("KIND")), wcode = cli_text_width(_("CODE")),
                wdate = MAX(cli_text_width(_("DATE")), strlen("2026-03-02 09:14")),
                wfrom = cli_text_width(_("FROM")), wwhere = cli_text_width(_("WHERE"));
@@ -74,6 +78,8 @@ static int print_table(const StoredCode *c, size_t n) {
 
         if (!places)
                 return -ENOMEM;
+        for (CodeKind k = 0; k <= _CODE_KIND_MAX; k++)
+                kinds[k] = cli_kind_words(k); /* [_CODE_KIND_MAX]: an unknown kind */
         for (size_t i = 0; i < n; i++) {
                 if (!isempty(c[i].account) && asprintf(&places[i], "%s/%s", c[i].account, c[i].folder) < 0) {
                         places[i] = NULL;
@@ -81,7 +87,7 @@ static int print_table(const StoredCode *c, size_t n) {
                         break;
                 }
                 wid = MAX(wid, (size_t) snprintf(id, sizeof id, "%" PRIi64, c[i].id));
-                wkind = MAX(wkind, cli_text_width(cli_kind_words(c[i].kind)));
+                wkind = MAX(wkind, cli_text_width(kinds[kind_index(c[i].kind)]));
                 wcode = MAX(wcode, MIN(cli_text_width(c[i].display), (size_t) MAX_CODE_COLUMNS));
                 wfrom = MAX(wfrom, MIN(cli_text_width(strna(c[i].sender)), (size_t) MAX_FROM_COLUMNS));
                 wwhere = MAX(wwhere, MIN(cli_text_width(places[i] ?: local), (size_t) MAX_WHERE_COLUMNS));
@@ -103,7 +109,7 @@ static int print_table(const StoredCode *c, size_t n) {
 
                 cli_local_date(k->date, date, sizeof date);
                 printf("%*" PRIi64 "  ", (int) wid, k->id);
-                cli_print_cell(stdout, cli_kind_words(k->kind), wkind + 2, 0);
+                cli_print_cell(stdout, kinds[kind_index(k->kind)], wkind + 2, 0);
                 /* The code in bold when it is the one to use, else in its note's colour. */
                 fputs(colors[note], stdout);
                 cli_print_cell(stdout, k->display, 0, MAX_CODE_COLUMNS);

@@ -17,21 +17,15 @@ const char *ansi_grey(void) { return arg_color ? "\033[2m" : ""; }
 const char *ansi_normal(void) { return arg_color ? "\033[0m" : ""; }
 
 const char *cli_kind_words(CodeKind k) {
-        static const char *const words[_CODE_KIND_MAX] = {
-                [CODE_KIND_SPECIFIC] = N_("specific code"),
-                [CODE_KIND_COMPANY] = N_("company code"),
-                [CODE_KIND_ACCESS] = N_("access code"),
-                [CODE_KIND_OTP] = N_("login code"),
-                [CODE_KIND_REQUEST] = N_("request number"),
-                [CODE_KIND_FILE] = N_("file number"),
-        };
-        static const char *translated[_CODE_KIND_MAX]; /* gettext() once per kind: tables are long */
-
-        if (k < 0 || k >= _CODE_KIND_MAX)
-                return _("code");
-        if (!translated[k])
-                translated[k] = _(words[k]);
-        return translated[k];
+        switch (k) {
+        case CODE_KIND_SPECIFIC: return _("specific code");
+        case CODE_KIND_COMPANY: return _("company code");
+        case CODE_KIND_ACCESS: return _("access code");
+        case CODE_KIND_OTP: return _("login code");
+        case CODE_KIND_REQUEST: return _("request number");
+        case CODE_KIND_FILE: return _("file number");
+        default: return _("code");
+        }
 }
 
 int cli_load_config(Config **ret) {
@@ -48,14 +42,6 @@ int cli_load_config(Config **ret) {
         if (r < 0 && !errors)
                 fprintf(stderr, _("alcode: cannot load the configuration: %s\n"), strerror(-r));
         return r;
-}
-
-/* The open store, for messages about later failures. */
-static char *store_path = NULL;
-static StoreMode store_mode;
-
-static void store_path_freep(void) {
-        free(store_path);
 }
 
 static int database_path(char **ret) {
@@ -103,11 +89,6 @@ int cli_open_store(StoreMode mode, Store **ret) {
         r = store_open(path, mode, ret, &error);
         switch (r) {
         case 0:
-                free(store_path);
-                if (!store_path)
-                        (void) atexit(store_path_freep);
-                store_path = TAKE_PTR(path);
-                store_mode = mode;
                 return 0;
         case -ENOENT:
                 fprintf(stderr, _("alcode: no database at '%s' yet: alcoded has not stored any code "
@@ -152,7 +133,7 @@ int cli_open_store(StoreMode mode, Store **ret) {
 }
 
 int cli_store_error(Store *s, int r) {
-        const char *path = strna(store_path);
+        const char *path = store_path(s);
 
         if (ferror(stdout)) {
                 /* Writing failed, not the database. A closed pipe (alcode list | head) is fine. */
@@ -169,7 +150,7 @@ int cli_store_error(Store *s, int r) {
                 fprintf(stderr, _("alcode: the database '%s' is locked by another program; try again.\n"), path);
                 break;
         default:
-                if (store_mode == STORE_READ_ONLY)
+                if (store_is_read_only(s))
                         fprintf(stderr, _("alcode: cannot read the database '%s': %s.\n"), path, store_last_error(s));
                 else
                         fprintf(stderr, _("alcode: cannot write to the database '%s': %s.\n"), path,

@@ -177,6 +177,7 @@ static const char *const statement_sql[_STMT_MAX] = {
 
 struct Store {
         sqlite3 *db;
+        char *path;
         bool read_only;
         int64_t otp_retention;
         sqlite3_stmt *stmt[_STMT_MAX];
@@ -561,9 +562,12 @@ int store_open(const char *path, StoreMode mode, Store **ret, char **ret_error) 
         if (!s)
                 return -ENOMEM;
         *s = (Store) {
+                .path = strdup(path),
                 .read_only = mode == STORE_READ_ONLY,
                 .otp_retention = STORE_OTP_RETENTION_DEFAULT_SEC,
         };
+        if (!s->path)
+                return -ENOMEM;
 
         r = s->read_only ? open_read_only(s, path, &reason)
                          : open_read_write(s, path, mode == STORE_READ_WRITE, &reason);
@@ -584,12 +588,21 @@ Store *store_close(Store *s) {
         for (size_t i = 0; i < _STMT_MAX; i++)
                 sqlite3_finalize(s->stmt[i]);
         (void) sqlite3_close(s->db);
+        free(s->path);
         free(s);
         return NULL;
 }
 
 const char *store_last_error(Store *s) {
         return sqlite3_errmsg(s->db);
+}
+
+const char *store_path(const Store *s) {
+        return s->path;
+}
+
+bool store_is_read_only(const Store *s) {
+        return s->read_only;
 }
 
 void store_set_otp_retention(Store *s, int64_t seconds) {
@@ -1045,7 +1058,8 @@ static int filter_query(Store *s, const char *columns, const StoreFilter *f, sql
         if (r >= 0 && f->kind >= 0)
                 r = strbuf_puts(&sql, " AND c.kind = ?1");
         if (r >= 0 && f->account)
-                r = strbuf_puts(&sql, " AND m.account = ?2");
+                r = strbuf_puts(&sql, " AND EXISTS (SELECT 1 FROM sightings s JOIN messages sm ON sm.id = s.message"
+                                      " WHERE s.code = c.id AND sm.account = ?2)");
         if (r >= 0 && f->untrusted_only)
                 r = strbuf_puts(&sql, " AND c.trusted = 0");
         if (r >= 0 && f->trusted_only)

@@ -46,6 +46,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
 
 /* SQLite's text for the last failure on s (valid until the next call on s). */
 const char *store_last_error(Store *s);
+/* The path s was opened with (owned by s), and whether it was opened read-only. */
+const char *store_path(const Store *s);
+bool store_is_read_only(const Store *s);
 
 /* The default path: $XDG_DATA_HOME/alcode/alcode.db or ~/.local/share/alcode/alcode.db. */
 int store_default_path(char **ret);
@@ -119,7 +122,7 @@ int store_reset_cursors(Store *s, const char *account);
 
 typedef struct StoreFilter {
         CodeKind kind;       /* _CODE_KIND_INVALID: any */
-        const char *account; /* NULL: any */
+        const char *account; /* NULL: any; else codes seen in that account */
         bool untrusted_only;
         bool trusted_only;
         bool unexpired_only;

@@ -268,6 +268,11 @@ class CliStore(unittest.TestCase):
         self.assertIn("perso/INBOX UID 2 (UIDVALIDITY 7), Message-ID <7.2.perso@store-writer>, rule "
                       "store-writer@1, trusted", out)
         self.assertIn("travail/Archives UID 40 (UIDVALIDITY 99)", out)
+        # --account: the codes seen in that account, wherever they were seen first.
+        self.assertEqual([json.loads(l)["value"] for l in
+                          self.run_alcode("list", "--account", "travail", "--json").stdout.splitlines()],
+                         ["AB12CD34"])
+        self.assertIn("No stored code matches", self.run_alcode("list", "--account", "nobody").stdout)
         out = self.run_alcode("show", str(ids["482913"])).stdout
         self.assertRegex(out, r"Expires: +\d{4}-\d\d-\d\d \d\d:\d\d  \(expired\)")
         self.assertIn("UNVERIFIED", self.run_alcode("show", str(ids["ZQ817TXB"])).stdout)
