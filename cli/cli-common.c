@@ -143,6 +143,9 @@ int cli_store_error(Store *s, int r) {
                 return EXIT_BAD_INPUT;
         }
         switch (r) {
+        case -ENOMEM:
+                fprintf(stderr, _("alcode: out of memory.\n"));
+                break;
         case -EBADMSG:
                 fprintf(stderr, _("alcode: the database '%s' is damaged (%s).\n"), path, store_last_error(s));
                 break;

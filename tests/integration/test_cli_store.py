@@ -327,6 +327,9 @@ class CliStore(unittest.TestCase):
         self.assertEqual(self.run_alcode("list", "--json", env=env).stdout, want)
         r = self.run_alcode("--config", self.tmp.join("missing.conf"), "list", code=2)
         self.assertIn("missing.conf", r.stderr)
+        self.alcode.write_config("database = %s\notp_retention = forever\n" % db)
+        r = self.run_alcode("--config", self.alcode.config, "list", code=2)
+        self.assertRegex(r.stderr, r"alcode.conf:\d+: .*otp_retention.*expected a number of days")
 
     # Unusable databases: a clear message naming the file, a non-zero exit, never a crash or an
     # empty answer.
