@@ -121,7 +121,7 @@ static AccountSlot *slot_of(Manager *m, const WorkerEvent *e) {
 static int handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
         StoreBatch b = {
                 .account = e->account, .folder = e->folder, .uidvalidity = e->uidvalidity,
-                .last_uid = e->last_uid, .highest_modseq = e->highest_modseq, .move_cursor = true,
+                .last_uid = e->last_uid, .highest_modseq = e->highest_modseq, .move_cursor = !e->keep_cursor,
                 .messages_seen = e->messages_seen, .messages = e->messages, .n_messages = e->n_messages,
         };
         LogContext ctx = { .account = e->account, .folder = e->folder };

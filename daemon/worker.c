@@ -1,8 +1,24 @@
-/* The worker thread. Scanning a folder: EXAMINE, compare UIDVALIDITY with the cursor (a
- * change means rescan from UID 1: the store's UNIQUE constraints absorb the repeats), UID
- * SEARCH above the cursor, FETCH in batches, run the pipeline on each message and push one
- * Batch per fetch batch. The cursor in a Batch covers exactly the messages in it, so that the
- * main thread's single transaction keeps codes and cursor together.
+/* The worker thread. A pass over a folder: EXAMINE, compare UIDVALIDITY with the cursor (a
+ * change means rescan from UID 1: the store's UNIQUE constraints absorb the repeats), list the
+ * UIDs above the cursor, stream them in one FETCH and run the pipeline on each message as it
+ * arrives. Every message is read by the same pipeline as `alcode scan`, so the daemon finds
+ * exactly what the CLI finds: no server-side search ever decides that a message is not worth
+ * reading (servers search raw, undecoded HTML and do not fold text as the rules do). What the
+ * server's SEARCH does do, on a first pass, is pick the likely code mail (trusted senders,
+ * brand words in the subject), which is read first so that its codes show up in a second.
+ * Messages above LARGE_MESSAGE are read through BODYSTRUCTURE: headers and text parts only.
+ *
+ * One Batch is pushed every BATCH_MESSAGES messages; its cursor covers exactly what it
+ * reports, so that the main thread's single transaction keeps codes and cursor together.
+ *
+ * Then, unless --once: IDLE (RFC 2177) on the `idle` folders, one connection each (the first
+ * shares the main connection), and STATUS polling of the other folders every poll_interval;
+ * plain polling when the server has no IDLE. IDLE is re-issued every 28 minutes (RFC 2177 asks
+ * for less than 29).
+ *
+ * Every IMAP call runs under a watchdog deadline: a thread of this worker cancels the session
+ * when a command makes no progress for 2 × timeout (libetpan's own per-read timeout does not
+ * catch its busy loop on a connection cut inside a literal, nor a server that drips bytes).
  *
  * Failures are classed as isync does: a message that cannot be parsed is read best-effort; a
  * folder that cannot be opened is skipped; a connection failure ends the pass and, unless
@@ -23,10 +39,23 @@
 #include "worker.h"
 
 #define WORKER_STACK_SIZE (8u << 20) /* libetpan's MIME parser recurses */
-#define FETCH_BATCH 64
-#define MAX_MESSAGE_SIZE (16u << 20)
+#define WATCHDOG_STACK_SIZE (256u << 10)
+#define BATCH_MESSAGES 500
+#define LARGE_MESSAGE (256u << 10)  /* above: headers and text parts only */
+#define MAX_TEXT_PART (4u << 20)
 #define BACKOFF_MIN_SEC 2
 #define BACKOFF_MAX_SEC 600
+#define REIDLE_SEC (28 * 60)        /* RFC 2177: re-issue IDLE before 29 minutes */
+#define MAX_IDLE_CONNECTIONS 4
+#define RESCAN_LIMIT 3
+
+typedef struct Conn {
+        ImapSession *session;
+        const ImapFolder *folder; /* the folder it IDLEs on, or NULL */
+        int idle_fd;
+        bool idling;
+        int64_t idle_since;       /* ms */
+} Conn;
 
 struct Worker {
         pthread_t thread;
@@ -36,9 +65,24 @@ struct Worker {
         int wake_fd;
         atomic_bool stop;
         atomic_bool rescan;
-        pthread_mutex_t session_lock; /* guards `session` for cancel from other threads */
-        ImapSession *session;
         Pipeline *pipeline;
+        unsigned timeout_sec;
+        char **domains;           /* trusted sender domains + employer domains */
+
+        ImapFolder *folders;      /* of the current connection */
+        size_t n_folders;
+        Conn conns[MAX_IDLE_CONNECTIONS]; /* [0]: the main connection */
+        size_t n_conns;
+
+        /* The watchdog: `lock` guards everything below and every Conn.session pointer. */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        pthread_t watchdog;
+        bool watchdog_started;
+        bool watchdog_quit;
+        ImapSession *armed;
+        int64_t deadline;         /* ms, CLOCK_MONOTONIC; 0: disarmed */
+        unsigned armed_sec;
 };
 
 static const char *const worker_states[_WORKER_STATE_MAX] = {
@@ -68,6 +112,91 @@ void worker_event_free(void *p) {
 const char *worker_account(const Worker *w) {
         return w->account;
 }
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static LogContext ctx_of(const Worker *w, const char *folder) {
+        return (LogContext) { .account = w->account, .folder = folder };
+}
+
+/* ---- watchdog ---- */
+
+static void *watchdog_main(void *userdata) {
+        Worker *w = userdata;
+
+        pthread_mutex_lock(&w->lock);
+        while (!w->watchdog_quit) {
+                if (w->deadline == 0) {
+                        pthread_cond_wait(&w->cond, &w->lock);
+                        continue;
+                }
+                int64_t left = w->deadline - now_ms();
+                if (left > 0) {
+                        struct timespec ts;
+                        clock_gettime(CLOCK_MONOTONIC, &ts);
+                        ts.tv_sec += left / 1000;
+                        ts.tv_nsec += (left % 1000) * 1000000;
+                        if (ts.tv_nsec >= 1000000000) {
+                                ts.tv_sec++;
+                                ts.tv_nsec -= 1000000000;
+                        }
+                        (void) pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+                        continue;
+                }
+                /* No progress for the whole window: the session is stalled or spinning. */
+                log_full_errno_ctx(LOG_WARNING, -ETIMEDOUT, &(LogContext) { .account = w->account },
+                                   "the server made no progress for %u s, dropping the connection",
+                                   w->armed_sec);
+                imap_session_cancel(w->armed);
+                w->deadline = 0;
+                w->armed = NULL;
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+/* Arms (or re-arms, on progress) the deadline for what session s is doing now. */
+static void watchdog_arm(Worker *w, ImapSession *s) {
+        pthread_mutex_lock(&w->lock);
+        w->armed = s;
+        w->armed_sec = 2 * w->timeout_sec;
+        w->deadline = now_ms() + 2000 * (int64_t) w->timeout_sec;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+}
+
+/* Data arrived: the deadline moves on (only if armed: a late callback must not re-arm). */
+static void watchdog_progress(void *userdata) {
+        Worker *w = userdata;
+
+        pthread_mutex_lock(&w->lock);
+        if (w->deadline != 0)
+                w->deadline = now_ms() + 2000 * (int64_t) w->timeout_sec;
+        pthread_mutex_unlock(&w->lock);
+}
+
+static void watchdog_disarm(Worker *w) {
+        pthread_mutex_lock(&w->lock);
+        w->deadline = 0;
+        w->armed = NULL;
+        pthread_mutex_unlock(&w->lock);
+}
+
+/* Runs one IMAP call under the watchdog. */
+#define GUARDED(w, s, call)                                                                        \
+        ({                                                                                         \
+                watchdog_arm(w, s);                                                                \
+                int _r_ = (call);                                                                  \
+                watchdog_disarm(w);                                                                \
+                _r_;                                                                               \
+        })
+
+/* ---- events ---- */
 
 static WorkerEvent *event_new(Worker *w, WorkerEventType type) {
         WorkerEvent *e = calloc(1, sizeof(WorkerEvent));
@@ -109,6 +238,8 @@ static void push_state(Worker *w, WorkerState state, int error_code, const char 
         (void) push(w, e);
 }
 
+/* ---- cursors ---- */
+
 static WorkerCursor *cursor_find(Worker *w, const char *folder) {
         for (size_t i = 0; i < w->opts.n_cursors; i++)
                 if (streq(w->opts.cursors[i].folder, folder))
@@ -124,54 +255,102 @@ static int cursor_set(Worker *w, const char *folder, uint32_t uidvalidity, uint3
                 if (!l)
                         return -ENOMEM;
                 w->opts.cursors = l;
-                c = &l[w->opts.n_cursors++];
+                c = &l[w->opts.n_cursors];
                 *c = (WorkerCursor) { .folder = strdup(folder) };
-                if (!c->folder) {
-                        w->opts.n_cursors--;
+                if (!c->folder)
                         return -ENOMEM;
-                }
+                w->opts.n_cursors++;
         }
         c->uidvalidity = uidvalidity;
         c->last_uid = last_uid;
         return 0;
 }
 
-static bool folder_selected(const Account *a, const ImapFolder *f) {
-        bool in = false;
+/* ---- folders ---- */
 
-        if (f->flags & IMAP_FOLDER_NOSELECT)
-                return false;
-        STRV_FOREACH(g, a->folders)
-                if (fnmatch(*g, f->display, 0) == 0 || fnmatch(*g, f->name, 0) == 0)
-                        in = true;
-        STRV_FOREACH(g, a->exclude)
-                if (fnmatch(*g, f->display, 0) == 0 || fnmatch(*g, f->name, 0) == 0)
-                        in = false;
-        return in;
+/* A glob matches a folder by its decoded name, its server name, or, when the glob names a
+ * special use ("Junk"), by the RFC 6154 flag: a Junk folder called "Spam" is still Junk. */
+static bool folder_matches(char *const *globs, const ImapFolder *f) {
+        STRV_FOREACH(g, globs) {
+                unsigned su = imap_special_use_from_string(*g);
+                if (fnmatch(*g, f->display, 0) == 0 || fnmatch(*g, f->name, 0) == 0 || (su && (f->flags & su)))
+                        return true;
+        }
+        return false;
 }
 
-typedef struct FetchContext {
-        Worker *w;
-        const char *folder;
-        uint32_t uidvalidity;
-        WorkerEvent *batch;
-} FetchContext;
+static bool folder_selected(const Account *a, const ImapFolder *f) {
+        if (f->flags & IMAP_FOLDER_NOSELECT)
+                return false;
+        return folder_matches(a->folders, f) && !folder_matches(a->exclude, f);
+}
 
-static int on_message(const ImapMessage *m, void *userdata) {
-        FetchContext *fc = userdata;
-        Worker *w = fc->w;
-        MessageRef ref = { .account = w->account, .folder = (char *) fc->folder,
-                           .uidvalidity = fc->uidvalidity, .uid = m->uid };
-        _cleanup_strv_free_ char **warnings = NULL;
-        Message *msg = NULL;
-        LogContext ctx = { .account = w->account, .folder = fc->folder, .uid = m->uid };
+/* ---- scanning ---- */
+
+typedef struct Scan {
+        Worker *w;
+        ImapSession *s;
+        const ImapFolder *f;
+        ImapFolderState st;
+        WorkerEvent *batch;
+        uint32_t floor;           /* cursor before this scan */
+        uint32_t last;            /* highest UID read so far */
+        bool keep_cursor;
+        const uint32_t *skip;     /* UIDs read already (ascending) */
+        size_t n_skip;
+        uint32_t *large;          /* UIDs to read through BODYSTRUCTURE */
+        size_t n_large;
+        size_t seen;
+} Scan;
+
+static int batch_start(Scan *sc) {
+        sc->batch = event_new(sc->w, WORKER_EVENT_BATCH);
+        if (!sc->batch || !(sc->batch->folder = strdup(sc->f->display))) {
+                worker_event_free(TAKE_PTR(sc->batch));
+                return -ENOMEM;
+        }
+        sc->batch->uidvalidity = sc->st.uidvalidity;
+        sc->batch->highest_modseq = sc->st.highest_modseq;
+        sc->batch->keep_cursor = sc->keep_cursor;
+        return 0;
+}
+
+/* Pushes the batch with the cursor at `cursor` (never below where it was). */
+static int batch_push(Scan *sc, uint32_t cursor) {
         int r;
 
-        fc->batch->messages_seen++;
-        fc->batch->last_uid = MAX(fc->batch->last_uid, m->uid);
-        if (m->truncated)
-                log_full_errno_ctx(LOG_INFO, 0, &ctx, "message larger than %u bytes, reading only the start",
-                                   MAX_MESSAGE_SIZE);
+        if (!sc->batch && (r = batch_start(sc)) < 0)
+                return r;
+        sc->batch->last_uid = MAX(cursor, sc->floor);
+        if (!sc->keep_cursor) {
+                r = cursor_set(sc->w, sc->f->display, sc->st.uidvalidity, sc->batch->last_uid);
+                if (r < 0)
+                        return r;
+                sc->floor = sc->batch->last_uid;
+        }
+        return push(sc->w, TAKE_PTR(sc->batch));
+}
+
+static int cmp_u32(const void *a, const void *b) {
+        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* The cursor may only pass UIDs that are done: not a large message still to be read. */
+static uint32_t safe_cursor(const Scan *sc) {
+        return sc->n_large > 0 ? MIN(sc->last, sc->large[0] - 1) : sc->last;
+}
+
+static int run_pipeline(Scan *sc, const ImapMessage *m) {
+        Worker *w = sc->w;
+        MessageRef ref = { .account = w->account, .folder = sc->f->display,
+                           .uidvalidity = sc->st.uidvalidity, .uid = m->uid };
+        LogContext ctx = { .account = w->account, .folder = sc->f->display, .uid = m->uid };
+        _cleanup_strv_free_ char **warnings = NULL;
+        Message *msg = NULL;
+        Message **l;
+        int r;
+
         r = pipeline_run(w->pipeline, m->data, m->size, &ref, &msg, &warnings, NULL, NULL);
         if (r < 0)
                 return r;
@@ -182,155 +361,295 @@ static int on_message(const ImapMessage *m, void *userdata) {
                 return 0;
         }
         log_full_errno_ctx(LOG_INFO, 0, &ctx, "found %zu code(s)", msg->n_codes);
-        Message **l = reallocarray(fc->batch->messages, fc->batch->n_messages + 1, sizeof(Message *));
+        if (!sc->batch && (r = batch_start(sc)) < 0) {
+                message_free(msg);
+                return r;
+        }
+        l = reallocarray(sc->batch->messages, sc->batch->n_messages + 1, sizeof(Message *));
         if (!l) {
                 message_free(msg);
                 return -ENOMEM;
         }
-        fc->batch->messages = l;
-        l[fc->batch->n_messages++] = msg;
+        sc->batch->messages = l;
+        l[sc->batch->n_messages++] = msg;
         return 0;
 }
 
-/* Scans one folder. Returns 0, -ENOENT when the folder cannot be opened (skip it), or another
- * error for the connection. */
-static int scan_folder(Worker *w, const ImapFolder *f) {
-        const Account *a = w->opts.account;
-        LogContext ctx = { .account = w->account, .folder = f->display };
-        _cleanup_free_ uint32_t *uids = NULL;
-        ImapFolderState st;
-        WorkerCursor *c;
-        uint32_t first = 1;
+static int on_message(const ImapMessage *m, void *userdata) {
+        Scan *sc = userdata;
+        int r;
+
+        if (atomic_load(&sc->w->stop))
+                return -ECANCELED;
+        if (sc->n_skip > 0 && bsearch(&m->uid, sc->skip, sc->n_skip, sizeof(uint32_t), cmp_u32))
+                goto done; /* read in the first pass already */
+        if (m->truncated && m->full_size > LARGE_MESSAGE) {
+                /* Read it later, text parts only (another command cannot run inside this one). */
+                uint32_t *l = reallocarray(sc->large, sc->n_large + 1, sizeof(uint32_t));
+                if (!l)
+                        return -ENOMEM;
+                sc->large = l;
+                sc->large[sc->n_large++] = m->uid;
+                if (sc->n_large > 1 && m->uid < sc->large[sc->n_large - 2])
+                        qsort(sc->large, sc->n_large, sizeof(uint32_t), cmp_u32);
+        } else {
+                r = run_pipeline(sc, m);
+                if (r < 0)
+                        return r;
+        }
+done:
+        sc->last = MAX(sc->last, m->uid);
+        sc->seen++;
+        if (!sc->batch && (r = batch_start(sc)) < 0)
+                return r;
+        sc->batch->messages_seen++;
+        if (sc->batch->messages_seen >= BATCH_MESSAGES)
+                return batch_push(sc, safe_cursor(sc));
+        return 0;
+}
+
+static int on_large_message(const ImapMessage *m, void *userdata) {
+        return run_pipeline(userdata, m);
+}
+
+/* Reads the large messages put aside, in UID order, moving the cursor as they are done. */
+static int read_large(Scan *sc) {
+        int r;
+
+        for (size_t i = 0; i < sc->n_large; i++) {
+                uint32_t uid = sc->large[i];
+                if (atomic_load(&sc->w->stop))
+                        return -ECANCELED;
+                r = GUARDED(sc->w, sc->s, imap_fetch_texts(sc->s, uid, MAX_TEXT_PART, on_large_message, sc));
+                if (r == -EOPNOTSUPP) {
+                        /* A structure we cannot write back: read the start of it whole. */
+                        LogContext ctx = { .account = sc->w->account, .folder = sc->f->display, .uid = uid };
+                        log_full_errno_ctx(LOG_INFO, 0, &ctx, "unusual MIME structure, reading the first %u bytes whole",
+                                           4 * MAX_TEXT_PART);
+                        r = GUARDED(sc->w, sc->s, imap_fetch(sc->s, &uid, 1, uid, 4 * MAX_TEXT_PART, on_large_message, sc));
+                }
+                if (r < 0)
+                        return r;
+        }
+        sc->n_large = 0;
+        return 0;
+}
+
+static void scan_done(Scan *sc) {
+        worker_event_free(sc->batch);
+        free(sc->large);
+}
+
+/* Reads the UIDs given (or first:* when uids is NULL) and pushes their batches. */
+static int scan_read(Scan *sc, const uint32_t *uids, size_t n, uint32_t first) {
+        int r;
+
+        r = GUARDED(sc->w, sc->s, imap_fetch(sc->s, uids, n, first, LARGE_MESSAGE, on_message, sc));
+        if (r < 0)
+                return r;
+        return read_large(sc);
+}
+
+/* The likely code mail first (a first pass only): it shows up in seconds even in a mailbox
+ * that takes minutes to read. Its batches leave the cursor alone; the full pass skips it. */
+static int scan_priority(Scan *sc, uint32_t first, uint32_t **ret, size_t *ret_n) {
+        Worker *w = sc->w;
+        uint32_t *uids = NULL;
         size_t n = 0;
         int r;
 
-        r = imap_examine(w->session, f->name, &st);
-        if (r == -ENOENT) {
-                log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot open folder (%s), skipping",
-                                   imap_last_error(w->session));
-                return r;
-        }
+        *ret = NULL;
+        *ret_n = 0;
+        r = GUARDED(w, sc->s, imap_search_candidates(sc->s, first, w->domains,
+                                                     rules_search_keywords(w->opts.rules), &uids, &n));
+        if (r == -EOPNOTSUPP)
+                return 0; /* the full pass alone will do */
         if (r < 0)
                 return r;
-
-        c = cursor_find(w, f->display);
-        if (c && c->uidvalidity == st.uidvalidity && !atomic_load(&w->rescan))
-                first = c->last_uid + 1;
-        else if (c && c->uidvalidity != st.uidvalidity)
-                log_full_errno_ctx(LOG_NOTICE, 0, &ctx, "UIDVALIDITY changed (%u → %u): rescanning the folder",
-                                   c->uidvalidity, st.uidvalidity);
-
-        if (st.exists > 0 && (st.uidnext == 0 || st.uidnext > first)) {
-                r = imap_search(w->session, first, a->since, &uids, &n);
-                if (r < 0)
-                        return r;
-        }
-
-        /* Nothing new in a folder we know: nothing to record either. */
-        if (n == 0 && c && c->uidvalidity == st.uidvalidity)
-                return 0;
-
-        for (size_t i = 0; i < n || i == 0; i += FETCH_BATCH) {
-                FetchContext fc = { .w = w, .folder = f->display, .uidvalidity = st.uidvalidity };
-                size_t k = MIN((size_t) FETCH_BATCH, n - MIN(i, n));
-
-                if (atomic_load(&w->stop))
-                        return -ECANCELED;
-                fc.batch = event_new(w, WORKER_EVENT_BATCH);
-                if (!fc.batch || !(fc.batch->folder = strdup(f->display))) {
-                        worker_event_free(fc.batch);
-                        return -ENOMEM;
-                }
-                fc.batch->uidvalidity = st.uidvalidity;
-                fc.batch->highest_modseq = st.highest_modseq;
-                /* An empty folder still records its UIDVALIDITY; the cursor never goes back. */
-                fc.batch->last_uid = first > 1 ? first - 1 : 0;
-                if (k > 0) {
-                        r = imap_fetch(w->session, uids + i, k, MAX_MESSAGE_SIZE, on_message, &fc);
-                        if (r < 0) {
-                                worker_event_free(fc.batch);
-                                return r;
-                        }
-                        /* Messages expunged meanwhile were not returned: the batch still covers them. */
-                        fc.batch->last_uid = MAX(fc.batch->last_uid, uids[i + k - 1]);
-                }
-                r = cursor_set(w, f->display, st.uidvalidity, fc.batch->last_uid);
+        if (n > 0) {
+                sc->keep_cursor = true;
+                r = scan_read(sc, uids, n, first);
+                if (r >= 0 && sc->batch && sc->batch->n_messages > 0)
+                        r = batch_push(sc, 0);
+                worker_event_free(TAKE_PTR(sc->batch));
+                sc->keep_cursor = false;
+                sc->last = 0;
+                sc->seen = 0;
                 if (r < 0) {
-                        worker_event_free(fc.batch);
+                        free(uids);
                         return r;
                 }
-                r = push(w, fc.batch);
-                if (r < 0)
-                        return r;
-                if (n == 0)
-                        break;
         }
-        if (n > 0)
-                log_full_errno_ctx(LOG_INFO, 0, &ctx, "scanned %zu new message(s)", n);
+        *ret = uids;
+        *ret_n = n;
         return 0;
 }
 
-static int connect_session(Worker *w) {
+/* Scans one folder on session s from its cursor. Returns 0, -ENOENT when the folder cannot be
+ * opened (skip it), or another error for the connection. */
+static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
+        const Account *a = w->opts.account;
+        LogContext ctx = ctx_of(w, f->display);
+        _cleanup_free_ uint32_t *prio = NULL, *uids = NULL;
+        size_t n_prio = 0, n = 0, total = 0;
+        Scan sc = { .w = w, .s = s, .f = f };
+        WorkerCursor *c;
+        uint32_t first;
+        bool known;
+        int r;
+
+        for (unsigned round = 0; round < RESCAN_LIMIT; round++) {
+                r = GUARDED(w, s, imap_examine(s, f->name, &sc.st));
+                if (r == -ENOENT) {
+                        log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot open folder (%s), skipping",
+                                           imap_last_error(s));
+                        return r;
+                }
+                if (r < 0)
+                        return r;
+
+                c = cursor_find(w, f->display);
+                known = c && c->uidvalidity == sc.st.uidvalidity && !(round == 0 && atomic_load(&w->rescan));
+                if (c && c->uidvalidity != sc.st.uidvalidity)
+                        log_full_errno_ctx(LOG_NOTICE, 0, &ctx, "UIDVALIDITY changed (%u → %u): rescanning the folder",
+                                           c->uidvalidity, sc.st.uidvalidity);
+                first = known ? c->last_uid + 1 : 1;
+                sc.floor = first - 1;
+                /* Nothing new in a folder we know. */
+                if (known && (sc.st.exists == 0 || (sc.st.uidnext > 0 && sc.st.uidnext <= first)))
+                        break;
+
+                if (!known && sc.st.exists > 0) {
+                        r = scan_priority(&sc, first, &prio, &n_prio);
+                        if (r < 0)
+                                goto finish;
+                }
+                sc.skip = prio;
+                sc.n_skip = n_prio;
+
+                if (sc.st.exists > 0) {
+                        /* The UIDs to read: SEARCH SINCE when there is a horizon, else "first:*"
+                         * streamed as is (which also serves servers that cannot search). */
+                        if (a->since > 0) {
+                                r = GUARDED(w, s, imap_search(s, first, a->since, &uids, &n));
+                                if (r < 0)
+                                        goto finish;
+                                r = n > 0 ? scan_read(&sc, uids, n, first) : 0;
+                        } else
+                                r = scan_read(&sc, NULL, 0, first);
+                        if (r < 0)
+                                goto finish;
+                }
+                /* Every UID below UIDNEXT (as of EXAMINE) has now been listed and read. */
+                r = batch_push(&sc, MAX(sc.last, sc.st.uidnext > 0 ? sc.st.uidnext - 1 : 0));
+                if (r < 0)
+                        goto finish;
+                total += sc.seen;
+                free(TAKE_PTR(uids));
+                free(TAKE_PTR(prio));
+                n_prio = 0;
+                sc.skip = NULL;
+                sc.n_skip = 0;
+                sc.last = 0;
+                sc.seen = 0;
+                /* Mail that arrived while we read (an EXISTS inside our FETCH): once more. */
+                if (!imap_has_new_mail(s, sc.st.exists))
+                        break;
+        }
+        if (total > 0)
+                log_full_errno_ctx(LOG_INFO, 0, &ctx, "read %zu new message(s)", total);
+        r = 0;
+finish:
+        scan_done(&sc);
+        return r;
+}
+
+/* ---- connections ---- */
+
+static void conn_close(Worker *w, Conn *c, bool polite) {
+        ImapSession *s;
+
+        pthread_mutex_lock(&w->lock);
+        s = TAKE_PTR(c->session);
+        pthread_mutex_unlock(&w->lock);
+        if (s && polite) {
+                if (c->idling)
+                        (void) GUARDED(w, s, imap_idle_done(s));
+                watchdog_arm(w, s);
+                imap_logout(s);
+                watchdog_disarm(w);
+        }
+        imap_session_free(s);
+        *c = (Conn) { .idle_fd = -EBADF };
+}
+
+static void close_all(Worker *w) {
+        bool polite = !atomic_load(&w->stop);
+
+        for (size_t i = w->n_conns; i > 0; i--)
+                conn_close(w, &w->conns[i - 1], polite);
+        w->n_conns = 0;
+        imap_folders_free(w->folders, w->n_folders);
+        w->folders = NULL;
+        w->n_folders = 0;
+}
+
+static bool fatal_error(int r) {
+        /* Retrying cannot help: the user must act (password, certificate, config). */
+        return r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -ENOKEY || r == -EINVAL ||
+               r == -ENOMEM;
+}
+
+static int conn_open(Worker *w, Conn *c, bool report) {
         _cleanup_free_ char *error = NULL;
         ImapSession *s = NULL;
         int r;
 
-        push_state(w, WORKER_CONNECTING, 0, NULL, 0, 0);
-        r = imap_connect(w->opts.account, w->opts.timeout_sec, &s, &error);
+        *c = (Conn) { .idle_fd = -EBADF };
+        r = imap_session_new(w->opts.account, w->timeout_sec, &s);
+        if (r < 0)
+                return r;
+        imap_session_set_progress(s, watchdog_progress, w);
+        /* Published before connecting, so that worker_stop() and the watchdog can cancel it. */
+        pthread_mutex_lock(&w->lock);
+        c->session = s;
+        pthread_mutex_unlock(&w->lock);
+        if (atomic_load(&w->stop))
+                imap_session_cancel(s);
+        r = GUARDED(w, s, imap_session_connect(s, &error));
         if (r < 0) {
-                log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account }, "%s",
-                                   error ?: "cannot connect");
-                push_state(w, r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -ENOKEY
-                                      ? WORKER_FAILED
-                                      : WORKER_BACKOFF,
-                           r, error, 0, 0);
+                if (report) {
+                        log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account }, "%s",
+                                           error ?: "cannot connect");
+                        push_state(w, fatal_error(r) ? WORKER_FAILED : WORKER_BACKOFF, r, error, 0, 0);
+                }
+                conn_close(w, c, false);
                 return r;
         }
-        pthread_mutex_lock(&w->session_lock);
-        w->session = s;
-        pthread_mutex_unlock(&w->session_lock);
-        log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = w->account }, "connected to %s",
-                           w->opts.account->host);
         return 0;
 }
 
-static void drop_session(Worker *w) {
-        pthread_mutex_lock(&w->session_lock);
-        ImapSession *s = TAKE_PTR(w->session);
-        pthread_mutex_unlock(&w->session_lock);
-        if (s && !atomic_load(&w->stop))
-                imap_logout(s);
-        imap_session_free(s);
-}
-
-/* One pass over every selected folder. */
+/* One pass over every selected folder, on the main connection. */
 static int scan_all(Worker *w) {
-        ImapFolder *folders = NULL;
-        size_t n = 0, selected = 0, done = 0;
-        int r;
+        ImapSession *s = w->conns[0].session;
+        size_t selected = 0, done = 0;
+        int r = 0;
 
-        r = imap_list(w->session, &folders, &n);
-        if (r < 0) {
-                log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account }, "%s",
-                                   imap_last_error(w->session));
-                return r;
-        }
-        for (size_t i = 0; i < n; i++)
-                selected += folder_selected(w->opts.account, &folders[i]);
-        for (size_t i = 0; i < n; i++) {
-                if (!folder_selected(w->opts.account, &folders[i]))
+        for (size_t i = 0; i < w->n_folders; i++)
+                selected += folder_selected(w->opts.account, &w->folders[i]);
+        for (size_t i = 0; i < w->n_folders; i++) {
+                if (!folder_selected(w->opts.account, &w->folders[i]))
                         continue;
                 push_state(w, WORKER_SCANNING, 0, NULL, (unsigned) done, (unsigned) selected);
-                r = scan_folder(w, &folders[i]);
+                r = scan_folder(w, s, &w->folders[i]);
                 if (r < 0 && r != -ENOENT)
                         break;
                 done++;
                 r = 0;
         }
-        imap_folders_free(folders, n);
         if (r < 0 && r != -ECANCELED)
                 log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account },
-                                   "scan interrupted: %s", imap_last_error(w->session));
+                                   "scan interrupted: %s", imap_last_error(s));
         if (r >= 0) {
                 atomic_store(&w->rescan, false);
                 (void) push(w, event_new(w, WORKER_EVENT_SCAN_DONE));
@@ -338,63 +657,239 @@ static int scan_all(Worker *w) {
         return r;
 }
 
-/* Waits up to sec seconds for a wake-up (stop, rescan, new pass). Returns true if woken. */
-static bool wait_wake(Worker *w, unsigned sec) {
-        struct pollfd p = { .fd = w->wake_fd, .events = POLLIN };
-        uint64_t v;
+static int idle_begin(Worker *w, Conn *c) {
         int r;
 
-        r = poll(&p, 1, (int) MIN(sec, 86400u) * 1000);
-        if (r > 0) {
-                (void) !read(w->wake_fd, &v, sizeof v);
-                return true;
+        r = GUARDED(w, c->session, imap_idle_start(c->session, &c->idle_fd));
+        if (r < 0)
+                return r;
+        c->idling = true;
+        c->idle_since = now_ms();
+        return 0;
+}
+
+static int idle_end(Worker *w, Conn *c) {
+        if (!c->idling)
+                return 0;
+        c->idling = false;
+        return GUARDED(w, c->session, imap_idle_done(c->session));
+}
+
+/* New mail on an IDLE connection, or its 28 minutes are up: read what is new, IDLE again. */
+static int idle_refresh(Worker *w, Conn *c) {
+        int r;
+
+        r = idle_end(w, c);
+        if (r >= 0)
+                r = scan_folder(w, c->session, c->folder);
+        if (r >= 0)
+                r = idle_begin(w, c);
+        return r;
+}
+
+/* STATUS of every folder nobody IDLEs on; reads those with new mail. On the main connection,
+ * which leaves and re-enters its own IDLE around it. */
+static int poll_folders(Worker *w) {
+        Conn *main_conn = &w->conns[0];
+        int r;
+
+        r = idle_end(w, main_conn);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
+                const ImapFolder *f = &w->folders[i];
+                ImapFolderState st;
+                bool watched = false;
+
+                if (!folder_selected(w->opts.account, f))
+                        continue;
+                for (size_t k = 0; k < w->n_conns; k++)
+                        watched = watched || w->conns[k].folder == f;
+                if (watched && w->conns[0].folder != f)
+                        continue;
+                r = GUARDED(w, main_conn->session, imap_status(main_conn->session, f->name, &st));
+                if (r == -ENOENT) {
+                        r = 0;
+                        continue;
+                }
+                if (r < 0)
+                        break;
+                const WorkerCursor *cur = cursor_find(w, f->display);
+                if (cur && cur->uidvalidity == st.uidvalidity && st.uidnext > 0 && st.uidnext <= cur->last_uid + 1)
+                        continue; /* nothing new */
+                r = scan_folder(w, main_conn->session, f);
+                if (r == -ENOENT)
+                        r = 0;
         }
-        return false;
+        if (r >= 0 && main_conn->folder)
+                r = idle_refresh(w, main_conn);
+        return r;
+}
+
+/* After the first pass: IDLE where asked and possible, poll the rest; returns on error, stop
+ * or a request for a new pass (0). */
+static int watch(Worker *w) {
+        const Account *a = w->opts.account;
+        bool has_idle = imap_has_idle(w->conns[0].session);
+        int64_t next_poll = now_ms() + 1000 * (int64_t) a->poll_interval;
+        int r = 0;
+
+        if (has_idle)
+                for (size_t i = 0; i < w->n_folders && w->n_conns < MAX_IDLE_CONNECTIONS; i++) {
+                        const ImapFolder *f = &w->folders[i];
+                        Conn *c;
+
+                        if (!folder_selected(a, f) || !folder_matches(a->idle, f))
+                                continue;
+                        c = &w->conns[w->n_conns > 0 && w->conns[0].folder ? w->n_conns : 0];
+                        if (c != &w->conns[0]) {
+                                r = conn_open(w, c, false);
+                                if (r < 0)
+                                        return r;
+                                w->n_conns++;
+                        }
+                        c->folder = f;
+                        r = scan_folder(w, c->session, f); /* selects it, reads what came meanwhile */
+                        if (r >= 0)
+                                r = idle_begin(w, c);
+                        if (r < 0)
+                                return r;
+                        LogContext ctx = ctx_of(w, f->display);
+                        log_full_errno_ctx(LOG_DEBUG, 0, &ctx, "watching with IDLE");
+                }
+        push_state(w, WORKER_IDLE, 0, NULL, 0, 0);
+
+        for (;;) {
+                struct pollfd p[MAX_IDLE_CONNECTIONS + 1] = { { .fd = w->wake_fd, .events = POLLIN } };
+                int64_t now = now_ms(), wait = next_poll - now;
+                bool ready[MAX_IDLE_CONNECTIONS] = {}, any = false;
+
+                if (atomic_load(&w->stop))
+                        return -ECANCELED;
+                for (size_t i = 0; i < w->n_conns; i++) {
+                        Conn *c = &w->conns[i];
+                        p[i + 1] = (struct pollfd) { .fd = c->idling ? c->idle_fd : -1, .events = POLLIN };
+                        if (!c->idling)
+                                continue;
+                        /* The buffered-EXISTS trap: what libetpan holds, poll() cannot see. */
+                        if (imap_idle_pending(c->session))
+                                ready[i] = any = true;
+                        wait = MIN(wait, c->idle_since + 1000 * (int64_t) REIDLE_SEC - now);
+                }
+                r = any ? 0 : poll(p, w->n_conns + 1, (int) MIN(MAX(wait, (int64_t) 0), (int64_t) 86400000));
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (p[0].revents & POLLIN) {
+                        uint64_t v;
+                        (void) !read(w->wake_fd, &v, sizeof v);
+                        if (atomic_load(&w->stop))
+                                return -ECANCELED;
+                        return 0; /* a new pass was asked for */
+                }
+                now = now_ms();
+                for (size_t i = 0; i < w->n_conns; i++) {
+                        Conn *c = &w->conns[i];
+                        if (!c->idling)
+                                continue;
+                        if (ready[i] || (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) ||
+                            now >= c->idle_since + 1000 * (int64_t) REIDLE_SEC) {
+                                r = idle_refresh(w, c);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+                if (now_ms() >= next_poll) {
+                        r = poll_folders(w);
+                        if (r < 0)
+                                return r;
+                        next_poll = now_ms() + 1000 * (int64_t) a->poll_interval;
+                }
+        }
+}
+
+/* Connect, LIST, one pass over every folder, then watch until something fails. */
+static int run_session(Worker *w, bool *ret_scanned) {
+        int r;
+
+        push_state(w, WORKER_CONNECTING, 0, NULL, 0, 0);
+        r = conn_open(w, &w->conns[0], true);
+        if (r < 0)
+                return r;
+        w->n_conns = 1;
+        log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = w->account }, "connected to %s",
+                           w->opts.account->host);
+        r = GUARDED(w, w->conns[0].session, imap_list(w->conns[0].session, &w->folders, &w->n_folders));
+        if (r < 0) {
+                log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account }, "%s",
+                                   imap_last_error(w->conns[0].session));
+                return r;
+        }
+        for (;;) {
+                r = scan_all(w);
+                if (r < 0)
+                        return r;
+                *ret_scanned = true;
+                if (w->opts.once)
+                        return 0;
+                /* A new pass (Rescan) starts from a clean state: no IDLE anywhere. */
+                for (size_t i = 1; i < w->n_conns; i++)
+                        conn_close(w, &w->conns[i], true);
+                w->n_conns = 1;
+                r = idle_end(w, &w->conns[0]);
+                w->conns[0].folder = NULL;
+                if (r < 0)
+                        return r;
+                r = watch(w);
+                if (r < 0)
+                        return r;
+                for (size_t i = 1; i < w->n_conns; i++)
+                        conn_close(w, &w->conns[i], true);
+                w->n_conns = 1;
+                r = idle_end(w, &w->conns[0]);
+                w->conns[0].folder = NULL;
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Waits up to sec seconds for a wake-up (stop, rescan, new pass). */
+static void wait_wake(Worker *w, unsigned sec) {
+        struct pollfd p = { .fd = w->wake_fd, .events = POLLIN };
+        uint64_t v;
+
+        if (poll(&p, 1, (int) MIN(sec, 86400u) * 1000) > 0)
+                (void) !read(w->wake_fd, &v, sizeof v);
 }
 
 static unsigned backoff_delay(unsigned attempt) {
-        unsigned d = BACKOFF_MIN_SEC << MIN(attempt, 10u);
-        unsigned jitter;
+        unsigned d = MIN((unsigned) BACKOFF_MIN_SEC << MIN(attempt, 10u), (unsigned) BACKOFF_MAX_SEC);
 
-        d = MIN(d, (unsigned) BACKOFF_MAX_SEC);
-        jitter = (unsigned) (random() % (d / 2 + 1)); /* spread reconnects of many clients */
-        return d / 2 + jitter + 1;
+        /* Full jitter on the upper half: many clients of one server do not reconnect in step. */
+        return d / 2 + (unsigned) (random() % (d / 2 + 1)) + 1;
 }
 
 static void *worker_main(void *userdata) {
         Worker *w = userdata;
         unsigned attempt = 0;
-        int r = 0;
         WorkerEvent *e;
+        int r = 0;
 
         while (!atomic_load(&w->stop)) {
-                if (!w->session) {
-                        r = connect_session(w);
-                        if (r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -ENOKEY || r == -ENOMEM)
-                                break; /* retrying would not help */
-                }
-                if (w->session) {
-                        r = scan_all(w);
-                        if (r >= 0)
-                                attempt = 0;
-                        else
-                                drop_session(w);
-                }
-                if (w->opts.once || atomic_load(&w->stop) || r == -ENOMEM)
+                bool scanned = false;
+
+                r = run_session(w, &scanned);
+                close_all(w);
+                if (scanned)
+                        attempt = 0;
+                if (atomic_load(&w->stop) || w->opts.once || fatal_error(r))
                         break;
-                if (r >= 0) {
-                        /* Until IDLE lands: poll every poll_interval. */
-                        push_state(w, WORKER_IDLE, 0, NULL, 0, 0);
-                        (void) wait_wake(w, w->opts.account->poll_interval);
-                } else {
-                        unsigned d = backoff_delay(attempt++);
-                        push_state(w, WORKER_BACKOFF, r, NULL, 0, 0);
-                        log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = w->account },
-                                           "reconnecting in %u s", d);
-                        (void) wait_wake(w, d);
-                }
+                unsigned d = backoff_delay(attempt++);
+                push_state(w, WORKER_BACKOFF, r, NULL, 0, 0);
+                log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = w->account },
+                                   "reconnecting in %u s", d);
+                wait_wake(w, d);
         }
-        drop_session(w);
+        close_all(w);
         e = event_new(w, WORKER_EVENT_EXIT);
         if (e) {
                 e->result = r;
@@ -404,8 +899,19 @@ static void *worker_main(void *userdata) {
         return NULL;
 }
 
+static unsigned timeout_from_env(unsigned dflt) {
+#ifdef ALCODE_TEST_HOOKS
+        /* Tests of stalled servers need seconds, not minutes. */
+        const char *v = getenv("ALCODE_TEST_IMAP_TIMEOUT");
+        if (v && atoi(v) > 0)
+                return (unsigned) atoi(v);
+#endif
+        return dflt;
+}
+
 int worker_start(const WorkerOptions *opts, Worker **ret) {
         Worker *w = calloc(1, sizeof(Worker));
+        pthread_condattr_t ca;
         pthread_attr_t attr;
         int r;
 
@@ -413,12 +919,25 @@ int worker_start(const WorkerOptions *opts, Worker **ret) {
                 return -ENOMEM;
         w->opts = *opts;
         w->wake_fd = -EBADF;
-        pthread_mutex_init(&w->session_lock, NULL);
+        w->timeout_sec = timeout_from_env(MAX(opts->timeout_sec, 1u));
+        for (size_t i = 0; i < MAX_IDLE_CONNECTIONS; i++)
+                w->conns[i].idle_fd = -EBADF;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->cond, &ca);
+        pthread_condattr_destroy(&ca);
         w->account = strdup(opts->account->name);
-        if (!w->account) {
+        w->domains = strv_copy(rules_trusted_domains(opts->rules));
+        if (!w->account || !w->domains) {
                 worker_free(w);
                 return -ENOMEM;
         }
+        STRV_FOREACH(d, opts->employer_domains)
+                if (!strv_contains(w->domains, *d) && strv_extend(&w->domains, *d) < 0) {
+                        worker_free(w);
+                        return -ENOMEM;
+                }
         w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (w->wake_fd < 0) {
                 r = -errno;
@@ -431,8 +950,13 @@ int worker_start(const WorkerOptions *opts, Worker **ret) {
                 return r;
         }
         pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
-        r = -pthread_create(&w->thread, &attr, worker_main, w);
+        pthread_attr_setstacksize(&attr, WATCHDOG_STACK_SIZE);
+        r = -pthread_create(&w->watchdog, &attr, watchdog_main, w);
+        if (r == 0) {
+                w->watchdog_started = true;
+                pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
+                r = -pthread_create(&w->thread, &attr, worker_main, w);
+        }
         pthread_attr_destroy(&attr);
         if (r < 0) {
                 worker_free(w);
@@ -448,9 +972,10 @@ void worker_stop(Worker *w) {
 
         atomic_store(&w->stop, true);
         (void) !write(w->wake_fd, &one, sizeof one);
-        pthread_mutex_lock(&w->session_lock);
-        imap_session_cancel(w->session);
-        pthread_mutex_unlock(&w->session_lock);
+        pthread_mutex_lock(&w->lock);
+        for (size_t i = 0; i < MAX_IDLE_CONNECTIONS; i++)
+                imap_session_cancel(w->conns[i].session);
+        pthread_mutex_unlock(&w->lock);
 }
 
 void worker_wake(Worker *w, bool rescan) {
@@ -468,13 +993,22 @@ Worker *worker_free(Worker *w) {
                 worker_stop(w);
                 pthread_join(w->thread, NULL);
         }
+        if (w->watchdog_started) {
+                pthread_mutex_lock(&w->lock);
+                w->watchdog_quit = true;
+                pthread_cond_signal(&w->cond);
+                pthread_mutex_unlock(&w->lock);
+                pthread_join(w->watchdog, NULL);
+        }
         pipeline_free(w->pipeline);
         if (w->wake_fd >= 0)
                 (void) close(w->wake_fd);
         for (size_t i = 0; i < w->opts.n_cursors; i++)
                 free(w->opts.cursors[i].folder);
         free(w->opts.cursors);
-        pthread_mutex_destroy(&w->session_lock);
+        strv_free(w->domains);
+        pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->lock);
         free(w->account);
         free(w);
         return NULL;

@@ -42,6 +42,7 @@ typedef struct WorkerEvent {
         uint32_t uidvalidity;
         uint32_t last_uid;
         uint64_t highest_modseq;
+        bool keep_cursor;        /* codes found ahead of the cursor: store them, leave it */
         uint32_t messages_seen;
         Message **messages;
         size_t n_messages;

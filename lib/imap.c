@@ -3,13 +3,20 @@
  *  - it verifies no certificate: we check the chain after the handshake, before LOGIN;
  *  - SNI is only sent through the *_with_callback connect functions;
  *  - after STARTTLS its capability cache is stale: query again;
- *  - mailimap_free() sends LOGOUT and waits: on a broken stream close it first;
- *  - the parsed BODY[] section can be NULL; the literal belongs to the result list.
+ *  - mailimap_free() sends LOGOUT and waits: we close the stream first;
+ *  - a plain connection cut inside a literal makes it read EOF forever at 100 % CPU: the
+ *    stream's cancel flag (mailstream_cancel(), sticky on plain sockets) is the way out, and
+ *    imap_session_cancel() sets it from the watchdog thread;
+ *  - the parsed BODY[] section can be NULL; literals belong to the result, so FETCH goes
+ *    through a msg_att handler that sees (and drops) one message at a time;
+ *  - "UID n:*" always matches the highest UID, even below n: filter.
  *
  * libetpan result codes map to -errno here only: */
 #include <arpa/inet.h>
 #include <libetpan/libetpan.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "imap.h"
@@ -17,12 +24,39 @@
 #include "strbuf.h"
 #include "tls-verify.h"
 
+#define MAX_SET_RANGES 4096 /* keeps a UID set well under servers' 64 KiB line limits */
+
 struct ImapSession {
         mailimap *imap;
-        const Account *account; /* borrowed */
+        const Account *account;    /* borrowed */
+        unsigned timeout_sec;
         char *error;
-        bool broken;            /* the stream can no longer be trusted: no LOGOUT */
+        bool broken;               /* the stream can no longer be trusted */
+        bool idling;
+        _Atomic(mailstream *) stream; /* published once connected, for imap_session_cancel() */
+        atomic_int fd;
+        atomic_bool cancelled;
+        ImapProgressFunc progress;
+        void *progress_userdata;
+        size_t progress_last;
 };
+
+/* libetpan only hands FETCH results to a msg_att handler when a progress callback is set; we
+ * want both: the handler for bounded memory, the progress for the watchdog. Progress is only
+ * reported when bytes really arrived (the literal-EOF loop calls back with nothing new). */
+static void on_progress(size_t current, size_t maximum, void *userdata) {
+        ImapSession *s = userdata;
+
+        (void) maximum;
+        if (current != s->progress_last && s->progress)
+                s->progress(s->progress_userdata);
+        s->progress_last = current;
+}
+
+void imap_session_set_progress(ImapSession *s, ImapProgressFunc f, void *userdata) {
+        s->progress = f;
+        s->progress_userdata = userdata;
+}
 
 static int errno_from_imap(int r) {
         switch (r) {
@@ -44,7 +78,10 @@ static int errno_from_imap(int r) {
                 return -ETIMEDOUT; /* a timeout, a reset or a cancel: reconnect in every case */
         case MAILIMAP_ERROR_EXAMINE:
         case MAILIMAP_ERROR_SELECT:
+        case MAILIMAP_ERROR_STATUS:
                 return -ENOENT;
+        case MAILIMAP_ERROR_SEARCH:
+                return -EOPNOTSUPP;
         default:
                 return -EPROTO;
         }
@@ -52,27 +89,60 @@ static int errno_from_imap(int r) {
 
 static int session_error(ImapSession *s, int r, const char *what) {
         const char *resp = s->imap && s->imap->imap_response ? s->imap->imap_response : NULL;
+        bool cancelled = atomic_load(&s->cancelled);
 
         free(s->error);
-        if (asprintf(&s->error, "%s failed%s%s", what, resp ? ": " : "", resp ? resp : "") < 0)
+        if (cancelled)
+                s->error = strdup("cancelled: the server did not answer in time");
+        else if (asprintf(&s->error, "%s failed%s%s", what, resp ? ": " : "", resp ? resp : "") < 0)
                 s->error = NULL;
-        r = errno_from_imap(r);
+        r = cancelled ? -ECANCELED : errno_from_imap(r);
         /* Anything but a plain NO/BAD may have left the stream mid-response. */
-        if (r != -ENOENT)
+        if (r != -ENOENT && r != -EOPNOTSUPP)
                 s->broken = true;
         return r;
+}
+
+/* Every command starts here: a cancelled or broken session does not talk any more. */
+static int session_check(ImapSession *s) {
+        if (atomic_load(&s->cancelled))
+                return -ECANCELED;
+        if (s->broken || !s->imap || !s->imap->imap_stream)
+                return -ENOTCONN;
+        return 0;
 }
 
 const char *imap_last_error(const ImapSession *s) {
         return s->error ?: "no error";
 }
 
+int imap_session_new(const Account *a, unsigned timeout_sec, ImapSession **ret) {
+        ImapSession *s = calloc(1, sizeof(ImapSession));
+
+        if (!s)
+                return -ENOMEM;
+        s->account = a;
+        s->timeout_sec = timeout_sec;
+        atomic_init(&s->stream, NULL);
+        atomic_init(&s->fd, -1);
+        atomic_init(&s->cancelled, false);
+        s->imap = mailimap_new(0, NULL);
+        if (!s->imap) {
+                free(s);
+                return -ENOMEM;
+        }
+        mailimap_set_timeout(s->imap, timeout_sec);
+        mailimap_set_progress_callback(s->imap, on_progress, on_progress, s);
+        *ret = s;
+        return 0;
+}
+
 ImapSession *imap_session_free(ImapSession *s) {
         if (!s)
                 return NULL;
         if (s->imap) {
-                if (s->broken && s->imap->imap_stream) {
-                        /* mailimap_free() would send LOGOUT and wait for the timeout. */
+                if (s->imap->imap_stream) {
+                        /* mailimap_free() would send LOGOUT and wait for the answer. */
                         mailstream_close(s->imap->imap_stream);
                         s->imap->imap_stream = NULL;
                 }
@@ -84,17 +154,33 @@ ImapSession *imap_session_free(ImapSession *s) {
 }
 
 void imap_session_cancel(ImapSession *s) {
-        if (s && s->imap && s->imap->imap_stream)
-                mailstream_cancel(s->imap->imap_stream);
+        mailstream *stream;
+        int fd;
+
+        if (!s)
+                return;
+        atomic_store(&s->cancelled, true);
+        /* Before the stream is published, libetpan's own timeouts bound the connect. */
+        stream = atomic_load(&s->stream);
+        if (stream)
+                mailstream_cancel(stream);
+        /* And the socket itself, so that a write or a TLS read stops too. */
+        fd = atomic_load(&s->fd);
+        if (fd >= 0)
+                (void) shutdown(fd, SHUT_RDWR);
 }
 
 void imap_logout(ImapSession *s) {
-        if (s && s->imap && s->imap->imap_stream && !s->broken)
+        if (s && session_check(s) == 0 && !s->idling)
                 (void) mailimap_logout(s->imap);
 }
 
 bool imap_has_capability(ImapSession *s, const char *name) {
-        return mailimap_has_extension(s->imap, (char *) name) != 0;
+        return s->imap->imap_connection_info && mailimap_has_extension(s->imap, (char *) name) != 0;
+}
+
+bool imap_has_idle(ImapSession *s) {
+        return s->imap->imap_connection_info && mailimap_has_idle(s->imap) != 0;
 }
 
 static bool is_ip_literal(const char *host) {
@@ -133,7 +219,7 @@ static int verify_peer(ImapSession *s, char **ret_error) {
                 *ret_error = NULL;
         free(reason);
         s->broken = true;
-        return r == -ENOMEM ? r : -EPERM;
+        return r == -ENOMEM ? r : r == -EINVAL ? -EINVAL : -EPERM;
 }
 
 static int refresh_capabilities(ImapSession *s) {
@@ -158,6 +244,7 @@ static int login(ImapSession *s, char **ret_error) {
                 free(why);
                 return r == -ENOMEM ? r : -ENOKEY;
         }
+        /* The stream logger stays off (mailstream_debug is never set): it would record this. */
         switch (a->auth) {
         case AUTH_METHOD_PLAIN:
                 r = mailimap_authenticate(s->imap, "PLAIN", a->host, NULL, NULL, a->user, a->user,
@@ -171,11 +258,11 @@ static int login(ImapSession *s, char **ret_error) {
         }
         if (r == MAILIMAP_NO_ERROR)
                 return 0;
-        if (r == MAILIMAP_ERROR_LOGIN) {
+        if (r == MAILIMAP_ERROR_LOGIN && !atomic_load(&s->cancelled)) {
                 /* The server's text, never ours with the secret in it. */
                 const char *resp = s->imap->imap_response;
-                if (asprintf(ret_error, "login as '%s' refused%s%s", a->user, resp ? ": " : "",
-                             resp ? resp : "") < 0)
+                if (asprintf(ret_error, "login as '%s' (%s) refused%s%s", a->user,
+                             auth_method_to_string(a->auth), resp ? ": " : "", resp ? resp : "") < 0)
                         *ret_error = NULL;
                 return -EACCES;
         }
@@ -184,35 +271,45 @@ static int login(ImapSession *s, char **ret_error) {
         return r;
 }
 
-int imap_connect(const Account *a, unsigned timeout_sec, ImapSession **ret, char **ret_error) {
-        _cleanup_(imap_session_freep) ImapSession *s = calloc(1, sizeof(ImapSession));
+static void publish_stream(ImapSession *s) {
+        mailstream_low *low = s->imap->imap_stream ? mailstream_get_low(s->imap->imap_stream) : NULL;
+
+        atomic_store(&s->fd, low ? mailstream_low_get_fd(low) : -1);
+        atomic_store(&s->stream, s->imap->imap_stream);
+        /* A cancel that came while connecting. */
+        if (atomic_load(&s->cancelled))
+                imap_session_cancel(s);
+}
+
+int imap_session_connect(ImapSession *s, char **ret_error) {
+        const Account *a = s->account;
         int r;
 
         *ret_error = NULL;
-        if (!s)
-                return -ENOMEM;
-        s->account = a;
-        s->imap = mailimap_new(0, NULL);
-        if (!s->imap)
-                return -ENOMEM;
-        mailimap_set_timeout(s->imap, timeout_sec);
-
+        if (a->tls == TLS_MODE_NONE && !host_is_loopback(a->host)) {
+                /* config.c refuses it already; never send a password in clear over a network. */
+                if (asprintf(ret_error, "tls = none is only allowed for a loopback host, not %s", a->host) < 0)
+                        *ret_error = NULL;
+                return -EPERM;
+        }
         if (a->tls == TLS_MODE_IMPLICIT)
                 r = mailimap_ssl_connect_with_callback(s->imap, a->host, a->port, ssl_callback, a->host);
         else
                 r = mailimap_socket_connect(s->imap, a->host, a->port);
         if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
                 s->broken = true;
-                r = errno_from_imap(r);
+                r = atomic_load(&s->cancelled) ? -ECANCELED : errno_from_imap(r);
                 if (asprintf(ret_error, "cannot connect to %s port %u%s: %s", a->host, a->port,
                              a->tls == TLS_MODE_IMPLICIT ? " (TLS)" : "",
                              r == -ECONNREFUSED ? "connection refused"
                              : r == -ECONNRESET ? "TLS handshake failed"
-                             : r == -ETIMEDOUT  ? "timed out"
+                             : r == -ETIMEDOUT  ? "timed out or connection lost"
+                             : r == -ECANCELED  ? "cancelled"
                                                 : "no IMAP greeting") < 0)
                         *ret_error = NULL;
                 return r == 0 ? -EPROTO : r;
         }
+        publish_stream(s);
 
         if (a->tls == TLS_MODE_STARTTLS) {
                 r = refresh_capabilities(s);
@@ -245,9 +342,10 @@ int imap_connect(const Account *a, unsigned timeout_sec, ImapSession **ret, char
                 r = login(s, ret_error);
                 if (r < 0)
                         return r;
-                (void) refresh_capabilities(s);
+                r = refresh_capabilities(s);
+                if (r < 0)
+                        goto fail_text;
         }
-        *ret = TAKE_PTR(s);
         return 0;
 
 fail_text:
@@ -263,17 +361,28 @@ void imap_folders_free(ImapFolder *f, size_t n) {
         free(f);
 }
 
+static const struct {
+        const char *name;
+        unsigned flag;
+} special_use[] = {
+        /* RFC 6154 §2, plus the older XLIST/"Spam" spelling some servers still send. */
+        { "Junk", IMAP_FOLDER_JUNK },         { "Spam", IMAP_FOLDER_JUNK },
+        { "Trash", IMAP_FOLDER_TRASH },       { "Archive", IMAP_FOLDER_ARCHIVE },
+        { "All", IMAP_FOLDER_ALL },           { "Sent", IMAP_FOLDER_SENT },
+        { "Drafts", IMAP_FOLDER_DRAFTS },     { "Noselect", IMAP_FOLDER_NOSELECT },
+        { "NonExistent", IMAP_FOLDER_NOSELECT },
+};
+
+unsigned imap_special_use_from_string(const char *name) {
+        if (*name == '\\')
+                name++;
+        for (size_t i = 0; i < ELEMENTSOF(special_use); i++)
+                if (strcaseeq(name, special_use[i].name) && special_use[i].flag != IMAP_FOLDER_NOSELECT)
+                        return special_use[i].flag;
+        return 0;
+}
+
 static unsigned folder_flags(const struct mailimap_mbx_list_flags *fl) {
-        static const struct {
-                const char *name;
-                unsigned flag;
-        } special[] = {
-                { "Junk", IMAP_FOLDER_JUNK },       { "Spam", IMAP_FOLDER_JUNK },
-                { "Trash", IMAP_FOLDER_TRASH },     { "Archive", IMAP_FOLDER_ARCHIVE },
-                { "All", IMAP_FOLDER_ALL },         { "Sent", IMAP_FOLDER_SENT },
-                { "Drafts", IMAP_FOLDER_DRAFTS },   { "Noselect", IMAP_FOLDER_NOSELECT },
-                { "NonExistent", IMAP_FOLDER_NOSELECT },
-        };
         unsigned flags = 0;
 
         if (!fl)
@@ -284,9 +393,9 @@ static unsigned folder_flags(const struct mailimap_mbx_list_flags *fl) {
                 const struct mailimap_mbx_list_oflag *of = clist_content(it);
                 if (of->of_type == MAILIMAP_MBX_LIST_OFLAG_NOINFERIORS || !of->of_flag_ext)
                         continue;
-                for (size_t i = 0; i < ELEMENTSOF(special); i++)
-                        if (strcaseeq(of->of_flag_ext, special[i].name))
-                                flags |= special[i].flag;
+                for (size_t i = 0; i < ELEMENTSOF(special_use); i++)
+                        if (strcaseeq(of->of_flag_ext, special_use[i].name))
+                                flags |= special_use[i].flag;
         }
         return flags;
 }
@@ -297,6 +406,9 @@ int imap_list(ImapSession *s, ImapFolder **ret, size_t *ret_n) {
         size_t n = 0;
         int r;
 
+        r = session_check(s);
+        if (r < 0)
+                return r;
         r = mailimap_list(s->imap, "", "*", &list);
         if (r != MAILIMAP_NO_ERROR)
                 return session_error(s, r, "LIST");
@@ -328,6 +440,9 @@ int imap_examine(ImapSession *s, const char *folder, ImapFolderState *ret) {
         uint64_t modseq = 0;
         int r;
 
+        r = session_check(s);
+        if (r < 0)
+                return r;
         if (mailimap_has_condstore(s->imap))
                 r = mailimap_examine_condstore(s->imap, folder, &modseq);
         else
@@ -345,126 +460,670 @@ int imap_examine(ImapSession *s, const char *folder, ImapFolderState *ret) {
         return 0;
 }
 
+bool imap_has_new_mail(ImapSession *s, uint32_t exists) {
+        return s->imap->imap_selection_info && s->imap->imap_selection_info->sel_exists > exists;
+}
+
+int imap_status(ImapSession *s, const char *folder, ImapFolderState *ret) {
+        struct mailimap_status_att_list *atts = NULL;
+        struct mailimap_mailbox_data_status *st = NULL;
+        ImapFolderState state = {};
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        atts = mailimap_status_att_list_new_empty();
+        if (!atts || mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT) != MAILIMAP_NO_ERROR ||
+            mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDVALIDITY) != MAILIMAP_NO_ERROR ||
+            mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES) != MAILIMAP_NO_ERROR) {
+                if (atts)
+                        mailimap_status_att_list_free(atts);
+                return -ENOMEM;
+        }
+        r = mailimap_status(s->imap, folder, atts, &st);
+        mailimap_status_att_list_free(atts);
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "STATUS");
+        for (clistiter *it = st && st->st_info_list ? clist_begin(st->st_info_list) : NULL; it; it = clist_next(it)) {
+                const struct mailimap_status_info *i = clist_content(it);
+                if (i->st_att == MAILIMAP_STATUS_ATT_UIDNEXT)
+                        state.uidnext = i->st_value;
+                else if (i->st_att == MAILIMAP_STATUS_ATT_UIDVALIDITY)
+                        state.uidvalidity = i->st_value;
+                else if (i->st_att == MAILIMAP_STATUS_ATT_MESSAGES)
+                        state.exists = i->st_value;
+        }
+        if (st)
+                mailimap_mailbox_data_status_free(st);
+        *ret = state;
+        return 0;
+}
+
+/* A UID set from ascending UIDs, runs merged into ranges: "1:500,502,510:900". */
+static struct mailimap_set *set_from_uids(const uint32_t *uids, size_t n, size_t *ret_used) {
+        struct mailimap_set *set = mailimap_set_new_empty();
+        size_t i = 0, ranges = 0;
+
+        if (!set)
+                return NULL;
+        while (i < n && ranges < MAX_SET_RANGES) {
+                size_t j = i;
+                while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+                        j++;
+                if (mailimap_set_add_interval(set, uids[i], uids[j]) != MAILIMAP_NO_ERROR) {
+                        mailimap_set_free(set);
+                        return NULL;
+                }
+                ranges++;
+                i = j + 1;
+        }
+        *ret_used = i;
+        return set;
+}
+
 static int cmp_u32(const void *a, const void *b) {
         uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
         return x < y ? -1 : x > y;
 }
 
-int imap_search(ImapSession *s, uint32_t first_uid, int64_t since, uint32_t **ret, size_t *ret_n) {
-        struct mailimap_search_key *key = mailimap_search_key_new_multiple_empty();
-        struct mailimap_set *set = NULL;
-        clist *res = NULL;
-        uint32_t *uids;
+static int uids_from_search(clist *res, uint32_t first_uid, uint32_t **ret, size_t *ret_n) {
+        uint32_t *uids = calloc(clist_count(res) + 1, sizeof(uint32_t));
         size_t n = 0;
-        int r;
 
-        if (!key)
+        if (!uids)
                 return -ENOMEM;
-        set = mailimap_set_new_interval(MAX(first_uid, 1u), 0);
-        if (!set || mailimap_search_key_multiple_add(key, mailimap_search_key_new_uid(set)) != MAILIMAP_NO_ERROR) {
-                mailimap_search_key_free(key);
-                return -ENOMEM;
-        }
-        if (since > 0) {
-                time_t t = (time_t) since;
-                struct tm tm;
-                gmtime_r(&t, &tm);
-                if (mailimap_search_key_multiple_add(
-                            key, mailimap_search_key_new_since(mailimap_date_new(tm.tm_mday, tm.tm_mon + 1,
-                                                                                 tm.tm_year + 1900))) != MAILIMAP_NO_ERROR) {
-                        mailimap_search_key_free(key);
-                        return -ENOMEM;
-                }
-        }
-        r = mailimap_uid_search(s->imap, NULL, key, &res);
-        mailimap_search_key_free(key);
-        if (r != MAILIMAP_NO_ERROR)
-                return session_error(s, r, "UID SEARCH");
-        uids = calloc(clist_count(res) + 1, sizeof(uint32_t));
-        if (!uids) {
-                mailimap_search_result_free(res);
-                return -ENOMEM;
-        }
         for (clistiter *it = clist_begin(res); it; it = clist_next(it)) {
                 uint32_t uid = *(uint32_t *) clist_content(it);
-                /* RFC 3501: "n:*" always includes the highest UID, even below n. */
+                /* RFC 3501 §6.4.8: "n:*" always includes the highest UID, even below n. */
                 if (uid >= first_uid && uid > 0)
                         uids[n++] = uid;
         }
-        mailimap_search_result_free(res);
         qsort(uids, n, sizeof(uint32_t), cmp_u32);
         *ret = uids;
         *ret_n = n;
         return 0;
 }
 
-int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, size_t max_size, ImapFetchFunc cb,
-               void *userdata) {
-        struct mailimap_fetch_type *ft = NULL;
-        struct mailimap_set *set = NULL;
+static struct mailimap_search_key *search_key_since(int64_t since) {
+        time_t t = (time_t) since;
+        struct tm tm;
+
+        if (!gmtime_r(&t, &tm))
+                return NULL;
+        return mailimap_search_key_new_since(mailimap_date_new(tm.tm_mday, tm.tm_mon + 1, tm.tm_year + 1900));
+}
+
+int imap_search(ImapSession *s, uint32_t first_uid, int64_t since, uint32_t **ret, size_t *ret_n) {
+        struct mailimap_search_key *key = NULL, *k;
+        struct mailimap_set *set;
         clist *res = NULL;
         int r;
 
-        if (n == 0)
-                return 0;
-        set = mailimap_set_new_empty();
-        ft = mailimap_fetch_type_new_fetch_att_list_empty();
-        if (!set || !ft)
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        key = mailimap_search_key_new_multiple_empty();
+        set = mailimap_set_new_interval(MAX(first_uid, 1u), 0);
+        if (!key || !set || mailimap_search_key_multiple_add(key, mailimap_search_key_new_uid(set)) != MAILIMAP_NO_ERROR)
                 goto oom;
-        for (size_t i = 0; i < n; i++)
-                if (mailimap_set_add_single(set, uids[i]) != MAILIMAP_NO_ERROR)
-                        goto oom;
-        if (mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
-            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
-            /* BODY.PEEK: RFC 3501 §6.4.5, does not set \Seen. Partial: bounded memory. */
-            mailimap_fetch_type_new_fetch_att_list_add(
-                    ft, mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new(NULL), 0,
-                                                                         (uint32_t) max_size)) != MAILIMAP_NO_ERROR)
+        set = NULL;
+        if (since > 0 && (!(k = search_key_since(since)) || mailimap_search_key_multiple_add(key, k) != MAILIMAP_NO_ERROR))
                 goto oom;
-
-        r = mailimap_uid_fetch(s->imap, set, ft, &res);
-        mailimap_set_free(set);
-        mailimap_fetch_type_free(ft);
+        r = mailimap_uid_search(s->imap, NULL, key, &res);
+        mailimap_search_key_free(key);
         if (r != MAILIMAP_NO_ERROR)
-                return session_error(s, r, "UID FETCH");
-
-        r = 0;
-        for (clistiter *it = clist_begin(res); it && r >= 0; it = clist_next(it)) {
-                const struct mailimap_msg_att *ma = clist_content(it);
-                ImapMessage m = {};
-                uint32_t size = 0;
-
-                for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
-                        const struct mailimap_msg_att_item *item = clist_content(j);
-                        const struct mailimap_msg_att_static *st;
-                        if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
-                                continue;
-                        st = item->att_data.att_static;
-                        if (st->att_type == MAILIMAP_MSG_ATT_UID)
-                                m.uid = st->att_data.att_uid;
-                        else if (st->att_type == MAILIMAP_MSG_ATT_RFC822_SIZE)
-                                size = st->att_data.att_rfc822_size;
-                        else if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION && st->att_data.att_body_section) {
-                                /* sec_section may be NULL for BODY[] (libetpan 1.9.4). */
-                                m.data = st->att_data.att_body_section->sec_body_part;
-                                m.size = st->att_data.att_body_section->sec_length;
-                        }
-                }
-                if (m.uid == 0)
-                        continue; /* an unsolicited FETCH (flags change): not ours */
-                m.truncated = size > m.size;
-                if (!m.data)
-                        m.data = (char *) "";
-                r = cb(&m, userdata);
-        }
-        mailimap_fetch_list_free(res);
+                return session_error(s, r, "UID SEARCH");
+        r = uids_from_search(res, first_uid, ret, ret_n);
+        mailimap_search_result_free(res);
         return r;
 oom:
         if (set)
                 mailimap_set_free(set);
+        if (key)
+                mailimap_search_key_free(key);
+        return -ENOMEM;
+}
+
+static bool is_ascii(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s >= 0x80)
+                        return false;
+        return true;
+}
+
+static int or_add(struct mailimap_search_key **tree, struct mailimap_search_key *k) {
+        if (!k)
+                return -ENOMEM;
+        if (!*tree) {
+                *tree = k;
+                return 0;
+        }
+        struct mailimap_search_key *o = mailimap_search_key_new_or(*tree, k);
+        if (!o) {
+                mailimap_search_key_free(k);
+                return -ENOMEM;
+        }
+        *tree = o;
+        return 0;
+}
+
+int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *domains,
+                           char *const *keywords, uint32_t **ret, size_t *ret_n) {
+        struct mailimap_search_key *key = NULL, *any = NULL;
+        struct mailimap_set *set = NULL;
+        bool ascii = true;
+        clist *res = NULL;
+        char *dup;
+        int r = 0;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        for (char *const *d = domains; d && *d && r >= 0; d++)
+                r = or_add(&any, (dup = strdup(*d)) ? mailimap_search_key_new_from(dup) : NULL);
+        for (char *const *k = keywords; k && *k && r >= 0; k++) {
+                ascii = ascii && is_ascii(*k);
+                r = or_add(&any, (dup = strdup(*k)) ? mailimap_search_key_new_subject(dup) : NULL);
+                if (r >= 0)
+                        r = or_add(&any, (dup = strdup(*k)) ? mailimap_search_key_new_from(dup) : NULL);
+        }
+        if (r < 0)
+                goto finish;
+        if (!any) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        key = mailimap_search_key_new_multiple_empty();
+        set = mailimap_set_new_interval(MAX(first_uid, 1u), 0);
+        if (!key || !set || mailimap_search_key_multiple_add(key, mailimap_search_key_new_uid(set)) != MAILIMAP_NO_ERROR) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        set = NULL;
+        if (mailimap_search_key_multiple_add(key, any) != MAILIMAP_NO_ERROR) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        any = NULL;
+        r = mailimap_uid_search(s->imap, ascii ? NULL : "UTF-8", key, &res);
+        if (r != MAILIMAP_NO_ERROR) {
+                r = session_error(s, r, "UID SEARCH");
+                goto finish;
+        }
+        r = uids_from_search(res, first_uid, ret, ret_n);
+        mailimap_search_result_free(res);
+finish:
+        if (set)
+                mailimap_set_free(set);
+        if (key)
+                mailimap_search_key_free(key);
+        if (any)
+                mailimap_search_key_free(any);
+        return r;
+}
+
+/* ---- FETCH ---- */
+
+typedef struct FetchState {
+        ImapFetchFunc cb;
+        void *userdata;
+        uint32_t first_uid;
+        int r;
+} FetchState;
+
+static void on_msg_att(struct mailimap_msg_att *ma, void *userdata) {
+        FetchState *st = userdata;
+        ImapMessage m = { .data = "" };
+        bool have_body = false;
+
+        if (st->r < 0)
+                return; /* a callback failed: drain the rest of the response unread */
+        for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+                const struct mailimap_msg_att_item *item = clist_content(j);
+                const struct mailimap_msg_att_static *a;
+                if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+                        continue;
+                a = item->att_data.att_static;
+                if (a->att_type == MAILIMAP_MSG_ATT_UID)
+                        m.uid = a->att_data.att_uid;
+                else if (a->att_type == MAILIMAP_MSG_ATT_RFC822_SIZE)
+                        m.full_size = a->att_data.att_rfc822_size;
+                else if (a->att_type == MAILIMAP_MSG_ATT_BODY_SECTION && a->att_data.att_body_section) {
+                        /* sec_section may be NULL for BODY[] (libetpan 1.9.4). */
+                        if (a->att_data.att_body_section->sec_body_part)
+                                m.data = a->att_data.att_body_section->sec_body_part;
+                        m.size = a->att_data.att_body_section->sec_length;
+                        have_body = true;
+                }
+        }
+        /* Unsolicited FETCH (a flag change elsewhere), or "n:*" below n: not ours. */
+        if (m.uid == 0 || m.uid < st->first_uid || !have_body)
+                return;
+        m.truncated = m.full_size > m.size;
+        st->r = st->cb(&m, st->userdata);
+}
+
+static int fetch_with_handler(ImapSession *s, struct mailimap_set *set, struct mailimap_fetch_type *ft,
+                              FetchState *st) {
+        clist *res = NULL;
+        int r;
+
+        mailimap_set_msg_att_handler(s->imap, on_msg_att, st);
+        r = mailimap_uid_fetch(s->imap, set, ft, &res);
+        mailimap_set_msg_att_handler(s->imap, NULL, NULL);
+        if (res)
+                mailimap_fetch_list_free(res);
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "UID FETCH");
+        return st->r;
+}
+
+int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid,
+               size_t max_size, ImapFetchFunc cb, void *userdata) {
+        FetchState st = { .cb = cb, .userdata = userdata, .first_uid = first_uid };
+        struct mailimap_fetch_type *ft = NULL;
+        size_t done = 0;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        if (n == 0 && first_uid == 0)
+                return 0;
+        ft = mailimap_fetch_type_new_fetch_att_list_empty();
+        if (!ft ||
+            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
+            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
+            /* BODY.PEEK: RFC 3501 §6.4.5, does not set \Seen. Partial: bounded memory. */
+            mailimap_fetch_type_new_fetch_att_list_add(
+                    ft, mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new(NULL), 0,
+                                                                         (uint32_t) MIN(max_size, (size_t) UINT32_MAX))) != MAILIMAP_NO_ERROR) {
+                if (ft)
+                        mailimap_fetch_type_free(ft);
+                return -ENOMEM;
+        }
+        do {
+                struct mailimap_set *set;
+                size_t used = 0;
+
+                if (n == 0) {
+                        set = mailimap_set_new_interval(first_uid, 0);
+                        used = 0;
+                } else
+                        set = set_from_uids(uids + done, n - done, &used);
+                if (!set) {
+                        r = -ENOMEM;
+                        break;
+                }
+                r = fetch_with_handler(s, set, ft, &st);
+                mailimap_set_free(set);
+                done += used;
+        } while (r >= 0 && done < n);
+        mailimap_fetch_type_free(ft);
+        return r;
+}
+
+/* ---- Large messages: the text parts only ----
+ *
+ * BODYSTRUCTURE tells the tree; one FETCH then reads the top header, every part's MIME header
+ * (and the header of attached messages) and the bodies of text parts only. The message is
+ * written back with the same boundaries and an empty body wherever a part was skipped, so the
+ * MIME parser sees the same tree and the same texts as it would in the whole message. */
+
+#define TEXTS_MAX_SECTIONS 256
+
+typedef struct Sections {
+        char *name[TEXTS_MAX_SECTIONS]; /* "HEADER", "1.MIME", "2.1", ... */
+        const char *data[TEXTS_MAX_SECTIONS];
+        size_t len[TEXTS_MAX_SECTIONS];
+        size_t n;
+} Sections;
+
+static void sections_done(Sections *x) {
+        for (size_t i = 0; i < x->n; i++)
+                free(x->name[i]);
+}
+
+static int sections_add(Sections *x, const char *path, const char *what) {
+        if (x->n >= TEXTS_MAX_SECTIONS)
+                return -E2BIG;
+        if (asprintf(&x->name[x->n], "%s%s%s", path, *path && *what ? "." : "", what) < 0)
+                return -ENOMEM;
+        x->n++;
+        return 0;
+}
+
+static const char *sections_get(const Sections *x, const char *path, const char *what, size_t *ret_len) {
+        char name[256];
+
+        (void) snprintf(name, sizeof name, "%s%s%s", path, *path && *what ? "." : "", what);
+        for (size_t i = 0; i < x->n; i++)
+                if (streq(x->name[i], name)) {
+                        *ret_len = x->data[i] ? x->len[i] : 0;
+                        return x->data[i] ?: "";
+                }
+        *ret_len = 0;
+        return "";
+}
+
+static const char *mpart_boundary(const struct mailimap_body_type_mpart *mp) {
+        if (!mp->bd_ext_mpart || !mp->bd_ext_mpart->bd_parameter)
+                return NULL;
+        for (clistiter *it = clist_begin(mp->bd_ext_mpart->bd_parameter->pa_list); it; it = clist_next(it)) {
+                const struct mailimap_single_body_fld_param *p = clist_content(it);
+                if (strcaseeq(p->pa_name, "boundary") && *p->pa_value)
+                        return p->pa_value;
+        }
+        return NULL;
+}
+
+static void child_path(char *buf, size_t size, const char *path, unsigned i) {
+        (void) snprintf(buf, size, "%s%s%u", path, *path ? "." : "", i);
+}
+
+/* Walks the structure: with out == NULL lists the sections to fetch, else writes the message. */
+static int texts_walk(const struct mailimap_body *b, const char *path, bool top, Sections *x, StrBuf *out,
+                      unsigned depth);
+
+static int texts_children(const struct mailimap_body_type_mpart *mp, const char *path, Sections *x,
+                          StrBuf *out, unsigned depth) {
+        const char *boundary = mpart_boundary(mp);
+        char sub[200];
+        unsigned i = 1;
+        int r;
+
+        if (!boundary)
+                return -EOPNOTSUPP; /* cannot write it back: read the message whole */
+        for (clistiter *it = clist_begin(mp->bd_list); it; it = clist_next(it), i++) {
+                child_path(sub, sizeof sub, path, i);
+                if (out && (r = strbuf_printf(out, "%s--%s\r\n", i > 1 ? "\r\n" : "", boundary)) < 0)
+                        return r;
+                r = texts_walk(clist_content(it), sub, false, x, out, depth + 1);
+                if (r < 0)
+                        return r;
+        }
+        if (out && (r = strbuf_printf(out, "\r\n--%s--\r\n", boundary)) < 0)
+                return r;
+        return 0;
+}
+
+static int texts_part(Sections *x, StrBuf *out, const char *path, const char *what) {
+        const char *d;
+        size_t l;
+
+        if (!out)
+                return sections_add(x, path, what);
+        d = sections_get(x, path, what, &l);
+        return strbuf_append(out, d, l);
+}
+
+static int texts_walk(const struct mailimap_body *b, const char *path, bool top, Sections *x, StrBuf *out,
+                      unsigned depth) {
+        const struct mailimap_body_type_1part *one;
+        char sub[200];
+        int r;
+
+        if (!b || depth > 32 || strlen(path) > 150)
+                return -EOPNOTSUPP;
+        /* This part's own header: the message header at the top, its MIME header below. */
+        r = texts_part(x, out, top ? "" : path, top ? "HEADER" : "MIME");
+        if (r < 0)
+                return r;
+        if (b->bd_type == MAILIMAP_BODY_MPART)
+                return b->bd_data.bd_body_mpart ? texts_children(b->bd_data.bd_body_mpart, path, x, out, depth)
+                                                : -EOPNOTSUPP;
+        one = b->bd_data.bd_body_1part;
+        if (!one)
+                return -EOPNOTSUPP;
+        /* RFC 3501 §6.4.5: a non-multipart message has only part 1. */
+        if (top)
+                child_path(sub, sizeof sub, path, 1);
+        else
+                (void) snprintf(sub, sizeof sub, "%s", path);
+        switch (one->bd_type) {
+        case MAILIMAP_BODY_TYPE_1PART_TEXT:
+                return texts_part(x, out, sub, "");
+        case MAILIMAP_BODY_TYPE_1PART_MSG: {
+                const struct mailimap_body *inner = one->bd_data.bd_type_msg ? one->bd_data.bd_type_msg->bd_body : NULL;
+                if (!inner || top)
+                        return -EOPNOTSUPP;
+                r = texts_part(x, out, path, "HEADER");
+                if (r < 0)
+                        return r;
+                if (inner->bd_type == MAILIMAP_BODY_MPART)
+                        return inner->bd_data.bd_body_mpart
+                                       ? texts_children(inner->bd_data.bd_body_mpart, path, x, out, depth + 1)
+                                       : -EOPNOTSUPP;
+                if (inner->bd_data.bd_body_1part &&
+                    inner->bd_data.bd_body_1part->bd_type == MAILIMAP_BODY_TYPE_1PART_TEXT) {
+                        child_path(sub, sizeof sub, path, 1);
+                        return texts_part(x, out, sub, "");
+                }
+                return 0;
+        }
+        default:
+                return 0; /* an attachment: its header is kept, its body is not read */
+        }
+}
+
+static void free_ids(clist *ids) {
+        for (clistiter *it = clist_begin(ids); it; it = clist_next(it))
+                free(clist_content(it));
+        clist_free(ids);
+}
+
+static struct mailimap_section *section_from_name(const char *name) {
+        struct mailimap_section_part *part;
+        const char *p = name;
+        clist *ids;
+
+        if (streq(name, "HEADER"))
+                return mailimap_section_new_header();
+        ids = clist_new();
+        if (!ids)
+                return NULL;
+        while (*p >= '0' && *p <= '9') {
+                uint32_t *id = malloc(sizeof(uint32_t));
+                if (!id || clist_append(ids, id) < 0) {
+                        free(id);
+                        free_ids(ids);
+                        return NULL;
+                }
+                *id = (uint32_t) strtoul(p, (char **) &p, 10);
+                if (*p == '.')
+                        p++;
+        }
+        part = mailimap_section_part_new(ids);
+        if (!part) {
+                free_ids(ids);
+                return NULL;
+        }
+        if (streq(p, "MIME"))
+                return mailimap_section_new_part_mime(part);
+        if (streq(p, "HEADER"))
+                return mailimap_section_new_part_header(part);
+        return mailimap_section_new_part(part);
+}
+
+static void section_name(const struct mailimap_section *sec, char *buf, size_t size) {
+        const struct mailimap_section_spec *spec = sec ? sec->sec_spec : NULL;
+        const struct mailimap_section_msgtext *mt = NULL;
+        size_t k = 0;
+
+        buf[0] = 0;
+        if (!spec)
+                return;
+        if (spec->sec_type == MAILIMAP_SECTION_SPEC_SECTION_MSGTEXT)
+                mt = spec->sec_data.sec_msgtext;
+        else if (spec->sec_data.sec_part) {
+                for (clistiter *it = clist_begin(spec->sec_data.sec_part->sec_id); it && k < size; it = clist_next(it))
+                        k += (size_t) snprintf(buf + k, size - k, "%s%u", k ? "." : "", *(uint32_t *) clist_content(it));
+                if (spec->sec_text && spec->sec_text->sec_type == MAILIMAP_SECTION_TEXT_MIME) {
+                        (void) snprintf(buf + MIN(k, size), size - MIN(k, size), ".MIME");
+                        return;
+                }
+                if (spec->sec_text)
+                        mt = spec->sec_text->sec_msgtext;
+        }
+        if (mt && k < size)
+                (void) snprintf(buf + k, size - k, "%s%s", k ? "." : "",
+                                mt->sec_type == MAILIMAP_SECTION_MSGTEXT_HEADER ? "HEADER" : "TEXT");
+}
+
+static int fetch_one(ImapSession *s, uint32_t uid, struct mailimap_fetch_type *ft, clist **ret) {
+        struct mailimap_set *set = mailimap_set_new_single(uid);
+        int r;
+
+        if (!set)
+                return -ENOMEM;
+        r = mailimap_uid_fetch(s->imap, set, ft, ret);
+        mailimap_set_free(set);
+        return r == MAILIMAP_NO_ERROR ? 0 : session_error(s, r, "UID FETCH");
+}
+
+int imap_fetch_texts(ImapSession *s, uint32_t uid, size_t max_part, ImapFetchFunc cb, void *userdata) {
+        _cleanup_strbuf_ StrBuf out = STRBUF_INIT(0);
+        struct mailimap_fetch_type *ft = NULL;
+        const struct mailimap_body *body = NULL;
+        clist *first = NULL, *second = NULL;
+        Sections x = {};
+        uint32_t full_size = 0;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        ft = mailimap_fetch_type_new_fetch_att_list_empty();
+        if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
+            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
+            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_bodystructure()) != MAILIMAP_NO_ERROR) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        r = fetch_one(s, uid, ft, &first);
+        mailimap_fetch_type_free(ft);
+        ft = NULL;
+        if (r < 0)
+                goto finish;
+        for (clistiter *it = clist_begin(first); it; it = clist_next(it)) {
+                const struct mailimap_msg_att *ma = clist_content(it);
+                bool ours = false;
+                const struct mailimap_body *b = NULL;
+                uint32_t size = 0;
+                for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+                        const struct mailimap_msg_att_item *item = clist_content(j);
+                        if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+                                continue;
+                        const struct mailimap_msg_att_static *a = item->att_data.att_static;
+                        if (a->att_type == MAILIMAP_MSG_ATT_UID)
+                                ours = a->att_data.att_uid == uid;
+                        else if (a->att_type == MAILIMAP_MSG_ATT_BODYSTRUCTURE)
+                                b = a->att_data.att_bodystructure;
+                        else if (a->att_type == MAILIMAP_MSG_ATT_RFC822_SIZE)
+                                size = a->att_data.att_rfc822_size;
+                }
+                if (ours) {
+                        body = b;
+                        full_size = size;
+                }
+        }
+        if (!body) {
+                r = 0; /* expunged meanwhile */
+                goto finish;
+        }
+        r = texts_walk(body, "", true, &x, NULL, 0);
+        if (r < 0)
+                goto finish;
+
+        ft = mailimap_fetch_type_new_fetch_att_list_empty();
+        if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (size_t i = 0; i < x.n; i++) {
+                struct mailimap_section *sec = section_from_name(x.name[i]);
+                /* Headers whole; bodies up to max_part (BODY.PEEK: \Seen untouched). */
+                bool body_part = !endswith(x.name[i], "MIME") && !endswith(x.name[i], "HEADER");
+                if (!sec || mailimap_fetch_type_new_fetch_att_list_add(
+                                    ft, body_part ? mailimap_fetch_att_new_body_peek_section_partial(sec, 0, (uint32_t) max_part)
+                                                  : mailimap_fetch_att_new_body_peek_section(sec)) != MAILIMAP_NO_ERROR) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+        }
+        r = fetch_one(s, uid, ft, &second);
+        if (r < 0)
+                goto finish;
+        for (clistiter *it = clist_begin(second); it; it = clist_next(it)) {
+                const struct mailimap_msg_att *ma = clist_content(it);
+                for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+                        const struct mailimap_msg_att_item *item = clist_content(j);
+                        char name[256];
+                        if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC ||
+                            item->att_data.att_static->att_type != MAILIMAP_MSG_ATT_BODY_SECTION)
+                                continue;
+                        const struct mailimap_msg_att_body_section *bs = item->att_data.att_static->att_data.att_body_section;
+                        section_name(bs->sec_section, name, sizeof name);
+                        for (size_t i = 0; i < x.n; i++)
+                                if (streq(x.name[i], name)) {
+                                        x.data[i] = bs->sec_body_part;
+                                        x.len[i] = bs->sec_length;
+                                }
+                }
+        }
+        r = texts_walk(body, "", true, &x, &out, 0);
+        if (r < 0)
+                goto finish;
+        r = strbuf_ensure(&out);
+        if (r < 0)
+                goto finish;
+        r = cb(&(ImapMessage) { .uid = uid, .data = out.data, .size = out.len, .full_size = full_size }, userdata);
+finish:
+        sections_done(&x);
         if (ft)
                 mailimap_fetch_type_free(ft);
-        return -ENOMEM;
+        if (first)
+                mailimap_fetch_list_free(first);
+        if (second)
+                mailimap_fetch_list_free(second);
+        return r;
+}
+
+/* ---- IDLE (RFC 2177) ---- */
+
+int imap_idle_start(ImapSession *s, int *ret_fd) {
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        r = mailimap_idle(s->imap);
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "IDLE");
+        s->idling = true;
+        *ret_fd = mailimap_idle_get_fd(s->imap);
+        return *ret_fd >= 0 ? 0 : -EBADF;
+}
+
+bool imap_idle_pending(ImapSession *s) {
+        /* The server may send "+ idling" and "* 3 EXISTS" in one segment: libetpan then holds
+         * the EXISTS in its buffer and poll() on the socket never fires. */
+        return s->imap->imap_stream && s->imap->imap_stream->read_buffer_len > 0;
+}
+
+int imap_idle_done(ImapSession *s) {
+        int r;
+
+        if (!s->idling)
+                return 0;
+        s->idling = false;
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        r = mailimap_idle_done(s->imap);
+        return r == MAILIMAP_NO_ERROR ? 0 : session_error(s, r, "IDLE DONE");
 }
 
 /* RFC 3501 §5.1.3: "&" starts modified BASE64 of UTF-16BE (',' for '/'), "-" ends it,

@@ -3,8 +3,10 @@
  * and no function here sends STORE, COPY, EXPUNGE, APPEND or SELECT.
  *
  * Connecting verifies the server's certificate (tls-verify.h) before any credential is sent.
- * Every command has the session's timeout; imap_session_cancel() may be called from another
- * thread to abort a blocked command (the session must then be freed). */
+ * Every read and write has the session's timeout; on top of that, imap_session_cancel() may be
+ * called from another thread (a watchdog) to abort whatever the session is doing, including
+ * libetpan 1.9.4's endless loop on a connection cut inside a literal. A cancelled session only
+ * fails from then on: free it and reconnect. */
 #pragma once
 
 #include <stddef.h>
@@ -32,19 +34,32 @@ typedef struct ImapFolder {
 } ImapFolder;
 
 void imap_folders_free(ImapFolder *f, size_t n);
+/* The RFC 6154 special-use flag called name ("Junk", "\\Trash"...), or 0. */
+unsigned imap_special_use_from_string(const char *name) _pure_;
 
+/* A session that is not connected yet: publish it to the thread that may cancel it, then call
+ * imap_session_connect(). a is borrowed and must outlive the session. */
+int imap_session_new(const Account *a, unsigned timeout_sec, ImapSession **ret);
 /* Connects, verifies TLS, gets the secret and logs in. Errors: -ECONNREFUSED, -ETIMEDOUT,
- * -EPERM (certificate refused: no credential was sent), -EPROTONOSUPPORT (STARTTLS not
- * offered), -EACCES (login refused), -ENOKEY (secret unavailable), -EPROTO. *ret_error
- * (owned) says why in words, never with a secret. */
-int imap_connect(const Account *a, unsigned timeout_sec, ImapSession **ret, char **ret_error);
+ * -ECONNRESET (TLS handshake), -EPERM (certificate refused: no credential was sent),
+ * -EPROTONOSUPPORT (STARTTLS not offered), -EACCES (login refused), -ENOKEY (secret
+ * unavailable), -ECANCELED, -EPROTO. *ret_error (owned) says why in words, never with a
+ * secret. */
+int imap_session_connect(ImapSession *s, char **ret_error);
+/* Called (in the session's thread) whenever a command receives data: a watchdog's sign of
+ * life. */
+typedef void (*ImapProgressFunc)(void *userdata);
+void imap_session_set_progress(ImapSession *s, ImapProgressFunc f, void *userdata);
+/* Frees without waiting: LOGOUT is only sent by imap_logout(). */
 ImapSession *imap_session_free(ImapSession *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ImapSession *, imap_session_free);
-/* From another thread: aborts the command in progress. */
+/* From any thread, as long as the session is not being freed: aborts the command in progress
+ * and every later one (they fail with -ECANCELED). */
 void imap_session_cancel(ImapSession *s);
 /* The last error's text (borrowed, valid until the next call). */
 const char *imap_last_error(const ImapSession *s);
 bool imap_has_capability(ImapSession *s, const char *name);
+bool imap_has_idle(ImapSession *s);
 
 /* Every folder (LIST "" "*"), with special-use flags (RFC 6154). */
 int imap_list(ImapSession *s, ImapFolder **ret, size_t *ret_n);
@@ -56,26 +71,57 @@ typedef struct ImapFolderState {
         uint64_t highest_modseq; /* 0 when CONDSTORE is not offered */
 } ImapFolderState;
 
-/* EXAMINE (RFC 3501 §6.3.2: read-only, \Seen never set). */
+/* EXAMINE (RFC 3501 §6.3.2: read-only, \Seen never set). -ENOENT: no such folder. */
 int imap_examine(ImapSession *s, const char *folder, ImapFolderState *ret);
+/* True when the selected folder grew past `exists` messages (an EXISTS the server sent
+ * during the last commands). */
+bool imap_has_new_mail(ImapSession *s, uint32_t exists);
+/* STATUS (UIDNEXT UIDVALIDITY MESSAGES [HIGHESTMODSEQ]) of a folder that is not selected:
+ * polling without opening it. */
+int imap_status(ImapSession *s, const char *folder, ImapFolderState *ret);
 
-/* UIDs >= first_uid (and internal date >= since when since > 0), ascending.
- * Filters out the highest UID that UID SEARCH returns for "n:*" even when it is below n. */
+/* UIDs >= first_uid of the selected folder whose internal date is on or after since (epoch
+ * seconds, 0: any), ascending. Filters out the highest UID that "n:*" returns even when it is
+ * below n. */
 int imap_search(ImapSession *s, uint32_t first_uid, int64_t since, uint32_t **ret, size_t *ret_n);
 
-/* One fetched message: raw bytes (at most max_size; truncated true when cut). */
+/* UIDs >= first_uid whose From contains one of domains or whose Subject or From contains one of
+ * keywords: header-only keys, cheap on the server. Used to fetch likely code mail first; never
+ * to decide that a message is not worth reading. -EOPNOTSUPP when the server refused. */
+int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *domains,
+                           char *const *keywords, uint32_t **ret, size_t *ret_n);
+
+/* One fetched message. data is borrowed for the duration of the callback. */
 typedef struct ImapMessage {
         uint32_t uid;
-        char *data;
-        size_t size;
-        bool truncated;
+        const char *data;
+        size_t size;    /* bytes in data */
+        uint32_t full_size; /* RFC822.SIZE */
+        bool truncated; /* full_size > size: only the first size bytes are in data */
 } ImapMessage;
 
-/* Fetches BODY.PEEK[] of uids in one command (at most max_size bytes each) and calls cb for
- * each message, in the server's order. cb owns nothing; returns < 0 to stop. */
 typedef int (*ImapFetchFunc)(const ImapMessage *m, void *userdata);
-int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, size_t max_size, ImapFetchFunc cb,
-               void *userdata);
+
+/* Streams BODY.PEEK[]<0.max_size> of the given UIDs (ascending; n == 0 with first_uid > 0
+ * means "first_uid:*") in one command: cb sees each message as soon as it is parsed, in the
+ * server's order, and memory stays bounded by one message. UIDs below first_uid are skipped.
+ * cb returning < 0 stops reading (the session must then be dropped). */
+int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid,
+               size_t max_size, ImapFetchFunc cb, void *userdata);
+
+/* For a message too large to read whole: BODYSTRUCTURE first, then the header and only the
+ * text parts (and the headers of every part, so the MIME tree is kept), put back together as
+ * one message in which other parts are empty. Each kept part is read up to max_part bytes.
+ * Calls cb once. */
+int imap_fetch_texts(ImapSession *s, uint32_t uid, size_t max_part, ImapFetchFunc cb,
+                     void *userdata);
+
+/* RFC 2177 IDLE on the selected folder. imap_idle_start() returns the fd to poll for input;
+ * imap_idle_pending() is true when libetpan already buffered the server's news (then poll()
+ * would not see it); imap_idle_done() ends IDLE. */
+int imap_idle_start(ImapSession *s, int *ret_fd);
+bool imap_idle_pending(ImapSession *s);
+int imap_idle_done(ImapSession *s);
 
 /* LOGOUT politely (bounded by the timeout). */
 void imap_logout(ImapSession *s);
