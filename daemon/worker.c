@@ -67,6 +67,7 @@ struct Worker {
         atomic_bool rescan;
         Pipeline *pipeline;
         unsigned timeout_sec;
+        unsigned poll_interval;
         char **domains;           /* trusted sender domains + employer domains */
 
         ImapFolder *folders;      /* of the current connection */
@@ -731,7 +732,7 @@ static int poll_folders(Worker *w) {
 static int watch(Worker *w) {
         const Account *a = w->opts.account;
         bool has_idle = imap_has_idle(w->conns[0].session);
-        int64_t next_poll = now_ms() + 1000 * (int64_t) a->poll_interval;
+        int64_t next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
         int r = 0;
 
         if (has_idle)
@@ -802,7 +803,7 @@ static int watch(Worker *w) {
                         r = poll_folders(w);
                         if (r < 0)
                                 return r;
-                        next_poll = now_ms() + 1000 * (int64_t) a->poll_interval;
+                        next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
                 }
         }
 }
@@ -899,12 +900,14 @@ static void *worker_main(void *userdata) {
         return NULL;
 }
 
-static unsigned timeout_from_env(unsigned dflt) {
+/* Tests of stalled servers and of polling need seconds, not minutes. */
+static unsigned seconds_from_env(const char *name, unsigned dflt) {
 #ifdef ALCODE_TEST_HOOKS
-        /* Tests of stalled servers need seconds, not minutes. */
-        const char *v = getenv("ALCODE_TEST_IMAP_TIMEOUT");
+        const char *v = getenv(name);
         if (v && atoi(v) > 0)
                 return (unsigned) atoi(v);
+#else
+        (void) name;
 #endif
         return dflt;
 }
@@ -919,7 +922,8 @@ int worker_start(const WorkerOptions *opts, Worker **ret) {
                 return -ENOMEM;
         w->opts = *opts;
         w->wake_fd = -EBADF;
-        w->timeout_sec = timeout_from_env(MAX(opts->timeout_sec, 1u));
+        w->timeout_sec = seconds_from_env("ALCODE_TEST_IMAP_TIMEOUT", MAX(opts->timeout_sec, 1u));
+        w->poll_interval = seconds_from_env("ALCODE_TEST_POLL_INTERVAL", opts->account->poll_interval);
         for (size_t i = 0; i < MAX_IDLE_CONNECTIONS; i++)
                 w->conns[i].idle_fd = -EBADF;
         pthread_mutex_init(&w->lock, NULL);
