@@ -94,7 +94,12 @@ static int session_error(ImapSession *s, int r, const char *what) {
         free(s->error);
         if (cancelled)
                 s->error = strdup("cancelled: the server did not answer in time");
-        else if (asprintf(&s->error, "%s failed%s%s", what, resp ? ": " : "", resp ? resp : "") < 0)
+        else if (r == MAILIMAP_ERROR_STREAM) {
+                /* imap_response would be stale: it belongs to the previous command. */
+                if (asprintf(&s->error, "%s failed: no answer within %u s, or the connection was lost",
+                             what, s->timeout_sec) < 0)
+                        s->error = NULL;
+        } else if (asprintf(&s->error, "%s failed%s%s", what, resp ? ": " : "", resp ? resp : "") < 0)
                 s->error = NULL;
         r = cancelled ? -ECANCELED : errno_from_imap(r);
         /* Anything but a plain NO/BAD may have left the stream mid-response. */
