@@ -706,8 +706,8 @@ static int poll_folders(Worker *w) {
                         continue;
                 for (size_t k = 0; k < w->n_conns; k++)
                         watched = watched || w->conns[k].folder == f;
-                if (watched && w->conns[0].folder != f)
-                        continue;
+                if (watched)
+                        continue; /* IDLE tells us; the main connection's own folder is read below */
                 r = GUARDED(w, main_conn->session, imap_status(main_conn->session, f->name, &st));
                 if (r == -ENOENT) {
                         r = 0;
