@@ -89,23 +89,19 @@ def main():
             rows.setdefault("  (mbsync sync only)", []).append((t_sync, ""))
             return len(out.splitlines())
 
-        def doveadm_search():
-            q = []
-            for x in DOMAINS:
-                q = ["OR"] + q + ["FROM", x] if q else ["FROM", x]
-            for k in KEYWORDS:
-                q = ["OR"] + q + ["TEXT", k]
-            out = subprocess.run(doveadm + ["search", "-u", "alice", "mailbox", "*", "("] + q + [")"],
+        def search(keys):
+            q = ["("]
+            for k in keys:
+                q += (["OR"] if len(q) > 1 else []) + list(k)
+            out = subprocess.run(doveadm + ["search", "-u", "alice", "mailbox", "*"] + q + [")"],
                                  check=True, capture_output=True, text=True).stdout
             return len(out.splitlines())
 
+        def doveadm_search():
+            return search([("FROM", x) for x in DOMAINS] + [("TEXT", k) for k in KEYWORDS])
+
         def doveadm_from():
-            q = []
-            for x in DOMAINS:
-                q = ["OR"] + q + ["FROM", x] if q else ["FROM", x]
-            out = subprocess.run(doveadm + ["search", "-u", "alice", "mailbox", "*", "("] + q + [")"],
-                                 check=True, capture_output=True, text=True).stdout
-            return len(out.splitlines())
+            return search([("FROM", x) for x in DOMAINS])
 
         contenders = [("alcoded --once (codes stored)", alcoded),
                       ("mbsync + rg (candidate files)", mbsync_rg),

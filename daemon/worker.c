@@ -819,13 +819,17 @@ static int run_session(Worker *w, bool *ret_scanned) {
         w->n_conns = 1;
         log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = w->account }, "connected to %s",
                            w->opts.account->host);
-        r = GUARDED(w, w->conns[0].session, imap_list(w->conns[0].session, &w->folders, &w->n_folders));
-        if (r < 0) {
-                log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account }, "%s",
-                                   imap_last_error(w->conns[0].session));
-                return r;
-        }
         for (;;) {
+                /* LIST on every pass: folders come and go. */
+                imap_folders_free(w->folders, w->n_folders);
+                w->folders = NULL;
+                w->n_folders = 0;
+                r = GUARDED(w, w->conns[0].session, imap_list(w->conns[0].session, &w->folders, &w->n_folders));
+                if (r < 0) {
+                        log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account }, "%s",
+                                           imap_last_error(w->conns[0].session));
+                        return r;
+                }
                 r = scan_all(w);
                 if (r < 0)
                         return r;
