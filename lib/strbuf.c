@@ -20,6 +20,7 @@ static int strbuf_reserve(StrBuf *b, size_t extra) {
                 return -ENOMEM;
         b->data = p;
         b->alloc = a;
+        b->data[b->len] = 0; /* NUL-terminated even before the first append (strbuf_ensure) */
         return 0;
 }
 

@@ -90,9 +90,12 @@ class Resilience(unittest.TestCase):
                      "folders = INBOX\n" % (name, srv.port))
         start = time.monotonic()
         p = self.spawn(conf, env=FAST)
-        wait_for(lambda: os.path.exists(self.alcode.db) and
-                 any(c["value"] == "FA7K3Q9P" for c in self.alcode.list_json()), timeout=10,
-                 what="the healthy account's code")
+        def stored():
+            # The daemon may be creating the database at this very moment.
+            r = self.alcode.run("list", "--json", check=False)
+            return r.returncode == 0 and "FA7K3Q9P" in r.stdout
+
+        wait_for(stored, timeout=10, what="the healthy account's code")
         self.assertLess(time.monotonic() - start, 5, "the healthy account waited for the sick one")
         wait_for(lambda: fake.connections >= 2, timeout=20, what="a reconnect after '%s'" % mode)
         # Not spinning: well under one core over the whole episode (the literal-EOF loop took 100 %).
