@@ -1,3 +1,7 @@
+/* Each MIME text part becomes one or two RuleTexts: HTML is turned into text, everything is
+ * folded (text_fold()), links and addresses are blanked, and quoted or forwarded lines are
+ * split off into a text of their own that can never yield a trusted code. The subject is one
+ * more text. */
 #include <stdio.h>
 
 #include "pipeline.h"
@@ -5,9 +9,12 @@
 #include "strv.h"
 #include "text.h"
 
+#define SUBJECT_MAX 4096
+
 struct Pipeline {
         const Rules *rules;
         char *const *employer_domains;
+        char *const *user_addresses;
         MimeLimits limits;
         RuleMatcher *matcher;
         PipelineTextFunc text_cb;
@@ -39,6 +46,10 @@ Pipeline *pipeline_free(Pipeline *p) {
         return NULL;
 }
 
+void pipeline_set_user_addresses(Pipeline *p, char *const *addresses) {
+        p->user_addresses = addresses;
+}
+
 void pipeline_set_text_callback(Pipeline *p, PipelineTextFunc f, void *userdata) {
         p->text_cb = f;
         p->text_userdata = userdata;
@@ -59,7 +70,10 @@ static int fill_headers(Message *msg, const MimeMessage *mm, const SenderInfo *s
         if (s->address) {
                 /* addr-spec with the domain in lower case, as we compared it */
                 const char *at = strrchr(s->address, '@');
-                if (asprintf(&msg->sender, "%.*s@%s", (int) (at - s->address), s->address, s->domain) < 0) {
+                int r = at && s->domain ? asprintf(&msg->sender, "%.*s@%s", (int) (at - s->address), s->address,
+                                                   s->domain)
+                                        : asprintf(&msg->sender, "%s", s->address);
+                if (r < 0) {
                         msg->sender = NULL;
                         return -ENOMEM;
                 }
@@ -73,14 +87,75 @@ static int fill_headers(Message *msg, const MimeMessage *mm, const SenderInfo *s
         return 0;
 }
 
+typedef struct Texts {
+        RuleText *t;
+        char **owned;
+        size_t n, alloc;
+} Texts;
+
+static void texts_done(Texts *x) {
+        for (size_t i = 0; i < x->n; i++)
+                free(x->owned[i]);
+        free(x->owned);
+        free(x->t);
+}
+
+/* Takes ownership of s (also on failure). */
+static int texts_add(Texts *x, char *s, size_t len, RuleText proto) {
+        if (x->n == x->alloc) {
+                size_t a = x->alloc ? x->alloc * 2 : 8;
+                RuleText *t = reallocarray(x->t, a, sizeof(RuleText));
+                if (t)
+                        x->t = t;
+                char **o = t ? reallocarray(x->owned, a, sizeof(char *)) : NULL;
+                if (!o) {
+                        free(s);
+                        return -ENOMEM;
+                }
+                x->owned = o;
+                x->alloc = a;
+        }
+        proto.text = s;
+        proto.len = len;
+        x->t[x->n] = proto;
+        x->owned[x->n++] = s;
+        return 0;
+}
+
+/* Decoded text of one MIME part → folded, link-free RuleTexts (own words, then quoted ones). */
+static int add_part(Pipeline *p, Texts *x, const MimeText *mt) {
+        _cleanup_free_ char *plain = NULL, *folded = NULL, *own = NULL, *quoted = NULL;
+        const char *src = mt->text;
+        size_t len = mt->len, own_len, quoted_len;
+        int r;
+
+        if (mt->html) {
+                r = text_html_to_text(src, len, p->limits.max_text, &plain, &len);
+                if (r == -ENOMEM)
+                        return r;
+                src = plain;
+        }
+        r = text_fold(src, len, p->limits.max_text, &folded, &len);
+        if (r == -ENOMEM)
+                return r;
+        len = text_remove_links(folded, len);
+        r = text_split_quoted(folded, len, &own, &own_len, &quoted, &quoted_len);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return texts_add(x, TAKE_PTR(folded), len, (RuleText) { .attached = mt->attached });
+        r = texts_add(x, TAKE_PTR(own), own_len, (RuleText) { .attached = mt->attached });
+        if (r < 0)
+                return r;
+        return texts_add(x, TAKE_PTR(quoted), quoted_len, (RuleText) { .attached = mt->attached, .quoted = true });
+}
+
 int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *ref,
                  Message **ret, char ***warnings, RuleExplainFunc explain, void *userdata) {
         _cleanup_(mime_message_freep) MimeMessage *mm = NULL;
         _cleanup_(message_freep) Message *msg = NULL;
         _cleanup_(sender_info_done) SenderInfo sender = {};
-        RuleText *texts = NULL;
-        char **owned = NULL;
-        size_t n = 0;
+        _cleanup_(texts_done) Texts texts = {};
         int r;
 
         msg = calloc(1, sizeof(Message));
@@ -95,55 +170,40 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
         r = add_warnings(warnings, mm->warnings);
         if (r < 0)
                 return r;
-        r = sender_analyze(mm, rules_trusted_domains(p->rules), p->employer_domains, &sender);
+        r = sender_analyze(mm, rules_trusted_domains(p->rules), p->employer_domains, p->user_addresses,
+                           &sender);
         if (r < 0)
                 return r;
+        if (!sender.self && ref && sender_folder_is_sent(ref->folder)) {
+                sender.self = true;
+                sender.why = "a Sent folder: the user's own mail";
+        }
         r = fill_headers(msg, mm, &sender);
         if (r < 0)
                 return r;
 
-        texts = calloc(mm->n_texts + 1, sizeof(RuleText));
-        owned = calloc(mm->n_texts + 2, sizeof(char *));
-        if (!texts || !owned) {
-                r = -ENOMEM;
-                goto finish;
-        }
         if (mm->subject) {
+                char *s;
                 size_t l;
-                r = text_fold(mm->subject, strlen(mm->subject), 4096, &owned[n], &l);
+                r = text_fold(mm->subject, strlen(mm->subject), SUBJECT_MAX, &s, &l);
                 if (r == -ENOMEM)
-                        goto finish;
-                texts[n] = (RuleText) { .text = owned[n], .len = l, .subject = true };
-                n++;
+                        return r;
+                l = text_remove_links(s, l);
+                r = texts_add(&texts, s, l, (RuleText) { .subject = true });
+                if (r < 0)
+                        return r;
         }
         for (size_t i = 0; i < mm->n_texts; i++) {
-                _cleanup_free_ char *plain = NULL;
-                const char *src = mm->texts[i].text;
-                size_t len = mm->texts[i].len, l;
-
-                if (mm->texts[i].html) {
-                        r = text_html_to_text(src, len, p->limits.max_text, &plain, &len);
-                        if (r == -ENOMEM)
-                                goto finish;
-                        src = plain;
-                }
-                r = text_fold(src, len, p->limits.max_text, &owned[n], &l);
-                if (r == -ENOMEM)
-                        goto finish;
-                texts[n] = (RuleText) { .text = owned[n], .len = l, .attached = mm->texts[i].attached };
-                n++;
+                r = add_part(p, &texts, &mm->texts[i]);
+                if (r < 0)
+                        return r;
         }
         if (p->text_cb)
-                for (size_t i = 0; i < n; i++)
-                        p->text_cb((unsigned) i, &texts[i], p->text_userdata);
+                p->text_cb(&sender, texts.t, texts.n, p->text_userdata);
 
-        r = rules_match(p->rules, p->matcher, texts, n, &sender, msg, explain, userdata, warnings);
-        if (r >= 0) {
-                r = 0;
-                *ret = TAKE_PTR(msg);
-        }
-finish:
-        free(texts);
-        strv_free(owned);
-        return r;
+        r = rules_match(p->rules, p->matcher, texts.t, texts.n, &sender, msg, explain, userdata, warnings);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(msg);
+        return 0;
 }

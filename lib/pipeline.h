@@ -1,7 +1,7 @@
 /* The whole extraction, pure: RFC 5322 bytes in, a Message with its codes out
- * (mime → text → sender → rules). The daemon and `alcode scan` both call this, so the CLI finds
- * exactly what the daemon finds. A Pipeline belongs to one thread (it owns match data); the
- * Rules it borrows may be shared. */
+ * (mime → text → sender → rules). The daemon and `alcode scan` both call pipeline_run(), so
+ * the CLI finds exactly what the daemon finds. A Pipeline belongs to one thread (it owns match
+ * data and scratch buffers); the Rules it borrows may be shared between threads. */
 #pragma once
 
 #include <stddef.h>
@@ -12,11 +12,17 @@
 
 typedef struct Pipeline Pipeline;
 
-/* rules and employer_domains are borrowed and must outlive the pipeline. */
+/* rules and employer_domains are borrowed and must outlive the pipeline. limits may be NULL
+ * (MIME_LIMITS_DEFAULT). */
 int pipeline_new(const Rules *rules, char *const *employer_domains, const MimeLimits *limits,
                  Pipeline **ret);
 Pipeline *pipeline_free(Pipeline *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pipeline *, pipeline_free);
+
+/* The user's own addresses (borrowed, must outlive the pipeline; NULL: none): their mail is
+ * never trusted, nor is mail in a Sent folder (MessageRef.folder, see
+ * sender_folder_is_sent()). */
+void pipeline_set_user_addresses(Pipeline *p, char *const *addresses);
 
 /* Extracts the codes of one message. ref (may be NULL) is copied into the result.
  * warnings (may be NULL) receives what was malformed or skipped, never message content.
@@ -25,6 +31,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Pipeline *, pipeline_free);
 int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *ref,
                  Message **ret, char ***warnings, RuleExplainFunc explain, void *userdata);
 
-/* Explain mode also wants the texts the rules saw: called once per text before matching. */
-typedef void (*PipelineTextFunc)(unsigned index, const RuleText *text, void *userdata);
+/* Explain mode also wants the sender analysis and the texts the rules saw: called once per
+ * message (texts in the order rules_match() numbers them) before matching. */
+typedef void (*PipelineTextFunc)(const SenderInfo *sender, const RuleText *texts, size_t n_texts,
+                                 void *userdata);
 void pipeline_set_text_callback(Pipeline *p, PipelineTextFunc f, void *userdata);

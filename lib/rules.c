@@ -20,6 +20,7 @@
 #include "rules.h"
 #include "strbuf.h"
 #include "strv.h"
+#include "text.h"
 
 #define RULES_MAX_PER_FILE 256
 #define RULES_MAX_FILES 256
@@ -59,6 +60,8 @@ static const char *const rule_check_names[_RULE_CHECK_MAX] = {
         [RULE_CHECK_NOT_SIRET] = "not-siret",
 };
 
+typedef struct Rule Rule;
+
 struct Rule {
         char *name;
         char *id; /* name@version */
@@ -66,9 +69,12 @@ struct Rule {
         unsigned line;
         CodeKind kind;
         char **senders;
-        char **keywords;
+        char **exclude_senders;
+        char **keywords;         /* folded, lower case */
+        size_t *keyword_ids;     /* indexes of keywords in Rules.keywords */
+        size_t n_keyword_ids;
         bool employer;
-        Regex brand, subject, body;
+        Regex brand, requires, subject, body;
         Regex *patterns;
         size_t n_patterns;
         Regex *rejects;
@@ -85,6 +91,7 @@ struct Rules {
         size_t n_rules;
         char **trusted_domains;
         char **keywords;
+        pcre2_code *keyword_re;  /* (kw1)|(kw2)|...: group i+1 is keyword i */
         bool jit;
 };
 
@@ -92,6 +99,9 @@ struct RuleMatcher {
         pcre2_match_data *md;
         pcre2_match_context *mc;
         pcre2_jit_stack *jit_stack;
+        pcre2_match_data *keyword_md;
+        bool *keyword_seen;      /* per keyword, for the message being matched */
+        size_t n_keyword_seen;
 };
 
 static void regex_done(Regex *x) {
@@ -106,8 +116,11 @@ static void rule_done(Rule *r) {
         free(r->id);
         free(r->file);
         strv_free(r->senders);
+        strv_free(r->exclude_senders);
         strv_free(r->keywords);
+        free(r->keyword_ids);
         regex_done(&r->brand);
+        regex_done(&r->requires);
         regex_done(&r->subject);
         regex_done(&r->body);
         for (size_t i = 0; i < r->n_patterns; i++)
@@ -129,6 +142,7 @@ Rules *rules_free(Rules *r) {
         free(r->rules);
         strv_free(r->trusted_domains);
         strv_free(r->keywords);
+        pcre2_code_free(r->keyword_re);
         free(r);
         return NULL;
 }
@@ -151,14 +165,20 @@ bool rules_jit(const Rules *r) {
 
 /* ---- parsing ---- */
 
+typedef struct Define {
+        char *name;
+        Regex fragment; /* source and positions only; never compiled alone */
+} Define;
+
 typedef struct FileState {
         char *path;
         unsigned version;
-        char **define_names;
-        char **define_values;
+        Define *defines;
+        size_t n_defines;
         Rule *rules;
         size_t n_rules;
         Regex *last;   /* the regex a continuation line extends */
+        char *last_list_key; /* or: the list key (keywords, senders...) it extends */
         bool skipping; /* inside an invalid section: ignore its keys */
         char ***errors;
 } FileState;
@@ -254,7 +274,8 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                         return ini_file_error(f, col, "unknown kind '%s' (expected specific, "
                                                       "company, access, otp, request or file)",
                                               value);
-        } else if (streq(key, "senders")) {
+        } else if (streq(key, "senders") || streq(key, "exclude_senders")) {
+                char ***list = streq(key, "senders") ? &rule->senders : &rule->exclude_senders;
                 _cleanup_strv_free_ char **l = NULL;
                 r = strv_split_comma(value, &l);
                 if (r < 0)
@@ -264,7 +285,7 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                                 *p = (char) tolower((unsigned char) *p);
                         if (!domain_valid(*d))
                                 return ini_file_error(f, col, "invalid domain '%s'", *d);
-                        if (!strv_contains(rule->senders, *d) && (r = strv_extend(&rule->senders, *d)) < 0)
+                        if (!strv_contains(*list, *d) && (r = strv_extend(list, *d)) < 0)
                                 return r;
                 }
         } else if (streq(key, "keywords")) {
@@ -272,14 +293,29 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                 r = strv_split_comma(value, &l);
                 if (r < 0)
                         return r;
-                STRV_FOREACH(k, l)
-                        if (!strv_contains_case(rule->keywords, *k) && (r = strv_extend(&rule->keywords, *k)) < 0)
+                STRV_FOREACH(k, l) {
+                        _cleanup_free_ char *folded = NULL;
+                        size_t fl;
+
+                        /* Matched like the text: folded (accents, quotes), caseless. */
+                        r = text_fold(*k, strlen(*k), 256, &folded, &fl);
+                        if (r < 0)
+                                return r == -ENOMEM ? r : ini_file_error(f, col, "keyword too long");
+                        for (char *p = folded; *p; p++)
+                                *p = (char) tolower((unsigned char) *p);
+                        if (fl < 3)
+                                return ini_file_error(f, col, "keyword '%s' is shorter than 3 characters", *k);
+                        if (!strv_contains(rule->keywords, folded) &&
+                            (r = strv_consume(&rule->keywords, TAKE_PTR(folded))) < 0)
                                 return r;
+                }
         } else if (streq(key, "employer")) {
                 if (parse_bool(value, &rule->employer) < 0)
                         return ini_file_error(f, col, "expected yes or no, got '%s'", value);
         } else if (streq(key, "brand"))
                 return st->last = &rule->brand, regex_set(f, &rule->brand, value, false);
+        else if (streq(key, "requires"))
+                return st->last = &rule->requires, regex_set(f, &rule->requires, value, false);
         else if (streq(key, "subject"))
                 return st->last = &rule->subject, regex_set(f, &rule->subject, value, false);
         else if (streq(key, "body"))
@@ -339,17 +375,26 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
         return 0;
 }
 
+static bool is_list_key(const char *key) {
+        return streq(key, "keywords") || streq(key, "senders") || streq(key, "exclude_senders");
+}
+
 static int file_handler(IniFile *f, const char *section, const char *key, const char *value,
                         bool continuation, void *userdata) {
         FileState *st = userdata;
         const char *name;
+        int r;
 
         if (continuation) {
-                if (!st->last)
-                        return ini_file_error(f, 0, "only patterns may continue on the next line");
-                return regex_set(f, st->last, value, true);
+                if (st->last)
+                        return regex_set(f, st->last, value, true);
+                if (st->last_list_key && st->n_rules > 0 && !st->skipping)
+                        return rule_key(f, st, &st->rules[st->n_rules - 1], st->last_list_key, value);
+                return ini_file_error(f, 0, "only patterns, defines and lists may continue on the next line");
         }
         st->last = NULL;
+        free(st->last_list_key);
+        st->last_list_key = NULL;
 
         if (streq(section, "rules")) {
                 if (streq(key, "version")) {
@@ -366,11 +411,18 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
                         ok = ok && (isupper((unsigned char) *p) || isdigit((unsigned char) *p) || *p == '_');
                 if (!ok)
                         return ini_file_error(f, 0, "define names are upper case: '%s'", key);
-                if (strv_contains(st->define_names, key))
-                        return ini_file_error(f, 0, "'%s' is defined twice", key);
-                if (strv_extend(&st->define_names, key) < 0 || strv_extend(&st->define_values, value) < 0)
+                for (size_t i = 0; i < st->n_defines; i++)
+                        if (streq(st->defines[i].name, key))
+                                return ini_file_error(f, 0, "'%s' is defined twice", key);
+                Define *d = reallocarray(st->defines, st->n_defines + 1, sizeof(Define));
+                if (!d)
                         return -ENOMEM;
-                return 0;
+                st->defines = d;
+                d[st->n_defines] = (Define) { .name = strdup(key), .fragment.code_group = -1 };
+                if (!d[st->n_defines].name)
+                        return -ENOMEM;
+                st->last = &d[st->n_defines++].fragment;
+                return regex_set(f, st->last, value, false);
         }
         name = startswith(section, "rule ");
         if (!name)
@@ -400,7 +452,7 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
                 st->rules = l;
                 l[st->n_rules] = (Rule) {
                         .name = strdup(name), .line = ini_file_line(f), .kind = _CODE_KIND_INVALID,
-                        .brand.code_group = -1, .subject.code_group = -1, .body.code_group = -1,
+                        .brand.code_group = -1, .requires.code_group = -1, .subject.code_group = -1, .body.code_group = -1,
                         .min_length = 4, .max_length = 32, .min_digits = 1, .in_subject = true,
                         .in_body = true,
                 };
@@ -411,64 +463,93 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
         }
         if (st->skipping)
                 return 0;
-        return rule_key(f, st, &st->rules[st->n_rules - 1], key, value);
+        r = rule_key(f, st, &st->rules[st->n_rules - 1], key, value);
+        if (r >= 0 && is_list_key(key) && !(st->last_list_key = strdup(key)))
+                return -ENOMEM;
+        return r;
 }
 
-/* Expands {NAME} references; map[i] = offset in source of expanded byte i (a reference maps
- * all its bytes to the '{'). */
-static int expand_defines(const FileState *st, const char *src, char **ret, size_t **ret_map,
-                          char **ret_unknown) {
-        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(RULES_MAX_SOURCE * 4);
-        _cleanup_free_ size_t *map = NULL;
-        size_t n_map = 0, alloc = 0;
-        int r = 0;
+/* Where one byte of an expanded pattern comes from. */
+typedef struct SourcePos {
+        unsigned line, column;
+} SourcePos;
 
-        *ret_unknown = NULL;
+typedef struct Expansion {
+        StrBuf text;
+        SourcePos *pos; /* one per byte of text, plus one for its end */
+        size_t alloc;
+        const char *unknown; /* on -ENOENT: the name not defined (points into a source) */
+        size_t unknown_len;
+        SourcePos where;     /* on -ENOENT / -ELOOP: the reference */
+} Expansion;
+
+static void expansion_done(Expansion *e) {
+        strbuf_done(&e->text);
+        free(e->pos);
+}
+
+static void regex_position(const Regex *x, size_t offset, unsigned *ret_line, unsigned *ret_column);
+
+static int expansion_append(Expansion *e, const char *p, size_t n, const Regex *from, size_t offset) {
+        int r;
+
+        if (e->text.len + n + 1 > e->alloc) {
+                size_t a = MAX(e->alloc * 2, e->text.len + n + 1);
+                SourcePos *q = reallocarray(e->pos, a, sizeof(SourcePos));
+                if (!q)
+                        return -ENOMEM;
+                e->pos = q;
+                e->alloc = a;
+        }
+        for (size_t k = 0; k < n; k++)
+                regex_position(from, offset + k, &e->pos[e->text.len + k].line, &e->pos[e->text.len + k].column);
+        r = strbuf_append(&e->text, p, n);
+        return r;
+}
+
+/* Expands the {NAME} references of x (recursively, up to a depth) into e, remembering for
+ * every byte the line and column it was written at, so that a PCRE2 error inside a fragment
+ * points into the [define] section. */
+static int expand(const FileState *st, const Regex *x, Expansion *e, unsigned depth) {
+        const char *src = x->source;
+        int r;
+
         for (size_t i = 0; src[i];) {
-                const char *v = NULL;
-                size_t l = 1;
+                const Define *def = NULL;
+                size_t j = i + 1;
 
-                if (src[i] == '{' && (i == 0 || src[i - 1] != '\\')) {
-                        size_t j = i + 1;
+                if (src[i] == '{' && (i == 0 || src[i - 1] != '\\') && isupper((unsigned char) src[i + 1])) {
                         while (isupper((unsigned char) src[j]) || isdigit((unsigned char) src[j]) || src[j] == '_')
                                 j++;
-                        if (src[j] == '}' && j > i + 1 && isupper((unsigned char) src[i + 1])) {
-                                _cleanup_free_ char *name = strndup(src + i + 1, j - i - 1);
-                                if (!name)
-                                        return -ENOMEM;
-                                for (size_t k = 0; st->define_names && st->define_names[k]; k++)
-                                        if (streq(st->define_names[k], name))
-                                                v = st->define_values[k];
-                                if (!v) {
-                                        *ret_unknown = TAKE_PTR(name);
-                                        return -ENOENT;
+                        if (src[j] == '}') {
+                                for (size_t k = 0; k < st->n_defines && !def; k++)
+                                        if (strlen(st->defines[k].name) == j - i - 1 &&
+                                            memcmp(st->defines[k].name, src + i + 1, j - i - 1) == 0)
+                                                def = &st->defines[k];
+                                if (!def || depth >= 8) {
+                                        e->unknown = src + i + 1;
+                                        e->unknown_len = j - i - 1;
+                                        regex_position(x, i, &e->where.line, &e->where.column);
+                                        return def ? -ELOOP : -ENOENT;
                                 }
-                                l = j - i + 1;
                         }
                 }
-                size_t add = v ? strlen(v) : 1;
-                r = strbuf_append(&b, v ?: src + i, add);
+                if (def) {
+                        r = expand(st, &def->fragment, e, depth + 1);
+                        if (r < 0)
+                                return r;
+                        i = j + 1;
+                        continue;
+                }
+                /* Copy up to the next '{'. */
+                j = i + 1;
+                while (src[j] && src[j] != '{')
+                        j++;
+                r = expansion_append(e, src + i, j - i, x, i);
                 if (r < 0)
                         return r;
-                if (n_map + add + 1 > alloc) {
-                        size_t *m;
-                        alloc = (n_map + add + 1) * 2;
-                        m = reallocarray(map, alloc, sizeof(size_t));
-                        if (!m)
-                                return -ENOMEM;
-                        map = m;
-                }
-                for (size_t k = 0; k < add; k++)
-                        map[n_map++] = i;
-                i += l;
+                i = j;
         }
-        if (!map && !(map = calloc(1, sizeof(size_t))))
-                return -ENOMEM;
-        map[n_map] = strlen(src);
-        if (strbuf_ensure(&b) < 0)
-                return -ENOMEM;
-        *ret = strbuf_take(&b, NULL);
-        *ret_map = TAKE_PTR(map);
         return 0;
 }
 
@@ -498,29 +579,47 @@ static int regex_error(const FileState *st, const Regex *x, size_t offset, const
         return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, line, column, msg);
 }
 
+static int pos_error(const FileState *st, SourcePos pos, const char *fmt, ...) _printf_(3, 4);
+static int pos_error(const FileState *st, SourcePos pos, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (!msg)
+                return -ENOMEM;
+        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, pos.line, pos.column, msg);
+}
+
 static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *jit) {
-        _cleanup_free_ char *expanded = NULL, *unknown = NULL;
-        _cleanup_free_ size_t *map = NULL;
+        _cleanup_(expansion_done) Expansion e = { .text = STRBUF_INIT(RULES_MAX_SOURCE * 4) };
         PCRE2_SIZE erroffset;
         int errcode, r;
         uint32_t captures;
 
         if (!x->source)
                 return 0;
-        r = expand_defines(st, x->source, &expanded, &map, &unknown);
-        if (r == -ENOENT) {
-                const char *ref = strstr(x->source, unknown);
-                return regex_error(st, x, ref ? (size_t) (ref - x->source) - 1 : 0,
-                                   "unknown fragment {%s} (not in [define])", unknown);
-        }
+        r = expand(st, x, &e, 0);
+        if (r == -ENOENT || r == -ELOOP)
+                return pos_error(st, e.where, r == -ENOENT ? "unknown fragment {%.*s} (not in [define])"
+                                                           : "fragment {%.*s} refers to itself",
+                                 (int) e.unknown_len, e.unknown);
+        if (r == -E2BIG)
+                return regex_error(st, x, 0, "pattern longer than %d bytes once expanded", RULES_MAX_SOURCE * 4);
         if (r < 0)
                 return r;
-        x->code = pcre2_compile((PCRE2_SPTR) expanded, PCRE2_ZERO_TERMINATED, RULES_COMPILE_OPTIONS,
+        if (strbuf_ensure(&e.text) < 0 || expansion_append(&e, "", 0, x, strlen(x->source)) < 0)
+                return -ENOMEM;
+        /* The end position: where the pattern's source ends. */
+        regex_position(x, strlen(x->source), &e.pos[e.text.len].line, &e.pos[e.text.len].column);
+        x->code = pcre2_compile((PCRE2_SPTR) e.text.data, e.text.len, RULES_COMPILE_OPTIONS,
                                 &errcode, &erroffset, NULL);
         if (!x->code) {
                 PCRE2_UCHAR msg[256];
                 (void) pcre2_get_error_message(errcode, msg, sizeof msg);
-                return regex_error(st, x, map[MIN((size_t) erroffset, strlen(expanded))], "%s", (char *) msg);
+                return pos_error(st, e.pos[MIN((size_t) erroffset, e.text.len)], "%s", (char *) msg);
         }
         if (pcre2_pattern_info(x->code, PCRE2_INFO_CAPTURECOUNT, &captures) == 0 &&
             captures >= RULES_OVECTOR_PAIRS) {
@@ -561,9 +660,13 @@ static int rule_finish(FileState *st, Rule *rule, bool *jit) {
         if (!rule->senders && !rule->employer && !rule->brand.source)
                 return strv_extendf(st->errors, "%s:%u: rule '%s' needs senders, employer = yes or "
                                                 "a brand pattern", st->path, rule->line, rule->name) < 0 ? -ENOMEM : 1;
+        /* Mail from other senders must carry a keyword: the IMAP backfill relies on it. */
+        if (rule->brand.source && !rule->keywords)
+                return strv_extendf(st->errors, "%s:%u: rule '%s' reads other senders' mail (brand) "
+                                                "but has no keywords", st->path, rule->line, rule->name) < 0 ? -ENOMEM : 1;
 
         size_t before = strv_length(*st->errors);
-        Regex *singles[] = { &rule->brand, &rule->subject, &rule->body };
+        Regex *singles[] = { &rule->brand, &rule->requires, &rule->subject, &rule->body };
         for (size_t i = 0; i < ELEMENTSOF(singles); i++)
                 if ((r = regex_compile(st, singles[i], false, jit)) < 0)
                         return r;
@@ -610,16 +713,16 @@ static int rules_add_file(Rules *rules, const char *path, char ***errors) {
                         if (!strv_contains(rules->trusted_domains, *d) &&
                             (r = strv_extend(&rules->trusted_domains, *d)) < 0)
                                 break;
-                STRV_FOREACH(w, l[rules->n_rules - 1].keywords)
-                        if (r >= 0 && !strv_contains_case(rules->keywords, *w) &&
-                            (r = strv_extend(&rules->keywords, *w)) < 0)
-                                break;
         }
         for (size_t i = 0; i < st.n_rules; i++)
                 rule_done(&st.rules[i]);
         free(st.rules);
-        strv_free(st.define_names);
-        strv_free(st.define_values);
+        for (size_t i = 0; i < st.n_defines; i++) {
+                free(st.defines[i].name);
+                regex_done(&st.defines[i].fragment);
+        }
+        free(st.defines);
+        free(st.last_list_key);
         free(st.path);
         return r < 0 ? r : 0;
 }
@@ -637,6 +740,63 @@ static Rules *rules_new(void) {
         return r;
 }
 
+/* One pattern for every keyword, each in its own group, so that one pass over a text tells
+ * which keywords it holds. A space in a keyword matches any one blank (line breaks too). */
+static int rules_build_keywords(Rules *rules) {
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(0);
+        int errcode;
+        PCRE2_SIZE erroffset;
+
+        for (size_t i = 0; i < rules->n_rules; i++) {
+                Rule *rule = &rules->rules[i];
+
+                rule->n_keyword_ids = strv_length(rule->keywords);
+                if (rule->n_keyword_ids == 0)
+                        continue;
+                rule->keyword_ids = calloc(rule->n_keyword_ids, sizeof(size_t));
+                if (!rule->keyword_ids)
+                        return -ENOMEM;
+                for (size_t k = 0; k < rule->n_keyword_ids; k++) {
+                        size_t id;
+                        for (id = 0; rules->keywords[id]; id++)
+                                if (streq(rules->keywords[id], rule->keywords[k]))
+                                        break;
+                        if (!rules->keywords[id] && strv_extend(&rules->keywords, rule->keywords[k]) < 0)
+                                return -ENOMEM;
+                        rule->keyword_ids[k] = id;
+                }
+        }
+        STRV_FOREACH(k, rules->keywords) {
+                if (b.len > 0 && strbuf_putc(&b, '|') < 0)
+                        return -ENOMEM;
+                if (strbuf_putc(&b, '(') < 0)
+                        return -ENOMEM;
+                for (const char *p = *k; *p; p++) {
+                        int r;
+                        if (*p == ' ')
+                                r = strbuf_puts(&b, "\\s");
+                        else if ((unsigned char) *p < 0x80 && !isalnum((unsigned char) *p)) {
+                                char esc[2] = { '\\', *p };
+                                r = strbuf_append(&b, esc, 2);
+                        } else
+                                r = strbuf_putc(&b, *p);
+                        if (r < 0)
+                                return r;
+                }
+                if (strbuf_putc(&b, ')') < 0)
+                        return -ENOMEM;
+        }
+        if (b.len == 0)
+                return 0;
+        rules->keyword_re = pcre2_compile((PCRE2_SPTR) b.data, b.len, PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS,
+                                          &errcode, &erroffset, NULL);
+        if (!rules->keyword_re)
+                return -ENOMEM; /* escaped literals: only memory can fail */
+        if (pcre2_jit_compile(rules->keyword_re, PCRE2_JIT_COMPLETE) != 0)
+                rules->jit = false;
+        return 0;
+}
+
 int rules_load_files(char *const *files, Rules **ret, char ***errors) {
         _cleanup_(rules_freep) Rules *rules = rules_new();
         int r;
@@ -646,6 +806,9 @@ int rules_load_files(char *const *files, Rules **ret, char ***errors) {
         STRV_FOREACH(f, files)
                 if ((r = rules_add_file(rules, *f, errors)) < 0)
                         return r;
+        r = rules_build_keywords(rules);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(rules);
         return 0;
 }
@@ -701,23 +864,22 @@ int rules_load(char *const *dirs, Rules **ret, char ***errors) {
 /* ---- matching ---- */
 
 int rule_matcher_new(RuleMatcher **ret) {
-        RuleMatcher *m = calloc(1, sizeof(RuleMatcher));
+        _cleanup_(rule_matcher_freep) RuleMatcher *m = calloc(1, sizeof(RuleMatcher));
 
         if (!m)
                 return -ENOMEM;
         m->md = pcre2_match_data_create(RULES_OVECTOR_PAIRS, NULL);
         m->mc = pcre2_match_context_create(NULL);
-        m->jit_stack = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
-        if (!m->md || !m->mc) {
-                rule_matcher_free(m);
+        if (!m->md || !m->mc)
                 return -ENOMEM;
-        }
+        /* No JIT stack means the JIT's default 32 KiB one: still correct, limits still apply. */
+        m->jit_stack = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
         (void) pcre2_set_match_limit(m->mc, RULES_MATCH_LIMIT);
         (void) pcre2_set_depth_limit(m->mc, RULES_DEPTH_LIMIT);
         (void) pcre2_set_heap_limit(m->mc, RULES_HEAP_LIMIT_KIB);
         if (m->jit_stack)
                 pcre2_jit_stack_assign(m->mc, NULL, m->jit_stack);
-        *ret = m;
+        *ret = TAKE_PTR(m);
         return 0;
 }
 
@@ -727,13 +889,15 @@ RuleMatcher *rule_matcher_free(RuleMatcher *m) {
         pcre2_match_data_free(m->md);
         pcre2_match_context_free(m->mc);
         pcre2_jit_stack_free(m->jit_stack);
+        pcre2_match_data_free(m->keyword_md);
+        free(m->keyword_seen);
         free(m);
         return NULL;
 }
 
 /* Returns 1 on a match, 0 none, or a PCRE2 error (< 0). */
-static int regex_find(const Regex *x, RuleMatcher *m, const char *s, size_t len, size_t start) {
-        int r = pcre2_match(x->code, (PCRE2_SPTR) s, len, start, PCRE2_NO_UTF_CHECK, m->md, m->mc);
+static int regex_find(const pcre2_code *code, RuleMatcher *m, const char *s, size_t len, size_t start) {
+        int r = pcre2_match(code, (PCRE2_SPTR) s, len, start, PCRE2_NO_UTF_CHECK, m->md, m->mc);
         return r >= 0 ? 1 : r == PCRE2_ERROR_NOMATCH ? 0 : r;
 }
 
@@ -742,14 +906,40 @@ static bool is_limit_error(int r) {
                r == PCRE2_ERROR_HEAPLIMIT || r == PCRE2_ERROR_JIT_STACKLIMIT;
 }
 
-static int limit_warning(const Rule *rule, const Regex *x, int err, char ***warnings) {
+typedef struct MatchRun {
+        const Rules *rules;
+        RuleMatcher *m;
+        const RuleText *texts;
+        size_t n_texts;
+        const SenderInfo *sender;
+        const char *sender_name; /* folded display name, or NULL */
+        RuleExplainFunc explain;
+        void *userdata;
+        char ***warnings;
+        bool keywords_done;
+} MatchRun;
+
+static int limit_warning(MatchRun *run, const Rule *rule, const Regex *x, int err) {
         PCRE2_UCHAR msg[128];
 
-        if (!warnings)
+        if (!run->warnings)
                 return 0;
         (void) pcre2_get_error_message(err, msg, sizeof msg);
-        return strv_extendf(warnings, "%s:%u: rule '%s': %s, skipping this pattern", rule->file,
-                            x->pieces[0].line, rule->name, (char *) msg);
+        return strv_extendf(run->warnings, "%s:%u: rule '%s': %s, skipping this pattern", rule->file,
+                            x->pieces ? x->pieces[0].line : rule->line, rule->name, (char *) msg);
+}
+
+/* Runs x over s; a limit error is reported as a warning and counts as no match. */
+static int regex_find_warn(MatchRun *run, const Rule *rule, const Regex *x, const char *s, size_t len,
+                           size_t start) {
+        int r = regex_find(x->code, run->m, s, len, start);
+
+        if (r < 0) {
+                if (is_limit_error(r) && limit_warning(run, rule, x, r) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+        return r;
 }
 
 static bool luhn_valid(const char *digits) {
@@ -777,43 +967,68 @@ static bool all_digits(const char *s) {
         return true;
 }
 
-/* Checks a candidate; returns NULL when it passes, else why not. */
-static const char *candidate_check(const Rule *rule, RuleMatcher *m, const char *canonical,
-                                   const char *display, size_t display_len, const char *line,
-                                   size_t line_len, int *ret_err, const Regex **ret_x) {
+static bool is_siret(const char *canonical) {
+        return strlen(canonical) == 14 && all_digits(canonical) && luhn_valid(canonical);
+}
+
+typedef enum Verdict {
+        VERDICT_OK,
+        VERDICT_TOO_SHORT,
+        VERDICT_TOO_LONG,
+        VERDICT_FEW_DIGITS,
+        VERDICT_SIRET,
+        VERDICT_NOT_SIRET,
+        VERDICT_REJECT,
+        VERDICT_REJECT_CONTEXT,
+        VERDICT_NOMEM,
+        _VERDICT_MAX,
+} Verdict;
+
+static const char *const verdict_text[_VERDICT_MAX] = {
+        [VERDICT_TOO_SHORT] = "too short for this kind",
+        [VERDICT_TOO_LONG] = "too long for this kind",
+        [VERDICT_FEW_DIGITS] = "too few digits",
+        [VERDICT_SIRET] = "a SIRET (the employer's company number), not this kind",
+        [VERDICT_NOT_SIRET] = "digits only, but not a valid SIREN/SIRET",
+        [VERDICT_REJECT] = "matches a reject pattern",
+        [VERDICT_REJECT_CONTEXT] = "its line matches a reject_context pattern",
+        [VERDICT_NOMEM] = "out of memory",
+};
+
+static Verdict candidate_check(MatchRun *run, const Rule *rule, const char *canonical,
+                               const char *display, size_t display_len, const char *line,
+                               size_t line_len) {
         size_t len = strlen(canonical), digits = 0;
         int r;
 
         for (const char *p = canonical; *p; p++)
                 digits += isdigit((unsigned char) *p) != 0;
-        if (len < rule->min_length || len > rule->max_length)
-                return "length out of range";
+        if (len < rule->min_length)
+                return VERDICT_TOO_SHORT;
+        if (len > rule->max_length)
+                return VERDICT_TOO_LONG;
         if (digits < rule->min_digits)
-                return "too few digits";
-        if (rule->check == RULE_CHECK_NOT_SIRET && len == 14 && all_digits(canonical) && luhn_valid(canonical))
-                return "a SIRET (company number), not this kind";
+                return VERDICT_FEW_DIGITS;
+        if (rule->check == RULE_CHECK_NOT_SIRET && is_siret(canonical))
+                return VERDICT_SIRET;
         if (rule->check == RULE_CHECK_SIRET && all_digits(canonical) &&
             !((len == 14 || len == 9) && luhn_valid(canonical)))
-                return "digits but not a valid SIREN/SIRET";
+                return VERDICT_NOT_SIRET;
         for (size_t i = 0; i < rule->n_rejects; i++) {
-                r = regex_find(&rule->rejects[i], m, display, display_len, 0);
-                if (r == 1)
-                        return "matches a reject pattern";
-                if (r < 0) {
-                        *ret_err = r;
-                        *ret_x = &rule->rejects[i];
-                }
+                r = regex_find_warn(run, rule, &rule->rejects[i], display, display_len, 0);
+                if (r < 0)
+                        return VERDICT_NOMEM;
+                if (r > 0)
+                        return VERDICT_REJECT;
         }
         for (size_t i = 0; i < rule->n_reject_contexts; i++) {
-                r = regex_find(&rule->reject_contexts[i], m, line, line_len, 0);
-                if (r == 1)
-                        return "its line matches a reject_context pattern";
-                if (r < 0) {
-                        *ret_err = r;
-                        *ret_x = &rule->reject_contexts[i];
-                }
+                r = regex_find_warn(run, rule, &rule->reject_contexts[i], line, line_len, 0);
+                if (r < 0)
+                        return VERDICT_NOMEM;
+                if (r > 0)
+                        return VERDICT_REJECT_CONTEXT;
         }
-        return NULL;
+        return VERDICT_OK;
 }
 
 typedef struct Candidate {
@@ -821,30 +1036,21 @@ typedef struct Candidate {
         char *value;
         char *display;
         bool trusted;
-        const char *rule_id;
-        size_t distance; /* from the start of the match (the label) to the code */
+        size_t rule;     /* index in Rules */
+        size_t distance; /* bytes between the value and the rest of its match (the label) */
 } Candidate;
 
-static bool regex_matches_any(const Regex *x, RuleMatcher *m, const RuleText *texts, size_t n,
-                              bool subject, const SenderInfo *sender, int *ret_err) {
-        int r;
+typedef struct Candidates {
+        Candidate *c;
+        size_t n;
+} Candidates;
 
-        for (size_t i = 0; i < n; i++) {
-                if (texts[i].subject != subject && subject)
-                        continue;
-                r = regex_find(x, m, texts[i].text, texts[i].len, 0);
-                if (r == 1)
-                        return true;
-                if (r < 0)
-                        *ret_err = r;
+static void candidates_done(Candidates *cs) {
+        for (size_t i = 0; i < cs->n; i++) {
+                free(cs->c[i].value);
+                free(cs->c[i].display);
         }
-        if (!subject && sender) {
-                const char *extra[] = { sender->name, sender->address };
-                for (size_t i = 0; i < ELEMENTSOF(extra); i++)
-                        if (extra[i] && regex_find(x, m, extra[i], strlen(extra[i]), 0) == 1)
-                                return true;
-        }
-        return false;
+        free(cs->c);
 }
 
 static void line_around(const char *text, size_t len, size_t offset, size_t *ret_start, size_t *ret_len) {
@@ -858,141 +1064,317 @@ static void line_around(const char *text, size_t len, size_t offset, size_t *ret
         *ret_len = e - s;
 }
 
-static int rule_run(const Rule *rule, RuleMatcher *m, const RuleText *texts, size_t n_texts,
-                    const SenderInfo *sender, Candidate *cands, size_t *n_cands,
-                    RuleExplainFunc explain, void *userdata, char ***warnings) {
+/* A captured value may start with words that are not part of it: in "CODE D'ACCES ACTION
+ * LOGEMENT EMPJ8D2R4U" the value pattern reads four upper-case groups. When the whole does
+ * not fit the kind, the value is read again without its leading letters-only words of three
+ * or more letters. Returns the offset of the next reading, or 0 when there is none. */
+static size_t skip_leading_word(const char *s, size_t len) {
+        size_t i = 0;
+
+        while (i < len && isalpha((unsigned char) s[i]))
+                i++;
+        if (i < 3 || i >= len || (s[i] != ' ' && s[i] != '-' && s[i] != '.'))
+                return 0;
+        return i + 1;
+}
+
+static void explain_verdict(MatchRun *run, const Rule *rule, const Regex *x, size_t text_index,
+                            size_t cs, size_t ce, bool trusted, const char *why) {
+        unsigned line, col;
+
+        if (!run->explain)
+                return;
+        regex_position(x, 0, &line, &col);
+        run->explain(&(RuleVerdict) {
+                             .rule = rule->id, .file = rule->file, .line = line, .kind = rule->kind,
+                             .display = run->texts[text_index].text + cs, .display_len = ce - cs,
+                             .offset = cs, .text_index = (unsigned) text_index, .trusted = trusted,
+                             .rejected = why,
+                     },
+                     run->userdata);
+}
+
+static void explain_rule(MatchRun *run, const Rule *rule, const char *why) {
+        if (run->explain)
+                run->explain(&(RuleVerdict) { .rule = rule->id, .file = rule->file, .line = rule->line,
+                                              .kind = rule->kind, .rejected = why },
+                             run->userdata);
+}
+
+static int candidate_add(Candidates *cs, const Rule *rule, size_t rule_index, const char *display,
+                         size_t len, bool trusted, size_t distance) {
+        Candidate *n;
+        char *d, *v;
+
+        if (cs->n >= RULES_MAX_CANDIDATES)
+                return 0;
+        d = strndup(display, len);
+        v = d ? code_canonicalize(d) : NULL;
+        if (!v) {
+                free(d);
+                return -ENOMEM;
+        }
+        n = reallocarray(cs->c, cs->n + 1, sizeof(Candidate));
+        if (!n) {
+                free(d);
+                free(v);
+                return -ENOMEM;
+        }
+        cs->c = n;
+        cs->c[cs->n++] = (Candidate) { .kind = rule->kind, .value = v, .display = d, .trusted = trusted,
+                                       .rule = rule_index, .distance = distance };
+        return 0;
+}
+
+/* Judges one captured value [cs, ce) of text t matched by x over [ms, me). */
+static int rule_candidate(MatchRun *run, const Rule *rule, size_t rule_index, const Regex *x,
+                          size_t t, size_t ms, size_t me, size_t cs, size_t ce, bool trusted,
+                          Candidates *out) {
+        const RuleText *tx = &run->texts[t];
+        size_t ls, ll;
+
+        /* Separators at the edges are not part of the value. */
+        while (ce > cs && strchr(" .-", tx->text[ce - 1]))
+                ce--;
+        while (cs < ce && strchr(" .-", tx->text[cs]))
+                cs++;
+        line_around(tx->text, tx->len, cs, &ls, &ll);
+
+        for (;;) {
+                _cleanup_free_ char *display = strndup(tx->text + cs, ce - cs);
+                _cleanup_free_ char *canonical = display ? code_canonicalize(display) : NULL;
+                Verdict v;
+                size_t skip;
+
+                if (!canonical)
+                        return -ENOMEM;
+                v = candidate_check(run, rule, canonical, display, ce - cs, tx->text + ls, ll);
+                if (v == VERDICT_NOMEM)
+                        return -ENOMEM;
+                if (v == VERDICT_OK) {
+                        explain_verdict(run, rule, x, t, cs, ce, trusted, NULL);
+                        /* Distance from the label: before the value, or after it when the
+                         * label follows ("482913 est votre code"). */
+                        size_t distance = MAX(cs - ms, me > ce ? me - ce : 0);
+                        return candidate_add(out, rule, rule_index, tx->text + cs, ce - cs, trusted, distance);
+                }
+                explain_verdict(run, rule, x, t, cs, ce, trusted, verdict_text[v]);
+                if (v != VERDICT_TOO_LONG && v != VERDICT_FEW_DIGITS)
+                        return 0;
+                skip = skip_leading_word(tx->text + cs, ce - cs);
+                if (skip == 0)
+                        return 0;
+                cs += skip;
+        }
+}
+
+/* Marks which keywords appear in the texts or the sender (once per message, on demand). */
+static int keywords_scan(MatchRun *run) {
+        const Rules *rules = run->rules;
+        RuleMatcher *m = run->m;
+        size_t n = strv_length(rules->keywords);
+        const char *extra[2] = { run->sender_name, run->sender ? run->sender->address : NULL };
+
+        if (run->keywords_done)
+                return 0;
+        run->keywords_done = true;
+        if (m->n_keyword_seen < n) {
+                bool *b = reallocarray(m->keyword_seen, n, sizeof(bool));
+                if (!b)
+                        return -ENOMEM;
+                m->keyword_seen = b;
+                m->n_keyword_seen = n;
+        }
+        if (n == 0 || !rules->keyword_re)
+                return 0;
+        memset(m->keyword_seen, 0, n * sizeof(bool));
+        if (!m->keyword_md || pcre2_get_ovector_count(m->keyword_md) < n + 1) {
+                pcre2_match_data_free(m->keyword_md);
+                m->keyword_md = pcre2_match_data_create((uint32_t) n + 1, NULL);
+                if (!m->keyword_md)
+                        return -ENOMEM;
+        }
+        for (size_t t = 0; t < run->n_texts + ELEMENTSOF(extra); t++) {
+                const char *s = t < run->n_texts ? run->texts[t].text : extra[t - run->n_texts];
+                size_t len = t < run->n_texts ? run->texts[t].len : s ? strlen(s) : 0;
+
+                for (size_t start = 0; s && start < len;) {
+                        int r = pcre2_match(rules->keyword_re, (PCRE2_SPTR) s, len, start,
+                                            PCRE2_NO_UTF_CHECK, m->keyword_md, m->mc);
+                        PCRE2_SIZE *ov;
+
+                        if (r <= 0)
+                                break;
+                        ov = pcre2_get_ovector_pointer(m->keyword_md);
+                        for (int g = 1; g < r; g++)
+                                if (ov[2 * g] != PCRE2_UNSET)
+                                        m->keyword_seen[g - 1] = true;
+                        start = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
+                }
+        }
+        return 0;
+}
+
+static int rule_has_keyword(MatchRun *run, const Rule *rule) {
+        int r = keywords_scan(run);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < rule->n_keyword_ids; i++)
+                if (run->m->keyword_seen[rule->keyword_ids[i]])
+                        return 1;
+        return 0;
+}
+
+typedef enum Where {
+        IN_SUBJECT = 1 << 0,
+        IN_BODY = 1 << 1,
+        IN_SENDER = 1 << 2, /* display name and address */
+} Where;
+
+/* Whether x matches somewhere: 1, 0, or -ENOMEM. */
+static int regex_in_texts(MatchRun *run, const Rule *rule, const Regex *x, Where where) {
+        int r;
+
+        for (size_t t = 0; t < run->n_texts; t++) {
+                if (!(where & (run->texts[t].subject ? IN_SUBJECT : IN_BODY)))
+                        continue;
+                r = regex_find_warn(run, rule, x, run->texts[t].text, run->texts[t].len, 0);
+                if (r != 0)
+                        return r;
+        }
+        if (where & IN_SENDER) {
+                const char *extra[2] = { run->sender_name, run->sender ? run->sender->address : NULL };
+                for (size_t i = 0; i < ELEMENTSOF(extra); i++)
+                        if (extra[i] && (r = regex_find_warn(run, rule, x, extra[i], strlen(extra[i]), 0)) != 0)
+                                return r;
+        }
+        return 0;
+}
+
+static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
+        const Rule *rule = &run->rules->rules[rule_index];
+        const SenderInfo *sender = run->sender;
         bool trusted_sender = sender_trusted(sender, rule->senders, rule->employer);
-        int err = 0, r;
+        int r;
 
         if (!trusted_sender) {
                 /* Other senders only when they claim the brand; their codes stay untrusted. */
-                if (!rule->brand.code || !regex_matches_any(&rule->brand, m, texts, n_texts, false, sender, &err))
-                        goto out;
+                if (!rule->brand.code) {
+                        explain_rule(run, rule, "sender not trusted by this rule, which reads no other mail");
+                        return 0;
+                }
+                if (sender && sender->domain && sender_domain_in(sender->domain, rule->exclude_senders)) {
+                        explain_rule(run, rule, "sender is in exclude_senders");
+                        return 0;
+                }
+                r = rule_has_keyword(run, rule);
+                if (r <= 0) {
+                        explain_rule(run, rule, "sender not trusted and no keyword in the message");
+                        return r;
+                }
+                r = regex_in_texts(run, rule, &rule->brand, IN_SUBJECT | IN_BODY | IN_SENDER);
+                if (r <= 0) {
+                        explain_rule(run, rule, "sender not trusted and no brand mention");
+                        return r;
+                }
         }
-        if (rule->subject.code && !regex_matches_any(&rule->subject, m, texts, n_texts, true, NULL, &err))
-                goto out;
-        if (rule->body.code) {
-                bool found = false;
-                for (size_t i = 0; i < n_texts && !found; i++)
-                        if (!texts[i].subject && regex_find(&rule->body, m, texts[i].text, texts[i].len, 0) == 1)
-                                found = true;
-                if (!found)
-                        goto out;
+        if (rule->requires.code &&
+            (r = regex_in_texts(run, rule, &rule->requires, IN_SUBJECT | IN_BODY | IN_SENDER)) <= 0) {
+                explain_rule(run, rule, "the message does not match 'requires'");
+                return r;
+        }
+        if (rule->subject.code && (r = regex_in_texts(run, rule, &rule->subject, IN_SUBJECT)) <= 0) {
+                explain_rule(run, rule, "subject guard does not match");
+                return r;
+        }
+        if (rule->body.code && (r = regex_in_texts(run, rule, &rule->body, IN_BODY)) <= 0) {
+                explain_rule(run, rule, "body guard does not match");
+                return r;
         }
 
-        for (size_t t = 0; t < n_texts; t++) {
-                const RuleText *tx = &texts[t];
+        for (size_t t = 0; t < run->n_texts; t++) {
+                const RuleText *tx = &run->texts[t];
+                bool trusted = trusted_sender && tx->attached == 0 && !tx->quoted;
 
                 if ((tx->subject && !rule->in_subject) || (!tx->subject && !rule->in_body))
                         continue;
                 for (size_t p = 0; p < rule->n_patterns; p++) {
                         const Regex *x = &rule->patterns[p];
-                        size_t start = 0;
 
-                        while (start <= tx->len && *n_cands < RULES_MAX_CANDIDATES) {
+                        for (size_t start = 0; start <= tx->len && out->n < RULES_MAX_CANDIDATES;) {
                                 PCRE2_SIZE *ov;
-                                size_t ms, me, cs, ce, ls, ll;
-                                const Regex *bad = NULL;
-                                int cerr = 0;
+                                size_t ms, me, cs, ce;
 
-                                r = regex_find(x, m, tx->text, tx->len, start);
-                                if (r < 0 && is_limit_error(r)) {
-                                        if (limit_warning(rule, x, r, warnings) < 0)
-                                                return -ENOMEM;
+                                r = regex_find_warn(run, rule, x, tx->text, tx->len, start);
+                                if (r <= 0) {
+                                        if (r < 0)
+                                                return r;
                                         break;
                                 }
-                                if (r <= 0)
-                                        break;
-                                ov = pcre2_get_ovector_pointer(m->md);
+                                ov = pcre2_get_ovector_pointer(run->m->md);
                                 ms = ov[0];
                                 me = ov[1];
                                 cs = ov[2 * x->code_group];
                                 ce = ov[2 * x->code_group + 1];
-                                /* Next search starts after this match (one char on an empty one). */
+                                /* Next search after this match (one character on an empty one). */
                                 start = me > ms ? me : me + 1;
                                 while (start < tx->len && ((unsigned char) tx->text[start] & 0xC0) == 0x80)
                                         start++;
                                 if (cs == PCRE2_UNSET || ce <= cs)
                                         continue;
-                                while (ce > cs && tx->text[ce - 1] == ' ')
-                                        ce--;
-
-                                _cleanup_free_ char *display = strndup(tx->text + cs, ce - cs);
-                                if (!display)
-                                        return -ENOMEM;
-                                _cleanup_free_ char *canonical = code_canonicalize(display);
-                                if (!canonical)
-                                        return -ENOMEM;
-                                line_around(tx->text, tx->len, cs, &ls, &ll);
-                                const char *why = candidate_check(rule, m, canonical, display, ce - cs,
-                                                                  tx->text + ls, ll, &cerr, &bad);
-                                if (cerr < 0 && is_limit_error(cerr) && limit_warning(rule, bad, cerr, warnings) < 0)
-                                        return -ENOMEM;
-                                bool trusted = trusted_sender && tx->attached == 0;
-
-                                if (explain) {
-                                        unsigned line, col;
-                                        regex_position(x, 0, &line, &col);
-                                        explain(&(RuleVerdict) {
-                                                        .rule = rule->id, .file = rule->file, .line = line,
-                                                        .kind = rule->kind, .display = tx->text + cs,
-                                                        .display_len = ce - cs, .offset = cs, .text_index = (unsigned) t,
-                                                        .trusted = trusted, .rejected = why,
-                                                },
-                                                userdata);
-                                }
-                                if (why)
-                                        continue;
-                                cands[(*n_cands)++] = (Candidate) {
-                                        .kind = rule->kind, .value = TAKE_PTR(canonical),
-                                        .display = TAKE_PTR(display), .trusted = trusted,
-                                        .rule_id = rule->id, .distance = cs - ms,
-                                };
+                                r = rule_candidate(run, rule, rule_index, x, t, ms, me, cs, ce, trusted, out);
+                                if (r < 0)
+                                        return r;
                         }
                 }
         }
-out:
-        if (err < 0 && is_limit_error(err) && warnings &&
-            strv_extendf(warnings, "%s:%u: rule '%s': a guard pattern hit PCRE2's limits", rule->file,
-                         rule->line, rule->name) < 0)
-                return -ENOMEM;
         return 0;
 }
 
 int rules_match(const Rules *rules, RuleMatcher *m, const RuleText *texts, size_t n_texts,
                 const SenderInfo *sender, Message *msg, RuleExplainFunc explain, void *userdata,
                 char ***warnings) {
-        _cleanup_free_ Candidate *cands = calloc(RULES_MAX_CANDIDATES, sizeof(Candidate));
-        size_t n = 0;
+        _cleanup_free_ char *name = NULL;
+        Candidates cs = {};
+        MatchRun run = {
+                .rules = rules, .m = m, .texts = texts, .n_texts = n_texts, .sender = sender,
+                .explain = explain, .userdata = userdata, .warnings = warnings,
+        };
         int r = 0, added = 0;
 
-        if (!cands)
-                return -ENOMEM;
+        if (sender && sender->name) {
+                size_t l;
+                r = text_fold(sender->name, strlen(sender->name), 1024, &name, &l);
+                if (r == -ENOMEM)
+                        return r;
+                run.sender_name = name;
+        }
+        r = 0;
         for (size_t i = 0; i < rules->n_rules && r >= 0; i++)
-                r = rule_run(&rules->rules[i], m, texts, n_texts, sender, cands, &n, explain,
-                             userdata, warnings);
+                r = rule_run(&run, i, &cs);
 
         /* One value, one kind: when rules of different kinds claim the same value, the one
-         * whose label sits closest to it wins (ties: the first rule). */
-        for (size_t i = 0; i < n && r >= 0; i++) {
+         * whose label sits closest to it wins (ties: the first rule). A trusted sighting of a
+         * value makes it trusted (message_add_code() merges). */
+        for (size_t i = 0; i < cs.n && r >= 0; i++) {
+                const Candidate *c = &cs.c[i];
                 bool keep = true;
-                for (size_t j = 0; j < n && keep; j++)
-                        if (j != i && cands[j].kind != cands[i].kind && streq(cands[j].value, cands[i].value) &&
-                            (cands[j].distance < cands[i].distance ||
-                             (cands[j].distance == cands[i].distance && j < i)))
+
+                for (size_t j = 0; j < cs.n && keep; j++) {
+                        const Candidate *o = &cs.c[j];
+                        if (o->kind != c->kind && streq(o->value, c->value) &&
+                            (o->distance < c->distance || (o->distance == c->distance && o->rule < c->rule)))
                                 keep = false;
+                }
                 if (!keep)
                         continue;
-                r = message_add_code(msg, &(Code) { .kind = cands[i].kind, .value = cands[i].value,
-                                                    .display = cands[i].display,
-                                                    .trusted = cands[i].trusted,
-                                                    .rule = (char *) cands[i].rule_id });
+                r = message_add_code(msg, &(Code) { .kind = c->kind, .value = c->value, .display = c->display,
+                                                    .trusted = c->trusted,
+                                                    .rule = rules->rules[c->rule].id });
                 if (r > 0)
                         added++;
         }
-        for (size_t i = 0; i < n; i++) {
-                free(cands[i].value);
-                free(cands[i].display);
-        }
+        candidates_done(&cs);
         return r < 0 ? r : added;
 }

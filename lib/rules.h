@@ -1,10 +1,27 @@
-/* Rule files: what makes a code, of which kind, from whom. See alcode.rules(5).
+/* Rule files: what makes a code, of which kind, from whom. See alcode.rules(5) and the shipped
+ * pack in config/rules.d/.
  *
  * A file holds [rules] (version), [define] (fragments reused as {NAME} in patterns) and
- * [rule NAME] sections. Patterns are PCRE2 with UTF|UCP|CASELESS|MULTILINE, JIT-compiled when
- * the system allows it, and run on folded text (text_fold()). Compiled Rules are immutable and
- * shared by every thread; each thread matches through its own RuleMatcher (match data, JIT
- * stack, limits). */
+ * [rule NAME] sections with the keys:
+ *   kind            specific | company | access | otp | request | file
+ *   senders         domains whose mail the rule trusts (the domain or a subdomain of it)
+ *   employer        yes: also trust the configured employer_domains
+ *   keywords        plain words (comma separated); mail from a sender the rule does not trust
+ *                   is read only when one of them appears in its subject, sender or text
+ *                   (caseless, accents ignored): a necessary condition, also used by the IMAP
+ *                   backfill to narrow SEARCH. Required with `brand`.
+ *   brand           regex; mail from senders the rule does not trust is read only when it
+ *                   matches there too (its codes are then untrusted)
+ *   exclude_senders domains never read unless trusted (other administrations that send the
+ *                   same kind of number)
+ *   subject, body   regex guards: the subject / some body text must match
+ *   pattern         regex (several allowed) whose named group (?<code>...) captures a value
+ *   reject          regex on the captured value: vetoes it (phone numbers, dates...)
+ *   reject_context  regex on the line holding the value: vetoes it (legal footers...)
+ *   length, min_digits, check (none | siret | not-siret), where (subject, body)
+ * Patterns are PCRE2 with UTF|UCP|CASELESS|MULTILINE, JIT-compiled when the system allows it,
+ * and run on folded text (text_fold()). Compiled Rules are immutable and shared by every
+ * thread; each thread matches through its own RuleMatcher (match data, JIT stack, limits). */
 #pragma once
 
 #include <stddef.h>
@@ -13,7 +30,6 @@
 #include "sender.h"
 
 typedef struct Rules Rules;
-typedef struct Rule Rule;
 typedef struct RuleMatcher RuleMatcher;
 
 /* Loads every *.rules file in dirs, in order; a file whose name was already seen in an earlier
@@ -29,29 +45,31 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Rules *, rules_free);
 size_t rules_count(const Rules *r) _pure_;
 /* Every sender domain some rule trusts (borrowed, valid while r lives). */
 char *const *rules_trusted_domains(const Rules *r) _pure_;
-/* Every `keywords =` literal of every rule (borrowed, valid while r lives): plain words that a
- * message from a sender the rule does not trust must contain (in subject, sender name or body)
- * for the rule to find anything there. Used to narrow an IMAP backfill with server-side SEARCH;
- * matching itself never relies on them. */
+/* Every `keywords =` word of every rule (borrowed, valid while r lives). A message from a
+ * sender that no rule trusts (and that is not an employer domain when a rule trusts those)
+ * yields nothing unless one of these words appears, caseless, in its subject, From (name or
+ * address) or text: an IMAP backfill may narrow its SEARCH with them. */
 char *const *rules_search_keywords(const Rules *r) _pure_;
 /* True when the JIT compiled every pattern. */
 bool rules_jit(const Rules *r) _pure_;
 
-/* One piece of text to match: folded UTF-8. */
+/* One piece of text to match: folded UTF-8 (text_fold()). */
 typedef struct RuleText {
         const char *text;
         size_t len;
         bool subject;      /* the Subject line */
+        bool quoted;       /* quoted or inline-forwarded text: never trusted */
         unsigned attached; /* > 0: from an attached (forwarded) message: never trusted */
 } RuleText;
 
-/* What rules_match() reports to an explain callback: each candidate and its fate. */
+/* What rules_match() reports to an explain callback: each candidate and its fate, and each
+ * rule that did not run (display == NULL, rejected says why). */
 typedef struct RuleVerdict {
         const char *rule;        /* "name@version" */
         const char *file;
-        unsigned line;           /* of the pattern */
+        unsigned line;           /* of the pattern (of the rule when display is NULL) */
         CodeKind kind;
-        const char *display;     /* the captured text (not NUL-terminated: display_len) */
+        const char *display;     /* the captured text (not NUL-terminated: display_len), or NULL */
         size_t display_len;
         size_t offset;           /* in the text */
         unsigned text_index;

@@ -1,11 +1,19 @@
 /* Sender trust is decided on the From addr-spec's domain only, compared label by label; the
  * display name, Return-Path and Reply-To never make a sender trusted, they can only raise
- * suspicion. The topmost Authentication-Results header is the one our own MTA added: a
- * DMARC or aligned DKIM failure there makes a trusted domain untrusted. */
+ * suspicion. The topmost Authentication-Results header is the one the user's own MTA added
+ * (RFC 8601 §5: MTAs remove or rename forged ones above theirs): a DMARC failure, or a DKIM
+ * failure with no passing aligned signature, makes a trusted domain untrusted.
+ *
+ * Look-alikes are judged on a confusable skeleton (UTS #39 in spirit, with a small table):
+ * punycode labels are decoded, Cyrillic/Greek letters that look Latin are mapped to it, and
+ * separators dropped, so "xn--actionlogment-43k.fr", "actionlogernent.fr" and
+ * "actionlogement.fr.espace-securise.example" all reveal the brand they imitate. A look-alike
+ * is never trusted; it is flagged so the user sees it. */
 #include <ctype.h>
 
 #include "mime.h"
 #include "sender.h"
+#include "strbuf.h"
 #include "strv.h"
 
 void sender_info_done(SenderInfo *s) {
@@ -15,10 +23,10 @@ void sender_info_done(SenderInfo *s) {
         *s = (SenderInfo) {};
 }
 
-bool domain_matches(const char *domain, const char *d) {
+bool sender_domain_matches(const char *domain, const char *d) {
         size_t ld, lx;
 
-        if (!domain || !d)
+        if (!domain || !d || !*d)
                 return false;
         ld = strlen(domain);
         lx = strlen(d);
@@ -27,123 +35,258 @@ bool domain_matches(const char *domain, const char *d) {
         return ld > lx && domain[ld - lx - 1] == '.' && strcaseeq(domain + ld - lx, d);
 }
 
-static bool domain_in(const char *domain, char *const *list) {
+bool sender_domain_in(const char *domain, char *const *list) {
         STRV_FOREACH(d, list)
-                if (domain_matches(domain, *d))
+                if (sender_domain_matches(domain, *d))
                         return true;
         return false;
 }
 
-/* Looks for "method=result" in an Authentication-Results value and whether the property that
- * names the domain (header.d / header.from / smtp.mailfrom) is `domain`. */
-static bool auth_result(const char *ar, const char *method, const char *result, const char *domain) {
-        size_t ml = strlen(method);
+/* ---- punycode (RFC 3492 §6.2) ---- */
 
-        for (const char *p = ar; (p = strcasestr(p, method)); p += ml) {
-                const char *v = p + ml, *end;
+enum { PC_BASE = 36, PC_TMIN = 1, PC_TMAX = 26, PC_SKEW = 38, PC_DAMP = 700, PC_BIAS = 72,
+       PC_N = 128, PC_MAX_OUT = 63 };
 
-                if (p > ar && (isalnum((unsigned char) p[-1]) || p[-1] == '.'))
-                        continue;
-                v += strspn(v, " ");
-                if (*v != '=')
-                        continue;
-                v++;
-                v += strspn(v, " ");
-                if (!startswith_no_case(v, result) || isalnum((unsigned char) v[strlen(result)]))
-                        continue;
-                /* The result applies up to the next ';'. */
-                end = strchr(v, ';');
-                if (!domain)
-                        return true;
-                for (const char *q = v; (q = strcasestr(q, domain)) && (!end || q < end); q++) {
-                        if (q > v && (q[-1] == '=' || q[-1] == '@' || q[-1] == '.'))
-                                return true;
-                }
-                /* No domain given for this result: it is about the message, hence the From. */
-                if (!strcasestr(v, "header.") || (end && strcasestr(v, "header.") > end))
-                        return true;
+static unsigned punycode_adapt(unsigned delta, unsigned points, bool first) {
+        unsigned k = 0;
+
+        delta = first ? delta / PC_DAMP : delta / 2;
+        delta += delta / points;
+        while (delta > ((PC_BASE - PC_TMIN) * PC_TMAX) / 2) {
+                delta /= PC_BASE - PC_TMIN;
+                k += PC_BASE;
         }
-        return false;
+        return k + (PC_BASE - PC_TMIN + 1) * delta / (delta + PC_SKEW);
 }
 
-static bool auth_failed(const MimeMessage *m, const char *domain) {
-        const char *top = m->auth_results ? m->auth_results[0] : NULL;
+int sender_punycode_decode(const char *label, size_t len, char **ret) {
+        uint32_t out[PC_MAX_OUT];
+        size_t n_out = 0, b = 0, in;
+        uint32_t n = PC_N, i = 0, bias = PC_BIAS;
+        _cleanup_strbuf_ StrBuf sb = STRBUF_INIT(4 * PC_MAX_OUT);
 
-        if (!top || !domain)
-                return false;
-        if (auth_result(top, "dmarc", "fail", domain))
-                return true;
-        if (auth_result(top, "dkim", "fail", domain) && !auth_result(top, "dkim", "pass", domain))
-                return true;
-        return false;
-}
+        for (size_t j = 0; j < len; j++)
+                if (label[j] == '-')
+                        b = j;
+        if (b > PC_MAX_OUT)
+                return -EINVAL;
+        for (size_t j = 0; j < b; j++) {
+                if ((unsigned char) label[j] >= 0x80)
+                        return -EINVAL;
+                out[n_out++] = (unsigned char) label[j];
+        }
+        for (in = b > 0 ? b + 1 : 0; in < len;) {
+                uint32_t oldi = i, w = 1;
 
-/* Reduces a name or domain to a skeleton where common tricks vanish: case, separators,
- * digits standing for letters, "rn" for "m". */
-static char *skeleton(const char *s) {
-        size_t n = strlen(s);
-        char *k = malloc(n + 1), *o = k;
+                for (uint32_t k = PC_BASE;; k += PC_BASE) {
+                        uint32_t digit, t;
+                        int c;
 
-        if (!k)
-                return NULL;
-        for (const char *p = s; *p; p++) {
-                char c = (char) tolower((unsigned char) *p);
-                if (c == '0')
-                        c = 'o';
-                else if (c == '1' || c == '|')
-                        c = 'l';
-                else if (c == '3')
-                        c = 'e';
-                if (c == 'r' && tolower((unsigned char) p[1]) == 'n') {
-                        c = 'm';
-                        p++;
+                        if (in >= len)
+                                return -EINVAL;
+                        c = tolower((unsigned char) label[in++]);
+                        if (c >= 'a' && c <= 'z')
+                                digit = (uint32_t) (c - 'a');
+                        else if (c >= '0' && c <= '9')
+                                digit = (uint32_t) (c - '0' + 26);
+                        else
+                                return -EINVAL;
+                        if (digit > (UINT32_MAX - i) / w)
+                                return -EINVAL;
+                        i += digit * w;
+                        t = k <= bias ? PC_TMIN : k >= bias + PC_TMAX ? PC_TMAX : k - bias;
+                        if (digit < t)
+                                break;
+                        if (w > UINT32_MAX / (PC_BASE - t))
+                                return -EINVAL;
+                        w *= PC_BASE - t;
                 }
-                if (isalpha((unsigned char) c))
-                        *o++ = c;
+                if (n_out >= PC_MAX_OUT)
+                        return -EINVAL;
+                bias = punycode_adapt(i - oldi, (unsigned) n_out + 1, oldi == 0);
+                if (i / (n_out + 1) > UINT32_MAX - n)
+                        return -EINVAL;
+                n += i / (uint32_t) (n_out + 1);
+                i %= (uint32_t) (n_out + 1);
+                if (n < 0x80 || n > 0x10FFFF || (n >= 0xD800 && n <= 0xDFFF))
+                        return -EINVAL;
+                memmove(out + i + 1, out + i, (n_out - i) * sizeof(uint32_t));
+                out[i++] = n;
+                n_out++;
+        }
+        for (size_t j = 0; j < n_out; j++)
+                if (strbuf_put_utf8(&sb, out[j]) == -ENOMEM)
+                        return -ENOMEM;
+        if (strbuf_ensure(&sb) < 0)
+                return -ENOMEM;
+        *ret = strbuf_take(&sb, NULL);
+        return 0;
+}
+
+/* ---- confusable skeleton ---- */
+
+static const struct {
+        uint16_t cp;
+        char c;
+} confusables[] = {
+        /* Cyrillic */
+        { 0x0430, 'a' }, { 0x0435, 'e' }, { 0x0451, 'e' }, { 0x043E, 'o' }, { 0x0440, 'p' },
+        { 0x0441, 'c' }, { 0x0443, 'y' }, { 0x0445, 'x' }, { 0x0456, 'i' }, { 0x0457, 'i' },
+        { 0x0458, 'j' }, { 0x0455, 's' }, { 0x0501, 'd' }, { 0x04BB, 'h' }, { 0x051B, 'q' },
+        { 0x051D, 'w' }, { 0x043A, 'k' }, { 0x043C, 'm' }, { 0x0410, 'a' }, { 0x0412, 'b' },
+        { 0x0415, 'e' }, { 0x041A, 'k' }, { 0x041C, 'm' }, { 0x041D, 'h' }, { 0x041E, 'o' },
+        { 0x0420, 'p' }, { 0x0421, 'c' }, { 0x0422, 't' }, { 0x0423, 'y' }, { 0x0425, 'x' },
+        { 0x0406, 'i' }, { 0x0408, 'j' }, { 0x0405, 's' }, { 0x04CF, 'l' },
+        /* Greek */
+        { 0x03B1, 'a' }, { 0x03B5, 'e' }, { 0x03B9, 'i' }, { 0x03BA, 'k' }, { 0x03BD, 'v' },
+        { 0x03BF, 'o' }, { 0x03C1, 'p' }, { 0x03C4, 't' }, { 0x03C5, 'u' }, { 0x03C7, 'x' },
+        { 0x0391, 'a' }, { 0x0392, 'b' }, { 0x0395, 'e' }, { 0x0396, 'z' }, { 0x0397, 'h' },
+        { 0x0399, 'i' }, { 0x039A, 'k' }, { 0x039C, 'm' }, { 0x039D, 'n' }, { 0x039F, 'o' },
+        { 0x03A1, 'p' }, { 0x03A4, 't' }, { 0x03A5, 'y' }, { 0x03A7, 'x' },
+        /* Latin look-alikes */
+        { 0x0131, 'i' }, { 0x0237, 'j' }, { 0x0261, 'g' }, { 0x0251, 'a' }, { 0x0269, 'i' },
+        { 0x01C0, 'l' }, { 0x2113, 'l' }, { 0x0142, 'l' }, { 0x0111, 'd' }, { 0x0127, 'h' },
+        { 0x00F8, 'o' }, { 0x0153, 'o' }, { 0x00E6, 'a' }, { 0x00DF, 's' },
+};
+
+/* Latin-1 letters U+00C0..U+00FF without accents (0: not a letter). */
+static const char latin1_base[64] = "aaaaaaaceeeeiiiidnooooo\0ouuuuyts"
+                                    "aaaaaaaceeeeiiiidnooooo\0ouuuuyty";
+
+static char skeleton_char(uint32_t cp) {
+        if (cp < 0x80) {
+                int c = tolower((int) cp);
+                switch (c) {
+                case '0': return 'o';
+                case '1': return 'l';
+                case '3': return 'e';
+                case '5': return 's';
+                case '|': return 'l';
+                }
+                return isalpha(c) ? (char) c : 0;
+        }
+        if (cp >= 0xC0 && cp <= 0xFF)
+                return latin1_base[cp - 0xC0];
+        if (cp >= 0xFF21 && cp <= 0xFF3A)
+                return (char) ('a' + (cp - 0xFF21));
+        if (cp >= 0xFF41 && cp <= 0xFF5A)
+                return (char) ('a' + (cp - 0xFF41));
+        for (size_t i = 0; i < ELEMENTSOF(confusables); i++)
+                if (confusables[i].cp == cp)
+                        return confusables[i].c;
+        /* Latin Extended-A: every other letter is an accented Latin letter; keep its base. */
+        if (cp >= 0x100 && cp < 0x180) {
+                static const char ext_a[] = "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiiiiijjkkklllllll"
+                                            "lllnnnnnnnnnoooooooorrrrrrssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs";
+                if (cp - 0x100 < sizeof ext_a - 1)
+                        return ext_a[cp - 0x100];
+        }
+        return 0;
+}
+
+static uint32_t utf8_next(const char **p) {
+        const unsigned char *s = (const unsigned char *) *p;
+        uint32_t cp;
+        size_t l;
+
+        if (s[0] < 0x80)
+                l = 1, cp = s[0];
+        else if ((s[0] & 0xE0) == 0xC0 && (s[1] & 0xC0) == 0x80)
+                l = 2, cp = (uint32_t) (s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+        else if ((s[0] & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80)
+                l = 3, cp = (uint32_t) (s[0] & 0x0F) << 12 | (uint32_t) (s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+        else if ((s[0] & 0xF8) == 0xF0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
+                 (s[3] & 0xC0) == 0x80)
+                l = 4, cp = (uint32_t) (s[0] & 0x07) << 18 | (uint32_t) (s[1] & 0x3F) << 12 |
+                            (uint32_t) (s[2] & 0x3F) << 6 | (s[3] & 0x3F);
+        else
+                l = 1, cp = 0xFFFD;
+        *p += l;
+        return cp;
+}
+
+static int skeleton_append(StrBuf *b, const char *s, size_t len) {
+        _cleanup_free_ char *copy = strndup(s, len);
+        int r = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        for (const char *p = copy; *p && r >= 0;) {
+                uint32_t cp = utf8_next(&p);
+                char c = skeleton_char(cp);
+                if (c)
+                        r = strbuf_putc(b, c);
+        }
+        return r == -ENOMEM ? r : 0;
+}
+
+char *sender_skeleton(const char *s) {
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(1024);
+        const char *p = s;
+
+        while (*p) {
+                size_t l = strcspn(p, ".@");
+                _cleanup_free_ char *decoded = NULL;
+
+                if (l > 4 && strncasecmp(p, "xn--", 4) == 0 &&
+                    sender_punycode_decode(p + 4, l - 4, &decoded) == 0) {
+                        if (skeleton_append(&b, decoded, strlen(decoded)) < 0)
+                                return NULL;
+                } else if (skeleton_append(&b, p, l) < 0)
+                        return NULL;
+                p += l;
+                if (*p)
+                        p++;
+        }
+        if (strbuf_ensure(&b) < 0)
+                return NULL;
+        /* "rn" reads as "m", "vv" as "w". */
+        char *o = b.data;
+        for (const char *q = b.data; *q; q++) {
+                if (q[0] == 'r' && q[1] == 'n')
+                        *o++ = 'm', q++;
+                else if (q[0] == 'v' && q[1] == 'v')
+                        *o++ = 'w', q++;
+                else
+                        *o++ = *q;
         }
         *o = 0;
-        return k;
+        return strbuf_take(&b, NULL);
 }
 
-static const char *const brand_tokens[] = { "actionlogement", "actionslogement", "alin", "visale",
-                                            "actionlogment", NULL };
+/* Brand names as skeletons. "alin" (AL'in) is short: only a whole label or a label prefix
+ * counts in a domain, and only a whole word in a display name. */
+static const char *const brand_skeletons[] = { "actionlogement", "actionslogement", "visale", NULL };
 
-static bool skeleton_has_brand(const char *s, bool whole_labels_only) {
-        _cleanup_free_ char *k = skeleton(s);
-
-        if (!k)
-                return false;
-        for (const char *const *t = brand_tokens; *t; t++) {
-                /* "alin" is too short to search inside other words. */
-                if (streq(*t, "alin") && (whole_labels_only || !streq(k, "alin")))
-                        continue;
+static bool skeleton_has_brand(const char *k) {
+        for (const char *const *t = brand_skeletons; *t; t++)
                 if (strstr(k, *t))
                         return true;
-        }
         return false;
 }
 
 static bool domain_lookalike(const char *domain, char *const *trusted) {
-        _cleanup_free_ char *copy = strdup(domain);
-        char *label, *save = NULL;
+        _cleanup_free_ char *k = sender_skeleton(domain);
+        const char *p;
 
-        if (!copy)
+        if (!k)
                 return false;
-        if (skeleton_has_brand(domain, true))
+        if (skeleton_has_brand(k))
                 return true;
-        /* A trusted domain as left-hand labels: "actionlogement.fr.espace-securise.example". */
         STRV_FOREACH(t, trusted) {
-                const char *p = strcasestr(domain, *t);
-                if (p && (p == domain || p[-1] == '.' || p[-1] == '-') && p[strlen(*t)] != 0)
+                _cleanup_free_ char *tk = sender_skeleton(*t);
+                if (tk && strlen(tk) >= 5 && strstr(k, tk))
                         return true;
         }
-        /* IDN labels (punycode) carrying a brand-like ASCII part: "xn--actionlogment-43k". */
-        for (label = strtok_r(copy, ".", &save); label; label = strtok_r(NULL, ".", &save))
-                if (startswith_no_case(label, "xn--") && skeleton_has_brand(label + 4, false))
-                        return true;
-        /* "al-in" / "alin" as a whole label or a label prefix. */
-        for (const char *p = domain; p && *p; p = strchr(p, '.') ? strchr(p, '.') + 1 : NULL) {
-                if (startswith_no_case(p, "alin") || startswith_no_case(p, "al-in"))
+        /* AL'in: "alin" / "al-in" as a label or label prefix ("al-in-fr.com", "alin-verif.example"). */
+        for (p = domain; p; p = strchr(p, '.') ? strchr(p, '.') + 1 : NULL) {
+                size_t l = strcspn(p, ".");
+                _cleanup_free_ char *label = strndup(p, l), *lk = NULL;
+
+                if (!label)
+                        return false;
+                lk = sender_skeleton(label);
+                if (lk && startswith(lk, "alin"))
                         return true;
         }
         return false;
@@ -157,65 +300,244 @@ static bool name_claims_brand(const char *name, char *const *trusted) {
         STRV_FOREACH(t, trusted)
                 if (strcasestr(name, *t))
                         return true;
-        k = skeleton(name);
+        k = sender_skeleton(name);
         if (!k)
                 return false;
-        return strstr(k, "actionlogement") || strstr(k, "visale") || strcasestr(name, "al'in") ||
-               strcasestr(name, "al\xe2\x80\x99in") || strcasestr(name, "alin ") || endswith(k, "alin");
+        if (skeleton_has_brand(k))
+                return true;
+        /* "AL'in", "AL’in", "AL-in", "ALIN" as a word of the name. */
+        for (const char *p = name; *p;) {
+                size_t l = strcspn(p, " \t\"()<>[],;:");
+                if (l >= 4 && l <= 8) {
+                        _cleanup_free_ char *w = strndup(p, l);
+                        _cleanup_free_ char *wk = w ? sender_skeleton(w) : NULL;
+                        if (wk && streq(wk, "alin"))
+                                return true;
+                }
+                p += l;
+                p += strspn(p, " \t\"()<>[],;:");
+        }
+        return false;
+}
+
+/* ---- Authentication-Results (RFC 8601) ---- */
+
+typedef struct AuthSummary {
+        bool dmarc_fail, dmarc_pass, dkim_fail, dkim_pass;
+} AuthSummary;
+
+/* Whether a signing/asserted domain is aligned (relaxed) with the From domain. */
+static bool aligned(const char *d, const char *from_domain) {
+        return sender_domain_matches(from_domain, d) || sender_domain_matches(d, from_domain);
+}
+
+/* Copies an A-R value without comments, so that "(...)" holds no false "dkim=pass". */
+static char *strip_comments(const char *v) {
+        char *o = strdup(v), *q = o;
+        unsigned depth = 0;
+        bool quoted = false;
+
+        if (!o)
+                return NULL;
+        for (const char *p = v; *p; p++) {
+                if (quoted) {
+                        if (*p == '"')
+                                quoted = false;
+                        *q++ = *p;
+                } else if (*p == '(')
+                        depth++;
+                else if (*p == ')' && depth > 0)
+                        depth--;
+                else if (depth == 0) {
+                        if (*p == '"')
+                                quoted = true;
+                        *q++ = *p;
+                }
+        }
+        *q = 0;
+        return o;
+}
+
+static const char *prop_value(const char *resinfo, const char *name, char *buf, size_t size) {
+        size_t l = strlen(name);
+
+        for (const char *p = resinfo; (p = strcasestr(p, name)); p += l) {
+                const char *v;
+                size_t n;
+
+                if (p > resinfo && !isspace((unsigned char) p[-1]))
+                        continue;
+                v = p + l;
+                v += strspn(v, " \t");
+                if (*v != '=')
+                        continue;
+                v++;
+                v += strspn(v, " \t\"");
+                n = strcspn(v, " \t\";");
+                if (n == 0 || n >= size)
+                        return NULL;
+                memcpy(buf, v, n);
+                buf[n] = 0;
+                /* header.i=@sub.domain or user@domain: keep the domain. */
+                char *at = strrchr(buf, '@');
+                return at ? at + 1 : buf;
+        }
+        return NULL;
+}
+
+static void auth_summarize(const char *value, const char *from_domain, AuthSummary *ret) {
+        _cleanup_free_ char *v = strip_comments(value);
+        char *save = NULL, *res;
+        bool first = true;
+
+        if (!v)
+                return;
+        for (res = strtok_r(v, ";", &save); res; res = strtok_r(NULL, ";", &save), first = false) {
+                char method[16], result[16], dbuf[256];
+                const char *d;
+                size_t ml, rl;
+
+                if (first)
+                        continue; /* authserv-id */
+                res += strspn(res, " \t\r\n");
+                ml = strcspn(res, " \t=/");
+                if (ml == 0 || ml >= sizeof method)
+                        continue;
+                memcpy(method, res, ml);
+                method[ml] = 0;
+                const char *eq = strchr(res, '=');
+                if (!eq)
+                        continue;
+                eq++;
+                eq += strspn(eq, " \t");
+                rl = strcspn(eq, " \t\r\n");
+                if (rl == 0 || rl >= sizeof result)
+                        continue;
+                memcpy(result, eq, rl);
+                result[rl] = 0;
+
+                if (strcaseeq(method, "dmarc")) {
+                        d = prop_value(res, "header.from", dbuf, sizeof dbuf);
+                        if (d && !sender_domain_matches(from_domain, d) && !strcaseeq(d, from_domain))
+                                continue;
+                        if (strcaseeq(result, "fail"))
+                                ret->dmarc_fail = true;
+                        else if (strcaseeq(result, "pass"))
+                                ret->dmarc_pass = true;
+                } else if (strcaseeq(method, "dkim")) {
+                        d = prop_value(res, "header.d", dbuf, sizeof dbuf);
+                        if (!d)
+                                d = prop_value(res, "header.i", dbuf, sizeof dbuf);
+                        if (d && !aligned(d, from_domain))
+                                continue;
+                        if (strcaseeq(result, "fail"))
+                                ret->dkim_fail = true;
+                        else if (strcaseeq(result, "pass") && d)
+                                ret->dkim_pass = true;
+                }
+        }
+}
+
+static bool address_in(const char *address, char *const *list) {
+        STRV_FOREACH(a, list)
+                if (strcaseeq(address, *a))
+                        return true;
+        return false;
 }
 
 int sender_analyze(const MimeMessage *m, char *const *trusted_domains,
-                   char *const *employer_domains, SenderInfo *ret) {
-        SenderInfo s = {};
+                   char *const *employer_domains, char *const *user_addresses, SenderInfo *ret) {
+        _cleanup_(sender_info_done) SenderInfo s = {};
         int r;
 
         if (m->from.address) {
                 s.address = strdup(m->from.address);
                 if (!s.address)
-                        goto oom;
+                        return -ENOMEM;
                 r = mail_address_domain(m->from.address, &s.domain);
                 if (r == -ENOMEM)
-                        goto oom;
+                        return r;
+                s.self = address_in(m->from.address, user_addresses);
         }
         if (m->from.name && !(s.name = strdup(m->from.name)))
-                goto oom;
+                return -ENOMEM;
 
         if (s.domain) {
-                bool trusted_domain = domain_in(s.domain, trusted_domains);
+                bool trusted_domain = sender_domain_in(s.domain, trusted_domains);
+                AuthSummary a = {};
 
-                s.employer = domain_in(s.domain, employer_domains);
-                s.auth_failed = auth_failed(m, s.domain);
-                if (!trusted_domain && !s.employer)
+                if (m->auth_results && m->auth_results[0])
+                        auth_summarize(m->auth_results[0], s.domain, &a);
+                s.auth_failed = a.dmarc_fail || (a.dkim_fail && !a.dkim_pass);
+                s.auth_passed = !s.auth_failed && (a.dmarc_pass || a.dkim_pass);
+                s.employer = sender_domain_in(s.domain, employer_domains);
+                if (!trusted_domain && !s.employer && !s.self)
                         s.lookalike = domain_lookalike(s.domain, trusted_domains) ||
                                       name_claims_brand(s.name, trusted_domains);
 
-                /* Sender:/Reply-To: elsewhere than a trusted From: suspicious, not trusted. */
-                const MailAddress *others[9] = { &m->sender };
-                size_t n_others = 1;
-                for (size_t i = 0; i < m->n_reply_to && n_others < ELEMENTSOF(others); i++)
-                        others[n_others++] = &m->reply_to[i];
-                for (size_t i = 0; i < n_others; i++) {
+                /* A Reply-To elsewhere than a trusted From: who answers is not who wrote. With
+                 * passing authentication it is only a campaign tool's address; without it, it
+                 * is the classic spoof. */
+                for (size_t i = 0; i < m->n_reply_to && trusted_domain && !s.auth_passed; i++) {
                         _cleanup_free_ char *d = NULL;
-                        if (!others[i]->address || mail_address_domain(others[i]->address, &d) < 0)
+                        if (!m->reply_to[i].address || mail_address_domain(m->reply_to[i].address, &d) < 0)
                                 continue;
-                        if (!domain_in(d, trusted_domains) && !domain_in(d, employer_domains) &&
-                            trusted_domain)
+                        if (!sender_domain_in(d, trusted_domains) && !sender_domain_in(d, employer_domains))
                                 s.mismatch = true;
                 }
-        } else if (m->from.name)
+                if (s.self)
+                        s.why = "the user's own address";
+                else if (s.auth_failed)
+                        s.why = "Authentication-Results shows DMARC/DKIM failing for the From domain";
+                else if (s.mismatch)
+                        s.why = "Reply-To points outside the trusted From domain";
+                else if (s.lookalike)
+                        s.why = "look-alike of a trusted sender";
+        } else if (m->from.name) {
                 s.lookalike = name_claims_brand(m->from.name, trusted_domains);
+                if (s.lookalike)
+                        s.why = "look-alike of a trusted sender";
+        }
 
         *ret = s;
+        s = (SenderInfo) {};
         return 0;
-oom:
-        sender_info_done(&s);
-        return -ENOMEM;
 }
 
 bool sender_trusted(const SenderInfo *s, char *const *domains, bool employer) {
-        if (!s || !s->domain || s->auth_failed || s->lookalike || s->mismatch)
+        if (!s || !s->domain || s->self || s->auth_failed || s->lookalike || s->mismatch)
                 return false;
-        if (domain_in(s->domain, domains))
+        if (sender_domain_in(s->domain, domains))
                 return true;
         return employer && s->employer;
+}
+
+bool sender_folder_is_sent(const char *folder) {
+        static const char *const names[] = {
+                "sent", "sent items", "sent messages", "sent mail", "sent-mail", "envoyes",
+                "elements envoyes", "messages envoyes", "courrier envoye", "envoye", NULL,
+        };
+        const char *base;
+        char buf[64];
+        size_t k = 0;
+
+        if (!folder)
+                return false;
+        /* Last hierarchy level: "INBOX.Sent", "[Gmail]/Sent Mail". */
+        base = folder + strlen(folder);
+        while (base > folder && base[-1] != '/' && base[-1] != '.')
+                base--;
+        /* Fold the few accents these names carry (UTF-8 é, É). */
+        for (const char *p = base; *p && k + 1 < sizeof buf; p++) {
+                if ((unsigned char) p[0] == 0xC3 && ((unsigned char) p[1] == 0xA9 || (unsigned char) p[1] == 0x89)) {
+                        buf[k++] = 'e';
+                        p++;
+                } else
+                        buf[k++] = (char) tolower((unsigned char) *p);
+        }
+        buf[k] = 0;
+        for (const char *const *n = names; *n; n++)
+                if (streq(buf, *n))
+                        return true;
+        return false;
 }

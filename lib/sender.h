@@ -1,32 +1,58 @@
-/* Who sent a message, and whether we can believe it. Parses From/Sender/Reply-To (done by
- * mime.c), reads Authentication-Results, spots look-alike domains and display names. Pure. */
+/* Who sent a message, and whether we can believe it. Reads From/Sender/Reply-To (parsed by
+ * mime.c) and the topmost Authentication-Results, spots look-alike domains (IDN homographs
+ * included) and display names, and recognises the user's own mail. Pure; any thread. */
 #pragma once
+
+#include <stddef.h>
 
 #include "macro.h"
 
 typedef struct MimeMessage MimeMessage;
 
 typedef struct SenderInfo {
-        char *address;          /* From addr-spec, or NULL */
-        char *domain;           /* its domain, lower case, or NULL */
-        char *name;             /* display name (UTF-8) or NULL */
-        bool auth_failed;       /* Authentication-Results: dkim/dmarc/spf fail for the From domain */
-        bool lookalike;         /* domain or display name imitates a trusted brand */
-        bool mismatch;          /* Sender:/Reply-To: in another domain than From: */
-        bool employer;          /* From domain is one of the configured employer domains */
+        char *address;       /* From addr-spec, or NULL */
+        char *domain;        /* its domain in lower case, as written (punycode stays "xn--"), or NULL */
+        char *name;          /* display name (UTF-8) or NULL */
+        bool auth_failed;    /* topmost Authentication-Results: dmarc=fail, or dkim=fail and no
+                              * dkim=pass, for the From domain */
+        bool auth_passed;    /* topmost Authentication-Results: dmarc=pass, or dkim=pass with
+                              * header.d aligned with the From domain */
+        bool lookalike;      /* domain or display name imitates a trusted domain or the brand */
+        bool mismatch;       /* Reply-To: outside a trusted From domain, without authentication */
+        bool employer;       /* From domain is one of the configured employer domains */
+        bool self;           /* the user's own mail: one of their addresses, or a Sent folder */
+        const char *why;     /* static text: why a trusted-looking sender is not trusted, or NULL */
 } SenderInfo;
 
 void sender_info_done(SenderInfo *s);
 
-/* Analyses m's headers. trusted_domains: every domain any rule trusts (for look-alike checks);
- * employer_domains: from the config. Returns 0 or -ENOMEM. */
+/* Analyses m's headers. trusted_domains: every domain a rule trusts (also the reference for
+ * look-alikes); employer_domains: from the config; user_addresses: the user's own addresses
+ * (mail from them is never trusted). Any list may be NULL. Returns 0 or -ENOMEM. */
 int sender_analyze(const MimeMessage *m, char *const *trusted_domains,
-                   char *const *employer_domains, SenderInfo *ret);
+                   char *const *employer_domains, char *const *user_addresses, SenderInfo *ret);
 
 /* True when domain equals d or is a subdomain of it ("mail.al-in.fr" is in "al-in.fr"),
- * comparing whole labels: "evil-al-in.fr" and "al-in.fr.evil.example" are not. */
-bool domain_matches(const char *domain, const char *d) _pure_;
+ * comparing whole labels, case-insensitively: "evil-al-in.fr" and "al-in.fr.evil.example"
+ * are not. */
+bool sender_domain_matches(const char *domain, const char *d) _pure_;
+bool sender_domain_in(const char *domain, char *const *list) _pure_;
 
-/* Whether the sender is trusted by a rule trusting `domains` (and the employer's when
- * employer is true). */
+/* Whether a rule trusting `domains` (and the employer's domains when employer is true) may
+ * trust this sender: the From domain matches, authentication did not fail, and the sender is
+ * neither a look-alike, nor suspicious, nor the user. */
 bool sender_trusted(const SenderInfo *s, char *const *domains, bool employer);
+
+/* Decodes one punycode label (RFC 3492, without the "xn--" prefix) into UTF-8. Returns 0,
+ * -EINVAL on malformed input, -ENOMEM. */
+int sender_punycode_decode(const char *label, size_t len, char **ret);
+
+/* The confusable skeleton of a domain or name: "xn--" labels decoded, letters that look alike
+ * (Cyrillic а/е/о/р/с…, Greek ο, accented Latin, digits 0/1 for o/l, "rn" for "m") mapped
+ * to plain ASCII, everything but letters dropped. "xn--actionlogment-43k.fr" (Cyrillic е)
+ * gives "actionlogementfr". Returns NULL on OOM. */
+char *sender_skeleton(const char *s);
+
+/* Whether a folder name is one where the user's own sent mail lives ("Sent", "Sent Items",
+ * "[Gmail]/Sent Mail", "Éléments envoyés", "INBOX.Sent"...). */
+bool sender_folder_is_sent(const char *folder) _pure_;

@@ -554,3 +554,218 @@ int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len)
         }
         return finish(&b, r, ret, ret_len);
 }
+
+/* ---- links ---- */
+
+static bool is_url_char(char c) {
+        return !isspace((unsigned char) c) && !strchr("<>\"'`()[]{}|\\^", c) && c != 0;
+}
+
+static bool is_local_char(char c) {
+        return isalnum((unsigned char) c) || strchr("._%+-=", c);
+}
+
+/* Length of an e-mail domain at p ("mail.example.org"), 0 when there is none. */
+static size_t domain_length(const char *p, size_t n) {
+        size_t i = 0, last_dot = 0;
+
+        while (i < n && (isalnum((unsigned char) p[i]) || p[i] == '-' || p[i] == '.')) {
+                if (p[i] == '.' && i + 1 < n && isalnum((unsigned char) p[i + 1]))
+                        last_dot = i;
+                i++;
+        }
+        while (i > 0 && (p[i - 1] == '.' || p[i - 1] == '-'))
+                i--;
+        return last_dot > 0 && last_dot < i ? i : 0;
+}
+
+size_t text_remove_links(char *s, size_t n) {
+        size_t r = 0, w = 0;
+
+        while (r < n) {
+                size_t url = 0;
+
+                if ((r == 0 || !isalnum((unsigned char) s[r - 1])) &&
+                    ((n - r >= 7 && strncasecmp(s + r, "http://", 7) == 0) ||
+                     (n - r >= 8 && strncasecmp(s + r, "https://", 8) == 0) ||
+                     (n - r >= 4 && strncasecmp(s + r, "www.", 4) == 0 && r + 4 < n &&
+                      isalnum((unsigned char) s[r + 4])))) {
+                        url = r;
+                        while (url < n && is_url_char(s[url]))
+                                url++;
+                        /* A sentence may end right after a link. */
+                        while (url > r && strchr(".,;:!?", s[url - 1]))
+                                url--;
+                        url -= r;
+                } else if (s[r] == '@' && w > 0 && is_local_char(s[w - 1])) {
+                        size_t d = domain_length(s + r + 1, n - r - 1);
+                        if (d > 0) {
+                                /* Take back the local part already copied. */
+                                while (w > 0 && is_local_char(s[w - 1]))
+                                        w--;
+                                url = 1 + d;
+                        }
+                }
+                if (url > 0) {
+                        if (w == 0 || s[w - 1] != ' ')
+                                s[w++] = ' ';
+                        r += url;
+                        continue;
+                }
+                s[w++] = s[r++];
+        }
+        if (w < n)
+                s[w] = 0;
+        return w;
+}
+
+/* ---- quoted and forwarded text ---- */
+
+static bool contains_case(const char *l, size_t len, const char *word) {
+        size_t wl = strlen(word);
+
+        for (size_t i = 0; i + wl <= len; i++)
+                if (strncasecmp(l + i, word, wl) == 0)
+                        return true;
+        return false;
+}
+
+/* The line [l, l+len) without its leading blanks and quote markers. */
+static const char *line_body(const char *l, size_t *len) {
+        while (*len > 0 && (*l == ' ' || *l == '>')) {
+                l++;
+                (*len)--;
+        }
+        return l;
+}
+
+static bool starts_case(const char *l, size_t len, const char *prefix) {
+        size_t pl = strlen(prefix);
+        return len >= pl && strncasecmp(l, prefix, pl) == 0;
+}
+
+/* "-------- Message transféré --------", "-----Original Message-----", "Begin forwarded
+ * message:" and their French forms. */
+static bool is_forward_separator(const char *l, size_t len) {
+        static const char *const words[] = {
+                "message transfere", "forwarded message", "original message", "message d'origine",
+                "message original", "message initial", "courriel transfere", "mail transfere", NULL,
+        };
+
+        if (starts_case(l, len, "begin forwarded message") || starts_case(l, len, "debut du message reexpedie") ||
+            starts_case(l, len, "debut du message transfere"))
+                return true;
+        if (len < 2 || !((l[0] == '-' && l[1] == '-') || (l[0] == '_' && l[1] == '_')))
+                return false;
+        for (const char *const *w = words; *w; w++)
+                if (contains_case(l, len, *w))
+                        return true;
+        return false;
+}
+
+/* A header line of a quoted message ("De : …", "Subject: …"): returns 2 for From, 1 for the
+ * others, 0 for none. */
+static int header_line(const char *l, size_t len) {
+        static const char *const from[] = { "de", "from", "expediteur", NULL };
+        static const char *const other[] = { "envoye", "sent", "date", "objet", "subject", "sujet", "a",
+                                             "to", "pour", "cc", "destinataire", NULL };
+
+        for (int k = 0; k < 2; k++)
+                for (const char *const *h = k == 0 ? from : other; *h; h++) {
+                        size_t hl = strlen(*h), i = hl;
+                        if (!starts_case(l, len, *h))
+                                continue;
+                        while (i < len && l[i] == ' ')
+                                i++;
+                        if (i < len && l[i] == ':')
+                                return k == 0 ? 2 : 1;
+                }
+        return 0;
+}
+
+/* "Le 06/02/2026, Jérôme <rh@…> a écrit :" / "On Mon, …, X wrote:", possibly wrapped. */
+static bool is_reply_header(const char *l, size_t len, const char *next, size_t next_len) {
+        size_t total = len;
+
+        if (!starts_case(l, len, "le ") && !starts_case(l, len, "on "))
+                return false;
+        if (len > 0 && l[len - 1] != ':' && next) {
+                if (next_len == 0 || next[next_len - 1] != ':')
+                        return false;
+                total = next_len;
+                l = next;
+        } else if (len == 0 || l[len - 1] != ':')
+                return false;
+        return contains_case(l, total, "a ecrit") || contains_case(l, total, "wrote") ||
+               contains_case(l, total, "schrieb");
+}
+
+/* Offset of the first line that starts quoted or forwarded text, or n. */
+static size_t quote_start(const char *s, size_t n) {
+        for (size_t i = 0; i < n;) {
+                const char *nl = memchr(s + i, '\n', n - i), *next = NULL;
+                size_t len = nl ? (size_t) (nl - s) - i : n - i, next_len = 0, blen = len;
+                const char *b = line_body(s + i, &blen);
+
+                if (nl) {
+                        const char *e = memchr(nl + 1, '\n', n - (size_t) (nl + 1 - s));
+                        next_len = e ? (size_t) (e - nl - 1) : n - (size_t) (nl + 1 - s);
+                        next = line_body(nl + 1, &next_len);
+                }
+                if (is_forward_separator(b, blen) || is_reply_header(b, blen, next, next_len))
+                        return i;
+                /* A header block: a From line next to another header line. */
+                int h = header_line(b, blen);
+                if (h > 0 && next) {
+                        int hn = header_line(next, next_len);
+                        if (hn > 0 && (h == 2 || hn == 2))
+                                return i;
+                }
+                i += len + 1;
+        }
+        return n;
+}
+
+int text_split_quoted(const char *s, size_t n, char **ret_own, size_t *ret_own_len, char **ret_quoted,
+                      size_t *ret_quoted_len) {
+        _cleanup_strbuf_ StrBuf own = STRBUF_INIT(0), quoted = STRBUF_INIT(0);
+        size_t q = quote_start(s, n);
+        bool any = q < n;
+
+        for (size_t i = 0; i < q && !any;) {
+                if (s[i] == '>')
+                        any = true;
+                const char *nl = memchr(s + i, '\n', q - i);
+                i = nl ? (size_t) (nl - s) + 1 : q;
+        }
+        if (!any)
+                return 0;
+
+        for (size_t i = 0; i < n;) {
+                const char *nl = memchr(s + i, '\n', n - i);
+                size_t len = nl ? (size_t) (nl - s) - i + 1 : n - i;
+                bool is_quote = i >= q || s[i] == '>';
+                const char *l = s + i;
+                size_t ll = len;
+                int r;
+
+                if (is_quote) {
+                        while (ll > 0 && (*l == '>' || *l == ' ')) {
+                                l++;
+                                ll--;
+                        }
+                        r = strbuf_append(&quoted, l, ll);
+                        if (r >= 0 && (ll == 0 || l[ll - 1] != '\n'))
+                                r = strbuf_putc(&quoted, '\n');
+                } else
+                        r = strbuf_append(&own, l, ll);
+                if (r < 0)
+                        return r;
+                i += len;
+        }
+        if (strbuf_ensure(&own) < 0 || strbuf_ensure(&quoted) < 0)
+                return -ENOMEM;
+        *ret_own = strbuf_take(&own, ret_own_len);
+        *ret_quoted = strbuf_take(&quoted, ret_quoted_len);
+        return 1;
+}

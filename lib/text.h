@@ -28,3 +28,17 @@ int text_html_to_text(const char *html, size_t n, size_t max, char **ret, size_t
  * ASCII letters and digits are never changed, so a code read from folded text is the code as
  * written. Returns 0, -E2BIG, -ENOMEM. */
 int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len);
+
+/* Replaces every URL (scheme://…, www.…) and e-mail address in s[0..n) with one space, in
+ * place: tracking links and bounce addresses hold code-like tokens ("?c=ABCD1234",
+ * "bounce-620881@…"). Returns the new length; s stays NUL-terminated if it was. */
+size_t text_remove_links(char *s, size_t n);
+
+/* Splits folded text into what the sender wrote and what they quote or forward: every line
+ * from the first forward or reply header on ("-------- Message transféré --------",
+ * "-----Original Message-----", "Le … a écrit :", a "De : / Envoyé : / Objet :" block) and
+ * every line starting with '>' (markers removed) are quoted. Returns 0 when there is nothing
+ * quoted (nothing is allocated then), 1 when split (both outputs owned, NUL-terminated),
+ * -ENOMEM. */
+int text_split_quoted(const char *s, size_t n, char **ret_own, size_t *ret_own_len, char **ret_quoted,
+                      size_t *ret_quoted_len);
