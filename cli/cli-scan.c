@@ -362,6 +362,7 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
                 return 0;
 
         _cleanup_strv_free_ char **names = NULL;
+        size_t n_names = 0, alloc = 0;
         DIR *d = opendir(path);
         struct dirent *de;
         if (!d) {
@@ -369,14 +370,28 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
                 st->bad_input = true;
                 return 0;
         }
-        while ((de = readdir(d)))
-                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") && strv_extend(&names, de->d_name) < 0) {
+        /* A Maildir cur/ holds tens of thousands of names: grow geometrically. */
+        while ((de = readdir(d))) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (n_names + 2 > alloc) {
+                        char **l = reallocarray(names, alloc = MAX(alloc * 2, (size_t) 64), sizeof(char *));
+                        if (!l) {
+                                closedir(d);
+                                return -ENOMEM;
+                        }
+                        names = l;
+                }
+                names[n_names] = strdup(de->d_name);
+                names[n_names + 1] = NULL;
+                if (!names[n_names++]) {
                         closedir(d);
                         return -ENOMEM;
                 }
+        }
         closedir(d);
         if (names)
-                qsort(names, strv_length(names), sizeof(char *), cmp_str);
+                qsort(names, n_names, sizeof(char *), cmp_str);
         STRV_FOREACH(n, names) {
                 _cleanup_free_ char *child = NULL;
                 struct stat cs;
@@ -385,6 +400,15 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
                         return -ENOMEM;
                 if (lstat(child, &cs) < 0 || S_ISLNK(cs.st_mode))
                         continue;
+                if (S_ISREG(cs.st_mode) && (*n)[0] != '.' && is_mail_name(path, *n)) {
+                        _cleanup_free_ char *folder = folder_of(child, endswith(*n, ".mbox") || streq(*n, "mbox"));
+                        if (!folder)
+                                return -ENOMEM;
+                        r = scan_file(st, child, folder);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 if (S_ISDIR(cs.st_mode)) {
                         /* tmp/: messages still being delivered. Hidden folders only as
                          * Maildir++ subfolders (".Sent/cur"). */

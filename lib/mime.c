@@ -3,10 +3,13 @@
  *
  * Two known libetpan 1.9.4 hazards are guarded here (see VIOLATIONS.md):
  *  - its quoted-printable decoder reads one or two bytes past a body that ends in "=X": every
- *    message is copied into a buffer with zeroed padding before parsing;
- *  - its MIME parser recurses per nesting level and costs quadratic time in the depth: before
- *    parsing we count Content-Type header lines (an upper bound of the entities, hence of the
- *    depth) and cut the message before the one past max_parts. */
+ *    buffer handed to it is a copy with zeroed padding;
+ *  - its MIME parser recurses once per nesting level and costs time quadratic in the depth
+ *    (and overflows the stack past a few thousand levels): before parsing we count the
+ *    Content-Type header lines, an upper bound of the entities and hence of the depth, and cut
+ *    the message before the one past max_parts.
+ * A message/rfc822 part sent base64 or quoted-printable (RFC 2046 forbids it, clients do it)
+ * is decoded and parsed again, within the same part budget. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <libetpan/libetpan.h>
@@ -19,8 +22,10 @@
 #include "text.h"
 
 #define MIME_PADDING 8
-#define MAX_EXTRA_HEADERS 64
+#define MAX_AUTH_RESULTS 4
 #define MAX_HEADER_VALUE 4096
+#define MAX_REPARSE 8 /* encoded message/rfc822 inside encoded message/rfc822... */
+#define MAX_WARNINGS 32
 
 static void mail_address_done(MailAddress *a) {
         free(a->name);
@@ -39,7 +44,7 @@ MimeMessage *mime_message_free(MimeMessage *m) {
         free(m->reply_to);
         free(m->message_id);
         strv_free(m->auth_results);
-        strv_free(m->headers_extra);
+        free(m->gmail_labels);
         for (size_t i = 0; i < m->n_texts; i++)
                 free(m->texts[i].text);
         free(m->texts);
@@ -48,43 +53,169 @@ MimeMessage *mime_message_free(MimeMessage *m) {
         return NULL;
 }
 
-static bool has_encoded_word(const char *s, size_t len) {
-        return memmem(s, len, "=?", 2) != NULL;
+/* RFC 2047 is decoded here rather than by libetpan's mailmime_encoded_phrase_parse(): that one
+ * opens an iconv descriptor per word (a third of the time spent on a typical mailbox), turns
+ * bad bytes into '?', and cannot join a character split between two words. */
+
+static int b64_value(char c) {
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        if (c == '+')
+                return 62;
+        if (c == '/')
+                return 63;
+        return -1;
 }
 
-static void replace_line_breaks(char *s) {
-        for (; s && *s; s++)
-                if (*s == '\r' || *s == '\n' || *s == '\t')
-                        *s = ' ';
+static int hex_value(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        c = (char) (c | 0x20);
+        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes the text of one encoded word (B or Q) and appends the bytes to b. */
+static int encoded_word_decode(char encoding, const char *t, size_t n, StrBuf *b) {
+        int r = 0;
+
+        if (encoding == 'b') {
+                unsigned acc = 0, bits = 0;
+                for (size_t i = 0; i < n && r >= 0; i++) {
+                        int v = b64_value(t[i]);
+                        if (v < 0)
+                                continue; /* padding, stray characters */
+                        acc = (acc << 6) | (unsigned) v;
+                        bits += 6;
+                        if (bits >= 8) {
+                                bits -= 8;
+                                r = strbuf_putc(b, (char) ((acc >> bits) & 0xFF));
+                        }
+                }
+                return r;
+        }
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                int h, l;
+                if (t[i] == '_')
+                        r = strbuf_putc(b, ' ');
+                else if (t[i] == '=' && i + 2 < n && (h = hex_value(t[i + 1])) >= 0 && (l = hex_value(t[i + 2])) >= 0) {
+                        r = strbuf_putc(b, (char) (h << 4 | l));
+                        i += 2;
+                } else
+                        r = strbuf_putc(b, t[i]);
+        }
+        return r;
+}
+
+/* Parses "=?charset[*lang]?B|Q?text?=" at s. Returns its length, or 0 when it is not one. */
+static size_t encoded_word_parse(const char *s, size_t n, char *charset, size_t charset_size, char *ret_encoding,
+                                 const char **ret_text, size_t *ret_text_len) {
+        size_t i = 2, c = 0, t;
+
+        if (n < 8 || s[0] != '=' || s[1] != '?')
+                return 0;
+        while (i < n && s[i] != '?' && !isspace((unsigned char) s[i])) {
+                if (c + 1 >= charset_size)
+                        return 0;
+                charset[c++] = s[i++];
+        }
+        charset[c] = 0;
+        if (c == 0 || i + 3 > n || s[i] != '?' || s[i + 2] != '?')
+                return 0;
+        char *star = strchr(charset, '*'); /* RFC 2231 language */
+        if (star)
+                *star = 0;
+        *ret_encoding = (char) (s[i + 1] | 0x20);
+        if (*ret_encoding != 'b' && *ret_encoding != 'q')
+                return 0;
+        t = i + 3;
+        for (i = t; i + 1 < n; i++) {
+                if (s[i] == '?' && s[i + 1] == '=') {
+                        *ret_text = s + t;
+                        *ret_text_len = i - t;
+                        return i + 2;
+                }
+                if (s[i] == '\r' || s[i] == '\n')
+                        return 0;
+        }
+        return 0;
+}
+
+/* Converts the bytes gathered for one charset and appends them to out. */
+static int flush_words(StrBuf *raw, const char *charset, StrBuf *out) {
+        _cleanup_free_ char *u = NULL;
+        size_t ul;
+        int r;
+
+        if (raw->len == 0)
+                return 0;
+        r = text_to_utf8(charset, raw->data, raw->len, MAX_HEADER_VALUE, &u, &ul);
+        raw->len = 0;
+        if (r == -ENOMEM)
+                return r;
+        r = strbuf_append(out, u, ul);
+        return r == -ENOMEM ? r : 0;
 }
 
 char *mime_decode_header(const char *value, size_t len) {
-        char *out = NULL;
-        size_t out_len;
+        _cleanup_strbuf_ StrBuf out = STRBUF_INIT(MAX_HEADER_VALUE), raw = STRBUF_INIT(MAX_HEADER_VALUE);
+        char charset[48] = "", prev_charset[48] = "";
+        bool after_word = false;
+        int r = 0;
 
         len = MIN(len, (size_t) MAX_HEADER_VALUE);
-        if (has_encoded_word(value, len)) {
-                _cleanup_free_ char *copy = strndup(value, len), *decoded = NULL;
-                size_t idx = 0;
+        for (size_t i = 0; i < len && r >= 0;) {
+                const char *text;
+                size_t tl, wl = 0, ws = 0;
+                char enc;
 
-                if (!copy)
-                        return NULL;
-                if (mailmime_encoded_phrase_parse("utf-8", copy, strlen(copy), &idx, "utf-8",
-                                                  &decoded) == MAILIMF_NO_ERROR &&
-                    decoded) {
-                        /* Unknown charsets come back as raw bytes: make it valid UTF-8. */
-                        if (text_to_utf8("utf-8", decoded, strlen(decoded), MAX_HEADER_VALUE, &out,
-                                         &out_len) < 0 && !out)
-                                return NULL;
-                        replace_line_breaks(out);
-                        return out;
+                /* Blanks between two encoded words are not text (RFC 2047 §6.2). */
+                while (i + ws < len && isspace((unsigned char) value[i + ws]))
+                        ws++;
+                if (i + ws < len && value[i + ws] == '=')
+                        wl = encoded_word_parse(value + i + ws, len - i - ws, charset, sizeof charset, &enc, &text,
+                                                &tl);
+                if (wl > 0) {
+                        /* Bytes of adjacent words in one charset are converted together: a
+                         * character may be split between them. */
+                        if (!streq(charset, prev_charset))
+                                r = flush_words(&raw, prev_charset, &out);
+                        if (r >= 0 && ws > 0 && !after_word)
+                                r = strbuf_append(&out, " ", 1);
+                        if (r >= 0)
+                                r = encoded_word_decode(enc, text, tl, &raw);
+                        memcpy(prev_charset, charset, sizeof charset);
+                        after_word = true;
+                        i += ws + wl;
+                        continue;
                 }
+                /* Plain text (raw 8-bit tolerated: UTF-8 when valid, else Windows-1252). */
+                r = flush_words(&raw, prev_charset, &out);
+                after_word = false;
+                size_t e = i + MAX(ws, (size_t) 1);
+                while (e < len && !(value[e] == '=' && e + 1 < len && value[e + 1] == '?') &&
+                       !isspace((unsigned char) value[e]))
+                        e++;
+                if (r >= 0) {
+                        _cleanup_free_ char *u = NULL;
+                        size_t ul;
+                        r = text_to_utf8("us-ascii", value + i, e - i, MAX_HEADER_VALUE, &u, &ul);
+                        if (r != -ENOMEM)
+                                r = strbuf_append(&out, u, ul);
+                }
+                i = e;
         }
-        /* Raw 8-bit headers: UTF-8 when valid, else the Western default. */
-        if (text_to_utf8("us-ascii", value, len, MAX_HEADER_VALUE, &out, &out_len) < 0 && !out)
+        if (r >= 0)
+                r = flush_words(&raw, prev_charset, &out);
+        if (r == -ENOMEM || strbuf_ensure(&out) < 0)
                 return NULL;
-        replace_line_breaks(out);
-        return out;
+        for (size_t i = 0; i < out.len; i++)
+                if (out.data[i] == '\r' || out.data[i] == '\n' || out.data[i] == '\t')
+                        out.data[i] = ' ';
+        return strbuf_take(&out, NULL);
 }
 
 int mail_address_domain(const char *address, char **ret_domain) {
@@ -108,7 +239,8 @@ int mail_address_domain(const char *address, char **ret_domain) {
 typedef struct Walker {
         MimeMessage *msg;
         const MimeLimits *limits;
-        unsigned parts;
+        unsigned parts;    /* entities seen, nested parses included */
+        unsigned reparses; /* encoded message/rfc822 parts parsed again */
         size_t text_used;
 } Walker;
 
@@ -118,8 +250,9 @@ static int warn(MimeMessage *m, const char *fmt, ...) {
         char *s;
         int r;
 
-        if (strv_length(m->warnings) >= 32)
+        if (m->n_warnings >= MAX_WARNINGS)
                 return 0;
+        m->n_warnings++;
         va_start(ap, fmt);
         r = vasprintf(&s, fmt, ap);
         va_end(ap);
@@ -204,6 +337,7 @@ static int set_date(MimeMessage *m, const struct mailimf_date_time *dt) {
 
 static int read_fields(MimeMessage *m, const struct mailimf_fields *fields) {
         const char *loose_from = NULL;
+        unsigned n_auth = 0;
         int r = 0;
 
         if (!fields || !fields->fld_list)
@@ -262,15 +396,18 @@ static int read_fields(MimeMessage *m, const struct mailimf_fields *fields) {
                         if (!o || !o->fld_name || !o->fld_value)
                                 break;
                         if (strcaseeq(o->fld_name, "Authentication-Results")) {
-                                if (strv_length(m->auth_results) < MAX_EXTRA_HEADERS)
+                                /* Only the topmost ones matter (see sender.c). */
+                                if (n_auth++ < MAX_AUTH_RESULTS)
                                         r = strv_consume(&m->auth_results,
                                                          strndup(o->fld_value, MAX_HEADER_VALUE));
                         } else if (strcaseeq(o->fld_name, "From")) {
                                 /* libetpan keeps an unparsable From: as an optional field. */
                                 loose_from = loose_from ?: o->fld_value;
-                        } else if (strv_length(m->headers_extra) < MAX_EXTRA_HEADERS)
-                                r = strv_extendf(&m->headers_extra, "%.100s: %.4000s", o->fld_name,
-                                                 o->fld_value);
+                        } else if (!m->gmail_labels && strcaseeq(o->fld_name, "X-Gmail-Labels")) {
+                                m->gmail_labels = mime_decode_header(o->fld_value, strlen(o->fld_value));
+                                if (!m->gmail_labels)
+                                        r = -ENOMEM;
+                        }
                         break;
                 }
                 default:
@@ -301,12 +438,16 @@ static int add_text(Walker *w, const char *data, size_t len, const char *charset
         r = text_to_utf8(charset, data, len, budget, &text, &text_len);
         if (r == -ENOMEM)
                 return r;
-        if (r == 1)
-                (void) warn(m, "part %u: unknown charset '%.40s', read as UTF-8/Windows-1252",
-                            part_no, charset);
-        if (r == -E2BIG)
-                (void) warn(m, "part %u: text limit of %zu bytes reached, truncated", part_no,
-                            w->limits->max_text);
+        if (r == 1 && warn(m, "part %u: unknown charset '%.40s', read as UTF-8 or Windows-1252", part_no,
+                           charset) < 0)
+                r = -ENOMEM;
+        if (r == -E2BIG && warn(m, "part %u: text limit of %zu bytes reached, truncated", part_no,
+                                w->limits->max_text) < 0)
+                r = -ENOMEM;
+        if (r == -ENOMEM) {
+                free(text);
+                return r;
+        }
         n = reallocarray(m->texts, m->n_texts + 1, sizeof(MimeText));
         if (!n) {
                 free(text);
@@ -319,35 +460,103 @@ static int add_text(Walker *w, const char *data, size_t len, const char *charset
         return 0;
 }
 
+static int part_encoding(const struct mailmime *mime) {
+        return mime->mm_mime_fields ? mailmime_transfer_encoding_get(mime->mm_mime_fields)
+                                    : MAILMIME_MECHANISM_8BIT;
+}
+
 static bool is_attachment(const struct mailmime *mime) {
-        if (!mime->mm_mime_fields)
-                return false;
-        for (clistiter *it = clist_begin(mime->mm_mime_fields->fld_list); it; it = clist_next(it)) {
-                const struct mailmime_field *f = clist_content(it);
-                if (f->fld_type == MAILMIME_FIELD_DISPOSITION && f->fld_data.fld_disposition &&
-                    f->fld_data.fld_disposition->dsp_type)
-                        return f->fld_data.fld_disposition->dsp_type->dsp_type ==
-                               MAILMIME_DISPOSITION_TYPE_ATTACHMENT;
-        }
+        if (mime->mm_mime_fields)
+                for (clistiter *it = clist_begin(mime->mm_mime_fields->fld_list); it; it = clist_next(it)) {
+                        const struct mailmime_field *f = clist_content(it);
+                        if (f->fld_type == MAILMIME_FIELD_DISPOSITION && f->fld_data.fld_disposition &&
+                            f->fld_data.fld_disposition->dsp_type)
+                                return f->fld_data.fld_disposition->dsp_type->dsp_type ==
+                                       MAILMIME_DISPOSITION_TYPE_ATTACHMENT;
+                }
         /* No disposition: a named text part is an attached file, not the message text. */
         return mime->mm_content_type && mailmime_content_param_get(mime->mm_content_type, "name");
 }
 
+/* Undoes base64 or quoted-printable; the result is the caller's (mailmime_decoded_part_free). */
+static int decode_body(Walker *w, const struct mailmime_data *d, int encoding, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *padded = NULL;
+        size_t idx = 0, len = d->dt_data.dt_text.dt_length;
+        int r;
+
+        /* libetpan's QP decoder reads up to two bytes past "=X" at the very end: give it a
+         * zero-padded copy when that can happen (the body may end the caller's buffer). */
+        if (encoding == MAILMIME_MECHANISM_QUOTED_PRINTABLE) {
+                padded = malloc(len + MIME_PADDING);
+                if (!padded)
+                        return -ENOMEM;
+                memcpy(padded, d->dt_data.dt_text.dt_data, len);
+                memset(padded + len, 0, MIME_PADDING);
+        }
+        r = mailmime_part_parse(padded ?: d->dt_data.dt_text.dt_data, len, &idx, encoding, ret, ret_len);
+        if (r == MAILIMF_ERROR_MEMORY)
+                return -ENOMEM;
+        if (r != MAILIMF_NO_ERROR)
+                return warn(w->msg, "part %u: cannot decode its transfer encoding, skipping", w->parts) < 0
+                               ? -ENOMEM
+                               : -EBADMSG;
+        return 0;
+}
+
 static int walk(Walker *w, const struct mailmime *mime, unsigned attached, unsigned depth);
+static int parse_buffer(Walker *w, const char *raw, size_t size, unsigned attached);
+
+static bool is_message_type(const struct mailmime_content *ct) {
+        return ct && ct->ct_type && ct->ct_type->tp_type == MAILMIME_TYPE_COMPOSITE_TYPE &&
+               ct->ct_type->tp_data.tp_composite_type &&
+               ct->ct_type->tp_data.tp_composite_type->ct_type == MAILMIME_COMPOSITE_TYPE_MESSAGE &&
+               ct->ct_subtype && (strcaseeq(ct->ct_subtype, "rfc822") || strcaseeq(ct->ct_subtype, "global"));
+}
+
+/* A message/rfc822 part sent base64 or quoted-printable: libetpan leaves it a single part.
+ * Decode it and parse it as the attached message it is. */
+static int walk_encoded_message(Walker *w, const struct mailmime *mime, unsigned attached) {
+        const struct mailmime_data *body = mime->mm_data.mm_single;
+        int encoding = part_encoding(mime);
+        char *decoded = NULL;
+        size_t decoded_len;
+        int r;
+
+        if (!body || body->dt_type != MAILMIME_DATA_TEXT || !body->dt_data.dt_text.dt_data)
+                return 0;
+        if (encoding != MAILMIME_MECHANISM_BASE64 && encoding != MAILMIME_MECHANISM_QUOTED_PRINTABLE)
+                return 0;
+        if (w->reparses >= MAX_REPARSE)
+                return warn(w->msg, "part %u: encoded messages nested too deep, skipping", w->parts);
+        w->reparses++;
+        r = decode_body(w, body, encoding, &decoded, &decoded_len);
+        if (r == -EBADMSG)
+                return 0;
+        if (r < 0)
+                return r;
+        r = warn(w->msg, "part %u: message/rfc822 with a %s transfer encoding, decoded", w->parts,
+                 encoding == MAILMIME_MECHANISM_BASE64 ? "base64" : "quoted-printable");
+        if (r >= 0)
+                r = parse_buffer(w, decoded, decoded_len, attached + 1);
+        mailmime_decoded_part_free(decoded);
+        return r;
+}
 
 static int walk_single(Walker *w, const struct mailmime *mime, unsigned attached) {
         const struct mailmime_content *ct = mime->mm_content_type;
         const struct mailmime_data *d = mime->mm_data.mm_single;
         bool html = false;
         char *decoded = NULL;
-        size_t idx = 0, decoded_len = 0;
-        int r, encoding;
+        size_t decoded_len = 0;
+        int r;
 
+        if (is_message_type(ct))
+                return walk_encoded_message(w, mime, attached);
         if (ct && ct->ct_type) {
                 if (ct->ct_type->tp_type != MAILMIME_TYPE_DISCRETE_TYPE ||
                     !ct->ct_type->tp_data.tp_discrete_type ||
                     ct->ct_type->tp_data.tp_discrete_type->dt_type != MAILMIME_DISCRETE_TYPE_TEXT)
-                        return 0;
+                        return 0; /* images, PDF, calendars...: not text */
                 if (ct->ct_subtype && strcaseeq(ct->ct_subtype, "html"))
                         html = true;
                 else if (ct->ct_subtype && !strcaseeq(ct->ct_subtype, "plain"))
@@ -355,16 +564,15 @@ static int walk_single(Walker *w, const struct mailmime *mime, unsigned attached
         }
         if (!d || d->dt_type != MAILMIME_DATA_TEXT || !d->dt_data.dt_text.dt_data)
                 return 0;
+        /* Attached files (a "procedure.txt" may hold example codes) are not the message. */
         if (is_attachment(mime))
                 return 0;
 
-        encoding = mime->mm_mime_fields ? mailmime_transfer_encoding_get(mime->mm_mime_fields)
-                                        : MAILMIME_MECHANISM_8BIT;
-        r = mailmime_part_parse(d->dt_data.dt_text.dt_data, d->dt_data.dt_text.dt_length, &idx,
-                                encoding, &decoded, &decoded_len);
-        if (r != MAILIMF_NO_ERROR)
-                return warn(w->msg, "part %u: cannot decode transfer encoding, skipping", w->parts);
-
+        r = decode_body(w, d, part_encoding(mime), &decoded, &decoded_len);
+        if (r == -EBADMSG)
+                return 0;
+        if (r < 0)
+                return r;
         r = add_text(w, decoded, decoded_len,
                      ct ? mailmime_content_charset_get((struct mailmime_content *) ct) : "us-ascii",
                      html, attached, w->parts);
@@ -385,12 +593,26 @@ static int add_attached_headers(Walker *w, const struct mailimf_fields *fields, 
         if (r < 0)
                 return r;
         if (h->from.address)
-                (void) strbuf_printf(&b, "From: %s <%s>\n", strempty(h->from.name), h->from.address);
-        if (h->subject)
-                (void) strbuf_printf(&b, "Subject: %s\n", h->subject);
+                r = strbuf_printf(&b, "From: %s <%s>\n", strempty(h->from.name), h->from.address);
+        if (r >= 0 && h->subject)
+                r = strbuf_printf(&b, "Subject: %s\n", h->subject);
+        if (r == -ENOMEM)
+                return r;
         if (b.len == 0)
                 return 0;
         return add_text(w, b.data, b.len, "utf-8", false, attached, w->parts);
+}
+
+/* message/rfc822 inside the message: a forward as attachment, read as a message whose codes
+ * are never trusted. */
+static int walk_attached_message(Walker *w, const struct mailmime *mime, unsigned attached, unsigned depth) {
+        int r;
+
+        attached++;
+        r = add_attached_headers(w, mime->mm_data.mm_message.mm_fields, attached);
+        if (r < 0)
+                return r;
+        return walk(w, mime->mm_data.mm_message.mm_msg_mime, attached, depth + 1);
 }
 
 static int walk(Walker *w, const struct mailmime *mime, unsigned attached, unsigned depth) {
@@ -412,29 +634,29 @@ static int walk(Walker *w, const struct mailmime *mime, unsigned attached, unsig
                         r = walk(w, clist_content(it), attached, depth + 1);
                 return r;
         case MAILMIME_MESSAGE:
-                if (depth > 0) {
-                        /* message/rfc822 inside the message: a forward as attachment. */
-                        attached++;
-                        r = add_attached_headers(w, mime->mm_data.mm_message.mm_fields, attached);
-                        if (r < 0)
-                                return r;
-                }
+                if (depth > 0)
+                        return walk_attached_message(w, mime, attached, depth);
                 return walk(w, mime->mm_data.mm_message.mm_msg_mime, attached, depth + 1);
         default:
                 return 0;
         }
 }
 
-/* Length of the prefix of raw that holds at most max_parts Content-Type header lines. */
+/* Length of the prefix of raw that holds at most max_parts Content-Type header lines
+ * ("Content-Type", maybe blanks, ':' at a line start, as libetpan reads them). */
 static size_t bounded_length(const char *raw, size_t size, unsigned max_parts, bool *ret_cut) {
         unsigned count = 0;
 
         *ret_cut = false;
         for (size_t i = 0; i < size;) {
-                if (size - i >= 13 && strncasecmp(raw + i, "content-type:", 13) == 0 &&
-                    ++count > max_parts) {
-                        *ret_cut = true;
-                        return i;
+                if ((raw[i] | 0x20) == 'c' && size - i >= 12 && strncasecmp(raw + i, "content-type", 12) == 0) {
+                        size_t j = i + 12;
+                        while (j < size && (raw[j] == ' ' || raw[j] == '\t'))
+                                j++;
+                        if (j < size && raw[j] == ':' && ++count > max_parts) {
+                                *ret_cut = true;
+                                return i;
+                        }
                 }
                 const char *nl = memchr(raw + i, '\n', size - i);
                 if (!nl)
@@ -444,30 +666,26 @@ static size_t bounded_length(const char *raw, size_t size, unsigned max_parts, b
         return size;
 }
 
-int mime_parse(const char *raw, size_t size, const MimeLimits *limits, MimeMessage **ret) {
-        _cleanup_(mime_message_freep) MimeMessage *m = NULL;
+/* Parses one message (the top one, or an attached one that was encoded) into w. */
+static int parse_buffer(Walker *w, const char *raw, size_t size, unsigned attached) {
+        MimeMessage *m = w->msg;
         _cleanup_free_ char *buf = NULL;
         struct mailmime *mime = NULL;
-        MimeLimits lim = limits ? *limits : MIME_LIMITS_DEFAULT;
-        Walker w = { .limits = &lim };
+        unsigned budget = w->limits->max_parts > w->parts ? w->limits->max_parts - w->parts : 0;
         size_t n, idx = 0;
         bool cut;
         int r;
 
-        m = calloc(1, sizeof(MimeMessage));
-        if (!m)
-                return -ENOMEM;
-        w.msg = m;
-
-        n = MIN(size, lim.max_message);
+        n = MIN(size, w->limits->max_message);
         if (n < size && (r = warn(m, "message larger than %zu bytes, reading only the start",
-                                  lim.max_message)) < 0)
+                                  w->limits->max_message)) < 0)
                 return r;
-        n = bounded_length(raw, n, lim.max_parts, &cut);
-        if (cut && (r = warn(m, "more than %u MIME parts, ignoring the rest", lim.max_parts)) < 0)
+        n = bounded_length(raw, n, budget, &cut);
+        if (cut && (r = warn(m, "more than %u MIME parts, ignoring the rest", w->limits->max_parts)) < 0)
                 return r;
 
-        /* Zeroed padding: libetpan's QP decoder reads up to two bytes past "=X" at the end. */
+        /* Zeroed padding: libetpan's QP decoder reads up to two bytes past "=X" at the end. The
+         * tree points into buf: it lives until mailmime_free(). */
         buf = malloc(n + MIME_PADDING);
         if (!buf)
                 return -ENOMEM;
@@ -483,25 +701,39 @@ int mime_parse(const char *raw, size_t size, const MimeLimits *limits, MimeMessa
                 size_t hidx = 0;
 
                 if (mailimf_envelope_and_optional_fields_parse(buf, n, &hidx, &fields) == MAILIMF_NO_ERROR) {
-                        r = read_fields(m, fields);
+                        r = attached == 0 ? read_fields(m, fields) : add_attached_headers(w, fields, attached);
                         mailimf_fields_free(fields);
                         if (r < 0)
                                 return r;
                 }
                 r = warn(m, "not a valid MIME message, read as plain text");
                 if (r >= 0)
-                        r = add_text(&w, buf + MIN(hidx, n), n - MIN(hidx, n), "us-ascii", false, 0, 1);
-                if (r < 0)
-                        return r;
-                *ret = TAKE_PTR(m);
-                return 0;
+                        r = add_text(w, buf + MIN(hidx, n), n - MIN(hidx, n), "us-ascii", false, attached,
+                                     w->parts + 1);
+                return r;
         }
 
-        if (mime->mm_type == MAILMIME_MESSAGE)
-                r = read_fields(m, mime->mm_data.mm_message.mm_fields);
+        if (mime->mm_type == MAILMIME_MESSAGE) {
+                if (attached == 0)
+                        r = read_fields(m, mime->mm_data.mm_message.mm_fields);
+                else
+                        r = add_attached_headers(w, mime->mm_data.mm_message.mm_fields, attached);
+        }
         if (r >= 0)
-                r = walk(&w, mime, 0, 0);
+                r = walk(w, mime, attached, 0);
         mailmime_free(mime);
+        return r;
+}
+
+int mime_parse(const char *raw, size_t size, const MimeLimits *limits, MimeMessage **ret) {
+        _cleanup_(mime_message_freep) MimeMessage *m = calloc(1, sizeof(MimeMessage));
+        MimeLimits lim = limits ? *limits : MIME_LIMITS_DEFAULT;
+        Walker w = { .msg = m, .limits = &lim };
+        int r;
+
+        if (!m)
+                return -ENOMEM;
+        r = parse_buffer(&w, raw, size, 0);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(m);

@@ -38,11 +38,12 @@ typedef struct MimeMessage {
         char *message_id;        /* "<id>" or NULL */
         int64_t date;            /* 0 when missing or invalid */
         int date_tz;             /* minutes east of UTC */
-        char **auth_results;     /* Authentication-Results values, topmost first */
-        char **headers_extra;    /* "Name: value" of other headers rules may look at */
+        char **auth_results;     /* the topmost Authentication-Results values, topmost first */
+        char *gmail_labels;      /* X-Gmail-Labels (Google Takeout), or NULL */
         MimeText *texts;
         size_t n_texts;
         char **warnings;         /* what was malformed or skipped; never message content */
+        size_t n_warnings;
 } MimeMessage;
 
 /* Parses raw (not required to be NUL-terminated). Never fails on malformed mail: it reads what

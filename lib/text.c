@@ -322,21 +322,42 @@ static size_t html_entity(const char *p, size_t n, unsigned *ret_cp) {
         return 0;
 }
 
-static bool tag_is(const char *name, const char *const *list) {
-        for (; *list; list++)
-                if (strcaseeq(name, *list))
-                        return true;
-        return false;
+typedef enum TagClass { TAG_INLINE, TAG_BLOCK, TAG_CELL, TAG_SKIP } TagClass;
+
+/* Sorted by name, for bsearch(). */
+static const struct TagEntry {
+        const char *name;
+        TagClass class;
+} tag_classes[] = {
+        { "address", TAG_BLOCK },    { "article", TAG_BLOCK },    { "aside", TAG_BLOCK },
+        { "blockquote", TAG_BLOCK }, { "body", TAG_BLOCK },       { "br", TAG_BLOCK },
+        { "caption", TAG_BLOCK },    { "center", TAG_BLOCK },     { "dd", TAG_BLOCK },
+        { "div", TAG_BLOCK },        { "dl", TAG_BLOCK },         { "dt", TAG_BLOCK },
+        { "fieldset", TAG_BLOCK },   { "figcaption", TAG_BLOCK }, { "figure", TAG_BLOCK },
+        { "footer", TAG_BLOCK },     { "form", TAG_BLOCK },       { "h1", TAG_BLOCK },
+        { "h2", TAG_BLOCK },         { "h3", TAG_BLOCK },         { "h4", TAG_BLOCK },
+        { "h5", TAG_BLOCK },         { "h6", TAG_BLOCK },         { "head", TAG_SKIP },
+        { "header", TAG_BLOCK },     { "hr", TAG_BLOCK },         { "html", TAG_BLOCK },
+        { "legend", TAG_BLOCK },     { "li", TAG_BLOCK },         { "main", TAG_BLOCK },
+        { "nav", TAG_BLOCK },        { "ol", TAG_BLOCK },         { "option", TAG_BLOCK },
+        { "p", TAG_BLOCK },          { "pre", TAG_BLOCK },        { "script", TAG_SKIP },
+        { "section", TAG_BLOCK },    { "style", TAG_SKIP },       { "table", TAG_BLOCK },
+        { "tbody", TAG_BLOCK },      { "td", TAG_CELL },          { "template", TAG_SKIP },
+        { "tfoot", TAG_BLOCK },      { "th", TAG_CELL },          { "thead", TAG_BLOCK },
+        { "title", TAG_SKIP },       { "tr", TAG_BLOCK },         { "ul", TAG_BLOCK },
+        { "xml", TAG_SKIP },
+};
+
+static int tag_cmp(const void *key, const void *elem) {
+        return strcmp(key, ((const struct TagEntry *) elem)->name);
 }
 
-static const char *const block_tags[] = {
-        "br", "p", "div", "tr", "table", "tbody", "thead", "tfoot", "li", "ul", "ol", "dl", "dt",
-        "dd", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "hr", "pre", "section",
-        "article", "header", "footer", "nav", "aside", "main", "center", "form", "address",
-        "caption", "figure", "figcaption", "fieldset", "legend", "body", "html", "option", NULL,
-};
-static const char *const cell_tags[] = { "td", "th", NULL };
-static const char *const skip_tags[] = { "script", "style", "title", "head", "template", "xml", NULL };
+/* name: lower case. */
+static TagClass tag_class(const char *name) {
+        const struct TagEntry *e = bsearch(name, tag_classes, ELEMENTSOF(tag_classes), sizeof(tag_classes[0]),
+                                           tag_cmp);
+        return e ? e->class : TAG_INLINE;
+}
 
 static int put_break(StrBuf *b, char c) {
         /* No separator at the start, none piled up; folding collapses the rest. */
@@ -372,37 +393,40 @@ int text_html_to_text(const char *html, size_t n, size_t max, char **ret, size_t
                                 while (j < n && (isalnum((unsigned char) html[j]) || html[j] == '!' ||
                                                  html[j] == '?' || html[j] == ':' || html[j] == '-')) {
                                         if (k + 1 < sizeof name)
-                                                name[k++] = html[j];
+                                                name[k++] = (char) tolower((unsigned char) html[j]);
                                         j++;
                                 }
                                 name[k] = 0;
-                                /* Find the end of the tag, honouring quoted attribute values. */
-                                for (; j < n; j++) {
+                                /* Find the end of the tag. A quote opens a value only after
+                                 * '=' (as HTML tokenizers read it), so a stray apostrophe in a
+                                 * tag does not swallow the document. */
+                                for (char prev = 0; j < n; j++) {
                                         if (quote) {
                                                 if (html[j] == quote)
                                                         quote = 0;
-                                        } else if (html[j] == '"' || html[j] == '\'')
+                                        } else if ((html[j] == '"' || html[j] == '\'') && prev == '=')
                                                 quote = html[j];
                                         else if (html[j] == '>')
                                                 break;
+                                        if (!isspace((unsigned char) html[j]))
+                                                prev = html[j];
                                 }
                                 i = j < n ? j + 1 : n;
 
+                                TagClass tc = tag_class(name);
                                 if (*skip_until) {
-                                        if ((closing && strcaseeq(name, skip_until)) ||
-                                            (streq(skip_until, "head") && strcaseeq(name, "body")))
+                                        if ((closing && streq(name, skip_until)) ||
+                                            (streq(skip_until, "head") && streq(name, "body")))
                                                 *skip_until = 0;
                                         continue;
                                 }
-                                if (!closing && tag_is(name, skip_tags)) {
+                                if (!closing && tc == TAG_SKIP) {
                                         (void) snprintf(skip_until, sizeof skip_until, "%s", name);
-                                        for (char *s = skip_until; *s; s++)
-                                                *s = (char) tolower((unsigned char) *s);
                                         continue;
                                 }
-                                if (tag_is(name, block_tags))
+                                if (tc == TAG_BLOCK)
                                         r = put_break(&b, '\n');
-                                else if (tag_is(name, cell_tags) && !closing)
+                                else if (tc == TAG_CELL && !closing)
                                         r = put_break(&b, '\t');
                                 continue;
                         }
@@ -512,9 +536,27 @@ int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len)
 
         for (size_t i = 0; i < n && r >= 0;) {
                 unsigned cp;
-                size_t l = utf8_decode(p + i, n - i, &cp);
+                size_t l;
                 const char *rep;
                 FoldClass fc;
+
+                /* Fast path: a run of printable ASCII that folding leaves alone. */
+                if (p[i] > ' ' && p[i] < 0x7F && p[i] != '`') {
+                        size_t e = i + 1;
+                        while (e < n && p[e] > ' ' && p[e] < 0x7F && p[e] != '`')
+                                e++;
+                        if (newlines > 0 && b.len > 0)
+                                r = strbuf_append(&b, "\n\n", MIN(newlines, 2u));
+                        else if (pending_space && b.len > 0)
+                                r = strbuf_putc(&b, ' ');
+                        newlines = 0;
+                        pending_space = false;
+                        if (r >= 0)
+                                r = strbuf_append(&b, p + i, e - i);
+                        i = e;
+                        continue;
+                }
+                l = utf8_decode(p + i, n - i, &cp);
 
                 /* Fullwidth ASCII (U+FF01..U+FF5E) is a known obfuscation: read it as ASCII. */
                 if (cp >= 0xFF01 && cp <= 0xFF5E && cp != 0xFF07 && cp != 0xFF0D)
@@ -585,7 +627,7 @@ size_t text_remove_links(char *s, size_t n) {
         while (r < n) {
                 size_t url = 0;
 
-                if ((r == 0 || !isalnum((unsigned char) s[r - 1])) &&
+                if (((s[r] | 0x20) == 'h' || (s[r] | 0x20) == 'w') && (r == 0 || !isalnum((unsigned char) s[r - 1])) &&
                     ((n - r >= 7 && strncasecmp(s + r, "http://", 7) == 0) ||
                      (n - r >= 8 && strncasecmp(s + r, "https://", 8) == 0) ||
                      (n - r >= 4 && strncasecmp(s + r, "www.", 4) == 0 && r + 4 < n &&
@@ -711,6 +753,12 @@ static size_t quote_start(const char *s, size_t n) {
                         const char *e = memchr(nl + 1, '\n', n - (size_t) (nl + 1 - s));
                         next_len = e ? (size_t) (e - nl - 1) : n - (size_t) (nl + 1 - s);
                         next = line_body(nl + 1, &next_len);
+                }
+                /* Every marker starts with "--"/"__" or "le "/"on ", or holds a ':'. */
+                if (blen == 0 || (b[0] != '-' && b[0] != '_' && (b[0] | 0x20) != 'l' && (b[0] | 0x20) != 'o' &&
+                                  !memchr(b, ':', blen))) {
+                        i += len + 1;
+                        continue;
                 }
                 if (is_forward_separator(b, blen) || is_reply_header(b, blen, next, next_len))
                         return i;
