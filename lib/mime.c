@@ -212,9 +212,13 @@ char *mime_decode_header(const char *value, size_t len) {
                 r = flush_words(&raw, prev_charset, &out);
         if (r == -ENOMEM || strbuf_ensure(&out) < 0)
                 return NULL;
+        /* Unfold (RFC 5322 §2.2.3: a line break before a blank is not text); tabs are blanks. */
+        size_t k = 0;
         for (size_t i = 0; i < out.len; i++)
-                if (out.data[i] == '\r' || out.data[i] == '\n' || out.data[i] == '\t')
-                        out.data[i] = ' ';
+                if (out.data[i] != '\r' && out.data[i] != '\n')
+                        out.data[k++] = out.data[i] == '\t' ? ' ' : out.data[i];
+        out.len = k;
+        out.data[k] = 0;
         return strbuf_take(&out, NULL);
 }
 
@@ -290,15 +294,22 @@ static int set_address_loose(MailAddress *a, const char *value) {
                 }
         } else {
                 const char *at = strchr(value, '@'), *s, *e;
-                if (!at)
-                        return 0;
+                if (!at) {
+                        a->name = mime_decode_header(value, strlen(value));
+                        return a->name ? 0 : -ENOMEM;
+                }
                 for (s = at; s > value && !isspace((unsigned char) s[-1]) && s[-1] != '"'; s--)
                         ;
                 for (e = at; *e && !isspace((unsigned char) *e) && *e != '"' && *e != '>'; e++)
                         ;
                 a->address = strndup(s, (size_t) (e - s));
         }
-        return a->address ? 0 : -ENOMEM;
+        if (!a->address) {
+                /* No address at all: keep what it claims to be, to judge it. */
+                a->name = mime_decode_header(value, strlen(value));
+                return a->name ? 0 : -ENOMEM;
+        }
+        return 0;
 }
 
 static int add_reply_to(MimeMessage *m, const struct mailimf_mailbox *mb) {

@@ -144,10 +144,28 @@ static int add_part(Pipeline *p, Texts *x, const MimeText *mt) {
                 return r;
         if (r == 0)
                 return texts_add(x, TAKE_PTR(folded), len, (RuleText) { .attached = mt->attached });
-        r = texts_add(x, TAKE_PTR(own), own_len, (RuleText) { .attached = mt->attached });
-        if (r < 0)
-                return r;
+        if (own_len > 0) {
+                r = texts_add(x, TAKE_PTR(own), own_len, (RuleText) { .attached = mt->attached });
+                if (r < 0)
+                        return r;
+        }
         return texts_add(x, TAKE_PTR(quoted), quoted_len, (RuleText) { .attached = mt->attached, .quoted = true });
+}
+
+/* Google Takeout keeps the folder in "X-Gmail-Labels: Sent,Opened,...". */
+static bool gmail_sent(const char *labels) {
+        _cleanup_free_ char *copy = labels ? strdup(labels) : NULL;
+        char *save = NULL;
+
+        if (!copy)
+                return false;
+        for (char *l = strtok_r(copy, ",", &save); l; l = strtok_r(NULL, ",", &save)) {
+                l += strspn(l, " \t\"");
+                l[strcspn(l, "\"")] = 0;
+                if (sender_folder_is_sent(l))
+                        return true;
+        }
+        return false;
 }
 
 int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *ref,
@@ -174,7 +192,7 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
                            &sender);
         if (r < 0)
                 return r;
-        if (!sender.self && ref && sender_folder_is_sent(ref->folder)) {
+        if (!sender.self && ((ref && sender_folder_is_sent(ref->folder)) || gmail_sent(mm->gmail_labels))) {
                 sender.self = true;
                 sender.why = "a Sent folder: the user's own mail";
         }

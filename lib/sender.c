@@ -131,20 +131,20 @@ static const struct {
 } confusables[] = {
         /* Cyrillic */
         { 0x0430, 'a' }, { 0x0435, 'e' }, { 0x0451, 'e' }, { 0x043E, 'o' }, { 0x0440, 'p' },
-        { 0x0441, 'c' }, { 0x0443, 'y' }, { 0x0445, 'x' }, { 0x0456, 'i' }, { 0x0457, 'i' },
+        { 0x0441, 'c' }, { 0x0443, 'y' }, { 0x0445, 'x' }, { 0x0456, 'l' }, { 0x0457, 'l' },
         { 0x0458, 'j' }, { 0x0455, 's' }, { 0x0501, 'd' }, { 0x04BB, 'h' }, { 0x051B, 'q' },
         { 0x051D, 'w' }, { 0x043A, 'k' }, { 0x043C, 'm' }, { 0x0410, 'a' }, { 0x0412, 'b' },
         { 0x0415, 'e' }, { 0x041A, 'k' }, { 0x041C, 'm' }, { 0x041D, 'h' }, { 0x041E, 'o' },
         { 0x0420, 'p' }, { 0x0421, 'c' }, { 0x0422, 't' }, { 0x0423, 'y' }, { 0x0425, 'x' },
-        { 0x0406, 'i' }, { 0x0408, 'j' }, { 0x0405, 's' }, { 0x04CF, 'l' },
+        { 0x0406, 'l' }, { 0x0408, 'j' }, { 0x0405, 's' }, { 0x04CF, 'l' },
         /* Greek */
-        { 0x03B1, 'a' }, { 0x03B5, 'e' }, { 0x03B9, 'i' }, { 0x03BA, 'k' }, { 0x03BD, 'v' },
+        { 0x03B1, 'a' }, { 0x03B5, 'e' }, { 0x03B9, 'l' }, { 0x03BA, 'k' }, { 0x03BD, 'v' },
         { 0x03BF, 'o' }, { 0x03C1, 'p' }, { 0x03C4, 't' }, { 0x03C5, 'u' }, { 0x03C7, 'x' },
         { 0x0391, 'a' }, { 0x0392, 'b' }, { 0x0395, 'e' }, { 0x0396, 'z' }, { 0x0397, 'h' },
-        { 0x0399, 'i' }, { 0x039A, 'k' }, { 0x039C, 'm' }, { 0x039D, 'n' }, { 0x039F, 'o' },
+        { 0x0399, 'l' }, { 0x039A, 'k' }, { 0x039C, 'm' }, { 0x039D, 'n' }, { 0x039F, 'o' },
         { 0x03A1, 'p' }, { 0x03A4, 't' }, { 0x03A5, 'y' }, { 0x03A7, 'x' },
         /* Latin look-alikes */
-        { 0x0131, 'i' }, { 0x0237, 'j' }, { 0x0261, 'g' }, { 0x0251, 'a' }, { 0x0269, 'i' },
+        { 0x0131, 'l' }, { 0x0237, 'j' }, { 0x0261, 'g' }, { 0x0251, 'a' }, { 0x0269, 'l' },
         { 0x01C0, 'l' }, { 0x2113, 'l' }, { 0x0142, 'l' }, { 0x0111, 'd' }, { 0x0127, 'h' },
         { 0x00F8, 'o' }, { 0x0153, 'o' }, { 0x00E6, 'a' }, { 0x00DF, 's' },
 };
@@ -156,21 +156,19 @@ static const char latin1_base[64] = "aaaaaaaceeeeiiiidnooooo\0ouuuuyts"
 static char skeleton_char(uint32_t cp) {
         if (cp < 0x80) {
                 int c = tolower((int) cp);
+                /* One class for the letters that pass for each other: i, l, 1, |; o, 0. */
                 switch (c) {
                 case '0': return 'o';
-                case '1': return 'l';
-                case '3': return 'e';
-                case '5': return 's';
-                case '|': return 'l';
+                case '1': case '|': case 'i': return 'l';
                 }
                 return isalpha(c) ? (char) c : 0;
         }
         if (cp >= 0xC0 && cp <= 0xFF)
-                return latin1_base[cp - 0xC0];
+                return latin1_base[cp - 0xC0] == 'i' ? 'l' : latin1_base[cp - 0xC0];
         if (cp >= 0xFF21 && cp <= 0xFF3A)
-                return (char) ('a' + (cp - 0xFF21));
+                return skeleton_char('a' + (cp - 0xFF21));
         if (cp >= 0xFF41 && cp <= 0xFF5A)
-                return (char) ('a' + (cp - 0xFF41));
+                return skeleton_char('a' + (cp - 0xFF41));
         for (size_t i = 0; i < ELEMENTSOF(confusables); i++)
                 if (confusables[i].cp == cp)
                         return confusables[i].c;
@@ -179,7 +177,7 @@ static char skeleton_char(uint32_t cp) {
                 static const char ext_a[] = "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiiiiijjkkklllllll"
                                             "lllnnnnnnnnnoooooooorrrrrrssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs";
                 if (cp - 0x100 < sizeof ext_a - 1)
-                        return ext_a[cp - 0x100];
+                        return ext_a[cp - 0x100] == 'i' ? 'l' : ext_a[cp - 0x100];
         }
         return 0;
 }
@@ -254,9 +252,10 @@ char *sender_skeleton(const char *s) {
         return strbuf_take(&b, NULL);
 }
 
-/* Brand names as skeletons. "alin" (AL'in) is short: only a whole label or a label prefix
- * counts in a domain, and only a whole word in a display name. */
-static const char *const brand_skeletons[] = { "actionlogement", "actionslogement", "visale", NULL };
+/* Brand names, as skeletons ('i' reads 'l'). "alin" (AL'in) is short: only a whole label or a
+ * label prefix counts in a domain, and only a whole word in a display name. */
+static const char *const brand_skeletons[] = { "actlonlogement", "actlonslogement", "vlsale", NULL };
+#define ALIN_SKELETON "alln"
 
 static bool skeleton_has_brand(const char *k) {
         for (const char *const *t = brand_skeletons; *t; t++)
@@ -286,7 +285,7 @@ static bool domain_lookalike(const char *domain, char *const *trusted) {
                 if (!label)
                         return false;
                 lk = sender_skeleton(label);
-                if (lk && startswith(lk, "alin"))
+                if (lk && startswith(lk, ALIN_SKELETON))
                         return true;
         }
         return false;
@@ -311,7 +310,7 @@ static bool name_claims_brand(const char *name, char *const *trusted) {
                 if (l >= 4 && l <= 8) {
                         _cleanup_free_ char *w = strndup(p, l);
                         _cleanup_free_ char *wk = w ? sender_skeleton(w) : NULL;
-                        if (wk && streq(wk, "alin"))
+                        if (wk && streq(wk, ALIN_SKELETON))
                                 return true;
                 }
                 p += l;
@@ -493,8 +492,10 @@ int sender_analyze(const MimeMessage *m, char *const *trusted_domains,
                         s.why = "Reply-To points outside the trusted From domain";
                 else if (s.lookalike)
                         s.why = "look-alike of a trusted sender";
-        } else if (m->from.name) {
-                s.lookalike = name_claims_brand(m->from.name, trusted_domains);
+        } else if (m->from.name || m->from.address) {
+                /* No domain: "From: Action Logement" is all it says. */
+                s.lookalike = name_claims_brand(m->from.name, trusted_domains) ||
+                              name_claims_brand(m->from.address, trusted_domains);
                 if (s.lookalike)
                         s.why = "look-alike of a trusted sender";
         }
@@ -527,11 +528,16 @@ bool sender_folder_is_sent(const char *folder) {
         base = folder + strlen(folder);
         while (base > folder && base[-1] != '/' && base[-1] != '.')
                 base--;
-        /* Fold the few accents these names carry (UTF-8 é, É). */
+        /* Fold the few accents these names carry: é and É in UTF-8, or in IMAP's modified
+         * UTF-7 ("&AOk-", RFC 3501 §5.1.3) when the name comes straight from the server. */
         for (const char *p = base; *p && k + 1 < sizeof buf; p++) {
+                const char *q;
                 if ((unsigned char) p[0] == 0xC3 && ((unsigned char) p[1] == 0xA9 || (unsigned char) p[1] == 0x89)) {
                         buf[k++] = 'e';
                         p++;
+                } else if ((q = startswith(p, "&AOk-")) || (q = startswith(p, "&AMk-"))) {
+                        buf[k++] = 'e';
+                        p = q - 1;
                 } else
                         buf[k++] = (char) tolower((unsigned char) *p);
         }

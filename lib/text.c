@@ -649,9 +649,12 @@ size_t text_remove_links(char *s, size_t n) {
                         }
                 }
                 if (url > 0) {
-                        if (w == 0 || s[w - 1] != ' ')
-                                s[w++] = ' ';
+                        /* One blank keeps the words around apart, never two. */
                         r += url;
+                        if (w > 0 && !isspace((unsigned char) s[w - 1]) && r < n && !isspace((unsigned char) s[r]))
+                                s[w++] = ' ';
+                        else if (w > 0 && s[w - 1] == ' ' && r < n && s[r] == ' ')
+                                r++;
                         continue;
                 }
                 s[w++] = s[r++];
@@ -725,21 +728,26 @@ static int header_line(const char *l, size_t len) {
         return 0;
 }
 
-/* "Le 06/02/2026, Jérôme <rh@…> a écrit :" / "On Mon, …, X wrote:", possibly wrapped. */
+/* "Le 06/02/2026, Jérôme <rh@…> a écrit :" / "On Mon, …, X wrote:", maybe wrapped once. */
 static bool is_reply_header(const char *l, size_t len, const char *next, size_t next_len) {
-        size_t total = len;
+        char buf[512];
+        size_t n;
 
         if (!starts_case(l, len, "le ") && !starts_case(l, len, "on "))
                 return false;
-        if (len > 0 && l[len - 1] != ':' && next) {
-                if (next_len == 0 || next[next_len - 1] != ':')
-                        return false;
-                total = next_len;
-                l = next;
-        } else if (len == 0 || l[len - 1] != ':')
+        if (len == 0 || len >= sizeof buf)
                 return false;
-        return contains_case(l, total, "a ecrit") || contains_case(l, total, "wrote") ||
-               contains_case(l, total, "schrieb");
+        memcpy(buf, l, len);
+        n = len;
+        if (l[len - 1] != ':') {
+                if (!next || next_len == 0 || next[next_len - 1] != ':' || n + 1 + next_len >= sizeof buf)
+                        return false;
+                buf[n++] = ' ';
+                memcpy(buf + n, next, next_len);
+                n += next_len;
+        }
+        return contains_case(buf, n, "a ecrit") || contains_case(buf, n, "wrote") ||
+               contains_case(buf, n, "schrieb");
 }
 
 /* Offset of the first line that starts quoted or forwarded text, or n. */

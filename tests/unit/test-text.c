@@ -101,6 +101,15 @@ static void test_html(void **state) {
                 { "a <b title='x>y'>bold</b>", "a bold" },
                 { "line\r\nbreak", "line break" },
                 { "a < b", "a < b" },
+                /* A stray apostrophe inside a tag does not hide the rest of the document. */
+                { "<p class=x title=it's>AB12</p>CD", "AB12\nCD" },
+                { "<td>a</td><td>b</td>", "a\tb" },
+                { "<HEAD><STYLE>x</STYLE></HEAD><BODY>t</BODY>", "t\n" },
+                { "<h1>T</h1><ul><li>x</li><li>y</li></ul>", "T\nx\ny\n" },
+                { "a&nbsp;&shy;b&#8203;c", "a\xc2\xa0\xc2\xad" "b\xe2\x80\x8b" "c" },
+                { "&#0;&#xD800;&#x110000;", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+                { "<!-- unterminated", "" },
+                { "<scr<b>ipt>x", "ipt>x" },
         };
         (void) state;
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -173,11 +182,96 @@ static void test_every_prefix(void **state) {
         }
 }
 
+static void test_remove_links(void **state) {
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "voir https://www.al-in.fr/#/connexion?c=ABCD1234 ici", "voir ici" },
+                { "(http://x.example/a).", "( )." },
+                { "site www.actionlogement.fr.", "site ." },
+                { "ecrire a bounce-620881@mailer.example ou", "ecrire a ou" },
+                { "De : AL <noreply@actionlogement.fr>", "De : AL < >" },
+                { "AB12https://x.example/CD34", "AB12https://x.example/CD34" },
+                { "x\nhttps://t.example/o/123456789012\ny", "x\n\ny" },
+                { "code AB12@ rien", "code AB12@ rien" },
+                { "a@b pas un domaine", "a@b pas un domaine" },
+                { "wwwx. http: httpsfoo", "wwwx. http: httpsfoo" },
+                { "", "" },
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *s = strdup(cases[i].in);
+                size_t n = text_remove_links(s, strlen(s));
+                assert_int_equal(n, strlen(s));
+                assert_string_equal(s, cases[i].out);
+                free(s);
+        }
+}
+
+static void test_split_quoted(void **state) {
+        static const struct {
+                const char *in, *own, *quoted; /* quoted NULL: nothing split off */
+        } cases[] = {
+                { "Bonjour\nCode : AB12\n", NULL, NULL },
+                { "Merci\n> Code : AB12\n>> plus\nfin\n", "Merci\nfin\n", "Code : AB12\nplus\n" },
+                { "Note\n-------- Message transfere --------\nDe : AL\nCode : X1\n", "Note\n",
+                  "-------- Message transfere --------\nDe : AL\nCode : X1\n" },
+                { "Voici\n-----Original Message-----\nFrom: x\n", "Voici\n", "-----Original Message-----\nFrom: x\n" },
+                { "ok\nLe 2 mars 2026, RH a ecrit :\nCode\n", "ok\n", "Le 2 mars 2026, RH a ecrit :\nCode\n" },
+                { "ok\nLe 2 mars 2026 a 10:02, Ressources humaines a\necrit :\nx\n", "ok\n",
+                  "Le 2 mars 2026 a 10:02, Ressources humaines a\necrit :\nx\n" },
+                { "ok\nOn Mon, Mar 2, 2026, HR wrote:\nx\n", "ok\n", "On Mon, Mar 2, 2026, HR wrote:\nx\n" },
+                { "ok\nDe : RH\nEnvoye : lundi\nObjet : code\nx\n", "ok\n", "De : RH\nEnvoye : lundi\nObjet : code\nx\n" },
+                { "Begin forwarded message:\nx\n", "", "Begin forwarded message:\nx\n" },
+                /* Not markers: one header-like line, a sentence starting with "Le". */
+                { "Objet : votre demande\nDate : 2 mars\n", NULL, NULL },
+                { "Le code est pret :\nAB12\n", NULL, NULL },
+                { "De : votre conseiller\nMerci\n", NULL, NULL },
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *own = NULL, *quoted = NULL;
+                size_t ol, ql;
+                int r = text_split_quoted(cases[i].in, strlen(cases[i].in), &own, &ol, &quoted, &ql);
+                if (!cases[i].quoted) {
+                        if (r != 0)
+                                fail_msg("case %zu: split, own '%s' quoted '%s'", i, own, quoted);
+                        continue;
+                }
+                if (r != 1)
+                        fail_msg("case %zu: not split", i);
+                assert_string_equal(own, cases[i].own);
+                assert_string_equal(quoted, cases[i].quoted);
+                assert_int_equal(ol, strlen(own));
+                assert_int_equal(ql, strlen(quoted));
+                free(own);
+                free(quoted);
+        }
+}
+
+/* The splitter and the link remover never read past their input, whatever the cut. */
+static void test_quoted_every_prefix(void **state) {
+        const char *in = "Note\n> cite\nLe 2 mars, X <x@y.example> a\necrit :\n--\nDe : a\nEnvoye: b\nhttps://x.example/y z";
+        (void) state;
+        for (size_t k = 0; k <= strlen(in); k++) {
+                char *buf = malloc(k + 1), *own = NULL, *quoted = NULL;
+                size_t ol, ql;
+                memcpy(buf, in, k);
+                assert_true(text_split_quoted(buf, k, &own, &ol, &quoted, &ql) >= 0);
+                free(own);
+                free(quoted);
+                assert_true(text_remove_links(buf, k) <= k);
+                free(buf);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_charsets), cmocka_unit_test(test_unknown_charset),
-                cmocka_unit_test(test_cap),      cmocka_unit_test(test_html),
-                cmocka_unit_test(test_fold),     cmocka_unit_test(test_every_prefix),
+                cmocka_unit_test(test_charsets),     cmocka_unit_test(test_unknown_charset),
+                cmocka_unit_test(test_cap),          cmocka_unit_test(test_html),
+                cmocka_unit_test(test_fold),         cmocka_unit_test(test_every_prefix),
+                cmocka_unit_test(test_remove_links), cmocka_unit_test(test_split_quoted),
+                cmocka_unit_test(test_quoted_every_prefix),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

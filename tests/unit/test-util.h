@@ -1,0 +1,78 @@
+/* Helpers shared by the unit tests (header-only: each test is one executable). */
+#pragma once
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Reads tests/data/name whole; aborts the test when it cannot. */
+static inline char *test_read_data(const char *name, size_t *ret_len) {
+        char path[1024];
+        FILE *f;
+        char *buf;
+        long n;
+
+        (void) snprintf(path, sizeof path, "%s/%s", TEST_DATA_DIR, name);
+        f = fopen(path, "re");
+        assert_non_null(f);
+        assert_int_equal(fseek(f, 0, SEEK_END), 0);
+        n = ftell(f);
+        assert_true(n >= 0);
+        rewind(f);
+        buf = malloc((size_t) n + 1);
+        assert_non_null(buf);
+        assert_int_equal(fread(buf, 1, (size_t) n, f), (size_t) n);
+        buf[n] = 0;
+        fclose(f);
+        *ret_len = (size_t) n;
+        return buf;
+}
+
+/* A copy of the first n bytes in a buffer of exactly n bytes, so that AddressSanitizer sees
+ * any read past the end. */
+static inline char *test_exact_copy(const char *s, size_t n) {
+        char *c = malloc(n ? n : 1);
+        assert_non_null(c);
+        memcpy(c, s, n);
+        return c;
+}
+
+/* Whether s[0..n) is valid UTF-8 without NUL bytes. */
+static inline bool test_valid_utf8(const char *s, size_t n) {
+        const unsigned char *p = (const unsigned char *) s;
+        for (size_t i = 0; i < n;) {
+                unsigned c = p[i], len, cp;
+                if (c == 0)
+                        return false;
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if ((c & 0xE0) == 0xC0)
+                        len = 2, cp = c & 0x1F;
+                else if ((c & 0xF0) == 0xE0)
+                        len = 3, cp = c & 0x0F;
+                else if ((c & 0xF8) == 0xF0)
+                        len = 4, cp = c & 0x07;
+                else
+                        return false;
+                if (i + len > n)
+                        return false;
+                for (unsigned k = 1; k < len; k++) {
+                        if ((p[i + k] & 0xC0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (p[i + k] & 0x3F);
+                }
+                if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+                    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                        return false;
+                i += len;
+        }
+        return true;
+}
