@@ -12,6 +12,7 @@ struct IniFile {
         const char *path;
         FILE *f;
         unsigned line;
+        unsigned section_line; /* of the last [section] header */
         char text[INI_FILE_MAX_LINE + 8];
         char last_key[64];
         char last_section[64];
@@ -25,6 +26,10 @@ struct IniFile {
 
 unsigned ini_file_line(const IniFile *f) {
         return f->line;
+}
+
+unsigned ini_file_section_line(const IniFile *f) {
+        return f->section_line;
 }
 
 const char *ini_file_path(const IniFile *f) {
@@ -71,6 +76,7 @@ static void check_syntax(IniFile *f) {
                 return; /* continuation */
         if (*s == '[') {
                 f->in_key = false;
+                f->section_line = f->line;
                 if (!strchr(s, ']'))
                         (void) ini_file_error(f, 0, "unterminated section header");
                 return;

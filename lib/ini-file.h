@@ -23,6 +23,8 @@ int ini_file_parse(const char *path, IniFileHandler handler, void *userdata, cha
 
 /* Inside a handler: the current position and file. */
 unsigned ini_file_line(const IniFile *f);
+/* Line of the [section] header the current key is under (0 before any). */
+unsigned ini_file_section_line(const IniFile *f);
 /* 1-based column where the current value starts on its line (0 if unknown). */
 unsigned ini_file_value_column(const IniFile *f);
 const char *ini_file_path(const IniFile *f);

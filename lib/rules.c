@@ -439,8 +439,10 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
                         if (streq(st->rules[i].name, name))
                                 ok = false;
                 if (!ok) {
-                        if (!st->skipping)
-                                (void) ini_file_error(f, 0, "invalid or duplicate rule name '%s'", name);
+                        if (!st->skipping &&
+                            strv_extendf(st->errors, "%s:%u: invalid or duplicate rule name '%s'", st->path,
+                                         ini_file_section_line(f) ?: ini_file_line(f), name) < 0)
+                                return -ENOMEM;
                         st->skipping = true;
                         return 0;
                 }
@@ -451,7 +453,8 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
                         return -ENOMEM;
                 st->rules = l;
                 l[st->n_rules] = (Rule) {
-                        .name = strdup(name), .line = ini_file_line(f), .kind = _CODE_KIND_INVALID,
+                        .name = strdup(name), .line = ini_file_section_line(f) ?: ini_file_line(f),
+                        .kind = _CODE_KIND_INVALID,
                         .brand.code_group = -1, .requires.code_group = -1, .subject.code_group = -1, .body.code_group = -1,
                         .min_length = 4, .max_length = 32, .min_digits = 1, .in_subject = true,
                         .in_body = true,

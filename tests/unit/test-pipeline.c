@@ -1,0 +1,333 @@
+/* pipeline.c end to end with the shipped rules: the hand-written messages of tests/data (each
+ * decoder path, every sender case), the user's own mail, every prefix of a message, the
+ * explain callback, and one property over the shared corpus: a message from a sender no rule
+ * trusts yields nothing unless it holds one of rules_search_keywords() (the IMAP backfill
+ * relies on it). */
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "test-util.h"
+
+#include "macro.h"
+#include "pipeline.h"
+#include "strbuf.h"
+#include "strv.h"
+#include "text.h"
+
+static char *const employer[] = { "menuiseries-durand.example", NULL };
+static char *const self[] = { "jeanne@menuiseries-durand.example", NULL };
+
+static Rules *shipped_rules(void) {
+        _cleanup_strv_free_ char **errors = NULL;
+        char *dirs[] = { (char *) TEST_RULES_DIR, NULL };
+        Rules *rules = NULL;
+
+        assert_int_equal(rules_load(dirs, &rules, &errors), 0);
+        assert_null(errors);
+        return rules;
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* "kind=VALUE" with '!' when untrusted, sorted, "; "-joined. */
+static char *codes_of(const Message *m) {
+        _cleanup_strv_free_ char **l = NULL;
+        StrBuf b = STRBUF_INIT(0);
+
+        for (size_t i = 0; i < m->n_codes; i++)
+                assert_int_equal(strv_extendf(&l, "%s=%s%s", code_kind_to_string(m->codes[i].kind), m->codes[i].value,
+                                              m->codes[i].trusted ? "" : "!"), 0);
+        if (l)
+                qsort(l, strv_length(l), sizeof(char *), cmp_str);
+        STRV_FOREACH(x, l)
+                assert_true(strbuf_printf(&b, "%s%s", b.len ? "; " : "", *x) >= 0);
+        assert_int_equal(strbuf_ensure(&b), 0);
+        return strbuf_take(&b, NULL);
+}
+
+static Message *run_file(Pipeline *p, const char *file, const char *folder, char ***warnings) {
+        MessageRef ref = { .source = (char *) file, .folder = (char *) folder };
+        Message *m = NULL;
+        size_t n;
+        char *raw = test_read_data(file, &n);
+
+        assert_int_equal(pipeline_run(p, raw, n, &ref, &m, warnings, NULL, NULL), 0);
+        free(raw);
+        assert_string_equal(m->ref.source, file);
+        return m;
+}
+
+static void test_data_files(void **state) {
+        static const struct {
+                const char *file, *folder, *codes;
+        } cases[] = {
+                { "al-specific-qp-latin1.eml", "INBOX", "specific=ZQ48TK27" },
+                /* The HTML part's table and the text part agree; CSS, comments, title, the footer
+                 * SIRET and the tracking link yield nothing. */
+                { "al-combined-html-base64.eml", "INBOX", "company=41234567800012; specific=RT58KW2" },
+                { "otp-english-cp1252.eml", "INBOX", "otp=482913" },
+                /* The example code of the text attachment is not read. */
+                { "hr-access.eml", "INBOX", "access=HJ7K2M9P4QXW; company=51248736900021" },
+                { "forward-attached.eml", "INBOX", "otp=730214!" },
+                { "forward-base64-rfc822.eml", "INBOX", "specific=PX4R9T2M!" },
+                { "phishing-idn.eml", "Junk", "specific=KM82QW4L!" },
+                { "spoof-dmarc-fail.eml", "INBOX", "otp=551207!" },
+                { "reply-to-mismatch.eml", "INBOX", "file=V2026447109!" },
+                { "user-reply-quoted.eml", "INBOX", "access=HJ7K2M9P4QXW!" },
+                { "al-nearmiss.eml", "INBOX", "" },
+                { "other-otp.eml", "INBOX", "" },
+                { "unknown-charset.eml", "INBOX", "specific=LM47PQ2D" },
+                { "rfc2047-subject.eml", "INBOX", "specific=ZK41PQ7M" },
+                { "not-mime.eml", "INBOX", "" },
+                { "qp-trailing.eml", "INBOX", "" },
+                { "sne-attestation.eml", "INBOX", "" },
+                /* A Sent folder holds the user's own mail. */
+                { "al-specific-qp-latin1.eml", "Sent", "specific=ZQ48TK27!" },
+                { "hr-access.eml", "INBOX.Sent Items", "access=HJ7K2M9P4QXW!; company=51248736900021!" },
+        };
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+        _cleanup_(pipeline_freep) Pipeline *p = NULL;
+
+        (void) state;
+        assert_int_equal(pipeline_new(rules, employer, NULL, &p), 0);
+        pipeline_set_user_addresses(p, self);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_strv_free_ char **warnings = NULL;
+                _cleanup_(message_freep) Message *m = run_file(p, cases[i].file, cases[i].folder, &warnings);
+                _cleanup_free_ char *got = codes_of(m);
+                if (!streq(got, cases[i].codes))
+                        fail_msg("%s (%s): got '%s', expected '%s'", cases[i].file, cases[i].folder, got, cases[i].codes);
+                /* Warnings never carry message content. */
+                STRV_FOREACH(w, warnings)
+                        for (size_t c = 0; c < m->n_codes; c++)
+                                assert_null(strstr(*w, m->codes[c].value));
+        }
+}
+
+static void test_message_fields(void **state) {
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+        _cleanup_(pipeline_freep) Pipeline *p = NULL;
+        _cleanup_(message_freep) Message *m = NULL;
+
+        (void) state;
+        assert_int_equal(pipeline_new(rules, employer, NULL, &p), 0);
+        m = run_file(p, "al-specific-qp-latin1.eml", "INBOX", NULL);
+        assert_string_equal(m->sender, "ne-pas-repondre@actionlogement.fr");
+        assert_string_equal(m->sender_name, "Action Logement");
+        assert_string_equal(m->subject, "Votre code spécifique");
+        assert_string_equal(m->message_id, "<t1@actionlogement.fr>");
+        assert_int_equal(m->date, 1772439240);
+        assert_int_equal(m->n_codes, 1);
+        assert_string_equal(m->codes[0].display, "ZQ48 TK27");
+        assert_string_equal(m->codes[0].value, "ZQ48TK27");
+        assert_string_equal(m->codes[0].rule, "al-specific@2");
+        assert_string_equal(m->ref.folder, "INBOX");
+}
+
+static void test_user_addresses(void **state) {
+        static const char *raw = "From: Jeanne <jeanne@menuiseries-durand.example>\n"
+                                 "Subject: Action Logement\nContent-Type: text/plain\n\n"
+                                 "Mon code d'acces Action Logement : HJ7K2M9P\n";
+        static const char *gmail = "X-Gmail-Labels: Opened,Sent\nFrom: RH <rh@menuiseries-durand.example>\n"
+                                   "Content-Type: text/plain\n\nVotre code d'acces Action Logement : HJ7K2M9P\n";
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+        _cleanup_(pipeline_freep) Pipeline *p = NULL;
+        Message *m = NULL;
+
+        (void) state;
+        assert_int_equal(pipeline_new(rules, employer, NULL, &p), 0);
+        /* Without the user's addresses, the employer's domain is trusted... */
+        assert_int_equal(pipeline_run(p, raw, strlen(raw), NULL, &m, NULL, NULL, NULL), 0);
+        assert_int_equal(m->n_codes, 1);
+        assert_true(m->codes[0].trusted);
+        m = message_free(m);
+        /* ...but not the user's own address on it. */
+        pipeline_set_user_addresses(p, self);
+        assert_int_equal(pipeline_run(p, raw, strlen(raw), NULL, &m, NULL, NULL, NULL), 0);
+        assert_int_equal(m->n_codes, 1);
+        assert_false(m->codes[0].trusted);
+        m = message_free(m);
+        /* Google Takeout's Sent label. */
+        assert_int_equal(pipeline_run(p, gmail, strlen(gmail), NULL, &m, NULL, NULL, NULL), 0);
+        assert_int_equal(m->n_codes, 1);
+        assert_false(m->codes[0].trusted);
+        m = message_free(m);
+}
+
+typedef struct Seen {
+        size_t accepted, rejected, skipped;
+        bool subject_text;
+} Seen;
+
+static void on_verdict(const RuleVerdict *v, void *userdata) {
+        Seen *s = userdata;
+        if (!v->display)
+                s->skipped++;
+        else if (v->rejected)
+                s->rejected++;
+        else
+                s->accepted++;
+}
+
+static void on_texts(const SenderInfo *sender, const RuleText *texts, size_t n, void *userdata) {
+        Seen *s = userdata;
+        assert_non_null(sender);
+        for (size_t i = 0; i < n; i++)
+                if (texts[i].subject)
+                        s->subject_text = true;
+}
+
+static void test_explain(void **state) {
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+        _cleanup_(pipeline_freep) Pipeline *p = NULL;
+        Seen seen = {};
+        Message *m = NULL;
+        size_t n;
+        char *raw = test_read_data("al-combined-html-base64.eml", &n);
+
+        (void) state;
+        assert_int_equal(pipeline_new(rules, employer, NULL, &p), 0);
+        pipeline_set_text_callback(p, on_texts, &seen);
+        assert_int_equal(pipeline_run(p, raw, n, NULL, &m, NULL, on_verdict, &seen), 0);
+        assert_true(seen.subject_text);
+        assert_true(seen.accepted >= 2);
+        assert_true(seen.rejected >= 1); /* Action Logement's own SIRET */
+        assert_true(seen.skipped >= 1);  /* rules not trusting al-in.fr for this kind */
+        message_free(m);
+        free(raw);
+}
+
+/* The whole pipeline on every prefix of a message: no crash, no read past the end. */
+static void test_every_prefix(void **state) {
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+        _cleanup_(pipeline_freep) Pipeline *p = NULL;
+        size_t n;
+        char *raw = test_read_data("hr-access.eml", &n);
+
+        (void) state;
+        assert_int_equal(pipeline_new(rules, employer, NULL, &p), 0);
+        for (size_t k = 0; k <= n; k++) {
+                char *exact = test_exact_copy(raw, k);
+                Message *m = NULL;
+                assert_int_equal(pipeline_run(p, exact, k, NULL, &m, NULL, NULL, NULL), 0);
+                message_free(m);
+                free(exact);
+        }
+        free(raw);
+}
+
+/* ---- keywords: a necessary condition for untrusted senders ---- */
+
+typedef struct Capture {
+        StrBuf all; /* every text the rules saw, folded, plus the sender */
+        bool trusted_any;
+} Capture;
+
+static void capture_texts(const SenderInfo *sender, const RuleText *texts, size_t n, void *userdata) {
+        Capture *c = userdata;
+        c->all.len = 0;
+        for (size_t i = 0; i < n; i++)
+                assert_true(strbuf_append(&c->all, texts[i].text, texts[i].len) >= 0 &&
+                            strbuf_putc(&c->all, '\n') >= 0);
+        if (sender->name) {
+                char *f = NULL;
+                size_t l;
+                assert_true(text_fold(sender->name, strlen(sender->name), 0, &f, &l) >= 0);
+                assert_true(strbuf_printf(&c->all, "%s\n", f) >= 0);
+                free(f);
+        }
+        if (sender->address)
+                assert_true(strbuf_printf(&c->all, "%s\n", sender->address) >= 0);
+        assert_int_equal(strbuf_ensure(&c->all), 0);
+}
+
+/* Whether keyword appears caseless, a space matching any blank (as the rules read them). */
+static bool holds_keyword(const char *text, const char *keyword) {
+        size_t kl = strlen(keyword);
+        for (const char *p = text; *p; p++) {
+                size_t i = 0;
+                while (i < kl && p[i] && (keyword[i] == ' ' ? (p[i] == ' ' || p[i] == '\n')
+                                                             : (p[i] | 0x20) == (keyword[i] | 0x20)))
+                        i++;
+                if (i == kl)
+                        return true;
+        }
+        return false;
+}
+
+static size_t check_dir(Pipeline *p, const Rules *rules, Capture *c, const char *path, unsigned depth) {
+        DIR *d = opendir(path);
+        struct dirent *de;
+        size_t checked = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *child = NULL;
+                struct stat st;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                assert_true(asprintf(&child, "%s/%s", path, de->d_name) > 0);
+                assert_int_equal(stat(child, &st), 0);
+                if (S_ISDIR(st.st_mode) && depth < 4) {
+                        checked += check_dir(p, rules, c, child, depth + 1);
+                        continue;
+                }
+                if (!endswith(de->d_name, ".eml"))
+                        continue;
+                FILE *f = fopen(child, "re");
+                assert_non_null(f);
+                char *raw = malloc((size_t) st.st_size + 1);
+                assert_non_null(raw);
+                assert_int_equal(fread(raw, 1, (size_t) st.st_size, f), (size_t) st.st_size);
+                fclose(f);
+                Message *m = NULL;
+                assert_int_equal(pipeline_run(p, raw, (size_t) st.st_size, NULL, &m, NULL, NULL, NULL), 0);
+                bool untrusted = false, keyword = false;
+                for (size_t i = 0; i < m->n_codes; i++)
+                        untrusted = untrusted || !m->codes[i].trusted;
+                STRV_FOREACH(k, rules_search_keywords(rules))
+                        keyword = keyword || holds_keyword(c->all.data, *k);
+                if (untrusted && !keyword)
+                        fail_msg("%s: untrusted code found without any keyword", child);
+                checked++;
+                message_free(m);
+                free(raw);
+        }
+        closedir(d);
+        return checked;
+}
+
+static void test_keywords_necessary(void **state) {
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+        _cleanup_(pipeline_freep) Pipeline *p = NULL;
+        Capture c = { .all = STRBUF_INIT(0) };
+        char path[1024];
+        struct stat st;
+
+        (void) state;
+        (void) snprintf(path, sizeof path, "%s/sample", TEST_CORPUS_DIR);
+        if (stat(path, &st) < 0) {
+                const char *ci = getenv("CI");
+                if (ci && (streq(ci, "true") || streq(ci, "1")))
+                        fail_msg("no corpus at %s", path);
+                skip();
+        }
+        assert_int_equal(pipeline_new(rules, employer, NULL, &p), 0);
+        pipeline_set_text_callback(p, capture_texts, &c);
+        assert_true(check_dir(p, rules, &c, path, 0) > 1000);
+        /* The hand-written ones too. */
+        assert_true(check_dir(p, rules, &c, TEST_DATA_DIR, 0) > 10);
+        strbuf_done(&c.all);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_data_files),     cmocka_unit_test(test_message_fields),
+                cmocka_unit_test(test_user_addresses), cmocka_unit_test(test_explain),
+                cmocka_unit_test(test_every_prefix),   cmocka_unit_test(test_keywords_necessary),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

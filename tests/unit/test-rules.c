@@ -1,0 +1,302 @@
+/* rules.c: rule files (every error with file:line:column, drop-in replacement, the keyword
+ * list), then the shipped pack in config/rules.d/ on wordings written here, in French and
+ * English, each kind, its traps (phone numbers, dates, amounts, footers, negations, the SIRET
+ * given as a personal code) and the trust of each code. */
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test-util.h"
+
+#include "macro.h"
+#include "rules.h"
+#include "strbuf.h"
+#include "strv.h"
+#include "text.h"
+
+static char dir[] = "/tmp/alcode-test-rules-XXXXXX";
+
+static int setup(void **state) {
+        (void) state;
+        return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+        char cmd[256];
+        (void) state;
+        (void) snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *write_file(const char *sub, const char *name, const char *text) {
+        char *path = NULL, *d = NULL;
+        FILE *f;
+
+        assert_true(asprintf(&d, "%s/%s", dir, sub) > 0);
+        (void) mkdir(d, 0755);
+        assert_true(asprintf(&path, "%s/%s", d, name) > 0);
+        free(d);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        assert_true(fputs(text, f) >= 0);
+        assert_int_equal(fclose(f), 0);
+        return path;
+}
+
+#define GOOD_RULE "[rule good]\nkind = otp\nsenders = example.org\npattern = code (?<code>\\d+)\n"
+
+static void test_errors(void **state) {
+        static const struct {
+                const char *text, *error; /* error: what follows "path:" */
+        } cases[] = {
+                { "[rules]\nversion = x\n", "2:11: expected a positive version number, got 'x'" },
+                { "[rules]\nfoo = 1\n", "2: unknown key 'foo' in [rules]" },
+                { "[nope]\nk = v\n", "2: unknown section [nope] (expected [rules], [define] or [rule NAME])" },
+                { "[define]\nlower = x\n", "2: define names are upper case: 'lower'" },
+                { "[rule a]\nkind = secret\n", "2:8: unknown kind 'secret' (expected specific, company, access, otp, request or file)" },
+                { "[rule a]\nkind = otp\nsenders = exa mple.org\n", "3:11: invalid domain 'exa mple.org'" },
+                { "[rule a]\nkind = otp\nlength = 9-3\n", "3:10: expected a length range like 6-16, got '9-3'" },
+                { "[rule a]\nkind = otp\ncheck = luhn\n", "3:9: unknown check 'luhn' (expected none, siret or not-siret)" },
+                { "[rule a]\nkind = otp\nwhere = header\n", "3:9: unknown place 'header' (expected subject, body)" },
+                { "[rule a]\nkind = otp\nkeywords = ab\n", "3:12: keyword 'ab' is shorter than 3 characters" },
+                { "[rule a]\nkind = otp\nbogus = 1\n", "3: unknown key 'bogus' in [rule a]" },
+                { "[rule a]\nkind = otp\nsenders = example.org\n", "1: rule 'a' has no pattern" },
+                { "[rule a]\nsenders = example.org\npattern = (?<code>x)\n", "1: rule 'a' has no kind" },
+                { "[rule a]\nkind = otp\npattern = (?<code>x)\n", "1: rule 'a' needs senders, employer = yes or a brand pattern" },
+                { "[rule a]\nkind = otp\nbrand = x\npattern = (?<code>x)\n", "1: rule 'a' reads other senders' mail (brand) but has no keywords" },
+                /* PCRE2 errors point at the character, across joined lines and fragments. */
+                { "[rule a]\nkind = otp\nsenders = example.org\npattern = code (?<code>\\d+\n", "4:27: missing closing parenthesis" },
+                { "[rule a]\nkind = otp\nsenders = example.org\npattern = code\n    (?<code>[z-a])\n", "5:16: range out of order in character class" },
+                { "[define]\nV = [z-a]\n[rule a]\nkind = otp\nsenders = example.org\npattern = x(?<code>{V})\n", "2:8: range out of order in character class" },
+                { "[rule a]\nkind = otp\nsenders = example.org\npattern = x(?<code>{NOPE})\n", "4:20: unknown fragment {NOPE} (not in [define])" },
+                { "[define]\nA = {B}\nB = {A}\n[rule a]\nkind = otp\nsenders = example.org\npattern = (?<code>{A})\n", "refers to itself" },
+                { "[rule a]\nkind = otp\nsenders = example.org\npattern = code (\\d+)\n", "4:11: pattern has no (?<code>...) group" },
+                { "[rule a]\nkind = otp\nsenders = example.org\npattern = x\n  y\nkeywords = abc\n  def\nkind2 = 1\n", "8: unknown key 'kind2' in [rule a]" },
+                { "[rule a]\nkind = otp\n  more\n", "3: only patterns, defines and lists may continue on the next line" },
+                { "[rule bad name]\nkind = otp\n", "1: invalid or duplicate rule name 'bad name'" },
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *text = NULL, *path = NULL;
+                _cleanup_strv_free_ char **errors = NULL;
+                _cleanup_(rules_freep) Rules *rules = NULL;
+                char *files[2] = { NULL, NULL };
+                bool found = false;
+
+                /* A good rule after the bad one still loads. */
+                assert_true(asprintf(&text, "%s%s", cases[i].text, GOOD_RULE) > 0);
+                path = write_file("errors", "t.rules", text);
+                files[0] = path;
+                assert_int_equal(rules_load_files(files, &rules, &errors), 0);
+                STRV_FOREACH(e, errors) {
+                        const char *rest = startswith(*e, path);
+                        assert_non_null(rest);
+                        if (rest[0] == ':' && strstr(rest + 1, cases[i].error) &&
+                            (strstr(cases[i].error, "refers") || streq(rest + 1, cases[i].error)))
+                                found = true;
+                }
+                if (!found) {
+                        char *all = NULL;
+                        STRV_FOREACH(e, errors)
+                                (void) (asprintf(&all, "%s\n%s", strempty(all), *e) > 0);
+                        fail_msg("case %zu: expected '%s', got:%s", i, cases[i].error, strna(all));
+                }
+                assert_true(rules_count(rules) >= 1);
+        }
+}
+
+static void test_load_dirs(void **state) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *shipped = NULL, *user = NULL;
+        _cleanup_strv_free_ char **errors = NULL;
+        _cleanup_(rules_freep) Rules *rules = NULL;
+
+        (void) state;
+        a = write_file("shipped", "otp.rules", "[rules]\nversion = 3\n[rule x]\nkind = otp\nsenders = a.example\n"
+                                              "brand = brand\nkeywords = Brand, Spécial\npattern = (?<code>\\d{6})\n");
+        b = write_file("shipped", "file.rules", "[rule y]\nkind = file\nsenders = b.example\npattern = (?<code>\\d{6})\n");
+        c = write_file("user", "otp.rules", "[rule z]\nkind = otp\nsenders = c.example, a.example\npattern = (?<code>\\d{6})\n");
+        assert_true(asprintf(&shipped, "%s/shipped", dir) > 0);
+        assert_true(asprintf(&user, "%s/user", dir) > 0);
+
+        /* The user's otp.rules replaces the shipped one; a missing folder is no error. */
+        char *dirs[] = { shipped, user, (char *) "/nonexistent/rules.d", NULL };
+        assert_int_equal(rules_load(dirs, &rules, &errors), 0);
+        assert_null(errors);
+        assert_int_equal(rules_count(rules), 2);
+        assert_true(strv_contains(rules_trusted_domains(rules), "b.example"));
+        assert_true(strv_contains(rules_trusted_domains(rules), "c.example"));
+        assert_true(strv_contains(rules_trusted_domains(rules), "a.example"));
+        assert_null(rules_search_keywords(rules)[0]);
+        rules = rules_free(rules);
+
+        /* Keywords: folded (accents, case) as the text is. */
+        char *shipped_only[] = { shipped, NULL };
+        assert_int_equal(rules_load(shipped_only, &rules, &errors), 0);
+        assert_true(strv_contains(rules_search_keywords(rules), "brand"));
+        assert_true(strv_contains(rules_search_keywords(rules), "special"));
+        assert_true(rules_jit(rules));
+}
+
+/* ---- the shipped pack ---- */
+
+typedef enum Who { AL, VISALE, EMPLOYER, PROVIDER, OTHER, LOOKALIKE, SPOOF } Who;
+
+static SenderInfo sender_of(Who who) {
+        switch (who) {
+        case AL: return (SenderInfo) { .address = "ne-pas-repondre@actionlogement.fr", .domain = "actionlogement.fr", .name = "Action Logement" };
+        case VISALE: return (SenderInfo) { .address = "contact@visale.fr", .domain = "visale.fr", .name = "Visale" };
+        case EMPLOYER: return (SenderInfo) { .address = "rh@employeur.example", .domain = "employeur.example", .name = "DRH", .employer = true };
+        case PROVIDER: return (SenderInfo) { .address = "no-reply@paie.example", .domain = "paie.example", .name = "Paie en ligne" };
+        case OTHER: return (SenderInfo) { .address = "securite@banque.example", .domain = "banque.example", .name = "Ma Banque" };
+        case LOOKALIKE: return (SenderInfo) { .address = "support@actionlogement-fr.example", .domain = "actionlogement-fr.example", .name = "Action Logement", .lookalike = true };
+        case SPOOF: return (SenderInfo) { .address = "noreply@al-in.fr", .domain = "al-in.fr", .name = "AL'in", .auth_failed = true };
+        }
+        return (SenderInfo) {};
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Runs the pack on a subject and a body; returns the codes as "kind=VALUE(display)", with '!'
+ * for untrusted ones, sorted and joined by "; ". */
+static char *run(const Rules *rules, Who who, const char *subject, const char *body, bool quoted) {
+        _cleanup_(rule_matcher_freep) RuleMatcher *m = NULL;
+        _cleanup_(message_freep) Message *msg = calloc(1, sizeof(Message));
+        SenderInfo s = sender_of(who);
+        RuleText texts[2];
+        char *folded[2] = {};
+        size_t n = 0, l;
+        StrBuf out = STRBUF_INIT(0);
+        char **lines = NULL;
+
+        assert_non_null(msg);
+        assert_int_equal(rule_matcher_new(&m), 0);
+        if (subject) {
+                assert_true(text_fold(subject, strlen(subject), 0, &folded[n], &l) >= 0);
+                texts[n] = (RuleText) { .text = folded[n], .len = l, .subject = true };
+                n++;
+        }
+        assert_true(text_fold(body, strlen(body), 0, &folded[n], &l) >= 0);
+        l = text_remove_links(folded[n], l);
+        texts[n] = (RuleText) { .text = folded[n], .len = l, .quoted = quoted };
+        n++;
+        assert_true(rules_match(rules, m, texts, n, &s, msg, NULL, NULL, NULL) >= 0);
+        for (size_t i = 0; i < msg->n_codes; i++)
+                assert_int_equal(strv_extendf(&lines, "%s=%s(%s)%s", code_kind_to_string(msg->codes[i].kind),
+                                              msg->codes[i].value, msg->codes[i].display,
+                                              msg->codes[i].trusted ? "" : "!"), 0);
+        if (lines)
+                qsort(lines, strv_length(lines), sizeof(char *), cmp_str);
+        STRV_FOREACH(x, lines)
+                assert_true(strbuf_printf(&out, "%s%s", out.len ? "; " : "", *x) >= 0);
+        assert_int_equal(strbuf_ensure(&out), 0);
+        strv_free(lines);
+        free(folded[0]);
+        free(folded[1]);
+        return strbuf_take(&out, NULL);
+}
+
+static Rules *shipped_rules(void) {
+        _cleanup_strv_free_ char **errors = NULL;
+        char *dirs[] = { (char *) TEST_RULES_DIR, NULL };
+        Rules *rules = NULL;
+
+        assert_int_equal(rules_load(dirs, &rules, &errors), 0);
+        if (errors)
+                fail_msg("shipped rules: %s", errors[0]);
+        assert_true(rules_count(rules) >= 6);
+        return rules;
+}
+
+static void test_shipped_pack(void **state) {
+        static const struct {
+                Who who;
+                const char *subject, *body, *expected;
+        } cases[] = {
+                /* specific */
+                { AL, NULL, "Votre code spécifique est le suivant : 7K2M 9QXD", "specific=7K2M9QXD(7K2M 9QXD)" },
+                { AL, NULL, "CODE SPÉCIFIQUE\n\n4821 7730\n\nGardez-le.", "specific=48217730(4821 7730)" },
+                { AL, NULL, "Your specific code: AB12-CD34.", "specific=AB12CD34(AB12-CD34)" },
+                { AL, NULL, "Voici votre code spécifique (AL’in) : « Q7W2E9R4 »", "specific=Q7W2E9R4(Q7W2E9R4)" },
+                { AL, NULL, "Code spécifique\tR2D2C3PO", "specific=R2D2C3PO(R2D2C3PO)" },
+                { AL, NULL, "ZK41PQ7M est votre code spécifique.", "specific=ZK41PQ7M(ZK41PQ7M)" },
+                { AL, NULL, "Votre code sp\xc3\xa9\xe2\x80\x8b" "cifique\xc2\xa0: X\xe2\x80\x8b" "9\xe2\x80\x8bK4 2LM", "specific=X9K42LM(X9K4 2LM)" },
+                { AL, NULL, "Votre code spécifique : 4 8 2 1 7 7 3 0", "specific=48217730(4 8 2 1 7 7 3 0)" },
+                { AL, NULL, "VOTRE CODE SPECIFIQUE EST GH52KL90", "specific=GH52KL90(GH52KL90)" },
+                /* ... never a SIRET, never after a negation; nothing from labels without value */
+                { AL, NULL, "Code spécifique : 412 345 678 00012", "company=41234567800012(412 345 678 00012)" },
+                { AL, NULL, "Attention, ce n'est pas votre code spécifique : c'est le code entreprise ENT55A21.",
+                  "company=ENT55A21(ENT55A21)" },
+                { AL, NULL, "Votre code spécifique vous sera communiqué par votre employeur.\nNe confondez pas ce "
+                            "code avec le code entreprise (SIRET). Rappel : 2026 sera l'année du changement.", "" },
+                { AL, NULL, "Code spécifique : envoyé par SMS au 06 12 34 56 78", "" },
+                { AL, NULL, "Code spécifique valable jusqu'au 12-03-2027.", "" },
+                { AL, NULL, "Votre code spécifique est valable 12 mois et coûte 0 €.", "" },
+                /* company */
+                { EMPLOYER, NULL, "Bonjour, le code entreprise à saisir pour Action Logement : 51248736900021", "company=51248736900021(51248736900021)" },
+                { EMPLOYER, NULL, "SIRET de votre employeur : 512 487 369 00021", "company=51248736900021(512 487 369 00021)" },
+                { EMPLOYER, NULL, "Company code: ACME-77, for Action Logement.", "company=ACME77(ACME-77)" },
+                { EMPLOYER, NULL, "Code entreprise : 512 487 369 00022", "" }, /* Luhn */
+                { AL, NULL, "Action Logement Services - SAS au capital de 20 000 000 EUR - RCS Paris 824 541 148 - SIRET 824 541 148 00014", "" },
+                { AL, NULL, "N° SIRET :\n824 541 148 00014", "" },
+                { AL, NULL, "Mentions légales - SIRET 512 487 369 00021 - siège social : Paris", "" },
+                { OTHER, NULL, "Code entreprise : 51248736900021", "" },
+                /* access */
+                { EMPLOYER, NULL, "Votre code d'accès Action Logement : HJ7K2M9P", "access=HJ7K2M9P(HJ7K2M9P)" },
+                { EMPLOYER, "Action Logement", "Your digital access code is A7B8C9D0E1.", "access=A7B8C9D0E1(A7B8C9D0E1)" },
+                { EMPLOYER, NULL, "Code d'accès Wi-Fi invités : WIFI2026", "" },
+                { PROVIDER, NULL, "Clé d’accès dématérialisée Action Logement : HJ7K-2M9P", "access=HJ7K2M9P(HJ7K-2M9P)!" },
+                { EMPLOYER, NULL, "Je n'ai pas reçu mon code d'accès Action Logement (matricule 467888).", "" },
+                { EMPLOYER, NULL, "Action Logement : ce n'est pas votre code d'accès, 3 étapes", "" },
+                /* otp */
+                { AL, NULL, "Saisissez ce code de vérification : 481 093. Il expire dans 15 minutes.", "otp=481093(481 093)" },
+                { AL, NULL, "Use 513920 to sign in to your account.", "otp=513920(513920)" },
+                { AL, NULL, "Your verification code is 772016", "otp=772016(772016)" },
+                { AL, NULL, "[116035] est votre code de connexion", "otp=116035(116035)" },
+                { AL, "Votre code de connexion : 664 201", "Il figure dans l'objet.", "otp=664201(664 201)" },
+                { AL, NULL, "Votre code : K7P-2QX, valable 10 minutes.", "otp=K7P2QX(K7P-2QX)" },
+                { AL, NULL, "Votre code : K7P-2QX", "" }, /* says nothing of its kind */
+                { AL, NULL, "Code de connexion demandé à 14:32 le 02/03/2026.", "" },
+                { OTHER, NULL, "Code de vérification : 902114", "" },
+                { LOOKALIKE, NULL, "Action Logement : votre code de sécurité 330811", "otp=330811(330811)!" },
+                { SPOOF, NULL, "AL'in : votre code de vérification est 552 817", "otp=552817(552 817)!" },
+                /* request */
+                { AL, NULL, "Numéro unique départemental : 0751124812345ALS01", "request=0751124812345ALS01(0751124812345ALS01)" },
+                { AL, NULL, "Votre demande n° 0691225000123GDPUB a été enregistrée.", "request=0691225000123GDPUB(0691225000123GDPUB)" },
+                { AL, NULL, "Application number: 069 122 500 0123 GDPUB", "request=0691225000123GDPUB(069 122 500 0123 GDPUB)" },
+                { AL, NULL, "Numéro de demande : 2026-001", "" },
+                /* file */
+                { AL, NULL, "Dossier n° MJ-2026-004512 reçu.", "file=MJ2026004512(MJ-2026-004512)" },
+                { VISALE, NULL, "Numéro de visa : V123456789", "file=V123456789(V123456789)" },
+                { AL, NULL, "Référence à rappeler : LP 2026 77 1045", "file=LP2026771045(LP 2026 77 1045)" },
+                { AL, NULL, "Numéro de dossier : 1 200,00 € remboursables", "" },
+                { AL, NULL, "Numéro de dossier : 381,40 EUR", "" },
+                /* several kinds in one message */
+                { AL, NULL, "Code entreprise : ENT7Q2\nCode spécifique : 9XK2 4PLM\nNuméro de dossier : MJ 2026 00451",
+                  "company=ENT7Q2(ENT7Q2); file=MJ202600451(MJ 2026 00451); specific=9XK24PLM(9XK2 4PLM)" },
+                { AL, NULL, "Code entreprise : ENT7Q2 Code spécifique : 9XK2 4PLM", "company=ENT7Q2(ENT7Q2); specific=9XK24PLM(9XK2 4PLM)" },
+                /* links and addresses are not read */
+                { AL, NULL, "Votre code spécifique : https://www.al-in.fr/c?code=AB12CD34 ou bounce-620881@al-in.fr", "" },
+                /* a code from a trusted sender's quoted text is untrusted */
+        };
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *got = run(rules, cases[i].who, cases[i].subject, cases[i].body, false);
+                if (!streq(got, cases[i].expected))
+                        fail_msg("case %zu: '%s'\n  got      '%s'\n  expected '%s'", i, cases[i].body, got,
+                                 cases[i].expected);
+        }
+        _cleanup_free_ char *q = run(rules, AL, NULL, "Code spécifique : 9XK2 4PLM", true);
+        assert_string_equal(q, "specific=9XK24PLM(9XK2 4PLM)!");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_load_dirs),
+                cmocka_unit_test(test_shipped_pack),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
