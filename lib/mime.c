@@ -265,6 +265,17 @@ static int warn(MimeMessage *m, const char *fmt, ...) {
         return strv_consume(&m->warnings, s);
 }
 
+/* An addr-spec as valid UTF-8 (raw 8-bit bytes are read as Windows-1252): rules match it, the
+ * store and JSON keep it. Returns NULL on OOM. */
+static char *address_copy(const char *s, size_t n) {
+        char *out = NULL;
+        size_t l;
+
+        if (text_to_utf8("us-ascii", s, MIN(n, (size_t) MAX_HEADER_VALUE), MAX_HEADER_VALUE, &out, &l) == -ENOMEM)
+                return NULL;
+        return out;
+}
+
 static int set_address(MailAddress *a, const struct mailimf_mailbox *mb) {
         if (!mb)
                 return 0;
@@ -274,7 +285,7 @@ static int set_address(MailAddress *a, const struct mailimf_mailbox *mb) {
                         return -ENOMEM;
         }
         if (mb->mb_addr_spec) {
-                a->address = strdup(mb->mb_addr_spec);
+                a->address = address_copy(mb->mb_addr_spec, strlen(mb->mb_addr_spec));
                 if (!a->address)
                         return -ENOMEM;
         }
@@ -286,7 +297,7 @@ static int set_address_loose(MailAddress *a, const char *value) {
         const char *lt = strrchr(value, '<'), *gt = lt ? strchr(lt, '>') : NULL;
 
         if (lt && gt && gt > lt + 1) {
-                a->address = strndup(lt + 1, (size_t) (gt - lt - 1));
+                a->address = address_copy(lt + 1, (size_t) (gt - lt - 1));
                 if (lt > value) {
                         a->name = mime_decode_header(value, (size_t) (lt - value));
                         if (!a->name)
@@ -302,7 +313,7 @@ static int set_address_loose(MailAddress *a, const char *value) {
                         ;
                 for (e = at; *e && !isspace((unsigned char) *e) && *e != '"' && *e != '>'; e++)
                         ;
-                a->address = strndup(s, (size_t) (e - s));
+                a->address = address_copy(s, (size_t) (e - s));
         }
         if (!a->address) {
                 /* No address at all: keep what it claims to be, to judge it. */
@@ -344,6 +355,15 @@ static int set_date(MimeMessage *m, const struct mailimf_date_time *dt) {
         m->date = (int64_t) t - (int64_t) tz * 60;
         m->date_tz = tz;
         return 0;
+}
+
+static char *message_id_copy(const char *id) {
+        _cleanup_free_ char *utf8 = address_copy(id, MIN(strlen(id), (size_t) 998));
+        char *s = NULL;
+
+        if (!utf8 || asprintf(&s, "<%s>", utf8) < 0)
+                return NULL;
+        return s;
 }
 
 static int read_fields(MimeMessage *m, const struct mailimf_fields *fields) {
@@ -393,7 +413,7 @@ static int read_fields(MimeMessage *m, const struct mailimf_fields *fields) {
                 case MAILIMF_FIELD_MESSAGE_ID:
                         if (!m->message_id && f->fld_data.fld_message_id &&
                             f->fld_data.fld_message_id->mid_value &&
-                            asprintf(&m->message_id, "<%.998s>", f->fld_data.fld_message_id->mid_value) < 0) {
+                            !(m->message_id = message_id_copy(f->fld_data.fld_message_id->mid_value))) {
                                 m->message_id = NULL;
                                 r = -ENOMEM;
                         }

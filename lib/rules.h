@@ -14,11 +14,18 @@
  *                   matches there too (its codes are then untrusted)
  *   exclude_senders domains never read unless trusted (other administrations that send the
  *                   same kind of number)
+ *   requires        regex that must match somewhere: subject, text or sender
  *   subject, body   regex guards: the subject / some body text must match
  *   pattern         regex (several allowed) whose named group (?<code>...) captures a value
  *   reject          regex on the captured value: vetoes it (phone numbers, dates...)
  *   reject_context  regex on the line holding the value: vetoes it (legal footers...)
  *   length, min_digits, check (none | siret | not-siret), where (subject, body)
+ * Values may continue on indented lines (joined without a blank), and [define] fragments may
+ * use one another; " ;" starts a comment (inih), so a pattern never holds a blank before ';'.
+ * The candidate a pattern captures is checked (length, digits, check, reject, reject_context);
+ * when it is too long or has too few digits it is read again without its leading words of
+ * letters ("ACTION LOGEMENT EMPJ8D2R4U"). One value claimed by several kinds goes to the kind
+ * whose label is closest. Errors name file:line:column, inside fragments too.
  * Patterns are PCRE2 with UTF|UCP|CASELESS|MULTILINE, JIT-compiled when the system allows it,
  * and run on folded text (text_fold()). Compiled Rules are immutable and shared by every
  * thread; each thread matches through its own RuleMatcher (match data, JIT stack, limits). */

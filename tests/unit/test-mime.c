@@ -232,6 +232,18 @@ static void test_not_mime(void **state) {
         }
         MimeMessage *m = parse_file("not-mime.eml");
         mime_message_free(m);
+
+        /* Raw 8-bit bytes in an address or a Message-ID come out as valid UTF-8: rules match
+         * them with PCRE2's UTF check off (found by fuzz-pipeline). */
+        static const char raw[] = "From: AL'in >spp uort@xn\x85\x85l-in.example\nMessage-ID: <\xff@x>\n"
+                                  "Reply-To: <r\x92@\x85.example>\n\nx";
+        assert_int_equal(mime_parse(raw, sizeof raw - 1, NULL, &m), 0);
+        assert_non_null(m->from.address);
+        assert_true(test_valid_utf8(m->from.address, strlen(m->from.address)));
+        assert_true(test_valid_utf8(m->message_id, strlen(m->message_id)));
+        for (size_t i = 0; i < m->n_reply_to; i++)
+                assert_true(test_valid_utf8(m->reply_to[i].address, strlen(m->reply_to[i].address)));
+        mime_message_free(m);
 }
 
 /* Every message cut at every byte: never a crash, never a read past the end (ASan), always
