@@ -4,9 +4,12 @@
  * PCRE2 error offset becomes "file:line:column" even after {NAME} expansion and joins.
  *
  * Matching: a rule runs on a message when the sender is one it trusts, or, for other senders,
- * when its `brand` pattern appears (then its codes are untrusted). Guards narrow further; each
- * pattern's (?<code>...) capture is then checked (length, digits, SIRET/Luhn, reject patterns)
- * and canonicalised. */
+ * when one of its keywords and its `brand` pattern appear (then its codes are untrusted). All
+ * keywords of all rules are one PCRE2 pattern, run once per message and only when some rule
+ * needs it, so that the bulk of the mail (no trusted sender, no keyword) costs one scan.
+ * Guards narrow further; each pattern's (?<code>...) capture is then checked (length, digits,
+ * SIRET/Luhn, reject patterns) and canonicalised; of the codes found, one value goes to the
+ * kind whose label is closest. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include <ctype.h>
@@ -16,7 +19,6 @@
 #include <stdio.h>
 
 #include "ini-file.h"
-#include "log.h"
 #include "rules.h"
 #include "strbuf.h"
 #include "strv.h"
