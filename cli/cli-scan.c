@@ -361,8 +361,10 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
         if (depth > MAX_DEPTH)
                 return 0;
 
-        _cleanup_strv_free_ char **names = NULL;
-        size_t n_names = 0, alloc = 0;
+        /* Files are scanned as they are listed, so that memory does not follow the size of a
+         * folder (a Maildir cur/ may hold 100,000 messages); sub-folders, few, are visited
+         * afterwards in name order. */
+        _cleanup_strv_free_ char **subdirs = NULL;
         DIR *d = opendir(path);
         struct dirent *de;
         if (!d) {
@@ -370,60 +372,54 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
                 st->bad_input = true;
                 return 0;
         }
-        /* A Maildir cur/ holds tens of thousands of names: grow geometrically. */
-        while ((de = readdir(d))) {
+        r = 0;
+        while (r >= 0 && (de = readdir(d))) {
+                _cleanup_free_ char *child = NULL;
+                unsigned char type = de->d_type;
+
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                if (n_names + 2 > alloc) {
-                        char **l = reallocarray(names, alloc = MAX(alloc * 2, (size_t) 64), sizeof(char *));
-                        if (!l) {
-                                closedir(d);
-                                return -ENOMEM;
-                        }
-                        names = l;
+                if (asprintf(&child, "%s/%s", path, de->d_name) < 0) {
+                        r = -ENOMEM;
+                        break;
                 }
-                names[n_names] = strdup(de->d_name);
-                names[n_names + 1] = NULL;
-                if (!names[n_names++]) {
-                        closedir(d);
-                        return -ENOMEM;
+                if (type == DT_UNKNOWN) {
+                        struct stat cs;
+                        if (lstat(child, &cs) < 0)
+                                continue;
+                        type = S_ISREG(cs.st_mode) ? DT_REG : S_ISDIR(cs.st_mode) ? DT_DIR : DT_LNK;
                 }
-        }
-        closedir(d);
-        if (names)
-                qsort(names, n_names, sizeof(char *), cmp_str);
-        STRV_FOREACH(n, names) {
-                _cleanup_free_ char *child = NULL;
-                struct stat cs;
-
-                if (asprintf(&child, "%s/%s", path, *n) < 0)
-                        return -ENOMEM;
-                if (lstat(child, &cs) < 0 || S_ISLNK(cs.st_mode))
-                        continue;
-                if (S_ISREG(cs.st_mode) && (*n)[0] != '.' && is_mail_name(path, *n)) {
-                        _cleanup_free_ char *folder = folder_of(child, endswith(*n, ".mbox") || streq(*n, "mbox"));
-                        if (!folder)
-                                return -ENOMEM;
-                        r = scan_file(st, child, folder);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                if (S_ISDIR(cs.st_mode)) {
+                if (type == DT_REG) {
+                        _cleanup_free_ char *folder = NULL;
+                        if (de->d_name[0] == '.' || !is_mail_name(path, de->d_name))
+                                continue;
+                        folder = folder_of(child, endswith(de->d_name, ".mbox") || streq(de->d_name, "mbox"));
+                        r = folder ? scan_file(st, child, folder) : -ENOMEM;
+                } else if (type == DT_DIR) {
                         /* tmp/: messages still being delivered. Hidden folders only as
                          * Maildir++ subfolders (".Sent/cur"). */
-                        if (streq(*n, "tmp"))
+                        if (streq(de->d_name, "tmp"))
                                 continue;
-                        if ((*n)[0] == '.') {
+                        if (de->d_name[0] == '.') {
                                 _cleanup_free_ char *cur = NULL;
-                                if (asprintf(&cur, "%s/cur", child) < 0)
-                                        return -ENOMEM;
+                                if (asprintf(&cur, "%s/cur", child) < 0) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
                                 if (access(cur, F_OK) < 0)
                                         continue;
                         }
-                } else if ((*n)[0] == '.' || !is_mail_name(path, *n))
-                        continue;
-                r = scan_path(st, child, depth + 1, false);
+                        r = strv_consume(&subdirs, TAKE_PTR(child));
+                }
+                /* Symbolic links are not followed. */
+        }
+        closedir(d);
+        if (r < 0)
+                return r;
+        if (subdirs)
+                qsort(subdirs, strv_length(subdirs), sizeof(char *), cmp_str);
+        STRV_FOREACH(sub, subdirs) {
+                r = scan_path(st, *sub, depth + 1, false);
                 if (r < 0)
                         return r;
         }
