@@ -17,6 +17,9 @@
 #include <dirent.h>
 #include <pcre2.h>
 #include <stdio.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
 
 #include "ini-file.h"
 #include "rules.h"
@@ -34,6 +37,16 @@
 #define RULES_HEAP_LIMIT_KIB 20480
 #define RULES_OVECTOR_PAIRS 64
 #define RULES_COMPILE_OPTIONS (PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS | PCRE2_MULTILINE)
+
+/* valgrind cannot follow JIT-compiled code (it reports the JIT's word reads as uses of
+ * uninitialised memory): under valgrind the interpreter runs, with the same results. */
+static bool use_jit(void) {
+#ifdef RUNNING_ON_VALGRIND
+        return !RUNNING_ON_VALGRIND;
+#else
+        return true;
+#endif
+}
 
 typedef struct SourcePiece {
         size_t offset; /* in source */
@@ -640,7 +653,7 @@ static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *ji
         }
         /* JIT may be refused (MemoryDenyWriteExecute=, no executable memory): the interpreter
          * gives the same results, only slower. */
-        x->jit = pcre2_jit_compile(x->code, PCRE2_JIT_COMPLETE) == 0;
+        x->jit = use_jit() && pcre2_jit_compile(x->code, PCRE2_JIT_COMPLETE) == 0;
         if (!x->jit)
                 *jit = false;
         return 0;
@@ -797,7 +810,7 @@ static int rules_build_keywords(Rules *rules) {
                                           &errcode, &erroffset, NULL);
         if (!rules->keyword_re)
                 return -ENOMEM; /* escaped literals: only memory can fail */
-        if (pcre2_jit_compile(rules->keyword_re, PCRE2_JIT_COMPLETE) != 0)
+        if (!use_jit() || pcre2_jit_compile(rules->keyword_re, PCRE2_JIT_COMPLETE) != 0)
                 rules->jit = false;
         return 0;
 }

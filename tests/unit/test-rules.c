@@ -5,6 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+
 #include "test-util.h"
 
 #include "macro.h"
@@ -133,7 +137,10 @@ static void test_load_dirs(void **state) {
         assert_int_equal(rules_load(shipped_only, &rules, &errors), 0);
         assert_true(strv_contains(rules_search_keywords(rules), "brand"));
         assert_true(strv_contains(rules_search_keywords(rules), "special"));
-        assert_true(rules_jit(rules));
+#ifdef RUNNING_ON_VALGRIND
+        if (!RUNNING_ON_VALGRIND) /* valgrind gets the interpreter (see rules.c) */
+#endif
+                assert_true(rules_jit(rules));
 }
 
 /* ---- the shipped pack ---- */
