@@ -70,9 +70,6 @@ static int finish(StrBuf *b, int r, char **ret, size_t *ret_len) {
         }
         if (strbuf_ensure(b) < 0)
                 return -ENOMEM;
-        /* PCRE2's JIT reads whole words past the end of a subject (never past its allocation):
-         * zero the slack, so that what it reads is defined (valgrind stays quiet). */
-        memset(b->data + b->len, 0, b->alloc - b->len);
         *ret = strbuf_take(b, ret_len);
         return b->truncated || r == -E2BIG ? -E2BIG : r;
 }
