@@ -75,6 +75,84 @@ static void test_decode_header_prefixes(void **state) {
                 }
 }
 
+static void b64_append(StrBuf *b, const unsigned char *p, size_t n) {
+        static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        for (size_t i = 0; i < n; i += 3) {
+                unsigned v = (unsigned) p[i] << 16 | (i + 1 < n ? (unsigned) p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+                char out[4] = { t[v >> 18 & 63], t[v >> 12 & 63], i + 1 < n ? t[v >> 6 & 63] : '=', i + 2 < n ? t[v & 63] : '=' };
+                assert_int_equal(strbuf_append(b, out, 4), 0);
+        }
+}
+
+static void q_append(StrBuf *b, const unsigned char *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (p[i] >= 0x80 || p[i] == '=' || p[i] == '?' || p[i] == '_' || p[i] == ' ')
+                        assert_true(strbuf_printf(b, p[i] == ' ' ? "_" : "=%02X", p[i]) >= 0);
+                else
+                        assert_int_equal(strbuf_putc(b, (char) p[i]), 0);
+}
+
+/* A text cut at every byte into two encoded words (B, then Q; a character split between
+ * them too) decodes to the text. */
+static void test_decode_header_split(void **state) {
+        static const char text[] = "Code spécifique : é€✓ 😀 AB12";
+        const size_t n = sizeof text - 1;
+
+        (void) state;
+        for (int q = 0; q < 2; q++)
+                for (size_t k = 0; k <= n; k++) {
+                        StrBuf b = STRBUF_INIT(0);
+                        assert_int_equal(strbuf_puts(&b, q ? "=?UTF-8?Q?" : "=?utf-8?b?"), 0);
+                        (q ? q_append : b64_append)(&b, (const unsigned char *) text, k);
+                        assert_int_equal(strbuf_puts(&b, q ? "?=\r\n =?UTF-8?Q?" : "?= =?utf-8?b?"), 0);
+                        (q ? q_append : b64_append)(&b, (const unsigned char *) text + k, n - k);
+                        assert_int_equal(strbuf_puts(&b, "?="), 0);
+                        char *out = mime_decode_header(b.data, b.len);
+                        if (!out || !streq(out, text))
+                                fail_msg("%s split at %zu: '%s'", q ? "Q" : "B", k, strna(out));
+                        free(out);
+                        strbuf_done(&b);
+                }
+}
+
+/* A quoted-printable body with a soft line break at every position, and a base64 body with a
+ * line break at every position, decode to the same text. */
+static void test_body_split(void **state) {
+        static const char text[] = "Votre code spécifique : AB12 CD34 – valable 12 mois.";
+        const size_t n = sizeof text - 1;
+        StrBuf qp = STRBUF_INIT(0), b64 = STRBUF_INIT(0);
+
+        (void) state;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) text[i];
+                assert_true(c >= 0x80 || c == '=' ? strbuf_printf(&qp, "=%02X", c) >= 0 : strbuf_putc(&qp, (char) c) >= 0);
+        }
+        b64_append(&b64, (const unsigned char *) text, n);
+        for (int enc = 0; enc < 2; enc++) {
+                const StrBuf *e = enc ? &b64 : &qp;
+                for (size_t k = 0; k <= e->len; k++) {
+                        StrBuf msg = STRBUF_INIT(0);
+                        MimeMessage *m = NULL;
+
+                        /* Not inside a QP escape. */
+                        if (!enc && ((k >= 1 && e->data[k - 1] == '=') || (k >= 2 && e->data[k - 2] == '=')))
+                                continue;
+                        assert_true(strbuf_printf(&msg, "Content-Type: text/plain; charset=utf-8\n"
+                                                         "Content-Transfer-Encoding: %s\n\n%.*s%s\n%s\n",
+                                                  enc ? "base64" : "quoted-printable", (int) k, e->data,
+                                                  enc ? "" : "=", e->data + k) >= 0);
+                        assert_int_equal(mime_parse(msg.data, msg.len, NULL, &m), 0);
+                        assert_int_equal(m->n_texts, 1);
+                        if (!startswith(m->texts[0].text, text))
+                                fail_msg("%s split at %zu: '%s'", enc ? "base64" : "QP", k, m->texts[0].text);
+                        mime_message_free(m);
+                        strbuf_done(&msg);
+                }
+        }
+        strbuf_done(&qp);
+        strbuf_done(&b64);
+}
+
 static void test_address_domain(void **state) {
         static const struct {
                 const char *in, *domain;
@@ -375,6 +453,7 @@ static void test_limits(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_decode_header),     cmocka_unit_test(test_decode_header_prefixes),
+                cmocka_unit_test(test_decode_header_split), cmocka_unit_test(test_body_split),
                 cmocka_unit_test(test_address_domain),    cmocka_unit_test(test_parse_files),
                 cmocka_unit_test(test_headers),           cmocka_unit_test(test_not_mime),
                 cmocka_unit_test(test_every_prefix),      cmocka_unit_test(test_nested_multiparts),
