@@ -448,6 +448,11 @@ int verb_scan(int argc, char *argv[]) {
                 fprintf(stderr, _("alcode scan: expected at least one file or folder.\n"));
                 return EXIT_BAD_INPUT;
         }
+        if (arg_explain && arg_json) {
+                /* JSON Lines leave no room for the explanation on stdout. */
+                fprintf(stderr, _("alcode scan: --explain and --json do not go together.\n"));
+                return EXIT_BAD_INPUT;
+        }
         if (cli_load_config(&config) < 0)
                 return 1;
         if (cli_load_rules(config, &rules) < 0)

@@ -1,7 +1,7 @@
 /* The whole extraction, pure: RFC 5322 bytes in, a Message with its codes out
  * (mime → text → sender → rules). The daemon and `alcode scan` both call pipeline_run(), so
- * the CLI finds exactly what the daemon finds. A Pipeline belongs to one thread (it owns match
- * data and scratch buffers); the Rules it borrows may be shared between threads. */
+ * the CLI finds exactly what the daemon finds. A Pipeline belongs to one thread (it owns PCRE2
+ * match data and a JIT stack); the Rules it borrows may be shared between threads. */
 #pragma once
 
 #include <stddef.h>

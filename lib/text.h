@@ -29,9 +29,10 @@ int text_html_to_text(const char *html, size_t n, size_t max, char **ret, size_t
  * written. Returns 0, -E2BIG, -ENOMEM. */
 int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len);
 
-/* Replaces every URL (scheme://…, www.…) and e-mail address in s[0..n) with one space, in
- * place: tracking links and bounce addresses hold code-like tokens ("?c=ABCD1234",
- * "bounce-620881@…"). Returns the new length; s stays NUL-terminated if it was. */
+/* Removes every URL (http(s)://…, www.…) and e-mail address from s[0..n), in place, leaving
+ * one blank where the words around would otherwise touch: tracking links and bounce addresses
+ * hold code-like tokens ("?c=ABCD1234", "bounce-620881@…"). Returns the new length; s stays
+ * NUL-terminated if it was. */
 size_t text_remove_links(char *s, size_t n);
 
 /* Splits folded text into what the sender wrote and what they quote or forward: every line

@@ -164,6 +164,9 @@ class Scan(unittest.TestCase):
         r = self.alcode.run("scan", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("expected at least one file or folder", r.stderr)
+        r = self.alcode.run("scan", "--json", "--explain", data("hr-access.eml"), check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stdout, "")
 
 
 if __name__ == "__main__":
