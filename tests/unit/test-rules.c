@@ -230,6 +230,9 @@ static void test_shipped_pack(void **state) {
                 { AL, NULL, "Votre code sp\xc3\xa9\xe2\x80\x8b" "cifique\xc2\xa0: X\xe2\x80\x8b" "9\xe2\x80\x8bK4 2LM", "specific=X9K42LM(X9K4 2LM)" },
                 { AL, NULL, "Votre code spécifique : 4 8 2 1 7 7 3 0", "specific=48217730(4 8 2 1 7 7 3 0)" },
                 { AL, NULL, "VOTRE CODE SPECIFIQUE EST GH52KL90", "specific=GH52KL90(GH52KL90)" },
+                { AL, NULL, "Code spécifique n° 31807724, à conserver.", "specific=31807724(31807724)" },
+                { AL, NULL, "Le code spécifique qui vous a été attribué est le 5KD8 2QPN.", "specific=5KD82QPN(5KD8 2QPN)" },
+                { AL, NULL, "Code spécifique (à transmettre à votre bailleur) :\n« W7RT 44KP »", "specific=W7RT44KP(W7RT 44KP)" },
                 /* ... never a SIRET, never after a negation; nothing from labels without value */
                 { AL, NULL, "Code spécifique : 412 345 678 00012", "company=41234567800012(412 345 678 00012)" },
                 { AL, NULL, "Attention, ce n'est pas votre code spécifique : c'est le code entreprise ENT55A21.",
@@ -272,6 +275,7 @@ static void test_shipped_pack(void **state) {
                 { AL, NULL, "Votre demande n° 0691225000123GDPUB a été enregistrée.", "request=0691225000123GDPUB(0691225000123GDPUB)" },
                 { AL, NULL, "Application number: 069 122 500 0123 GDPUB", "request=0691225000123GDPUB(069 122 500 0123 GDPUB)" },
                 { AL, NULL, "Numéro de demande : 2026-001", "" },
+                { AL, NULL, "N° unique : 0931226000456ALS02", "request=0931226000456ALS02(0931226000456ALS02)" },
                 /* file */
                 { AL, NULL, "Dossier n° MJ-2026-004512 reçu.", "file=MJ2026004512(MJ-2026-004512)" },
                 { VISALE, NULL, "Numéro de visa : V123456789", "file=V123456789(V123456789)" },
