@@ -247,6 +247,8 @@ static void test_shipped_pack(void **state) {
                 { EMPLOYER, NULL, "SIRET de votre employeur : 512 487 369 00021", "company=51248736900021(512 487 369 00021)" },
                 { EMPLOYER, NULL, "Company code: ACME-77, for Action Logement.", "company=ACME77(ACME-77)" },
                 { EMPLOYER, NULL, "Code entreprise : 512 487 369 00022", "" }, /* Luhn */
+                { EMPLOYER, NULL, "Le SIREN de l'entreprise (code entreprise) : 552 100 554", "company=552100554(552 100 554)" },
+                { AL, NULL, "Code spécifique : voir le SMS envoyé au +33 6 12 34 56 78", "" },
                 { AL, NULL, "Action Logement Services - SAS au capital de 20 000 000 EUR - RCS Paris 824 541 148 - SIRET 824 541 148 00014", "" },
                 { AL, NULL, "N° SIRET :\n824 541 148 00014", "" },
                 { AL, NULL, "Mentions légales - SIRET 512 487 369 00021 - siège social : Paris", "" },
@@ -282,6 +284,9 @@ static void test_shipped_pack(void **state) {
                 { AL, NULL, "Référence à rappeler : LP 2026 77 1045", "file=LP2026771045(LP 2026 77 1045)" },
                 { AL, NULL, "Numéro de dossier : 1 200,00 € remboursables", "" },
                 { AL, NULL, "Numéro de dossier : 381,40 EUR", "" },
+                { AL, NULL, "Numéro de dossier : appelez le 0970 800 800.", "" },
+                { AL, NULL, "Numéro de dossier : 2026-03-12", "" },
+                { AL, NULL, "Code spécifique :\n75013 PARIS", "" },
                 /* several kinds in one message */
                 { AL, NULL, "Code entreprise : ENT7Q2\nCode spécifique : 9XK2 4PLM\nNuméro de dossier : MJ 2026 00451",
                   "company=ENT7Q2(ENT7Q2); file=MJ202600451(MJ 2026 00451); specific=9XK24PLM(9XK2 4PLM)" },
