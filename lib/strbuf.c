@@ -91,11 +91,7 @@ int strbuf_put_utf8(StrBuf *b, unsigned cp) {
 }
 
 int strbuf_ensure(StrBuf *b) {
-        int r = strbuf_reserve(b, 0);
-        if (r < 0)
-                return r;
-        b->data[b->len] = 0; /* a fresh buffer holds no terminator yet */
-        return 0;
+        return strbuf_reserve(b, 0);
 }
 
 char *strbuf_take(StrBuf *b, size_t *ret_len) {
