@@ -393,10 +393,18 @@ int manager_start(Manager *m) {
         m->slots = calloc(m->config->n_accounts + 1, sizeof(AccountSlot));
         if (!m->slots)
                 return log_oom();
+        /* The user's own addresses, as `alcode scan` takes them: mail they sent is never
+         * trusted, whatever its domain. */
+        _cleanup_strv_free_ char **self = NULL;
+        for (size_t i = 0; i < m->config->n_accounts; i++)
+                if (m->config->accounts[i].user && strchr(m->config->accounts[i].user, '@') &&
+                    strv_extend(&self, m->config->accounts[i].user) < 0)
+                        return log_oom();
         for (size_t i = 0; i < m->config->n_accounts; i++) {
                 const Account *a = &m->config->accounts[i];
                 WorkerOptions o = {
                         .account = a, .rules = m->rules, .employer_domains = m->config->employer_domains,
+                        .user_addresses = self,
                         .queue = m->queue, .once = m->once, .timeout_sec = IMAP_TIMEOUT_SEC,
                 };
                 AccountSlot *slot = &m->slots[m->n_slots++];

@@ -69,6 +69,7 @@ struct Worker {
         unsigned timeout_sec;
         unsigned poll_interval;
         char **domains;           /* trusted sender domains + employer domains */
+        char **self;              /* the user's own addresses (pipeline_set_user_addresses) */
 
         ImapFolder *folders;      /* of the current connection */
         size_t n_folders;
@@ -957,6 +958,15 @@ int worker_start(const WorkerOptions *opts, Worker **ret) {
                 worker_free(w);
                 return r;
         }
+        if (opts->user_addresses) {
+                w->self = strv_copy(opts->user_addresses);
+                if (!w->self) {
+                        worker_free(w);
+                        return -ENOMEM;
+                }
+                pipeline_set_user_addresses(w->pipeline, w->self);
+        }
+        w->opts.user_addresses = w->self; /* the caller's list may go */
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, WATCHDOG_STACK_SIZE);
         r = -pthread_create(&w->watchdog, &attr, watchdog_main, w);
@@ -1015,6 +1025,7 @@ Worker *worker_free(Worker *w) {
                 free(w->opts.cursors[i].folder);
         free(w->opts.cursors);
         strv_free(w->domains);
+        strv_free(w->self);
         pthread_cond_destroy(&w->cond);
         pthread_mutex_destroy(&w->lock);
         free(w->account);

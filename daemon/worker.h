@@ -68,6 +68,7 @@ typedef struct WorkerOptions {
         const Account *account;       /* borrowed, immutable */
         const Rules *rules;           /* borrowed, immutable */
         char *const *employer_domains;
+        char *const *user_addresses;  /* the user's own addresses: never trusted (copied) */
         Queue *queue;
         bool once;                    /* one pass, then exit */
         unsigned timeout_sec;         /* per IMAP command */
