@@ -15,6 +15,7 @@
 #include "sender.h"
 #include "strbuf.h"
 #include "strv.h"
+#include "text.h"
 
 void sender_info_done(SenderInfo *s) {
         free(s->address);
@@ -143,79 +144,47 @@ static const struct {
         { 0x0391, 'a' }, { 0x0392, 'b' }, { 0x0395, 'e' }, { 0x0396, 'z' }, { 0x0397, 'h' },
         { 0x0399, 'l' }, { 0x039A, 'k' }, { 0x039C, 'm' }, { 0x039D, 'n' }, { 0x039F, 'o' },
         { 0x03A1, 'p' }, { 0x03A4, 't' }, { 0x03A5, 'y' }, { 0x03A7, 'x' },
-        /* Latin look-alikes */
-        { 0x0131, 'l' }, { 0x0237, 'j' }, { 0x0261, 'g' }, { 0x0251, 'a' }, { 0x0269, 'l' },
-        { 0x01C0, 'l' }, { 0x2113, 'l' }, { 0x0142, 'l' }, { 0x0111, 'd' }, { 0x0127, 'h' },
-        { 0x00F8, 'o' }, { 0x0153, 'o' }, { 0x00E6, 'a' }, { 0x00DF, 's' },
+        /* Latin look-alikes that folding keeps */
+        { 0x0237, 'j' }, { 0x0261, 'g' }, { 0x0251, 'a' }, { 0x0269, 'l' }, { 0x01C0, 'l' },
+        { 0x2113, 'l' },
 };
 
-/* Latin-1 letters U+00C0..U+00FF without accents (0: not a letter). */
-static const char latin1_base[64] = "aaaaaaaceeeeiiiidnooooo\0ouuuuyts"
-                                    "aaaaaaaceeeeiiiidnooooo\0ouuuuyty";
-
-static char skeleton_char(uint32_t cp) {
+/* After text_fold() (accents and full-width forms gone): ASCII letters in one case, the
+ * letters that pass for each other in one class (i, l, 1, |; o, 0), Cyrillic and Greek
+ * look-alikes as their Latin twin; 0 for what is not a letter. */
+static char skeleton_char(unsigned cp) {
         if (cp < 0x80) {
                 int c = tolower((int) cp);
-                /* One class for the letters that pass for each other: i, l, 1, |; o, 0. */
                 switch (c) {
                 case '0': return 'o';
                 case '1': case '|': case 'i': return 'l';
                 }
                 return isalpha(c) ? (char) c : 0;
         }
-        if (cp >= 0xC0 && cp <= 0xFF)
-                return latin1_base[cp - 0xC0] == 'i' ? 'l' : latin1_base[cp - 0xC0];
-        if (cp >= 0xFF21 && cp <= 0xFF3A)
-                return skeleton_char('a' + (cp - 0xFF21));
-        if (cp >= 0xFF41 && cp <= 0xFF5A)
-                return skeleton_char('a' + (cp - 0xFF41));
         for (size_t i = 0; i < ELEMENTSOF(confusables); i++)
                 if (confusables[i].cp == cp)
                         return confusables[i].c;
-        /* Latin Extended-A: every other letter is an accented Latin letter; keep its base. */
-        if (cp >= 0x100 && cp < 0x180) {
-                static const char ext_a[] = "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiiiiijjkkklllllll"
-                                            "lllnnnnnnnnnoooooooorrrrrrssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs";
-                if (cp - 0x100 < sizeof ext_a - 1)
-                        return ext_a[cp - 0x100] == 'i' ? 'l' : ext_a[cp - 0x100];
-        }
         return 0;
 }
 
-static uint32_t utf8_next(const char **p) {
-        const unsigned char *s = (const unsigned char *) *p;
-        uint32_t cp;
-        size_t l;
-
-        if (s[0] < 0x80)
-                l = 1, cp = s[0];
-        else if ((s[0] & 0xE0) == 0xC0 && (s[1] & 0xC0) == 0x80)
-                l = 2, cp = (uint32_t) (s[0] & 0x1F) << 6 | (s[1] & 0x3F);
-        else if ((s[0] & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80)
-                l = 3, cp = (uint32_t) (s[0] & 0x0F) << 12 | (uint32_t) (s[1] & 0x3F) << 6 | (s[2] & 0x3F);
-        else if ((s[0] & 0xF8) == 0xF0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
-                 (s[3] & 0xC0) == 0x80)
-                l = 4, cp = (uint32_t) (s[0] & 0x07) << 18 | (uint32_t) (s[1] & 0x3F) << 12 |
-                            (uint32_t) (s[2] & 0x3F) << 6 | (s[3] & 0x3F);
-        else
-                l = 1, cp = 0xFFFD;
-        *p += l;
-        return cp;
-}
-
 static int skeleton_append(StrBuf *b, const char *s, size_t len) {
-        _cleanup_free_ char *copy = strndup(s, len);
-        int r = 0;
+        _cleanup_free_ char *folded = NULL;
+        size_t n;
+        int r;
 
-        if (!copy)
-                return -ENOMEM;
-        for (const char *p = copy; *p && r >= 0;) {
-                uint32_t cp = utf8_next(&p);
-                char c = skeleton_char(cp);
-                if (c)
-                        r = strbuf_putc(b, c);
+        r = text_fold(s, len, 1024, &folded, &n);
+        if (r == -ENOMEM)
+                return r;
+        for (size_t i = 0; i < n;) {
+                unsigned cp;
+                char c;
+
+                i += text_utf8_decode(folded + i, n - i, &cp);
+                c = skeleton_char(cp);
+                if (c && (r = strbuf_putc(b, c)) == -ENOMEM)
+                        return r;
         }
-        return r == -ENOMEM ? r : 0;
+        return 0;
 }
 
 char *sender_skeleton(const char *s) {

@@ -12,8 +12,6 @@
 
 #define REPLACEMENT 0xFFFDu
 
-/* Decodes one UTF-8 sequence at p (n bytes left). Returns its length (>= 1) and the code point,
- * or REPLACEMENT with length 1 for an invalid, overlong, surrogate or truncated sequence. */
 static size_t utf8_decode(const unsigned char *p, size_t n, unsigned *ret_cp) {
         unsigned cp, min;
         size_t len;
@@ -44,6 +42,10 @@ static size_t utf8_decode(const unsigned char *p, size_t n, unsigned *ret_cp) {
 invalid:
         *ret_cp = REPLACEMENT;
         return 1;
+}
+
+size_t text_utf8_decode(const char *p, size_t n, unsigned *ret_cp) {
+        return utf8_decode((const unsigned char *) p, n, ret_cp);
 }
 
 /* Length of s[0..n) without an incomplete UTF-8 sequence at its end. */

@@ -13,6 +13,10 @@
 int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char **ret,
                  size_t *ret_len);
 
+/* Decodes one UTF-8 sequence at p (n > 0 bytes left). Returns its length (>= 1) and the code
+ * point, or U+FFFD with length 1 for an invalid, overlong, surrogate or truncated sequence. */
+size_t text_utf8_decode(const char *p, size_t n, unsigned *ret_cp);
+
 /* Returns a copy of in with every invalid UTF-8 sequence replaced by U+FFFD and NULs dropped. */
 int text_utf8_sanitize(const char *in, size_t n, size_t max, char **ret, size_t *ret_len);
 
