@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -53,9 +54,66 @@ static const char *level_prefix(int level) {
         }
 }
 
+/* Native journal protocol through sd_journal_sendv(): only the fields that are set, so that
+ * `journalctl ACCOUNT=perso` finds exactly that account's records. */
+static int log_to_journal_fields(int level, int error, const LogContext *ctx, const char *file,
+                                 int line, const char *func, const char *msg) {
+        char f_msg[2048 + 8], f_prio[16], f_ident[64], f_file[256], f_line[32], f_func[128],
+                f_errno[32], f_account[256], f_folder[512], f_uid[32], f_rule[256];
+        struct iovec iov[11];
+        size_t n = 0;
+
+#define FIELD(buf, ...)                                                                            \
+        do {                                                                                       \
+                int _k = snprintf(buf, sizeof buf, __VA_ARGS__);                                   \
+                if (_k > 0)                                                                        \
+                        iov[n++] = (struct iovec) { buf, MIN((size_t) _k, sizeof buf - 1) };       \
+        } while (0)
+        FIELD(f_msg, "MESSAGE=%s", msg);
+        FIELD(f_prio, "PRIORITY=%i", level);
+        FIELD(f_ident, "SYSLOG_IDENTIFIER=%s", log_ident);
+        FIELD(f_file, "CODE_FILE=%s", file);
+        FIELD(f_line, "CODE_LINE=%i", line);
+        FIELD(f_func, "CODE_FUNC=%s", func);
+        if (error > 0)
+                FIELD(f_errno, "ERRNO=%i", error);
+        if (ctx && ctx->account)
+                FIELD(f_account, "ACCOUNT=%s", ctx->account);
+        if (ctx && ctx->folder)
+                FIELD(f_folder, "FOLDER=%s", ctx->folder);
+        if (ctx && ctx->uid > 0)
+                FIELD(f_uid, "UID=%u", ctx->uid);
+        if (ctx && ctx->rule)
+                FIELD(f_rule, "RULE=%s", ctx->rule);
+#undef FIELD
+        return sd_journal_sendv(iov, (int) n);
+}
+
+static void log_to_stderr(int level, const LogContext *ctx, const char *msg) {
+        char where[512] = "", out[3072];
+        size_t k = 0;
+        int n;
+
+        if (ctx) {
+                if (ctx->account)
+                        k += snprintf(where + k, sizeof where - k, "account '%s' ", ctx->account);
+                if (ctx->folder && k < sizeof where)
+                        k += snprintf(where + k, sizeof where - k, "folder '%s' ", ctx->folder);
+                if (ctx->uid > 0 && k < sizeof where)
+                        k += snprintf(where + k, sizeof where - k, "UID %u ", ctx->uid);
+                if (ctx->rule && k < sizeof where)
+                        k += snprintf(where + k, sizeof where - k, "rule '%s' ", ctx->rule);
+                if (k > 0 && k + 1 < sizeof where)
+                        where[k - 1] = ':', where[k] = ' ', where[k + 1] = 0;
+        }
+        n = snprintf(out, sizeof out, "%s: %s%s%s\n", log_ident, level_prefix(level), where, msg);
+        if (n > 0)
+                (void) !write(STDERR_FILENO, out, MIN((size_t) n, sizeof out - 1));
+}
+
 int log_internal(int level, int error, const LogContext *ctx, const char *file, int line,
                  const char *func, const char *format, ...) {
-        char msg[2048], where[512] = "";
+        char msg[2048];
         int saved_errno = errno;
         va_list ap;
 
@@ -69,43 +127,10 @@ int log_internal(int level, int error, const LogContext *ctx, const char *file, 
         (void) vsnprintf(msg, sizeof msg, format, ap);
         va_end(ap);
 
-        if (log_journal) {
-                char uid[16] = "";
-                if (ctx && ctx->uid > 0)
-                        (void) snprintf(uid, sizeof uid, "%u", ctx->uid);
-                (void) sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%i", level,
-                                       "SYSLOG_IDENTIFIER=%s", log_ident, "CODE_FILE=%s", file,
-                                       "CODE_LINE=%i", line, "CODE_FUNC=%s", func,
-                                       "ERRNO=%i", error,
-                                       "ACCOUNT=%s", ctx && ctx->account ? ctx->account : "",
-                                       "FOLDER=%s", ctx && ctx->folder ? ctx->folder : "",
-                                       "UID=%s", uid,
-                                       "RULE=%s", ctx && ctx->rule ? ctx->rule : "", NULL);
-        } else {
-                char out[3072];
-                int n;
-
-                if (ctx) {
-                        size_t k = 0;
-                        if (ctx->account)
-                                k += snprintf(where + k, sizeof where - k, "account '%s' ",
-                                              ctx->account);
-                        if (ctx->folder && k < sizeof where)
-                                k += snprintf(where + k, sizeof where - k, "folder '%s' ",
-                                              ctx->folder);
-                        if (ctx->uid > 0 && k < sizeof where)
-                                k += snprintf(where + k, sizeof where - k, "UID %u ", ctx->uid);
-                        if (ctx->rule && k < sizeof where)
-                                k += snprintf(where + k, sizeof where - k, "rule '%s' ",
-                                              ctx->rule);
-                        if (k > 0 && k + 1 < sizeof where)
-                                where[k - 1] = ':', where[k] = ' ', where[k + 1] = 0;
-                }
-                n = snprintf(out, sizeof out, "%s: %s%s%s\n", log_ident, level_prefix(level),
-                             where, msg);
-                if (n > 0)
-                        (void) !write(STDERR_FILENO, out, MIN((size_t) n, sizeof out - 1));
-        }
+        /* Should the journal socket be gone, the record still goes to stderr (the journal's
+         * stream, or wherever systemd put it). */
+        if (!log_journal || log_to_journal_fields(level, error, ctx, file, line, func, msg) < 0)
+                log_to_stderr(level, ctx, msg);
 
         errno = saved_errno;
         return -error;
