@@ -7,12 +7,10 @@
 #include <stdio.h>
 
 #include "build-config.h"
-#include "config.h"
 #include "i18n.h"
 #include "log.h"
 #include "manager.h"
-#include "rules.h"
-#include "strv.h"
+#include "settings.h"
 
 static const char *arg_config = NULL;
 static bool arg_once = false;
@@ -67,10 +65,8 @@ static int parse_argv(int argc, char *argv[]) {
 }
 
 static int run(int argc, char *argv[]) {
-        _cleanup_(config_freep) Config *config = NULL;
-        _cleanup_(rules_freep) Rules *rules = NULL;
+        _cleanup_(settings_unrefp) Settings *settings = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
-        _cleanup_strv_free_ char **errors = NULL;
         sigset_t mask;
         int r;
 
@@ -85,30 +81,12 @@ static int run(int argc, char *argv[]) {
         /* libetpan writes with send() without MSG_NOSIGNAL: a closed peer must not kill us. */
         (void) signal(SIGPIPE, SIG_IGN);
 
-        r = config_load(arg_config, &config, &errors);
-        if (r == -ENOENT) {
-                log_error("Cannot read the configuration '%s': no such file.", arg_config);
+        r = settings_load(arg_config, &settings);
+        if (r < 0) {
+                if (r == -EINVAL)
+                        log_error("Not starting: fix the errors above ('alcode check' shows them too).");
                 return 1;
         }
-        if (r < 0 && r != -EINVAL)
-                return log_error_errno(r, "Cannot load the configuration: %m"), 1;
-        if (!strv_length(errors)) {
-                r = rules_load(config->rule_dirs, &rules, &errors);
-                if (r < 0)
-                        return log_error_errno(r, "Cannot load the rules: %m"), 1;
-        }
-        if (strv_length(errors) > 0) {
-                STRV_FOREACH(e, errors)
-                        log_error("%s", *e);
-                log_error("Not starting: fix the %s above ('alcode check' shows them too).",
-                          strv_length(errors) == 1 ? "error" : "errors");
-                return 1;
-        }
-        if (rules_count(rules) == 0) {
-                log_error("No rules found in the rule folders; is alcode installed correctly?");
-                return 1;
-        }
-        log_debug("%zu rules loaded%s.", rules_count(rules), rules_jit(rules) ? " (JIT)" : "");
 
         /* Signals are handled in the main loop: block them before any thread starts. */
         sigemptyset(&mask);
@@ -119,13 +97,21 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Cannot block signals: %m"), 1;
 
-        r = manager_new(TAKE_PTR(config), TAKE_PTR(rules), arg_once, &m);
+        r = manager_new(arg_config, settings, arg_once, &m);
         if (r < 0)
                 return log_error_errno(r, "Cannot start: %m"), 1;
         r = manager_start(m);
         if (r < 0)
                 return 1;
-        return manager_run(m) == 0 ? 0 : 1;
+        r = manager_run(m);
+        if (manager_stuck(m)) {
+                /* A thread blocked inside libetpan can be neither joined nor cancelled safely,
+                 * and it still uses the queue and the config: leave without freeing them. Every
+                 * commit is already on disk. */
+                log_warning("Exiting without waiting for the stuck accounts.");
+                _exit(r);
+        }
+        return r;
 }
 
 int main(int argc, char *argv[]) {

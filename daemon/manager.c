@@ -1,336 +1,192 @@
 /* Main loop. Worker events arrive through the queue's eventfd: a BATCH is committed in one
- * transaction (codes + cursor) and its new codes are queued for notification; notifications
- * are grouped while any account is still backfilling, so a first run shows one notification,
- * not hundreds. SIGTERM/SIGINT stop the workers and exit once they are gone (bounded). */
+ * transaction (codes + cursor), its new codes are announced (CodeFound) and shown. While an
+ * account backfills (its first pass, or a Rescan) its new codes are held back and shown as one
+ * notification when the pass ends; afterwards each code goes out after a short debounce, so a
+ * burst still makes one notification but a lone code is not kept waiting.
+ *
+ * Slots: one per account, in config order. A slot holds a reference on the Settings its worker
+ * was started with, because the worker borrows the Account and Rules in it. SIGHUP loads new
+ * Settings and compares: an unchanged account keeps running on the old Settings; a changed one
+ * is stopped and started again (with the new Settings) when its EXIT arrives; a removed one
+ * is stopped and dropped; a new one starts. A failed commit stops the worker and ignores its
+ * later batches, whose cursors would otherwise skip the messages of the failed one.
+ *
+ * Liveness: sd-event sends WATCHDOG=1 from this loop. A worker that is connecting or scanning
+ * sends events as it goes; one silent for longer than STUCK_AFTER is marked "stuck" (STATUS=,
+ * Status(), AccountStateChanged). That timer is armed only while some worker is busy, so an
+ * idle daemon wakes for nothing but the watchdog.
+ *
+ * Stop: SIGTERM/SIGINT stop every worker (a blocked command is cancelled), commit what
+ * arrives, flush notifications and leave within STOP_TIMEOUT, stuck worker or not. */
+#include <assert.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <time.h>
 
+#include "bus.h"
+#include "i18n.h"
 #include "log.h"
 #include "manager.h"
 #include "notify.h"
 #include "queue.h"
-#include "store.h"
+#include "strbuf.h"
+#include "strv.h"
 #include "strv.h"
 #include "worker.h"
 
+#define USEC_PER_MSEC 1000ULL
+#define USEC_PER_SEC 1000000ULL
 #define IMAP_TIMEOUT_SEC 30
-#define STOP_TIMEOUT_USEC (5 * 1000000ULL)
-#define NOTIFY_FLUSH_TIMEOUT_USEC (3 * 1000000ULL)
-#define NOTIFY_DEBOUNCE_USEC (200 * 1000ULL)
+#define STOP_TIMEOUT_USEC (3 * USEC_PER_SEC)
+#define NOTIFY_FLUSH_TIMEOUT_USEC (3 * USEC_PER_SEC)
+#define NOTIFY_DEBOUNCE_USEC (200 * USEC_PER_MSEC)
+/* A batch of FETCH_BATCH messages is several commands, each bounded by the IMAP timeout. */
+#define STUCK_AFTER_USEC (4 * IMAP_TIMEOUT_SEC * USEC_PER_SEC)
+
+typedef struct CodeList {
+        StoredCode *codes;
+        size_t n;
+} CodeList;
 
 typedef struct AccountSlot {
-        const Account *account; /* borrowed from config */
-        Worker *worker;
+        Settings *settings;       /* ref: the worker borrows account and rules from it */
+        const Account *account;   /* borrowed from settings */
+        Worker *worker;           /* NULL once its thread ended */
         WorkerState state;
         char *error;
-        bool running;
-        bool scanned_once;      /* a full pass finished: new codes now notify one by one */
         unsigned progress, total;
+        bool scanned_once;        /* its current pass is not a backfill */
+        bool stuck;
+        bool commit_failed;       /* drop this worker's later batches */
+        bool removed;             /* gone from the config: drop the slot when the worker ends */
+        Settings *restart_with;   /* ref: start again with these when the worker ends */
+        const char *published;    /* the state last sent as AccountStateChanged */
+        uint64_t last_event;      /* CLOCK_MONOTONIC usec of the worker's last event */
+        int64_t last_pass;        /* CLOCK_REALTIME seconds of the last finished pass */
+        CodeList held;            /* new codes held back while it backfills */
 } AccountSlot;
 
 struct Manager {
         sd_event *event;
-        sd_bus *bus;
-        Config *config;
-        Rules *rules;
+        sd_bus *bus;              /* session bus, or NULL */
+        sd_bus *system_bus;       /* for logind, or NULL */
+        sd_bus_slot *sleep_slot;
+        Bus *api;
+        Notifier *notifier;
+        char *config_path;
+        Settings *settings;       /* the current configuration */
         Store *store;
         Queue *queue;
-        sd_event_source *queue_source;
-        sd_event_source *flush_timer;
-        sd_event_source *exit_timer;
-        Notifier *notifier;
-        AccountSlot *slots;
+        sd_event_source *queue_source, *flush_timer, *stuck_timer, *exit_timer;
+        AccountSlot **slots;
         size_t n_slots;
-        StoredCode *pending;
-        size_t n_pending;
+        CodeList pending;         /* new codes to show after the debounce */
+        uint64_t stuck_after;
         bool once;
         bool stopping;
         bool failed;
+        bool stuck_at_exit;
 };
 
-static void flush_notifications(Manager *m) {
-        if (m->n_pending == 0)
-                return;
-        if (m->config->notify && m->notifier)
-                (void) notifier_show_codes(m->notifier, m->pending, m->n_pending);
-        stored_codes_free(m->pending, m->n_pending);
-        m->pending = NULL;
-        m->n_pending = 0;
+static void code_list_done(CodeList *l) {
+        stored_codes_free(l->codes, l->n);
+        *l = (CodeList) {};
 }
 
-static bool any_backfilling(const Manager *m) {
-        for (size_t i = 0; i < m->n_slots; i++)
-                if (m->slots[i].running && !m->slots[i].scanned_once)
-                        return true;
-        return false;
-}
+/* Moves n codes (and the array holding them) into l. */
+static int code_list_take(CodeList *l, StoredCode *codes, size_t n) {
+        StoredCode *a;
 
-static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
-
-        (void) s;
-        (void) usec;
-        if (!any_backfilling(m))
-                flush_notifications(m);
-        return 0;
-}
-
-static void schedule_flush(Manager *m) {
-        uint64_t now;
-
-        if (m->once)
-                return; /* flushed once at the end */
-        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
-                return;
-        if (m->flush_timer) {
-                (void) sd_event_source_set_time(m->flush_timer, now + NOTIFY_DEBOUNCE_USEC);
-                (void) sd_event_source_set_enabled(m->flush_timer, SD_EVENT_ONESHOT);
-        } else
-                (void) sd_event_add_time(m->event, &m->flush_timer, CLOCK_MONOTONIC,
-                                         now + NOTIFY_DEBOUNCE_USEC, 0, on_flush_timer, m);
-}
-
-static void update_status(Manager *m) {
-        char buf[1024];
-        size_t k = 0;
-
-        for (size_t i = 0; i < m->n_slots && k < sizeof buf; i++) {
-                const AccountSlot *s = &m->slots[i];
-                if (s->state == WORKER_SCANNING && s->total > 0)
-                        k += (size_t) snprintf(buf + k, sizeof buf - k, "%s%s: scanning %u/%u", i ? ", " : "",
-                                               s->account->name, s->progress, s->total);
-                else
-                        k += (size_t) snprintf(buf + k, sizeof buf - k, "%s%s: %s", i ? ", " : "",
-                                               s->account->name, worker_state_to_string(s->state));
-        }
-        if (m->n_slots == 0)
-                (void) snprintf(buf, sizeof buf, "no accounts configured");
-        (void) sd_notifyf(0, "STATUS=%s", buf);
-}
-
-static AccountSlot *slot_of(Manager *m, const WorkerEvent *e) {
-        for (size_t i = 0; i < m->n_slots; i++)
-                if (m->slots[i].worker == e->worker)
-                        return &m->slots[i];
-        return NULL;
-}
-
-static int handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
-        StoreBatch b = {
-                .account = e->account, .folder = e->folder, .uidvalidity = e->uidvalidity,
-                .last_uid = e->last_uid, .highest_modseq = e->highest_modseq, .move_cursor = !e->keep_cursor,
-                .messages_seen = e->messages_seen, .messages = e->messages, .n_messages = e->n_messages,
-        };
-        LogContext ctx = { .account = e->account, .folder = e->folder };
-        StoredCode *new_codes = NULL;
-        size_t n_new = 0;
-        int r;
-
-        r = store_commit(m->store, &b, &new_codes, &n_new);
-        if (r < 0) {
-                /* Memory and disk now disagree: stop this worker rather than skip mail. */
-                log_full_errno_ctx(LOG_ERR, r, &ctx, "cannot store results, stopping this account: %m");
-                m->failed = true;
-                if (slot && slot->worker)
-                        worker_stop(slot->worker);
-                return r;
-        }
-        if (n_new == 0)
+        if (n == 0) {
+                free(codes);
                 return 0;
-        for (size_t i = 0; i < n_new; i++)
-                log_full_errno_ctx(LOG_NOTICE, 0, &ctx, "new %s%s code stored (id %" PRIi64 ")", new_codes[i].trusted ? "" : "untrusted ",
-                                   code_kind_to_string(new_codes[i].kind), new_codes[i].id);
-        StoredCode *l = reallocarray(m->pending, m->n_pending + n_new, sizeof(StoredCode));
-        if (!l) {
-                stored_codes_free(new_codes, n_new);
-                return log_oom();
         }
-        m->pending = l;
-        memcpy(m->pending + m->n_pending, new_codes, n_new * sizeof(StoredCode));
-        m->n_pending += n_new;
-        free(new_codes);
-        schedule_flush(m);
-        return 0;
-}
-
-static void check_done(Manager *m);
-
-static void handle_event(Manager *m, WorkerEvent *e) {
-        AccountSlot *slot = slot_of(m, e);
-
-        switch (e->type) {
-        case WORKER_EVENT_BATCH:
-                (void) handle_batch(m, slot, e);
-                break;
-        case WORKER_EVENT_STATE:
-                if (!slot)
-                        break;
-                if (slot->state != e->state && e->state == WORKER_FAILED && m->notifier && m->config->notify) {
-                        _cleanup_free_ char *summary = NULL;
-                        if (asprintf(&summary, "alcode: account '%s' needs attention", e->account) >= 0)
-                                (void) notifier_show_trouble(m->notifier, summary, strempty(e->error));
-                }
-                slot->state = e->state;
-                slot->progress = e->progress;
-                slot->total = e->total;
-                if (e->error) {
-                        free(slot->error);
-                        slot->error = TAKE_PTR(e->error);
-                }
-                update_status(m);
-                break;
-        case WORKER_EVENT_SCAN_DONE:
-                if (slot) {
-                        slot->scanned_once = true;
-                        free(slot->error);
-                        slot->error = NULL;
-                }
-                if (!m->once && !any_backfilling(m))
-                        flush_notifications(m);
-                break;
-        case WORKER_EVENT_EXIT:
-                if (!slot)
-                        break;
-                slot->running = false;
-                slot->state = e->state;
-                if (e->result < 0 && !m->stopping)
-                        m->failed = true;
-                worker_free(TAKE_PTR(slot->worker));
-                update_status(m);
-                check_done(m);
-                break;
-        }
-}
-
-static int on_queue(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Manager *m = userdata;
-        WorkerEvent *e;
-
-        (void) s;
-        (void) fd;
-        (void) revents;
-        while ((e = queue_pop(m->queue))) {
-                handle_event(m, e);
-                worker_event_free(e);
-        }
-        return 0;
-}
-
-static bool all_exited(const Manager *m) {
-        for (size_t i = 0; i < m->n_slots; i++)
-                if (m->slots[i].running)
-                        return false;
-        return true;
-}
-
-static int on_exit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
-
-        (void) s;
-        (void) usec;
-        if (m->stopping && !all_exited(m))
-                log_warning("Some accounts did not stop in time; exiting anyway.");
-        return sd_event_exit(m->event, m->failed && m->once ? 1 : 0);
-}
-
-/* Leaves the loop once every worker is gone and notifications went out (bounded). */
-static void check_done(Manager *m) {
-        uint64_t now;
-
-        if (!all_exited(m) || (!m->once && !m->stopping))
-                return;
-        flush_notifications(m);
-        if (notifier_pending(m->notifier) == 0) {
-                (void) sd_event_exit(m->event, m->failed && m->once ? 1 : 0);
-                return;
-        }
-        if (!m->exit_timer && sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
-                (void) sd_event_add_time(m->event, &m->exit_timer, CLOCK_MONOTONIC,
-                                         now + NOTIFY_FLUSH_TIMEOUT_USEC, 0, on_exit_timer, m);
-}
-
-static int on_post(sd_event_source *s, void *userdata) {
-        Manager *m = userdata;
-
-        (void) s;
-        /* A notification reply may have been the last thing we waited for. */
-        if (all_exited(m) && (m->once || m->stopping) && notifier_pending(m->notifier) == 0 &&
-            m->n_pending == 0)
-                (void) sd_event_exit(m->event, m->failed && m->once ? 1 : 0);
-        return 0;
-}
-
-static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        Manager *m = userdata;
-        uint64_t now;
-
-        (void) s;
-        log_info("Received %s, stopping.", strsignal((int) si->ssi_signo));
-        (void) sd_notify(0, "STOPPING=1");
-        m->stopping = true;
-        for (size_t i = 0; i < m->n_slots; i++)
-                if (m->slots[i].worker)
-                        worker_stop(m->slots[i].worker);
-        if (!m->exit_timer && sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
-                (void) sd_event_add_time(m->event, &m->exit_timer, CLOCK_MONOTONIC, now + STOP_TIMEOUT_USEC,
-                                         0, on_exit_timer, m);
-        check_done(m);
-        return 0;
-}
-
-static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        (void) s;
-        (void) si;
-        (void) userdata;
-        log_notice("Received SIGHUP; configuration reload is not supported yet, ignoring.");
-        return 0;
-}
-
-int manager_new(Config *config, Rules *rules, bool once, Manager **ret) {
-        Manager *m = calloc(1, sizeof(Manager));
-        int r;
-
-        if (!m)
+        a = reallocarray(l->codes, l->n + n, sizeof(StoredCode));
+        if (!a) {
+                stored_codes_free(codes, n);
                 return -ENOMEM;
-        m->config = config;
-        m->rules = rules;
-        m->once = once;
-        r = sd_event_default(&m->event);
-        if (r >= 0)
-                r = queue_new(&m->queue);
-        if (r < 0) {
-                manager_free(m);
-                return r;
         }
-        *ret = m;
+        memcpy(a + l->n, codes, n * sizeof(StoredCode));
+        free(codes);
+        l->codes = a;
+        l->n += n;
         return 0;
 }
 
-Manager *manager_free(Manager *m) {
-        if (!m)
+static int code_list_move(CodeList *to, CodeList *from) {
+        CodeList f = *from;
+
+        *from = (CodeList) {};
+        return code_list_take(to, f.codes, f.n);
+}
+
+static uint64_t now_usec(Manager *m) {
+        uint64_t t = 0;
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+static int exit_code(const Manager *m) {
+        return m->once && m->failed ? 1 : 0;
+}
+
+/* ---- slots ---- */
+
+static AccountSlot *slot_free(AccountSlot *s) {
+        if (!s)
                 return NULL;
-        for (size_t i = 0; i < m->n_slots; i++) {
-                worker_free(m->slots[i].worker);
-                free(m->slots[i].error);
-        }
-        free(m->slots);
-        /* Events still queued (a worker that ended after the loop) are dropped here. */
-        queue_free(m->queue, worker_event_free);
-        stored_codes_free(m->pending, m->n_pending);
-        notifier_free(m->notifier);
-        sd_event_source_unref(m->queue_source);
-        sd_event_source_unref(m->flush_timer);
-        sd_event_source_unref(m->exit_timer);
-        sd_bus_flush_close_unref(m->bus);
-        store_close(m->store);
-        sd_event_unref(m->event);
-        rules_free(m->rules);
-        config_free(m->config);
-        free(m);
+        worker_free(s->worker); /* joins: only for a thread that ended or will end soon */
+        free(s->error);
+        code_list_done(&s->held);
+        settings_unref(s->restart_with);
+        settings_unref(s->settings);
+        free(s);
         return NULL;
+}
+
+static AccountSlot *slot_of(Manager *m, const Worker *w) {
+        for (size_t i = 0; i < m->n_slots; i++)
+                if (m->slots[i]->worker == w)
+                        return m->slots[i];
+        return NULL;
+}
+
+static AccountSlot *slot_find(Manager *m, const char *name) {
+        for (size_t i = 0; i < m->n_slots; i++)
+                if (!m->slots[i]->removed && streq(m->slots[i]->account->name, name))
+                        return m->slots[i];
+        return NULL;
+}
+
+static bool slot_busy(const AccountSlot *s) {
+        return s->worker && (s->state == WORKER_CONNECTING || s->state == WORKER_SCANNING);
+}
+
+/* The state in one word, for Status() and AccountStateChanged. */
+static const char *slot_state(const AccountSlot *s) {
+        if (!s->worker)
+                return s->state == WORKER_FAILED ? "failed" : "stopped";
+        if (s->stuck)
+                return "stuck";
+        switch (s->state) {
+        case WORKER_CONNECTING: return "connecting";
+        case WORKER_SCANNING: return "scanning";
+        case WORKER_IDLE: return "idle";
+        case WORKER_BACKOFF: return "backoff";
+        case WORKER_FAILED: return "failed";
+        case WORKER_STOPPED: return "stopped";
+        default: return worker_state_to_string(s->state) ?: "unknown";
+        }
+}
+
+static void slot_set_error(AccountSlot *s, char *error) {
+        free(s->error);
+        s->error = error;
 }
 
 /* The worker starts from the cursors that are on disk, never from anything in memory. */
@@ -357,27 +213,664 @@ static int load_cursors(Manager *m, const Account *a, WorkerCursor **ret, size_t
         return 0;
 }
 
-int manager_start(Manager *m) {
-        _cleanup_free_ char *error = NULL;
+/* The user's own addresses, as `alcode scan` takes them: mail they sent is never trusted,
+ * whatever its domain. (A reload that adds an account does not restart the others for its
+ * address: they learn it when they next start.) */
+static int user_addresses(const Config *c, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+
+        for (size_t i = 0; i < c->n_accounts; i++)
+                if (c->accounts[i].user && strchr(c->accounts[i].user, '@') &&
+                    strv_extend(&l, c->accounts[i].user) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int slot_start(Manager *m, AccountSlot *s) {
+        _cleanup_strv_free_ char **self = NULL;
+        WorkerOptions o = {
+                .account = s->account, .rules = s->settings->rules,
+                .employer_domains = s->settings->config->employer_domains, .queue = m->queue,
+                .once = m->once, .timeout_sec = IMAP_TIMEOUT_SEC,
+        };
         int r;
 
-        r = store_open(m->config->database, STORE_READ_WRITE, &m->store, &error);
-        if (r < 0)
-                return log_error_errno(r, "Cannot open the database '%s': %s", m->config->database,
-                                       error ?: strerror(-r));
-        store_set_otp_retention(m->store, (int64_t) m->config->otp_retention_days * 86400);
-
-        r = sd_bus_open_user(&m->bus);
-        if (r < 0)
-                log_warning_errno(r, "No session bus (%m): no desktop notifications, codes are still stored.");
-        else {
-                r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
-                if (r < 0)
-                        return log_error_errno(r, "Cannot attach the bus to the event loop: %m");
-        }
-        r = notifier_new(m->bus, m->config->notify_show_code, &m->notifier);
+        assert(!s->worker);
+        r = user_addresses(s->settings->config, &self);
         if (r < 0)
                 return log_oom();
+        o.user_addresses = self; /* copied by the worker */
+        r = load_cursors(m, s->account, &o.cursors, &o.n_cursors);
+        if (r >= 0) {
+                r = worker_start(&o, &s->worker);
+                if (r < 0)
+                        log_error_errno(r, "Cannot start the worker of account '%s': %m", s->account->name);
+        }
+        if (r < 0) {
+                s->state = WORKER_FAILED;
+                slot_set_error(s, strdup("cannot start"));
+                return r;
+        }
+        s->state = WORKER_CONNECTING;
+        s->scanned_once = false;
+        s->stuck = s->commit_failed = false;
+        s->last_event = now_usec(m);
+        slot_set_error(s, NULL);
+        return 0;
+}
+
+/* Moves a stopped slot to the Settings it waits for (its account has the same name there). */
+static void slot_switch_settings(AccountSlot *s) {
+        Settings *old = s->settings;
+
+        assert(!s->worker && s->restart_with);
+        s->settings = TAKE_PTR(s->restart_with);
+        s->account = config_find_account(s->settings->config, s->account->name);
+        assert(s->account);
+        settings_unref(old); /* last: the name looked up above lives in it */
+}
+
+static AccountSlot *slot_new(Settings *settings, const Account *a) {
+        AccountSlot *s = calloc(1, sizeof(AccountSlot));
+
+        if (!s)
+                return NULL;
+        *s = (AccountSlot) { .settings = settings_ref(settings), .account = a, .state = WORKER_STOPPED };
+        return s;
+}
+
+/* ---- status ---- */
+
+static void publish_state(Manager *m, AccountSlot *s) {
+        const char *st = slot_state(s);
+
+        if (s->removed || streq_ptr(s->published, st))
+                return;
+        s->published = st;
+        bus_emit_account_state(m->api, s->account->name, st);
+}
+
+static void update_status(Manager *m) {
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(2048);
+        uint64_t now = now_usec(m);
+        bool first = true;
+
+        for (size_t i = 0; i < m->n_slots; i++) {
+                const AccountSlot *s = m->slots[i];
+
+                if (s->removed)
+                        continue;
+                (void) strbuf_printf(&b, "%s%s: ", first ? "" : "; ", s->account->name);
+                first = false;
+                if (s->stuck)
+                        (void) strbuf_printf(&b, "stuck %s (no progress for %llu s)",
+                                             worker_state_to_string(s->state),
+                                             (unsigned long long) ((now - s->last_event) / USEC_PER_SEC));
+                else if (s->worker && s->state == WORKER_SCANNING && s->total > 0)
+                        (void) strbuf_printf(&b, "scanning %u/%u", s->progress, s->total);
+                else if (!s->worker && s->state == WORKER_FAILED)
+                        (void) strbuf_printf(&b, "error (%s)", strna(s->error));
+                else
+                        (void) strbuf_puts(&b, s->worker ? worker_state_to_string(s->state) : "stopped");
+        }
+        if (first)
+                (void) strbuf_puts(&b, "no accounts configured");
+        if (strbuf_ensure(&b) >= 0)
+                (void) sd_notifyf(0, "STATUS=%s", b.data);
+}
+
+static void arm_stuck_timer(Manager *m) {
+        uint64_t next = UINT64_MAX;
+
+        for (size_t i = 0; i < m->n_slots; i++)
+                if (slot_busy(m->slots[i]) && !m->slots[i]->stuck)
+                        next = MIN(next, m->slots[i]->last_event + m->stuck_after);
+        if (next == UINT64_MAX) {
+                if (m->stuck_timer)
+                        (void) sd_event_source_set_enabled(m->stuck_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (m->stuck_timer) {
+                (void) sd_event_source_set_time(m->stuck_timer, next);
+                (void) sd_event_source_set_enabled(m->stuck_timer, SD_EVENT_ONESHOT);
+        }
+}
+
+static int on_stuck_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) source;
+        usec = now_usec(m);
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+
+                if (!slot_busy(s) || s->stuck || usec < s->last_event + m->stuck_after)
+                        continue;
+                s->stuck = true;
+                log_full_errno_ctx(LOG_WARNING, 0, &(LogContext) { .account = s->account->name },
+                                   "no progress for %llu s while %s: the server or the network may be stalled",
+                                   (unsigned long long) ((usec - s->last_event) / USEC_PER_SEC),
+                                   worker_state_to_string(s->state));
+                publish_state(m, s);
+        }
+        update_status(m);
+        arm_stuck_timer(m);
+        return 0;
+}
+
+/* ---- notifications ---- */
+
+static void flush_notifications(Manager *m) {
+        if (m->pending.n == 0)
+                return;
+        if (m->settings->config->notify)
+                (void) notifier_show_codes(m->notifier, m->pending.codes, m->pending.n);
+        code_list_done(&m->pending);
+}
+
+static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        flush_notifications(userdata);
+        return 0;
+}
+
+static void schedule_flush(Manager *m) {
+        uint64_t when = now_usec(m) + NOTIFY_DEBOUNCE_USEC;
+
+        if (m->once || m->pending.n == 0)
+                return; /* --once shows everything in one notification at the end */
+        if (m->flush_timer) {
+                (void) sd_event_source_set_time(m->flush_timer, when);
+                (void) sd_event_source_set_enabled(m->flush_timer, SD_EVENT_ONESHOT);
+        } else if (sd_event_add_time(m->event, &m->flush_timer, CLOCK_MONOTONIC, when, 0, on_flush_timer, m) < 0)
+                flush_notifications(m);
+}
+
+static void notify_trouble(Manager *m, const AccountSlot *s, int error_code, const char *error) {
+        _cleanup_free_ char *summary = NULL, *body = NULL;
+        const char *name = s->account->name, *advice;
+        int k;
+
+        if (!m->settings->config->notify)
+                return;
+        switch (error_code) {
+        case -EACCES:
+                k = asprintf(&summary, _("alcode: login refused for '%s'"), name);
+                advice = _("Check the user name and password of this account, then run "
+                           "'systemctl --user reload alcoded'.");
+                break;
+        case -EPERM:
+                k = asprintf(&summary, _("alcode: the certificate of '%s' was refused"), name);
+                advice = _("No password was sent. If the server changed its certificate on purpose, "
+                           "update ca_file or fingerprint and reload alcoded; otherwise someone may be "
+                           "intercepting your mail.");
+                break;
+        case -ENOKEY:
+                k = asprintf(&summary, _("alcode: no password for '%s'"), name);
+                advice = _("The password_command of this account gave no password. Fix it, then run "
+                           "'systemctl --user reload alcoded'.");
+                break;
+        case -EPROTONOSUPPORT:
+                k = asprintf(&summary, _("alcode: '%s' offers no secure connection"), name);
+                advice = _("The server does not offer STARTTLS and alcode never sends a password in "
+                           "clear text. Try tls = implicit.");
+                break;
+        default:
+                k = asprintf(&summary, _("alcode: account '%s' stopped"), name);
+                advice = _("See 'alcode status' and 'journalctl --user -u alcoded'.");
+        }
+        if (k < 0 || asprintf(&body, "%s%s%s", strempty(error), isempty(error) ? "" : "\n", advice) < 0) {
+                log_oom();
+                return;
+        }
+        (void) notifier_show_trouble(m->notifier, summary, body);
+}
+
+/* ---- worker events ---- */
+
+static void check_done(Manager *m);
+
+static void handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
+        StoreBatch b = {
+                .account = e->account, .folder = e->folder, .uidvalidity = e->uidvalidity,
+                .last_uid = e->last_uid, .highest_modseq = e->highest_modseq, .move_cursor = !e->keep_cursor,
+                .messages_seen = e->messages_seen, .messages = e->messages, .n_messages = e->n_messages,
+        };
+        LogContext ctx = { .account = e->account, .folder = e->folder };
+        StoredCode *new_codes = NULL;
+        size_t n_new = 0;
+        int r;
+
+        if (slot && slot->commit_failed)
+                return; /* replayed from the stored cursor when the account starts again */
+        r = store_commit(m->store, &b, &new_codes, &n_new);
+        if (r < 0) {
+                /* Memory and disk now disagree: stop this worker rather than skip mail. */
+                log_full_errno_ctx(LOG_ERR, r, &ctx, "cannot store results, stopping this account: %m");
+                m->failed = true;
+                if (slot && slot->worker) {
+                        slot->commit_failed = true;
+                        slot_set_error(slot, strdup("cannot write to the database"));
+                        worker_stop(slot->worker);
+                        notify_trouble(m, slot, r, slot->error);
+                }
+                return;
+        }
+        for (size_t i = 0; i < n_new; i++) {
+                log_full_errno_ctx(LOG_NOTICE, 0, &ctx, "new %s%s code stored (id %" PRIi64 ")",
+                                   new_codes[i].trusted ? "" : "untrusted ",
+                                   code_kind_to_string(new_codes[i].kind), new_codes[i].id);
+                bus_emit_code_found(m->api, &new_codes[i]);
+        }
+        if (slot && !slot->scanned_once)
+                r = code_list_take(&slot->held, new_codes, n_new);
+        else {
+                r = code_list_take(&m->pending, new_codes, n_new);
+                schedule_flush(m);
+        }
+        if (r < 0)
+                log_oom(); /* the codes are stored; only their notification is lost */
+}
+
+static void handle_exit(Manager *m, AccountSlot *s, WorkerEvent *e) {
+        s->state = e->state;
+        if (e->result < 0 && !m->stopping && !s->restart_with && !s->removed)
+                m->failed = true;
+        s->worker = worker_free(s->worker);
+        s->stuck = false;
+        /* Whatever it found is stored: show it. */
+        if (code_list_move(&m->pending, &s->held) < 0)
+                log_oom();
+        schedule_flush(m);
+
+        if (s->removed) {
+                for (size_t i = 0; i < m->n_slots; i++)
+                        if (m->slots[i] == s) {
+                                memmove(m->slots + i, m->slots + i + 1, (m->n_slots - i - 1) * sizeof(AccountSlot *));
+                                m->n_slots--;
+                                break;
+                        }
+                slot_free(s);
+                return;
+        }
+        if (s->restart_with && !m->stopping) {
+                slot_switch_settings(s);
+                (void) slot_start(m, s);
+        }
+        publish_state(m, s);
+}
+
+static void handle_event(Manager *m, WorkerEvent *e) {
+        AccountSlot *s = slot_of(m, e->worker);
+
+        if (s) {
+                s->last_event = now_usec(m);
+                if (s->stuck) {
+                        s->stuck = false;
+                        log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = s->account->name },
+                                           "making progress again");
+                }
+        }
+        switch (e->type) {
+        case WORKER_EVENT_BATCH:
+                handle_batch(m, s, e);
+                break;
+        case WORKER_EVENT_STATE:
+                if (!s)
+                        break;
+                if (e->state == WORKER_FAILED && s->state != WORKER_FAILED)
+                        notify_trouble(m, s, e->error_code, e->error);
+                s->state = e->state;
+                s->progress = e->progress;
+                s->total = e->total;
+                if (e->error)
+                        slot_set_error(s, TAKE_PTR(e->error));
+                break;
+        case WORKER_EVENT_SCAN_DONE:
+                if (!s)
+                        break;
+                s->scanned_once = true;
+                s->last_pass = (int64_t) time(NULL);
+                if (!s->commit_failed)
+                        slot_set_error(s, NULL);
+                if (code_list_move(&m->pending, &s->held) < 0)
+                        log_oom();
+                if (!m->once)
+                        flush_notifications(m);
+                break;
+        case WORKER_EVENT_EXIT:
+                if (s)
+                        handle_exit(m, s, e); /* may free s */
+                return;
+        }
+        if (s)
+                publish_state(m, s);
+}
+
+static void drain_queue(Manager *m) {
+        WorkerEvent *e;
+
+        while ((e = queue_pop(m->queue))) {
+                handle_event(m, e);
+                worker_event_free(e);
+        }
+        update_status(m);
+        arm_stuck_timer(m);
+        check_done(m);
+}
+
+static int on_queue(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) s;
+        (void) fd;
+        (void) revents;
+        drain_queue(userdata);
+        return 0;
+}
+
+/* ---- stopping ---- */
+
+static bool all_exited(const Manager *m) {
+        for (size_t i = 0; i < m->n_slots; i++)
+                if (m->slots[i]->worker)
+                        return false;
+        return true;
+}
+
+static int on_exit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) s;
+        (void) usec;
+        if (!all_exited(m))
+                log_warning("Some accounts did not stop in time; exiting without them.");
+        else if (notifier_pending(m->notifier) > 0)
+                log_warning("The notification server did not answer in time; exiting.");
+        return sd_event_exit(m->event, exit_code(m));
+}
+
+static void add_exit_timer(Manager *m, uint64_t delay) {
+        if (!m->exit_timer &&
+            sd_event_add_time_relative(m->event, &m->exit_timer, CLOCK_MONOTONIC, delay, 0, on_exit_timer, m) < 0)
+                (void) sd_event_exit(m->event, exit_code(m));
+}
+
+/* Leaves the loop once every worker is gone and the notifications were answered (bounded). */
+static void check_done(Manager *m) {
+        if ((!m->once && !m->stopping) || !all_exited(m))
+                return;
+        flush_notifications(m);
+        if (notifier_pending(m->notifier) == 0)
+                (void) sd_event_exit(m->event, exit_code(m));
+        else
+                add_exit_timer(m, NOTIFY_FLUSH_TIMEOUT_USEC);
+}
+
+static int on_post(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+
+        (void) s;
+        /* A notification reply may have been the last thing we waited for. */
+        if ((m->once || m->stopping) && all_exited(m) && m->pending.n == 0 &&
+            notifier_pending(m->notifier) == 0)
+                (void) sd_event_exit(m->event, exit_code(m));
+        return 0;
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        (void) s;
+        if (m->stopping)
+                return 0;
+        log_info("Received SIG%s, stopping.", sigabbrev_np((int) si->ssi_signo));
+        (void) sd_notify(0, "STOPPING=1\nSTATUS=Stopping...");
+        m->stopping = true;
+        for (size_t i = 0; i < m->n_slots; i++)
+                if (m->slots[i]->worker)
+                        worker_stop(m->slots[i]->worker);
+        add_exit_timer(m, STOP_TIMEOUT_USEC);
+        check_done(m);
+        return 0;
+}
+
+/* ---- reload ---- */
+
+static int manager_reload(Manager *m) {
+        _cleanup_(settings_unrefp) Settings *new = NULL;
+        _cleanup_free_ AccountSlot **slots = NULL;
+        unsigned started = 0, restarted = 0, stopped = 0, kept = 0;
+        size_t n = 0;
+        bool all;
+        int r;
+
+        (void) sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration...");
+        r = settings_load(m->config_path, &new);
+        if (r < 0) {
+                log_error("The new configuration has errors (see above); keeping the running one.");
+                update_status(m);
+                (void) sd_notify(0, "READY=1");
+                return r;
+        }
+        if (!streq(new->config->database, m->settings->config->database))
+                log_warning("The database moved to '%s'; alcoded keeps using '%s' until it is restarted.",
+                            new->config->database, m->settings->config->database);
+        all = !settings_workers_equal(m->settings, new);
+        if (all)
+                log_info("Rules or employer domains changed: every account starts again.");
+
+        /* The new order is the new config's; removed accounts that are still stopping follow. */
+        slots = calloc(new->config->n_accounts + m->n_slots + 1, sizeof(AccountSlot *));
+        if (!slots)
+                return log_oom();
+        for (size_t i = 0; i < new->config->n_accounts; i++) {
+                const Account *a = &new->config->accounts[i];
+                AccountSlot *s = slot_find(m, a->name);
+
+                if (!s) {
+                        s = slot_new(new, a);
+                        if (!s)
+                                return log_oom(); /* nothing changed yet */
+                        slots[n++] = s;
+                        started++;
+                        continue;
+                }
+                slots[n++] = s;
+                s->restart_with = settings_unref(s->restart_with);
+                if (s->worker && !all && account_equal(s->account, a) && !s->commit_failed) {
+                        kept++;
+                        continue;
+                }
+                restarted++;
+                s->restart_with = settings_ref(new);
+                if (s->worker)
+                        worker_stop(s->worker);
+        }
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+                if (config_find_account(new->config, s->account->name) && !s->removed)
+                        continue;
+                if (!s->removed)
+                        stopped++;
+                s->removed = true;
+                s->restart_with = settings_unref(s->restart_with);
+                if (s->worker) {
+                        worker_stop(s->worker);
+                        slots[n++] = s;
+                } else
+                        slot_free(s);
+        }
+
+        free(m->slots);
+        m->slots = TAKE_PTR(slots);
+        m->n_slots = n;
+        settings_unref(m->settings);
+        m->settings = TAKE_PTR(new);
+        notifier_set_show_code(m->notifier, m->settings->config->notify_show_code);
+        store_set_otp_retention(m->store, (int64_t) m->settings->config->otp_retention_days * 86400);
+
+        /* Start what is new, and what was waiting on a worker that is already gone. */
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+                if (s->worker || s->removed)
+                        continue;
+                if (s->restart_with)
+                        slot_switch_settings(s);
+                (void) slot_start(m, s);
+                publish_state(m, s);
+        }
+        log_info("Configuration reloaded: %u account(s) started, %u restarted, %u stopped, %u unchanged.",
+                 started, restarted, stopped, kept);
+        bus_emit_accounts_changed(m->api);
+        update_status(m);
+        arm_stuck_timer(m);
+        (void) sd_notify(0, "READY=1");
+        return 0;
+}
+
+static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        (void) s;
+        (void) si;
+        if (m->stopping || m->once)
+                return 0;
+        log_info("Received SIGHUP, reloading the configuration.");
+        (void) manager_reload(m);
+        return 0;
+}
+
+/* ---- suspend/resume ---- */
+
+static int on_prepare_for_sleep(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int sleeping;
+
+        (void) error;
+        if (sd_bus_message_read(msg, "b", &sleeping) < 0 || sleeping)
+                return 0;
+        /* Connections did not survive the sleep: look again now rather than at the next
+         * timeout, which could be many minutes away. */
+        log_info("Resumed from sleep: checking every account now.");
+        for (size_t i = 0; i < m->n_slots; i++)
+                if (m->slots[i]->worker)
+                        worker_wake(m->slots[i]->worker, false);
+        return 0;
+}
+
+static void watch_sleep(Manager *m) {
+        int r;
+
+        r = sd_bus_open_system(&m->system_bus);
+        if (r >= 0)
+                r = sd_bus_attach_event(m->system_bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_bus_match_signal_async(m->system_bus, &m->sleep_slot, "org.freedesktop.login1",
+                                              "/org/freedesktop/login1", "org.freedesktop.login1.Manager",
+                                              "PrepareForSleep", on_prepare_for_sleep, NULL, m);
+        if (r < 0) {
+                log_debug_errno(r, "No system bus (%m): not watching for suspend and resume.");
+                m->sleep_slot = sd_bus_slot_unref(m->sleep_slot);
+                m->system_bus = sd_bus_flush_close_unref(m->system_bus);
+        }
+}
+
+/* ---- public ---- */
+
+int manager_new(const char *config_path, Settings *settings, bool once, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(Manager));
+        if (!m)
+                return -ENOMEM;
+        *m = (Manager) { .settings = settings_ref(settings), .once = once, .stuck_after = STUCK_AFTER_USEC };
+        if (config_path && !(m->config_path = strdup(config_path)))
+                return -ENOMEM;
+#ifdef ALCODE_TEST_HOOKS
+        const char *e = getenv("ALCODE_TEST_STUCK_MSEC");
+        if (e)
+                m->stuck_after = strtoull(e, NULL, 10) * USEC_PER_MSEC;
+#endif
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+        r = queue_new(&m->queue);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < m->n_slots; i++)
+                slot_free(m->slots[i]);
+        free(m->slots);
+        /* Events of workers that ended after the loop are dropped here: their cursors did not
+         * move, so the next start reads those messages again. */
+        queue_free(m->queue, worker_event_free);
+        code_list_done(&m->pending);
+        bus_free(m->api);
+        notifier_free(m->notifier);
+        sd_event_source_unref(m->queue_source);
+        sd_event_source_unref(m->flush_timer);
+        sd_event_source_unref(m->stuck_timer);
+        sd_event_source_unref(m->exit_timer);
+        sd_bus_slot_unref(m->sleep_slot);
+        sd_bus_flush_close_unref(m->system_bus);
+        sd_bus_flush_close_unref(m->bus);
+        store_close(m->store);
+        sd_event_unref(m->event);
+        settings_unref(m->settings);
+        free(m->config_path);
+        free(m);
+        return NULL;
+}
+
+static int open_session_bus(Manager *m) {
+        int r;
+
+        r = sd_bus_open_user_with_description(&m->bus, "alcoded");
+        if (r >= 0)
+                r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0) {
+                log_warning_errno(r, "No session bus (%m): no desktop notifications and no D-Bus API; "
+                                     "codes are still stored.");
+                m->bus = sd_bus_flush_close_unref(m->bus);
+                return 0;
+        }
+        if (m->once)
+                return 0;
+        r = bus_new(m->bus, m, &m->api);
+        if (r == -EEXIST)
+                return log_error_errno(r, "Another alcoded already runs on this session bus ('%s' is taken).",
+                                       BUS_NAME);
+        if (r < 0)
+                log_warning_errno(r, "Cannot publish the D-Bus API, ignoring: %m");
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        _cleanup_free_ char *error = NULL;
+        const Config *c = m->settings->config;
+        int r;
+
+        r = store_open(c->database, STORE_READ_WRITE, &m->store, &error);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the database '%s': %s", c->database, error ?: strerror(-r));
+        store_set_otp_retention(m->store, (int64_t) c->otp_retention_days * 86400);
+
+        r = open_session_bus(m);
+        if (r < 0)
+                return r;
+        r = notifier_new(m->bus, c->notify_show_code, &m->notifier);
+        if (r < 0)
+                return log_oom();
+        if (!m->once)
+                watch_sleep(m);
 
         r = sd_event_add_io(m->event, &m->queue_source, queue_fd(m->queue), EPOLLIN, on_queue, m);
         if (r < 0)
@@ -385,42 +878,36 @@ int manager_start(Manager *m) {
         r = sd_event_add_post(m->event, NULL, on_post, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot add a post handler: %m");
-        (void) sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
-        (void) sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m);
-        (void) sd_event_add_signal(m->event, NULL, SIGHUP, on_hup, m);
-        (void) sd_event_set_watchdog(m->event, true);
+        r = sd_event_add_time(m->event, &m->stuck_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_stuck_timer, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_hup, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the event loop: %m");
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Cannot enable the watchdog, ignoring: %m");
 
-        m->slots = calloc(m->config->n_accounts + 1, sizeof(AccountSlot));
+        m->slots = calloc(c->n_accounts + 1, sizeof(AccountSlot *));
         if (!m->slots)
                 return log_oom();
-        /* The user's own addresses, as `alcode scan` takes them: mail they sent is never
-         * trusted, whatever its domain. */
-        _cleanup_strv_free_ char **self = NULL;
-        for (size_t i = 0; i < m->config->n_accounts; i++)
-                if (m->config->accounts[i].user && strchr(m->config->accounts[i].user, '@') &&
-                    strv_extend(&self, m->config->accounts[i].user) < 0)
+        for (size_t i = 0; i < c->n_accounts; i++) {
+                AccountSlot *s = slot_new(m->settings, &c->accounts[i]);
+                if (!s)
                         return log_oom();
-        for (size_t i = 0; i < m->config->n_accounts; i++) {
-                const Account *a = &m->config->accounts[i];
-                WorkerOptions o = {
-                        .account = a, .rules = m->rules, .employer_domains = m->config->employer_domains,
-                        .user_addresses = self,
-                        .queue = m->queue, .once = m->once, .timeout_sec = IMAP_TIMEOUT_SEC,
-                };
-                AccountSlot *slot = &m->slots[m->n_slots++];
-
-                *slot = (AccountSlot) { .account = a, .state = WORKER_CONNECTING };
-                r = load_cursors(m, a, &o.cursors, &o.n_cursors);
+                m->slots[m->n_slots++] = s;
+                r = slot_start(m, s);
                 if (r < 0)
                         return r;
-                r = worker_start(&o, &slot->worker);
-                if (r < 0)
-                        return log_error_errno(r, "Cannot start the worker of account '%s': %m", a->name);
-                slot->running = true;
+                publish_state(m, s);
         }
         if (m->n_slots == 0)
-                log_notice("No account configured in %s: nothing to watch.", m->config->path ?: "the default config");
+                log_notice("No account configured in %s: nothing to watch.", c->path ?: "the default config");
         update_status(m);
+        arm_stuck_timer(m);
         (void) sd_notify(0, "READY=1");
         return 0;
 }
@@ -431,7 +918,75 @@ int manager_run(Manager *m) {
         if (m->once && m->n_slots == 0)
                 return 0;
         r = sd_event_loop(m->event);
-        if (r < 0)
-                return log_error_errno(r, "Event loop failed: %m");
+        if (r < 0) {
+                log_error_errno(r, "Event loop failed: %m");
+                r = 1;
+        }
+        /* What arrived after the loop ended is committed too. */
+        m->stopping = true;
+        drain_queue(m);
+        m->stuck_at_exit = !all_exited(m);
+        if (m->stuck_at_exit)
+                /* Everything committed is on disk; the store is ours alone. */
+                m->store = store_close(m->store);
         return r;
+}
+
+bool manager_stuck(const Manager *m) {
+        return m->stuck_at_exit;
+}
+
+size_t manager_n_accounts(const Manager *m) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < m->n_slots; i++)
+                n += !m->slots[i]->removed;
+        return n;
+}
+
+int manager_account_status(Manager *m, size_t i, AccountStatus *ret) {
+        AccountSlot *s = NULL;
+        int64_t last_sync = 0;
+        int r;
+
+        for (size_t k = 0, j = 0; k < m->n_slots && !s; k++)
+                if (!m->slots[k]->removed && j++ == i)
+                        s = m->slots[k];
+        if (!s)
+                return -ENOENT;
+        *ret = (AccountStatus) { .account = s->account->name, .state = slot_state(s), .error = strempty(s->error) };
+        r = store_account_stats(m->store, s->account->name, &ret->messages, &ret->codes, &last_sync);
+        if (r < 0)
+                return r;
+        ret->last_sync = MAX(last_sync, s->last_pass);
+        return 0;
+}
+
+int manager_rescan(Manager *m, const char *account) {
+        bool found = false;
+
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+
+                if (s->removed || (!isempty(account) && !streq(account, s->account->name)))
+                        continue;
+                found = true;
+                log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = s->account->name },
+                                   "rescan requested");
+                if (!s->worker && slot_start(m, s) < 0)
+                        continue;
+                /* A rescan is a backfill: what it finds is shown in one notification. */
+                s->scanned_once = false;
+                worker_wake(s->worker, true);
+                publish_state(m, s);
+        }
+        if (!found)
+                return -ENOENT;
+        update_status(m);
+        arm_stuck_timer(m);
+        return 0;
+}
+
+Store *manager_store(Manager *m) {
+        return m->store;
 }

@@ -222,6 +222,11 @@ Notifier *notifier_free(Notifier *n) {
         return NULL;
 }
 
+void notifier_set_show_code(Notifier *n, bool show_code) {
+        if (n)
+                n->show_code = show_code;
+}
+
 unsigned notifier_pending(const Notifier *n) {
         return n ? n->pending : 0;
 }
@@ -291,15 +296,21 @@ static int send_notify(Notifier *n, uint32_t replaces, const char *summary, cons
         return 0;
 }
 
-static int details_text(const StoredCode *c, char **ret) {
+/* The "default" action's text: where the code came from. The subject may hold the code itself,
+ * so it is left out when codes are masked. */
+static int details_text(const StoredCode *c, bool with_subject, char **ret) {
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(4096);
         char date[64];
 
         format_date(c->date, c->date_tz, date, sizeof date);
         (void) strbuf_printf(&b, "%s: ", _("Account"));
         (void) put_escaped(&b, c->account);
-        (void) strbuf_printf(&b, " / %s\n%s: ", c->folder, _("Subject"));
-        (void) put_escaped(&b, strempty(c->subject));
+        (void) strbuf_puts(&b, " / ");
+        (void) put_escaped(&b, c->folder);
+        if (with_subject) {
+                (void) strbuf_printf(&b, "\n%s: ", _("Subject"));
+                (void) put_escaped(&b, strempty(c->subject));
+        }
         (void) strbuf_printf(&b, "\n%s: ", _("From"));
         (void) put_escaped(&b, strna(c->sender));
         (void) strbuf_printf(&b, "\n%s: %s\n%s", _("Date"), date, _("Run 'alcode list' for every code."));
@@ -341,9 +352,10 @@ int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
                         (void) strbuf_printf(&body, "\n%s",
                                              _("This sender is not Action Logement's: do not use this code "
                                                "before checking it on actionlogement.fr."));
-                if (k->trusted && n->show_code && !(c->code = strdup(k->value)))
+                /* Copying works with the code masked too: it never shows on screen. */
+                if (k->trusted && !(c->code = strdup(k->value)))
                         goto oom;
-                if (details_text(k, &c->details) < 0)
+                if (details_text(k, n->show_code, &c->details) < 0)
                         goto oom;
         } else {
                 if (asprintf(&summary, any_untrusted ? _("Action Logement: %zu codes found (some unverified)")
@@ -362,18 +374,23 @@ int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
         }
         if (!summary || strbuf_ensure(&body) < 0 || !(c->summary = strdup(summary)))
                 goto oom;
-        return send_notify(n, 0, summary, body.data, c->code != NULL, any_untrusted ? 2 : 1, c);
+        /* Normal urgency: a look-alike in the Junk folder must not pin a notification that
+         * never expires; the warning is in the words. */
+        return send_notify(n, 0, summary, body.data, c->code != NULL, 1, c);
 oom:
         call_free(c);
         return -ENOMEM;
 }
 
 int notifier_show_trouble(Notifier *n, const char *summary, const char *body) {
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(8192);
         Call *c = calloc(1, sizeof(Call));
 
-        if (!c || !(c->summary = strdup(summary)) || !(c->details = strdup(body))) {
+        /* The server's error text is foreign: escaped like any other. */
+        if (!c || put_escaped(&b, body) < 0 || strbuf_ensure(&b) < 0 || !(c->summary = strdup(summary)) ||
+            !(c->details = strdup(b.data))) {
                 call_free(c);
                 return -ENOMEM;
         }
-        return send_notify(n, 0, summary, body, false, 2, c);
+        return send_notify(n, 0, summary, b.data, false, 2, c);
 }

@@ -12,10 +12,13 @@ typedef struct Notifier Notifier;
 /* bus may be NULL (no session bus): every call then only logs. */
 int notifier_new(sd_bus *bus, bool show_code, Notifier **ret);
 Notifier *notifier_free(Notifier *n);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Notifier *, notifier_free);
+/* After a reload: mask the codes shown from now on, or not. */
+void notifier_set_show_code(Notifier *n, bool show_code);
 
 /* One notification for one code, one grouped notification for several (a backfill). */
 int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes);
-/* Something the user must act on (refused login, changed certificate). */
+/* Something the user must act on (refused login, changed certificate): critical urgency. */
 int notifier_show_trouble(Notifier *n, const char *summary, const char *body);
 /* Notify calls still waiting for their reply. */
 unsigned notifier_pending(const Notifier *n);

@@ -1,0 +1,25 @@
+/* The daemon's own D-Bus API on the session bus (DESIGN.md): name io.github.alcode.Daemon1,
+ * object /io/github/alcode/Daemon1, interface io.github.alcode.Daemon1. Methods answer from
+ * memory and one short SQLite query, never waiting on a worker or the network. Main thread. */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "manager.h"
+#include "store.h"
+
+#define BUS_NAME "io.github.alcode.Daemon1"
+#define BUS_PATH "/io/github/alcode/Daemon1"
+#define BUS_INTERFACE "io.github.alcode.Daemon1"
+#define BUS_ERROR_NO_SUCH_ACCOUNT "io.github.alcode.Daemon1.Error.NoSuchAccount"
+
+typedef struct Bus Bus;
+
+/* Publishes the object and takes the name. -EEXIST when another alcoded owns it. */
+int bus_new(sd_bus *bus, Manager *m, Bus **ret);
+Bus *bus_free(Bus *b);
+
+/* Signals and property changes; each accepts b == NULL (no bus) and only logs its failures. */
+void bus_emit_code_found(Bus *b, const StoredCode *c);
+void bus_emit_account_state(Bus *b, const char *account, const char *state);
+void bus_emit_accounts_changed(Bus *b);
