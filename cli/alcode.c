@@ -39,6 +39,8 @@ static const Verb verbs[] = {
         { "check", verb_check, "" },
         { "export", verb_export, "csv" },
         { "forget", verb_forget, "" },
+        { "status", verb_status, "" },
+        { "rescan", verb_rescan, "" },
 };
 
 static void help(void) {
@@ -52,7 +54,9 @@ static void help(void) {
                  "                           look for codes in .eml files, Maildir folders, mbox files\n"
                  "  check                    check the configuration and rules\n"
                  "  export --json|--csv      every code with its provenance\n"
-                 "  forget ID                remove one code\n\n"
+                 "  forget ID                remove one code\n"
+                 "  status                   what the running alcoded is doing, per account\n"
+                 "  rescan [ACCOUNT]         make alcoded read every message again\n\n"
                  "Kinds: specific, company, access, otp, request, file.\n\n"
                  "Options:\n"
                  "      --db FILE            database (default ~/.local/share/alcode/alcode.db)\n"

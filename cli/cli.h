@@ -74,3 +74,5 @@ CLI_VERB(export);
 CLI_VERB(forget);
 CLI_VERB(scan);
 CLI_VERB(check);
+CLI_VERB(status);
+CLI_VERB(rescan);

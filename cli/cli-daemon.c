@@ -1,0 +1,222 @@
+/* Verbs that talk to the running daemon over its D-Bus API (DESIGN.md): status and rescan.
+ * The daemon has no D-Bus service file, so asking never starts it: no bus, or no owner of the
+ * name, means "not running" (exit 3). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+
+#include "cli.h"
+#include "i18n.h"
+
+#define DAEMON_NAME "io.github.alcode.Daemon1"
+#define DAEMON_PATH "/io/github/alcode/Daemon1"
+#define DAEMON_INTERFACE "io.github.alcode.Daemon1"
+#define CALL_TIMEOUT_USEC (25 * 1000000ULL)
+
+static int not_running(void) {
+        fprintf(stderr, _("alcode: alcoded is not running (start it with 'systemctl --user start alcoded').\n"));
+        return EXIT_NO_DAEMON;
+}
+
+static bool error_means_not_running(const sd_bus_error *e) {
+        return sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
+                                      SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED);
+}
+
+/* Calls method; returns 0 with *ret_reply, EXIT_NO_DAEMON, or 1 after printing the error. */
+static int call(const char *method, sd_bus_message **ret_reply, const char *types, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_open_user(&bus);
+        if (r < 0)
+                return not_running(); /* no session bus at all */
+        r = sd_bus_message_new_method_call(bus, &m, DAEMON_NAME, DAEMON_PATH, DAEMON_INTERFACE, method);
+        if (r >= 0)
+                r = sd_bus_message_set_auto_start(m, false);
+        if (r >= 0 && types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+        }
+        if (r < 0) {
+                fprintf(stderr, _("alcode: cannot build the D-Bus call: %s\n"), strerror(-r));
+                return 1;
+        }
+        r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &error, ret_reply);
+        if (r >= 0)
+                return 0;
+        if (error_means_not_running(&error) || r == -ENOTCONN || r == -ECONNRESET)
+                return not_running();
+        if (sd_bus_error_has_name(&error, DAEMON_INTERFACE ".Error.NoSuchAccount")) {
+                fprintf(stderr, "alcode: %s\n", error.message);
+                return EXIT_BAD_INPUT;
+        }
+        fprintf(stderr, _("alcode: alcoded answered with an error: %s\n"),
+                error.message ?: strerror(-r));
+        return 1;
+}
+
+static const char *state_words(const char *state) {
+        static const struct {
+                const char *state;
+                const char *words;
+        } table[] = {
+                { "connecting", N_("connecting") }, { "scanning", N_("scanning") },
+                { "idle", N_("watching") },         { "backoff", N_("waiting to reconnect") },
+                { "failed", N_("failed") },         { "stopped", N_("stopped") },
+                { "stuck", N_("stuck") },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (streq(state, table[i].state))
+                        return _(table[i].words);
+        return state;
+}
+
+static void format_time(uint64_t t, bool utc, char *buf, size_t size) {
+        time_t tt = (time_t) t;
+        struct tm tm;
+
+        if (t == 0 || !(utc ? gmtime_r(&tt, &tm) : localtime_r(&tt, &tm)) ||
+            strftime(buf, size, utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M", &tm) == 0)
+                (void) snprintf(buf, size, utc ? "" : "-");
+}
+
+/* JSON string literal (RFC 8259): quotes, backslashes and control characters escaped. */
+static void print_json_string(const char *s) {
+        putchar('"');
+        for (; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+                if (c == '"' || c == '\\')
+                        printf("\\%c", c);
+                else if (c < 0x20)
+                        printf("\\u%04x", c);
+                else
+                        putchar(c);
+        }
+        putchar('"');
+}
+
+typedef struct StatusRow {
+        const char *account, *state, *error;
+        uint64_t last_sync, messages;
+        int64_t codes;
+} StatusRow;
+
+static void print_status_json(const StatusRow *r) {
+        char when[32];
+
+        format_time(r->last_sync, true, when, sizeof when);
+        fputs("{\"account\":", stdout);
+        print_json_string(r->account);
+        fputs(",\"state\":", stdout);
+        print_json_string(r->state);
+        fputs(",\"error\":", stdout);
+        if (isempty(r->error))
+                fputs("null", stdout);
+        else
+                print_json_string(r->error);
+        fputs(",\"last_sync\":", stdout);
+        if (r->last_sync == 0)
+                fputs("null", stdout);
+        else
+                print_json_string(when);
+        printf(",\"messages\":%" PRIu64 ",\"codes\":%" PRIi64 "}\n", r->messages, r->codes);
+}
+
+int verb_status(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        StatusRow *rows = NULL;
+        size_t n = 0, wa, ws;
+        int r;
+
+        (void) argv;
+        if (argc > 1) {
+                fprintf(stderr, _("alcode status: unexpected argument '%s'.\n"), argv[1]);
+                return EXIT_BAD_INPUT;
+        }
+        r = call("Status", &reply, NULL);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "(sssttx)");
+        for (;;) {
+                StatusRow row;
+                if (r < 0)
+                        break;
+                r = sd_bus_message_read(reply, "(sssttx)", &row.account, &row.state, &row.error, &row.last_sync,
+                                        &row.messages, &row.codes);
+                if (r <= 0)
+                        break;
+                StatusRow *l = reallocarray(rows, n + 1, sizeof(StatusRow));
+                if (!l) {
+                        r = -ENOMEM;
+                        break;
+                }
+                rows = l;
+                rows[n++] = row;
+        }
+        if (r < 0) {
+                free(rows);
+                fprintf(stderr, _("alcode: cannot read alcoded's answer: %s\n"), strerror(-r));
+                return 1;
+        }
+
+        if (arg_json) {
+                for (size_t i = 0; i < n; i++)
+                        print_status_json(&rows[i]);
+                free(rows);
+                return 0;
+        }
+        if (n == 0) {
+                printf(_("alcoded is running, with no account configured.\n"));
+                free(rows);
+                return 0;
+        }
+        wa = strlen(_("ACCOUNT"));
+        ws = strlen(_("STATE"));
+        for (size_t i = 0; i < n; i++) {
+                wa = MAX(wa, strlen(rows[i].account));
+                ws = MAX(ws, strlen(state_words(rows[i].state)));
+        }
+        printf("%s%-*s  %-*s  %-16s  %9s  %5s%s\n", ansi_bold(), (int) wa, _("ACCOUNT"), (int) ws, _("STATE"),
+               _("LAST SYNC"), _("MESSAGES"), _("CODES"), ansi_normal());
+        for (size_t i = 0; i < n; i++) {
+                const StatusRow *row = &rows[i];
+                char when[32];
+                bool bad = streq(row->state, "failed") || streq(row->state, "stuck") ||
+                           streq(row->state, "backoff");
+
+                format_time(row->last_sync, false, when, sizeof when);
+                printf("%-*s  %s%-*s%s  %-16s  %9" PRIu64 "  %5" PRIi64 "\n", (int) wa, row->account,
+                       bad ? ansi_red() : "", (int) ws, state_words(row->state), bad ? ansi_normal() : "", when,
+                       row->messages, row->codes);
+                if (!isempty(row->error))
+                        printf("%*s  %s%s%s\n", (int) wa, "", ansi_grey(), row->error, ansi_normal());
+        }
+        free(rows);
+        return 0;
+}
+
+int verb_rescan(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *account = argc > 1 ? argv[1] : "";
+        int r;
+
+        if (argc > 2) {
+                fprintf(stderr, _("alcode rescan: unexpected argument '%s'.\n"), argv[2]);
+                return EXIT_BAD_INPUT;
+        }
+        r = call("Rescan", &reply, "s", account);
+        if (r != 0)
+                return r;
+        if (isempty(account))
+                printf(_("alcoded is reading every account again.\n"));
+        else
+                printf(_("alcoded is reading account '%s' again.\n"), account);
+        return 0;
+}
