@@ -582,3 +582,220 @@ def main():
             sys.exit(1)
         sys.exit(SKIP)
     sys.exit(0 if res.wasSuccessful() else 1)
+
+
+# ---- Daemon helpers: sd_notify, bus monitoring, code mails, a stalled server ----
+
+class NotifySocket:
+    """A NOTIFY_SOCKET that collects what sd_notify() sends (READY=1, STATUS=, WATCHDOG=1…)."""
+
+    def __init__(self, tmp, name="notify.sock"):
+        import threading
+        self.path = tmp.join(name)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            with self._lock:
+                self.messages.append((time.monotonic(), data.decode("utf-8", "replace")))
+
+    def env(self, watchdog_usec=None):
+        env = {"NOTIFY_SOCKET": self.path}
+        if watchdog_usec:
+            env["WATCHDOG_USEC"] = str(watchdog_usec)
+        return env
+
+    def fields(self):
+        """Every KEY=VALUE line received, in order, as (key, value)."""
+        with self._lock:
+            msgs = list(self.messages)
+        out = []
+        for _, m in msgs:
+            for line in m.split("\n"):
+                if "=" in line:
+                    out.append(tuple(line.split("=", 1)))
+        return out
+
+    def values(self, key):
+        return [v for k, v in self.fields() if k == key]
+
+    def wait(self, key, value=None, timeout=15, since=0):
+        """Waits for KEY=VALUE (any value when None; value may be a callable) after `since` fields."""
+        def seen():
+            for k, v in self.fields()[since:]:
+                if k == key and (value is None or (value(v) if callable(value) else v == value)):
+                    return v
+            return None
+        return wait_for(seen, timeout=timeout, what="%s=%s on NOTIFY_SOCKET" % (key, value or "…"))
+
+    def close(self):
+        self.sock.close()
+
+
+class BusMonitor:
+    """`busctl monitor --json=short` on a DBusSession: every message on the bus, parsed."""
+
+    def __init__(self, bus):
+        import threading
+        require_tools("busctl")
+        self.bus = bus
+        self.messages = []
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(["busctl", "--address=" + bus.address, "monitor", "--json=short"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        # Ready once our own probe signal comes back.
+        n = [0]
+
+        def probed():
+            n[0] += 1
+            subprocess.run(["busctl", "--address=" + bus.address, "emit", "/io/github/alcode/Test",
+                            "io.github.alcode.Test", "Probe"], capture_output=True)
+            return self.find(member="Probe")
+        wait_for(probed, what="the bus monitor", interval=0.05)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                m = json.loads(line)
+            except ValueError:
+                continue
+            with self._lock:
+                self.messages.append(m)
+
+    def find(self, type=None, member=None, interface=None):
+        with self._lock:
+            msgs = list(self.messages)
+        return [m for m in msgs if (type is None or m.get("type") == type)
+                and (member is None or m.get("member") == member)
+                and (interface is None or m.get("interface") == interface)]
+
+    def notify_calls(self):
+        """Notify calls as dicts: app, replaces, icon, summary, body, actions {key: label}, hints, timeout, time."""
+        out = []
+        for m in self.find(type="method_call", member="Notify", interface="org.freedesktop.Notifications"):
+            app, replaces, icon, summary, body, actions, hints, timeout = m["payload"]["data"]
+            out.append({"app": app, "replaces": replaces, "icon": icon, "summary": summary, "body": body,
+                        "actions": dict(zip(actions[::2], actions[1::2])),
+                        "hints": {k: v["data"] for k, v in hints.items()}, "timeout": timeout,
+                        "time": m.get("timestamp-realtime", 0) / 1e6})
+        return out
+
+    def signals(self, member, interface=None):
+        return [m["payload"]["data"] for m in self.find(type="signal", member=member, interface=interface)]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+        self.proc.stdout.close()
+
+
+def busctl(bus, *args, check=True):
+    """busctl --address=BUS ARGS --json=short; returns the parsed JSON (or None)."""
+    r = subprocess.run(["busctl", "--address=" + bus.address, "--json=short"] + list(args),
+                       capture_output=True, text=True, timeout=30)
+    if check and r.returncode != 0:
+        raise AssertionError("busctl %s: %s" % (" ".join(args), r.stderr))
+    return json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else r
+
+
+def code_mail(code, sender="notifications@al-in.fr", name="AL'in", msgid=None, date=None,
+              auth_domain="al-in.fr"):
+    """An AL'in "code spécifique" mail (text/plain, UTF-8) carrying `code` as written."""
+    import email.utils
+    msgid = msgid or "<%s.%d@%s>" % (code.replace(" ", ""), time.monotonic_ns(), sender.split("@")[1])
+    date = date or email.utils.formatdate(localtime=True)
+    auth = ("Authentication-Results: mx.test.example; dkim=pass header.d=%s; dmarc=pass header.from=%s\r\n"
+            % (auth_domain, auth_domain)) if auth_domain else ""
+    return ("From: %s <%s>\r\nTo: camille@test.example\r\nSubject: =?utf-8?q?Votre_code_sp=C3=A9cifique_AL=27in?=\r\n"
+            "Date: %s\r\nMessage-ID: %s\r\nMIME-Version: 1.0\r\n%s"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            "Bonjour Camille,\r\n\r\nVotre inscription sur AL'in est validée.\r\n"
+            "Votre code spécifique : %s\r\n\r\nL'équipe AL'in - Action Logement\r\n"
+            % (name, sender, date, msgid, auth, code)).encode("utf-8")
+
+
+def random_codes(n, seed=1):
+    """n distinct code values as written ("AB12 CD34"), each with letters and digits."""
+    import random
+    rnd = random.Random(seed)
+    letters, digits = "ABCDEFGHJKLMNPQRSTUVWXYZ", "23456789"
+    out = set()
+    while len(out) < n:
+        chars = [rnd.choice(letters), rnd.choice(digits), rnd.choice(letters), rnd.choice(digits)]
+        chars += [rnd.choice(letters + digits) for _ in range(4)]
+        out.add("".join(chars[:4]) + " " + "".join(chars[4:]))
+    return sorted(out)
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never says a word: a stalled IMAP server."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def stop(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def start_daemon(test, alcode, *args, notify=None, env=None, watchdog_usec=None):
+    """Starts alcoded (stopped with SIGKILL at cleanup if still running) and waits for READY=1
+    when notify (a NotifySocket) is given. Returns the Popen."""
+    extra = dict(env or {})
+    if notify:
+        extra.update(notify.env(watchdog_usec))
+    p = alcode.spawn_daemon(*args, env=extra)
+
+    def cleanup():
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.logfile.close()
+    test.addCleanup(cleanup)
+    if notify:
+        def ready():
+            if p.poll() is not None:
+                raise AssertionError("alcoded exited %d before READY=1:\n%s" % (p.returncode, read_log(p)))
+            return "1" in notify.values("READY")
+        try:
+            wait_for(ready, timeout=30, what="READY=1")
+        except TimeoutError:
+            raise AssertionError("no READY=1; alcoded said:\n" + read_log(p))
+    return p
+
+
+def stop_daemon(p, sig=signal.SIGTERM, timeout=10):
+    """Sends sig and waits; returns (exit code, seconds it took)."""
+    t0 = time.monotonic()
+    p.send_signal(sig)
+    code = p.wait(timeout=timeout)
+    return code, time.monotonic() - t0

@@ -1,0 +1,203 @@
+"""Notifications when things are not ideal, and logging under systemd:
+- no notification server on the bus, or no session bus at all: codes are stored, one warning;
+- notify_show_code = no: the code is masked on screen but can still be copied; notify = no: silence;
+- under systemd (JOURNAL_STREAM names our stderr) records go to the journal socket with ACCOUNT=,
+  FOLDER=, UID= fields, and no record carries a code or the password."""
+
+import json
+import os
+import shutil
+import subprocess
+import unittest
+
+from alcodetest import (Alcode, BusMonitor, DBusSession, Dovecot, TempDir, binary, code_mail, main,
+                        random_codes, under_ci)
+
+PASSWORD = "pw-jude-8842"
+
+# Runs inside a private mount namespace with a tmpfs on /run/systemd: binds the journal's native
+# socket, runs the command with JOURNAL_STREAM pointing at its stderr, and writes what arrived.
+JOURNAL_LISTENER = r'''
+import array, json, os, socket, struct, subprocess, sys, threading
+out, argv = sys.argv[1], sys.argv[2:]
+os.makedirs("/run/systemd/journal", exist_ok=True)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/run/systemd/journal/socket")
+records = []
+
+def parse(data):
+    rec, i = {}, 0
+    while i < len(data):
+        nl = data.index(b"\n", i)
+        line = data[i:nl]
+        if b"=" in line:
+            k, v = line.split(b"=", 1)
+            i = nl + 1
+        else:  # binary-safe form: KEY\n<le64 size><bytes>\n
+            k = line
+            n = struct.unpack("<Q", data[nl + 1:nl + 9])[0]
+            v = data[nl + 9:nl + 9 + n]
+            i = nl + 9 + n + 1
+        rec[k.decode()] = v.decode("utf-8", "replace")
+    return rec
+
+def read():
+    while True:
+        fds = array.array("i")
+        try:
+            data, anc, _, _ = s.recvmsg(1 << 20, socket.CMSG_SPACE(4 * fds.itemsize))
+        except OSError:
+            return
+        for level, type, payload in anc:
+            if level == socket.SOL_SOCKET and type == socket.SCM_RIGHTS:
+                fd = struct.unpack("i", payload[:4])[0]
+                data = os.pread(fd, 1 << 24, 0)
+                os.close(fd)
+        if data == b"END":
+            return
+        records.append(parse(data))
+
+t = threading.Thread(target=read)
+t.start()
+with open(out + ".stderr", "w+") as err:
+    st = os.fstat(err.fileno())
+    env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+    rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=err, env=env).returncode
+    err.seek(0)
+    stderr = err.read()
+c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+c.sendto(b"END", "/run/systemd/journal/socket")
+t.join()
+with open(out, "w") as f:
+    json.dump({"rc": rc, "records": records, "stderr": stderr}, f)
+'''
+
+
+class Notify(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir()
+        cls.dovecot = Dovecot(cls.tmp, users={"jude": PASSWORD})
+        cls.codes = random_codes(2, seed=11)
+        cls.dovecot.deliver("jude", "INBOX", code_mail(cls.codes[0]))
+        cls.dovecot.deliver("jude", "Archive", code_mail(cls.codes[1]))
+        cls.dovecot.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dovecot.stop()
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.t = TempDir()
+        self.addCleanup(self.t.cleanup)
+
+    def alcode(self, bus, extra=""):
+        a = Alcode(self.t, bus=bus)
+        a.write_config(extra + self.dovecot.account_config("jude", user="jude"))
+        return a
+
+    def stored(self, a):
+        return sorted(v for (v,) in a.sql("SELECT value FROM codes"))
+
+    def test_no_notification_server(self):
+        bus = DBusSession(self.t)
+        self.addCleanup(bus.stop)
+        a = self.alcode(bus)
+        r = a.daemon("--once")
+        self.assertEqual(self.stored(a), sorted(c.replace(" ", "") for c in self.codes))
+        warnings = [l for l in r.stderr.splitlines() if "Cannot show a desktop notification" in l]
+        self.assertEqual(len(warnings), 1, r.stderr)
+        self.assertIn("warning:", warnings[0])
+        self.assertIn("the code is stored", warnings[0])
+
+    def test_no_session_bus(self):
+        a = self.alcode(None)
+        r = a.daemon("--once")
+        self.assertEqual(len(self.stored(a)), 2)
+        self.assertIn("warning: No session bus", r.stderr)
+
+    def test_masked_code_can_still_be_copied(self):
+        bus = DBusSession(self.t)
+        self.addCleanup(bus.stop)
+        monitor = BusMonitor(bus)
+        self.addCleanup(monitor.stop)
+        a = self.alcode(bus, "[alcode]\nnotify_show_code = no\n")
+        a.daemon("--once")
+        calls = monitor.notify_calls()
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(calls[0]["summary"], "Action Logement: 2 codes found")
+        for c in self.codes:
+            self.assertNotIn(c, calls[0]["body"])
+        self.assertEqual(calls[0]["body"].count("••••••••"), 2)
+
+        # One code at a time: masked, yet "copy" is offered (it never shows on screen).
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(a.db + suffix):
+                os.remove(a.db + suffix)
+        a.write_config("[alcode]\nnotify_show_code = no\n" + self.dovecot.account_config(
+            "jude", user="jude", extra="folders = INBOX\n"))
+        a.daemon("--once")
+        single = monitor.notify_calls()[1]
+        self.assertEqual(single["summary"], "Action Logement: specific code")
+        self.assertNotIn(self.codes[0], single["body"])
+        self.assertTrue(single["body"].startswith("••••••••\n"))
+        self.assertIn("copy", single["actions"])
+
+    def test_notify_no_is_silent(self):
+        bus = DBusSession(self.t)
+        self.addCleanup(bus.stop)
+        monitor = BusMonitor(bus)
+        self.addCleanup(monitor.stop)
+        a = self.alcode(bus, "[alcode]\nnotify = no\n")
+        a.daemon("--once")
+        self.assertEqual(len(self.stored(a)), 2)
+        self.assertEqual(monitor.notify_calls(), [])
+
+    def test_journal_fields(self):
+        unshare = shutil.which("unshare")
+        if not unshare:
+            if under_ci():
+                raise RuntimeError("unshare (util-linux) is missing")
+            self.skipTest("no unshare")
+        target = "/run/systemd" if os.path.isdir("/run/systemd") else "/run"
+        ns = [unshare, "--mount", "--propagation", "private"]
+        if os.geteuid() != 0:
+            ns.insert(1, "--map-root-user")
+        listener = self.t.join("listener.py")
+        with open(listener, "w") as f:
+            f.write(JOURNAL_LISTENER)
+        out = self.t.join("journal.json")
+        a = self.alcode(None, "[alcode]\nnotify = no\n")
+        script = 'mount -t tmpfs tmpfs "$1" && shift && exec "$@"'
+        r = subprocess.run(ns + ["sh", "-c", script, "sh", target, "/usr/bin/python3", listener, out,
+                                 binary("alcoded"), "--once", "--verbose"],
+                           env=a.env(), capture_output=True, text=True, timeout=120)
+        if r.returncode != 0 and not os.path.exists(out):
+            self.skipTest("cannot make a private mount namespace here: " + r.stderr.strip())
+        with open(out) as f:
+            result = json.load(f)
+        self.assertEqual(result["rc"], 0, result["stderr"])
+        records = result["records"]
+        self.assertTrue(records, result["stderr"])
+        self.assertTrue(all(rec.get("SYSLOG_IDENTIFIER") == "alcoded" for rec in records))
+        found = [rec for rec in records if "found 1 code" in rec.get("MESSAGE", "")]
+        self.assertEqual(len(found), 2, records)
+        for rec in found:
+            self.assertEqual(rec["ACCOUNT"], "jude")
+            self.assertIn(rec["FOLDER"], ("INBOX", "Archive"))
+            self.assertRegex(rec["UID"], r"^\d+$")
+            self.assertEqual(rec["PRIORITY"], "6")
+            self.assertNotIn("jude", rec["MESSAGE"])  # the context is in fields, not the text
+        # Fields are present only when set.
+        plain = [rec for rec in records if "ACCOUNT" not in rec]
+        self.assertTrue(all("FOLDER" not in rec and "UID" not in rec for rec in plain))
+        # Nothing went to stderr, and no record holds a code or the password.
+        self.assertEqual(result["stderr"], "")
+        dump = json.dumps(records, ensure_ascii=False)
+        for secret in self.codes + [c.replace(" ", "") for c in self.codes] + [PASSWORD]:
+            self.assertNotIn(secret, dump)
+
+
+if __name__ == "__main__":
+    main()
