@@ -1,8 +1,8 @@
 /* Main loop. Worker events arrive through the queue's eventfd: a BATCH is committed in one
  * transaction (codes + cursor), its new codes are announced (CodeFound) and shown. While an
  * account backfills (its first pass, or a Rescan) its new codes are held back and shown as one
- * notification when the pass ends; afterwards each code goes out after a short debounce, so a
- * burst still makes one notification but a lone code is not kept waiting.
+ * notification when the pass ends; afterwards the codes of every batch drained in one go are
+ * shown together, at once: a burst makes one notification and a lone code waits for nothing.
  *
  * Slots: one per account, in config order. A slot holds a reference on the Settings its worker
  * was started with, because the worker borrows the Account and Rules in it. SIGHUP loads new
@@ -20,6 +20,7 @@
  * arrives, flush notifications and leave within STOP_TIMEOUT, stuck worker or not. */
 #include <assert.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <systemd/sd-bus.h>
@@ -43,7 +44,6 @@
 #define IMAP_TIMEOUT_SEC 30
 #define STOP_TIMEOUT_USEC (3 * USEC_PER_SEC)
 #define NOTIFY_FLUSH_TIMEOUT_USEC (3 * USEC_PER_SEC)
-#define NOTIFY_DEBOUNCE_USEC (200 * USEC_PER_MSEC)
 /* A batch of FETCH_BATCH messages is several commands, each bounded by the IMAP timeout. */
 #define STUCK_AFTER_USEC (4 * IMAP_TIMEOUT_SEC * USEC_PER_SEC)
 
@@ -81,10 +81,10 @@ struct Manager {
         Settings *settings;       /* the current configuration */
         Store *store;
         Queue *queue;
-        sd_event_source *queue_source, *flush_timer, *stuck_timer, *exit_timer;
+        sd_event_source *queue_source, *stuck_timer, *exit_timer;
         AccountSlot **slots;
         size_t n_slots;
-        CodeList pending;         /* new codes to show after the debounce */
+        CodeList pending;         /* new codes to show once the queue is drained */
         uint64_t stuck_after;
         bool once;
         bool stopping;
@@ -369,25 +369,6 @@ static void flush_notifications(Manager *m) {
         code_list_done(&m->pending);
 }
 
-static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        (void) s;
-        (void) usec;
-        flush_notifications(userdata);
-        return 0;
-}
-
-static void schedule_flush(Manager *m) {
-        uint64_t when = now_usec(m) + NOTIFY_DEBOUNCE_USEC;
-
-        if (m->once || m->pending.n == 0)
-                return; /* --once shows everything in one notification at the end */
-        if (m->flush_timer) {
-                (void) sd_event_source_set_time(m->flush_timer, when);
-                (void) sd_event_source_set_enabled(m->flush_timer, SD_EVENT_ONESHOT);
-        } else if (sd_event_add_time(m->event, &m->flush_timer, CLOCK_MONOTONIC, when, 0, on_flush_timer, m) < 0)
-                flush_notifications(m);
-}
-
 static void notify_trouble(Manager *m, const AccountSlot *s, int error_code, const char *error) {
         _cleanup_free_ char *summary = NULL, *body = NULL;
         const char *name = s->account->name, *advice;
@@ -428,6 +409,15 @@ static void notify_trouble(Manager *m, const AccountSlot *s, int error_code, con
         (void) notifier_show_trouble(m->notifier, summary, body);
 }
 
+/* A pass leaves its message buffers free in the worker's malloc arena, which glibc keeps:
+ * after a backfill that is megabytes per account. Give them back once no pass is running. */
+static void trim_memory(Manager *m) {
+        for (size_t i = 0; i < m->n_slots; i++)
+                if (m->slots[i]->worker && m->slots[i]->state == WORKER_SCANNING)
+                        return;
+        (void) malloc_trim(0);
+}
+
 /* ---- worker events ---- */
 
 static void check_done(Manager *m);
@@ -466,10 +456,8 @@ static void handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
         }
         if (slot && !slot->scanned_once)
                 r = code_list_take(&slot->held, new_codes, n_new);
-        else {
+        else
                 r = code_list_take(&m->pending, new_codes, n_new);
-                schedule_flush(m);
-        }
         if (r < 0)
                 log_oom(); /* the codes are stored; only their notification is lost */
 }
@@ -483,7 +471,6 @@ static void handle_exit(Manager *m, AccountSlot *s, WorkerEvent *e) {
         /* Whatever it found is stored: show it. */
         if (code_list_move(&m->pending, &s->held) < 0)
                 log_oom();
-        schedule_flush(m);
 
         if (s->removed) {
                 for (size_t i = 0; i < m->n_slots; i++)
@@ -522,11 +509,14 @@ static void handle_event(Manager *m, WorkerEvent *e) {
                         break;
                 if (e->state == WORKER_FAILED && s->state != WORKER_FAILED)
                         notify_trouble(m, s, e->error_code, e->error);
+                bool pass_ended = e->state == WORKER_IDLE && s->state != WORKER_IDLE;
                 s->state = e->state;
                 s->progress = e->progress;
                 s->total = e->total;
                 if (e->error)
                         slot_set_error(s, TAKE_PTR(e->error));
+                if (pass_ended)
+                        trim_memory(m);
                 break;
         case WORKER_EVENT_SCAN_DONE:
                 if (!s)
@@ -537,8 +527,6 @@ static void handle_event(Manager *m, WorkerEvent *e) {
                         slot_set_error(s, NULL);
                 if (code_list_move(&m->pending, &s->held) < 0)
                         log_oom();
-                if (!m->once)
-                        flush_notifications(m);
                 break;
         case WORKER_EVENT_EXIT:
                 if (s)
@@ -556,6 +544,9 @@ static void drain_queue(Manager *m) {
                 handle_event(m, e);
                 worker_event_free(e);
         }
+        /* --once shows everything in one notification at the end. */
+        if (!m->once)
+                flush_notifications(m);
         update_status(m);
         arm_stuck_timer(m);
         check_done(m);
@@ -816,7 +807,6 @@ Manager *manager_free(Manager *m) {
         bus_free(m->api);
         notifier_free(m->notifier);
         sd_event_source_unref(m->queue_source);
-        sd_event_source_unref(m->flush_timer);
         sd_event_source_unref(m->stuck_timer);
         sd_event_source_unref(m->exit_timer);
         sd_bus_slot_unref(m->sleep_slot);
