@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""Idle cost: memory (Pss and RSS from /proc/PID/smaps_rollup) and wake-ups per minute of alcoded
+watching 1 and 10 accounts, beside Mailnag watching the same accounts, on one local dovecot.
+
+Each daemon first syncs its accounts (small mailboxes), then sits idle for --window seconds; a
+wake-up is one context switch of any of its threads (/proc/PID/task/*/status). alcoded runs as
+its unit would: WATCHDOG_USEC from WatchdogSec=60s, so sd-event pings every ~15-30 s.
+
+Usage: bench/idle.py [--window SECONDS] [--build DIR]   (plain build: cmake -B build && cmake --build build)"""
+
+import argparse
+import os
+import subprocess
+import time
+
+from notify_mailnag import mailnag_available, memory_kib, start_mailnag, threads_ctxt_switches
+
+import alcodetest
+from alcodetest import (Alcode, BusMonitor, DBusSession, Dovecot, NotifySocket, Notifications, TempDir, code_mail,
+                        random_codes, wait_for)
+
+WATCHDOG_USEC = 60 * 1000000
+
+
+def settle(bus):
+    """Closes the notifications of the first sync: their expiry would wake the daemon mid-window."""
+    subprocess.run(["dunstctl", "close-all"], env=dict(os.environ, **bus.env()), capture_output=True)
+    time.sleep(1)
+
+
+def measure(pid, window):
+    """(Pss KiB, Rss KiB, wake-ups per minute) over window seconds."""
+    before = threads_ctxt_switches(pid)
+    time.sleep(window)  # the thing being measured is precisely what happens while we wait
+    after = threads_ctxt_switches(pid)
+    pss, rss = memory_kib(pid)
+    return pss, rss, (after - before) * 60.0 / window
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--window", type=float, default=60.0)
+    ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
+    args = ap.parse_args()
+    alcodetest.BUILD_DIR = os.path.abspath(args.build)
+
+    users = {"u%02d" % i: "pw-u%02d-%04d" % (i, 1000 + i) for i in range(10)}
+    tmp = TempDir("alcode-bench-")
+    rows = []
+    try:
+        dovecot = Dovecot(tmp, users=users)
+        codes = iter(random_codes(10, seed=5))
+        for u in users:
+            dovecot.deliver(u, "INBOX", code_mail(next(codes)))
+            for i in range(20):
+                dovecot.deliver(u, "INBOX", b"From: a@shop.example\r\nSubject: offer %d\r\n\r\nhello\r\n" % i)
+        dovecot.start()
+        for n in (1, 10):
+            names = sorted(users)[:n]
+            t = TempDir("alcode-bench-run-")
+            bus = DBusSession(t)
+            notifications = Notifications(t, bus)
+            try:
+                alcode = Alcode(t, bus=bus)
+                alcode.write_config("".join(dovecot.account_config(u, user=u) for u in names))
+                notify = NotifySocket(t)
+                p = alcode.spawn_daemon(env=notify.env(WATCHDOG_USEC))
+                want = "; ".join("%s: idle" % u for u in names)
+                wait_for(lambda: want in notify.values("STATUS"), timeout=120, what="alcoded idle")
+                settle(bus)
+                rows.append(("alcoded", n) + measure(p.pid, args.window))
+                p.terminate()
+                p.wait(timeout=10)
+                p.logfile.close()
+                notify.close()
+
+                if mailnag_available():
+                    m = start_mailnag(t, dovecot, names, bus, notifications.display)
+                    # Idle once its first check notified the unread mail of every account.
+                    monitor = BusMonitor(bus)
+                    # It notifies the unread mail of its first check; then its IDLE threads start.
+                    wait_for(lambda: [c for c in monitor.notify_calls() if c["app"] == "Mailnag"], timeout=60,
+                             what="Mailnag's first check")
+                    monitor.stop()
+                    time.sleep(5)  # no event tells when its IDLE set-up is over
+                    settle(bus)
+                    rows.append(("Mailnag 2.2", n) + measure(m.pid, args.window))
+                    m.terminate()
+                    m.wait(timeout=15)
+            finally:
+                notifications.stop()
+                bus.stop()
+                t.cleanup()
+    finally:
+        if "dovecot" in locals():
+            dovecot.stop()
+        tmp.cleanup()
+
+    print("\nIdle, %g s window (Pss/RSS in MiB; wake-ups = context switches of all threads per minute)"
+          % args.window)
+    print("| daemon | accounts | Pss | RSS | wake-ups/min |")
+    print("|---|---|---|---|---|")
+    for name, n, pss, rss, wakeups in rows:
+        print("| %s | %d | %.1f | %.1f | %.1f |" % (name, n, pss / 1024, rss / 1024, wakeups))
+    by = {(r[0], r[1]): r for r in rows}
+    for n in (1, 10):
+        a, m = by.get(("alcoded", n)), by.get(("Mailnag 2.2", n))
+        target = 4 + 0.5 * n
+        if a:
+            print("alcoded, %d account(s): Pss %.1f MiB (target ≤ %.1f MiB)%s" % (
+                n, a[2] / 1024, target, "; Mailnag/alcoded Pss ratio %.1f" % (m[2] / a[2]) if m else ""))
+
+
+if __name__ == "__main__":
+    main()
