@@ -13,7 +13,7 @@ import os
 import subprocess
 import time
 
-from notify_mailnag import mailnag_available, memory_kib, start_mailnag, threads_ctxt_switches
+from notify_mailnag import realistic_idle_keepalive, mailnag_available, memory_kib, start_mailnag, threads_ctxt_switches
 
 import alcodetest
 from alcodetest import (Alcode, BusMonitor, DBusSession, Dovecot, NotifySocket, Notifications, TempDir, code_mail,
@@ -29,12 +29,12 @@ def settle(bus):
 
 
 def measure(pid, window):
-    """(Pss KiB, Rss KiB, wake-ups per minute) over window seconds."""
+    """(Pss KiB, Rss KiB, private dirty KiB, wake-ups per minute) over window seconds."""
     before = threads_ctxt_switches(pid)
     time.sleep(window)  # the thing being measured is precisely what happens while we wait
     after = threads_ctxt_switches(pid)
-    pss, rss = memory_kib(pid)
-    return pss, rss, (after - before) * 60.0 / window
+    pss, rss, dirty = memory_kib(pid)
+    return pss, rss, dirty, (after - before) * 60.0 / window
 
 
 def main():
@@ -54,6 +54,7 @@ def main():
             dovecot.deliver(u, "INBOX", code_mail(next(codes)))
             for i in range(20):
                 dovecot.deliver(u, "INBOX", b"From: a@shop.example\r\nSubject: offer %d\r\n\r\nhello\r\n" % i)
+        realistic_idle_keepalive(dovecot)
         dovecot.start()
         for n in (1, 10):
             names = sorted(users)[:n]
@@ -98,10 +99,10 @@ def main():
 
     print("\nIdle, %g s window (Pss/RSS in MiB; wake-ups = context switches of all threads per minute)"
           % args.window)
-    print("| daemon | accounts | Pss | RSS | wake-ups/min |")
-    print("|---|---|---|---|---|")
-    for name, n, pss, rss, wakeups in rows:
-        print("| %s | %d | %.1f | %.1f | %.1f |" % (name, n, pss / 1024, rss / 1024, wakeups))
+    print("| daemon | accounts | Pss | RSS | private dirty | wake-ups/min |")
+    print("|---|---|---|---|---|---|")
+    for name, n, pss, rss, dirty, wakeups in rows:
+        print("| %s | %d | %.1f | %.1f | %.1f | %.1f |" % (name, n, pss / 1024, rss / 1024, dirty / 1024, wakeups))
     by = {(r[0], r[1]): r for r in rows}
     for n in (1, 10):
         a, m = by.get(("alcoded", n)), by.get(("Mailnag 2.2", n))

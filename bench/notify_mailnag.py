@@ -30,6 +30,15 @@ exec(compile(open("/usr/bin/mailnag").read(), "/usr/bin/mailnag", "exec"))
 '''
 
 
+def realistic_idle_keepalive(dovecot):
+    """The test harness makes dovecot send an IDLE keepalive every second; a real dovecot sends
+    one every 2 minutes (imap_idle_notify_interval's default). Call before dovecot.start()."""
+    with open(dovecot.conf) as f:
+        text = f.read()
+    with open(dovecot.conf, "w") as f:
+        f.write(text.replace("imap_idle_notify_interval = 1 secs", "imap_idle_notify_interval = 2 mins"))
+
+
 def mailnag_available():
     return os.path.exists("/usr/bin/mailnag") and subprocess.run(
         ["/usr/bin/python3", "-c", "import Mailnag, gi, dbus"], capture_output=True).returncode == 0
@@ -110,14 +119,15 @@ def threads_ctxt_switches(pid):
 
 
 def memory_kib(pid):
-    """(Pss, Rss) in KiB from /proc/PID/smaps_rollup."""
+    """(Pss, Rss, Private_Dirty) in KiB from /proc/PID/smaps_rollup. Pss shares every page among
+    the processes mapping it, so it moves with what else runs; Private_Dirty does not."""
     out = {}
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
             parts = line.split()
-            if parts[0] in ("Pss:", "Rss:"):
+            if parts[0] in ("Pss:", "Rss:", "Private_Dirty:"):
                 out[parts[0][:-1]] = int(parts[1])
-    return out["Pss"], out["Rss"]
+    return out["Pss"], out["Rss"], out["Private_Dirty"]
 
 
 def percentile(values, p):

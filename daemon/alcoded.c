@@ -2,6 +2,7 @@
  * Manager. Every error before the Manager starts is reported with file:line and exits non-zero
  * before any network or store access. */
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -77,6 +78,12 @@ static int run(int argc, char *argv[]) {
                 return r < 0 ? 2 : 0;
         if (arg_verbose)
                 log_set_max_level(LOG_DEBUG);
+
+        /* One malloc arena for every thread: an arena per worker keeps its high-water mark for
+         * good (~0.1 MiB of Pss each, 1.1 MiB with 10 accounts), while the daemon is idle nearly
+         * all its life; small allocations stay lock-free in glibc's per-thread cache. Measured
+         * cost: none for one account, ~15% on 9 accounts backfilling at once. */
+        (void) mallopt(M_ARENA_MAX, 1);
 
         /* libetpan writes with send() without MSG_NOSIGNAL: a closed peer must not kill us. */
         (void) signal(SIGPIPE, SIG_IGN);
