@@ -88,7 +88,7 @@ static int run(int argc, char *argv[]) {
         /* libetpan writes with send() without MSG_NOSIGNAL: a closed peer must not kill us. */
         (void) signal(SIGPIPE, SIG_IGN);
 
-        r = settings_load(arg_config, &settings);
+        r = settings_load(arg_config, &settings, NULL);
         if (r < 0) {
                 if (r == -EINVAL)
                         log_error("Not starting: fix the errors above ('alcode check' shows them too).");

@@ -422,6 +422,19 @@ static void trim_memory(Manager *m) {
 
 static void check_done(Manager *m);
 
+/* The UID and rule that brought a stored code, for the journal's UID= and RULE= fields. */
+static void batch_find_code(const WorkerEvent *e, const StoredCode *c, LogContext *where) {
+        for (size_t i = 0; i < e->n_messages; i++)
+                for (size_t k = 0; k < e->messages[i]->n_codes; k++) {
+                        const Code *code = &e->messages[i]->codes[k];
+                        if (code->kind == c->kind && streq(code->value, c->value)) {
+                                where->uid = e->messages[i]->ref.uid;
+                                where->rule = code->rule;
+                                return;
+                        }
+                }
+}
+
 static void handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
         StoreBatch b = {
                 .account = e->account, .folder = e->folder, .uidvalidity = e->uidvalidity,
@@ -449,7 +462,10 @@ static void handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
                 return;
         }
         for (size_t i = 0; i < n_new; i++) {
-                log_full_errno_ctx(LOG_NOTICE, 0, &ctx, "new %s%s code stored (id %" PRIi64 ")",
+                LogContext where = ctx;
+
+                batch_find_code(e, &new_codes[i], &where);
+                log_full_errno_ctx(LOG_NOTICE, 0, &where, "new %s%s code stored (id %" PRIi64 ")",
                                    new_codes[i].trusted ? "" : "untrusted ",
                                    code_kind_to_string(new_codes[i].kind), new_codes[i].id);
                 bus_emit_code_found(m->api, &new_codes[i]);
@@ -631,15 +647,23 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 static int manager_reload(Manager *m) {
         _cleanup_(settings_unrefp) Settings *new = NULL;
         _cleanup_free_ AccountSlot **slots = NULL;
+        _cleanup_free_ char *first_error = NULL, *body = NULL;
         unsigned started = 0, restarted = 0, stopped = 0, kept = 0;
         size_t n = 0;
         bool all;
         int r;
 
         (void) sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration...");
-        r = settings_load(m->config_path, &new);
+        r = settings_load(m->config_path, &new, &first_error);
         if (r < 0) {
                 log_error("The new configuration has errors (see above); keeping the running one.");
+                /* `systemctl --user reload` succeeds either way: say it where the user looks. */
+                if (m->settings->config->notify &&
+                    asprintf(&body, "%s\n%s", strempty(first_error),
+                             _("alcoded goes on with the configuration it had. 'alcode check' lists "
+                               "every error.")) >= 0)
+                        (void) notifier_show_trouble(m->notifier, _("alcode: the new configuration has errors"),
+                                                     body);
                 update_status(m);
                 (void) sd_notify(0, "READY=1");
                 return r;

@@ -58,7 +58,7 @@ static int rules_digest(char *const *dirs, uint8_t ret[static 32]) {
         return r;
 }
 
-int settings_load(const char *path, Settings **ret) {
+int settings_load(const char *path, Settings **ret, char **ret_first_error) {
         _cleanup_(settings_unrefp) Settings *s = NULL;
         _cleanup_strv_free_ char **errors = NULL;
         int r;
@@ -81,6 +81,8 @@ int settings_load(const char *path, Settings **ret) {
         if (strv_length(errors) > 0) {
                 STRV_FOREACH(e, errors)
                         log_error("%s", *e);
+                if (ret_first_error)
+                        *ret_first_error = strdup(errors[0]);
                 return -EINVAL;
         }
         if (rules_count(s->rules) == 0)

@@ -18,9 +18,10 @@ typedef struct Settings {
 } Settings;
 
 /* Loads the config at path (NULL: the default path) and its rules. Every error is logged as
- * "file:line: message"; returns -EINVAL when there was any, -ENOENT when an explicit path does
- * not exist, or another -errno. */
-int settings_load(const char *path, Settings **ret);
+ * "file:line: message" and, when ret_first_error is not NULL, the first one is returned there
+ * (owned); returns -EINVAL when there was any, -ENOENT when an explicit path does not exist, or
+ * another -errno. */
+int settings_load(const char *path, Settings **ret, char **ret_first_error);
 Settings *settings_ref(Settings *s);
 Settings *settings_unref(Settings *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Settings *, settings_unref);

@@ -61,7 +61,7 @@ class Daemon(unittest.TestCase):
         """Waits for a code to be stored: pushed by the daemon (IDLE or poll), or after one
         `alcode rescan` if it does not come by itself within a few seconds."""
         try:
-            return wait_for(lambda: find_code(self.alcode, value), timeout=3, what="code by itself")
+            return wait_for(lambda: find_code(self.alcode, value), timeout=2, what="code by itself")
         except TimeoutError:
             self.alcode.run("rescan")
             return wait_for(lambda: find_code(self.alcode, value), timeout=timeout, what="code " + value)

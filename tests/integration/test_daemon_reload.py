@@ -71,6 +71,8 @@ class Reload(unittest.TestCase):
 
     def test_sighup_starts_changes_and_stops_only_what_changed(self):
         self.alcode.write_config(self.accounts("dave"))
+        monitor = BusMonitor(self.bus)
+        self.addCleanup(monitor.stop)
         p = start_daemon(self, self.alcode, notify=self.notify)
         self.notify.wait("STATUS", "dave: idle")
 
@@ -102,6 +104,12 @@ class Reload(unittest.TestCase):
         log = read_log(p)
         self.assertRegex(log, r"alcode\.conf:\d+: .*port")
         self.assertIn("keeping the running one", log)
+        # ... and on the desktop, since `systemctl --user reload` succeeds all the same.
+        n = wait_for(lambda: [n for n in monitor.notify_calls()
+                              if n["summary"] == "alcode: the new configuration has errors"], what="the notification")[0]
+        self.assertRegex(n["body"], r"alcode\.conf:\d+: .*port")
+        self.assertIn("alcode check", n["body"])
+        self.assertEqual(n["hints"]["urgency"], 2)
         rows = [json.loads(l) for l in self.alcode.run("status", "--json").stdout.splitlines()]
         self.assertEqual([r["account"] for r in rows], ["dave", "frank"])
         self.assertIsNone(p.poll())

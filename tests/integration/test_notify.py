@@ -189,6 +189,13 @@ class Notify(unittest.TestCase):
             self.assertRegex(rec["UID"], r"^\d+$")
             self.assertEqual(rec["PRIORITY"], "6")
             self.assertNotIn("jude", rec["MESSAGE"])  # the context is in fields, not the text
+        stored = [rec for rec in records if "code stored" in rec.get("MESSAGE", "")]
+        self.assertEqual(len(stored), 2, records)
+        for rec in stored:
+            self.assertEqual(rec["ACCOUNT"], "jude")
+            self.assertRegex(rec["UID"], r"^\d+$")
+            self.assertRegex(rec["RULE"], r"^[a-z0-9-]+@\d+$")
+            self.assertEqual(rec["PRIORITY"], "5")
         # Fields are present only when set.
         plain = [rec for rec in records if "ACCOUNT" not in rec]
         self.assertTrue(all("FOLDER" not in rec and "UID" not in rec for rec in plain))
