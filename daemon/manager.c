@@ -36,7 +36,6 @@
 #include "queue.h"
 #include "strbuf.h"
 #include "strv.h"
-#include "strv.h"
 #include "worker.h"
 
 #define USEC_PER_MSEC 1000ULL
@@ -44,7 +43,8 @@
 #define IMAP_TIMEOUT_SEC 30
 #define STOP_TIMEOUT_USEC (3 * USEC_PER_SEC)
 #define NOTIFY_FLUSH_TIMEOUT_USEC (3 * USEC_PER_SEC)
-/* A batch of FETCH_BATCH messages is several commands, each bounded by the IMAP timeout. */
+/* A pass reports at least once per batch of messages, which takes several commands, each
+ * bounded by the IMAP timeout. */
 #define STUCK_AFTER_USEC (4 * IMAP_TIMEOUT_SEC * USEC_PER_SEC)
 
 typedef struct CodeList {

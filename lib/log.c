@@ -1,4 +1,4 @@
-/* One formatted record per call, written with a single write(2) (stderr) or sd_journal_send()
+/* One formatted record per call, written with a single write(2) (stderr) or sd_journal_sendv()
  * (journal), so that lines from worker threads never interleave. %m in a format expands to the
  * error passed in, as in systemd. */
 #include <stdarg.h>
