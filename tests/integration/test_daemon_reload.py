@@ -187,10 +187,11 @@ class Reload(unittest.TestCase):
         row = json.loads(self.alcode.run("status", "--json").stdout)
         self.assertEqual(row["state"], "stuck")
         self.assertIn(["stalled", "stuck"], monitor.signals("AccountStateChanged"))
+        # A connect that waits for the greeting cannot be cancelled (libetpan's own timeout
+        # bounds it): alcoded leaves without that worker, within its stop bound, exit 0.
         rc, took = stop_daemon(p)
         self.assertEqual(rc, 0, read_log(p))
         self.assertLess(took, 5)
-        self.assertIn("did not stop in time", read_log(p))
 
     def test_resume_from_sleep_checks_at_once(self):
         helper = os.path.join(self.t.path, "logind.py")
