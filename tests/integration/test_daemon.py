@@ -156,19 +156,25 @@ class Daemon(unittest.TestCase):
         rc, _ = stop_daemon(p)
         self.assertEqual(rc, 0)
 
-    def test_refused_login_is_shown(self):
+    def test_refused_login_and_certificate_are_shown(self):
         self.alcode.write_config(self.dovecot.account_config("erin", user="erin").replace(
-            USERS["erin"], "wrong-password-1234"))
+            USERS["erin"], "wrong-password-1234") + self.dovecot.account_config(
+            "pinned", user="alice", extra="fingerprint = sha256:" + ":".join(["AB"] * 32) + "\n"))
         p = start_daemon(self, self.alcode, notify=self.notify)
         n = self.shown(lambda n: "login refused" in n["summary"], timeout=20)[0]
         self.assertEqual(n["summary"], "alcode: login refused for 'erin'")
         self.assertEqual(n["hints"]["urgency"], 2)
         self.assertIn("systemctl --user reload alcoded", n["body"])
-        self.notify.wait("STATUS", lambda v: v.startswith("erin: error ("))
-        row = json.loads(self.alcode.run("status", "--json").stdout)
+        self.notify.wait("STATUS", lambda v: v.startswith("erin: error (") and "; pinned: error (" in v)
+        row = json.loads(self.alcode.run("status", "--json").stdout.splitlines()[0])
         self.assertEqual(row["state"], "failed")
         self.assertTrue(row["error"])
         self.assertIn(["erin", "failed"], self.monitor.signals("AccountStateChanged"))
+        # A certificate that does not match the pin: refused before any password is sent.
+        c = self.shown(lambda n: "certificate" in n["summary"], timeout=20)[0]
+        self.assertEqual(c["summary"], "alcode: the certificate of 'pinned' was refused")
+        self.assertIn("No password was sent", c["body"])
+        self.assertEqual(c["hints"]["urgency"], 2)
         rc, _ = stop_daemon(p)
         self.assertEqual(rc, 0)
         self.assertNotIn("wrong-password-1234", read_log(p))

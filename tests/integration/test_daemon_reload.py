@@ -4,11 +4,12 @@ server (visible as stuck, and no obstacle to stopping), and logind's resume waki
 
 import json
 import os
+import shutil
 import subprocess
 import types
 import unittest
 
-from alcodetest import (Alcode, BUILD_DIR, BusMonitor, DBusSession, Dovecot, NotifySocket, SilentServer,
+from alcodetest import (Alcode, BUILD_DIR, RULES_DIR, BusMonitor, DBusSession, Dovecot, NotifySocket, SilentServer,
                         TempDir, busctl, code_mail, main, random_codes, read_log, start_daemon, stop_daemon,
                         under_ci, wait_for)
 
@@ -124,6 +125,28 @@ class Reload(unittest.TestCase):
 
         rc, _ = stop_daemon(p)
         self.assertEqual(rc, 0, read_log(p))
+
+    def test_rules_change_restarts_every_account(self):
+        rules = self.t.join("rules")
+        shutil.copytree(RULES_DIR, rules)
+        self.alcode.write_config("[alcode]\nrules = %s\n" % rules + self.accounts("dave", "frank"), rules=False)
+        p = start_daemon(self, self.alcode, notify=self.notify)
+        self.notify.wait("STATUS", "dave: idle; frank: idle")
+        # Nothing changed: nothing restarts.
+        self.reload(p)
+        self.assertIn("0 account(s) started, 0 restarted, 0 stopped, 2 unchanged", read_log(p))
+        # A rule file changed: every worker must match with the new rules.
+        name = sorted(f for f in os.listdir(rules) if f.endswith(".rules"))[0]
+        with open(os.path.join(rules, name), "a") as f:
+            f.write("\n# edited\n")
+        self.reload(p)
+        log = read_log(p)
+        self.assertIn("Rules or employer domains changed: every account starts again.", log)
+        self.assertIn("0 account(s) started, 2 restarted, 0 stopped, 0 unchanged", log)
+        wait_for(lambda: connects(read_log(p), "dave") == 2 and connects(read_log(p), "frank") == 2,
+                 what="both accounts to reconnect")
+        rc, _ = stop_daemon(p)
+        self.assertEqual(rc, 0)
 
     def test_sigterm_during_backfill_then_restart_loses_nothing(self):
         self.alcode.write_config(self.accounts("gina"))
