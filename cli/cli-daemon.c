@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <systemd/sd-bus.h>
-#include <time.h>
 
 #include "cli.h"
 #include "i18n.h"
@@ -78,15 +77,6 @@ static const char *state_words(const char *state) {
         return state;
 }
 
-static void format_time(uint64_t t, bool utc, char *buf, size_t size) {
-        time_t tt = (time_t) t;
-        struct tm tm;
-
-        if (t == 0 || !(utc ? gmtime_r(&tt, &tm) : localtime_r(&tt, &tm)) ||
-            strftime(buf, size, utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M", &tm) == 0)
-                (void) snprintf(buf, size, utc ? "" : "-");
-}
-
 /* JSON string literal (RFC 8259): quotes, backslashes and control characters escaped. */
 static void print_json_string(const char *s) {
         putchar('"');
@@ -109,9 +99,9 @@ typedef struct StatusRow {
 } StatusRow;
 
 static void print_status_json(const StatusRow *r) {
-        char when[32];
+        char when[40];
 
-        format_time(r->last_sync, true, when, sizeof when);
+        (void) format_rfc3339((int64_t) r->last_sync, 0, when, sizeof when);
         fputs("{\"account\":", stdout);
         print_json_string(r->account);
         fputs(",\"state\":", stdout);
@@ -177,26 +167,36 @@ int verb_status(int argc, char *argv[]) {
                 free(rows);
                 return 0;
         }
-        wa = strlen(_("ACCOUNT"));
-        ws = strlen(_("STATE"));
+        wa = cli_text_width(_("ACCOUNT"));
+        ws = cli_text_width(_("STATE"));
         for (size_t i = 0; i < n; i++) {
-                wa = MAX(wa, strlen(rows[i].account));
-                ws = MAX(ws, strlen(state_words(rows[i].state)));
+                wa = MAX(wa, MIN(cli_text_width(rows[i].account), (size_t) 30));
+                ws = MAX(ws, cli_text_width(state_words(rows[i].state)));
         }
-        printf("%s%-*s  %-*s  %-16s  %9s  %5s%s\n", ansi_bold(), (int) wa, _("ACCOUNT"), (int) ws, _("STATE"),
-               _("LAST SYNC"), _("MESSAGES"), _("CODES"), ansi_normal());
+        fputs(ansi_bold(), stdout);
+        cli_print_cell(stdout, _("ACCOUNT"), wa + 2, 0);
+        cli_print_cell(stdout, _("STATE"), ws + 2, 0);
+        cli_print_cell(stdout, _("LAST SYNC"), 18, 0);
+        printf("%9s  %5s%s\n", _("MESSAGES"), _("CODES"), ansi_normal());
         for (size_t i = 0; i < n; i++) {
                 const StatusRow *row = &rows[i];
                 char when[32];
                 bool bad = streq(row->state, "failed") || streq(row->state, "stuck") ||
                            streq(row->state, "backoff");
 
-                format_time(row->last_sync, false, when, sizeof when);
-                printf("%-*s  %s%-*s%s  %-16s  %9" PRIu64 "  %5" PRIi64 "\n", (int) wa, row->account,
-                       bad ? ansi_red() : "", (int) ws, state_words(row->state), bad ? ansi_normal() : "", when,
-                       row->messages, row->codes);
-                if (!isempty(row->error))
-                        printf("%*s  %s%s%s\n", (int) wa, "", ansi_grey(), row->error, ansi_normal());
+                cli_local_date((int64_t) row->last_sync, when, sizeof when);
+                cli_print_cell(stdout, row->account, wa + 2, 30);
+                fputs(bad ? ansi_red() : "", stdout);
+                cli_print_cell(stdout, state_words(row->state), ws, 0);
+                printf("%s  ", bad ? ansi_normal() : "");
+                cli_print_cell(stdout, when, 18, 0);
+                printf("%9" PRIu64 "  %5" PRIi64 "\n", row->messages, row->codes);
+                if (!isempty(row->error)) {
+                        /* The server's words: printed as a cell, so no control character passes. */
+                        printf("%*s%s", (int) wa + 2, "", ansi_grey());
+                        cli_print_cell(stdout, row->error, 0, 200);
+                        printf("%s\n", ansi_normal());
+                }
         }
         free(rows);
         return 0;
