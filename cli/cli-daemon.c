@@ -125,7 +125,6 @@ int verb_status(int argc, char *argv[]) {
         size_t n = 0, wa, ws;
         int r;
 
-        (void) argv;
         if (argc > 1) {
                 fprintf(stderr, _("alcode status: unexpected argument '%s'.\n"), argv[1]);
                 return EXIT_BAD_INPUT;
