@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from notify_mailnag import realistic_idle_keepalive, IdleClient, mailnag_available, percentile, start_mailnag
+from notify_mailnag import IdleClient, mailnag_available, percentile, start_mailnag
 
 import alcodetest
 from alcodetest import (Alcode, BusMonitor, DBusSession, Dovecot, NotifySocket, Notifications, TempDir,
@@ -40,7 +40,6 @@ def main():
         filler = b"From: news@shop.example\r\nSubject: offers %d\r\n\r\n" + b"Nothing here. " * 100 + b"\r\n"
         for i in range(args.mailbox):
             dovecot.deliver("bench", "INBOX", filler % i, seen=True)
-        realistic_idle_keepalive(dovecot)
         dovecot.start()
         bus = DBusSession(tmp)
         notifications = Notifications(tmp, bus)

@@ -30,15 +30,6 @@ exec(compile(open("/usr/bin/mailnag").read(), "/usr/bin/mailnag", "exec"))
 '''
 
 
-def realistic_idle_keepalive(dovecot):
-    """The test harness makes dovecot send an IDLE keepalive every second; a real dovecot sends
-    one every 2 minutes (imap_idle_notify_interval's default). Call before dovecot.start()."""
-    with open(dovecot.conf) as f:
-        text = f.read()
-    with open(dovecot.conf, "w") as f:
-        f.write(text.replace("imap_idle_notify_interval = 1 secs", "imap_idle_notify_interval = 2 mins"))
-
-
 def mailnag_available():
     return os.path.exists("/usr/bin/mailnag") and subprocess.run(
         ["/usr/bin/python3", "-c", "import Mailnag, gi, dbus"], capture_output=True).returncode == 0

@@ -793,12 +793,18 @@ static int watch(Worker *w) {
                         Conn *c = &w->conns[i];
                         if (!c->idling)
                                 continue;
-                        if (ready[i] || (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) ||
-                            now >= c->idle_since + 1000 * (int64_t) REIDLE_SEC) {
-                                r = idle_refresh(w, c);
+                        if (ready[i] || (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
+                                /* Keep-alives leave IDLE as it is: no round trip, no rescan. */
+                                r = GUARDED(w, c->session, imap_idle_read(c->session));
                                 if (r < 0)
                                         return r;
-                        }
+                                if (r == 0)
+                                        continue;
+                        } else if (now < c->idle_since + 1000 * (int64_t) REIDLE_SEC)
+                                continue;
+                        r = idle_refresh(w, c);
+                        if (r < 0)
+                                return r;
                 }
                 if (now_ms() >= next_poll) {
                         r = poll_folders(w);

@@ -1118,6 +1118,29 @@ bool imap_idle_pending(ImapSession *s) {
         return s->imap->imap_stream && s->imap->imap_stream->read_buffer_len > 0;
 }
 
+int imap_idle_read(ImapSession *s) {
+        MMAPString *line;
+        int news = 0;
+
+        if (!s->idling || !s->imap->imap_stream)
+                return -ENOTCONN;
+        line = mmap_string_new("");
+        if (!line)
+                return -ENOMEM;
+        /* One line at least (the fd was readable), then whatever else is already buffered. */
+        do {
+                const char *l = mailstream_read_line_remove_eol(s->imap->imap_stream, line);
+                if (!l) {
+                        mmap_string_free(line);
+                        return session_error(s, MAILIMAP_ERROR_STREAM, "IDLE");
+                }
+                if (!startswith(l, "* OK"))
+                        news = 1; /* what it was does not matter: the folder is read again */
+        } while (!news && imap_idle_pending(s));
+        mmap_string_free(line);
+        return news;
+}
+
 int imap_idle_done(ImapSession *s) {
         int r;
 

@@ -121,6 +121,11 @@ int imap_fetch_texts(ImapSession *s, uint32_t uid, size_t max_part, ImapFetchFun
  * would not see it); imap_idle_done() ends IDLE. */
 int imap_idle_start(ImapSession *s, int *ret_fd);
 bool imap_idle_pending(ImapSession *s);
+/* While idling, when the fd is readable or imap_idle_pending(): reads the untagged lines that
+ * arrived. Returns 0 when they were only keep-alives ("* OK Still here", RFC 2177 §3: servers
+ * send them to keep the connection up), so IDLE goes on untouched; 1 when something else came
+ * (EXISTS, EXPUNGE, BYE...): end IDLE and look. < 0 when the connection is gone. */
+int imap_idle_read(ImapSession *s);
 int imap_idle_done(ImapSession *s);
 
 /* LOGOUT politely (bounded by the timeout). */

@@ -204,7 +204,6 @@ namespace inbox {{
   }}
 }}
 protocol imap {{
-  imap_idle_notify_interval = 1 secs
 {imap_extra}
 }}
 service imap-login {{
@@ -234,8 +233,10 @@ service stats {{
 class Dovecot:
     """A private dovecot: plain IMAP (with STARTTLS) on `port`, implicit TLS on `tls_port`."""
 
-    def __init__(self, tmp, users=None, cert=None, starttls=True, ca_dir=None):
+    def __init__(self, tmp, users=None, cert=None, starttls=True, ca_dir=None, imap_extra=""):
+        """imap_extra: lines for dovecot's `protocol imap` block."""
         require_tools("dovecot", "doveadm", "openssl")
+        self.imap_extra = imap_extra
         self.dir = os.path.join(tmp.path, "dovecot")
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o755)
@@ -272,7 +273,7 @@ class Dovecot:
         # not possible per listener, so a separate instance with ssl = no is used instead.
         text = DOVECOT_CONF.format(d=self.dir, port=self.port, tls_port=self.tls_port, user=self.user,
                                    group=self.group, cert=self.cert, key=self.key, starttls_off="",
-                                   imap_extra="")
+                                   imap_extra=self.imap_extra)
         if not self.starttls:
             text = text.replace("ssl = yes\nssl_cert", "ssl = no\nssl_cert", 1)
             text = text.replace("    ssl = yes\n", "    ssl = no\n")
