@@ -41,6 +41,8 @@ static const Verb verbs[] = {
         { "forget", verb_forget, "" },
         { "status", verb_status, "" },
         { "rescan", verb_rescan, "" },
+        { "init", verb_init, "account email host port tls user password-command ca-file employer-domains "
+                             "no-test no-enable yes" },
 };
 
 static void help(void) {
@@ -56,7 +58,10 @@ static void help(void) {
                  "  export --json|--csv      every code with its provenance\n"
                  "  forget ID                remove one code\n"
                  "  status                   what the running alcoded is doing, per account\n"
-                 "  rescan [ACCOUNT]         make alcoded read every message again\n\n"
+                 "  rescan [ACCOUNT]         make alcoded read every message again\n"
+                 "  init                     set up a mail account, asking on the terminal; or with --yes\n"
+                 "                           and --email, --host, --port, --tls, --user, --password-command,\n"
+                 "                           --ca-file, --employer-domains, --account, --no-test, --no-enable\n\n"
                  "Kinds: specific, company, access, otp, request, file.\n\n"
                  "Options:\n"
                  "      --db FILE            database (default ~/.local/share/alcode/alcode.db)\n"
@@ -96,7 +101,8 @@ static int exec_full(const char *verb, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_DB = 0x100, ARG_JSON, ARG_CSV, ARG_STORE, ARG_EXPLAIN, ARG_UNTRUSTED, ARG_KIND, ARG_ACCOUNT };
+        enum { ARG_DB = 0x100, ARG_JSON, ARG_CSV, ARG_STORE, ARG_EXPLAIN, ARG_UNTRUSTED, ARG_KIND, ARG_ACCOUNT,
+               ARG_INIT };
         static const struct option options[] = {
                 { "db", required_argument, NULL, ARG_DB },
                 { "config", required_argument, NULL, 'c' },
@@ -107,6 +113,18 @@ int main(int argc, char *argv[]) {
                 { "untrusted", no_argument, NULL, ARG_UNTRUSTED },
                 { "kind", required_argument, NULL, ARG_KIND },
                 { "account", required_argument, NULL, ARG_ACCOUNT },
+                /* alcode init's, kept by init_set_option() */
+                { "email", required_argument, NULL, ARG_INIT },
+                { "host", required_argument, NULL, ARG_INIT },
+                { "port", required_argument, NULL, ARG_INIT },
+                { "tls", required_argument, NULL, ARG_INIT },
+                { "user", required_argument, NULL, ARG_INIT },
+                { "password-command", required_argument, NULL, ARG_INIT },
+                { "ca-file", required_argument, NULL, ARG_INIT },
+                { "employer-domains", required_argument, NULL, ARG_INIT },
+                { "no-test", no_argument, NULL, ARG_INIT },
+                { "no-enable", no_argument, NULL, ARG_INIT },
+                { "yes", no_argument, NULL, ARG_INIT },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 {},
@@ -116,7 +134,7 @@ int main(int argc, char *argv[]) {
         size_t n_used = 0;
         const Verb *verb = NULL;
         const char *no_color = getenv("NO_COLOR");
-        int c;
+        int c, idx = 0;
 
         log_setup("alcode");
         i18n_setup();
@@ -132,7 +150,7 @@ int main(int argc, char *argv[]) {
         }
         memcpy(original, argv, argc * sizeof(char *));
 
-        while ((c = getopt_long(argc, argv, "c:hV", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "c:hV", options, &idx)) >= 0) {
                 const char *verb_option = NULL;
 
                 switch (c) {
@@ -145,6 +163,11 @@ int main(int argc, char *argv[]) {
                 case ARG_UNTRUSTED: arg_untrusted = true; verb_option = "untrusted"; break;
                 case ARG_KIND: arg_kind = optarg; verb_option = "kind"; break;
                 case ARG_ACCOUNT: arg_account = optarg; verb_option = "account"; break;
+                case ARG_INIT:
+                        if (init_set_option) /* only in alcode-full, which parses the options again */
+                                (void) init_set_option(options[idx].name, optarg);
+                        verb_option = options[idx].name;
+                        break;
                 case 'h':
                         help();
                         return 0;

@@ -76,3 +76,6 @@ CLI_VERB(scan);
 CLI_VERB(check);
 CLI_VERB(status);
 CLI_VERB(rescan);
+CLI_VERB(init);
+/* Keeps the value of one of alcode init's options (name without "--"; value NULL for flags). */
+int init_set_option(const char *name, const char *value) __attribute__((weak));

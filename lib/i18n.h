@@ -7,5 +7,5 @@
 #define _(s) gettext(s)
 #define N_(s) (s)
 
-/* setlocale() + bindtextdomain("alcode", ALCODE_LOCALE_DIR). */
+/* setlocale() + bindtextdomain("alcode", $ALCODE_LOCALE_DIR or the installed ALCODE_LOCALE_DIR). */
 void i18n_setup(void);

@@ -509,6 +509,8 @@ class Alcode:
                    XDG_DATA_HOME=os.path.join(self.home, ".local", "share"),
                    XDG_RUNTIME_DIR=self.tmp.join("runtime"), LANG="C.UTF-8", NO_COLOR="1")
         os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
+        # The translations of the build tree (used when a test sets LANG to a translated language).
+        env["ALCODE_LOCALE_DIR"] = build_locale_dir()
         if self.bus:
             env.update(self.bus.env())
         else:
@@ -553,6 +555,10 @@ class Alcode:
                              env=self.env(env), text=True)
         p.logfile = log
         return p
+
+    def terminal(self, *args, env=None, timeout=30):
+        """Runs alcode on a pseudo-terminal (see Terminal)."""
+        return Terminal([binary("alcode")] + list(args), self.env(env), timeout=timeout)
 
     def list_json(self):
         r = self.run("list", "--json")
@@ -800,3 +806,110 @@ def stop_daemon(p, sig=signal.SIGTERM, timeout=10):
     p.send_signal(sig)
     code = p.wait(timeout=timeout)
     return code, time.monotonic() - t0
+
+
+def build_locale_dir():
+    """The catalogs built from po/ (build/locale), for $ALCODE_LOCALE_DIR."""
+    return os.path.join(os.path.abspath(BUILD_DIR), "locale")
+
+
+def french_env():
+    """Environment for a French user: LANG=fr_FR.UTF-8, the translations of the build tree.
+
+    When the system has no fr_FR.UTF-8 locale (`locale -a`), it is compiled once with localedef
+    (package `locales`) into the build tree and found through $LOCPATH: no root needed."""
+    env = {"LANG": "fr_FR.UTF-8", "ALCODE_LOCALE_DIR": build_locale_dir()}
+    have = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout.split()
+    if any(l.lower().replace("-", "") in ("fr_fr.utf8",) for l in have):
+        return env
+    require_tools("localedef")
+    base = os.path.join(os.path.abspath(BUILD_DIR), "test-locale")
+    target = os.path.join(base, "fr_FR.UTF-8")
+    if not os.path.exists(os.path.join(target, "LC_MESSAGES")):
+        os.makedirs(base, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=base)
+        # localedef exits 1 on mere warnings: judge by what it wrote.
+        r = subprocess.run(["localedef", "-i", "fr_FR", "-f", "UTF-8", os.path.join(tmp, "fr_FR.UTF-8")],
+                           capture_output=True, text=True)
+        if not os.path.exists(os.path.join(tmp, "fr_FR.UTF-8", "LC_MESSAGES")):
+            raise RuntimeError("localedef could not build fr_FR.UTF-8 (package locales): " + r.stderr)
+        try:
+            os.rename(os.path.join(tmp, "fr_FR.UTF-8"), target)
+        except OSError:
+            pass  # another test built it at the same time
+        shutil.rmtree(tmp, ignore_errors=True)
+    env["LOCPATH"] = base
+    return env
+
+
+class Terminal:
+    """A program on a pseudo-terminal, driven as a person would: expect() what it shows, then
+    type() the answer. The transcript keeps everything the terminal displayed (with echo)."""
+
+    def __init__(self, argv, env, timeout=30):
+        import pty
+        import termios
+        import fcntl
+        self.master, slave = pty.openpty()
+        self.timeout = timeout
+        self.transcript = ""
+        self.pos = 0
+
+        def make_controlling():
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                     start_new_session=True, preexec_fn=make_controlling, close_fds=True)
+        os.close(slave)
+
+    def _read(self, wait):
+        import select
+        ready, _, _ = select.select([self.master], [], [], wait)
+        if not ready:
+            return False
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: the program closed the terminal
+            data = b""
+        if not data:
+            return None
+        self.transcript += data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+        return True
+
+    def expect(self, text, timeout=None):
+        """Waits until text (a substring) appears after what was already matched; returns the
+        output up to and including it."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            i = self.transcript.find(text, self.pos)
+            if i >= 0:
+                out = self.transcript[self.pos:i + len(text)]
+                self.pos = i + len(text)
+                return out
+            left = deadline - time.monotonic()
+            if left <= 0 or self._read(min(left, 0.5)) is None and self.proc.poll() is not None:
+                raise AssertionError("timed out waiting for %r; the terminal shows:\n%s"
+                                     % (text, self.transcript[self.pos:]))
+
+    def type(self, line):
+        os.write(self.master, (line + "\n").encode())
+
+    def wait(self, timeout=None):
+        """Waits for the program to end, reading what is left; returns its exit status."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while self.proc.poll() is None or self._read(0) is True:
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise AssertionError("the program did not end; the terminal shows:\n" + self.transcript)
+            self._read(0.1)
+        os.close(self.master)
+        return self.proc.returncode
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
