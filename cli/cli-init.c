@@ -107,7 +107,6 @@ typedef struct Setup {
         char *password;           /* secret: typed, for PLACE_KEYRING and PLACE_FILE */
         char *password_command;
         char *employer_domains;
-        bool tested;
 } Setup;
 
 static void setup_done(Setup *s) {
@@ -208,8 +207,8 @@ static bool account_exists(const Setup *s, const char *name) {
         return s->existing_config && config_find_account(s->existing_config, name);
 }
 
-/* "gmail", or the first label of the domain ("example" for jeanne@mail.example.org is the
- * second-level one: the label before the public suffix, roughly), made unique. */
+/* The provider's short name ("gmail"), else the domain's label before the last one ("example"
+ * for jeanne@mail.example.org); a number is added when the config already has that name. */
 static int default_account_name(const Setup *s, char **ret) {
         _cleanup_free_ char *base = NULL;
         const char *domain = strrchr(s->email, '@') + 1;
@@ -380,8 +379,9 @@ static int ask_server(Setup *s) {
                         r = prompt_line(_("IMAP server (for example imap.example.org)"), NULL, &s->host);
                         if (r < 0)
                                 return r;
-                        if (*s->host && !strpbrk(s->host, " \t/:"))
+                        if (*s->host && !strpbrk(s->host, " \t/:@"))
                                 break;
+                        printf(_("Type the server's name alone, for example imap.example.org.\n"));
                         free(s->host), s->host = NULL;
                 }
                 if (!opt.port)
@@ -601,7 +601,6 @@ static int test_connection(Setup *s) {
                 printf(_("It works: the certificate is valid and the login accepted.\n"));
         imap_folders_free(folders, n);
         imap_logout(session);
-        s->tested = true;
         return 0;
 }
 

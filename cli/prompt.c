@@ -51,8 +51,6 @@ static int read_line(char **ret) {
         return 0;
 }
 
-/* TRANSLATORS: how a question and its default answer are shown ("Port [993]: "); French
- * typography puts a space before the colon. */
 int prompt_line(const char *question, const char *def, char **ret) {
         _cleanup_free_ char *line = NULL;
         const char *answer;
@@ -60,8 +58,11 @@ int prompt_line(const char *question, const char *def, char **ret) {
         int r;
 
         if (def && *def)
+                /* TRANSLATORS: a question and its default answer: "Port [993]: ". French
+                 * typography puts a space before the colon. */
                 printf(_("%s [%s]: "), question, def);
         else
+                /* TRANSLATORS: a question without a default answer: "Login name: ". */
                 printf(_("%s: "), question);
         r = read_line(&line);
         if (r < 0)
@@ -166,6 +167,7 @@ int prompt_number(const char *question, unsigned max, unsigned def, unsigned *re
                 unsigned long v;
                 int r;
 
+                /* TRANSLATORS: a question and the number answered by default: "Your choice [1]: ". */
                 printf(_("%s [%u]: "), question, def);
                 r = read_line(&line);
                 if (r < 0)

@@ -78,7 +78,7 @@ class French(unittest.TestCase):
         t = self.alcode.terminal("init", "--no-test", "--no-enable", env=self.fr)
         self.addCleanup(t.close)
         t.expect("existe déjà (1 compte(s))")
-        t.expect("Ajouter un nouveau compte ? [O/n] ")
+        t.expect("Y ajouter un nouveau compte ? [O/n] ")
         t.type("o")
         t.expect("Votre adresse e-mail")
         t.type("jeanne.martin@orange.fr")
