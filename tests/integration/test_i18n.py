@@ -23,7 +23,7 @@ class Catalogs(unittest.TestCase):
             for name in os.listdir(os.path.join(SOURCE_DIR, d)):
                 if name.endswith(".c"):
                     with open(os.path.join(SOURCE_DIR, d, name)) as f:
-                        if re.search(r'(?<![\w])N?_\(\s*"', f.read()):
+                        if re.search(r'(?<![\w])(?:N?_|ngettext)\(\s*"', f.read()):
                             marked.add(d + "/" + name)
         with open(os.path.join(SOURCE_DIR, "po", "POTFILES.in")) as f:
             listed = {l.strip() for l in f if l.strip() and not l.startswith("#")}
