@@ -2,7 +2,7 @@
  *
  * It asks only what it cannot guess, in the order a person thinks of it: the address; for the
  * providers in the table below nothing else but the password; otherwise the server. It tests
- * the account with the daemon's own code (imap_connect(): the certificate is checked before the
+ * the account with the daemon's own code (imap_session_connect(): the certificate is checked before the
  * password is sent), puts the password where the user chose (the Secret Service through
  * secret-tool, a command of theirs, or the config file, then readable by them only), and writes
  * a commented config. Nothing is written before the end. An existing config is never replaced:
@@ -564,6 +564,10 @@ static void explain_failure(const Setup *s, int r, const char *error) {
         case -ENOKEY:
                 printf(_("The password command failed: %s.\n"), strna(error));
                 break;
+        case -ECONNRESET:
+                printf(_("%s.\nIs port %u the one for TLS from the start (993)? A STARTTLS port (143) needs --tls "
+                         "starttls.\n"), strna(error), s->port);
+                break;
         case -EPROTONOSUPPORT:
                 printf(_("%s.\nTry port 993 (TLS from the start).\n"), strna(error));
                 break;
@@ -588,7 +592,9 @@ static int test_connection(Setup *s) {
 
         printf(_("\nConnecting to %s port %u, checking its certificate...\n"), s->host, s->port);
         (void) fflush(stdout);
-        r = imap_connect(&a, INIT_TIMEOUT_SEC, &session, &error);
+        r = imap_session_new(&a, INIT_TIMEOUT_SEC, &session);
+        if (r >= 0)
+                r = imap_session_connect(session, &error);
         if (r < 0) {
                 explain_failure(s, r, error);
                 return r;
