@@ -364,10 +364,9 @@ static int ask_server(Setup *s) {
 
         if (opt.host)
                 s->host = strdup(opt.host);
-        else if (s->provider) {
+        else if (s->provider)
                 s->host = strdup(s->provider->host);
-                printf(_("%s: IMAP server %s, port 993, TLS.\n"), s->provider->name, s->provider->host);
-        } else {
+        else {
                 if (!s->interactive) {
                         fprintf(stderr, _("alcode init: alcode does not know the IMAP server of %s: give --host.\n"),
                                 domain);
@@ -382,7 +381,8 @@ static int ask_server(Setup *s) {
                         if (*s->host && !strpbrk(s->host, " \t/:@"))
                                 break;
                         printf(_("Type the server's name alone, for example imap.example.org.\n"));
-                        free(s->host), s->host = NULL;
+                        free(s->host);
+                        s->host = NULL;
                 }
                 if (!opt.port)
                         for (;;) {
@@ -409,6 +409,10 @@ static int ask_server(Setup *s) {
         /* RFC 8314 §3.3: implicit TLS, unless the port is the one for STARTTLS. */
         if (s->tls < 0)
                 s->tls = s->port == 143 ? TLS_MODE_STARTTLS : TLS_MODE_IMPLICIT;
+        if (s->provider && !opt.host)
+                printf(s->tls == TLS_MODE_IMPLICIT ? _("%s: IMAP server %s, port %u, TLS.\n")
+                                                   : _("%s: IMAP server %s, port %u, STARTTLS.\n"),
+                       s->provider->name, s->host, s->port);
         if (s->tls == TLS_MODE_NONE && !host_is_loopback(s->host)) {
                 fprintf(stderr, _("alcode init: --tls none is only allowed to this machine (localhost); "
                                   "the password would cross the network in clear.\n"));
@@ -463,7 +467,8 @@ static int ask_password_command(Setup *s) {
                 if (ini_value_ok("password_command", s->password_command))
                         return 0;
                 printf(_("alcode.conf cannot hold that command (empty, too long, or with \" ;\" in it).\n"));
-                free(s->password_command), s->password_command = NULL;
+                free(s->password_command);
+                s->password_command = NULL;
         }
 }
 
@@ -883,7 +888,8 @@ static int ask_employer(Setup *s) {
                                 ok = ok && domain_ok(*x);
                         if (ok)
                                 break;
-                        free(d), d = NULL;
+                        free(d);
+                        d = NULL;
                         printf(_("That is not a domain name; type the part after '@' in your work e-mail "
                                  "address.\n"));
                 }
