@@ -737,7 +737,7 @@ static int config_text(const Setup *s, char **ret) {
                 comment(f, _("Added by 'alcode init'."));
         } else {
                 comment(f, _("alcode configuration, written by 'alcode init'. alcode.conf(5) describes every key;\n"
-                             "'alcode check' checks the file. After a change: systemctl --user restart alcoded"));
+                             "'alcode check' checks the file. After a change: systemctl --user reload alcoded"));
                 fputs("\n[alcode]\n", f);
                 comment(f, _("Your employer's mail domains (HR), comma separated: the access codes and company\n"
                              "codes they send are trusted."));
@@ -915,8 +915,10 @@ static void offer_service(const Setup *s) {
         }
         if (yes) {
                 r = run_program(ARGV("systemctl", "--user", "enable", "alcoded.service"), NULL, false);
+                /* Started, or told to read the configuration again when it runs already. */
                 if (r == 0)
-                        r = run_program(ARGV("systemctl", "--user", "restart", "alcoded.service"), NULL, false);
+                        r = run_program(ARGV("systemctl", "--user", "reload-or-restart", "alcoded.service"), NULL,
+                                        false);
                 if (r == 0) {
                         printf(_("alcoded is running; 'systemctl --user status alcoded' shows how it is doing.\n"));
                         return;

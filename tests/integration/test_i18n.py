@@ -110,7 +110,12 @@ class French(unittest.TestCase):
         alcode = Alcode(self.tmp, bus=bus)
         alcode.write_config(dovecot.account_config("perso"))
         alcode.daemon("--once", env=self.fr)
-        shown = wait_for(notifications.history, what="the notification")
+
+        def shown():
+            # dunst's history lists closed notifications only.
+            subprocess.run(["dunstctl", "close-all"], env=dict(os.environ, **bus.env()), check=True)
+            return notifications.history()
+        shown = wait_for(shown, what="the notification")
         self.assertEqual(shown[0]["summary"], "Action Logement : code spécifique")
         self.assertIn("HB42 TQ7M", shown[0]["body"])
         self.assertIn("De : notifications@al-in.fr", shown[0]["body"])
