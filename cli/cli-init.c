@@ -194,15 +194,6 @@ static const Provider *provider_for(const char *domain) {
         return NULL;
 }
 
-static bool account_name_ok(const char *n) {
-        if (!*n || strlen(n) > 64)
-                return false;
-        for (const char *p = n; *p; p++)
-                if (!isalnum((unsigned char) *p) && !strchr("-_.@+", *p))
-                        return false;
-        return true;
-}
-
 static bool account_exists(const Setup *s, const char *name) {
         return s->existing_config && config_find_account(s->existing_config, name);
 }
@@ -227,7 +218,7 @@ static int default_account_name(const Setup *s, char **ret) {
         }
         if (!base)
                 return -ENOMEM;
-        if (!account_name_ok(base)) {
+        if (!account_name_valid(base)) {
                 free(base);
                 if (!(base = strdup("mail")))
                         return -ENOMEM;
@@ -442,7 +433,7 @@ static int ask_user(Setup *s) {
 
 static int ask_name(Setup *s) {
         if (arg_account) {
-                if (!account_name_ok(arg_account)) {
+                if (!account_name_valid(arg_account)) {
                         fprintf(stderr, _("alcode init: '%s' cannot name an account (letters, digits, -_.@+).\n"),
                                 arg_account);
                         return -EINVAL;

@@ -448,7 +448,7 @@ static const KeyDef account_keys[] = {
         { "poll_interval", parse_seconds, offsetof(Account, poll_interval) },
 };
 
-static bool account_name_valid(const char *n) {
+bool account_name_valid(const char *n) {
         if (!*n || strlen(n) > 64)
                 return false;
         for (const char *p = n; *p; p++)

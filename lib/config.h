@@ -77,3 +77,6 @@ int path_expand(const char *in, char **ret);
 
 /* Whether host is a loopback name or address (localhost, 127.0.0.0/8, ::1). */
 bool host_is_loopback(const char *host) _pure_;
+
+/* Whether n can name an [account NAME]: 1 to 64 letters, digits and -_.@+. */
+bool account_name_valid(const char *n) _pure_;
