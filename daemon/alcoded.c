@@ -18,15 +18,15 @@ static bool arg_once = false;
 static bool arg_verbose = false;
 
 static void help(void) {
-        printf("Usage: alcoded [OPTIONS]\n\n"
-               "Watches your IMAP accounts for Action Logement / AL'in / HR codes, stores them and\n"
-               "shows a desktop notification. Runs as a systemd user service (alcoded.service).\n\n"
-               "  -c, --config FILE  read FILE instead of ~/.config/alcode/alcode.conf\n"
-               "      --once         sync every account once (backfill, then new mail) and exit:\n"
-               "                     0 when every account succeeded, 1 otherwise\n"
-               "  -v, --verbose      log debug messages\n"
-               "  -h, --help         show this help\n"
-               "  -V, --version      show the version\n");
+        printf(_("Usage: alcoded [OPTIONS]\n\n"
+                 "Watches your IMAP accounts for Action Logement / AL'in / HR codes, stores them and\n"
+                 "shows a desktop notification. Runs as a systemd user service (alcoded.service).\n\n"
+                 "  -c, --config FILE  read FILE instead of ~/.config/alcode/alcode.conf\n"
+                 "      --once         sync every account once (backfill, then new mail) and exit:\n"
+                 "                     0 when every account succeeded, 1 otherwise\n"
+                 "  -v, --verbose      log debug messages\n"
+                 "  -h, --help         show this help\n"
+                 "  -V, --version      show the version\n"));
 }
 
 static int parse_argv(int argc, char *argv[]) {

@@ -40,7 +40,7 @@ def short_options(c_text):
 
 def help_options(program):
     out = subprocess.run([binary(program), "--help"], capture_output=True, text=True,
-                         env=dict(os.environ, LANG="C.UTF-8")).stdout
+                         env=dict({k: v for k, v in os.environ.items() if k != "LANGUAGE"}, LC_ALL="C.UTF-8")).stdout
     return set(re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", out)), set(re.findall(r"(?<![\w-])-([A-Za-z])\b", out))
 
 
