@@ -79,7 +79,7 @@ static int print_table(const StoredCode *c, size_t n) {
         if (!places)
                 return -ENOMEM;
         for (CodeKind k = 0; k <= _CODE_KIND_MAX; k++)
-                kinds[k] = cli_kind_words(k); /* [_CODE_KIND_MAX]: an unknown kind */
+                kinds[k] = code_kind_to_words(k); /* [_CODE_KIND_MAX]: an unknown kind */
         for (size_t i = 0; i < n; i++) {
                 if (!isempty(c[i].account) && asprintf(&places[i], "%s/%s", c[i].account, c[i].folder) < 0) {
                         places[i] = NULL;
@@ -336,7 +336,7 @@ int verb_latest(int argc, char *argv[]) {
 
         fprintf(stderr, f.kind == CODE_KIND_OTP ? _("alcode: no valid trusted %s stored.\n")
                                                  : _("alcode: no trusted %s stored.\n"),
-                cli_kind_words(f.kind));
+                code_kind_to_words(f.kind));
         f.trusted_only = false;
         f.untrusted_only = true;
         f.unexpired_only = false;
@@ -400,7 +400,7 @@ int verb_show(int argc, char *argv[]) {
 
         fputs(c->trusted ? ansi_bold() : ansi_red(), stdout);
         cli_print_cell(stdout, c->display, 0, 0);
-        printf("%s  %s\n", ansi_normal(), cli_kind_words(c->kind));
+        printf("%s  %s\n", ansi_normal(), code_kind_to_words(c->kind));
         print_field(_("Value:   "), c->value);
         putchar('\n');
         print_field(_("Sender:  "), c->sender);

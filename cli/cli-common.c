@@ -16,18 +16,6 @@ const char *ansi_yellow(void) { return arg_color ? "\033[33m" : ""; }
 const char *ansi_grey(void) { return arg_color ? "\033[2m" : ""; }
 const char *ansi_normal(void) { return arg_color ? "\033[0m" : ""; }
 
-const char *cli_kind_words(CodeKind k) {
-        switch (k) {
-        case CODE_KIND_SPECIFIC: return _("specific code");
-        case CODE_KIND_COMPANY: return _("company code");
-        case CODE_KIND_ACCESS: return _("access code");
-        case CODE_KIND_OTP: return _("login code");
-        case CODE_KIND_REQUEST: return _("request number");
-        case CODE_KIND_FILE: return _("file number");
-        default: return _("code");
-        }
-}
-
 int cli_load_config(Config **ret) {
         _cleanup_strv_free_ char **errors = NULL;
         int r;

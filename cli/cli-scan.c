@@ -59,7 +59,7 @@ static int flush_store(ScanState *st) {
 static void print_message(const Message *m) {
         for (size_t i = 0; i < m->n_codes; i++) {
                 const Code *c = &m->codes[i];
-                printf("%s: %s%-16s%s %s%s%s", m->ref.source, ansi_grey(), cli_kind_words(c->kind), ansi_normal(),
+                printf("%s: %s%-16s%s %s%s%s", m->ref.source, ansi_grey(), code_kind_to_words(c->kind), ansi_normal(),
                        c->trusted ? ansi_bold() : ansi_red(), c->display, ansi_normal());
                 if (!streq(c->display, c->value))
                         printf(" (%s)", c->value);

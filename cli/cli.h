@@ -47,8 +47,6 @@ int cli_store_error(Store *s, int r);
  * the error and returns EXIT_BAD_INPUT. */
 int cli_flush_stdout(void);
 
-/* The kind in words, for people ("specific code"), translated. */
-const char *cli_kind_words(CodeKind k);
 
 /* Terminal colours, only when arg_color. */
 const char *ansi_bold(void);

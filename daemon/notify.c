@@ -70,18 +70,6 @@ static const char *kind_summary(CodeKind k) {
         }
 }
 
-static const char *kind_words(CodeKind k) {
-        switch (k) {
-        case CODE_KIND_SPECIFIC: return _("specific code");
-        case CODE_KIND_COMPANY: return _("company code");
-        case CODE_KIND_ACCESS: return _("access code");
-        case CODE_KIND_OTP: return _("login code");
-        case CODE_KIND_REQUEST: return _("request number");
-        case CODE_KIND_FILE: return _("file number");
-        default: return _("code");
-        }
-}
-
 /* Servers that support body markup interpret &, < and >: escape them. */
 static int put_escaped(StrBuf *b, const char *s) {
         int r = 0;
@@ -340,7 +328,7 @@ int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
                 format_date(k->date, k->date_tz, date, sizeof date);
                 if (k->trusted)
                         summary = strdup(kind_summary(k->kind));
-                else if (asprintf(&summary, _("⚠ Unverified sender: %s"), kind_words(k->kind)) < 0)
+                else if (asprintf(&summary, _("⚠ Unverified sender: %s"), code_kind_to_words(k->kind)) < 0)
                         summary = NULL;
                 /* The code and the sender are foreign text: escaped. */
                 (void) put_escaped(&body, masked(n, k));
@@ -362,7 +350,7 @@ int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
                                                      : _("Action Logement: %zu codes found"), n_codes) < 0)
                         summary = NULL;
                 for (size_t i = 0; i < n_codes && i < NOTIFY_GROUP_SHOWN; i++) {
-                        (void) strbuf_printf(&body, "%s%s: ", codes[i].trusted ? "" : "⚠ ", kind_words(codes[i].kind));
+                        (void) strbuf_printf(&body, "%s%s: ", codes[i].trusted ? "" : "⚠ ", code_kind_to_words(codes[i].kind));
                         (void) put_escaped(&body, masked(n, &codes[i]));
                         (void) strbuf_puts(&body, "\n");
                 }

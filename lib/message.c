@@ -2,26 +2,27 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "i18n.h"
 #include "message.h"
 
 static const struct {
         const char *name;
         const char *label;
 } code_kinds[_CODE_KIND_MAX] = {
-        [CODE_KIND_SPECIFIC] = { "specific", "code spécifique" },
-        [CODE_KIND_COMPANY] = { "company", "code entreprise" },
-        [CODE_KIND_ACCESS] = { "access", "code d'accès" },
-        [CODE_KIND_OTP] = { "otp", "code de connexion" },
-        [CODE_KIND_REQUEST] = { "request", "numéro de demande" },
-        [CODE_KIND_FILE] = { "file", "numéro de dossier" },
+        [CODE_KIND_SPECIFIC] = { "specific", N_("specific code") },
+        [CODE_KIND_COMPANY] = { "company", N_("company code") },
+        [CODE_KIND_ACCESS] = { "access", N_("access code") },
+        [CODE_KIND_OTP] = { "otp", N_("login code") },
+        [CODE_KIND_REQUEST] = { "request", N_("request number") },
+        [CODE_KIND_FILE] = { "file", N_("file number") },
 };
 
 const char *code_kind_to_string(CodeKind k) {
         return k >= 0 && k < _CODE_KIND_MAX ? code_kinds[k].name : NULL;
 }
 
-const char *code_kind_to_label(CodeKind k) {
-        return k >= 0 && k < _CODE_KIND_MAX ? code_kinds[k].label : NULL;
+const char *code_kind_to_words(CodeKind k) {
+        return k >= 0 && k < _CODE_KIND_MAX ? _(code_kinds[k].label) : _("code");
 }
 
 CodeKind code_kind_from_string(const char *s) {

@@ -19,8 +19,9 @@ typedef enum CodeKind {
 
 const char *code_kind_to_string(CodeKind k) _pure_;
 CodeKind code_kind_from_string(const char *s) _pure_;
-/* The kind in the user's words ("code spécifique"), untranslated msgid. */
-const char *code_kind_to_label(CodeKind k) _pure_;
+/* The kind in the user's words, translated ("code spécifique" in French); "code" for an
+ * invalid kind. For the CLI and notifications. */
+const char *code_kind_to_words(CodeKind k);
 
 typedef struct Code {
         CodeKind kind;
