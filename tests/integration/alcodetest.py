@@ -441,6 +441,14 @@ class DBusSession:
     def env(self):
         return {"DBUS_SESSION_BUS_ADDRESS": self.address}
 
+    def has_owner(self, name):
+        """Whether a client owns name (NameHasOwner: unlike `busctl status`, needs no
+        credentials of the owner, which a container without cgroups cannot give)."""
+        r = subprocess.run(["busctl", "--address=" + self.address, "call", "org.freedesktop.DBus",
+                            "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", name],
+                           capture_output=True, text=True)
+        return r.returncode == 0 and r.stdout.strip() == "b true"
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -467,9 +475,7 @@ class Notifications:
         wait_for(self._owned, what="dunst on the bus")
 
     def _owned(self):
-        r = subprocess.run(["busctl", "--address=" + self.bus.address, "status",
-                            "org.freedesktop.Notifications"], capture_output=True)
-        return r.returncode == 0
+        return self.bus.has_owner("org.freedesktop.Notifications")
 
     def history(self):
         env = dict(os.environ, **self.bus.env())

@@ -146,8 +146,7 @@ class Init(unittest.TestCase):
         keyring.stdin.write(b"keyring-password")
         keyring.stdin.close()
         self.addCleanup(lambda: (keyring.terminate(), keyring.wait()))
-        wait_for(lambda: subprocess.run(["busctl", "--address=" + bus.address, "status", "org.freedesktop.secrets"],
-                                        capture_output=True).returncode == 0, what="the keyring on the bus")
+        wait_for(lambda: bus.has_owner("org.freedesktop.secrets"), what="the keyring on the bus")
 
         t = self.start()
         self.answer_server(t)
