@@ -68,6 +68,8 @@ struct Worker {
         Pipeline *pipeline;
         unsigned timeout_sec;
         unsigned poll_interval;
+        unsigned backoff_max;
+        bool progressed;          /* this session stored something: the server works */
         char **domains;           /* trusted sender domains + employer domains */
         char **self;              /* the user's own addresses (pipeline_set_user_addresses) */
 
@@ -330,6 +332,7 @@ static int batch_push(Scan *sc, uint32_t cursor) {
                         return r;
                 sc->floor = sc->batch->last_uid;
         }
+        sc->w->progressed = true;
         return push(sc->w, TAKE_PTR(sc->batch));
 }
 
@@ -873,8 +876,8 @@ static void wait_wake(Worker *w, unsigned sec) {
                 (void) !read(w->wake_fd, &v, sizeof v);
 }
 
-static unsigned backoff_delay(unsigned attempt) {
-        unsigned d = MIN((unsigned) BACKOFF_MIN_SEC << MIN(attempt, 10u), (unsigned) BACKOFF_MAX_SEC);
+static unsigned backoff_delay(Worker *w, unsigned attempt) {
+        unsigned d = MIN((unsigned) BACKOFF_MIN_SEC << MIN(attempt, 10u), w->backoff_max);
 
         /* Full jitter on the upper half: many clients of one server do not reconnect in step. */
         return d / 2 + (unsigned) (random() % (d / 2 + 1)) + 1;
@@ -889,13 +892,16 @@ static void *worker_main(void *userdata) {
         while (!atomic_load(&w->stop)) {
                 bool scanned = false;
 
+                w->progressed = false;
                 r = run_session(w, &scanned);
                 close_all(w);
-                if (scanned)
+                /* A session that got work done was cut, not refused: reconnect soon, not after
+                 * a backoff grown by earlier failures. */
+                if (scanned || w->progressed)
                         attempt = 0;
                 if (atomic_load(&w->stop) || w->opts.once || fatal_error(r))
                         break;
-                unsigned d = backoff_delay(attempt++);
+                unsigned d = backoff_delay(w, attempt++);
                 push_state(w, WORKER_BACKOFF, r, NULL, 0, 0);
                 log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = w->account },
                                    "reconnecting in %u s", d);
@@ -935,6 +941,7 @@ int worker_start(const WorkerOptions *opts, Worker **ret) {
         w->wake_fd = -EBADF;
         w->timeout_sec = seconds_from_env("ALCODE_TEST_IMAP_TIMEOUT", MAX(opts->timeout_sec, 1u));
         w->poll_interval = seconds_from_env("ALCODE_TEST_POLL_INTERVAL", opts->account->poll_interval);
+        w->backoff_max = seconds_from_env("ALCODE_TEST_BACKOFF_MAX", BACKOFF_MAX_SEC);
         for (size_t i = 0; i < MAX_IDLE_CONNECTIONS; i++)
                 w->conns[i].idle_fd = -EBADF;
         pthread_mutex_init(&w->lock, NULL);

@@ -945,8 +945,12 @@ int store_commit(Store *s, const StoreBatch *b, StoredCode **ret_new, size_t *re
          * (rolled back) or a crash (the journal is left behind). */
         if (r >= 0 && getenv("ALCODE_TEST_FAIL_BEFORE_COMMIT"))
                 r = -EIO;
-        if (r >= 0 && getenv("ALCODE_TEST_CRASH_BEFORE_COMMIT"))
-                abort();
+        if (r >= 0 && getenv("ALCODE_TEST_CRASH_BEFORE_COMMIT")) {
+                /* =N: at the Nth commit of this process (1 when not a number). */
+                static int commits = 0;
+                if (++commits >= MAX(atoi(getenv("ALCODE_TEST_CRASH_BEFORE_COMMIT")), 1))
+                        abort();
+        }
 #endif
         if (r >= 0)
                 r = exec(s, "COMMIT");
