@@ -1,0 +1,161 @@
+"""Helpers shared by the fault, memory and security tests: a big mailbox made of the shared
+sample, a store snapshot to compare a disturbed run with an undisturbed one, process memory
+and CPU figures read from /proc, and log scanning."""
+
+import os
+import random
+import sqlite3
+import contextlib
+
+from alcodetest import Alcode, TempDir, read_log, require_corpus, wait_for
+
+FOLDERS = {"perso/INBOX": "INBOX", "perso/Spam": "Junk"}
+
+
+def load_copies(dovecot, copies, user="alice"):
+    """Delivers `copies` copies of the whole shared sample into the user's folders; returns
+    the number of messages."""
+    sample = require_corpus()
+    n = 0
+    for copy in range(copies):
+        for root, dirs, files in os.walk(sample):
+            dirs.sort()
+            rel = os.path.relpath(root, sample)
+            if rel == ".":
+                continue
+            folder = FOLDERS.get(rel, rel)
+            for name in sorted(files):
+                if name.endswith(".eml"):
+                    with open(os.path.join(root, name), "rb") as f:
+                        dovecot.deliver(user, folder, f.read(), name="%s.c%d.%d" % (name, copy, n))
+                    n += 1
+    return n
+
+
+def snapshot(db):
+    """What a user can get out of a store, in a form that does not depend on the order in
+    which messages were read: codes, every sighting with its provenance, cursors."""
+    with contextlib.closing(sqlite3.connect("file:%s?mode=ro" % db, uri=True)) as c:
+        codes = c.execute("SELECT kind, value, trusted, superseded FROM codes").fetchall()
+        sightings = c.execute(
+            "SELECT c.kind, c.value, m.account, m.folder, m.uidvalidity, m.uid, s.rule, s.trusted"
+            " FROM sightings s JOIN codes c ON c.id = s.code JOIN messages m ON m.id = s.message").fetchall()
+        cursors = c.execute("SELECT account, folder, uidvalidity, last_uid, messages_seen FROM cursors").fetchall()
+        messages = c.execute("SELECT count(*) FROM messages").fetchone()[0]
+    return {"codes": sorted(codes), "n_codes": len(codes), "sightings": sorted(sightings),
+            "cursors": sorted(cursors), "messages": messages}
+
+
+def messages_seen(db):
+    """Messages counted in the committed cursors (0 while the store does not exist yet)."""
+    try:
+        with contextlib.closing(sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)) as c:
+            row = c.execute("SELECT total(messages_seen) FROM cursors").fetchone()
+            return int(row[0] or 0)
+    except sqlite3.Error:
+        return 0
+
+
+def reference_store(dovecot, config):
+    """An undisturbed `alcoded --once` over the same mailbox, in a store of its own."""
+    tmp = TempDir()
+    try:
+        a = Alcode(tmp)
+        a.write_config(config)
+        a.daemon("--once", timeout=600)
+        return snapshot(a.db)
+    finally:
+        tmp.cleanup()
+
+
+def proc_status(pid, key):
+    """A kB field of /proc/PID/status (VmHWM: peak RSS, VmRSS: current) in MiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise KeyError(key)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def count_in_log(p, text):
+    return read_log(p).count(text)
+
+
+def rng():
+    """A random source whose seed is printed, so that a failing run can be replayed with
+    ALCODE_TEST_SEED."""
+    seed = int(os.environ.get("ALCODE_TEST_SEED", random.randrange(1 << 30)))
+    print("random seed: %d (ALCODE_TEST_SEED to replay)" % seed)
+    return random.Random(seed)
+
+
+def soak():
+    """ALCODE_SOAK=N multiplies the number of faults injected (bench/soak runs it long)."""
+    try:
+        return max(1, int(os.environ.get("ALCODE_SOAK", "1")))
+    except ValueError:
+        return 1
+
+
+__all__ = ["load_copies", "snapshot", "messages_seen", "reference_store", "proc_status", "cpu_seconds",
+           "count_in_log", "rng", "soak", "wait_for"]
+
+
+def process_tree(pid):
+    """pid and every descendant of it, from /proc (parents first)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def signal_tree(pid, sig):
+    """Sends sig to pid and its descendants, by id (a whole dovecot: master, logins, imap)."""
+    for p in process_tree(pid):
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+def kill_dovecot(d):
+    """SIGKILL to every process of that dovecot instance, as a crash or an OOM kill would do;
+    returns once its ports are free again."""
+    import signal
+    import socket
+    signal_tree(d.proc.pid, signal.SIGKILL)
+    d.proc.wait()
+
+    def free():
+        for port in (d.port, d.tls_port):
+            s = socket.socket()
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+            finally:
+                s.close()
+        return True
+    wait_for(free, timeout=10, what="dovecot's ports to be free")
+
+
+__all__ += ["process_tree", "signal_tree", "kill_dovecot"]
