@@ -600,9 +600,10 @@ static void close_all(Worker *w) {
 }
 
 static bool fatal_error(int r) {
-        /* Retrying cannot help: the user must act (password, certificate, config). */
-        return r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -ENOKEY || r == -EINVAL ||
-               r == -ENOMEM;
+        /* Retrying cannot help: the user must act (password, certificate, config). Not
+         * -ENOMEM: libetpan reports a literal of absurd announced size that way, and memory
+         * may come back. */
+        return r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -ENOKEY || r == -EINVAL;
 }
 
 static int conn_open(Worker *w, Conn *c, bool report) {

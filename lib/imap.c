@@ -9,7 +9,11 @@
  *    imap_session_cancel() sets it from the watchdog thread;
  *  - the parsed BODY[] section can be NULL; literals belong to the result, so FETCH goes
  *    through a msg_att handler that sees (and drops) one message at a time;
- *  - "UID n:*" always matches the highest UID, even below n: filter.
+ *  - "UID n:*" always matches the highest UID, even below n: filter;
+ *  - it trusts the server with memory: it allocates what a literal announces ({4294967295})
+ *    and reads lines and untagged responses without limit until the tagged answer. Every
+ *    stream goes through a wrapper (below) that bounds what one response may bring and turns
+ *    a read after end-of-file into an error (which also ends the literal-EOF loop at once).
  *
  * libetpan result codes map to -errno here only: */
 #include <arpa/inet.h>
@@ -24,7 +28,19 @@
 #include "strbuf.h"
 #include "tls-verify.h"
 
+/* Exported by libetpan (what mailimap_socket_connect() uses) but declared in connect.h,
+ * which Debian's libetpan-dev does not install. */
+int mail_tcp_connect_timeout(const char *server, uint16_t port, time_t timeout);
+
 #define MAX_SET_RANGES 4096 /* keeps a UID set well under servers' 64 KiB line limits */
+/* What one response may bring between two points where libetpan lets go of what it holds (a
+ * command's start, a message handed to the FETCH callback). libetpan's structures for small
+ * untagged responses weigh 10 to 20 times their bytes (a LIST line of 37 bytes: ~400 bytes of
+ * allocations), so the default is small: 2 MiB, a LIST of 50,000 folders. SEARCH may bring a
+ * million UIDs (8 MiB); FETCH what it asked for, plus 1 MiB. */
+#define IMAP_RESPONSE_MAX (2u << 20)
+#define IMAP_RESPONSE_SEARCH (8u << 20)
+#define IMAP_RESPONSE_SLACK (1u << 20)
 
 struct ImapSession {
         mailimap *imap;
@@ -39,6 +55,12 @@ struct ImapSession {
         ImapProgressFunc progress;
         void *progress_userdata;
         size_t progress_last;
+        /* The stream wrapper's state (session thread only). */
+        mailstream_low *inner;     /* the real stream under the wrapper */
+        size_t budget;             /* bytes the current response may still bring */
+        size_t budget_max;         /* what it could bring at its start (for the message) */
+        bool over_budget;
+        bool eof;
 };
 
 /* libetpan only hands FETCH results to a msg_att handler when a progress callback is set; we
@@ -94,7 +116,23 @@ static int session_error(ImapSession *s, int r, const char *what) {
         free(s->error);
         if (cancelled)
                 s->error = strdup("cancelled: the server did not answer in time");
-        else if (r == MAILIMAP_ERROR_STREAM) {
+        else if (s->over_budget) {
+                if (asprintf(&s->error, "%s failed: the server sent more than the %zu MiB expected",
+                             what, s->budget_max >> 20) < 0)
+                        s->error = NULL;
+                s->broken = true;
+                return -EMSGSIZE;
+        } else if (s->eof && r != MAILIMAP_NO_ERROR) {
+                if (asprintf(&s->error, "%s failed: the server closed the connection", what) < 0)
+                        s->error = NULL;
+                s->broken = true;
+                return -ECONNRESET;
+        } else if (r == MAILIMAP_ERROR_MEMORY) {
+                /* Also how libetpan fails a literal announced larger than memory allows. */
+                if (asprintf(&s->error, "%s failed: out of memory (or the server announced an absurd size)",
+                             what) < 0)
+                        s->error = NULL;
+        } else if (r == MAILIMAP_ERROR_STREAM) {
                 /* imap_response would be stale: it belongs to the previous command. */
                 if (asprintf(&s->error, "%s failed: no answer within %u s, or the connection was lost",
                              what, s->timeout_sec) < 0)
@@ -108,12 +146,117 @@ static int session_error(ImapSession *s, int r, const char *what) {
         return r;
 }
 
+/* ---- The bounded stream ----
+ *
+ * A mailstream_low driver stacked on the real one (socket or TLS): reads fail once the
+ * current response has brought IMAP_RESPONSE_MAX bytes (budget_reset() starts a response),
+ * and every read after end-of-file fails instead of returning 0 again (libetpan 1.9.4 loops
+ * on 0 inside a literal). Everything else goes to the real stream. */
+
+static ssize_t bounded_read(mailstream_low *l, void *buf, size_t n) {
+        ImapSession *s = l->data;
+        mailstream_low *inner = s->inner;
+        ssize_t k;
+
+        if (s->eof)
+                return -1;
+        if (s->budget == 0) {
+                s->over_budget = true;
+                return -1;
+        }
+        k = mailstream_low_read(inner, buf, MIN(n, s->budget));
+        if (k == 0)
+                s->eof = true;
+        if (k > 0)
+                s->budget -= (size_t) k;
+        return k;
+}
+
+static ssize_t bounded_write(mailstream_low *l, const void *buf, size_t n) {
+        return mailstream_low_write(((ImapSession *) l->data)->inner, buf, n);
+}
+
+static int bounded_close(mailstream_low *l) {
+        return mailstream_low_close(((ImapSession *) l->data)->inner);
+}
+
+static int bounded_get_fd(mailstream_low *l) {
+        return mailstream_low_get_fd(((ImapSession *) l->data)->inner);
+}
+
+static void bounded_free(mailstream_low *l) {
+        ImapSession *s = l->data;
+
+        if (s->inner)
+                mailstream_low_free(s->inner);
+        s->inner = NULL;
+        free(l);
+}
+
+static void bounded_cancel(mailstream_low *l) {
+        mailstream_low_cancel(((ImapSession *) l->data)->inner);
+}
+
+static struct mailstream_cancel *bounded_get_cancel(mailstream_low *l) {
+        return mailstream_low_get_cancel(((ImapSession *) l->data)->inner);
+}
+
+static carray *bounded_get_certificate_chain(mailstream_low *l) {
+        return mailstream_low_get_certificate_chain(((ImapSession *) l->data)->inner);
+}
+
+static int bounded_setup_idle(mailstream_low *l) {
+        return mailstream_low_setup_idle(((ImapSession *) l->data)->inner);
+}
+
+static int bounded_unsetup_idle(mailstream_low *l) {
+        return mailstream_low_unsetup_idle(((ImapSession *) l->data)->inner);
+}
+
+static int bounded_interrupt_idle(mailstream_low *l) {
+        return mailstream_low_interrupt_idle(((ImapSession *) l->data)->inner);
+}
+
+static mailstream_low_driver bounded_driver = {
+        .mailstream_read = bounded_read,
+        .mailstream_write = bounded_write,
+        .mailstream_close = bounded_close,
+        .mailstream_get_fd = bounded_get_fd,
+        .mailstream_free = bounded_free,
+        .mailstream_cancel = bounded_cancel,
+        .mailstream_get_cancel = bounded_get_cancel,
+        .mailstream_get_certificate_chain = bounded_get_certificate_chain,
+        .mailstream_setup_idle = bounded_setup_idle,
+        .mailstream_unsetup_idle = bounded_unsetup_idle,
+        .mailstream_interrupt_idle = bounded_interrupt_idle,
+};
+
+/* Puts the wrapper between stream and its current low-level stream (again after STARTTLS,
+ * which replaces it). One wrapper per session at a time. */
+static int bounded_wrap(ImapSession *s, mailstream *stream) {
+        mailstream_low *inner = mailstream_get_low(stream), *l;
+
+        if (inner && inner->driver == &bounded_driver)
+                return 0;
+        l = mailstream_low_new(s, &bounded_driver);
+        if (!l)
+                return -ENOMEM;
+        s->inner = inner;
+        mailstream_set_low(stream, l);
+        return 0;
+}
+
+static void budget_reset(ImapSession *s, size_t max) {
+        s->budget = s->budget_max = max;
+}
+
 /* Every command starts here: a cancelled or broken session does not talk any more. */
 static int session_check(ImapSession *s) {
         if (atomic_load(&s->cancelled))
                 return -ECANCELED;
         if (s->broken || !s->imap || !s->imap->imap_stream)
                 return -ENOTCONN;
+        budget_reset(s, IMAP_RESPONSE_MAX);
         return 0;
 }
 
@@ -229,7 +372,10 @@ static int verify_peer(ImapSession *s, char **ret_error) {
 
 static int refresh_capabilities(ImapSession *s) {
         struct mailimap_capability_data *cap = NULL;
-        int r = mailimap_capability(s->imap, &cap);
+        int r;
+
+        budget_reset(s, IMAP_RESPONSE_MAX);
+        r = mailimap_capability(s->imap, &cap);
 
         if (cap)
                 mailimap_capability_data_free(cap);
@@ -250,6 +396,7 @@ static int login(ImapSession *s, char **ret_error) {
                 return r == -ENOMEM ? r : -ENOKEY;
         }
         /* The stream logger stays off (mailstream_debug is never set): it would record this. */
+        budget_reset(s, IMAP_RESPONSE_MAX);
         switch (a->auth) {
         case AUTH_METHOD_PLAIN:
                 r = mailimap_authenticate(s->imap, "PLAIN", a->host, NULL, NULL, a->user, a->user,
@@ -276,14 +423,42 @@ static int login(ImapSession *s, char **ret_error) {
         return r;
 }
 
-static void publish_stream(ImapSession *s) {
-        mailstream_low *low = s->imap->imap_stream ? mailstream_get_low(s->imap->imap_stream) : NULL;
+static void publish_stream(ImapSession *s, mailstream *stream) {
+        mailstream_low *low = mailstream_get_low(stream);
 
         atomic_store(&s->fd, low ? mailstream_low_get_fd(low) : -1);
-        atomic_store(&s->stream, s->imap->imap_stream);
+        atomic_store(&s->stream, stream);
         /* A cancel that came while connecting. */
         if (atomic_load(&s->cancelled))
                 imap_session_cancel(s);
+}
+
+/* What mailimap_socket_connect() and mailimap_ssl_connect_with_callback() do, with the
+ * bounded stream in place before the greeting is read, and the stream published so that a
+ * greeting that never comes can be cancelled. Returns a MAILIMAP_* code. */
+static int stream_connect(ImapSession *s) {
+        const Account *a = s->account;
+        mailstream *stream;
+        int fd;
+
+        fd = mail_tcp_connect_timeout(a->host, a->port, s->timeout_sec);
+        if (fd < 0)
+                return MAILIMAP_ERROR_CONNECTION_REFUSED;
+        if (a->tls == TLS_MODE_IMPLICIT)
+                stream = mailstream_ssl_open_with_callback_timeout(fd, s->timeout_sec, ssl_callback, (void *) a->host);
+        else
+                stream = mailstream_socket_open_timeout(fd, s->timeout_sec);
+        if (!stream) {
+                (void) close(fd);
+                return a->tls == TLS_MODE_IMPLICIT ? MAILIMAP_ERROR_SSL : MAILIMAP_ERROR_MEMORY;
+        }
+        if (bounded_wrap(s, stream) < 0) {
+                mailstream_close(stream);
+                return MAILIMAP_ERROR_MEMORY;
+        }
+        publish_stream(s, stream);
+        budget_reset(s, IMAP_RESPONSE_MAX);
+        return mailimap_connect(s->imap, stream);
 }
 
 int imap_session_connect(ImapSession *s, char **ret_error) {
@@ -297,24 +472,21 @@ int imap_session_connect(ImapSession *s, char **ret_error) {
                         *ret_error = NULL;
                 return -EPERM;
         }
-        if (a->tls == TLS_MODE_IMPLICIT)
-                r = mailimap_ssl_connect_with_callback(s->imap, a->host, a->port, ssl_callback, a->host);
-        else
-                r = mailimap_socket_connect(s->imap, a->host, a->port);
+        r = stream_connect(s);
         if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
                 s->broken = true;
-                r = atomic_load(&s->cancelled) ? -ECANCELED : errno_from_imap(r);
+                r = atomic_load(&s->cancelled) ? -ECANCELED : s->over_budget ? -EMSGSIZE : errno_from_imap(r);
                 if (asprintf(ret_error, "cannot connect to %s port %u%s: %s", a->host, a->port,
                              a->tls == TLS_MODE_IMPLICIT ? " (TLS)" : "",
                              r == -ECONNREFUSED ? "connection refused"
                              : r == -ECONNRESET ? "TLS handshake failed"
                              : r == -ETIMEDOUT  ? "timed out or connection lost"
                              : r == -ECANCELED  ? "cancelled"
+                             : r == -EMSGSIZE   ? "endless greeting"
                                                 : "no IMAP greeting") < 0)
                         *ret_error = NULL;
                 return r == 0 ? -EPROTO : r;
         }
-        publish_stream(s);
 
         if (a->tls == TLS_MODE_STARTTLS) {
                 r = refresh_capabilities(s);
@@ -328,11 +500,16 @@ int imap_session_connect(ImapSession *s, char **ret_error) {
                         s->broken = true;
                         return -EPROTONOSUPPORT;
                 }
+                budget_reset(s, IMAP_RESPONSE_MAX);
                 r = mailimap_socket_starttls_with_callback(s->imap, ssl_callback, a->host);
                 if (r != MAILIMAP_NO_ERROR) {
                         r = session_error(s, r, "STARTTLS");
                         goto fail_text;
                 }
+                /* The TLS stream replaced ours: bound it too. */
+                r = bounded_wrap(s, s->imap->imap_stream);
+                if (r < 0)
+                        return r;
         }
         if (a->tls != TLS_MODE_NONE) {
                 r = verify_peer(s, ret_error);
@@ -575,6 +752,7 @@ int imap_search(ImapSession *s, uint32_t first_uid, int64_t since, uint32_t **re
         set = NULL;
         if (since > 0 && (!(k = search_key_since(since)) || mailimap_search_key_multiple_add(key, k) != MAILIMAP_NO_ERROR))
                 goto oom;
+        budget_reset(s, IMAP_RESPONSE_SEARCH);
         r = mailimap_uid_search(s->imap, NULL, key, &res);
         mailimap_search_key_free(key);
         if (r != MAILIMAP_NO_ERROR)
@@ -652,6 +830,7 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
                 goto finish;
         }
         any = NULL;
+        budget_reset(s, IMAP_RESPONSE_SEARCH);
         r = mailimap_uid_search(s->imap, ascii ? NULL : "UTF-8", key, &res);
         if (r != MAILIMAP_NO_ERROR) {
                 r = session_error(s, r, "UID SEARCH");
@@ -672,6 +851,8 @@ finish:
 /* ---- FETCH ---- */
 
 typedef struct FetchState {
+        ImapSession *session;
+        size_t budget;            /* per message */
         ImapFetchFunc cb;
         void *userdata;
         uint32_t first_uid;
@@ -708,6 +889,8 @@ static void on_msg_att(struct mailimap_msg_att *ma, void *userdata) {
                 return;
         m.truncated = m.full_size > m.size;
         st->r = st->cb(&m, st->userdata);
+        /* libetpan frees this message when we return: the next one has a budget of its own. */
+        budget_reset(st->session, st->budget);
 }
 
 static int fetch_with_handler(ImapSession *s, struct mailimap_set *set, struct mailimap_fetch_type *ft,
@@ -716,6 +899,7 @@ static int fetch_with_handler(ImapSession *s, struct mailimap_set *set, struct m
         int r;
 
         mailimap_set_msg_att_handler(s->imap, on_msg_att, st);
+        budget_reset(s, st->budget);
         r = mailimap_uid_fetch(s->imap, set, ft, &res);
         mailimap_set_msg_att_handler(s->imap, NULL, NULL);
         if (res)
@@ -727,7 +911,8 @@ static int fetch_with_handler(ImapSession *s, struct mailimap_set *set, struct m
 
 int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid,
                size_t max_size, ImapFetchFunc cb, void *userdata) {
-        FetchState st = { .cb = cb, .userdata = userdata, .first_uid = first_uid };
+        FetchState st = { .session = s, .budget = MIN(max_size, (size_t) UINT32_MAX) + IMAP_RESPONSE_SLACK,
+                          .cb = cb, .userdata = userdata, .first_uid = first_uid };
         struct mailimap_fetch_type *ft = NULL;
         size_t done = 0;
         int r;
@@ -778,12 +963,15 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
  * MIME parser sees the same tree and the same texts as it would in the whole message. */
 
 #define TEXTS_MAX_SECTIONS 256
+#define TEXTS_MAX_BYTES (24u << 20) /* text bodies read in total for one large message */
 
 typedef struct Sections {
         char *name[TEXTS_MAX_SECTIONS]; /* "HEADER", "1.MIME", "2.1", ... */
         const char *data[TEXTS_MAX_SECTIONS];
         size_t len[TEXTS_MAX_SECTIONS];
         size_t n;
+        size_t max_part;
+        size_t requested;               /* text body bytes asked for so far */
 } Sections;
 
 static void sections_done(Sections *x) {
@@ -793,7 +981,7 @@ static void sections_done(Sections *x) {
 
 static int sections_add(Sections *x, const char *path, const char *what) {
         if (x->n >= TEXTS_MAX_SECTIONS)
-                return -E2BIG;
+                return -EOPNOTSUPP; /* too many parts to write back: read the message whole */
         if (asprintf(&x->name[x->n], "%s%s%s", path, *path && *what ? "." : "", what) < 0)
                 return -ENOMEM;
         x->n++;
@@ -889,6 +1077,16 @@ static int texts_walk(const struct mailimap_body *b, const char *path, bool top,
                 (void) snprintf(sub, sizeof sub, "%s", path);
         switch (one->bd_type) {
         case MAILIMAP_BODY_TYPE_1PART_TEXT:
+                if (!out) {
+                        /* The text parts that fit in TEXTS_MAX_BYTES, by the sizes the
+                         * server gives; the others stay empty, as attachments do. */
+                        const struct mailimap_body_type_text *t = one->bd_data.bd_type_text;
+                        size_t size = t && t->bd_fields ? MIN((size_t) t->bd_fields->bd_size, x->max_part)
+                                                             : x->max_part;
+                        if (x->requested + size > TEXTS_MAX_BYTES)
+                                return 0;
+                        x->requested += size;
+                }
                 return texts_part(x, out, sub, "");
         case MAILIMAP_BODY_TYPE_1PART_MSG: {
                 const struct mailimap_body *inner = one->bd_data.bd_type_msg ? one->bd_data.bd_type_msg->bd_body : NULL;
@@ -993,7 +1191,7 @@ int imap_fetch_texts(ImapSession *s, uint32_t uid, size_t max_part, ImapFetchFun
         struct mailimap_fetch_type *ft = NULL;
         const struct mailimap_body *body = NULL;
         clist *first = NULL, *second = NULL;
-        Sections x = {};
+        Sections x = { .max_part = max_part };
         uint32_t full_size = 0;
         int r;
 
@@ -1058,6 +1256,7 @@ int imap_fetch_texts(ImapSession *s, uint32_t uid, size_t max_part, ImapFetchFun
                         goto finish;
                 }
         }
+        budget_reset(s, x.requested + IMAP_RESPONSE_MAX);
         r = fetch_one(s, uid, ft, &second);
         if (r < 0)
                 goto finish;
