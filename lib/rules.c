@@ -39,8 +39,14 @@
 #define RULES_COMPILE_OPTIONS (PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS | PCRE2_MULTILINE)
 
 /* valgrind cannot follow JIT-compiled code (it reports the JIT's word reads as uses of
- * uninitialised memory): under valgrind the interpreter runs, with the same results. */
+ * uninitialised memory): under valgrind the interpreter runs, with the same results.
+ * ALCODE_PCRE2_NO_JIT=1 asks for the interpreter too (another memory checker, a test of the
+ * fallback that a unit with MemoryDenyWriteExecute= would get). */
 static bool use_jit(void) {
+        const char *e = getenv("ALCODE_PCRE2_NO_JIT");
+
+        if (e && *e && !streq(e, "0"))
+                return false;
 #ifdef RUNNING_ON_VALGRIND
         return !RUNNING_ON_VALGRIND;
 #else
