@@ -674,19 +674,25 @@ static int walk(Walker *w, const struct mailmime *mime, unsigned attached, unsig
 }
 
 /* Length of the prefix of raw that holds at most max_parts Content-Type header lines
- * ("Content-Type", maybe blanks, ':' at a line start, as libetpan reads them). */
+ * ("Content-Type", maybe blanks, ':' at a line start, as libetpan reads them). The cut goes
+ * before the boundary line that opens the part left out: libetpan drops a whole multipart
+ * whose body ends with a boundary line followed by nothing, and the parts before it (a code
+ * in part 1 of 100,000) with it; without that last line it keeps them. */
 static size_t bounded_length(const char *raw, size_t size, unsigned max_parts, bool *ret_cut) {
         unsigned count = 0;
+        size_t boundary_line = SIZE_MAX;
 
         *ret_cut = false;
         for (size_t i = 0; i < size;) {
+                if (raw[i] == '-' && i + 1 < size && raw[i + 1] == '-')
+                        boundary_line = i;
                 if ((raw[i] | 0x20) == 'c' && size - i >= 12 && strncasecmp(raw + i, "content-type", 12) == 0) {
                         size_t j = i + 12;
                         while (j < size && (raw[j] == ' ' || raw[j] == '\t'))
                                 j++;
                         if (j < size && raw[j] == ':' && ++count > max_parts) {
                                 *ret_cut = true;
-                                return i;
+                                return boundary_line < i ? boundary_line : i;
                         }
                 }
                 const char *nl = memchr(raw + i, '\n', size - i);
