@@ -36,10 +36,10 @@ int mail_tcp_connect_timeout(const char *server, uint16_t port, time_t timeout);
 /* What one response may bring between two points where libetpan lets go of what it holds (a
  * command's start, a message handed to the FETCH callback). libetpan's structures for small
  * untagged responses weigh 10 to 20 times their bytes (a LIST line of 37 bytes: ~400 bytes of
- * allocations), so the default is small: 2 MiB, a LIST of 50,000 folders. SEARCH may bring a
- * million UIDs (8 MiB); FETCH what it asked for, plus 1 MiB. */
+ * allocations), so the default is small: 2 MiB, a LIST of 50,000 folders. SEARCH (a million
+ * UIDs) and BODYSTRUCTURE (100,000 parts) get 8 MiB; FETCH what it asked for, plus 1 MiB. */
 #define IMAP_RESPONSE_MAX (2u << 20)
-#define IMAP_RESPONSE_SEARCH (8u << 20)
+#define IMAP_RESPONSE_LARGE (8u << 20)
 #define IMAP_RESPONSE_SLACK (1u << 20)
 
 struct ImapSession {
@@ -752,7 +752,7 @@ int imap_search(ImapSession *s, uint32_t first_uid, int64_t since, uint32_t **re
         set = NULL;
         if (since > 0 && (!(k = search_key_since(since)) || mailimap_search_key_multiple_add(key, k) != MAILIMAP_NO_ERROR))
                 goto oom;
-        budget_reset(s, IMAP_RESPONSE_SEARCH);
+        budget_reset(s, IMAP_RESPONSE_LARGE);
         r = mailimap_uid_search(s->imap, NULL, key, &res);
         mailimap_search_key_free(key);
         if (r != MAILIMAP_NO_ERROR)
@@ -830,7 +830,7 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
                 goto finish;
         }
         any = NULL;
-        budget_reset(s, IMAP_RESPONSE_SEARCH);
+        budget_reset(s, IMAP_RESPONSE_LARGE);
         r = mailimap_uid_search(s->imap, ascii ? NULL : "UTF-8", key, &res);
         if (r != MAILIMAP_NO_ERROR) {
                 r = session_error(s, r, "UID SEARCH");
@@ -1205,6 +1205,7 @@ int imap_fetch_texts(ImapSession *s, uint32_t uid, size_t max_part, ImapFetchFun
                 r = -ENOMEM;
                 goto finish;
         }
+        budget_reset(s, IMAP_RESPONSE_LARGE);
         r = fetch_one(s, uid, ft, &first);
         mailimap_fetch_type_free(ft);
         ft = NULL;
