@@ -14,6 +14,7 @@
 #include "build-config.h"
 #include "config.h"
 #include "ini-file.h"
+#include "secret.h"
 #include "store.h"
 #include "strv.h"
 
@@ -385,6 +386,23 @@ static int parse_fingerprint(ParseState *st, const char *key, const char *value,
         return 0;
 }
 
+static int parse_command(ParseState *st, const char *key, const char *value, void *field) {
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        r = parse_string(st, key, value, field);
+        if (r < 0)
+                return r;
+        /* A helper that is missing or not executable is a config error, found now rather
+         * than at the first connection. */
+        r = secret_command_check(value, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return key_error(st, key, "%s", why);
+        return 0;
+}
+
 static int parse_password(ParseState *st, const char *key, const char *value, void *field) {
         if (!st->file_private)
                 return key_error(st, key, "refused: the file can be read by other users; "
@@ -436,7 +454,7 @@ static const KeyDef account_keys[] = {
         { "port", parse_port, offsetof(Account, port) },
         { "tls", parse_tls, offsetof(Account, tls) },
         { "user", parse_string, offsetof(Account, user) },
-        { "password_command", parse_string, offsetof(Account, password_command) },
+        { "password_command", parse_command, offsetof(Account, password_command) },
         { "password", parse_password, offsetof(Account, password) },
         { "auth", parse_auth, offsetof(Account, auth) },
         { "ca_file", parse_path, offsetof(Account, ca_file) },

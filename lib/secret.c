@@ -42,23 +42,88 @@ static int64_t now_ms(void) {
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int command_argv(const char *cmd, char ***ret) {
+        _cleanup_strv_free_ char **argv = NULL;
+
+        if (!needs_shell(cmd))
+                return split_words(cmd, ret);
+        if (strv_extend(&argv, "/bin/sh") < 0 || strv_extend(&argv, "-c") < 0 || strv_extend(&argv, cmd) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(argv);
+        return 0;
+}
+
+/* The program a command runs, as posix_spawnp() will find it: 0 when it is an executable
+ * file (absolute, relative to the current folder, or in $PATH), else -errno. */
+static int find_program(const char *name) {
+        _cleanup_free_ char *path = NULL;
+        const char *dirs = getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin";
+        int r = -ENOENT;
+
+        if (strchr(name, '/'))
+                return access(name, X_OK) < 0 ? -errno : 0;
+        for (const char *p = dirs;; p++) {
+                size_t l = strcspn(p, ":");
+                free(path);
+                if (asprintf(&path, "%.*s/%s", (int) l, l ? p : ".", name) < 0)
+                        return -ENOMEM;
+                if (access(path, X_OK) == 0)
+                        return 0;
+                if (errno != ENOENT && errno != ENOTDIR)
+                        r = -errno;
+                p += l;
+                if (!*p)
+                        return r;
+        }
+}
+
+int secret_command_check(const char *cmd, char **ret_error) {
+        _cleanup_strv_free_ char **argv = NULL;
+        int r;
+
+        *ret_error = NULL;
+        r = command_argv(cmd, &argv);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                *ret_error = strdup("the command is empty");
+                return *ret_error ? r : -ENOMEM;
+        }
+        r = find_program(argv[0]);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 && asprintf(ret_error, "cannot run '%s': %s", argv[0], strerror(-r)) < 0)
+                return -ENOMEM;
+        return r;
+}
+
+/* Tests of the timeout need seconds, not half a minute. */
+static int command_timeout_sec(void) {
+#ifdef ALCODE_TEST_HOOKS
+        const char *v = getenv("ALCODE_TEST_SECRET_TIMEOUT");
+        if (v && atoi(v) > 0)
+                return atoi(v);
+#endif
+        return SECRET_COMMAND_TIMEOUT_SEC;
+}
+
 static int run_command(const char *cmd, char **ret, char **ret_error) {
         _cleanup_strv_free_ char **argv = NULL;
         posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
         _cleanup_close_ int rd = -EBADF;
         int pipefd[2], r, status;
         char *buf = NULL;
         size_t len = 0;
         pid_t pid;
-        int64_t deadline = now_ms() + SECRET_COMMAND_TIMEOUT_SEC * 1000;
+        int timeout_sec = command_timeout_sec();
+        int64_t deadline = now_ms() + timeout_sec * 1000;
         bool timed_out = false, too_long = false;
 
-        if (needs_shell(cmd)) {
-                if (strv_extend(&argv, "/bin/sh") < 0 || strv_extend(&argv, "-c") < 0 ||
-                    strv_extend(&argv, cmd) < 0)
-                        return -ENOMEM;
-        } else if ((r = split_words(cmd, &argv)) < 0) {
-                *ret_error = strdup("password_command is empty");
+        r = command_argv(cmd, &argv);
+        if (r < 0) {
+                if (r != -ENOMEM)
+                        *ret_error = strdup("password_command is empty");
                 return r;
         }
 
@@ -70,7 +135,13 @@ static int run_command(const char *cmd, char **ret, char **ret_error) {
         posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
         /* Its stderr may echo the secret or the command: never into our logs. */
         posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-        r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+        /* Its own process group, so that a timeout ends what it started too (a shell's
+         * children, a helper that forks). */
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+        posix_spawnattr_setpgroup(&attr, 0);
+        r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+        posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&fa);
         (void) close(pipefd[1]);
         if (r != 0) {
@@ -113,7 +184,7 @@ static int run_command(const char *cmd, char **ret, char **ret_error) {
                 len += (size_t) n;
         }
         if (timed_out || too_long)
-                (void) kill(pid, SIGKILL);
+                (void) kill(-pid, SIGKILL);
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;
         buf[len] = 0;
@@ -121,7 +192,7 @@ static int run_command(const char *cmd, char **ret, char **ret_error) {
         if (timed_out || too_long || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 int k;
                 if (timed_out)
-                        k = asprintf(ret_error, "password_command timed out after %d s", SECRET_COMMAND_TIMEOUT_SEC);
+                        k = asprintf(ret_error, "password_command timed out after %d s", timeout_sec);
                 else if (too_long)
                         k = asprintf(ret_error, "password_command printed more than %d bytes", SECRET_MAX);
                 else if (WIFSIGNALED(status))

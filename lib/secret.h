@@ -12,3 +12,8 @@
  * The command's stderr is discarded, its stdout's first line is the secret. It runs without a
  * shell unless it contains shell syntax (quotes, pipes, $...). */
 int secret_get(const Account *a, char **ret_secret, char **ret_error);
+
+/* Checks, without running it, that the program cmd would run exists and is executable (the
+ * first word, found as posix_spawnp() finds it; /bin/sh when cmd needs a shell). 0, or -errno
+ * and *ret_error (owned) in words. */
+int secret_command_check(const char *cmd, char **ret_error);
