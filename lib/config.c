@@ -507,7 +507,7 @@ static int handler(IniFile *f, const char *section, const char *key, const char 
                                 return -ENOMEM;
                         st->config->accounts = l;
                         a = &l[st->config->n_accounts++];
-                        *a = (Account) { .name = strdup(name), .line = ini_file_line(f),
+                        *a = (Account) { .name = strdup(name), .line = ini_file_section_line(f),
                                          .tls = TLS_MODE_IMPLICIT, .auth = AUTH_METHOD_LOGIN,
                                          .poll_interval = 300 };
                         if (!a->name)
