@@ -361,6 +361,20 @@ static int schema_version(Store *s, int *ret, char **reason) {
         return 0;
 }
 
+/* schema_version() in one read transaction: its two pragmas and the schema count must see the
+ * same state, not one before and one after a writer's migration (a reader then took a store
+ * being created for "not an alcode database"). */
+static int schema_version_snapshot(Store *s, int *ret, char **reason) {
+        int r;
+
+        r = exec(s, "BEGIN");
+        if (r < 0)
+                return r;
+        r = schema_version(s, ret, reason);
+        (void) exec(s, "ROLLBACK");
+        return r;
+}
+
 static int migrate(Store *s, char **reason) {
         char pragma[80];
         int v = 0, r;
@@ -499,7 +513,7 @@ static int open_read_only(Store *s, const char *path, char **reason) {
         (void) sqlite3_extended_result_codes(s->db, 1);
         (void) sqlite3_busy_timeout(s->db, STORE_READ_BUSY_TIMEOUT_MS);
 
-        r = schema_version(s, &version, reason);
+        r = schema_version_snapshot(s, &version, reason);
         if (r < 0)
                 return r;
         if (version == 0)
@@ -540,7 +554,7 @@ static int open_read_write(Store *s, const char *path, bool create, char **reaso
         (void) sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
 
         /* Refuse a foreign or newer database before anything writes to it. */
-        r = schema_version(s, &version, reason);
+        r = schema_version_snapshot(s, &version, reason);
         if (r < 0)
                 return r;
         r = exec(s, "PRAGMA journal_mode = WAL");
