@@ -32,10 +32,12 @@ def load_copies(dovecot, copies, user="alice"):
     return n
 
 
-def snapshot(db):
+def snapshot(db, immutable=False):
     """What a user can get out of a store, in a form that does not depend on the order in
-    which messages were read: codes, every sighting with its provenance, cursors."""
-    with contextlib.closing(sqlite3.connect("file:%s?mode=ro" % db, uri=True)) as c:
+    which messages were read: codes, every sighting with its provenance, cursors.
+    immutable: for a store on a read-only file system."""
+    with contextlib.closing(sqlite3.connect("file:%s?%s" % (db, "immutable=1" if immutable else "mode=ro"),
+                                            uri=True)) as c:
         codes = c.execute("SELECT kind, value, trusted, superseded FROM codes").fetchall()
         sightings = c.execute(
             "SELECT c.kind, c.value, m.account, m.folder, m.uidvalidity, m.uid, s.rule, s.trusted"
