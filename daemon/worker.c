@@ -624,11 +624,11 @@ static int conn_open(Worker *w, Conn *c, bool report) {
                 imap_session_cancel(s);
         r = GUARDED(w, s, imap_session_connect(s, &error));
         if (r < 0) {
-                if (report) {
-                        log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account }, "%s",
-                                           error ?: "cannot connect");
+                /* An extra IDLE connection's failure is logged too: it ends the session. */
+                log_full_errno_ctx(report ? LOG_ERR : LOG_WARNING, r, &(LogContext) { .account = w->account },
+                                   "%s", error ?: "cannot connect");
+                if (report)
                         push_state(w, fatal_error(r) ? WORKER_FAILED : WORKER_BACKOFF, r, error, 0, 0);
-                }
                 conn_close(w, c, false);
                 return r;
         }
@@ -819,6 +819,14 @@ static int watch(Worker *w) {
         }
 }
 
+/* What the connection that failed said (every session keeps its last error). */
+static const char *conns_error(Worker *w) {
+        for (size_t i = 0; i < w->n_conns; i++)
+                if (w->conns[i].session && !streq(imap_last_error(w->conns[i].session), "no error"))
+                        return imap_last_error(w->conns[i].session);
+        return "no reason given";
+}
+
 /* Connect, LIST, one pass over every folder, then watch until something fails. */
 static int run_session(Worker *w, bool *ret_scanned) {
         int r;
@@ -856,8 +864,13 @@ static int run_session(Worker *w, bool *ret_scanned) {
                 if (r < 0)
                         return r;
                 r = watch(w);
-                if (r < 0)
+                if (r < 0) {
+                        if (!atomic_load(&w->stop))
+                                log_full_errno_ctx(LOG_WARNING, r, &(LogContext) { .account = w->account },
+                                                   "connection lost while watching for new mail: %s",
+                                                   conns_error(w));
                         return r;
+                }
                 for (size_t i = 1; i < w->n_conns; i++)
                         conn_close(w, &w->conns[i], true);
                 w->n_conns = 1;
