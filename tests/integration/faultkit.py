@@ -48,11 +48,13 @@ def snapshot(db, immutable=False):
             "cursors": sorted(cursors), "messages": messages}
 
 
-def messages_seen(db):
-    """Messages counted in the committed cursors (0 while the store does not exist yet)."""
+def messages_seen(db, account=None):
+    """Messages counted in the committed cursors (of one account, or all; 0 while the store
+    does not exist yet)."""
     try:
         with contextlib.closing(sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)) as c:
-            row = c.execute("SELECT total(messages_seen) FROM cursors").fetchone()
+            row = c.execute("SELECT total(messages_seen) FROM cursors WHERE ?1 IS NULL OR account = ?1",
+                            (account,)).fetchone()
             return int(row[0] or 0)
     except sqlite3.Error:
         return 0
