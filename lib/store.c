@@ -371,6 +371,8 @@ static int schema_version_snapshot(Store *s, int *ret, char **reason) {
         if (r < 0)
                 return r;
         r = schema_version(s, ret, reason);
+        if (r < 0 && sqlite3_errcode(s->db) != SQLITE_OK)
+                set_reason(reason, sqlite3_errmsg(s->db)); /* before ROLLBACK replaces it */
         (void) exec(s, "ROLLBACK");
         return r;
 }
