@@ -17,6 +17,7 @@
  *
  * libetpan result codes map to -errno here only: */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <libetpan/libetpan.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -59,6 +60,8 @@ struct ImapSession {
         mailstream_low *inner;     /* the real stream under the wrapper */
         size_t budget;             /* bytes the current response may still bring */
         size_t budget_max;         /* what it could bring at its start (for the message) */
+        char held[32];             /* bytes held back by defuse (fewer than DEFUSED_LEN) */
+        size_t n_held;
         bool over_budget;
         bool eof;
 };
@@ -153,23 +156,74 @@ static int session_error(ImapSession *s, int r, const char *what) {
  * and every read after end-of-file fails instead of returning 0 again (libetpan 1.9.4 loops
  * on 0 inside a literal). Everything else goes to the real stream. */
 
+/* Server bytes that crash libetpan 1.9.4 are defused before it parses them: after
+ * "[PERMANENTFLAGS", a malformed flag list makes its error path free a NULL list (found by
+ * fuzz-imap; fixed upstream after 1.9.4). The code is renamed "[XERMANENTFLAGS", an unknown
+ * response code that libetpan skips; a read-only client has no use for it. */
+static const char defused[] = "[PERMANENTFLAGS";
+#define DEFUSED_LEN (sizeof defused - 1)
+
+static void defuse(char *p, size_t n) {
+        for (char *q = p; (q = memchr(q, '[', (size_t) (p + n - q))); q++)
+                if ((size_t) (p + n - q) >= DEFUSED_LEN && strncasecmp(q, defused, DEFUSED_LEN) == 0)
+                        q[1] = 'X';
+}
+
+/* How many bytes at the end of p could start the token: held back until the next read. */
+static size_t defuse_tail(const char *p, size_t n) {
+        for (size_t m = MIN(n, DEFUSED_LEN - 1); m > 0; m--)
+                if (strncasecmp(p + n - m, defused, m) == 0)
+                        return m;
+        return 0;
+}
+
 static ssize_t bounded_read(mailstream_low *l, void *buf, size_t n) {
         ImapSession *s = l->data;
-        mailstream_low *inner = s->inner;
+        char *p = buf;
+        size_t have;
         ssize_t k;
 
-        if (s->eof)
-                return -1;
-        if (s->budget == 0) {
-                s->over_budget = true;
-                return -1;
+        if (n < sizeof s->held) {
+                /* A small read (the end of a literal): no token to find, serve what is held. */
+                if (s->n_held > 0) {
+                        have = MIN(n, s->n_held);
+                        memcpy(p, s->held, have);
+                        memmove(s->held, s->held + have, s->n_held - have);
+                        s->n_held -= have;
+                        return (ssize_t) have;
+                }
         }
-        k = mailstream_low_read(inner, buf, MIN(n, s->budget));
-        if (k == 0)
-                s->eof = true;
-        if (k > 0)
+        for (;;) {
+                have = 0;
+                if (n >= sizeof s->held) {
+                        memcpy(p, s->held, s->n_held);
+                        have = s->n_held;
+                        s->n_held = 0;
+                }
+                if (s->eof)
+                        return have > 0 ? (ssize_t) have : -1;
+                if (s->budget == 0) {
+                        s->over_budget = true;
+                        return -1;
+                }
+                k = mailstream_low_read(s->inner, p + have, MIN(n - have, s->budget));
+                if (k < 0)
+                        return k;
+                if (k == 0) {
+                        s->eof = true;
+                        return have > 0 ? (ssize_t) have : 0;
+                }
                 s->budget -= (size_t) k;
-        return k;
+                have += (size_t) k;
+                if (n < sizeof s->held)
+                        return (ssize_t) have;
+                defuse(p, have);
+                s->n_held = defuse_tail(p, have);
+                memcpy(s->held, p + have - s->n_held, s->n_held);
+                if (have > s->n_held)
+                        return (ssize_t) (have - s->n_held);
+                /* All of it may be the token's start: read on. */
+        }
 }
 
 static ssize_t bounded_write(mailstream_low *l, const void *buf, size_t n) {
@@ -246,8 +300,12 @@ static int bounded_wrap(ImapSession *s, mailstream *stream) {
         return 0;
 }
 
+static void caps_normalize(ImapSession *s);
+
+/* Before every command: a new response starts. */
 static void budget_reset(ImapSession *s, size_t max) {
         s->budget = s->budget_max = max;
+        caps_normalize(s);
 }
 
 /* Every command starts here: a cancelled or broken session does not talk any more. */
@@ -324,10 +382,12 @@ void imap_logout(ImapSession *s) {
 }
 
 bool imap_has_capability(ImapSession *s, const char *name) {
+        caps_normalize(s);
         return s->imap->imap_connection_info && mailimap_has_extension(s->imap, (char *) name) != 0;
 }
 
 bool imap_has_idle(ImapSession *s) {
+        caps_normalize(s);
         return s->imap->imap_connection_info && mailimap_has_idle(s->imap) != 0;
 }
 
@@ -370,15 +430,31 @@ static int verify_peer(ImapSession *s, char **ret_error) {
         return r == -ENOMEM ? r : r == -EINVAL ? -EINVAL : -EPERM;
 }
 
+/* libetpan 1.9.4 trusts its capability cache: "CAPABILITY" with no valid item after it (an
+ * empty "* CAPABILITY", "[CAPABILITY ]") leaves a list of NULL that mailimap_has_extension()
+ * and mailimap_capability() then walk, and mailimap_capability() copies the cache after a
+ * tagged OK without checking it is there (both found by fuzz-imap; on a STARTTLS port the
+ * first happens before the certificate is checked). The cache is mended before every
+ * command and before we read it, and CAPABILITY is sent as a plain command. */
+static void caps_normalize(ImapSession *s) {
+        struct mailimap_connection_info *ci = s->imap ? s->imap->imap_connection_info : NULL;
+
+        if (ci && ci->imap_capability && !ci->imap_capability->cap_list) {
+                ci->imap_capability->cap_list = clist_new();
+                if (!ci->imap_capability->cap_list) {
+                        mailimap_capability_data_free(ci->imap_capability);
+                        ci->imap_capability = NULL;
+                }
+        }
+}
+
 static int refresh_capabilities(ImapSession *s) {
-        struct mailimap_capability_data *cap = NULL;
         int r;
 
         budget_reset(s, IMAP_RESPONSE_MAX);
-        r = mailimap_capability(s->imap, &cap);
-
-        if (cap)
-                mailimap_capability_data_free(cap);
+        /* The untagged CAPABILITY response updates the cache (RFC 3501 §7.2.1). */
+        r = mailimap_custom_command(s->imap, "CAPABILITY");
+        caps_normalize(s);
         return r == MAILIMAP_NO_ERROR ? 0 : session_error(s, r, "CAPABILITY");
 }
 
@@ -436,12 +512,12 @@ static void publish_stream(ImapSession *s, mailstream *stream) {
 /* What mailimap_socket_connect() and mailimap_ssl_connect_with_callback() do, with the
  * bounded stream in place before the greeting is read, and the stream published so that a
  * greeting that never comes can be cancelled. Returns a MAILIMAP_* code. */
-static int stream_connect(ImapSession *s) {
+static int stream_connect(ImapSession *s, int fd) {
         const Account *a = s->account;
         mailstream *stream;
-        int fd;
 
-        fd = mail_tcp_connect_timeout(a->host, a->port, s->timeout_sec);
+        if (fd < 0)
+                fd = mail_tcp_connect_timeout(a->host, a->port, s->timeout_sec);
         if (fd < 0)
                 return MAILIMAP_ERROR_CONNECTION_REFUSED;
         if (a->tls == TLS_MODE_IMPLICIT)
@@ -461,7 +537,7 @@ static int stream_connect(ImapSession *s) {
         return mailimap_connect(s->imap, stream);
 }
 
-int imap_session_connect(ImapSession *s, char **ret_error) {
+static int session_connect(ImapSession *s, int fd, char **ret_error) {
         const Account *a = s->account;
         int r;
 
@@ -472,7 +548,7 @@ int imap_session_connect(ImapSession *s, char **ret_error) {
                         *ret_error = NULL;
                 return -EPERM;
         }
-        r = stream_connect(s);
+        r = stream_connect(s, fd);
         if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
                 s->broken = true;
                 r = atomic_load(&s->cancelled) ? -ECANCELED : s->over_budget ? -EMSGSIZE : errno_from_imap(r);
@@ -533,6 +609,15 @@ int imap_session_connect(ImapSession *s, char **ret_error) {
 fail_text:
         *ret_error = s->error ? strdup(s->error) : NULL;
         return r;
+}
+
+int imap_session_connect(ImapSession *s, char **ret_error) {
+        return session_connect(s, -EBADF, ret_error);
+}
+
+int imap_session_connect_fd(ImapSession *s, int fd, char **ret_error) {
+        assert(s->account->tls == TLS_MODE_NONE);
+        return session_connect(s, fd, ret_error);
 }
 
 void imap_folders_free(ImapFolder *f, size_t n) {

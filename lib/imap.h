@@ -46,6 +46,10 @@ int imap_session_new(const Account *a, unsigned timeout_sec, ImapSession **ret);
  * unavailable), -ECANCELED, -EPROTO. *ret_error (owned) says why in words, never with a
  * secret. */
 int imap_session_connect(ImapSession *s, char **ret_error);
+/* The same over fd, a connected socket (taken over, closed with the session), for an
+ * account with tls = none: tests and the IMAP fuzzer talk to the session through a
+ * socketpair. */
+int imap_session_connect_fd(ImapSession *s, int fd, char **ret_error);
 /* Called (in the session's thread) whenever a command receives data: a watchdog's sign of
  * life. */
 typedef void (*ImapProgressFunc)(void *userdata);
