@@ -89,6 +89,7 @@ struct Manager {
         bool once;
         bool stopping;
         bool failed;
+        bool bus_lost;            /* the session bus went away: exit 1, systemd restarts us */
         bool stuck_at_exit;
 };
 
@@ -132,7 +133,7 @@ static uint64_t now_usec(Manager *m) {
 }
 
 static int exit_code(const Manager *m) {
-        return m->once && m->failed ? 1 : 0;
+        return (m->once && m->failed) || m->bus_lost ? 1 : 0;
 }
 
 /* ---- slots ---- */
@@ -625,6 +626,8 @@ static int on_post(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+static void begin_stop(Manager *m);
+
 static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
@@ -632,6 +635,28 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         if (m->stopping)
                 return 0;
         log_info("Received SIG%s, stopping.", sigabbrev_np((int) si->ssi_signo));
+        begin_stop(m);
+        return 0;
+}
+
+/* sd-bus does not reconnect: after a restart of the session bus there would be no D-Bus API
+ * and no notification until alcoded is restarted. Stop cleanly and exit 1, so that systemd
+ * (Restart=on-failure) starts it again on the new bus; what was committed is stored, the
+ * rest is read again from the cursors. */
+static int on_bus_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+
+        (void) msg;
+        (void) error;
+        if (m->stopping)
+                return 0;
+        log_warning("The session bus went away; stopping, to be started again on the new one.");
+        m->bus_lost = true;
+        begin_stop(m);
+        return 0;
+}
+
+static void begin_stop(Manager *m) {
         (void) sd_notify(0, "STOPPING=1\nSTATUS=Stopping...");
         m->stopping = true;
         for (size_t i = 0; i < m->n_slots; i++)
@@ -639,7 +664,6 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
                         worker_stop(m->slots[i]->worker);
         add_exit_timer(m, STOP_TIMEOUT_USEC);
         check_done(m);
-        return 0;
 }
 
 /* ---- reload ---- */
@@ -858,6 +882,10 @@ static int open_session_bus(Manager *m) {
         }
         if (m->once)
                 return 0;
+        r = sd_bus_match_signal(m->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
+                                "Disconnected", on_bus_disconnected, m);
+        if (r < 0)
+                log_warning_errno(r, "Cannot watch the session bus connection, ignoring: %m");
         r = bus_new(m->bus, m, &m->api);
         if (r == -EEXIST)
                 return log_error_errno(r, "Another alcoded already runs on this session bus ('%s' is taken).",
