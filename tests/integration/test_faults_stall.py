@@ -2,14 +2,17 @@
 command, of a literal, or of IDLE: the worker notices within its watchdog window, drops the
 connection, keeps trying with backoff, and once dovecot runs again (SIGCONT) it finishes what
 it was doing, every message read once. Meanwhile the other account, on another dovecot, keeps
-receiving its mail within seconds: nothing else in the daemon waits for the stalled server."""
+receiving its mail within seconds, and the daemon answers on D-Bus at once: nothing else in the
+daemon waits for the stalled server."""
 
 import os
 import signal
 import time
 import unittest
 
-from alcodetest import Alcode, Dovecot, TempDir, main, read_log, wait_for
+import subprocess
+
+from alcodetest import Alcode, DBusSession, Dovecot, TempDir, busctl, main, read_log, wait_for
 from faultkit import messages_seen, signal_tree
 
 FAST = {"ALCODE_TEST_IMAP_TIMEOUT": "1", "ALCODE_TEST_BACKOFF_MAX": "1", "ALCODE_TEST_POLL_INTERVAL": "1"}
@@ -43,7 +46,9 @@ class Stall(unittest.TestCase):
         self.addCleanup(self.other_tmp.cleanup)
         self.sick = Dovecot(self.tmp)
         self.well = Dovecot(self.other_tmp)
-        self.alcode = Alcode(self.tmp)
+        self.bus = DBusSession(self.tmp)
+        self.addCleanup(lambda: self.bus.stop())
+        self.alcode = Alcode(self.tmp, bus=self.bus)
 
     def start(self):
         for d in (self.sick, self.well):
@@ -84,6 +89,14 @@ class Stall(unittest.TestCase):
             wait_for(lambda: read_log(p).count("account 'sick': reconnecting in") > before, timeout=20,
                      what="a reconnect attempt") if before is not None else None
             self.assert_other_account_unaffected(p, n)
+            t0 = time.monotonic()
+            r = busctl(self.bus, "call", "io.github.alcode.Daemon1", "/io/github/alcode/Daemon1",
+                       "io.github.alcode.Daemon1", "Status", check=False)
+            took = time.monotonic() - t0
+            self.assertFalse(isinstance(r, subprocess.CompletedProcess), getattr(r, "stderr", ""))
+            states = {a[0]: a[1] for a in r["data"][0]}
+            print("D-Bus Status answered in %.0f ms during the stall: %s" % (took * 1000, states))
+            self.assertLess(took, 1.0)
             self.assertIsNone(p.poll())
         finally:
             signal_tree(self.sick.proc.pid, signal.SIGCONT)
