@@ -5,6 +5,7 @@ value needs one, its own process group killed whole on timeout, its stderr never
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -12,7 +13,7 @@ import time
 import unittest
 
 from alcodetest import (DEMO_MAIL_DIR, Alcode, Dovecot, TempDir, binary, cert_fingerprint, main, make_ca,
-                        read_log, require_corpus, wait_for)
+                        read_log, require_corpus, under_ci, wait_for)
 
 PASSWORD = "Pa55-w0rd.secret-7Q"
 
@@ -126,14 +127,67 @@ class Logs(unittest.TestCase):
         self.assertGreater(len(codes), 50)
         lines = log.splitlines()
         self.assertGreater(len(lines), 100, "the run logged too little to prove anything")
-        secrets = {PASSWORD}
-        for c in codes:
-            secrets.add(c["value"])
-            secrets.add(c["display"])
-            if c.get("subject") and len(c["subject"]) > 12:
-                secrets.add(c["subject"])
+        secrets = secrets_of(codes)
         leaks = [(s, l) for l in lines for s in secrets if s in l]
         self.assertEqual(leaks, [], "secrets or codes in the log")
+
+    def test_no_secret_or_code_in_the_journal(self):
+        # Under systemd the records go to the journal with fields (ACCOUNT=, FOLDER=, UID=,
+        # RULE=...): every field of every record is searched. A private journal socket in a
+        # mount namespace of its own, as test_notify does.
+        from test_notify import JOURNAL_LISTENER
+        unshare = shutil.which("unshare")
+        if not unshare:
+            if under_ci():
+                raise RuntimeError("unshare (util-linux) is missing")
+            self.skipTest("no unshare")
+        tmp = TempDir()
+        self.addCleanup(tmp.cleanup)
+        sample = require_corpus()
+        d = Dovecot(tmp, users={"alice": PASSWORD})
+        d.load_tree("alice", sample, {"perso/INBOX": "INBOX", "perso/Spam": "Junk"})
+        d.start()
+        self.addCleanup(d.stop)
+        a = Alcode(tmp)
+        a.write_config("employer_domains = lefort-industrie.example\n" + d.account_config("full"))
+        listener = tmp.join("listener.py")
+        with open(listener, "w") as f:
+            f.write(JOURNAL_LISTENER)
+        out = tmp.join("journal.json")
+        target = "/run/systemd" if os.path.isdir("/run/systemd") else "/run"
+        ns = [unshare, "--mount", "--propagation", "private"]
+        if os.geteuid() != 0:
+            ns.insert(1, "--map-root-user")
+        script = 'mount -t tmpfs tmpfs "$1" && shift && exec "$@"'
+        r = subprocess.run(ns + ["sh", "-c", script, "sh", target, "/usr/bin/python3", listener, out,
+                                 binary("alcoded"), "--once", "--verbose"],
+                           env=a.env(), capture_output=True, text=True, timeout=300)
+        if r.returncode != 0 and not os.path.exists(out):
+            self.skipTest("cannot make a private mount namespace here: " + r.stderr.strip())
+        with open(out) as f:
+            result = json.load(f)
+        self.assertEqual(result["rc"], 0, result["stderr"][-3000:])
+        records = result["records"]
+        self.assertGreater(len(records), 100)
+        codes = a.list_json()
+        self.assertGreater(len(codes), 50)
+        secrets = secrets_of(codes)
+        leaks = [(s, k, v) for rec in records for k, v in rec.items() for s in secrets if s in v]
+        self.assertEqual(leaks, [], "secrets or codes in the journal")
+        print("%d journal records, %d fields searched for %d secrets" % (
+            len(records), sum(len(rec) for rec in records), len(secrets)))
+
+
+def secrets_of(codes):
+    """The password, every code as stored and as written, every subject long enough to say
+    something: none may appear in a log."""
+    secrets = {PASSWORD}
+    for c in codes:
+        secrets.add(c["value"])
+        secrets.add(c["display"])
+        if c.get("subject") and len(c["subject"]) > 12:
+            secrets.add(c["subject"])
+    return secrets
 
 
 class Files(unittest.TestCase):
