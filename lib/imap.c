@@ -62,6 +62,7 @@ struct ImapSession {
         size_t budget_max;         /* what it could bring at its start (for the message) */
         char held[32];             /* bytes held back by defuse (fewer than DEFUSED_LEN) */
         size_t n_held;
+        bool held_dropped;
         bool over_budget;
         bool eof;
 };
@@ -244,6 +245,11 @@ static void bounded_free(mailstream_low *l) {
         if (s->inner)
                 mailstream_low_free(s->inner);
         s->inner = NULL;
+        /* Freed by STARTTLS, which replaces the stream: bytes held back came in clear text
+         * after "OK Begin TLS" and must not be served as if they came over TLS. */
+        if (s->n_held > 0)
+                s->held_dropped = true;
+        s->n_held = 0;
         free(l);
 }
 
@@ -581,6 +587,14 @@ static int session_connect(ImapSession *s, int fd, char **ret_error) {
                 if (r != MAILIMAP_NO_ERROR) {
                         r = session_error(s, r, "STARTTLS");
                         goto fail_text;
+                }
+                if (s->held_dropped) {
+                        /* CVE-2020-15953: libetpan checks its own buffer, we check ours. */
+                        if (asprintf(ret_error, "%s sent clear-text data after 'OK Begin TLS'; refusing "
+                                                "to go on", a->host) < 0)
+                                *ret_error = NULL;
+                        s->broken = true;
+                        return -EPROTO;
                 }
                 /* The TLS stream replaced ours: bound it too. */
                 r = bounded_wrap(s, s->imap->imap_stream);
