@@ -53,28 +53,13 @@ static int command_argv(const char *cmd, char ***ret) {
         return 0;
 }
 
-/* The program a command runs, as posix_spawnp() will find it: 0 when it is an executable
- * file (absolute, relative to the current folder, or in $PATH), else -errno. */
-static int find_program(const char *name) {
-        _cleanup_free_ char *path = NULL;
-        const char *dirs = getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin";
-        int r = -ENOENT;
-
-        if (strchr(name, '/'))
-                return access(name, X_OK) < 0 ? -errno : 0;
-        for (const char *p = dirs;; p++) {
-                size_t l = strcspn(p, ":");
-                free(path);
-                if (asprintf(&path, "%.*s/%s", (int) l, l ? p : ".", name) < 0)
-                        return -ENOMEM;
-                if (access(path, X_OK) == 0)
-                        return 0;
-                if (errno != ENOENT && errno != ENOTDIR)
-                        r = -errno;
-                p += l;
-                if (!*p)
-                        return r;
-        }
+/* A program named by its path must be an executable file. A bare name is looked up in
+ * $PATH only when it runs: the PATH of `alcode check` in a terminal is not the service's, and
+ * a helper (pass, secret-tool) may be installed after the configuration is written. */
+static int check_program(const char *name) {
+        if (!strchr(name, '/'))
+                return 0;
+        return access(name, X_OK) < 0 ? -errno : 0;
 }
 
 int secret_command_check(const char *cmd, char **ret_error) {
@@ -89,9 +74,7 @@ int secret_command_check(const char *cmd, char **ret_error) {
                 *ret_error = strdup("the command is empty");
                 return *ret_error ? r : -ENOMEM;
         }
-        r = find_program(argv[0]);
-        if (r == -ENOMEM)
-                return r;
+        r = check_program(argv[0]);
         if (r < 0 && asprintf(ret_error, "cannot run '%s': %s", argv[0], strerror(-r)) < 0)
                 return -ENOMEM;
         return r;

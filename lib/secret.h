@@ -13,7 +13,7 @@
  * shell unless it contains shell syntax (quotes, pipes, $...). */
 int secret_get(const Account *a, char **ret_secret, char **ret_error);
 
-/* Checks, without running it, that the program cmd would run exists and is executable (the
- * first word, found as posix_spawnp() finds it; /bin/sh when cmd needs a shell). 0, or -errno
- * and *ret_error (owned) in words. */
+/* Checks, without running it, that the program cmd would run is an executable file when it
+ * is named by its path (the first word; /bin/sh when cmd needs a shell; a bare name is found
+ * in $PATH when it runs). 0, or -errno and *ret_error (owned) in words. */
 int secret_command_check(const char *cmd, char **ret_error);
