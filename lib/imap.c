@@ -479,6 +479,10 @@ static int login(ImapSession *s, char **ret_error) {
         }
         /* The stream logger stays off (mailstream_debug is never set): it would record this. */
         budget_reset(s, IMAP_RESPONSE_MAX);
+        if (s->imap->imap_response_info) { /* the response code of this answer only, below */
+                free(s->imap->imap_response_info->rsp_atom);
+                s->imap->imap_response_info->rsp_atom = NULL;
+        }
         switch (a->auth) {
         case AUTH_METHOD_PLAIN:
                 r = mailimap_authenticate(s->imap, "PLAIN", a->host, NULL, NULL, a->user, a->user,
@@ -493,12 +497,16 @@ static int login(ImapSession *s, char **ret_error) {
         if (r == MAILIMAP_NO_ERROR)
                 return 0;
         if (r == MAILIMAP_ERROR_LOGIN && !atomic_load(&s->cancelled)) {
-                /* The server's text, never ours with the secret in it. */
+                /* The server's text, never ours with the secret in it. RFC 5530 §3:
+                 * [UNAVAILABLE] is a temporary failure (an authentication service not ready
+                 * after a restart), not a wrong password: try again later. */
                 const char *resp = s->imap->imap_response;
-                if (asprintf(ret_error, "login as '%s' (%s) refused%s%s", a->user,
-                             auth_method_to_string(a->auth), resp ? ": " : "", resp ? resp : "") < 0)
+                const char *atom = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_atom : NULL;
+                bool temporary = atom && strcaseeq(atom, "UNAVAILABLE");
+                if (asprintf(ret_error, "login as '%s' (%s) %s%s%s", a->user, auth_method_to_string(a->auth),
+                             temporary ? "failed for now" : "refused", resp ? ": " : "", resp ? resp : "") < 0)
                         *ret_error = NULL;
-                return -EACCES;
+                return temporary ? -EAGAIN : -EACCES;
         }
         r = session_error(s, r, "login");
         *ret_error = s->error ? strdup(s->error) : NULL;

@@ -27,7 +27,8 @@ FAST = {"ALCODE_TEST_IMAP_TIMEOUT": "1", "ALCODE_TEST_BACKOFF_MAX": "1", "ALCODE
         "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=16:allocator_may_return_null=1"
                         ":max_allocation_size_mb=1024"}
 RSS_BOUND_MB = 100      # peak RSS of the whole daemon, every case at once (68 MiB measured with ASan, 31 without)
-DROPS = ("huge-literal", "endless-line", "endless-responses", "garbage", "stall-in-literal", "bye-at-login")
+DROPS = ("huge-literal", "endless-line", "endless-responses", "garbage", "stall-in-literal", "bye-at-login",
+         "login-unavailable")
 STREAM_LIMIT = 1 << 30  # what a streaming server would send at most (1 GiB)
 
 
@@ -118,6 +119,15 @@ def bye_at_login(srv, c, tag, cmd, rest):
     return True
 
 
+def login_unavailable(srv, c, tag, cmd, rest):
+    # RFC 5530: a temporary failure (dovecot says so while its auth service restarts), not a
+    # wrong password: the account must try again, not stop for good.
+    if cmd != "LOGIN":
+        return False
+    c.sendall(tag + b" NO [UNAVAILABLE] Temporary authentication failure.\r\n")
+    return True
+
+
 CASES = {
     "huge-literal": huge_literal,
     "endless-line": endless_line,
@@ -128,6 +138,7 @@ CASES = {
     "garbage": garbage_bytes,
     "stall-in-literal": bodystructure_bomb,
     "bye-at-login": bye_at_login,
+    "login-unavailable": login_unavailable,
 }
 
 
