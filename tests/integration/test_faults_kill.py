@@ -88,8 +88,11 @@ class Kills(unittest.TestCase):
             # Once the worker is connected again, a random moment of its session: LIST,
             # EXAMINE, SEARCH, FETCH, between two commands.
             connected = read_log(p).count("connected to")
-            wait_for(lambda: read_log(p).count("connected to") > (connected if i else 0) or not alive(),
-                     timeout=30, what="the worker to connect (kill %d)" % i)
+            try:
+                wait_for(lambda: read_log(p).count("connected to") > (connected if i else 0) or not alive(),
+                         timeout=30, what="the worker to connect (kill %d)" % i)
+            except TimeoutError:
+                self.fail("no reconnect after kill %d:\n%s\ndovecot:\n%s" % (i, read_log(p)[-3000:], d.log()[-2000:]))
             self.wait_random_moment(i, alive, progress)
             kill_dovecot(d)
             progress.append(self.seen())
