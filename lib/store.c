@@ -16,6 +16,7 @@
  * nobody can be writing the database, so it is opened immutable instead, unless a -wal file
  * with content would then be ignored. */
 #include <fcntl.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -548,6 +549,10 @@ static int open_read_write(Store *s, const char *path, bool create, char **reaso
                 return -EINVAL;
         if ((st.st_mode & 077) != 0 && fchmod(fd, st.st_mode & 0700) < 0)
                 return -errno;
+        /* Close it before SQLite opens the file: closing any descriptor of a file drops every
+         * POSIX lock this process holds on it, SQLite's included. Another process closing its
+         * connection would then think it the last one and delete the WAL under our feet. */
+        fd = safe_close(fd);
 
         rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK)
@@ -611,6 +616,10 @@ Store *store_close(Store *s) {
 
 const char *store_last_error(Store *s) {
         return sqlite3_errmsg(s->db);
+}
+
+void store_set_busy_timeout(Store *s, unsigned msec) {
+        (void) sqlite3_busy_timeout(s->db, (int) MIN(msec, (unsigned) INT_MAX));
 }
 
 const char *store_path(const Store *s) {

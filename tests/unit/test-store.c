@@ -694,6 +694,66 @@ static void test_locked(void **state) {
         store_close(s);
 }
 
+/* Another writer holds the lock: the commit fails with -EBUSY, changes nothing, and the same
+ * batch committed once the lock is gone is stored whole and visible to other readers. */
+static void test_busy_then_retry(void **state) {
+        Store *s;
+        sqlite3 *db = NULL;
+        Message *m = message(5, "BUSY5555", CODE_KIND_SPECIFIC, true);
+
+        (void) state;
+        s = open_rw();
+        store_set_busy_timeout(s, 50);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(commit_one(s, "perso", "INBOX", m), -EBUSY);
+        assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+
+        assert_int_equal(commit_one(s, "perso", "INBOX", m), 1);
+        assert_int_equal(query_int(path, "SELECT count(*) FROM codes WHERE value = 'BUSY5555'"), 1);
+        assert_int_equal(query_int(path, "SELECT last_uid FROM cursors WHERE folder = 'INBOX'"), 5);
+        message_free(m);
+        store_close(s);
+}
+
+/* While the daemon's connection is open, another program's read-write connection comes and goes
+ * (sqlite3, a backup tool, `alcode forget`): it must not find itself the last one and delete the
+ * WAL, or every later commit of the daemon goes to a deleted file and is lost. */
+static void test_other_connection_closing(void **state) {
+        Store *s;
+        Message *m1 = message(1, "WAL11111", CODE_KIND_SPECIFIC, true);
+        Message *m2 = message(2, "WAL22222", CODE_KIND_FILE, true);
+        char wal[300];
+        int status;
+        pid_t pid;
+
+        (void) state;
+        s = open_rw();
+        assert_int_equal(commit_one(s, "perso", "INBOX", m1), 1);
+        /* Another program (a fresh one: a forked child would inherit SQLite's in-memory lock
+         * bookkeeping and not be fooled). */
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY);
+                (void) dup2(null, STDOUT_FILENO);
+                execlp("sqlite3", "sqlite3", path, "SELECT count(*) FROM codes", (char *) NULL);
+                _exit(127);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        (void) snprintf(wal, sizeof wal, "%s-wal", path);
+        assert_int_equal(access(wal, F_OK), 0);
+
+        assert_int_equal(commit_one(s, "perso", "INBOX", m2), 1);
+        assert_int_equal(query_int(path, "SELECT count(*) FROM codes"), 2);
+        message_free(m1);
+        message_free(m2);
+        store_close(s);
+        assert_int_equal(query_int(path, "SELECT count(*) FROM codes"), 2);
+}
+
 /* Root reads and writes whatever the modes say: drop the capabilities that let it. */
 static int drop_dac_override(void) {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -816,6 +876,8 @@ int main(void) {
                 cmocka_unit_test_setup(test_refused, fresh_path),
                 cmocka_unit_test_setup(test_damaged, fresh_path),
                 cmocka_unit_test_setup(test_locked, fresh_path),
+                cmocka_unit_test_setup(test_busy_then_retry, fresh_path),
+                cmocka_unit_test_setup(test_other_connection_closing, fresh_path),
                 cmocka_unit_test_setup(test_read_only_folder, fresh_path),
                 cmocka_unit_test_setup(test_concurrent, fresh_path),
         };
