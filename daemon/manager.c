@@ -42,6 +42,14 @@
 #define USEC_PER_SEC 1000000ULL
 #define IMAP_TIMEOUT_SEC 30
 #define STOP_TIMEOUT_USEC (3 * USEC_PER_SEC)
+/* A write waits this long for another writer's lock; then the batch is retried from a timer
+ * (first after STORE_RETRY_MIN_USEC, doubling up to STORE_RETRY_MAX_USEC), so that a locked
+ * database never stalls the main loop, D-Bus or the other accounts. */
+#define STORE_BUSY_MSEC 200
+#define STORE_RETRY_MIN_USEC (1000 * 1000ULL)
+#define STORE_RETRY_MAX_USEC (60 * 1000 * 1000ULL)
+/* --once gives up on a database that stays unusable after about 15 s of retries. */
+#define STORE_RETRY_ONCE_USEC (8 * 1000 * 1000ULL)
 #define NOTIFY_FLUSH_TIMEOUT_USEC (3 * USEC_PER_SEC)
 /* A pass reports at least once per batch of messages, which takes several commands, each
  * bounded by the IMAP timeout. */
@@ -85,6 +93,10 @@ struct Manager {
         AccountSlot **slots;
         size_t n_slots;
         CodeList pending;         /* new codes to show once the queue is drained */
+        WorkerEvent **deferred;   /* batches the store could not take yet, oldest first */
+        size_t n_deferred;
+        sd_event_source *retry_timer;
+        uint64_t retry_delay;     /* usec; doubles while the store stays unusable */
         uint64_t stuck_after;
         bool once;
         bool stopping;
@@ -436,7 +448,15 @@ static void batch_find_code(const WorkerEvent *e, const StoredCode *c, LogContex
                 }
 }
 
-static void handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
+/* A locked database (another writer, e.g. `alcode scan --store`) or a full disk passes: the
+ * batch waits and is retried; anything else stops the account. */
+static bool store_error_is_transient(int r) {
+        return r == -EBUSY || r == -ENOSPC;
+}
+
+/* Commits one batch. Returns 0 when stored (or dropped on purpose), -EAGAIN when the store is
+ * unusable for now: the caller keeps the batch for a retry. */
+static int handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
         StoreBatch b = {
                 .account = e->account, .folder = e->folder, .uidvalidity = e->uidvalidity,
                 .last_uid = e->last_uid, .highest_modseq = e->highest_modseq, .move_cursor = !e->keep_cursor,
@@ -448,11 +468,21 @@ static void handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
         int r;
 
         if (slot && slot->commit_failed)
-                return; /* replayed from the stored cursor when the account starts again */
+                return 0; /* replayed from the stored cursor when the account starts again */
         r = store_commit(m->store, &b, &new_codes, &n_new);
+        if (r < 0 && store_error_is_transient(r)) {
+                if (m->n_deferred == 0)
+                        log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot store results yet (%s), retrying",
+                                           store_last_error(m->store));
+                if (slot)
+                        slot_set_error(slot, strdup(r == -EBUSY ? "database locked by another program, retrying"
+                                                                : "disk full, retrying"));
+                return -EAGAIN;
+        }
         if (r < 0) {
                 /* Memory and disk now disagree: stop this worker rather than skip mail. */
-                log_full_errno_ctx(LOG_ERR, r, &ctx, "cannot store results, stopping this account: %m");
+                log_full_errno_ctx(LOG_ERR, r, &ctx, "cannot store results (%s), stopping this account",
+                                   store_last_error(m->store));
                 m->failed = true;
                 if (slot && slot->worker) {
                         slot->commit_failed = true;
@@ -460,8 +490,10 @@ static void handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
                         worker_stop(slot->worker);
                         notify_trouble(m, slot, r, slot->error);
                 }
-                return;
+                return 0;
         }
+        if (slot && slot->error && !slot->commit_failed && m->n_deferred == 0)
+                slot_set_error(slot, NULL);
         for (size_t i = 0; i < n_new; i++) {
                 LogContext where = ctx;
 
@@ -477,9 +509,103 @@ static void handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
                 r = code_list_take(&m->pending, new_codes, n_new);
         if (r < 0)
                 log_oom(); /* the codes are stored; only their notification is lost */
+        return 0;
+}
+
+static int on_retry_timer(sd_event_source *source, uint64_t usec, void *userdata);
+
+static void arm_retry(Manager *m) {
+        m->retry_delay = m->retry_delay == 0 ? STORE_RETRY_MIN_USEC : MIN(m->retry_delay * 2, STORE_RETRY_MAX_USEC);
+        if (m->retry_timer) {
+                (void) sd_event_source_set_time_relative(m->retry_timer, m->retry_delay);
+                (void) sd_event_source_set_enabled(m->retry_timer, SD_EVENT_ONESHOT);
+        } else if (sd_event_add_time_relative(m->event, &m->retry_timer, CLOCK_MONOTONIC, m->retry_delay, 0,
+                                              on_retry_timer, m) < 0)
+                log_warning("Cannot arm the store retry timer; delayed results wait for the next batch.");
+}
+
+/* Keeps e (owned) for a retry; later batches queue up behind it, so that no cursor ever moves
+ * past a batch that is not stored. */
+static void defer_batch(Manager *m, WorkerEvent *e) {
+        WorkerEvent **l = reallocarray(m->deferred, m->n_deferred + 1, sizeof(WorkerEvent *));
+
+        if (!l) {
+                /* Dropping it is safe: its cursor did not move, the next pass reads it again. */
+                (void) log_oom();
+                worker_event_free(e);
+                return;
+        }
+        m->deferred = l;
+        l[m->n_deferred++] = e;
+        if (!m->retry_timer || sd_event_source_get_enabled(m->retry_timer, NULL) <= 0)
+                arm_retry(m);
+}
+
+/* Stores the deferred batches in order; stops at the first that still cannot be stored.
+ * Returns true when none is left. */
+static bool retry_deferred(Manager *m) {
+        size_t done = 0;
+
+        while (done < m->n_deferred) {
+                WorkerEvent *e = m->deferred[done];
+                if (handle_batch(m, slot_of(m, e->worker), e) == -EAGAIN)
+                        break;
+                worker_event_free(e);
+                done++;
+        }
+        memmove(m->deferred, m->deferred + done, (m->n_deferred - done) * sizeof(WorkerEvent *));
+        m->n_deferred -= done;
+        if (m->n_deferred > 0)
+                return false;
+        if (done > 0)
+                log_info("The database is usable again: %zu delayed batch(es) stored.", done);
+        m->retry_delay = 0;
+        for (size_t i = 0; i < m->n_slots; i++)
+                if (!m->slots[i]->commit_failed && m->slots[i]->error &&
+                    startswith(m->slots[i]->error, "database locked"))
+                        slot_set_error(m->slots[i], NULL);
+        return true;
+}
+
+/* Drops what could not be stored: nothing is lost, the cursors did not move past it. */
+static void drop_deferred(Manager *m) {
+        if (m->n_deferred == 0)
+                return;
+        log_warning("%zu batch(es) could not be stored; their mail is read again at the next start.",
+                    m->n_deferred);
+        for (size_t i = 0; i < m->n_deferred; i++)
+                worker_event_free(m->deferred[i]);
+        m->n_deferred = 0;
+        m->failed = true;
+}
+
+static bool all_exited(const Manager *m);
+
+static int on_retry_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) source;
+        (void) usec;
+        if (!retry_deferred(m)) {
+                if (m->once && all_exited(m) && m->retry_delay >= STORE_RETRY_ONCE_USEC)
+                        drop_deferred(m);
+                else
+                        arm_retry(m);
+        }
+        for (size_t i = 0; i < m->n_slots; i++)
+                publish_state(m, m->slots[i]);
+        if (!m->once)
+                flush_notifications(m);
+        update_status(m);
+        check_done(m);
+        return 0;
 }
 
 static void handle_exit(Manager *m, AccountSlot *s, WorkerEvent *e) {
+        /* Deferred batches outlive their worker: they must not point at it. */
+        for (size_t i = 0; i < m->n_deferred; i++)
+                if (m->deferred[i]->worker == s->worker)
+                        m->deferred[i]->worker = NULL;
         s->state = e->state;
         if (e->result < 0 && !m->stopping && !s->restart_with && !s->removed)
                 m->failed = true;
@@ -506,7 +632,8 @@ static void handle_exit(Manager *m, AccountSlot *s, WorkerEvent *e) {
         publish_state(m, s);
 }
 
-static void handle_event(Manager *m, WorkerEvent *e) {
+/* Returns true when it kept e (a deferred batch), false when the caller frees it. */
+static bool handle_event(Manager *m, WorkerEvent *e) {
         AccountSlot *s = slot_of(m, e->worker);
 
         if (s) {
@@ -519,7 +646,12 @@ static void handle_event(Manager *m, WorkerEvent *e) {
         }
         switch (e->type) {
         case WORKER_EVENT_BATCH:
-                handle_batch(m, s, e);
+                if (m->n_deferred > 0 || handle_batch(m, s, e) == -EAGAIN) {
+                        defer_batch(m, e);
+                        if (s)
+                                publish_state(m, s);
+                        return true;
+                }
                 break;
         case WORKER_EVENT_STATE:
                 if (!s)
@@ -548,19 +680,19 @@ static void handle_event(Manager *m, WorkerEvent *e) {
         case WORKER_EVENT_EXIT:
                 if (s)
                         handle_exit(m, s, e); /* may free s */
-                return;
+                return false;
         }
         if (s)
                 publish_state(m, s);
+        return false;
 }
 
 static void drain_queue(Manager *m) {
         WorkerEvent *e;
 
-        while ((e = queue_pop(m->queue))) {
-                handle_event(m, e);
-                worker_event_free(e);
-        }
+        while ((e = queue_pop(m->queue)))
+                if (!handle_event(m, e))
+                        worker_event_free(e);
         /* --once shows everything in one notification at the end. */
         if (!m->once)
                 flush_notifications(m);
@@ -608,6 +740,12 @@ static void add_exit_timer(Manager *m, uint64_t delay) {
 static void check_done(Manager *m) {
         if ((!m->once && !m->stopping) || !all_exited(m))
                 return;
+        if (m->n_deferred > 0) {
+                if (m->once && !m->stopping)
+                        return; /* the retry timer decides */
+                if (!retry_deferred(m))
+                        drop_deferred(m);
+        }
         flush_notifications(m);
         if (notifier_pending(m->notifier) == 0)
                 (void) sd_event_exit(m->event, exit_code(m));
@@ -620,7 +758,7 @@ static int on_post(sd_event_source *s, void *userdata) {
 
         (void) s;
         /* A notification reply may have been the last thing we waited for. */
-        if ((m->once || m->stopping) && all_exited(m) && m->pending.n == 0 &&
+        if ((m->once || m->stopping) && all_exited(m) && m->pending.n == 0 && m->n_deferred == 0 &&
             notifier_pending(m->notifier) == 0)
                 (void) sd_event_exit(m->event, exit_code(m));
         return 0;
@@ -851,6 +989,10 @@ Manager *manager_free(Manager *m) {
         /* Events of workers that ended after the loop are dropped here: their cursors did not
          * move, so the next start reads those messages again. */
         queue_free(m->queue, worker_event_free);
+        for (size_t i = 0; i < m->n_deferred; i++)
+                worker_event_free(m->deferred[i]);
+        free(m->deferred);
+        sd_event_source_unref(m->retry_timer);
         code_list_done(&m->pending);
         bus_free(m->api);
         notifier_free(m->notifier);
@@ -904,6 +1046,7 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot open the database '%s': %s", c->database, error ?: strerror(-r));
         store_set_otp_retention(m->store, (int64_t) c->otp_retention_days * 86400);
+        store_set_busy_timeout(m->store, STORE_BUSY_MSEC);
 
         r = open_session_bus(m);
         if (r < 0)

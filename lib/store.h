@@ -46,6 +46,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
 
 /* SQLite's text for the last failure on s (valid until the next call on s). */
 const char *store_last_error(Store *s);
+/* How long a write waits for another writer's lock before failing with -EBUSY (the daemon
+ * keeps it short: its main loop must not stall; it retries later instead). */
+void store_set_busy_timeout(Store *s, unsigned msec);
 /* The path s was opened with (owned by s), and whether it was opened read-only. */
 const char *store_path(const Store *s);
 bool store_is_read_only(const Store *s);
