@@ -6,73 +6,15 @@
 
 import json
 import os
-import shutil
-import subprocess
 import unittest
 
 from alcodetest import (Alcode, BusMonitor, DBusSession, Dovecot, TempDir, binary, code_mail, main,
-                        random_codes, under_ci)
+                        random_codes, run_with_private_journal)
 
 PASSWORD = "pw-jude-8842"
 
 # Runs inside a private mount namespace with a tmpfs on /run/systemd: binds the journal's native
 # socket, runs the command with JOURNAL_STREAM pointing at its stderr, and writes what arrived.
-JOURNAL_LISTENER = r'''
-import array, json, os, socket, struct, subprocess, sys, threading
-out, argv = sys.argv[1], sys.argv[2:]
-os.makedirs("/run/systemd/journal", exist_ok=True)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("/run/systemd/journal/socket")
-records = []
-
-def parse(data):
-    rec, i = {}, 0
-    while i < len(data):
-        nl = data.index(b"\n", i)
-        line = data[i:nl]
-        if b"=" in line:
-            k, v = line.split(b"=", 1)
-            i = nl + 1
-        else:  # binary-safe form: KEY\n<le64 size><bytes>\n
-            k = line
-            n = struct.unpack("<Q", data[nl + 1:nl + 9])[0]
-            v = data[nl + 9:nl + 9 + n]
-            i = nl + 9 + n + 1
-        rec[k.decode()] = v.decode("utf-8", "replace")
-    return rec
-
-def read():
-    while True:
-        fds = array.array("i")
-        try:
-            data, anc, _, _ = s.recvmsg(1 << 20, socket.CMSG_SPACE(4 * fds.itemsize))
-        except OSError:
-            return
-        for level, type, payload in anc:
-            if level == socket.SOL_SOCKET and type == socket.SCM_RIGHTS:
-                fd = struct.unpack("i", payload[:4])[0]
-                data = os.pread(fd, 1 << 24, 0)
-                os.close(fd)
-        if data == b"END":
-            return
-        records.append(parse(data))
-
-t = threading.Thread(target=read)
-t.start()
-with open(out + ".stderr", "w+") as err:
-    st = os.fstat(err.fileno())
-    env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
-    rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=err, env=env).returncode
-    err.seek(0)
-    stderr = err.read()
-c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-c.sendto(b"END", "/run/systemd/journal/socket")
-t.join()
-with open(out, "w") as f:
-    json.dump({"rc": rc, "records": records, "stderr": stderr}, f)
-'''
-
-
 class Notify(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -155,28 +97,9 @@ class Notify(unittest.TestCase):
         self.assertEqual(monitor.notify_calls(), [])
 
     def test_journal_fields(self):
-        unshare = shutil.which("unshare")
-        if not unshare:
-            if under_ci():
-                raise RuntimeError("unshare (util-linux) is missing")
-            self.skipTest("no unshare")
-        target = "/run/systemd" if os.path.isdir("/run/systemd") else "/run"
-        ns = [unshare, "--mount", "--propagation", "private"]
-        if os.geteuid() != 0:
-            ns.insert(1, "--map-root-user")
-        listener = self.t.join("listener.py")
-        with open(listener, "w") as f:
-            f.write(JOURNAL_LISTENER)
-        out = self.t.join("journal.json")
         a = self.alcode(None, "[alcode]\nnotify = no\n")
-        script = 'mount -t tmpfs tmpfs "$1" && shift && exec "$@"'
-        r = subprocess.run(ns + ["sh", "-c", script, "sh", target, "/usr/bin/python3", listener, out,
-                                 binary("alcoded"), "--once", "--verbose"],
-                           env=a.env(), capture_output=True, text=True, timeout=120)
-        if r.returncode != 0 and not os.path.exists(out):
-            self.skipTest("cannot make a private mount namespace here: " + r.stderr.strip())
-        with open(out) as f:
-            result = json.load(f)
+        result = run_with_private_journal(self, self.t, [binary("alcoded"), "--once", "--verbose"], a.env(),
+                                          timeout=120)
         self.assertEqual(result["rc"], 0, result["stderr"])
         records = result["records"]
         self.assertTrue(records, result["stderr"])

@@ -5,15 +5,13 @@ value needs one, its own process group killed whole on timeout, its stderr never
 
 import json
 import os
-import shutil
 import signal
 import stat
-import subprocess
 import time
 import unittest
 
 from alcodetest import (DEMO_MAIL_DIR, Alcode, Dovecot, TempDir, binary, cert_fingerprint, main, make_ca,
-                        read_log, require_corpus, under_ci, wait_for)
+                        read_log, require_corpus, run_with_private_journal, wait_for)
 
 PASSWORD = "Pa55-w0rd.secret-7Q"
 
@@ -133,14 +131,8 @@ class Logs(unittest.TestCase):
 
     def test_no_secret_or_code_in_the_journal(self):
         # Under systemd the records go to the journal with fields (ACCOUNT=, FOLDER=, UID=,
-        # RULE=...): every field of every record is searched. A private journal socket in a
-        # mount namespace of its own, as test_notify does.
-        from test_notify import JOURNAL_LISTENER
-        unshare = shutil.which("unshare")
-        if not unshare:
-            if under_ci():
-                raise RuntimeError("unshare (util-linux) is missing")
-            self.skipTest("no unshare")
+        # RULE=...): every field of every record is searched, as the private journal
+        # (alcodetest.run_with_private_journal) receives them.
         tmp = TempDir()
         self.addCleanup(tmp.cleanup)
         sample = require_corpus()
@@ -150,22 +142,8 @@ class Logs(unittest.TestCase):
         self.addCleanup(d.stop)
         a = Alcode(tmp)
         a.write_config("employer_domains = lefort-industrie.example\n" + d.account_config("full"))
-        listener = tmp.join("listener.py")
-        with open(listener, "w") as f:
-            f.write(JOURNAL_LISTENER)
-        out = tmp.join("journal.json")
-        target = "/run/systemd" if os.path.isdir("/run/systemd") else "/run"
-        ns = [unshare, "--mount", "--propagation", "private"]
-        if os.geteuid() != 0:
-            ns.insert(1, "--map-root-user")
-        script = 'mount -t tmpfs tmpfs "$1" && shift && exec "$@"'
-        r = subprocess.run(ns + ["sh", "-c", script, "sh", target, "/usr/bin/python3", listener, out,
-                                 binary("alcoded"), "--once", "--verbose"],
-                           env=a.env(), capture_output=True, text=True, timeout=300)
-        if r.returncode != 0 and not os.path.exists(out):
-            self.skipTest("cannot make a private mount namespace here: " + r.stderr.strip())
-        with open(out) as f:
-            result = json.load(f)
+        result = run_with_private_journal(self, tmp, [binary("alcoded"), "--once", "--verbose"], a.env(),
+                                          timeout=300)
         self.assertEqual(result["rc"], 0, result["stderr"][-3000:])
         records = result["records"]
         self.assertGreater(len(records), 100)
