@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 
 #include "cli.h"
+#include "fs-util.h"
 #include "i18n.h"
 #include "imap.h"
 #include "ini-file.h"
@@ -746,22 +747,6 @@ static int config_text(const Setup *s, char **ret) {
         return 0;
 }
 
-static int mkdir_parents(const char *path) {
-        _cleanup_free_ char *dir = strdup(path);
-        char *slash;
-
-        if (!dir)
-                return -ENOMEM;
-        slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-                return 0;
-        *slash = 0;
-        if (access(dir, F_OK) == 0)
-                return 0;
-        (void) mkdir_parents(dir);
-        return mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
-}
-
 /* Writes the file next to its destination, checks it as alcoded will read it, and only then
  * puts it in place: renameat2(RENAME_NOREPLACE) for a new file (someone else's file created in
  * the meantime is never replaced), rename() over the old one when appending. */
@@ -779,7 +764,7 @@ static int write_config(const Setup *s) {
                 printf(_("%s now holds a password: only you can read it from now on.\n"), s->config_path);
                 mode &= 0700;
         }
-        r = mkdir_parents(s->config_path);
+        r = mkdir_parents(s->config_path, 0700);
         if (r < 0) {
                 fprintf(stderr, _("alcode init: cannot create the folder of %s: %s\n"), s->config_path, strerror(-r));
                 return r;

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fs-util.h"
 #include "store.h"
 #include "strbuf.h"
 
@@ -418,28 +419,6 @@ static int migrate(Store *s, char **reason) {
         return r;
 }
 
-static int make_parent_dir(const char *path) {
-        _cleanup_free_ char *dir = strdup(path);
-        char *slash;
-
-        if (!dir)
-                return -ENOMEM;
-        slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-                return 0;
-        *slash = 0;
-        /* Parents (~/.local/share) get the usual 0755 (less the umask); ours is 0700. */
-        for (char *p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
-                *p = 0;
-                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *p = '/';
-        }
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 static bool file_exists(const char *path, const char *suffix, bool *ret_empty) {
         _cleanup_free_ char *p = NULL;
         struct stat st;
@@ -534,7 +513,8 @@ static int open_read_write(Store *s, const char *path, bool create, char **reaso
         int version = 0, rc, r;
 
         if (create) {
-                r = make_parent_dir(path);
+                /* Parents (~/.local/share) get the usual 0755; ours is 0700. */
+                r = mkdir_parents(path, 0700);
                 if (r < 0)
                         return r;
         }
