@@ -25,6 +25,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import imaplib
 import unittest
@@ -1033,3 +1034,41 @@ def run_with_private_journal(test, tmp, argv, env, timeout):
                 return json.load(f)
         why += "; and the journal socket could not be bound directly"
     test.skipTest("cannot give the program a private journal here: " + why)
+
+
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 (a free port) serving each connection in a thread: the base of
+    the tests' fake servers. Subclasses define serve(conn, n) (n counts connections from 1)."""
+
+    def __init__(self):
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.clients = []
+        self.stopped = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+        for c in self.clients:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                n = self.connections
+            self.clients.append(c)
+            threading.Thread(target=self.serve, args=(c, n), daemon=True).start()

@@ -4,48 +4,22 @@ middle of a FETCH, cut the connection inside a literal, or answer garbage. Plain
 reconnect."""
 
 import socket
-import threading
+
+from alcodetest import LoopbackServer
 
 MESSAGE = (b"From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\nSubject: Code\r\n"
            b"Message-ID: <fake@actionlogement.fr>\r\n\r\nVotre code sp\xc3\xa9cifique : FA7K 3Q9P\r\n")
 
 
-class FakeImap:
+class FakeImap(LoopbackServer):
     """mode: "stall" (FETCH never answered), "cut" (literal announced, connection closed inside
     it), "garbage" (nonsense after login), or "ok" (serves one message)."""
 
     def __init__(self, mode):
         self.mode = mode
-        self.connections = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
-        self.clients = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
-        for c in self.clients:
-            try:
-                c.close()
-            except OSError:
-                pass
-
-    def _accept(self):
-        while not self.stopped:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self.clients.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c, n):
         f = c.makefile("rb")
         try:
             c.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] fake ready\r\n")

@@ -8,9 +8,9 @@ The server counts connections, the bytes it managed to push, and the commands it
 so that a test can see the client drop the connection, reconnect, and never send LOGIN where
 it must not."""
 
-import socket
-import threading
 import time
+
+from alcodetest import LoopbackServer
 
 MESSAGE = (b"From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\nSubject: Code\r\n"
            b"Message-ID: <hostile@actionlogement.fr>\r\nDate: Mon, 02 Mar 2026 09:14:00 +0100\r\n\r\n"
@@ -18,47 +18,17 @@ MESSAGE = (b"From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\nSubjec
 CODE = "HK7T3Q9P"
 
 
-class HostileImap:
+class HostileImap(LoopbackServer):
     def __init__(self, case=None, starttls=False):
         self.case = case
         self.starttls = starttls
-        self.connections = 0
         self.sent = 0              # bytes pushed by streaming cases
         self.commands = []         # (connection number, command)
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
-        self.clients = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
-        for c in self.clients:
-            try:
-                c.close()
-            except OSError:
-                pass
+        super().__init__()
 
     def received(self, command):
         with self.lock:
             return [n for n, c in self.commands if c == command]
-
-    def _accept(self):
-        while not self.stopped:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                n = self.connections
-            self.clients.append(c)
-            threading.Thread(target=self._serve, args=(c, n), daemon=True).start()
 
     def capabilities(self):
         return b"IMAP4rev1 AUTH=PLAIN" + (b" STARTTLS" if self.starttls else b"")
@@ -76,7 +46,7 @@ class HostileImap:
             with self.lock:
                 self.sent += len(chunk)
 
-    def _serve(self, c, n):
+    def serve(self, c, n):
         f = c.makefile("rb")
         idle_tag = None
         try:
