@@ -97,7 +97,8 @@ class _Sub:
 
 
 class Logs(unittest.TestCase):
-    def test_no_secret_or_code_in_any_log_line(self):
+    def corpus_account(self):
+        """A dovecot holding the sample corpus (INBOX and Junk) and an alcode set up for it."""
         tmp = TempDir()
         self.addCleanup(tmp.cleanup)
         sample = require_corpus()
@@ -107,6 +108,10 @@ class Logs(unittest.TestCase):
         self.addCleanup(d.stop)
         a = Alcode(tmp)
         a.write_config("employer_domains = lefort-industrie.example\n" + d.account_config("full"))
+        return tmp, sample, d, a
+
+    def test_no_secret_or_code_in_any_log_line(self):
+        tmp, sample, d, a = self.corpus_account()
         # A full run at the most verbose level: backfill, then IDLE, new mail, a stop.
         p = a.spawn_daemon("--verbose", env={"ALCODE_TEST_POLL_INTERVAL": "1"})
         self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(), p.logfile.close()))
@@ -133,15 +138,7 @@ class Logs(unittest.TestCase):
         # Under systemd the records go to the journal with fields (ACCOUNT=, FOLDER=, UID=,
         # RULE=...): every field of every record is searched, as the private journal
         # (alcodetest.run_with_private_journal) receives them.
-        tmp = TempDir()
-        self.addCleanup(tmp.cleanup)
-        sample = require_corpus()
-        d = Dovecot(tmp, users={"alice": PASSWORD})
-        d.load_tree("alice", sample, {"perso/INBOX": "INBOX", "perso/Spam": "Junk"})
-        d.start()
-        self.addCleanup(d.stop)
-        a = Alcode(tmp)
-        a.write_config("employer_domains = lefort-industrie.example\n" + d.account_config("full"))
+        tmp, sample, d, a = self.corpus_account()
         result = run_with_private_journal(self, tmp, [binary("alcoded"), "--once", "--verbose"], a.env(),
                                           timeout=300)
         self.assertEqual(result["rc"], 0, result["stderr"][-3000:])
