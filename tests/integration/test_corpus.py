@@ -33,9 +33,9 @@ KNOWN_EXTRAS = {
                          "the rules read both",
 }
 # What the shipped rules find on the train half today (mkmail --seed 7 --count 1500 --half train).
-RECALL_FLOOR = {"access": 0.875, "company": 0.814, "file": 0.690, "otp": 0.865, "request": 0.500,
-                "specific": 0.923, "all": 0.831}
-TRUSTED_RECALL_FLOOR = {"all": 0.746}
+RECALL_FLOOR = {"access": 0.885, "company": 0.869, "file": 0.690, "otp": 0.865, "request": 0.500,
+                "specific": 0.854, "all": 0.818}
+TRUSTED_RECALL_FLOOR = {"all": 0.734}
 
 
 class Corpus(unittest.TestCase):

@@ -746,6 +746,25 @@ def acc_subject(c, r, ctx):
         hello(ctx, r), "Votre code d'accès figure dans l'objet de ce message.", sig_hr(r)], "hr", [], [code])
 
 
+# -- HR handing out a code spécifique --------------------------------------------------------
+
+
+@template("hr_specific", "fr")
+def hr_spec_relay(c, r, ctx):
+    code = c.specific()
+    return M("Votre code spécifique Action Logement", [
+        hello(ctx, r), "Action Logement a transmis à l'entreprise les codes spécifiques de ses salariés. "
+        "Le vôtre est %s ; il vous servira à candidater sur AL'in." % code, sig_hr(r)], "hr", [code])
+
+
+@template("hr_specific", "en")
+def hr_spec_english(c, r, ctx):
+    code = c.specific(grouped=True)
+    return M("Housing: your specific code", [
+        hello(ctx, r, "en"), "HR has received your Action Logement specific code.", KV(("Specific code", code)),
+        "Enter it together with our company code when you apply on AL'in.", sig_hr(r, "en")], "hr", [code])
+
+
 # -- otp --------------------------------------------------------------------------------------
 
 
@@ -1419,9 +1438,9 @@ FUNCTIONAL = {
     "al_specific": 45, "al_company": 10, "hr_company": 16, "hr_access": 38, "al_otp": 35, "al_request": 24,
     "sne_request": 8, "al_file": 26, "al_combined": 10, "fwd_inline": 8, "fwd_attached": 5, "hr_reply": 6,
     "user_reply": 5, "hr_unconfigured": 4, "phishing": 35, "spoofed": 10, "al_nearmiss": 120, "hr_nearmiss": 45,
-    "landlord": 12, "other_otp": 100, "filler": 438,
+    "landlord": 12, "other_otp": 100, "filler": 430, "hr_specific": 8,
 }
-CODE_CATEGORIES = {"al_specific", "al_company", "hr_company", "hr_access", "al_otp", "al_request", "sne_request",
+CODE_CATEGORIES = {"al_specific", "al_company", "hr_company", "hr_access", "hr_specific", "al_otp", "al_request", "sne_request",
                    "al_file", "al_combined", "fwd_inline", "fwd_attached", "hr_reply", "user_reply",
                    "hr_unconfigured", "phishing", "spoofed"}
 
@@ -1447,7 +1466,7 @@ FOLDERS_BY_CATEGORY = {
     "user_reply": [("travail/Sent Items", 1)],
     "fwd_inline": [("travail/INBOX", 2), ("perso/INBOX", 1)],
 }
-HR = {"hr_company", "hr_access", "hr_reply", "hr_nearmiss"}
+HR = {"hr_company", "hr_access", "hr_specific", "hr_reply", "hr_nearmiss"}
 PERSO_AL = [("perso/INBOX", 14), ("perso/Archives", 3), ("perso/Junk", 2), ("perso/Trash", 1)]
 WORK = [("travail/INBOX", 8), ("travail/Archives", 2), ("travail/Junk", 1)]
 FILLER = [("perso/INBOX", 12), ("perso/Archives", 3), ("perso/Junk", 2), ("perso/Trash", 2), ("perso/Sent", 1),
@@ -1763,6 +1782,8 @@ def build_message(i, count, args, ctx_base, weights_pairs, templates_by_cat, pro
     if size_plan.get("thread"):
         blocks = blocks + [Quote("Le %s, %s a écrit :" % (ctx["date_fr"], r.choice(FIRSTS)),
                                  thread_text(r, size_plan["thread"]))]
+    if profile == "realistic" and category == "filler" and r.random() < 0.6:
+        blocks.insert(-1, P(" ".join(r.choice(THREAD_SENTENCES) for _ in range(r.randint(3, 30)))))
     heavy = kw.get("heavy") or size_plan.get("newsletter")
     text = render_text(blocks, r)
     html_body = render_html(blocks, r, title, heavy=bool(heavy))
@@ -1842,6 +1863,8 @@ def build_message(i, count, args, ctx_base, weights_pairs, templates_by_cat, pro
                      % (MX, domain, domain)))
     hdrs.append(("Received", "from out.%s (out.%s [192.0.2.%d])\n by %s with ESMTPS id %08X;\n %s" % (
         domain, domain, r.randint(1, 254), MX, r.getrandbits(32), fmt_date(d))))
+    if profile == "realistic":
+        hdrs.extend(bulk_headers(r, domain, d))
     if skey == "hr" and r.random() < 0.5:
         hdrs.append(("X-MS-Exchange-Organization-AuthAs", "Internal"))
     hdrs += [("From", address(from_name, from_addr, r)), ("To", address(USER_NAME, to_addr, r)),
@@ -1867,6 +1890,28 @@ def build_message(i, count, args, ctx_base, weights_pairs, templates_by_cat, pro
     if kw.get("note_values"):
         rec["rejected_values"] = kw["note_values"]
     return folder, raw, rec
+
+
+def bulk_headers(r, domain, d):
+    """What real mail carries above its body: relays, a DKIM signature, an ARC set, tool headers
+    (about 2-3 KB; realistic profile only)."""
+    sig = base64.b64encode(r.randbytes(256)).decode()
+    bh = base64.b64encode(r.randbytes(32)).decode()
+    out = [("Received", "from relay%d.%s (relay%d.%s [198.51.100.%d])\n by out.%s with ESMTP id %08X\n for <%s>;"
+            "\n %s" % (k, domain, k, domain, r.randint(1, 254), domain, r.getrandbits(32), USER_PERSO, fmt_date(d)))
+           for k in range(r.randint(1, 3))]
+    out.append(("DKIM-Signature", "v=1; a=rsa-sha256; c=relaxed/relaxed; d=%s; s=mail%d;\n t=%d; h=from:to:subject:"
+                "date:message-id:mime-version:content-type;\n bh=%s;\n b=%s" % (
+                    domain, r.randint(1, 9), r.randint(1600000000, 1800000000), bh,
+                    "\n ".join(sig[i:i + 72] for i in range(0, len(sig), 72)))))
+    if r.random() < 0.5:
+        out.append(("ARC-Seal", "i=1; a=rsa-sha256; t=%d; cv=none; d=%s; s=arc;\n b=%s" % (
+            r.randint(1600000000, 1800000000), MX.split(".", 1)[1],
+            "\n ".join(sig[i:i + 72] for i in range(0, len(sig), 72)))))
+    out.append(("X-Mailer", r.choice(["Microsoft Outlook 16.0", "Mailchimp Mailer", "Thunderbird 128.3",
+                                     "PHPMailer 6.9", "Apple Mail (2.3774)"])))
+    out.append(("Return-Path", "<bounce-%d@%s>" % (r.randint(1, 10 ** 7), domain)))
+    return out
 
 
 def fmt_date(d):
