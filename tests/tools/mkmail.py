@@ -87,6 +87,7 @@ sender address at them is a guess.
 
 import argparse
 import base64
+import binascii
 import email
 import email.policy
 import html
@@ -1501,46 +1502,34 @@ def make_date(r, i, count):
 # MIME writing
 
 LATIN1_FIX = str.maketrans({"\u2019": "'", "\u2018": "'", "\u0153": "oe", "\u0152": "OE", "\u20ac": "EUR",
-                            "\u2026": "...", "\u2013": "-", "\u2014": "-", "\u201c": '"', "\u201d": '"', "\u0435": "e", "\u0430": "a", "\u0456": "i"})
+                            "\u2026": "...", "\u2013": "-", "\u2014": "-", "\u201c": '"', "\u201d": '"',
+                            "\u0435": "e", "\u0430": "a", "\u0456": "i"})
 CP1252_FIX = str.maketrans({"\u0435": "e", "\u0430": "a", "\u0456": "i"})
 
 
 def fit_charset(text, charset):
-    if charset == "iso-8859-1":
-        return text.translate(LATIN1_FIX)
-    if charset == "windows-1252":
-        return text.translate(CP1252_FIX)
+    """Text the charset can encode: typographic characters replaced by plain ones."""
+    if text.isascii() or charset not in ("iso-8859-1", "windows-1252"):
+        return text
+    table = LATIN1_FIX if charset == "iso-8859-1" else CP1252_FIX
+    for code, rep in table.items():
+        ch = chr(code)
+        if ch in text:
+            text = text.replace(ch, rep)
     return text
 
 
 def qp_encode(data, break_inside=None):
-    """Quoted-printable (RFC 2045) of bytes with LF line ends; break_inside: an ASCII code whose
-    first occurrence gets a soft line break in its middle."""
-    out = []
-    for line in data.split(b"\n"):
-        enc = []
-        for i, b in enumerate(line):
-            if (33 <= b <= 126 and b != 61) or (b in (9, 32) and i != len(line) - 1):
-                enc.append(chr(b))
-            else:
-                enc.append("=%02X" % b)
-        s = "".join(enc)
-        if break_inside and break_inside in s:
-            k = s.index(break_inside) + len(break_inside) // 2
-            s = s[:k] + "=\n" + s[k:]
-            break_inside = None
-        pieces = []
-        for seg in s.split("=\n"):
-            while len(seg) > 76:
-                cut = 75
-                while seg[cut - 1] == "=" or seg[cut - 2] == "=":
-                    cut -= 1
-                pieces.append(seg[:cut] + "=")
-                seg = seg[cut:]
-            pieces.append(seg + "=")
-        pieces[-1] = pieces[-1][:-1]
-        out.append("\n".join(pieces))
-    return "\n".join(out).encode("ascii")
+    """Quoted-printable (RFC 2045, binascii's encoder) of bytes with LF line ends; break_inside:
+    an ASCII code whose first occurrence gets a soft line break in its middle."""
+    enc = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+    if break_inside:
+        code = break_inside.encode("ascii")
+        k = enc.find(code)
+        if k >= 0:
+            k += len(code) // 2
+            enc = enc[:k] + b"=\n" + enc[k:]
+    return enc
 
 
 def b64_lines(data):
@@ -1608,7 +1597,7 @@ class Part:
 
 
 def text_part(text, subtype, r, charset=None, cte=None, soft_break=None, features=None):
-    ascii_only = all(ord(ch) < 128 for ch in text)
+    ascii_only = text.isascii()
     charset = charset or r.choice(["utf-8", "utf-8", "utf-8", "iso-8859-1", "windows-1252"])
     if ascii_only and r.random() < 0.3:
         charset = "us-ascii"
