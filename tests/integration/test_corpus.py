@@ -33,7 +33,7 @@ KNOWN_EXTRAS = {
                          "the rules read both",
 }
 # What the shipped rules find on the train half today (mkmail --seed 7 --count 1500 --half train).
-RECALL_FLOOR = {"access": 0.885, "company": 0.869, "file": 0.690, "otp": 0.865, "request": 0.500,
+RECALL_FLOOR = {"access": 0.885, "company": 0.869, "file": 0.786, "otp": 0.865, "request": 0.400,
                 "specific": 0.854, "all": 0.818}
 TRUSTED_RECALL_FLOOR = {"all": 0.734}
 

@@ -659,6 +659,22 @@ def comp_hr_faq(c, r, ctx):
         "%s. Ce n'est pas votre code personnel." % code, sig_hr(r)], "hr", [code])
 
 
+@template("al_company", "fr")
+def comp_al_identified(c, r, ctx):
+    code = c.siret()
+    return M("Votre employeur est identifié", [
+        hello(ctx, r), "Nous avons retrouvé votre employeur dans notre base : %s, SIRET n° %s." % (EMPLOYER_NAME, code),
+        "Reportez ce numéro dans la rubrique « Mon entreprise » de votre espace.", sig_al(r)], "al", [code])
+
+
+@template("al_company", "en")
+def comp_al_alpha_en(c, r, ctx):
+    code = c.company_alpha()
+    return M("Your company's code", [
+        hello(ctx, r, "en"), "Your employer belongs to a group with its own company code.",
+        KV(("Employer", EMPLOYER_NAME), ("Company code", code)), "Action Logement"], "al", [code])
+
+
 # -- access (HR, dematerialised access code) --------------------------------------------------
 
 
@@ -921,6 +937,23 @@ def req_value_first(c, r, ctx):
         % code, sig_al(r)], "al", [code])
 
 
+@template("al_request", "fr")
+def req_mobility(c, r, ctx):
+    code = c.aid_request("AM")
+    return M("Aide à la mobilité : accusé de réception", [
+        hello(ctx, r), "Nous avons bien reçu votre demande d'aide à la mobilité, enregistrée sous la "
+        "référence %s. Vous recevrez une réponse sous trois semaines." % code, sig_al(r)], "al", [code])
+
+
+@template("al_request", "fr")
+def req_summary_table(c, r, ctx):
+    code = c.nur(grouped=True)
+    return M("Récapitulatif de votre demande de logement", [
+        hello(ctx, r), "Voici le récapitulatif de votre demande :",
+        KV(("N° de demande", code), ("Typologie souhaitée", "T2 / T3"), ("Communes", "Dijon, Chenôve")),
+        sig_al(r)], "alin", [code])
+
+
 # -- file -------------------------------------------------------------------------------------
 
 
@@ -989,6 +1022,22 @@ def file_case_en(c, r, ctx):
     code = c.dossier()
     return M("Case update", [
         hello(ctx, r, "en"), "File number: %s" % code, "Your file is now complete."], "al", [code])
+
+
+@template("al_file", "fr")
+def file_lp_dossier(c, r, ctx):
+    code = c.dossier()
+    return M("LOCA-PASS® : votre dossier", [
+        hello(ctx, r), "Votre garantie LOCA-PASS® est accordée. Dossier n° %s, à rappeler dans toute "
+        "correspondance." % code, "Plafond : 2 000 EUR de loyers impayés.", sig_al(r)], "lp", [code])
+
+
+@template("al_file", "fr")
+def file_value_first(c, r, ctx):
+    code = c.visa()
+    return M("Visale : c'est accordé", [
+        hello(ctx, r), "%s : voici votre numéro de visa, à communiquer au propriétaire." % code,
+        "Il reste valable trois mois.", sig_al(r)], "visale", [code])
 
 
 # -- both kinds in one mail -------------------------------------------------------------------
