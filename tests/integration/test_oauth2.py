@@ -15,6 +15,7 @@ IMAP server checks what alcode sends.
 import json
 import os
 import re
+import signal
 import ssl
 import stat
 import subprocess
@@ -164,6 +165,78 @@ class Daemon(unittest.TestCase):
                          "alcoded sent an expired access token")
         rc, _ = stop_daemon(p)
         self.assertEqual(rc, 0, read_log(p))
+
+
+    def test_revoked_refresh_token_needs_sign_in_once(self):
+        e = Env(self)
+        e.alcode.write_config(e.account(token_file=e.token_file()))
+        e.provider.revoke()
+        bus = DBusSession(e.tmp)
+        self.addCleanup(bus.stop)
+        monitor = BusMonitor(bus)
+        self.addCleanup(monitor.stop)
+        e.alcode.bus = bus
+        notify = NotifySocket(e.tmp)
+        self.addCleanup(notify.close)
+        p = start_daemon(self, e.alcode, "--verbose", notify=notify, env={"ALCODE_TEST_BACKOFF_MAX": "1"})
+        hint = "needs you to sign in again: alcode init --reauth perso"
+        notify.wait("STATUS", lambda v: hint in v, timeout=20)
+        st = e.alcode.run("status").stdout
+        self.assertIn(hint, st)
+        row = json.loads(e.alcode.run("status", "--json").stdout.splitlines()[0])
+        self.assertEqual(row["state"], "failed")
+        # Several backoff periods: no login loop, no second token request.
+        time.sleep(4)
+        calls = [n for n in monitor.notify_calls() if "sign in again" in n["summary"]]
+        self.assertEqual(len(calls), 1, monitor.notify_calls())
+        self.assertEqual(calls[0]["summary"], "alcode: sign in again for 'perso'")
+        self.assertIn(hint, calls[0]["body"])
+        self.assertEqual(e.provider.count("/token"), 1)
+        self.assertEqual(e.auth_lines(), [])
+        self.assertNotIn("method=", e.dovecot.log())
+        # A reload restarts the account, which does not send the refused token again.
+        p.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        self.assertEqual(e.provider.count("/token"), 1)
+        rc, _ = stop_daemon(p)
+        self.assertEqual(rc, 0, read_log(p))
+        self.assertIn(hint, read_log(p))
+
+    def test_rotated_refresh_token_is_kept(self):
+        e = Env(self, rotate_refresh=True)
+        tf = e.token_file()
+        with open(tf) as f:
+            first = f.read().strip()
+        e.alcode.write_config(e.account(token_file=tf))
+        e.alcode.daemon("--once")
+        with open(tf) as f:
+            second = f.read().strip()
+        self.assertNotEqual(first, second)
+        self.assertIn(second, e.provider.refresh_tokens)
+        self.assertEqual(stat.S_IMODE(os.stat(tf).st_mode), 0o600)
+        # The next run works with the new one (the old one is dead at the provider).
+        e.dovecot.deliver("alice", "INBOX", code_mail(e.codes[1]))
+        e.alcode.daemon("--once")
+        self.assertIn(e.codes[1], e.stored())
+
+    def test_no_token_in_log_or_journal(self):
+        e = Env(self, rotate_refresh=True)
+        e.alcode.write_config(e.account(token_file=e.token_file()))
+        r = e.alcode.daemon("--once", "--verbose")
+        self.assertIn(e.codes[0], e.stored(), r.stderr)
+        lines = r.stderr.splitlines()
+        self.assertGreater(len(lines), 3)
+        e.dovecot.deliver("alice", "INBOX", code_mail(e.codes[1]))
+        result = run_with_private_journal(self, e.tmp, [binary("alcoded"), "--once", "--verbose"], e.alcode.env(),
+                                          timeout=120)
+        self.assertEqual(result["rc"], 0, result["stderr"][-3000:])
+        self.assertIn(e.codes[1], e.stored())
+        secrets = list(e.provider.issued)
+        self.assertGreaterEqual(len(secrets), 4)  # two refresh tokens, two access tokens at least
+        leaks = [(s, l) for l in lines for s in secrets if s in l]
+        leaks += [(s, k, v) for rec in result["records"] for k, v in rec.items() for s in secrets if s in v]
+        self.assertEqual(leaks, [], "a token in the log or the journal")
+        self.assertGreater(len(result["records"]), 3)
 
 
 if __name__ == "__main__":
