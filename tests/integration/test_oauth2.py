@@ -22,10 +22,11 @@ import subprocess
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.parse
 import urllib.request
 
-from alcodetest import (Alcode, BusMonitor, DBusSession, Dovecot, NotifySocket, TempDir, binary, code_mail, main,
+from alcodetest import (RULES_DIR, Alcode, BusMonitor, DBusSession, Dovecot, NotifySocket, TempDir, binary, code_mail, main,
                         make_ca, random_codes, read_log, require_tools, run_with_private_journal, start_daemon,
                         stop_daemon, wait_for)
 from oauthprovider import OAuthProvider, dovecot_oauth2
@@ -56,6 +57,9 @@ class Env:
         self.dovecot.start()
         test.addCleanup(self.dovecot.stop)
         self.alcode = Alcode(self.tmp)
+        # An installed alcode finds its rules in /usr/share; this one finds them as the user's own
+        # (configs written by alcode init have no rules = line).
+        os.symlink(RULES_DIR, os.path.join(self.alcode.config_dir, "rules.d"))
 
     def account(self, name="perso", auth=None, token_file=None, extra=""):
         p = self.provider.base
@@ -237,6 +241,212 @@ class Daemon(unittest.TestCase):
         leaks += [(s, k, v) for rec in result["records"] for k, v in rec.items() for s in secrets if s in v]
         self.assertEqual(leaks, [], "a token in the log or the journal")
         self.assertGreater(len(result["records"]), 3)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def play_browser(url, ca):
+    """What a browser does: open the provider's page (which signs in at once), follow its redirect to
+    alcode's loopback listener, and return the page alcode shows."""
+    ctx = ssl.create_default_context(cafile=ca)
+    opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=ctx))
+    try:
+        opener.open(url, timeout=10)
+        raise AssertionError("the provider did not redirect")
+    except urllib.error.HTTPError as e:
+        if e.code != 302:
+            raise AssertionError("the provider answered %d: %s" % (e.code, e.read()))
+        location = e.headers["Location"]
+    assert location.startswith("http://127.0.0.1:"), location
+    with urllib.request.urlopen(location, timeout=10) as r:
+        return r.read().decode()
+
+
+class Output:
+    """A running `alcode init` whose stdout is read line by line in a thread."""
+
+    def __init__(self, argv, env):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, text=True)
+        self.lines = []
+        self.err = ""
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def _read_err(self):
+        self.err = self.proc.stderr.read()
+
+    def wait_line(self, pattern, timeout=20):
+        def found():
+            if self.proc.poll() is not None and not any(re.search(pattern, l) for l in self.lines):
+                time.sleep(0.2)
+                if not any(re.search(pattern, l) for l in self.lines):
+                    raise AssertionError("alcode init ended (%d) before %r:\n%s\n%s"
+                                         % (self.proc.returncode, pattern, "\n".join(self.lines), self.err))
+            return next((re.search(pattern, l) for l in self.lines if re.search(pattern, l)), None)
+        return wait_for(found, timeout=timeout, what=pattern)
+
+    def wait(self, timeout=30):
+        rc = self.proc.wait(timeout=timeout)
+        time.sleep(0.1)
+        return rc
+
+    def text(self):
+        return "\n".join(self.lines) + "\n" + self.err
+
+
+def start_keyring(test, tmp, alcode):
+    require_tools("gnome-keyring-daemon", "secret-tool", "busctl")
+    bus = DBusSession(tmp)
+    test.addCleanup(bus.stop)
+    alcode.bus = bus
+    env = alcode.env()
+    keyring = subprocess.Popen(["gnome-keyring-daemon", "--foreground", "--components=secrets", "--unlock"],
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    keyring.stdin.write(b"keyring-password")
+    keyring.stdin.close()
+    test.addCleanup(lambda: (keyring.terminate(), keyring.wait()))
+    wait_for(lambda: bus.has_owner("org.freedesktop.secrets"), what="the keyring on the bus")
+    return env
+
+
+class Init(unittest.TestCase):
+    def init_args(self, e, *extra):
+        p = e.provider.base
+        return [binary("alcode"), "init", "--yes", "--no-enable", "--email", "alice@example.org", "--user", "alice",
+                "--host", "127.0.0.1", "--port", str(e.dovecot.tls_port), "--ca-file", e.ca, "--account", "perso",
+                "--oauth2-authorize-url", p + "/authorize", "--oauth2-token-url", p + "/token",
+                "--oauth2-device-url", p + "/device"] + list(extra)
+
+    def test_browser_sign_in_keyring_to_stored_code(self):
+        # End to end: alcode init (the test plays the browser) → refresh token in the Secret
+        # Service → alcoded --once logs in through dovecot's oauth2 passdb → the code is stored.
+        e = Env(self)
+        env = start_keyring(self, e.tmp, e.alcode)
+        env["DISPLAY"] = ""
+        out = Output(self.init_args(e, "--oauth2", "--oauth2-client-id", CLIENT_ID), env)
+        m = out.wait_line(r"^(https://127\.0\.0\.1:\d+/authorize\?.*)$")
+        url = m.group(1)
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
+        self.assertEqual(q["code_challenge_method"], ["S256"])
+        self.assertEqual(q["client_id"], [CLIENT_ID])
+        self.assertTrue(q["redirect_uri"][0].startswith("http://127.0.0.1:"))
+        page = play_browser(url, e.ca)
+        self.assertIn("alcode is signed in", page)
+        self.assertEqual(out.wait(), 0, out.text())
+        self.assertIn("It works", out.text())
+        with open(e.alcode.config) as f:
+            conf = f.read()
+        self.assertIn("auth = oauth2\n", conf)
+        self.assertIn("oauth2_client_id = %s\n" % CLIENT_ID, conf)
+        self.assertNotIn("oauth2_token_file", conf)
+        for t in e.provider.issued:
+            self.assertNotIn(t, conf)
+            self.assertNotIn(t, out.text())
+        r = subprocess.run(["secret-tool", "lookup", "alcode-oauth2", "perso"], env=env, capture_output=True, text=True)
+        self.assertIn(r.stdout.strip(), e.provider.refresh_tokens)
+        self.assertEqual(e.provider.count("/token", "authorization_code"), 1)
+        d = e.alcode.daemon("--once", "--verbose", env={"DBUS_SESSION_BUS_ADDRESS": env["DBUS_SESSION_BUS_ADDRESS"]})
+        self.assertIn(e.codes[0], e.stored(), d.stderr)
+        self.assertEqual(e.provider.count("/token", "refresh_token"), 1)
+
+    def test_outlook_address_offers_browser_and_asks_client_id(self):
+        e = Env(self)
+        tf = e.tmp.join("outlook.token")
+        p = e.provider.base
+        t = e.alcode.terminal("init", "--no-enable", "--email", "jeanne@outlook.fr", "--user", "alice",
+                              "--host", "127.0.0.1", "--port", str(e.dovecot.tls_port), "--tls", "implicit",
+                              "--ca-file", e.ca, "--oauth2-authorize-url", p + "/authorize", "--oauth2-token-url", p + "/token",
+                              "--token-file", tf, env={"DISPLAY": ""})
+        t.expect("1  sign in in the browser (recommended)")
+        t.expect("2  sign in on another device with a code")
+        t.expect("Your choice [")
+        t.type("")
+        t.expect("alcode ships none of its")
+        t.expect("Application (client) id")
+        t.type(CLIENT_ID)
+        t.expect("open this address:\n\n")
+        url = t.expect("\n").strip()
+        self.assertTrue(url.startswith(p + "/authorize?"), url)
+        self.assertIn("login_hint=jeanne%40outlook.fr", url)
+        play_browser(url, e.ca)
+        t.expect("It works", timeout=30)
+        t.expect("The sign-in is kept in %s" % tf)
+        t.expect("employer's mail domain")
+        t.type("")
+        self.assertEqual(t.wait(), 0, t.transcript)
+        self.assertEqual(stat.S_IMODE(os.stat(tf).st_mode), 0o600)
+        with open(tf) as f:
+            self.assertIn(f.read().strip(), e.provider.refresh_tokens)
+        with open(e.alcode.config) as f:
+            conf = f.read()
+        self.assertIn("oauth2_provider = microsoft\n", conf)
+        self.assertIn("oauth2_token_file = %s\n" % tf, conf)
+        e.alcode.daemon("--once")
+        self.assertIn(e.codes[0], e.stored())
+
+    def test_device_grant_with_slow_down(self):
+        e = Env(self, device_slow_down=True)
+        tf = e.tmp.join("device.token")
+        out = Output(self.init_args(e, "--oauth2-provider", "microsoft", "--oauth2-client-id", CLIENT_ID,
+                                    "--device", "--token-file", tf), e.alcode.env())
+        m = out.wait_line(r"type the code (\d{4}-\d{4})")
+        self.assertTrue(any(e.provider.base + "/device" in l for l in out.lines), out.text())
+        self.assertTrue(e.provider.approve_device(m.group(1)))
+        polls = []
+        wait_for(lambda: e.provider.device_polls() and e.provider.device_polls()[0] or None, timeout=10)
+        polls = e.provider.device_polls()[0][:]
+        self.assertEqual(out.wait(timeout=60), 0, out.text())
+        self.assertIn("It works", out.text())
+        # One poll answered slow_down: the next came at least 1 + 5 s later (RFC 8628 §3.5).
+        total = e.provider.count("/token", "urn:ietf:params:oauth:grant-type:device_code")
+        self.assertEqual(total, 2)
+        self.assertEqual(len(polls), 1)
+        with open(tf) as f:
+            self.assertIn(f.read().strip(), e.provider.refresh_tokens)
+        e.alcode.daemon("--once")
+        self.assertIn(e.codes[0], e.stored())
+
+    def test_reauth_after_revocation(self):
+        e = Env(self)
+        tf = e.token_file()
+        e.alcode.write_config(e.account(token_file=tf))
+        e.provider.revoke()
+        r = e.alcode.daemon("--once", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("needs you to sign in again: alcode init --reauth perso", r.stderr)
+        out = Output([binary("alcode"), "init", "--reauth", "perso"], dict(e.alcode.env(), DISPLAY=""))
+        url = out.wait_line(r"^(https://127\.0\.0\.1:\d+/authorize\?.*)$").group(1)
+        play_browser(url, e.ca)
+        self.assertEqual(out.wait(), 0, out.text())
+        self.assertIn("It works", out.text())
+        with open(tf) as f:
+            self.assertIn(f.read().strip(), e.provider.refresh_tokens)
+        self.assertEqual(stat.S_IMODE(os.stat(tf).st_mode), 0o600)
+        e.alcode.daemon("--once")
+        self.assertIn(e.codes[0], e.stored())
+
+    def test_state_mismatch_is_ignored(self):
+        # A request to the loopback listener that does not carry our state (another page, a
+        # forged redirect) is refused; the real one still works.
+        e = Env(self)
+        out = Output(self.init_args(e, "--oauth2", "--oauth2-client-id", CLIENT_ID, "--token-file",
+                                    e.tmp.join("t")), dict(e.alcode.env(), DISPLAY=""))
+        url = out.wait_line(r"^(https://127\.0\.0\.1:\d+/authorize\?.*)$").group(1)
+        redirect = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["redirect_uri"][0]
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(redirect + "?code=forged&state=wrong", timeout=5)
+        self.assertEqual(cm.exception.code, 400)
+        play_browser(url, e.ca)
+        self.assertEqual(out.wait(), 0, out.text())
+        self.assertEqual(e.provider.count("/token", "authorization_code"), 1)
 
 
 if __name__ == "__main__":
