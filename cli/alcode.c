@@ -12,7 +12,6 @@
 #include "build-config.h"
 #include "cli.h"
 #include "i18n.h"
-#include "init-oauth2.h"
 #include "log.h"
 
 const char *arg_db = NULL;
@@ -43,7 +42,9 @@ static const Verb verbs[] = {
         { "status", verb_status, "" },
         { "rescan", verb_rescan, "" },
         { "init", verb_init, "account email host port tls user password-command ca-file employer-domains "
-                             "no-test no-enable yes " INIT_OAUTH2_OPTIONS },
+                             "no-test no-enable yes oauth2 oauth2-provider oauth2-client-id oauth2-client-secret "
+                             "oauth2-authorize-url oauth2-token-url oauth2-device-url oauth2-scope device token-file "
+                             "reauth" },
 };
 
 static void help(void) {

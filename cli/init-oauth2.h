@@ -22,10 +22,6 @@ void init_oauth2_done(InitOAuth2 *o);
 
 /* Keeps one of the options below (name without "--"); -EINVAL when it is not one of them. */
 int init_oauth2_set_option(const char *name, const char *value);
-/* The long options of this file, space-separated, for alcode.c's verb table. */
-#define INIT_OAUTH2_OPTIONS \
-        "oauth2 oauth2-provider oauth2-client-id oauth2-client-secret oauth2-authorize-url " \
-        "oauth2-token-url oauth2-device-url oauth2-scope device token-file reauth"
 
 /* Whether `alcode init --reauth ACCOUNT` was asked for (then init_oauth2_reauth() runs alone). */
 const char *init_oauth2_reauth_account(void);
