@@ -53,6 +53,7 @@ class OAuthProvider:
         self.issued = []          # every token and code handed out (secrets to look for in logs)
         self.requests = []        # (path, grant_type or None)
         self.introspections = []  # (token_known, active)
+        self.refreshes = []       # (time, seconds the newest access token had left then)
         provider = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -163,6 +164,9 @@ class OAuthProvider:
                 return 200, self._issue()
             if grant == "refresh_token":
                 rt = form.get("refresh_token", "")
+                now = time.time()
+                left = max((exp for _, exp in self.access_tokens.values()), default=now) - now
+                self.refreshes.append((now, left))
                 if rt not in self.refresh_tokens:
                     return 400, {"error": "invalid_grant", "error_description": "the refresh token was revoked"}
                 if self.rotate_refresh:

@@ -145,9 +145,9 @@ class Daemon(unittest.TestCase):
         self.assertEqual(e.provider.count("/token"), 0)
 
     def test_refresh_before_expiry(self):
-        # Access tokens that live 6 s: a login within the last fifth of that life (1.2 s) gets
-        # a new one first; dovecot refuses expired ones, so a stale token would fail the login.
-        e = Env(self, expires_in=6)
+        # Access tokens that live 15 s: a login in the last fifth of that life (3 s) gets a new
+        # one first, while the old one would still pass. dovecot refuses expired tokens.
+        e = Env(self, expires_in=15)
         e.alcode.write_config(e.account(token_file=e.token_file(),
                                         extra="poll_interval = 10\nidle = Nothing\n"))
         bus = DBusSession(e.tmp)
@@ -159,17 +159,21 @@ class Daemon(unittest.TestCase):
                          env={"ALCODE_TEST_POLL_INTERVAL": "1", "ALCODE_TEST_BACKOFF_MAX": "1"})
         wait_for(lambda: e.codes[0] in e.stored(), timeout=20, what="the first code")
         self.assertEqual(e.provider.count("/token", "refresh_token"), 1)
-        # Cut every session: alcoded logs in again; past 4.8 s it must refresh first.
-        time.sleep(5.5)
+        first = e.provider.refreshes[0][0]
+        # 11.5 s into the token's life (3.5 s left): cut every session; alcoded logs in again
+        # about a second later, inside the last fifth.
+        time.sleep(max(0, first + 11.5 - time.time()))
         subprocess.run(["doveadm", "-c", e.dovecot.conf, "kick", "alice"], capture_output=True)
         e.dovecot.deliver("alice", "INBOX", code_mail(e.codes[1]))
         wait_for(lambda: e.codes[1] in e.stored(), timeout=30, what="the second code")
-        self.assertGreaterEqual(e.provider.count("/token", "refresh_token"), 2)
+        self.assertGreaterEqual(e.provider.count("/token", "refresh_token"), 2, read_log(p))
+        when, left = e.provider.refreshes[1]
+        self.assertGreater(left, 0, "the refresh came after the token expired, not before")
+        self.assertLess(left, 3.1)
         self.assertEqual([i for i in e.provider.introspections if i[0] and not i[1]], [],
                          "alcoded sent an expired access token")
         rc, _ = stop_daemon(p)
         self.assertEqual(rc, 0, read_log(p))
-
 
     def test_revoked_refresh_token_needs_sign_in_once(self):
         e = Env(self)
