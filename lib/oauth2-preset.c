@@ -11,6 +11,8 @@ static const OAuth2Preset presets[] = {
                 .token_url = "https://login.microsoftonline.com/consumers/oauth2/v2.0/token",
                 .device_url = "https://login.microsoftonline.com/consumers/oauth2/v2.0/devicecode",
                 .scope = "https://outlook.office.com/IMAP.AccessAsUser.All offline_access",
+                /* Entra ID: "Mobile and desktop applications" take http://localhost, any port. */
+                .redirect_host = "localhost",
         },
         {
                 .name = "google",
@@ -51,6 +53,7 @@ int oauth2_client_from_account(const Account *a, OAuth2Client *ret) {
                 .token_url = a->oauth2_token_url ?: p ? p->token_url : NULL,
                 .device_url = a->oauth2_device_url ?: p ? p->device_url : NULL,
                 .scope = a->oauth2_scope ?: p ? p->scope : NULL,
+                .redirect_host = p ? p->redirect_host : NULL,
                 .ca_file = a->ca_file,
         };
         return ret->client_id && ret->token_url ? 0 : -EINVAL;

@@ -367,8 +367,7 @@ int oauth2_refresh(const OAuth2Client *c, const char *refresh_token, OAuth2Token
         form_add(&f, "grant_type", "refresh_token");
         form_add(&f, "refresh_token", refresh_token);
         form_client(&f, c);
-        if (c->scope)
-                form_add(&f, "scope", c->scope);
+        /* No scope: the grant's own (RFC 6749 §6), which every provider accepts. */
         r = token_request(c, &f, ret, ret_error, NULL, 0);
         form_done(&f);
         return r;
@@ -503,15 +502,39 @@ static const char page_error[] =
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>alcode</title></head><body>"
         "<h1>The sign-in did not work</h1><p>Go back to the terminal: alcode says why.</p></body></html>";
 
+/* Listens on 127.0.0.1 (and, for a "localhost" redirect, on ::1 with the same port when it
+ * can, since a browser may resolve localhost to either). fds[1] is -EBADF when there is only
+ * one. */
+static int listen_loopback(bool localhost, int fds[2], uint16_t *ret_port) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        socklen_t sl = sizeof sa;
+        int one = 1;
+
+        fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fds[0] < 0 || bind(fds[0], (struct sockaddr *) &sa, sizeof sa) < 0 || listen(fds[0], 4) < 0 ||
+            getsockname(fds[0], (struct sockaddr *) &sa, &sl) < 0)
+                return -errno;
+        *ret_port = ntohs(sa.sin_port);
+        if (!localhost)
+                return 0;
+        fds[1] = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sa6.sin6_port = sa.sin_port;
+        if (fds[1] >= 0 && (setsockopt(fds[1], IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0 ||
+                            bind(fds[1], (struct sockaddr *) &sa6, sizeof sa6) < 0 || listen(fds[1], 4) < 0))
+                fds[1] = safe_close(fds[1]); /* no IPv6 here: 127.0.0.1 alone */
+        return 0;
+}
+
 int oauth2_sign_in_browser(const OAuth2Client *c, const char *login_hint, unsigned timeout_sec,
                            OAuth2ShowFunc show, void *userdata, OAuth2Tokens *ret, char **ret_error) {
-        _cleanup_close_ int lfd = -EBADF;
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t sl = sizeof sa;
+        int lfd[2] = { -EBADF, -EBADF };
         char verifier[64], challenge[64], state[32], redirect[64];
         uint8_t digest[32];
         _cleanup_free_ char *url = NULL;
         const OAuth2Preset *google = oauth2_preset("google");
+        bool localhost = c->redirect_host && streq(c->redirect_host, "localhost");
+        uint16_t port = 0;
         int64_t deadline;
         char *code = NULL;
         int r;
@@ -530,42 +553,49 @@ int oauth2_sign_in_browser(const OAuth2Client *c, const char *login_hint, unsign
                 return -ENOMEM;
         base64url(digest, sizeof digest, challenge);
 
-        lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (lfd < 0 || bind(lfd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(lfd, 4) < 0 ||
-            getsockname(lfd, (struct sockaddr *) &sa, &sl) < 0) {
-                r = -errno;
+        r = listen_loopback(localhost, lfd, &port);
+        if (r < 0) {
+                safe_close(lfd[0]);
+                safe_close(lfd[1]);
                 return set_error(ret_error, "cannot listen on 127.0.0.1: %s", strerror(-r)), r;
         }
-        (void) snprintf(redirect, sizeof redirect, "http://127.0.0.1:%u/", ntohs(sa.sin_port));
+        (void) snprintf(redirect, sizeof redirect, "http://%s:%u/", localhost ? "localhost" : "127.0.0.1", port);
 
         url = strdup(c->authorize_url);
         if (!url || url_add(&url, "response_type", "code") < 0 || url_add(&url, "client_id", c->client_id) < 0 ||
             url_add(&url, "redirect_uri", redirect) < 0 || (c->scope && url_add(&url, "scope", c->scope) < 0) ||
             url_add(&url, "state", state) < 0 || url_add(&url, "code_challenge", challenge) < 0 ||
             url_add(&url, "code_challenge_method", "S256") < 0 ||
-            (login_hint && url_add(&url, "login_hint", login_hint) < 0))
-                return -ENOMEM;
-        /* Google gives a refresh token only when asked for offline access. */
-        if (streq(c->authorize_url, google->authorize_url) &&
-            (url_add(&url, "access_type", "offline") < 0 || url_add(&url, "prompt", "consent") < 0))
-                return -ENOMEM;
+            (login_hint && url_add(&url, "login_hint", login_hint) < 0) ||
+            /* Google gives a refresh token only when asked for offline access. */
+            (streq(c->authorize_url, google->authorize_url) &&
+             (url_add(&url, "access_type", "offline") < 0 || url_add(&url, "prompt", "consent") < 0))) {
+                r = -ENOMEM;
+                goto finish;
+        }
         show(url, NULL, userdata);
 
         deadline = now_ms() + (int64_t) timeout_sec * 1000;
         for (;;) {
-                struct pollfd p = { .fd = lfd, .events = POLLIN };
+                struct pollfd p[2] = { { .fd = lfd[0], .events = POLLIN }, { .fd = lfd[1], .events = POLLIN } };
                 _cleanup_close_ int fd = -EBADF;
                 int64_t left = deadline - now_ms();
                 char *q, *got_state, *err;
 
-                if (left <= 0)
-                        return set_error(ret_error, "no answer from the browser within %u s", timeout_sec), -ECANCELED;
-                r = poll(&p, 1, (int) MIN(left, (int64_t) INT32_MAX));
-                if (r < 0 && errno == EINTR)
-                        return set_error(ret_error, "interrupted"), -ECANCELED;
+                if (left <= 0) {
+                        set_error(ret_error, "no answer from the browser within %u s", timeout_sec);
+                        r = -ECANCELED;
+                        goto finish;
+                }
+                r = poll(p, lfd[1] >= 0 ? 2 : 1, (int) MIN(left, (int64_t) INT32_MAX));
+                if (r < 0 && errno == EINTR) {
+                        set_error(ret_error, "interrupted");
+                        r = -ECANCELED;
+                        goto finish;
+                }
                 if (r <= 0)
                         continue;
-                fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                fd = accept4((p[0].revents & POLLIN) ? lfd[0] : lfd[1], NULL, NULL, SOCK_CLOEXEC);
                 if (fd < 0)
                         continue;
                 q = read_request(fd);
@@ -592,13 +622,15 @@ int oauth2_sign_in_browser(const OAuth2Client *c, const char *login_hint, unsign
                         _cleanup_free_ char *e = clean_text(err);
                         http_reply(fd, 400, page_error);
                         free(err);
-                        erase_and_free(code);
                         set_error(ret_error, "the provider did not sign you in: %s", e ? e : "no code");
-                        return -EACCES;
+                        r = -EACCES;
+                        goto finish;
                 }
                 http_reply(fd, 200, page_ok);
                 break;
         }
+        lfd[0] = safe_close(lfd[0]);
+        lfd[1] = safe_close(lfd[1]);
 
         Form f = {};
         form_add(&f, "grant_type", "authorization_code");
@@ -608,13 +640,16 @@ int oauth2_sign_in_browser(const OAuth2Client *c, const char *login_hint, unsign
         form_client(&f, c);
         r = token_request(c, &f, ret, ret_error, NULL, 0);
         form_done(&f);
-        erase_and_free(code);
-        explicit_bzero(verifier, sizeof verifier);
         if (r >= 0 && !ret->refresh_token) {
                 oauth2_tokens_done(ret);
-                return set_error(ret_error, "the provider gave no refresh token (is offline_access in the scope?)"),
-                       -EPROTO;
+                set_error(ret_error, "the provider gave no refresh token (is offline_access in the scope?)");
+                r = -EPROTO;
         }
+finish:
+        erase_and_free(code);
+        explicit_bzero(verifier, sizeof verifier);
+        safe_close(lfd[0]);
+        safe_close(lfd[1]);
         return r;
 }
 

@@ -30,6 +30,9 @@ typedef struct OAuth2Preset {
         const char *token_url;
         const char *device_url;    /* NULL: the provider has no device grant for mail */
         const char *scope;
+        const char *redirect_host; /* loopback redirect: "localhost" where the provider matches
+                                    * a registered http://localhost whatever the port; NULL:
+                                    * 127.0.0.1 (RFC 8252 §7.3) */
         bool needs_secret;         /* Google gives installed apps a client secret too */
 } OAuth2Preset;
 
@@ -47,6 +50,7 @@ typedef struct OAuth2Client {
         const char *token_url;
         const char *device_url;     /* may be NULL */
         const char *scope;
+        const char *redirect_host;  /* NULL: 127.0.0.1 */
         const char *ca_file;        /* NULL: the system's trust store */
 } OAuth2Client;
 

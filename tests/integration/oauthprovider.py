@@ -135,7 +135,7 @@ class OAuthProvider:
         if q.get("client_id") != self.client_id:
             return 400, "unauthorized_client"
         redirect = q.get("redirect_uri", "")
-        if not redirect.startswith("http://127.0.0.1:"):
+        if not redirect.startswith(("http://127.0.0.1:", "http://localhost:")):
             return 400, "invalid_request: redirect_uri must be a loopback address"
         if q.get("response_type") != "code" or q.get("code_challenge_method") != "S256" \
                 or len(q.get("code_challenge", "")) != 43:

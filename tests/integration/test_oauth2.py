@@ -264,7 +264,7 @@ def play_browser(url, ca):
         if e.code != 302:
             raise AssertionError("the provider answered %d: %s" % (e.code, e.read()))
         location = e.headers["Location"]
-    assert location.startswith("http://127.0.0.1:"), location
+    assert location.startswith(("http://127.0.0.1:", "http://localhost:")), location
     with urllib.request.urlopen(location, timeout=10) as r:
         return r.read().decode()
 
@@ -380,6 +380,8 @@ class Init(unittest.TestCase):
         url = t.expect("\n").strip()
         self.assertTrue(url.startswith(p + "/authorize?"), url)
         self.assertIn("login_hint=jeanne%40outlook.fr", url)
+        # Microsoft matches a registered http://localhost whatever the port.
+        self.assertRegex(url, r"redirect_uri=http%3A%2F%2Flocalhost%3A\d+%2F&")
         play_browser(url, e.ca)
         t.expect("It works", timeout=30)
         t.expect("The sign-in is kept in %s" % tf)
