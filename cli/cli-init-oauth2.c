@@ -95,12 +95,29 @@ static int check_options(void) {
         return 0;
 }
 
-static int ask_client(InitOAuth2 *o, bool interactive) {
+/* An account of the config with the same provider already has a registered application. */
+static const Account *same_provider(const InitOAuth2 *o, const Config *existing) {
+        for (size_t i = 0; o->preset && existing && i < existing->n_accounts; i++) {
+                const Account *a = &existing->accounts[i];
+                if (a->oauth2_client_id && a->oauth2_provider && streq(a->oauth2_provider, o->preset->name))
+                        return a;
+        }
+        return NULL;
+}
+
+static int ask_client(InitOAuth2 *o, const Config *existing, bool interactive) {
+        const Account *other = opt.client_id ? NULL : same_provider(o, existing);
         int r;
 
         if (opt.client_id)
                 o->client_id = strdup(opt.client_id);
-        else if (!interactive) {
+        else if (other) {
+                printf(_("Using the application (client) id of account '%s'.\n"), other->name);
+                o->client_id = strdup(other->oauth2_client_id);
+                if (other->oauth2_client_secret && !opt.client_secret &&
+                    !(o->client_secret = strdup(other->oauth2_client_secret)))
+                        return -ENOMEM;
+        } else if (!interactive) {
                 fprintf(stderr, _("alcode init: OAuth2 needs --oauth2-client-id: the id of the application you "
                                   "registered with\nyour provider (alcode.conf(5), OAUTH2, says how).\n"));
                 return -EINVAL;
@@ -122,7 +139,7 @@ static int ask_client(InitOAuth2 *o, bool interactive) {
                 return -ENOMEM;
         if (opt.client_secret)
                 o->client_secret = strdup(opt.client_secret);
-        else if (o->preset && o->preset->needs_secret && interactive) {
+        else if (o->preset && o->preset->needs_secret && interactive && !o->client_secret) {
                 for (;;) {
                         r = prompt_line(_("Client secret (Google gives one with a \"Desktop app\" client)"), NULL,
                                         &o->client_secret);
@@ -146,7 +163,7 @@ static int ask_client(InitOAuth2 *o, bool interactive) {
         return 0;
 }
 
-int init_oauth2_ask(InitOAuth2 *o, const char *provider_host, bool interactive) {
+int init_oauth2_ask(InitOAuth2 *o, const char *provider_host, const Config *existing, bool interactive) {
         bool given;
         int r;
 
@@ -183,7 +200,7 @@ int init_oauth2_ask(InitOAuth2 *o, const char *provider_host, bool interactive) 
                         OAUTH2_PRESET_NAMES);
                 return -EINVAL;
         }
-        r = ask_client(o, interactive);
+        r = ask_client(o, existing, interactive);
         if (r < 0)
                 return r;
         o->enabled = true;

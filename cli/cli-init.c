@@ -994,7 +994,8 @@ int verb_init(int argc, char *argv[]) {
         if (r >= 0)
                 r = ask_name(&s);
         if (r >= 0)
-                r = init_oauth2_ask(&s.oauth, s.provider ? s.provider->host : s.host, s.interactive);
+                r = init_oauth2_ask(&s.oauth, s.provider ? s.provider->host : s.host, s.existing_config,
+                                    s.interactive);
         if (r > 0)
                 r = sign_in_oauth2(&s);
         else while (r >= 0) {

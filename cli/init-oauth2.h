@@ -28,9 +28,10 @@ const char *init_oauth2_reauth_account(void);
 
 /* Decides whether the account uses OAuth2: the options say so, or the address is one of a
  * preset's (provider_host: the IMAP host alcode knows for the address, or NULL) and the user
- * chooses the sign-in. Returns 1 when it does (o filled, not signed in yet), 0 when not (the
+ * chooses the sign-in. The client id is the option's, else that of an account of existing with
+ * the same provider, else asked for. Returns 1 when it does (o filled, not signed in yet), 0 when not (the
  * password questions follow), < 0 on error (printed). */
-int init_oauth2_ask(InitOAuth2 *o, const char *provider_host, bool interactive);
+int init_oauth2_ask(InitOAuth2 *o, const char *provider_host, const Config *existing, bool interactive);
 
 /* Fills the oauth2 fields of a (borrowed from o and from the options). */
 void init_oauth2_account(const InitOAuth2 *o, Account *a);

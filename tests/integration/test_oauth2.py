@@ -439,6 +439,20 @@ class Init(unittest.TestCase):
         e.alcode.daemon("--once")
         self.assertIn(e.codes[0], e.stored())
 
+    def test_second_account_reuses_the_client_id(self):
+        e = Env(self)
+        e.alcode.write_config(e.account(token_file=e.token_file(), extra="oauth2_provider = microsoft\n"))
+        args = self.init_args(e, "--oauth2", "--oauth2-provider", "microsoft", "--token-file", e.tmp.join("second"))
+        args[args.index("perso")] = "second"
+        out = Output(args, dict(e.alcode.env(), DISPLAY=""))
+        url = out.wait_line(r"^(https://127\.0\.0\.1:\d+/authorize\?.*)$").group(1)
+        play_browser(url, e.ca)
+        self.assertEqual(out.wait(), 0, out.text())
+        self.assertIn("Using the application (client) id of account 'perso'.", out.text())
+        with open(e.alcode.config) as f:
+            conf = f.read()
+        self.assertEqual(conf.count("oauth2_client_id = %s\n" % CLIENT_ID), 2, conf)
+
     def test_state_mismatch_is_ignored(self):
         # A request to the loopback listener that does not carry our state (another page, a
         # forged redirect) is refused; the real one still works.
