@@ -489,7 +489,14 @@ static int login_oauth2(ImapSession *s, char **ret_error) {
         _cleanup_free_ char *why = NULL;
         int r;
 
+        oauth2_set_abort_flag(&s->cancelled);
         r = oauth2_access_token(a, &token, &why);
+        oauth2_set_abort_flag(NULL);
+        if (r == -ECANCELED || atomic_load(&s->cancelled)) {
+                if (asprintf(ret_error, "cancelled while getting an OAuth2 access token") < 0)
+                        *ret_error = NULL;
+                return -ECANCELED;
+        }
         if (r < 0) {
                 if (asprintf(ret_error, r == -EKEYREVOKED ? "%s" : "cannot get an OAuth2 access token: %s",
                              strna(why)) < 0)

@@ -140,6 +140,18 @@ static const char *url_host(const char *url, char *buf, size_t size) {
         return buf;
 }
 
+static _Thread_local const atomic_bool *abort_flag;
+
+void oauth2_set_abort_flag(const atomic_bool *flag) {
+        abort_flag = flag;
+}
+
+/* libcurl calls it about once a second even while nothing moves. */
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+        (void) userdata, (void) dltotal, (void) dlnow, (void) ultotal, (void) ulnow;
+        return abort_flag && atomic_load(abort_flag) ? 1 : 0;
+}
+
 /* POSTs form (application/x-www-form-urlencoded) to url and parses the JSON object it answers
  * with, whatever the HTTP status (OAuth2 errors come as 400 with a JSON body). */
 static int http_post_json(const OAuth2Client *c, const char *url, const char *form, json_t **ret,
@@ -185,12 +197,24 @@ static int http_post_json(const OAuth2Client *c, const char *url, const char *fo
             curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK) {
+            curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK) {
                 set_error(ret_error, "cannot set up the request to %s", host);
                 r = -EPROTO;
                 goto finish;
         }
+        if (abort_flag && atomic_load(abort_flag)) {
+                set_error(ret_error, "cancelled");
+                r = -ECANCELED;
+                goto finish;
+        }
         cc = curl_easy_perform(curl);
+        if (cc == CURLE_ABORTED_BY_CALLBACK) {
+                set_error(ret_error, "cancelled while waiting for %s", host);
+                r = -ECANCELED;
+                goto finish;
+        }
         if (cc != CURLE_OK) {
                 r = body.too_long ? -EMSGSIZE : errno_from_curl(cc);
                 if (r == -EPERM)

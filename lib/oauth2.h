@@ -19,6 +19,7 @@
  * process's memory (oauth2_access_token()'s cache). */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -105,6 +106,10 @@ int oauth2_token_store(const Account *a, const char *label, const char *refresh_
  * token is stored back. After -EKEYREVOKED the account is marked and no request is sent for it
  * again until oauth2_forget() (a reload, a new sign-in). Thread-safe. */
 int oauth2_access_token(const Account *a, char **ret_token, char **ret_error);
+/* A flag that, once true, aborts this thread's HTTPS requests within about a second (with
+ * -ECANCELED): imap.c points it at the session's cancel flag around oauth2_access_token(), so
+ * that stopping the daemon never waits for a provider that does not answer. NULL: none. */
+void oauth2_set_abort_flag(const atomic_bool *flag);
 /* Puts an access token in the cache (alcode init, right after the sign-in). */
 int oauth2_remember(const char *account, const OAuth2Tokens *t);
 /* Drops what the cache holds for account (NULL: everything), wiping it. */

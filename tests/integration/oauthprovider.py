@@ -38,13 +38,14 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 class OAuthProvider:
     def __init__(self, cert, key, user="alice", client_id="alcode-test-client", client_secret=None,
-                 expires_in=3600, rotate_refresh=False, device_slow_down=False):
+                 expires_in=3600, rotate_refresh=False, device_slow_down=False, token_delay=0):
         self.user = user
         self.client_id = client_id
         self.client_secret = client_secret
         self.expires_in = expires_in
         self.rotate_refresh = rotate_refresh
         self.device_slow_down = device_slow_down
+        self.token_delay = token_delay  # seconds the token endpoint takes (a provider that hangs)
         self.lock = threading.Lock()
         self.codes = {}
         self.refresh_tokens = {}
@@ -93,6 +94,8 @@ class OAuthProvider:
                 with provider.lock:
                     provider.requests.append((path, form.get("grant_type")))
                 if path == "/token":
+                    if provider.token_delay:
+                        time.sleep(provider.token_delay)
                     return self._json(*provider.token(form))
                 if path == "/device":
                     return self._json(*provider.device(form))

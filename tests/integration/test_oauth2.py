@@ -37,12 +37,14 @@ CLIENT_ID = "alcode-test-client"
 class Env:
     """A test CA, a provider with a certificate from it, dovecot checking tokens with it."""
 
-    def __init__(self, test, expires_in=3600, rotate_refresh=False, device_slow_down=False, mechanisms=None):
+    def __init__(self, test, expires_in=3600, rotate_refresh=False, device_slow_down=False, mechanisms=None,
+                 token_delay=0):
         self.tmp = TempDir()
         test.addCleanup(self.tmp.cleanup)
         self.ca, cert, key = make_ca(self.tmp.path, name="provider")
         self.provider = OAuthProvider(cert, key, user="alice", client_id=CLIENT_ID, expires_in=expires_in,
-                                      rotate_refresh=rotate_refresh, device_slow_down=device_slow_down)
+                                      rotate_refresh=rotate_refresh, device_slow_down=device_slow_down,
+                                      token_delay=token_delay)
         test.addCleanup(self.provider.stop)
         self.dovecot = Dovecot(self.tmp, users={"alice": "unused-password"}, ca_dir=self.tmp.path)
         dovecot_oauth2(self.dovecot, self.provider, self.ca)
@@ -209,6 +211,21 @@ class Daemon(unittest.TestCase):
         rc, _ = stop_daemon(p)
         self.assertEqual(rc, 0, read_log(p))
         self.assertIn(hint, read_log(p))
+
+    def test_stop_while_the_provider_hangs(self):
+        # SIGTERM while the token request is unanswered: the request is abandoned within a
+        # second and the worker exits cleanly, before the manager's 3 s limit for stuck
+        # workers (not after libcurl's 30 s timeout).
+        e = Env(self, token_delay=40)
+        e.alcode.write_config(e.account(token_file=e.token_file()))
+        p = e.alcode.spawn_daemon("--verbose")
+        self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(), p.logfile.close()))
+        wait_for(lambda: e.provider.count("/token") == 1, timeout=20, what="the token request")
+        time.sleep(0.5)
+        rc, took = stop_daemon(p, timeout=20)
+        self.assertEqual(rc, 0, read_log(p))
+        self.assertLess(took, 2.8, read_log(p))
+        self.assertNotIn("Exiting without waiting", read_log(p))
 
     def test_rotated_refresh_token_is_kept(self):
         e = Env(self, rotate_refresh=True)
