@@ -1,6 +1,7 @@
-/* OAUTHBEARER on libetpan's session: the command is written by hand (libetpan has XOAUTH2
- * only), the answer read and parsed by libetpan as for any other command, so that the tag,
- * the response code and imap_response are what the rest of imap.c expects. */
+/* OAUTHBEARER and XOAUTH2 on libetpan's session: the command is written by hand (libetpan has
+ * no OAUTHBEARER, and its XOAUTH2 leaves copies of the token in freed memory), the answer read
+ * and parsed by libetpan as for any other command, so that the tag, the response code and
+ * imap_response are what the rest of imap.c expects. */
 #include <stdio.h>
 
 #include "imap-sasl.h"
@@ -11,21 +12,17 @@ static int write_all(mailstream *s, const char *p, size_t n) {
         return mailstream_write(s, p, n) == (ssize_t) n ? 0 : -1;
 }
 
-int imap_authenticate_oauthbearer(mailimap *imap, const char *user, const char *host, uint16_t port,
-                                  const char *token) {
+/* AUTHENTICATE mech with the initial response ir; error_reply answers an error challenge. */
+static int authenticate(mailimap *imap, const char *mech, const char *ir, const char *error_reply) {
         struct mailimap_response *resp = NULL;
-        _cleanup_erase_ char *ir = NULL;
         const char *line;
         int r, state;
 
-        if (imap->imap_state != MAILIMAP_STATE_NON_AUTHENTICATED)
-                return MAILIMAP_ERROR_BAD_STATE;
-        if (oauth2_sasl_oauthbearer(user, host, port, token, &ir) < 0)
-                return MAILIMAP_ERROR_MEMORY;
         mailstream_set_privacy(imap->imap_stream, 0);
         r = mailimap_send_current_tag(imap);
         if (r == MAILIMAP_NO_ERROR &&
-            (write_all(imap->imap_stream, "AUTHENTICATE OAUTHBEARER ", 25) < 0 ||
+            (write_all(imap->imap_stream, "AUTHENTICATE ", 13) < 0 ||
+             write_all(imap->imap_stream, mech, strlen(mech)) < 0 || write_all(imap->imap_stream, " ", 1) < 0 ||
              write_all(imap->imap_stream, ir, strlen(ir)) < 0 || write_all(imap->imap_stream, "\r\n", 2) < 0 ||
              mailstream_flush(imap->imap_stream) < 0))
                 r = MAILIMAP_ERROR_STREAM;
@@ -36,9 +33,10 @@ int imap_authenticate_oauthbearer(mailimap *imap, const char *user, const char *
         if (!line)
                 return MAILIMAP_ERROR_STREAM;
         if (line[0] == '+') {
-                /* RFC 7628 §3.2.3: the error is a challenge; the client answers %x01 and the
-                 * server then fails the exchange. */
-                if (write_all(imap->imap_stream, "AQ==\r\n", 6) < 0 || mailstream_flush(imap->imap_stream) < 0)
+                /* The error comes as a challenge; the client's answer ends the exchange, which
+                 * the server then fails. */
+                if (write_all(imap->imap_stream, error_reply, strlen(error_reply)) < 0 ||
+                    mailstream_flush(imap->imap_stream) < 0)
                         return MAILIMAP_ERROR_STREAM;
                 if (!mailimap_read_line(imap))
                         return MAILIMAP_ERROR_STREAM;
@@ -54,4 +52,27 @@ int imap_authenticate_oauthbearer(mailimap *imap, const char *user, const char *
                 return MAILIMAP_ERROR_LOGIN;
         imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
         return MAILIMAP_NO_ERROR;
+}
+
+int imap_authenticate_oauthbearer(mailimap *imap, const char *user, const char *host, uint16_t port,
+                                  const char *token) {
+        _cleanup_erase_ char *ir = NULL;
+
+        if (imap->imap_state != MAILIMAP_STATE_NON_AUTHENTICATED)
+                return MAILIMAP_ERROR_BAD_STATE;
+        if (oauth2_sasl_oauthbearer(user, host, port, token, &ir) < 0)
+                return MAILIMAP_ERROR_MEMORY;
+        /* RFC 7628 §3.2.3: %x01 after an error. */
+        return authenticate(imap, "OAUTHBEARER", ir, "AQ==\r\n");
+}
+
+int imap_authenticate_xoauth2(mailimap *imap, const char *user, const char *token) {
+        _cleanup_erase_ char *ir = NULL;
+
+        if (imap->imap_state != MAILIMAP_STATE_NON_AUTHENTICATED)
+                return MAILIMAP_ERROR_BAD_STATE;
+        if (oauth2_sasl_xoauth2(user, token, &ir) < 0)
+                return MAILIMAP_ERROR_MEMORY;
+        /* Google's XOAUTH2: an empty response after the error. */
+        return authenticate(imap, "XOAUTH2", ir, "\r\n");
 }

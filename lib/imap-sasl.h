@@ -11,3 +11,7 @@
  * parse error. */
 int imap_authenticate_oauthbearer(mailimap *imap, const char *user, const char *host, uint16_t port,
                                   const char *token);
+/* The same for XOAUTH2 (Google's and Microsoft's), whose error challenge is answered with an
+ * empty line. Unlike libetpan's mailimap_oauth2_authenticate(), every copy of the token is
+ * wiped. */
+int imap_authenticate_xoauth2(mailimap *imap, const char *user, const char *token);

@@ -475,7 +475,7 @@ static int authenticate_bearer(ImapSession *s, const char *token) {
 
         if (bearer)
                 return imap_authenticate_oauthbearer(s->imap, a->user, a->host, a->port, token);
-        return mailimap_oauth2_authenticate(s->imap, a->user, token);
+        return imap_authenticate_xoauth2(s->imap, a->user, token);
 }
 
 static int login_with(ImapSession *s, const char *secret, char **ret_error);
