@@ -153,6 +153,11 @@ static int ask_client(InitOAuth2 *o, const Config *existing, bool interactive) {
         }
         if (opt.client_secret && !o->client_secret)
                 return -ENOMEM;
+        if (o->preset && o->preset->needs_secret && !o->client_secret) {
+                fprintf(stderr, _("alcode init: %s also needs the client secret of your application: give "
+                                  "--oauth2-client-secret.\n"), o->preset->display);
+                return -EINVAL;
+        }
         if (opt.token_file) {
                 r = path_expand(opt.token_file, &o->token_file);
                 if (r < 0 || o->token_file[0] != '/') {

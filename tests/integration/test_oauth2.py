@@ -317,6 +317,8 @@ class Output:
     def wait(self, timeout=30):
         rc = self.proc.wait(timeout=timeout)
         time.sleep(0.1)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
         return rc
 
     def text(self):
@@ -469,6 +471,15 @@ class Init(unittest.TestCase):
         with open(e.alcode.config) as f:
             conf = f.read()
         self.assertEqual(conf.count("oauth2_client_id = %s\n" % CLIENT_ID), 2, conf)
+
+    def test_gmail_needs_the_client_secret(self):
+        e = Env(self)
+        r = e.alcode.run("init", "--yes", "--no-enable", "--email", "jeanne@gmail.com", "--oauth2",
+                         "--oauth2-client-id", CLIENT_ID, check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("Google (Gmail) also needs the client secret of your application: give "
+                      "--oauth2-client-secret.", r.stderr)
+        self.assertEqual(e.provider.requests, [])
 
     def test_state_mismatch_is_ignored(self):
         # A request to the loopback listener that does not carry our state (another page, a
