@@ -472,6 +472,23 @@ class Init(unittest.TestCase):
             conf = f.read()
         self.assertEqual(conf.count("oauth2_client_id = %s\n" % CLIENT_ID), 2, conf)
 
+    def test_init_refuses_an_untrusted_provider(self):
+        e = Env(self)
+        other = TempDir()
+        self.addCleanup(other.cleanup)
+        _, cert, key = make_ca(other.path, name="rogue")
+        rogue = OAuthProvider(cert, key, client_id=CLIENT_ID)
+        self.addCleanup(rogue.stop)
+        args = [a.replace(e.provider.base, rogue.base) for a in self.init_args(
+            e, "--oauth2-provider", "microsoft", "--oauth2-client-id", CLIENT_ID, "--device", "--token-file",
+            e.tmp.join("t"))]
+        r = subprocess.run(args, env=e.alcode.env(), capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("certificate of 127.0.0.1:%d refused" % rogue.port, r.stdout)
+        self.assertIn("The provider's certificate was refused, so nothing was sent to it.", r.stdout)
+        self.assertEqual(rogue.requests, [])
+        self.assertFalse(os.path.exists(e.alcode.config) and "oauth2" in open(e.alcode.config).read())
+
     def test_gmail_needs_the_client_secret(self):
         e = Env(self)
         r = e.alcode.run("init", "--yes", "--no-enable", "--email", "jeanne@gmail.com", "--oauth2",
