@@ -548,7 +548,11 @@ static void explain_failure(const Setup *s, int r, const char *error) {
         switch (r) {
         case -EACCES:
                 printf(_("The server refused the login (%s).\n"), strna(error));
-                if (s->provider && s->provider->secret == SECRET_APP_PASSWORD)
+                if (s->oauth.enabled)
+                        printf(_("It refused the access token the provider gave: check that IMAP is on in your "
+                                 "webmail's settings,\nand that your application may use IMAP (alcode.conf(5), "
+                                 "OAUTH2).\n"));
+                else if (s->provider && s->provider->secret == SECRET_APP_PASSWORD)
                         printf(_("%s wants an app password, not your usual password (see above).\n"),
                                s->provider->name);
                 else

@@ -489,6 +489,20 @@ class Init(unittest.TestCase):
         self.assertEqual(rogue.requests, [])
         self.assertFalse(os.path.exists(e.alcode.config) and "oauth2" in open(e.alcode.config).read())
 
+    def test_token_refused_by_the_server_writes_nothing(self):
+        # The provider signs in someone else than the IMAP login: dovecot refuses the token.
+        e = Env(self)
+        e.provider.user = "bob"
+        out = Output(self.init_args(e, "--oauth2", "--oauth2-client-id", CLIENT_ID, "--token-file",
+                                    e.tmp.join("t")), dict(e.alcode.env(), DISPLAY=""))
+        url = out.wait_line(r"^(https://127\.0\.0\.1:\d+/authorize\?.*)$").group(1)
+        play_browser(url, e.ca)
+        self.assertEqual(out.wait(), 1, out.text())
+        self.assertIn("It refused the access token the provider gave", out.text())
+        self.assertIn("Stopped; nothing was written.", out.text())
+        self.assertFalse(os.path.exists(e.tmp.join("t")))
+        self.assertFalse(os.path.exists(e.alcode.config))
+
     def test_gmail_needs_the_client_secret(self):
         e = Env(self)
         r = e.alcode.run("init", "--yes", "--no-enable", "--email", "jeanne@gmail.com", "--oauth2",
