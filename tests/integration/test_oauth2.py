@@ -376,9 +376,15 @@ class Init(unittest.TestCase):
         r = subprocess.run(["secret-tool", "lookup", "alcode-oauth2", "perso"], env=env, capture_output=True, text=True)
         self.assertIn(r.stdout.strip(), e.provider.refresh_tokens)
         self.assertEqual(e.provider.count("/token", "authorization_code"), 1)
+        # The provider rotates refresh tokens (Microsoft does): alcoded puts the new one back.
+        e.provider.rotate_refresh = True
+        first = r.stdout.strip()
         d = e.alcode.daemon("--once", "--verbose", env={"DBUS_SESSION_BUS_ADDRESS": env["DBUS_SESSION_BUS_ADDRESS"]})
         self.assertIn(e.codes[0], e.stored(), d.stderr)
         self.assertEqual(e.provider.count("/token", "refresh_token"), 1)
+        r = subprocess.run(["secret-tool", "lookup", "alcode-oauth2", "perso"], env=env, capture_output=True, text=True)
+        self.assertNotEqual(r.stdout.strip(), first)
+        self.assertIn(r.stdout.strip(), e.provider.refresh_tokens)
 
     def test_outlook_address_offers_browser_and_asks_client_id(self):
         e = Env(self)
