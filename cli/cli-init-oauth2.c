@@ -15,6 +15,7 @@
 #include "ini-file.h"
 #include "log.h"
 #include "prompt.h"
+#include "store.h"
 #include "strv.h"
 
 #define SIGN_IN_TIMEOUT_SEC 300
@@ -95,6 +96,20 @@ static int check_options(void) {
         return 0;
 }
 
+/* alcoded.service may write only in the store's folder (ProtectHome=read-only): a token file
+ * elsewhere cannot take the new refresh token a provider that rotates them (Microsoft) sends. */
+static void warn_token_file_place(const char *path) {
+        _cleanup_free_ char *db = NULL;
+        char *slash;
+
+        if (store_default_path(&db) < 0 || !(slash = strrchr(db, '/')))
+                return;
+        slash[1] = 0;
+        if (!startswith(path, db))
+                printf(_("Note: the alcoded service may write only in %s; keep the token file there, or it\n"
+                         "cannot store the new refresh token your provider may send.\n"), db);
+}
+
 /* An account of the config with the same provider already has a registered application. */
 static const Account *same_provider(const InitOAuth2 *o, const Config *existing) {
         for (size_t i = 0; o->preset && existing && i < existing->n_accounts; i++) {
@@ -164,6 +179,7 @@ static int ask_client(InitOAuth2 *o, const Config *existing, bool interactive) {
                         fprintf(stderr, _("alcode init: --token-file needs an absolute path (or ~/...).\n"));
                         return r == -ENOMEM ? r : -EINVAL;
                 }
+                warn_token_file_place(o->token_file);
         }
         return 0;
 }

@@ -436,6 +436,8 @@ class Init(unittest.TestCase):
         polls = e.provider.device_polls()[0][:]
         self.assertEqual(out.wait(timeout=60), 0, out.text())
         self.assertIn("It works", out.text())
+        # Outside ~/.local/share/alcode the service could not store a rotated token: said.
+        self.assertIn("Note: the alcoded service may write only in %s/" % os.path.dirname(e.alcode.db), out.text())
         # One poll answered slow_down: the next came at least 1 + 5 s later (RFC 8628 §3.5).
         total = e.provider.count("/token", "urn:ietf:params:oauth:grant-type:device_code")
         self.assertEqual(total, 2)
