@@ -42,7 +42,9 @@ static const Verb verbs[] = {
         { "status", verb_status, "" },
         { "rescan", verb_rescan, "" },
         { "init", verb_init, "account email host port tls user password-command ca-file employer-domains "
-                             "no-test no-enable yes" },
+                             "no-test no-enable yes oauth2 oauth2-provider oauth2-client-id oauth2-client-secret "
+                             "oauth2-authorize-url oauth2-token-url oauth2-device-url oauth2-scope device token-file "
+                             "reauth" },
 };
 
 static void help(void) {
@@ -61,7 +63,10 @@ static void help(void) {
                  "  rescan [ACCOUNT]         make alcoded read every message again\n"
                  "  init                     set up a mail account, asking on the terminal; or with --yes\n"
                  "                           and --email, --host, --port, --tls, --user, --password-command,\n"
-                 "                           --ca-file, --employer-domains, --account, --no-test, --no-enable\n\n"
+                 "                           --ca-file, --employer-domains, --account, --no-test, --no-enable;\n"
+                 "                           OAuth2 (Outlook.com, Gmail): --oauth2, --oauth2-provider,\n"
+                 "                           --oauth2-client-id, --oauth2-client-secret, --device, --token-file\n"
+                 "  init --reauth ACCOUNT    sign in again to an OAuth2 account\n\n"
                  "Kinds: specific, company, access, otp, request, file.\n\n"
                  "Options:\n"
                  "      --db FILE            database (default ~/.local/share/alcode/alcode.db)\n"
@@ -125,6 +130,18 @@ int main(int argc, char *argv[]) {
                 { "no-test", no_argument, NULL, ARG_INIT },
                 { "no-enable", no_argument, NULL, ARG_INIT },
                 { "yes", no_argument, NULL, ARG_INIT },
+                /* alcode init's OAuth2 options (cli/init-oauth2.h) */
+                { "oauth2", no_argument, NULL, ARG_INIT },
+                { "oauth2-provider", required_argument, NULL, ARG_INIT },
+                { "oauth2-client-id", required_argument, NULL, ARG_INIT },
+                { "oauth2-client-secret", required_argument, NULL, ARG_INIT },
+                { "oauth2-authorize-url", required_argument, NULL, ARG_INIT },
+                { "oauth2-token-url", required_argument, NULL, ARG_INIT },
+                { "oauth2-device-url", required_argument, NULL, ARG_INIT },
+                { "oauth2-scope", required_argument, NULL, ARG_INIT },
+                { "device", no_argument, NULL, ARG_INIT },
+                { "token-file", required_argument, NULL, ARG_INIT },
+                { "reauth", required_argument, NULL, ARG_INIT },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 {},

@@ -21,6 +21,7 @@
 #include "fs-util.h"
 #include "i18n.h"
 #include "imap.h"
+#include "init-oauth2.h"
 #include "ini-file.h"
 #include "log.h"
 #include "prompt.h"
@@ -108,6 +109,7 @@ typedef struct Setup {
         char *password;           /* secret: typed, for PLACE_KEYRING and PLACE_FILE */
         char *password_command;
         char *employer_domains;
+        InitOAuth2 oauth;         /* built-in OAuth2 sign-in (cli-init-oauth2.c) */
 } Setup;
 
 static void setup_done(Setup *s) {
@@ -122,6 +124,7 @@ static void setup_done(Setup *s) {
         erase_and_free(s->password);
         free(s->password_command);
         free(s->employer_domains);
+        init_oauth2_done(&s->oauth);
 }
 
 int init_set_option(const char *name, const char *value) {
@@ -148,7 +151,7 @@ int init_set_option(const char *name, const char *value) {
         else if (streq(name, "yes"))
                 opt.yes = true;
         else
-                return -EINVAL;
+                return init_oauth2_set_option(name, value);
         return 0;
 }
 
@@ -545,7 +548,11 @@ static void explain_failure(const Setup *s, int r, const char *error) {
         switch (r) {
         case -EACCES:
                 printf(_("The server refused the login (%s).\n"), strna(error));
-                if (s->provider && s->provider->secret == SECRET_APP_PASSWORD)
+                if (s->oauth.enabled)
+                        printf(_("It refused the access token the provider gave: check that IMAP is on in your "
+                                 "webmail's settings,\nand that your application may use IMAP (alcode.conf(5), "
+                                 "OAUTH2).\n"));
+                else if (s->provider && s->provider->secret == SECRET_APP_PASSWORD)
                         printf(_("%s wants an app password, not your usual password (see above).\n"),
                                s->provider->name);
                 else
@@ -586,6 +593,9 @@ static int test_connection(Setup *s) {
         ImapFolder *folders = NULL;
         size_t n = 0;
         int r;
+
+        if (s->oauth.enabled)
+                init_oauth2_account(&s->oauth, &a);
 
         printf(_("\nConnecting to %s port %u, checking its certificate...\n"), s->host, s->port);
         (void) fflush(stdout);
@@ -632,6 +642,24 @@ static int test_loop(Setup *s) {
                         return r;
                 return again ? 0 : -ECANCELED;
         }
+}
+
+/* ---- OAuth2 ---- */
+
+/* The sign-in, the connection test with its access token, then the refresh token kept. */
+static int sign_in_oauth2(Setup *s) {
+        Account a = { .name = s->name, .host = s->host, .port = s->port, .tls = s->tls, .user = s->user,
+                      .ca_file = s->ca_file };
+        int r;
+
+        init_oauth2_account(&s->oauth, &a);
+        r = init_oauth2_sign_in(&s->oauth, &a, s->email, s->interactive);
+        if (r >= 0 && !opt.no_test)
+                r = test_connection(s);
+        if (r >= 0)
+                r = init_oauth2_store(&s->oauth, &a, s->email);
+        oauth2_forget(NULL);
+        return r < 0 && r != -ENOMEM && r != -EINVAL ? -ECANCELED : r;
 }
 
 /* ---- the keyring ---- */
@@ -691,9 +719,14 @@ static void write_account(const Setup *s, FILE *f) {
                 comment(f, "%s", s->provider->name);
         fprintf(f, "host = %s\nport = %u\ntls = %s\nuser = %s\n", s->host, s->port, tls_mode_to_string(s->tls),
                 s->user);
-        if (s->auth != AUTH_METHOD_LOGIN)
+        if (s->oauth.enabled) {
+                Account a = { .name = s->name };
+                init_oauth2_account(&s->oauth, &a);
+                comment(f, _("alcode signs in with OAuth2: 'alcode init --reauth %s' signs in again."), s->name);
+                init_oauth2_write(&s->oauth, &a, f);
+        } else if (s->auth != AUTH_METHOD_LOGIN)
                 fprintf(f, "auth = %s\n", auth_method_to_string(s->auth));
-        switch (s->place) {
+        switch (s->oauth.enabled ? 0 : s->place) {
         case PLACE_KEYRING:
                 comment(f, _("The password is in your keyring; 'secret-tool clear alcode %s' removes it."), s->name);
                 fprintf(f, "password_command = %s\n", s->password_command);
@@ -918,6 +951,15 @@ int verb_init(int argc, char *argv[]) {
                 return EXIT_BAD_INPUT;
         }
         s.interactive = !opt.yes;
+        if (init_oauth2_reauth_account()) {
+                /* The sign-in happens in the browser: no terminal needed. */
+                _cleanup_free_ char *path = NULL;
+                if (!arg_config && config_default_path(&path) < 0) {
+                        fprintf(stderr, _("alcode init: $HOME is not set; give --config FILE.\n"));
+                        return EXIT_BAD_INPUT;
+                }
+                return init_oauth2_reauth(arg_config ?: path, s.interactive && isatty(STDIN_FILENO));
+        }
         if (s.interactive && !isatty(STDIN_FILENO)) {
                 fprintf(stderr, _("alcode init: the questions need a terminal; without one, give the settings "
                                   "as options with --yes (see 'man alcode').\n"));
@@ -955,7 +997,12 @@ int verb_init(int argc, char *argv[]) {
                 r = ask_user(&s);
         if (r >= 0)
                 r = ask_name(&s);
-        while (r >= 0) {
+        if (r >= 0)
+                r = init_oauth2_ask(&s.oauth, s.provider ? s.provider->host : s.host, s.existing_config,
+                                    s.interactive);
+        if (r > 0)
+                r = sign_in_oauth2(&s);
+        else while (r >= 0) {
                 r = ask_password(&s);
                 if (r >= 0 && !opt.no_test)
                         r = test_loop(&s);

@@ -406,6 +406,12 @@ static void notify_trouble(Manager *m, const AccountSlot *s, int error_code, con
                 advice = _("The password_command of this account gave no password. Fix it, then run "
                            "'systemctl --user reload alcoded'.");
                 break;
+        case -EKEYREVOKED:
+                /* error says "needs you to sign in again: alcode init --reauth NAME (...)". */
+                k = asprintf(&summary, _("alcode: sign in again for '%s'"), name);
+                advice = _("Your provider no longer accepts alcode's sign-in (revoked, expired, or the password "
+                           "changed). alcode will not try again until you sign in.");
+                break;
         case -EPROTONOSUPPORT:
                 k = asprintf(&summary, _("alcode: '%s' offers no secure connection"), name);
                 advice = _("The server does not offer STARTTLS and alcode never sends a password in "

@@ -603,7 +603,8 @@ static bool fatal_error(int r) {
         /* Retrying cannot help: the user must act (password, certificate, config). Not
          * -ENOMEM: libetpan reports a literal of absurd announced size that way, and memory
          * may come back. */
-        return r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -ENOKEY || r == -EINVAL;
+        return r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -ENOKEY || r == -EINVAL ||
+               r == -EKEYREVOKED; /* OAuth2: the sign-in was revoked or expired */
 }
 
 static int conn_open(Worker *w, Conn *c, bool report) {

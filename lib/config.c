@@ -14,6 +14,7 @@
 #include "build-config.h"
 #include "config.h"
 #include "ini-file.h"
+#include "oauth2.h"
 #include "secret.h"
 #include "store.h"
 #include "strv.h"
@@ -28,6 +29,8 @@ static const char *const auth_methods[_AUTH_METHOD_MAX] = {
         [AUTH_METHOD_LOGIN] = "login",
         [AUTH_METHOD_PLAIN] = "plain",
         [AUTH_METHOD_XOAUTH2] = "xoauth2",
+        [AUTH_METHOD_OAUTHBEARER] = "oauthbearer",
+        [AUTH_METHOD_OAUTH2] = "oauth2",
 };
 
 const char *tls_mode_to_string(TlsMode m) {
@@ -121,6 +124,14 @@ static void account_done(Account *a) {
         strv_free(a->folders);
         strv_free(a->exclude);
         strv_free(a->idle);
+        free(a->oauth2_provider);
+        free(a->oauth2_client_id);
+        erase_and_free(a->oauth2_client_secret);
+        free(a->oauth2_authorize_url);
+        free(a->oauth2_token_url);
+        free(a->oauth2_device_url);
+        free(a->oauth2_scope);
+        free(a->oauth2_token_file);
         *a = (Account) {};
 }
 
@@ -165,7 +176,13 @@ bool account_equal(const Account *a, const Account *b) {
                memcmp(a->fingerprint, b->fingerprint, sizeof a->fingerprint) == 0 &&
                strv_equal(a->folders, b->folders) && strv_equal(a->exclude, b->exclude) &&
                a->since == b->since && strv_equal(a->idle, b->idle) &&
-               a->poll_interval == b->poll_interval;
+               a->poll_interval == b->poll_interval && streq_ptr(a->oauth2_provider, b->oauth2_provider) &&
+               streq_ptr(a->oauth2_client_id, b->oauth2_client_id) &&
+               streq_ptr(a->oauth2_client_secret, b->oauth2_client_secret) &&
+               streq_ptr(a->oauth2_authorize_url, b->oauth2_authorize_url) &&
+               streq_ptr(a->oauth2_token_url, b->oauth2_token_url) &&
+               streq_ptr(a->oauth2_device_url, b->oauth2_device_url) &&
+               streq_ptr(a->oauth2_scope, b->oauth2_scope) && streq_ptr(a->oauth2_token_file, b->oauth2_token_file);
 }
 
 /* ---- key parsers ---- */
@@ -347,7 +364,21 @@ static int parse_auth(ParseState *st, const char *key, const char *value, void *
                         *(AuthMethod *) field = m;
                         return 0;
                 }
-        return key_error(st, key, "expected login, plain or xoauth2, got '%s'", value);
+        return key_error(st, key, "expected login, plain, oauth2, xoauth2 or oauthbearer, got '%s'", value);
+}
+
+static int parse_https_url(ParseState *st, const char *key, const char *value, void *field) {
+        const char *host = startswith(value, "https://");
+
+        if (!host || !*host || strpbrk(value, " \t\"<>"))
+                return key_error(st, key, "expected an https:// address, got '%s'", value);
+        return parse_string(st, key, value, field);
+}
+
+static int parse_oauth2_provider(ParseState *st, const char *key, const char *value, void *field) {
+        if (!oauth2_preset(value))
+                return key_error(st, key, "expected one of " OAUTH2_PRESET_NAMES ", got '%s'", value);
+        return parse_string(st, key, value, field);
 }
 
 static int parse_since(ParseState *st, const char *key, const char *value, void *field) {
@@ -464,6 +495,14 @@ static const KeyDef account_keys[] = {
         { "since", parse_since, offsetof(Account, since) },
         { "idle", parse_globs, offsetof(Account, idle) },
         { "poll_interval", parse_seconds, offsetof(Account, poll_interval) },
+        { "oauth2_provider", parse_oauth2_provider, offsetof(Account, oauth2_provider) },
+        { "oauth2_client_id", parse_string, offsetof(Account, oauth2_client_id) },
+        { "oauth2_client_secret", parse_string, offsetof(Account, oauth2_client_secret) },
+        { "oauth2_authorize_url", parse_https_url, offsetof(Account, oauth2_authorize_url) },
+        { "oauth2_token_url", parse_https_url, offsetof(Account, oauth2_token_url) },
+        { "oauth2_device_url", parse_https_url, offsetof(Account, oauth2_device_url) },
+        { "oauth2_scope", parse_string, offsetof(Account, oauth2_scope) },
+        { "oauth2_token_file", parse_path, offsetof(Account, oauth2_token_file) },
 };
 
 bool account_name_valid(const char *n) {
@@ -534,6 +573,26 @@ static int handler(IniFile *f, const char *section, const char *key, const char 
         return ini_file_error(f, 0, "unknown key '%s' in [%s]", key, section);
 }
 
+/* An account with built-in OAuth2: a client id, a token endpoint (from the preset or set), and
+ * no password besides. auth defaults to oauth2 (chosen from the server's capabilities). */
+static int check_oauth2(Config *c, Account *a, char ***errors) {
+        const char *p = c->path;
+        OAuth2Client oc;
+
+        if (!a->oauth2_client_id)
+                return strv_extendf(errors, "%s:%u: account '%s': missing 'oauth2_client_id' (register alcode "
+                                            "with your provider: see alcode.conf(5))", p, a->line, a->name);
+        if (oauth2_client_from_account(a, &oc) < 0)
+                return strv_extendf(errors, "%s:%u: account '%s': missing 'oauth2_token_url' (or "
+                                            "oauth2_provider = " OAUTH2_PRESET_NAMES ")", p, a->line, a->name);
+        if (a->password || a->password_command)
+                return strv_extendf(errors, "%s:%u: account '%s': with oauth2_client_id alcode signs in itself: "
+                                            "remove 'password'/'password_command'", p, a->line, a->name);
+        if (!auth_is_oauth(a->auth))
+                a->auth = AUTH_METHOD_OAUTH2;
+        return 0;
+}
+
 static int check_accounts(Config *c, char ***errors) {
         for (size_t i = 0; i < c->n_accounts; i++) {
                 Account *a = &c->accounts[i];
@@ -547,15 +606,19 @@ static int check_accounts(Config *c, char ***errors) {
                                                  "loopback host, not '%s'", p, a->line, a->name, a->host);
                 if (r >= 0 && !a->user)
                         r = strv_extendf(errors, "%s:%u: account '%s': missing 'user'", p, a->line, a->name);
-                if (r >= 0 && !a->password && !a->password_command)
+                if (r >= 0 && account_uses_oauth2(a))
+                        r = check_oauth2(c, a, errors);
+                else if (r >= 0 && !a->password && !a->password_command)
                         r = strv_extendf(errors, "%s:%u: account '%s': missing 'password_command' (or 'password')",
                                          p, a->line, a->name);
                 if (r >= 0 && a->password && a->password_command)
                         r = strv_extendf(errors, "%s:%u: account '%s': set 'password' or 'password_command', "
                                                  "not both", p, a->line, a->name);
-                if (r >= 0 && a->auth == AUTH_METHOD_XOAUTH2 && !a->password_command)
-                        r = strv_extendf(errors, "%s:%u: account '%s': auth = xoauth2 needs a password_command "
-                                                 "that prints the access token", p, a->line, a->name);
+                if (r >= 0 && auth_is_oauth(a->auth) && !a->password_command && !account_uses_oauth2(a))
+                        r = strv_extendf(errors, "%s:%u: account '%s': auth = %s needs oauth2_provider and "
+                                                 "oauth2_client_id (built-in sign-in, see alcode.conf(5)), or a "
+                                                 "password_command that prints the access token",
+                                         p, a->line, a->name, auth_method_to_string(a->auth));
                 if (r < 0)
                         return r;
                 if (a->port == 0)

@@ -19,6 +19,8 @@ typedef enum AuthMethod {
         AUTH_METHOD_LOGIN,
         AUTH_METHOD_PLAIN,
         AUTH_METHOD_XOAUTH2,
+        AUTH_METHOD_OAUTHBEARER, /* RFC 7628 */
+        AUTH_METHOD_OAUTH2,      /* OAUTHBEARER or XOAUTH2, whichever the server offers */
         _AUTH_METHOD_MAX,
         _AUTH_METHOD_INVALID = -EINVAL,
 } AuthMethod;
@@ -44,7 +46,26 @@ typedef struct Account {
         int64_t since;             /* backfill horizon (epoch seconds at 00:00 UTC), 0: all */
         char **idle;               /* folders watched with IDLE (globs) */
         unsigned poll_interval;    /* seconds */
+        /* Built-in OAuth2 (oauth2.h): set when oauth2_provider or oauth2_client_id is. */
+        char *oauth2_provider;     /* a preset: "microsoft", "google" */
+        char *oauth2_client_id;
+        char *oauth2_client_secret;
+        char *oauth2_authorize_url; /* overrides of the preset (https:// only) */
+        char *oauth2_token_url;
+        char *oauth2_device_url;
+        char *oauth2_scope;
+        char *oauth2_token_file;   /* the refresh token in a 0600 file instead of the keyring */
 } Account;
+
+/* Whether alcode gets the account's access tokens itself (oauth2.h), rather than from a
+ * password_command. */
+static inline bool account_uses_oauth2(const Account *a) {
+        return a->oauth2_client_id || a->oauth2_provider;
+}
+/* Whether the login sends a bearer token (XOAUTH2 or OAUTHBEARER). */
+static inline bool auth_is_oauth(AuthMethod m) {
+        return m == AUTH_METHOD_XOAUTH2 || m == AUTH_METHOD_OAUTHBEARER || m == AUTH_METHOD_OAUTH2;
+}
 
 typedef struct Config {
         char *path;                /* NULL when no file was read */
