@@ -3,6 +3,7 @@
  * nothing beyond the config and the store (see cli.h). */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <time.h>
 #include <wchar.h>
 
@@ -151,9 +152,21 @@ int cli_store_error(Store *s, int r) {
 }
 
 int cli_flush_stdout(void) {
-        if (fflush(stdout) == 0 || errno == EPIPE)
+        bool failed_before = ferror(stdout);
+        int r;
+
+        errno = 0;
+        if (fflush(stdout) == 0 && !failed_before)
                 return 0;
-        fprintf(stderr, _("alcode: cannot write the output: %s.\n"), strerror(errno));
+        /* An earlier write failed and the buffer went with it: its errno is gone. */
+        r = errno ?: EIO;
+        /* Reported once: what is left in the buffer is dropped, the error flag cleared, so
+         * that the check at exit (alcode.c) does not report it again. */
+        __fpurge(stdout);
+        clearerr(stdout);
+        if (r == EPIPE)
+                return 0;
+        fprintf(stderr, _("alcode: cannot write the output: %s.\n"), strerror(r));
         return EXIT_BAD_INPUT;
 }
 

@@ -111,6 +111,35 @@ bool host_is_loopback(const char *host) {
         return false;
 }
 
+bool host_valid(const char *host) {
+        struct in_addr a4;
+        struct in6_addr a6;
+        size_t label = 0, l;
+
+        if (!host)
+                return false;
+        if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
+                return true;
+        /* A DNS name: labels of letters, digits, '-' and '_' (some internal names have one),
+         * 1 to 63 long, joined by dots. Internationalised names go in their xn-- form. */
+        l = strlen(host);
+        if (l == 0 || l > 253)
+                return false;
+        for (const char *p = host; *p; p++) {
+                if (*p == '.') {
+                        if (label == 0)
+                                return false;
+                        label = 0;
+                        continue;
+                }
+                if (!isalnum((unsigned char) *p) && *p != '-' && *p != '_')
+                        return false;
+                if (++label > 63)
+                        return false;
+        }
+        return label > 0;
+}
+
 static void account_done(Account *a) {
         free(a->name);
         free(a->host);
@@ -194,11 +223,21 @@ static int key_error(ParseState *st, const char *key, const char *fmt, ...) {
         return ini_file_error(st->file, 0, "key '%s': %s", key, msg);
 }
 
+static bool has_control(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
 static int parse_string(ParseState *st, const char *key, const char *value, void *field) {
         char **s = field;
 
         if (isempty(value))
                 return key_error(st, key, "expected a value");
+        /* A carriage return or a tab would reach the server inside a command (the login). */
+        if (has_control(value))
+                return key_error(st, key, "control character (such as a carriage return) in the value");
         free(*s);
         *s = strdup(value);
         return *s ? 0 : -ENOMEM;
@@ -296,6 +335,13 @@ static int parse_domains(ParseState *st, const char *key, const char *value, voi
         return 0;
 }
 
+static int parse_host(ParseState *st, const char *key, const char *value, void *field) {
+        if (!host_valid(value))
+                return key_error(st, key, "expected a server name (imap.example.org) or an IP address, "
+                                          "got '%s'", value);
+        return parse_string(st, key, value, field);
+}
+
 static int parse_port(ParseState *st, const char *key, const char *value, void *field) {
         char *end;
         unsigned long p;
@@ -350,16 +396,31 @@ static int parse_auth(ParseState *st, const char *key, const char *value, void *
         return key_error(st, key, "expected login, plain or xoauth2, got '%s'", value);
 }
 
+/* YYYY-MM-DD exactly, and a day that exists: strptime() takes "2026-2-3" and February 30th,
+ * which timegm() then turns into March 2nd. */
 static int parse_since(ParseState *st, const char *key, const char *value, void *field) {
-        struct tm tm = {};
-        const char *end = strptime(value, "%Y-%m-%d", &tm);
+        static const char shape[] = "dddd-dd-dd";
+        struct tm tm = {}, back;
         time_t t;
 
-        if (!end || *end || tm.tm_year < 70)
-                return key_error(st, key, "expected a date YYYY-MM-DD (1970 or later), got '%s'", value);
+        for (size_t i = 0; i < sizeof shape - 1; i++)
+                if (shape[i] == 'd' ? !isdigit((unsigned char) value[i]) : value[i] != shape[i])
+                        goto invalid;
+        if (value[sizeof shape - 1] != 0)
+                goto invalid;
+        tm.tm_year = atoi(value) - 1900;
+        tm.tm_mon = atoi(value + 5) - 1;
+        tm.tm_mday = atoi(value + 8);
+        if (tm.tm_year < 70)
+                goto invalid;
         t = timegm(&tm);
+        if (t == (time_t) -1 || !gmtime_r(&t, &back) || back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon ||
+            back.tm_mday != tm.tm_mday)
+                return key_error(st, key, "no such day: '%s'", value);
         *(int64_t *) field = (int64_t) t;
         return 0;
+invalid:
+        return key_error(st, key, "expected a date YYYY-MM-DD (1970 or later), got '%s'", value);
 }
 
 static int parse_fingerprint(ParseState *st, const char *key, const char *value, void *field) {
@@ -450,7 +511,7 @@ static const KeyDef global_keys[] = {
 };
 
 static const KeyDef account_keys[] = {
-        { "host", parse_string, offsetof(Account, host) },
+        { "host", parse_host, offsetof(Account, host) },
         { "port", parse_port, offsetof(Account, port) },
         { "tls", parse_tls, offsetof(Account, tls) },
         { "user", parse_string, offsetof(Account, user) },
@@ -612,8 +673,17 @@ int config_load(const char *path, Config **ret, char ***errors) {
                         return r;
                 if (r >= 0 && access(default_path, F_OK) == 0)
                         path = default_path;
-        } else if (access(path, F_OK) < 0)
-                return -errno;
+        } else if (stat(path, &sb) < 0) {
+                /* A missing file is the caller's to explain (a default config may be absent);
+                 * anything else (ENOTDIR, EACCES, ENAMETOOLONG, ELOOP) is said here. */
+                if (errno == ENOENT)
+                        return -ENOENT;
+                r = strv_extendf(errors, "%s: cannot read: %s", path, strerror(errno));
+                return r < 0 ? r : -EINVAL;
+        } else if (S_ISDIR(sb.st_mode)) {
+                r = strv_extendf(errors, "%s: is a folder, not a configuration file", path);
+                return r < 0 ? r : -EINVAL;
+        }
 
         if (path) {
                 c->path = strdup(path);
@@ -624,7 +694,8 @@ int config_load(const char *path, Config **ret, char ***errors) {
                 if (r == -ENOMEM)
                         goto finish;
                 if (r < 0) {
-                        r = strv_extendf(errors, "%s: cannot read: %s", path, strerror(-r));
+                        r = r == -EISDIR ? strv_extendf(errors, "%s: is a folder, not a configuration file", path)
+                                         : strv_extendf(errors, "%s: cannot read: %s", path, strerror(-r));
                         if (r >= 0)
                                 r = -EINVAL;
                         goto finish;

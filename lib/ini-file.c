@@ -3,7 +3,9 @@
  * inih's fixed buffer instead of letting inih split them silently. */
 #include <ini.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "ini-file.h"
 #include "strv.h"
@@ -90,20 +92,39 @@ static void check_syntax(IniFile *f) {
 
 static char *reader(char *str, int num, void *stream) {
         IniFile *f = stream;
-        size_t len;
-        int c;
+        size_t len = 0, nul = SIZE_MAX;
+        int c = EOF;
 
-        if (f->fatal < 0 || !fgets(str, num, f->f))
+        if (f->fatal < 0)
                 return NULL;
+        /* fgets() would hide a NUL byte: the line would look cut short (and, at the buffer's
+         * size, too long). Read it byte by byte instead. */
+        while (len + 1 < (size_t) num && (c = getc(f->f)) != EOF) {
+                if (c == 0 && nul == SIZE_MAX)
+                        nul = len;
+                str[len++] = (char) c;
+                if (c == '\n')
+                        break;
+        }
+        if (len == 0)
+                return NULL;
+        str[len] = 0;
         f->line++;
-        len = strlen(str);
-        if (len > 0 && str[len - 1] != '\n' && !feof(f->f)) {
+        if (str[len - 1] != '\n' && c != EOF && (c = getc(f->f)) != EOF) {
+                (void) ungetc(c, f->f);
                 /* Longer than inih's buffer: report it and skip the rest of the line. */
                 (void) ini_file_error(f, 0, "line longer than %d characters; continue the value "
                                             "on an indented line",
                                       INI_FILE_MAX_LINE);
-                while ((c = fgetc(f->f)) != EOF && c != '\n')
-                        ;
+                while ((c = getc(f->f)) != EOF && c != '\n')
+                        if (c == 0 && nul == SIZE_MAX)
+                                nul = len;
+                nul = SIZE_MAX; /* one error for the line is enough */
+                str[0] = '\n';
+                str[1] = 0;
+        }
+        if (nul != SIZE_MAX) {
+                (void) ini_file_error(f, (unsigned) nul + 1, "NUL byte in the line");
                 str[0] = '\n';
                 str[1] = 0;
         }
@@ -134,11 +155,17 @@ static int handler(void *user, const char *section, const char *name, const char
 
 int ini_file_parse(const char *path, IniFileHandler h, void *userdata, char ***errors) {
         IniFile f = { .path = path, .handler = h, .userdata = userdata, .errors = errors };
+        struct stat sb = {};
         int r;
 
         f.f = fopen(path, "re");
         if (!f.f)
                 return -errno;
+        if (fstat(fileno(f.f), &sb) < 0 || S_ISDIR(sb.st_mode)) {
+                r = S_ISDIR(sb.st_mode) ? -EISDIR : -errno;
+                fclose(f.f);
+                return r;
+        }
         /* Malformed lines were reported by check_syntax(); inih's own count adds nothing. */
         r = ini_parse_stream(reader, &f, handler, &f);
         if (r == -2)
