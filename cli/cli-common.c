@@ -105,6 +105,10 @@ int cli_open_store(StoreMode mode, Store **ret) {
         case -EISDIR:
                 fprintf(stderr, _("alcode: '%s' is a folder, not a database.\n"), path);
                 break;
+        case -ELOOP:
+                fprintf(stderr, _("alcode: the database '%s' is a symbolic link; alcode opens only the file "
+                                  "itself: give the path it points to.\n"), path);
+                break;
         case -EROFS:
         case -EACCES:
         case -EPERM:

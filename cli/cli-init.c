@@ -302,7 +302,8 @@ static int run_program(char *const *argv, const char *input, bool quiet) {
 static int ask_email(Setup *s) {
         if (opt.email) {
                 if (!email_ok(opt.email)) {
-                        fprintf(stderr, _("alcode init: '%s' is not an e-mail address.\n"), opt.email);
+                        fprintf(stderr, _("alcode init: --email takes an e-mail address on one line, not '%s'.\n"),
+                                opt.email);
                         return -EINVAL;
                 }
                 s->email = strdup(opt.email);

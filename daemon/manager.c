@@ -1043,6 +1043,9 @@ int manager_start(Manager *m) {
         int r;
 
         r = store_open(c->database, STORE_READ_WRITE, &m->store, &error);
+        if (r == -ELOOP)
+                return log_error_errno(r, "Cannot open the database '%s': it is a symbolic link; set database = "
+                                          "to the file it points to", c->database);
         if (r < 0)
                 return log_error_errno(r, "Cannot open the database '%s': %s", c->database, error ?: strerror(-r));
         store_set_otp_retention(m->store, (int64_t) c->otp_retention_days * 86400);

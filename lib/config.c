@@ -413,9 +413,9 @@ static int parse_since(ParseState *st, const char *key, const char *value, void 
         tm.tm_mday = atoi(value + 8);
         if (tm.tm_year < 70)
                 goto invalid;
-        t = timegm(&tm);
-        if (t == (time_t) -1 || !gmtime_r(&t, &back) || back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon ||
-            back.tm_mday != tm.tm_mday)
+        back = tm;
+        t = timegm(&back); /* normalises back: February 30th becomes March 2nd */
+        if (t == (time_t) -1 || back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon || back.tm_mday != tm.tm_mday)
                 return key_error(st, key, "no such day: '%s'", value);
         *(int64_t *) field = (int64_t) t;
         return 0;
