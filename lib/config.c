@@ -163,15 +163,15 @@ Config *config_free(Config *c) {
         for (size_t i = 0; i < c->n_accounts; i++)
                 account_done(&c->accounts[i]);
         free(c->accounts);
+        strmap_done(&c->account_index);
         free(c);
         return NULL;
 }
 
 const Account *config_find_account(const Config *c, const char *name) {
-        for (size_t i = 0; i < c->n_accounts; i++)
-                if (streq(c->accounts[i].name, name))
-                        return &c->accounts[i];
-        return NULL;
+        size_t i;
+
+        return strmap_get(&c->account_index, name, &i) ? &c->accounts[i] : NULL;
 }
 
 static bool strv_equal(char *const *a, char *const *b) {
@@ -204,7 +204,11 @@ typedef struct ParseState {
         IniFile *file;
         bool file_private; /* not readable by group or others */
         char **rules_extra;
-        char **seen;       /* "section\nkey" already set, to catch duplicates */
+        size_t accounts_allocated;
+        /* Keys already set (bit i: the table's key i), to catch duplicates: in [alcode], and in
+         * the last [account] (only the last one can take keys: another with the same name
+         * further down is a duplicate account). */
+        uint64_t global_keys_set, account_keys_set;
 } ParseState;
 
 typedef int (*KeyParser)(ParseState *st, const char *key, const char *value, void *field);
@@ -526,6 +530,7 @@ static const KeyDef account_keys[] = {
         { "idle", parse_globs, offsetof(Account, idle) },
         { "poll_interval", parse_seconds, offsetof(Account, poll_interval) },
 };
+_Static_assert(ELEMENTSOF(global_keys) <= 64 && ELEMENTSOF(account_keys) <= 64, "one bit per key");
 
 bool account_name_valid(const char *n) {
         if (!*n || strlen(n) > 64)
@@ -543,7 +548,7 @@ static int handler(IniFile *f, const char *section, const char *key, const char 
         size_t n_defs;
         void *base;
         const char *name;
-        _cleanup_free_ char *seen = NULL;
+        uint64_t *set;
 
         st->file = f;
         if (continuation)
@@ -552,6 +557,7 @@ static int handler(IniFile *f, const char *section, const char *key, const char 
                 defs = global_keys;
                 n_defs = ELEMENTSOF(global_keys);
                 base = st->config;
+                set = &st->global_keys_set;
         } else if ((name = startswith(section, "account "))) {
                 Account *a = st->config->n_accounts > 0 ? &st->config->accounts[st->config->n_accounts - 1] : NULL;
 
@@ -563,33 +569,39 @@ static int handler(IniFile *f, const char *section, const char *key, const char 
                                                       name);
                         if (config_find_account(st->config, name))
                                 return ini_file_error(f, 0, "duplicate account '%s'", name);
-                        l = reallocarray(st->config->accounts, st->config->n_accounts + 1, sizeof(Account));
-                        if (!l)
-                                return -ENOMEM;
-                        st->config->accounts = l;
-                        a = &l[st->config->n_accounts++];
+                        if (st->config->n_accounts == st->accounts_allocated) {
+                                size_t n = MAX(st->accounts_allocated * 2, (size_t) 4);
+                                l = reallocarray(st->config->accounts, n, sizeof(Account));
+                                if (!l)
+                                        return -ENOMEM;
+                                st->config->accounts = l;
+                                st->accounts_allocated = n;
+                        }
+                        a = &st->config->accounts[st->config->n_accounts];
                         *a = (Account) { .name = strdup(name), .line = ini_file_section_line(f),
                                          .tls = TLS_MODE_IMPLICIT, .auth = AUTH_METHOD_LOGIN,
                                          .poll_interval = 300 };
                         if (!a->name)
                                 return -ENOMEM;
+                        st->config->n_accounts++;
+                        if (strmap_put(&st->config->account_index, a->name, st->config->n_accounts - 1) < 0)
+                                return -ENOMEM;
+                        st->account_keys_set = 0;
                 }
                 defs = account_keys;
                 n_defs = ELEMENTSOF(account_keys);
                 base = a;
+                set = &st->account_keys_set;
         } else if (streq(section, ""))
                 return ini_file_error(f, 0, "key '%s' outside of a section ([alcode] or [account NAME])", key);
         else
                 return ini_file_error(f, 0, "unknown section [%s] (expected [alcode] or [account NAME])", section);
 
-        if (asprintf(&seen, "%s\n%s", section, key) < 0)
-                return -ENOMEM;
         for (size_t i = 0; i < n_defs; i++)
                 if (streq(defs[i].key, key)) {
-                        if (strv_contains(st->seen, seen))
+                        if (*set & UINT64_C(1) << i)
                                 return ini_file_error(f, 0, "key '%s' set twice in [%s]", key, section);
-                        if (strv_consume(&st->seen, TAKE_PTR(seen)) < 0)
-                                return -ENOMEM;
+                        *set |= UINT64_C(1) << i;
                         return defs[i].parse(st, key, value, (char *) base + defs[i].offset);
                 }
         return ini_file_error(f, 0, "unknown key '%s' in [%s]", key, section);
@@ -710,6 +722,5 @@ int config_load(const char *path, Config **ret, char ***errors) {
                 *ret = TAKE_PTR(c);
 finish:
         strv_free(st.rules_extra);
-        strv_free(st.seen);
         return r;
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "strmap.h"
 
 typedef enum TlsMode {
         TLS_MODE_IMPLICIT,
@@ -56,6 +57,7 @@ typedef struct Config {
         unsigned otp_retention_days; /* expired one-time codes are deleted after this */
         Account *accounts;
         size_t n_accounts;
+        StrMap account_index;      /* name → index in accounts */
 } Config;
 
 /* The default config path: $XDG_CONFIG_HOME/alcode/alcode.conf (~/.config/...). */

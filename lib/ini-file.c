@@ -23,6 +23,7 @@ struct IniFile {
         IniFileHandler handler;
         void *userdata;
         char ***errors;
+        unsigned n_errors;
         int fatal;
 };
 
@@ -62,6 +63,14 @@ int ini_file_error(IniFile *f, unsigned column, const char *fmt, ...) {
         va_end(ap);
         if (r < 0)
                 return -ENOMEM;
+        if (f->n_errors >= INI_FILE_MAX_ERRORS)
+                return 0;
+        if (++f->n_errors == INI_FILE_MAX_ERRORS &&
+            strv_extendf(f->errors, "%s:%u: more than %d errors; the rest of the file is not read", f->path,
+                         f->line, INI_FILE_MAX_ERRORS - 1) < 0)
+                return -ENOMEM;
+        if (f->n_errors == INI_FILE_MAX_ERRORS)
+                return 0;
         if (column > 0)
                 return strv_extendf(f->errors, "%s:%u:%u: %s", f->path, f->line, column, msg);
         return strv_extendf(f->errors, "%s:%u: %s", f->path, f->line, msg);
@@ -95,7 +104,7 @@ static char *reader(char *str, int num, void *stream) {
         size_t len = 0, nul = SIZE_MAX;
         int c = EOF;
 
-        if (f->fatal < 0)
+        if (f->fatal < 0 || f->n_errors >= INI_FILE_MAX_ERRORS)
                 return NULL;
         /* fgets() would hide a NUL byte: the line would look cut short (and, at the buffer's
          * size, too long). Read it byte by byte instead. */
