@@ -27,7 +27,7 @@ import time
 
 ACCOUNT = ("[account a{i}]\nhost = imap{i}.example.org\nport = 993\ntls = implicit\nuser = user{i}@example.org\n"
            "password_command = /bin/true\nfolders = INBOX, Junk\nsince = 2024-01-01\n\n")
-RULE = ("[rule r{i}]\nkind = otp\nsenders = d{i}.example.org\nkeywords = mot{i} clef\n"
+RULE = ("[rule r{i}]\nkind = otp\nsenders = d{i}.example.org\nkeywords = mot{k} clef\n"
         "pattern = code (?<code>[0-9]{{6}})\n\n")
 
 
@@ -46,7 +46,7 @@ def write_rules(folder, files, per_file, start=0):
         with open(os.path.join(folder, "gen%04d.rules" % j), "w") as f:
             f.write("[rules]\nversion = 1\n\n")
             for _ in range(per_file):
-                f.write(RULE.format(i=k))
+                f.write(RULE.format(i=k, k=k % 1000))
                 k += 1
 
 

@@ -31,6 +31,7 @@
 #define RULES_MAX_PER_FILE 256
 #define RULES_MAX_FILES 256
 #define RULES_MAX_PATTERNS 64
+#define RULES_MAX_LIST 1024 /* senders, exclude_senders or keywords of one rule */
 #define RULES_MAX_CANDIDATES 256
 #define RULES_MAX_SOURCE 16384
 #define RULES_MATCH_LIMIT 1000000
@@ -312,6 +313,9 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                                 *p = (char) tolower((unsigned char) *p);
                         if (!domain_valid(*d))
                                 return ini_file_error(f, col, "invalid domain '%s'", *d);
+                        /* Bounded: each new one is compared with those before it. */
+                        if (strv_length(*list) >= RULES_MAX_LIST)
+                                return ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key);
                         if (!strv_contains(*list, *d) && (r = strv_extend(list, *d)) < 0)
                                 return r;
                 }
@@ -332,6 +336,8 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                                 *p = (char) tolower((unsigned char) *p);
                         if (fl < 3)
                                 return ini_file_error(f, col, "keyword '%s' is shorter than 3 characters", *k);
+                        if (strv_length(rule->keywords) >= RULES_MAX_LIST)
+                                return ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
                         if (!strv_contains(rule->keywords, folded) &&
                             (r = strv_consume(&rule->keywords, TAKE_PTR(folded))) < 0)
                                 return r;

@@ -348,6 +348,29 @@ static void test_many_rules(void **state) {
         assert_int_equal(rules_count(rules), 256);
         assert_int_equal(strv_length(rules_trusted_domains(rules)), 8);
         assert_int_equal(strv_length(rules_search_keywords(rules)), 6);
+
+        /* One rule's list is bounded too: each item is compared with those before it. */
+        {
+                _cleanup_free_ char *p2 = NULL;
+                _cleanup_strv_free_ char **errors2 = NULL;
+                _cleanup_(rules_freep) Rules *rules2 = NULL;
+                bool said = false;
+
+                f = open_memstream(&text, &size);
+                assert_non_null(f);
+                fputs("[rule big]\nkind = otp\nsenders = example.org\npattern = (?<code>\\d{6})\nkeywords = kw0", f);
+                for (unsigned i = 1; i < 1100; i++)
+                        fprintf(f, "\n    , kw%u", i);
+                fputs("\n", f);
+                assert_int_equal(fclose(f), 0);
+                p2 = write_file("many", "big.rules", text);
+                free(text);
+                files[0] = p2;
+                assert_int_equal(rules_load_files(files, &rules2, &errors2), 0);
+                STRV_FOREACH(e, errors2)
+                        said = said || strstr(*e, "more than 1024 keywords in one rule");
+                assert_true(said);
+        }
 }
 
 int main(void) {
