@@ -428,9 +428,12 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
 
 /* The user's own addresses: the accounts' user names that are addresses. */
 static int user_addresses(const Config *config, char ***ret) {
+        size_t n = strv_length(*ret), allocated = 0;
+
+        /* strv_push(): strv_extend() would count the list at each account. */
         for (size_t i = 0; i < config->n_accounts; i++)
                 if (config->accounts[i].user && strchr(config->accounts[i].user, '@') &&
-                    strv_extend(ret, config->accounts[i].user) < 0)
+                    strv_push(ret, &n, &allocated, strdup(config->accounts[i].user)) < 0)
                         return -ENOMEM;
         return 0;
 }

@@ -333,7 +333,9 @@ static int parse_domains(ParseState *st, const char *key, const char *value, voi
                         if (!isalnum((unsigned char) *p) && *p != '-' && *p != '.')
                                 return key_error(st, key, "invalid domain '%s'", *d);
                 }
-                if (!strchr(*d, '.') || (*d)[0] == '.')
+                /* As alcode init and the rules check them: labels joined by single dots. */
+                if (!strchr(*d, '.') || (*d)[0] == '.' || (*d)[0] == '-' || endswith(*d, ".") ||
+                    strstr(*d, "..") || strlen(*d) > 253)
                         return key_error(st, key, "invalid domain '%s'", *d);
         }
         return 0;

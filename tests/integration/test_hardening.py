@@ -190,6 +190,14 @@ class StrictValues(Base):
                 r = self.check(ACCOUNT.replace("host = 127.0.0.1", "host = " + host).replace("tls = none", "tls = implicit"))
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_employer_domains(self):
+        for d in ("example..fr", "example.fr.", "-example.fr", "exa mple.fr", "example.fr\x01"):
+            with self.subTest(domain=d):
+                self.assert_error("[alcode]\nemployer_domains = ok.fr, %s\n" % d + ACCOUNT, 3,
+                                  "invalid domain")
+        r = self.check("[alcode]\nemployer_domains = Mon-Employeur.fr, rh.example.org\n" + ACCOUNT)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
     def test_user_with_a_control_character(self):
         self.assert_error(ACCOUNT.replace("user = alice", "user = ali\rce"), 7, "control character")
 
