@@ -102,7 +102,10 @@ class LostOutput(Base):
     def test_every_verb(self):
         self.a.write_config(ACCOUNT)
         mail = DEMO_MAIL_DIR  # codes found: scan prints them on stdout
-        for args in (["--help"], ["--version"], ["check"], ["scan", mail], ["scan", "--explain", mail]):
+        db = self.tmp.join("codes.db")
+        self.a.run("--db", db, "scan", "--store", DEMO_MAIL_DIR)
+        for args in (["--help"], ["--version"], ["check"], ["scan", mail], ["scan", "--explain", mail],
+                     ["--db", db, "list"], ["--db", db, "export", "--json"], ["--db", db, "show", "1"]):
             for where in ("full", "closed"):
                 with self.subTest(args=args, where=where):
                     r = self.run_to(args, where)
