@@ -24,6 +24,7 @@ struct IniFile {
         void *userdata;
         char ***errors;
         unsigned n_errors;
+        bool stop;          /* the rest of the file is not read */
         int fatal;
 };
 
@@ -99,12 +100,14 @@ static void check_syntax(IniFile *f) {
         f->in_key = true;
 }
 
+#define INI_FILE_MAX_SKIP (1024 * 1024)
+
 static char *reader(char *str, int num, void *stream) {
         IniFile *f = stream;
         size_t len = 0, nul = SIZE_MAX;
         int c = EOF;
 
-        if (f->fatal < 0 || f->n_errors >= INI_FILE_MAX_ERRORS)
+        if (f->fatal < 0 || f->stop || f->n_errors >= INI_FILE_MAX_ERRORS)
                 return NULL;
         /* fgets() would hide a NUL byte: the line would look cut short (and, at the buffer's
          * size, too long). Read it byte by byte instead. */
@@ -125,9 +128,15 @@ static char *reader(char *str, int num, void *stream) {
                 (void) ini_file_error(f, 0, "line longer than %d characters; continue the value "
                                             "on an indented line",
                                       INI_FILE_MAX_LINE);
-                while ((c = getc(f->f)) != EOF && c != '\n')
-                        if (c == 0 && nul == SIZE_MAX)
-                                nul = len;
+                /* Skipped up to a bound: /dev/zero, or a file of one endless line, is no
+                 * configuration, and reading it would never end. */
+                for (size_t skipped = 0; (c = getc(f->f)) != EOF && c != '\n'; skipped++)
+                        if (skipped >= INI_FILE_MAX_SKIP) {
+                                (void) ini_file_error(f, 0, "line longer than %d bytes; the rest of the file "
+                                                            "is not read", INI_FILE_MAX_SKIP);
+                                f->stop = true;
+                                break;
+                        }
                 nul = SIZE_MAX; /* one error for the line is enough */
                 str[0] = '\n';
                 str[1] = 0;

@@ -174,6 +174,14 @@ class CheckPaths(Base):
                 self.assertIn(why, r.stderr)
 
 
+    def test_endless_input(self):
+        # /dev/zero is one endless line of NUL bytes: said, and the reading stops.
+        r = self.a.run("check", "-c", "/dev/zero", check=False, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/dev/zero:1: line longer than", r.stdout + r.stderr)
+        self.assertIn("the rest of the file is not read", r.stdout + r.stderr)
+
+
 class StrictValues(Base):
     def assert_error(self, text, line, message):
         r = self.check(text)

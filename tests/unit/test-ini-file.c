@@ -148,6 +148,15 @@ static void test_many_errors_and_nul(void **state) {
         assert_true(endswith(errors2[0], ":2:7: NUL byte in the line"));
         assert_non_null(strstr(calls.data, "3:5 [s] m=2"));
         strbuf_done(&calls);
+
+        /* An endless line (here endless NUL bytes) ends the reading instead of never ending. */
+        {
+                _cleanup_strv_free_ char **errors3 = NULL;
+                assert_int_equal(ini_file_parse("/dev/zero", record, &calls, &errors3), 0);
+                assert_true(strv_length(errors3) >= 1);
+                assert_non_null(strstr(errors3[strv_length(errors3) - 1], "the rest of the file is not read"));
+                strbuf_done(&calls);
+        }
 }
 
 int main(void) {
