@@ -303,6 +303,11 @@ class Store(Base):
                 self.assertEqual(r.returncode, 1 if args[0] == "scan" else 2, r.stdout + r.stderr)
                 self.assertIn("is a symbolic link", r.stderr)
                 self.assertNotIn("Too many levels", r.stderr)
+        # alcoded too, named by the config.
+        self.a.write_config("database = %s\n" % link + ACCOUNT)
+        r = self.a.daemon("--once", check=False, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("it is a symbolic link", r.stderr)
 
     def test_ids_parse_strictly(self):
         db = self.tmp.join("real.db")
