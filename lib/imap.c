@@ -1,5 +1,5 @@
-/* libetpan IMAP, wrapped. libetpan 1.9.4 traps handled here (see ../shared/notes at the time
- * of writing, summarised in the comments where they bite):
+/* libetpan IMAP, wrapped. libetpan 1.9.4 traps handled here (each one measured against dovecot
+ * when it was written, and described again in the comment where it bites):
  *  - it verifies no certificate: we check the chain after the handshake, before LOGIN;
  *  - SNI is only sent through the *_with_callback connect functions;
  *  - after STARTTLS its capability cache is stale: query again;

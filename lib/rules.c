@@ -34,6 +34,7 @@
 #define RULES_MAX_LIST 1024 /* senders, exclude_senders or keywords of one rule */
 #define RULES_MAX_CANDIDATES 256
 #define RULES_MAX_SOURCE 16384
+#define RULES_MAX_NESTING 8 /* [define] fragments inside fragments */
 #define RULES_MATCH_LIMIT 1000000
 #define RULES_DEPTH_LIMIT 5000
 #define RULES_HEAP_LIMIT_KIB 20480
@@ -527,7 +528,8 @@ typedef struct Expansion {
         size_t alloc;
         const char *unknown; /* on -ENOENT: the name not defined (points into a source) */
         size_t unknown_len;
-        SourcePos where;     /* on -ENOENT / -ELOOP: the reference */
+        SourcePos where;     /* on -ENOENT / -ELOOP / -EMLINK: the reference */
+        const void *active[RULES_MAX_NESTING]; /* the fragments being expanded, outermost first */
 } Expansion;
 
 static void expansion_done(Expansion *e) {
@@ -554,7 +556,7 @@ static int expansion_append(Expansion *e, const char *p, size_t n, const Regex *
         return r;
 }
 
-/* Expands the {NAME} references of x (recursively, up to a depth) into e, remembering for
+/* Expands the {NAME} references of x (recursively, RULES_MAX_NESTING levels at most) into e, remembering for
  * every byte the line and column it was written at, so that a PCRE2 error inside a fragment
  * points into the [define] section. */
 static int expand(const FileState *st, const Regex *x, Expansion *e, unsigned depth) {
@@ -573,15 +575,19 @@ static int expand(const FileState *st, const Regex *x, Expansion *e, unsigned de
                                         if (strlen(st->defines[k].name) == j - i - 1 &&
                                             memcmp(st->defines[k].name, src + i + 1, j - i - 1) == 0)
                                                 def = &st->defines[k];
-                                if (!def || depth >= 8) {
+                                bool cycle = false;
+                                for (unsigned k = 0; def && k < depth; k++)
+                                        cycle = cycle || e->active[k] == def;
+                                if (!def || cycle || depth >= RULES_MAX_NESTING) {
                                         e->unknown = src + i + 1;
                                         e->unknown_len = j - i - 1;
                                         regex_position(x, i, &e->where.line, &e->where.column);
-                                        return def ? -ELOOP : -ENOENT;
+                                        return !def ? -ENOENT : cycle ? -ELOOP : -EMLINK;
                                 }
                         }
                 }
                 if (def) {
+                        e->active[depth] = def;
                         r = expand(st, &def->fragment, e, depth + 1);
                         if (r < 0)
                                 return r;
@@ -650,9 +656,12 @@ static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *ji
         if (!x->source)
                 return 0;
         r = expand(st, x, &e, 0);
-        if (r == -ENOENT || r == -ELOOP)
-                return pos_error(st, e.where, r == -ENOENT ? "unknown fragment {%.*s} (not in [define])"
-                                                           : "fragment {%.*s} refers to itself",
+        if (r == -ENOENT || r == -ELOOP || r == -EMLINK)
+                return pos_error(st, e.where,
+                                 r == -ENOENT  ? "unknown fragment {%.*s} (not in [define])"
+                                 : r == -ELOOP ? "fragment {%.*s} refers to itself"
+                                               : "fragment {%.*s} nested more than "
+                                                 STRINGIFY(RULES_MAX_NESTING) " levels deep",
                                  (int) e.unknown_len, e.unknown);
         if (r == -E2BIG)
                 return regex_error(st, x, 0, "pattern longer than %d bytes once expanded", RULES_MAX_SOURCE * 4);

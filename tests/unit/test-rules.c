@@ -73,6 +73,11 @@ static void test_errors(void **state) {
                 { "[define]\nV = [z-a]\n[rule a]\nkind = otp\nsenders = example.org\npattern = x(?<code>{V})\n", "2:8: range out of order in character class" },
                 { "[rule a]\nkind = otp\nsenders = example.org\npattern = x(?<code>{NOPE})\n", "4:20: unknown fragment {NOPE} (not in [define])" },
                 { "[define]\nA = {B}\nB = {A}\n[rule a]\nkind = otp\nsenders = example.org\npattern = (?<code>{A})\n", "refers to itself" },
+                { "[define]\nA = x{A}\n[rule a]\nkind = otp\nsenders = example.org\npattern = (?<code>{A})\n", "2:6: fragment {A} refers to itself" },
+                /* Deep but not circular: said as such, not as a loop. */
+                { "[define]\nA = {B}\nB = {C}\nC = {D}\nD = {E}\nE = {F}\nF = {G}\nG = {H}\nH = {I}\nI = x\n"
+                  "[rule a]\nkind = otp\nsenders = example.org\npattern = (?<code>{A})\n",
+                  "9:5: fragment {I} nested more than 8 levels deep" },
                 { "[rule a]\nkind = otp\nsenders = example.org\npattern = code (\\d+)\n", "4:11: pattern has no (?<code>...) group" },
                 { "[rule a]\nkind = otp\nsenders = example.org\npattern = x\n  y\nkeywords = abc\n  def\nkind2 = 1\n", "8: unknown key 'kind2' in [rule a]" },
                 { "[rule a]\nkind = otp\n  more\n", "3: only patterns, defines and lists may continue on the next line" },
