@@ -609,27 +609,50 @@ static int handler(IniFile *f, const char *section, const char *key, const char 
         return ini_file_error(f, 0, "unknown key '%s' in [%s]", key, section);
 }
 
+/* Errors of the whole-account checks, appended without counting the list each time: a file
+ * of 20,000 accounts may have as many. */
+typedef struct ErrorList {
+        char ***l;
+        size_t n, allocated;
+} ErrorList;
+
+static int error_add(ErrorList *e, const char *fmt, ...) _printf_(2, 3);
+static int error_add(ErrorList *e, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        return strv_push(e->l, &e->n, &e->allocated, s);
+}
+
 static int check_accounts(Config *c, char ***errors) {
+        ErrorList el = { .l = errors, .n = strv_length(*errors) };
+
         for (size_t i = 0; i < c->n_accounts; i++) {
                 Account *a = &c->accounts[i];
                 const char *p = c->path;
                 int r = 0;
 
                 if (!a->host)
-                        r = strv_extendf(errors, "%s:%u: account '%s': missing 'host'", p, a->line, a->name);
+                        r = error_add(&el, "%s:%u: account '%s': missing 'host'", p, a->line, a->name);
                 else if (a->tls == TLS_MODE_NONE && !host_is_loopback(a->host))
-                        r = strv_extendf(errors, "%s:%u: account '%s': tls = none is only allowed to a "
+                        r = error_add(&el, "%s:%u: account '%s': tls = none is only allowed to a "
                                                  "loopback host, not '%s'", p, a->line, a->name, a->host);
                 if (r >= 0 && !a->user)
-                        r = strv_extendf(errors, "%s:%u: account '%s': missing 'user'", p, a->line, a->name);
+                        r = error_add(&el, "%s:%u: account '%s': missing 'user'", p, a->line, a->name);
                 if (r >= 0 && !a->password && !a->password_command)
-                        r = strv_extendf(errors, "%s:%u: account '%s': missing 'password_command' (or 'password')",
+                        r = error_add(&el, "%s:%u: account '%s': missing 'password_command' (or 'password')",
                                          p, a->line, a->name);
                 if (r >= 0 && a->password && a->password_command)
-                        r = strv_extendf(errors, "%s:%u: account '%s': set 'password' or 'password_command', "
+                        r = error_add(&el, "%s:%u: account '%s': set 'password' or 'password_command', "
                                                  "not both", p, a->line, a->name);
                 if (r >= 0 && a->auth == AUTH_METHOD_XOAUTH2 && !a->password_command)
-                        r = strv_extendf(errors, "%s:%u: account '%s': auth = xoauth2 needs a password_command "
+                        r = error_add(&el, "%s:%u: account '%s': auth = xoauth2 needs a password_command "
                                                  "that prints the access token", p, a->line, a->name);
                 if (r < 0)
                         return r;
