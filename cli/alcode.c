@@ -3,6 +3,7 @@
  *
  * This file is linked into both `alcode` and `alcode-full` (see cli.h): a verb whose function
  * is not linked in (NULL, weak) is run by executing alcode-full with the same arguments. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -86,6 +87,30 @@ static bool verb_accepts(const Verb *v, const char *opt) {
         return false;
 }
 
+/* A closed standard descriptor would be taken by the next file opened (the database, a mail
+ * file) and output meant for the terminal would land in it. Each closed one gets an O_PATH
+ * descriptor of /dev/null: it holds the number, and reading or writing it fails with EBADF
+ * as the closed descriptor would, so that a lost output is still reported. */
+static void guard_std_fds(void) {
+        for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+                if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+                        int n = open("/dev/null", O_PATH);
+                        if (n >= 0 && n != fd) { /* cannot happen: fd was the lowest free number */
+                                (void) dup2(n, fd);
+                                (void) close(n);
+                        }
+                }
+}
+
+/* Every verb ends here: what stdout still holds is written, and output that was lost (a full
+ * disk, a closed descriptor) makes the run fail with a message, as coreutils' close_stdout()
+ * does. A closed pipe (alcode list | head) is not an error. */
+static int finish(int r) {
+        int k = cli_flush_stdout();
+
+        return r != 0 ? r : k;
+}
+
 /* Runs alcode-full: next to this binary in a build tree, else where it is installed. */
 static int exec_full(const char *verb, char *argv[]) {
 #ifndef ALCODE_CLI_FULL
@@ -153,6 +178,7 @@ int main(int argc, char *argv[]) {
         const char *no_color = getenv("NO_COLOR");
         int c, idx = 0;
 
+        guard_std_fds();
         log_setup("alcode");
         i18n_setup();
         (void) signal(SIGPIPE, SIG_IGN);
@@ -187,10 +213,10 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'h':
                         help();
-                        return 0;
+                        return finish(0);
                 case 'V':
                         printf("alcode %s\n", ALCODE_VERSION);
-                        return 0;
+                        return finish(0);
                 default:
                         fprintf(stderr, _("Try 'alcode --help'.\n"));
                         return EXIT_BAD_INPUT;
@@ -200,7 +226,7 @@ int main(int argc, char *argv[]) {
         }
         if (optind >= argc) {
                 help();
-                return EXIT_BAD_INPUT;
+                return finish(EXIT_BAD_INPUT);
         }
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (streq(argv[optind], verbs[i].name))
@@ -220,5 +246,5 @@ int main(int argc, char *argv[]) {
         /* https://no-color.org: set and not empty. */
         arg_color = isatty(STDOUT_FILENO) && isempty(no_color) && !arg_json &&
                     !streq_ptr(getenv("TERM"), "dumb");
-        return verb->run(argc - optind, argv + optind);
+        return finish(verb->run(argc - optind, argv + optind));
 }

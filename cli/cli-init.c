@@ -166,10 +166,18 @@ static bool domain_ok(const char *d) {
         return !strstr(d, "..");
 }
 
+static bool has_control(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
 static bool email_ok(const char *e) {
         const char *at = strrchr(e, '@');
 
-        if (!at || at == e || strlen(e) > 254 || strpbrk(e, " \t,;<>\"'"))
+        /* It becomes the login (user =) when none is given: one line, no blank. */
+        if (!at || at == e || strlen(e) > 254 || strpbrk(e, " \t,;<>\"'") || has_control(e))
                 return false;
         return domain_ok(at + 1);
 }
@@ -179,7 +187,7 @@ static bool email_ok(const char *e) {
 static bool ini_value_ok(const char *key, const char *v) {
         size_t l = strlen(v);
 
-        if (l == 0 || isspace((unsigned char) v[0]) || isspace((unsigned char) v[l - 1]) || strpbrk(v, "\r\n"))
+        if (l == 0 || isspace((unsigned char) v[0]) || isspace((unsigned char) v[l - 1]) || has_control(v))
                 return false;
         for (const char *p = v; *p; p++)
                 if (*p == ';' && p > v && isspace((unsigned char) p[-1]))
@@ -297,7 +305,8 @@ static int run_program(char *const *argv, const char *input, bool quiet) {
 static int ask_email(Setup *s) {
         if (opt.email) {
                 if (!email_ok(opt.email)) {
-                        fprintf(stderr, _("alcode init: '%s' is not an e-mail address.\n"), opt.email);
+                        fprintf(stderr, _("alcode init: --email takes an e-mail address on one line, not '%s'.\n"),
+                                opt.email);
                         return -EINVAL;
                 }
                 s->email = strdup(opt.email);
@@ -357,8 +366,14 @@ static int ask_server(Setup *s) {
                 return -EINVAL;
         }
 
-        if (opt.host)
+        if (opt.host) {
+                if (!host_valid(opt.host)) {
+                        fprintf(stderr, _("alcode init: --host takes a server name (imap.example.org) or an IP "
+                                          "address, not '%s'.\n"), opt.host);
+                        return -EINVAL;
+                }
                 s->host = strdup(opt.host);
+        }
         else if (s->provider)
                 s->host = strdup(s->provider->host);
         else {
@@ -373,7 +388,7 @@ static int ask_server(Setup *s) {
                         r = prompt_line(_("IMAP server (for example imap.example.org)"), NULL, &s->host);
                         if (r < 0)
                                 return r;
-                        if (*s->host && !strpbrk(s->host, " \t/:@"))
+                        if (host_valid(s->host))
                                 break;
                         printf(_("Type the server's name alone, for example imap.example.org.\n"));
                         free(s->host);
@@ -415,6 +430,12 @@ static int ask_server(Setup *s) {
         }
         if (opt.ca_file) {
                 r = path_expand(opt.ca_file, &s->ca_file);
+                if (r >= 0 && (s->ca_file[0] != '/' || !ini_value_ok("ca_file", s->ca_file))) {
+                        fprintf(stderr, _("alcode init: alcode.conf cannot hold that --ca-file (a path on one "
+                                          "line, absolute or from ~/, without \" ;\" in it), not '%s'.\n"),
+                                opt.ca_file);
+                        return -EINVAL;
+                }
                 if (r < 0 || access(s->ca_file, R_OK) < 0) {
                         fprintf(stderr, _("alcode init: cannot read the CA file '%s'.\n"), opt.ca_file);
                         return -EINVAL;
@@ -424,14 +445,27 @@ static int ask_server(Setup *s) {
 }
 
 static int ask_user(Setup *s) {
-        if (opt.user)
+        if (opt.user) {
+                if (!ini_value_ok("user", opt.user)) {
+                        fprintf(stderr, _("alcode init: alcode.conf cannot hold that --user (empty, blanks at "
+                                          "its ends, several lines, \" ;\" in it, or too long).\n"));
+                        return -EINVAL;
+                }
                 s->user = strdup(opt.user);
-        else if (s->provider && s->provider->login_is_local_part)
+        } else if (s->provider && s->provider->login_is_local_part)
                 s->user = strndup(s->email, strcspn(s->email, "@"));
         else if (s->provider || !s->interactive)
                 s->user = strdup(s->email);
         else
-                return prompt_line(_("Login name"), s->email, &s->user);
+                for (;;) {
+                        int r = prompt_line(_("Login name"), s->email, &s->user);
+                        if (r < 0 || ini_value_ok("user", s->user))
+                                return r;
+                        printf(_("alcode.conf cannot hold that login name (blanks at its ends, \" ;\" in it, or "
+                                 "too long).\n"));
+                        free(s->user);
+                        s->user = NULL;
+                }
         return s->user ? 0 : -ENOMEM;
 }
 
@@ -505,7 +539,7 @@ static int ask_password(Setup *s) {
         if (opt.password_command) {
                 if (!ini_value_ok("password_command", opt.password_command)) {
                         fprintf(stderr, _("alcode init: alcode.conf cannot hold that --password-command "
-                                          "(too long, or with \" ;\" in it).\n"));
+                                          "(empty, several lines, too long, or with \" ;\" in it).\n"));
                         return -EINVAL;
                 }
                 s->place = PLACE_COMMAND;
@@ -780,6 +814,39 @@ static int config_text(const Setup *s, char **ret) {
         return 0;
 }
 
+/* Whether the file read back holds the account as asked and nothing more: a value that slipped
+ * past the checks above and added a line of its own would show here. */
+static bool config_says(const Setup *s, const Config *c) {
+        const Account *a = config_find_account(c, s->name);
+        size_t before = s->existing_config ? s->existing_config->n_accounts : 0;
+
+        if (!a || c->n_accounts != before + 1)
+                return false;
+        if (!streq_ptr(a->host, s->host) || !streq_ptr(a->user, s->user) || a->port != s->port ||
+            a->tls != s->tls || a->auth != s->auth || !streq_ptr(a->ca_file, s->ca_file) || a->has_fingerprint ||
+            !streq(a->folders[0], "*") || a->folders[1] || a->exclude[0] || a->since != 0)
+                return false;
+        if (s->place == PLACE_FILE ? !streq_ptr(a->password, s->password) || a->password_command
+                                   : !streq_ptr(a->password_command, s->password_command) || a->password)
+                return false;
+        if (!s->existing) {
+                _cleanup_strv_free_ char **domains = NULL;
+                size_t i = 0;
+
+                if (strv_split_comma(s->employer_domains ?: "", &domains) < 0)
+                        return false;
+                for (; domains[i]; i++)
+                        if (!c->employer_domains[i] || !strcaseeq(c->employer_domains[i], domains[i]))
+                                return false;
+                if (c->employer_domains[i])
+                        return false;
+                /* The database and the rule folders are the defaults. */
+                if (strv_length(c->rule_dirs) > 2)
+                        return false;
+        }
+        return true;
+}
+
 /* Writes the file next to its destination, checks it as alcoded will read it, and only then
  * puts it in place: renameat2(RENAME_NOREPLACE) for a new file (someone else's file created in
  * the meantime is never replaced), rename() over the old one when appending. */
@@ -825,6 +892,11 @@ static int write_config(const Setup *s) {
                         fprintf(stderr, "%s\n", *e);
                 if (r < 0)
                         fprintf(stderr, _("alcode init: the configuration it wrote does not load; this is a bug.\n"));
+                else if (!config_says(s, check)) {
+                        fprintf(stderr, _("alcode init: the configuration it wrote does not say what was asked; "
+                                          "this is a bug.\n"));
+                        r = -EBADMSG;
+                }
         } else
                 fprintf(stderr, _("alcode init: cannot write %s: %s\n"), tmp, strerror(-r));
         if (r >= 0) {
@@ -872,6 +944,28 @@ static int read_existing(Setup *s) {
                 return -EINVAL;
         }
         return 1;
+}
+
+/* --employer-domains, checked before anything else is asked or tested. */
+static int check_employer_option(void) {
+        _cleanup_strv_free_ char **l = NULL;
+
+        if (!opt.employer_domains || !*opt.employer_domains)
+                return 0;
+        if (strv_split_comma(opt.employer_domains, &l) < 0)
+                return -ENOMEM;
+        STRV_FOREACH(x, l)
+                if (!domain_ok(*x)) {
+                        fprintf(stderr, _("alcode init: --employer-domains takes domain names separated "
+                                          "by commas (mon-employeur.fr), not '%s'.\n"), *x);
+                        return -EINVAL;
+                }
+        if (!ini_value_ok("employer_domains", opt.employer_domains)) {
+                fprintf(stderr, _("alcode init: --employer-domains takes domain names separated by "
+                                  "commas, on one line.\n"));
+                return -EINVAL;
+        }
+        return 0;
 }
 
 static int ask_employer(Setup *s) {
@@ -990,7 +1084,9 @@ int verb_init(int argc, char *argv[]) {
                 }
         }
 
-        r = ask_email(&s);
+        r = check_employer_option();
+        if (r >= 0)
+                r = ask_email(&s);
         if (r >= 0)
                 r = ask_server(&s);
         if (r >= 0)

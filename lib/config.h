@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "strmap.h"
 
 typedef enum TlsMode {
         TLS_MODE_IMPLICIT,
@@ -77,6 +78,7 @@ typedef struct Config {
         unsigned otp_retention_days; /* expired one-time codes are deleted after this */
         Account *accounts;
         size_t n_accounts;
+        StrMap account_index;      /* name → index in accounts */
 } Config;
 
 /* The default config path: $XDG_CONFIG_HOME/alcode/alcode.conf (~/.config/...). */
@@ -98,6 +100,10 @@ int path_expand(const char *in, char **ret);
 
 /* Whether host is a loopback name or address (localhost, 127.0.0.0/8, ::1). */
 bool host_is_loopback(const char *host) _pure_;
+
+/* Whether host can name an IMAP server: an IP address, or a DNS name (ASCII labels of letters,
+ * digits, '-' and '_'). No blank, control character, '/', ':' or '@'. */
+bool host_valid(const char *host) _pure_;
 
 /* Whether n can name an [account NAME]: 1 to 64 letters, digits and -_.@+. */
 bool account_name_valid(const char *n) _pure_;
