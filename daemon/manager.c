@@ -440,7 +440,7 @@ static void batch_find_code(const WorkerEvent *e, const StoredCode *c, LogContex
         for (size_t i = 0; i < e->n_messages; i++)
                 for (size_t k = 0; k < e->messages[i]->n_codes; k++) {
                         const Code *code = &e->messages[i]->codes[k];
-                        if (code->kind == c->kind && streq(code->value, c->value)) {
+                        if (code->kind == c->kind && code_value_equal(code->value, c->value)) {
                                 where->uid = e->messages[i]->ref.uid;
                                 where->rule = code->rule;
                                 return;

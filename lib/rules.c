@@ -291,6 +291,8 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
 
         if (streq(key, "kind")) {
                 rule->kind = code_kind_from_string(value);
+                if (rule->kind == CODE_KIND_POSSIBLE) /* the pipeline's own, for codes no rule read */
+                        rule->kind = _CODE_KIND_INVALID;
                 if (rule->kind < 0)
                         return ini_file_error(f, col, "unknown kind '%s' (expected specific, "
                                                       "company, access, otp, request or file)",
@@ -1387,7 +1389,7 @@ int rules_match(const Rules *rules, RuleMatcher *m, const RuleText *texts, size_
 
                 for (size_t j = 0; j < cs.n && keep; j++) {
                         const Candidate *o = &cs.c[j];
-                        if (o->kind != c->kind && streq(o->value, c->value) &&
+                        if (o->kind != c->kind && code_value_equal(o->value, c->value) &&
                             (o->distance < c->distance || (o->distance == c->distance && o->rule < c->rule)))
                                 keep = false;
                 }
