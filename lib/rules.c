@@ -1100,12 +1100,15 @@ static void candidates_done(Candidates *cs) {
         free(cs->c);
 }
 
-/* Whether text[k] ends a clause: '.', '!', '?', ';' or ',' before a blank or the end; a line
+/* Whether text[k] ends a clause: '.' (not in a run of dots), '!', '?', ';' or ',' before a
+ * blank or the end; a line
  * break, unless it only wraps a sentence (a letter, digit or comma before, a lower-case letter
  * after); a dash between blanks (" - "). */
 static bool clause_end(const char *text, size_t len, size_t k) {
         char c = text[k], next = k + 1 < len ? text[k + 1] : '\n';
 
+        if (c == '.' && ((k > 0 && text[k - 1] == '.') || next == '.'))
+                return false; /* dot leaders ("Code ..... X"), an ellipsis */
         if (strchr(".!?;,", c))
                 return next == ' ' || next == '\n';
         if (c == '\n')
@@ -1376,6 +1379,8 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                 return r;
         }
 
+        size_t before = out->n;
+        bool matched = false;
         for (size_t t = 0; t < run->n_texts; t++) {
                 const RuleText *tx = &run->texts[t];
                 bool trusted = trusted_sender && tx->attached == 0 && !tx->quoted;
@@ -1404,6 +1409,7 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                                 start = me > ms ? me : me + 1;
                                 while (start < tx->len && ((unsigned char) tx->text[start] & 0xC0) == 0x80)
                                         start++;
+                                matched = true;
                                 if (cs == PCRE2_UNSET || ce <= cs)
                                         continue;
                                 r = rule_candidate(run, rule, rule_index, x, t, ms, me, cs, ce, trusted, out);
@@ -1412,6 +1418,12 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                         }
                 }
         }
+        if (!matched && out->n == before && run->explain)
+                run->explain(&(RuleVerdict) { .rule = rule->id, .file = rule->file, .line = rule->line, .kind = rule->kind,
+                                              .ran = true,
+                                              .rejected = trusted_sender ? "no pattern matched (sender trusted)"
+                                                                         : "no pattern matched (sender not trusted)" },
+                             run->userdata);
         return 0;
 }
 

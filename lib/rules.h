@@ -84,6 +84,7 @@ typedef struct RuleVerdict {
         size_t offset;           /* in the text */
         unsigned text_index;
         bool trusted;
+        bool ran;                /* display == NULL: the rule ran but no pattern matched */
         const char *rejected;    /* NULL: accepted; else why */
 } RuleVerdict;
 

@@ -325,6 +325,8 @@ static void test_generalised(void **state) {
                   "specific=Q4TZ8MW2(Q4TZ8MW2)" },
                 { AL, "AL'in : 905 113", "Pour vous connecter, saisissez le code figurant en objet.", "otp=905113(905 113)" },
                 { AL, "AL'in : 71650392", "(Votre code spécifique est indiqué en objet.)", "specific=71650392(71650392)" },
+                { AL, "AL'in - K2P9W7QD", "Reprenez l'inscription avec le code figurant en objet.", "specific=K2P9W7QD(K2P9W7QD)" },
+                { AL, "Dossier 7731 0042 55 : pièces reçues", "Bonjour, nous avons reçu vos justificatifs.", "file=7731004255(7731 0042 55)" },
                 { AL, "Action Logement : 377201", "Merci de votre visite.", "" }, /* no pointer: not read */
                 { OTHER, "[Q4TZ8MW2]", "Le code est dans l'objet.", "" },
                 /* grouped and wrapped */
@@ -335,6 +337,13 @@ static void test_generalised(void **state) {
                 { AL, NULL, "Votre code spécifique : m4q8-zt2x", "specific=m4q8zt2x(m4q8-zt2x)" },
                 { AL, NULL, "Code de connexion à usage unique : hx72pk9", "otp=hx72pk9(hx72pk9)" },
                 { AL, NULL, "Votre code spécifique : Pq7T 3Xv9", "specific=Pq7T3Xv9(Pq7T 3Xv9)" },
+                { EMPLOYER, NULL, "Votre code d'accès Action Logement (respectez les minuscules) :\nh8Kw tZqR 4mPx", "access=h8KwtZqR4mPx(h8Kw tZqR 4mPx)" },
+                { EMPLOYER, NULL, "Code d'accès Action Logement …… Merci 4", "" },
+                { EMPLOYER, NULL, "Code d'accès Action Logement : QWRT bvXz 7K2P", "access=QWRTbvXz7K2P(QWRT bvXz 7K2P)" },
+                { EMPLOYER, NULL, "Action Logement, SIRET à jour\nSIRET actuel ..... 512 487 369 00021\nAncien SIRET ..... 552 100 554 00013",
+                  "company=51248736900021(512 487 369 00021)" },
+                { AL, NULL, "Numéro de dossier ........ MJ 2026 004 117", "file=MJ2026004117(MJ 2026 004 117)" },
+                { EMPLOYER, NULL, "Vous nous avez demandé le code entreprise pour Action Logement. Le voici : 512 487 369 00021.", "company=51248736900021(512 487 369 00021)" },
                 /* login-code layouts */
                 { AL, NULL, "Votre code :\n\n730 118\n\nValidité : 5 min", "otp=730118(730 118)" },
                 { AL, NULL, "Code envoyé au 06 ** ** ** 41 :\n\n   880246\n", "otp=880246(880246)" },
@@ -346,7 +355,7 @@ static void test_generalised(void **state) {
                 { AL, NULL, "Votre code de connexion :\n\n10h30\n", "" },
                 /* product numbers */
                 { AL, NULL, "Votre demande d'AVANCE LOCA-PASS® n° LP-2027-0041893 est en cours d'instruction.",
-                  "file=LP20270041893(LP-2027-0041893)" },
+                  "request=LP20270041893(LP-2027-0041893)" },
                 { AL, NULL, "Votre demande d'aide MOBILI-JEUNE® du 3 mars a bien été enregistrée sous le numéro MJ26-118-204.",
                   "file=MJ26118204(MJ26-118-204)" },
                 { VISALE, NULL, "Votre Visa n° V208431977 est valable trois mois.", "file=V208431977(V208431977)" },
