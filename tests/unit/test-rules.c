@@ -340,6 +340,12 @@ static void test_generalised(void **state) {
                 { EMPLOYER, NULL, "Votre code d'accès Action Logement (respectez les minuscules) :\nh8Kw tZqR 4mPx", "access=h8KwtZqR4mPx(h8Kw tZqR 4mPx)" },
                 { EMPLOYER, NULL, "Code d'accès Action Logement …… Merci 4", "" },
                 { EMPLOYER, NULL, "Code d'accès Action Logement : QWRT bvXz 7K2P", "access=QWRTbvXz7K2P(QWRT bvXz 7K2P)" },
+                { EMPLOYER, NULL, "Code d'accès Action Logement : 9fTr-KWmn-Lobe-x4Qa", "access=9fTrKWmnLobex4Qa(9fTr-KWmn-Lobe-x4Qa)" },
+                { EMPLOYER, NULL, "Code d'accès Action Logement : 9fTr2K Merci.", "access=9fTr2K(9fTr2K)" },
+                /* an access code by its shape, in an employer's mail whose words no label knows */
+                { EMPLOYER, NULL, "Bienvenue ! Pour les aides au logement, votre sésame personnel\n\nQX4T 8NVR 2KLM", "access=QX4T8NVR2KLM(QX4T 8NVR 2KLM)" },
+                { EMPLOYER, NULL, "Your housing benefits login code 8R8W VUMJ QLZK", "access=8R8WVUMJQLZK(8R8W VUMJ QLZK)" },
+                { EMPLOYER, NULL, "Code d'accès au parking : PK7744AB", "" },
                 { EMPLOYER, NULL, "Action Logement, SIRET à jour\nSIRET actuel ..... 512 487 369 00021\nAncien SIRET ..... 552 100 554 00013",
                   "company=51248736900021(512 487 369 00021)" },
                 { AL, NULL, "Numéro de dossier ........ MJ 2026 004 117", "file=MJ2026004117(MJ 2026 004 117)" },
