@@ -17,20 +17,25 @@
 /* The safety net: mail from a trusted sender (a domain some rule trusts, or an employer
  * domain) that speaks of a code, a number or an identifier of ours, and yields no code, is kept
  * as a possible code. Run on the folded subject and the sender's own text (not quoted, not
- * attached). Newsletters, offers, password resets, warnings against fraud ("we will never
- * ask for your code") and announcements ("the codes will be sent on ...") speak of codes too,
- * but hold none: they stay quiet. */
+ * attached). Newsletters, offers, password resets (any mail about a password), appointments,
+ * warnings against fraud ("we will never ask for your code") and announcements ("the codes
+ * will be sent on ...") speak of codes too, but hold none: they stay quiet. */
+/* A code or number of ours (KIND), given in this mail (CUE: a colon after it, "voici", "ci-dessous",
+ * "en objet", "utilisez"...), in one clause. Mail that only speaks of codes ("comment obtenir
+ * votre code specifique ?") is not enough. */
+#define POSSIBLE_KIND                                                                              \
+        "(?:\\bcodes?\\b(?!\\s+(?:postal|promo|promotionnel|de\\s+reduction|avantage|de\\s+la\\s+route|du\\s+travail))"     \
+        "|\\b(?:numero|n[o\u00b0]|no\\.?|reference|ref\\.?)\\s*(?:unique|de\\s+(?:votre\\s+|la\\s+|du\\s+)?(?:demande|dossier|visa)" \
+        "|d'enregistrement|du\\s+dossier)|\\b(?:visa|dossier|demande)\\s+(?:n[o\u00b0]|numero)"                  \
+        "|\\bidentifiant\\s+(?:unique|personnel|de\\s+connexion)|\\bpasscode\\b"                          \
+        "|\\b(?:file|request|application|visa)\\s+(?:number|no\\.?|reference)\\b)"
+#define POSSIBLE_CUE                                                                               \
+        "(?:[^\\S\\n]*:|\\bvoici\\b|\\bhere\\s+(?:is|are)\\b|\\bci-(?:dessous|joint|apres)\\b|\\bbelow\\b"          \
+        "|\\bpiece\\s+jointe\\b|\\battached\\b|\\bsuivante?\\b|\\bfollowing\\b|\\bobjet\\b|\\bsubject\\b"             \
+        "|\\butilisez\\b|\\bsaisissez\\b|\\bentrez\\b|\\btapez\\b|\\buse\\b|\\benter\\b|\\bindiquee?\\b|\\bfigure\\b"   \
+        "|\\bcommunique\\b|\\battribuee?\\b|\\best\\s+le\\b|\\bis\\b)"
 static const char possible_mention[] =
-        "\\bcodes?\\s+(?:d'identification\\s+)?(?:specifique|entreprise|employeur|societe|d'acces|personnel|confidentiel"
-        "|temporaire|provisoire|unique|otp|a\\s+usage\\s+unique|de\\s+l'entreprise"
-        "|(?:de\\s+|d')(?:connexion|verification|validation|confirmation|securite|activation|authentification))"
-        "|\\b(?:votre|vos|your|ton|le|the|ce|this|un|a|nouveau|new)\\s+(?:nouveau\\s+|new\\s+)?codes?\\b"
-        "(?!\\s+(?:postal|promo|promotionnel|de\\s+reduction|avantage|de\\s+la\\s+route|du\\s+travail))"
-        "|\\b(?:numero|n[o\u00b0]|no\\.?|reference|ref\\.?)\\s*(?:unique|de\\s+(?:votre\\s+|la\\s+|du\\s+)?(?:demande|dossier|visa)"
-        "|d'enregistrement|du\\s+dossier)"
-        "|\\b(?:visa|dossier|demande)\\s+(?:n[o\u00b0]|numero)|\\bidentifiant\\s+(?:unique|personnel|de\\s+connexion)"
-        "|\\b(?:verification|login|sign[- ]in|access|security|one[- ]time|specific|company)\\s+code\\b|\\bpasscode\\b"
-        "|\\b(?:file|request|application|visa)\\s+(?:number|no\\.?|reference)\\b";
+        POSSIBLE_KIND "[^.!?\\n]{0,60}?" POSSIBLE_CUE "|" POSSIBLE_CUE "[^.!?\\n]{0,60}?" POSSIBLE_KIND;
 static const char possible_quiet[] =
         "se\\s+desabonner|desinscri|desabonnement|unsubscribe|newsletter|lettre\\s+d'information"
         "|mot\\s+de\\s+passe\\s+oublie|reinitialis|reset\\s+(?:your\\s+)?password|password\\s+reset"
@@ -38,7 +43,14 @@ static const char possible_quiet[] =
         "|\\boffres?\\s+(?:speciale|exclusive|promotionnelle|commerciale|partenaire)|\\bpromotion|webinaire|webinar"
         "|enquete\\s+de\\s+satisfaction|questionnaire"
         /* warnings against fraud: "Action Logement ne vous demandera jamais votre code" */
-        "|\\bjamais\\b[^.\\n]{0,80}\\bcodes?\\b|\\bnever\\b[^.\\n]{0,80}\\bcodes?\\b|\\bfraude|\\bhameconnage|\\bphishing|\\barnaque"
+        "|\\bjamais\\b[^.\\n]{0,80}\\bcodes?\\b|\\bnever\\b[^.\\n]{0,80}\\bcodes?\\b|\\bfraud|\\bhameconnage|\\bphishing|\\barnaque"
+        "|\\bescroquer|\\bscam|\\bvigilan|\\bmefie|\\busurpation|\\bsuspicious|\\bfaux\\s+(?:mails|messages|courriels|sites)"
+        /* password resets and changes, appointments, news */
+        "|mot\\s+de\\s+passe|\\bpassword\\b|rendez-vous|\\brdv\\b|\\bappointment|\\bactualites\\b|\\bwebinar|\\bpreferences\\b"
+        "|\\bnews\\b|\\bdecouvrez\\b|\\bevenement"
+        /* the code is elsewhere: in the user's online space, by post, by text message */
+        "|\\bespace\\s+(?:personnel|client|beneficiaire|salarie|adherent|en\\s+ligne)|\\bconnectez-vous|\\bconsult"
+        "|\\ben\\s+ligne\\b|\\bonline\\b|\\bpar\\s+(?:sms|courrier|voie\\s+postale|la\\s+poste)|\\bby\\s+(?:sms|text|post)\\b"
         /* announcements: the code is yet to come */
         "|\\bseront\\s+(?:\\w+\\s+)?(?:envoye|transmis|communique|adresse|distribue)|\\bvous\\s+(?:le\\s+|les\\s+)?recevrez"
         "|\\bwill\\s+(?:be\\s+sent|receive|be\\s+e-?mailed)|\\bprochainement\\b|\\barriveront\\b|\\barrivent\\b";
