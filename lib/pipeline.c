@@ -49,10 +49,11 @@ static const char possible_quiet[] =
         "|mot\\s+de\\s+passe|\\bpassword\\b|rendez-vous|\\brdv\\b|\\bappointment|\\bactualites\\b|\\bwebinar|\\bpreferences\\b"
         "|\\bnews\\b|\\bdecouvrez\\b|\\bevenement"
         /* the code is elsewhere: in the user's online space, by post, by text message */
-        "|\\bespace\\s+(?:personnel|client|beneficiaire|salarie|adherent|en\\s+ligne)|\\bconnectez-vous|\\bconsult"
+        "|\\bespace\\s+(?:personnel|client|beneficiaire|salarie|adherent|en\\s+ligne)|\\bconnectez-vous"
         "|\\ben\\s+ligne\\b|\\bonline\\b|\\bpar\\s+(?:sms|courrier|voie\\s+postale|la\\s+poste)|\\bby\\s+(?:sms|text|post)\\b"
         /* announcements: the code is yet to come */
-        "|\\bseront\\s+(?:\\w+\\s+)?(?:envoye|transmis|communique|adresse|distribue)|\\bvous\\s+(?:le\\s+|les\\s+)?recevrez"
+        "|\\b(?:seront|sera)\\s+(?:\\w+\\s+)?(?:envoyee?s?|transmise?s?|communiquee?s?|adressee?s?|distribuee?s?)"
+        "|\\bvous\\s+(?:le\\s+|les\\s+)?recevrez|\\bcodes?\\b[^.\\n]{0,60}\\bjamais\\b"
         "|\\bwill\\s+(?:be\\s+sent|receive|be\\s+e-?mailed)|\\bprochainement\\b|\\barriveront\\b|\\barrivent\\b";
 
 struct Pipeline {

@@ -22,6 +22,13 @@ from alcodetest import Alcode, TempDir, load_expected, main, require_corpus
 KNOWN_MISSES = {}
 # (file, kind, canonical value) -> why it is accepted as an extra finding.
 KNOWN_EXTRAS = {}
+# (category, kind) -> why every such finding is accepted as an extra: the sample was written
+# before these were wanted.
+KNOWN_EXTRA_CATEGORIES = {
+    ("admin_sne", "request"): "issue 12: the national request number (numero unique) is read from the "
+                              "attestation of demande-logement-social.gouv.fr, trusted from that domain only; "
+                              "the sample expects nothing there (written when include_sne was off)",
+}
 
 
 class Corpus(unittest.TestCase):
@@ -41,10 +48,15 @@ class Corpus(unittest.TestCase):
         r = cls.alcode.run("scan", "--json", cls.sample)
         cls.stderr = r.stderr
         cls.found = collections.defaultdict(dict)
+        cls.possible = set()
         for line in r.stdout.splitlines():
             o = json.loads(line)
             rel = os.path.relpath(o["source"], cls.sample)
-            cls.found[rel][(o["kind"], o["value"])] = o
+            if o["kind"] == "possible":  # no value: a mail that may hold a code no rule read
+                cls.possible.add(rel)
+                continue
+            # Values keep their case; identity is caseless.
+            cls.found[rel][(o["kind"], o["value"].upper())] = o
 
     @classmethod
     def tearDownClass(cls):
@@ -57,6 +69,7 @@ class Corpus(unittest.TestCase):
             self.assertIn(key, some)
 
     def test_scoring(self):
+        self.maxDiff = None
         tp = collections.Counter()
         fp = collections.Counter()
         fn = collections.Counter()
@@ -67,7 +80,7 @@ class Corpus(unittest.TestCase):
             f = m["file"]
             listed.add(f)
             got = self.found.get(f, {})
-            want = {(e["kind"], e["value"]): e for e in m["extractions"]}
+            want = {(e["kind"], e["value"].upper()): e for e in m["extractions"]}
             suspicious = "suspicious_sender" in m.get("flags", [])
             for key, e in want.items():
                 o = got.get(key)
@@ -87,10 +100,12 @@ class Corpus(unittest.TestCase):
                     problems.append("trust %s %s=%s: got %s" % (f, key[0], key[1], o["trusted"]))
                 if suspicious and o["trusted"]:
                     problems.append("suspicious sender trusted %s" % f)
-                if o["value"] != key[1].upper():
+                if o["value"].upper() != key[1] or any(ch in o["value"] for ch in " .-\u00a0"):
                     problems.append("value not canonical %s %s" % (f, o["value"]))
             for key, o in got.items():
                 if key in want:
+                    continue
+                if (m["category"], key[0]) in KNOWN_EXTRA_CATEGORIES:
                     continue
                 fp[key[0]] += 1
                 if (f,) + key not in KNOWN_EXTRAS:
