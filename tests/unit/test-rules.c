@@ -369,6 +369,8 @@ static void test_generalised(void **state) {
                 /* the national request number, from its own service only */
                 { SNE, NULL, "Attestation d'enregistrement\nNuméro unique : 0751226004417ALS03", "request=0751226004417ALS03(0751226004417ALS03)" },
                 { GOUV, NULL, "Action Logement - numéro unique : 0751226004417ALS03", "" },
+                { AL, NULL, "Votre demande de logement social est enregistrée.\nRéférence nationale à rappeler : 075 12 26 004417 ALS03",
+                  "request=0751226004417ALS03(075 12 26 004417 ALS03)" },
                 /* HR's code specifique */
                 { EMPLOYER, NULL, "Bonjour, voici le code spécifique Action Logement de notre groupe : GRP7731K", "specific=GRP7731K(GRP7731K)" },
                 /* negative wording rejects that value only */
