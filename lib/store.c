@@ -146,8 +146,8 @@ _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration pe
  * absent fields are absent, not null; json_set() then puts back "value": null for a
  * possible code. Local files carry "source" instead of the IMAP place;
  * "expired" and "superseded" appear only when true. ?3 is the current time. */
-#define SQL_CODE_JSON                                                                              \
-        "json_set(json_patch('{}', json_object('id', c.id, 'kind', c.kind, 'value', c.value," \
+#define SQL_CODE_OBJECT                                                                            \
+        "json_patch('{}', json_object('id', c.id, 'kind', c.kind, 'value', c.value,"               \
         " 'display', c.display, 'trusted', json(iif(c.trusted, 'true', 'false')),"                 \
         " 'sender', m.sender, 'date', " SQL_RFC3339("c.date", "c.date_tz") ","                     \
         " 'account', nullif(m.account, ''), 'folder', nullif(m.folder, ''),"                       \
@@ -155,8 +155,9 @@ _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration pe
         " 'message_id', m.message_id, 'subject', m.subject, 'rule', c.rule,"                       \
         " 'found_at', " SQL_RFC3339("c.first_seen", "0") ", 'source', nullif(m.source, ''),"       \
         " 'expired', iif(c.expires_at <= ?3, json('true'), NULL),"                                 \
-        " 'superseded', iif(c.superseded, json('true'), NULL))),"                                 \
-        " '$.value', json(coalesce(json_quote(c.value), 'null')))"
+        " 'superseded', iif(c.superseded, json('true'), NULL)))"
+#define SQL_CODE_JSON                                                                              \
+        "iif(c.value IS NULL, json_set(" SQL_CODE_OBJECT ", '$.value', json('null')), " SQL_CODE_OBJECT ")"
 
 /* Statements of the write path, prepared once per Store. */
 typedef enum StatementId {
