@@ -24,6 +24,11 @@ def mkmail(out, seed, count, profile="functional", half="all", check=False):
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
+def load(sample):
+    with open(os.path.join(sample, "expected.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
 def config_text(expected):
     """An alcode.conf for the mailbox: its employer domains, and the user's own addresses as the
     users of accounts that are never connected."""
