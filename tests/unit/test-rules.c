@@ -372,6 +372,10 @@ static void test_generalised(void **state) {
                 { AL, NULL, "Votre demande de logement social est enregistrée.\nRéférence nationale à rappeler : 075 12 26 004417 ALS03",
                   "request=0751226004417ALS03(075 12 26 004417 ALS03)" },
                 /* HR's code specifique */
+                { EMPLOYER, NULL, "Action Logement nous a remis les codes spécifiques de l'équipe ; le vôtre est KQ4M 7TRX ZP2W.",
+                  "specific=KQ4M7TRXZP2W(KQ4M 7TRX ZP2W)" },
+                { AL, NULL, "Votre demande d'aide à la mobilité est enregistrée sous la référence AM-2026-4417302.",
+                  "request=AM20264417302(AM-2026-4417302)" },
                 { EMPLOYER, NULL, "Bonjour, voici le code spécifique Action Logement de notre groupe : GRP7731K", "specific=GRP7731K(GRP7731K)" },
                 /* negative wording rejects that value only */
                 { EMPLOYER, NULL, "Pour AL'in, le SIRET 512 487 369 00021 ne fonctionnera pas, saisissez le SIRET 552 100 554 00013.",
