@@ -59,6 +59,12 @@ static int flush_store(ScanState *st) {
 static void print_message(const Message *m) {
         for (size_t i = 0; i < m->n_codes; i++) {
                 const Code *c = &m->codes[i];
+                if (c->kind == CODE_KIND_POSSIBLE) {
+                        printf(_("%s: %s%-16s%s %s may hold a code no rule read: alcode scan --explain %s\n"),
+                               m->ref.source, ansi_grey(), code_kind_to_words(c->kind), ansi_normal(), strna(m->sender),
+                               m->ref.source);
+                        continue;
+                }
                 printf("%s: %s%-16s%s %s%s%s", m->ref.source, ansi_grey(), code_kind_to_words(c->kind), ansi_normal(),
                        c->trusted ? ansi_bold() : ansi_red(), c->display, ansi_normal());
                 if (!streq(c->display, c->value))
@@ -93,6 +99,15 @@ static void explain_texts(const SenderInfo *s, const RuleText *texts, size_t n, 
 
 static void explain_verdict(const RuleVerdict *v, void *userdata) {
         (void) userdata;
+        if (v->kind == CODE_KIND_POSSIBLE) {
+                printf(_("possible code (text %u at %zu): %s\n"), v->text_index, v->offset, v->rejected);
+                return;
+        }
+        if (!v->display && v->ran) {
+                printf(_("%s:%u: rule %s (%s) ran and found no candidate: %s\n"), v->file, v->line, v->rule,
+                       code_kind_to_string(v->kind), v->rejected);
+                return;
+        }
         if (!v->display) {
                 printf(_("%s:%u: rule %s (%s) did not run: %s\n"), v->file, v->line, v->rule,
                        code_kind_to_string(v->kind), v->rejected);
