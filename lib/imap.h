@@ -102,6 +102,7 @@ typedef struct ImapMessage {
         size_t size;    /* bytes in data */
         uint32_t full_size; /* RFC822.SIZE */
         bool truncated; /* full_size > size: only the first size bytes are in data */
+        uint32_t settled; /* every UID asked for up to this one has been handed over (or is gone) */
 } ImapMessage;
 
 typedef int (*ImapFetchFunc)(const ImapMessage *m, void *userdata);
@@ -113,12 +114,18 @@ typedef int (*ImapFetchFunc)(const ImapMessage *m, void *userdata);
 int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid,
                size_t max_size, ImapFetchFunc cb, void *userdata);
 
-/* For a message too large to read whole: BODYSTRUCTURE first, then the header and only the
- * text parts (and the headers of every part, so the MIME tree is kept), put back together as
- * one message in which other parts are empty. Each kept part is read up to max_part bytes.
- * Calls cb once. */
-int imap_fetch_texts(ImapSession *s, uint32_t uid, size_t max_part, ImapFetchFunc cb,
-                     void *userdata);
+/* Headers and text parts only, for every message: BODYSTRUCTURE first, then the top header,
+ * every part's MIME header (and attached messages' headers) and the bodies of text/plain and
+ * text/html parts (up to max_part each), put back together as one message in which other
+ * parts are empty: what the MIME parser reads in it is what it reads in the whole message.
+ * A message whose structure cannot be written back is read whole, up to max_whole bytes.
+ * uids as for imap_fetch() (n == 0: SEARCH "first_uid:*" first). Messages come in batches of
+ * at most 1,000 UIDs, not in UID order within a batch; after each batch cb sees an
+ * ImapMessage with uid 0 whose settled says that every UID up to it is done. A few round
+ * trips per batch whatever the number of messages (commands are pipelined); memory bounded
+ * by one message. */
+int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, size_t max_part,
+                     size_t max_whole, ImapFetchFunc cb, void *userdata);
 
 /* RFC 2177 IDLE on the selected folder. imap_idle_start() returns the fd to poll for input;
  * imap_idle_pending() is true when libetpan already buffered the server's news (then poll()

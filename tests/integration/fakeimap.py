@@ -42,7 +42,7 @@ class FakeImap(LoopbackServer):
                     c.sendall(b"* 1 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n* OK [UIDNEXT 2] ok\r\n"
                               b"%s OK [READ-ONLY] done\r\n" % tag.encode())
                 elif cmd == "UID" and rest.upper().startswith("SEARCH"):
-                    c.sendall(b"* SEARCH\r\n%s OK done\r\n" % tag.encode())
+                    c.sendall(b"* SEARCH 1\r\n%s OK done\r\n" % tag.encode())
                 elif cmd == "UID" and rest.upper().startswith("FETCH"):
                     if self.mode == "stall":
                         continue  # never answers
