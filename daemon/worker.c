@@ -306,6 +306,7 @@ typedef struct Scan {
         bool keep_cursor;
         const uint32_t *skip;     /* UIDs read already (ascending) */
         size_t n_skip;
+        size_t n_skip_counted;    /* skip[] below this index are in messages_seen */
         bool parts;               /* reading through imap_fetch_parts() */
         uint32_t *large;          /* UIDs to read through BODYSTRUCTURE */
         size_t n_large;
@@ -324,12 +325,22 @@ static int batch_start(Scan *sc) {
         return 0;
 }
 
+static int cmp_message_uid(const void *a, const void *b) {
+        uint32_t x = (*(Message *const *) a)->ref.uid, y = (*(Message *const *) b)->ref.uid;
+        return x < y ? -1 : x > y;
+}
+
 /* Pushes the batch with the cursor at `cursor` (never below where it was). */
 static int batch_push(Scan *sc, uint32_t cursor) {
         int r;
 
         if (!sc->batch && (r = batch_start(sc)) < 0)
                 return r;
+        /* In UID order, as a whole-message read stores them (imap_fetch_parts() hands them
+         * over by shape): the first sighting of a code is its source, so the store is the same
+         * whichever way the messages came. */
+        if (sc->batch->n_messages > 1)
+                qsort(sc->batch->messages, sc->batch->n_messages, sizeof(Message *), cmp_message_uid);
         sc->batch->last_uid = MAX(cursor, sc->floor);
         if (!sc->keep_cursor) {
                 r = cursor_set(sc->w, sc->f->display, sc->st.uidvalidity, sc->batch->last_uid);
@@ -385,12 +396,30 @@ static int run_pipeline(Scan *sc, const ImapMessage *m) {
         return 0;
 }
 
+/* The messages of the first pass are not fetched again, but counted as read where the cursor
+ * passes them, as if they had been. */
+static int count_skipped(Scan *sc, uint32_t upto) {
+        int r;
+
+        while (sc->n_skip_counted < sc->n_skip && sc->skip[sc->n_skip_counted] <= upto) {
+                if (!sc->batch && (r = batch_start(sc)) < 0)
+                        return r;
+                sc->batch->messages_seen++;
+                sc->seen++;
+                sc->n_skip_counted++;
+        }
+        return 0;
+}
+
 static int on_message(const ImapMessage *m, void *userdata) {
         Scan *sc = userdata;
         int r;
 
         if (atomic_load(&sc->w->stop))
                 return -ECANCELED;
+        r = count_skipped(sc, m->settled);
+        if (r < 0)
+                return r;
         if (m->uid == 0) {
                 /* Every UID up to settled is done: the cursor may pass them, and a batch goes
                  * out only here, so that the messages it counts are exactly those below it. */
@@ -400,7 +429,7 @@ static int on_message(const ImapMessage *m, void *userdata) {
                 return 0;
         }
         if (sc->n_skip > 0 && bsearch(&m->uid, sc->skip, sc->n_skip, sizeof(uint32_t), cmp_u32))
-                goto done; /* read in the first pass already */
+                return 0; /* read in the first pass already (and counted by count_skipped()) */
         if (!sc->parts && m->truncated && m->full_size > LARGE_MESSAGE) {
                 /* Read it later, text parts only (another command cannot run inside this one). */
                 uint32_t *l = reallocarray(sc->large, sc->n_large + 1, sizeof(uint32_t));
@@ -415,7 +444,6 @@ static int on_message(const ImapMessage *m, void *userdata) {
                 if (r < 0)
                         return r;
         }
-done:
         sc->last = MAX(sc->last, m->settled);
         sc->seen++;
         if (!sc->batch && (r = batch_start(sc)) < 0)
@@ -451,6 +479,20 @@ static int read_large(Scan *sc) {
 static void scan_done(Scan *sc) {
         worker_event_free(sc->batch);
         free(sc->large);
+}
+
+/* Removes from a (ascending) the UIDs in b (ascending); returns the new count. */
+static size_t uids_remove(uint32_t *a, size_t n, const uint32_t *b, size_t m) {
+        size_t k = 0, j = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                while (j < m && b[j] < a[i])
+                        j++;
+                if (j < m && b[j] == a[i])
+                        continue;
+                a[k++] = a[i];
+        }
+        return k;
 }
 
 /* Reads the UIDs given (or first:* when uids is NULL) and pushes their batches. */
@@ -557,12 +599,14 @@ static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
                 sc.n_skip = n_prio;
 
                 if (sc.st.exists > 0) {
-                        /* The UIDs to read: SEARCH SINCE when there is a horizon, else "first:*"
-                         * streamed as is (which also serves servers that cannot search). */
-                        if (a->since > 0) {
+                        /* The UIDs to read: SEARCH SINCE when there is a horizon, or to leave
+                         * out what the first pass read, else "first:*" as is (which also serves
+                         * servers that cannot search). */
+                        if (a->since > 0 || n_prio > 0) {
                                 r = GUARDED(w, s, imap_search(s, first, a->since, &uids, &n));
                                 if (r < 0)
                                         goto finish;
+                                n = uids_remove(uids, n, prio, n_prio);
                                 r = n > 0 ? scan_read(&sc, uids, n, first) : 0;
                         } else
                                 r = scan_read(&sc, NULL, 0, first);
@@ -570,7 +614,9 @@ static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
                                 goto finish;
                 }
                 /* Every UID below UIDNEXT (as of EXAMINE) has now been listed and read. */
-                r = batch_push(&sc, MAX(sc.last, sc.st.uidnext > 0 ? sc.st.uidnext - 1 : 0));
+                r = count_skipped(&sc, UINT32_MAX);
+                if (r >= 0)
+                        r = batch_push(&sc, MAX(sc.last, sc.st.uidnext > 0 ? sc.st.uidnext - 1 : 0));
                 if (r < 0)
                         goto finish;
                 total += sc.seen;
@@ -579,6 +625,7 @@ static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
                 n_prio = 0;
                 sc.skip = NULL;
                 sc.n_skip = 0;
+                sc.n_skip_counted = 0;
                 sc.last = 0;
                 sc.seen = 0;
                 /* Mail that arrived while we read (an EXISTS inside our FETCH): once more. */
