@@ -10,6 +10,7 @@ unclosed multipart, a mail over 256 KB. `alcoded --once` runs twice on it: as it
 whole). Asserts that
 - both store the same codes, with the same provenance (folder, UID) and trust, and these are
   what `alcode scan` finds in the files;
+- STATUS= says "found your code spécifique" while the scan goes on;
 - the partial read does not download the attachments (dovecot's own count, logged at logout).
 Messages come in 1,000-UID chunks: the mailbox is bigger than one, so that the order of the
 stored codes (the first sighting of a code is its source) is checked across chunks too.
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import unittest
 
-from alcodetest import Alcode, Dovecot, TempDir, main
+from alcodetest import Alcode, Dovecot, NotifySocket, TempDir, main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MKMAIL = os.path.join(HERE, "..", "tools", "mkmail.py")
@@ -152,6 +153,9 @@ class FetchParts(unittest.TestCase):
         tmp = TempDir()
         self.addCleanup(tmp.cleanup)
         a = Alcode(tmp)
+        a.notify = NotifySocket(tmp)
+        self.addCleanup(a.notify.close)
+        env = dict(env or {}, **a.notify.env())
         a.write_config("employer_domains = %s\notp_retention = 3650\n" % ", ".join(self.config["employer_domains"]) +
                        self.dovecot.account_config("box"))
         since = len(self.dovecot.log())
@@ -161,6 +165,9 @@ class FetchParts(unittest.TestCase):
 
     def test_same_codes_as_whole_messages(self):
         parts, parts_bytes = self.run_once()
+        # Said as soon as the user's code spécifique is stored (the mailbox has several).
+        status = parts.notify.values("STATUS")
+        self.assertTrue(any("box: scanning" in v and "found your code spécifique" in v for v in status), status)
         whole, whole_bytes = self.run_once(env={"ALCODE_TEST_FULL_FETCH": "1"})
         got, want = rows_of(parts), rows_of(whole)
         self.assertGreater(len(want), 100)
