@@ -74,6 +74,7 @@ struct Worker {
         unsigned backoff_max;
         bool progressed;          /* this session stored something: the server works */
         bool full_fetch;          /* BODYSTRUCTURE failed once: read whole messages */
+        bool gmail;               /* the server has X-GM-EXT-1 (see gmail_all()) */
         char **domains;           /* trusted sender domains + employer domains */
         char **self;              /* the user's own addresses (pipeline_set_user_addresses) */
 
@@ -291,6 +292,41 @@ static bool folder_selected(const Account *a, const ImapFolder *f) {
         if (f->flags & IMAP_FOLDER_NOSELECT)
                 return false;
         return folder_matches(a->folders, f) && !folder_matches(a->exclude, f);
+}
+
+/* Gmail (X-GM-EXT-1): labels are folders there, so a labelled message shows up in INBOX, in
+ * each of its labels and in All Mail. All Mail (\All) holds every message but those in Spam
+ * and Trash: when the configuration selects it, those three are read and nothing else, and
+ * each message is read once. The \All folder found among the server's folders, or NULL. */
+static const ImapFolder *gmail_all(Worker *w) {
+        if (!w->gmail)
+                return NULL;
+        for (size_t i = 0; i < w->n_folders; i++)
+                if ((w->folders[i].flags & IMAP_FOLDER_ALL) && folder_selected(w->opts.account, &w->folders[i]))
+                        return &w->folders[i];
+        return NULL;
+}
+
+static bool folder_wanted(Worker *w, const ImapFolder *f) {
+        if (!folder_selected(w->opts.account, f))
+                return false;
+        return !gmail_all(w) || (f->flags & (IMAP_FOLDER_ALL | IMAP_FOLDER_JUNK | IMAP_FOLDER_TRASH));
+}
+
+/* IDLE where asked; on Gmail, All Mail stands for INBOX (new mail lands in both). */
+static bool folder_idle(Worker *w, const ImapFolder *f) {
+        const Account *a = w->opts.account;
+
+        if (!folder_wanted(w, f))
+                return false;
+        if (folder_matches(a->idle, f))
+                return true;
+        if (!gmail_all(w) || !(f->flags & IMAP_FOLDER_ALL))
+                return false;
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (strcaseeq(w->folders[i].name, "INBOX") && folder_matches(a->idle, &w->folders[i]))
+                        return true;
+        return false;
 }
 
 /* ---- scanning ---- */
@@ -713,9 +749,9 @@ static int scan_all(Worker *w) {
         int r = 0;
 
         for (size_t i = 0; i < w->n_folders; i++)
-                selected += folder_selected(w->opts.account, &w->folders[i]);
+                selected += folder_wanted(w, &w->folders[i]);
         for (size_t i = 0; i < w->n_folders; i++) {
-                if (!folder_selected(w->opts.account, &w->folders[i]))
+                if (!folder_wanted(w, &w->folders[i]))
                         continue;
                 push_state(w, WORKER_SCANNING, 0, NULL, (unsigned) done, (unsigned) selected);
                 r = scan_folder(w, s, &w->folders[i]);
@@ -778,7 +814,7 @@ static int poll_folders(Worker *w) {
                 ImapFolderState st;
                 bool watched = false;
 
-                if (!folder_selected(w->opts.account, f))
+                if (!folder_wanted(w, f))
                         continue;
                 for (size_t k = 0; k < w->n_conns; k++)
                         watched = watched || w->conns[k].folder == f;
@@ -806,7 +842,6 @@ static int poll_folders(Worker *w) {
 /* After the first pass: IDLE where asked and possible, poll the rest; returns on error, stop
  * or a request for a new pass (0). */
 static int watch(Worker *w) {
-        const Account *a = w->opts.account;
         bool has_idle = imap_has_idle(w->conns[0].session);
         int64_t next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
         int r = 0;
@@ -816,7 +851,7 @@ static int watch(Worker *w) {
                         const ImapFolder *f = &w->folders[i];
                         Conn *c;
 
-                        if (!folder_selected(a, f) || !folder_matches(a->idle, f))
+                        if (!folder_idle(w, f))
                                 continue;
                         c = &w->conns[w->n_conns > 0 && w->conns[0].folder ? w->n_conns : 0];
                         if (c != &w->conns[0]) {
@@ -907,6 +942,7 @@ static int run_session(Worker *w, bool *ret_scanned) {
         if (r < 0)
                 return r;
         w->n_conns = 1;
+        w->gmail = imap_has_capability(w->conns[0].session, "X-GM-EXT-1");
         log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = w->account }, "connected to %s",
                            w->opts.account->host);
         for (;;) {
