@@ -5,7 +5,8 @@
  * exactly what the CLI finds: no server-side search ever decides that a message is not worth
  * reading (servers search raw, undecoded HTML and do not fold text as the rules do). What the
  * server's SEARCH does do, on a first pass, is pick the likely code mail (trusted senders,
- * brand words in the subject), which is read first so that its codes show up in a second.
+ * brand words in the subject), which is read in every folder before any folder is read in
+ * full, so that its codes show up in seconds.
  * Only what the rules read is downloaded: headers and text parts (imap_fetch_parts(): BODYSTRUCTURE,
  * then the sections, a few round trips per 1,000 messages), never attachments. A server whose
  * BODYSTRUCTURE libetpan cannot parse gets the old way from then on: whole messages, those
@@ -592,9 +593,24 @@ static int scan_priority(Scan *sc, uint32_t first, uint32_t **ret, size_t *ret_n
         return 0;
 }
 
+/* The first pass's likely code mail of one folder, read before any folder is read in full. */
+typedef struct Early {
+        bool done;
+        uint32_t uidvalidity;
+        uint32_t *uids;
+        size_t n;
+} Early;
+
+static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Early *early);
+
 /* Scans one folder on session s from its cursor. Returns 0, -ENOENT when the folder cannot be
  * opened (skip it), or another error for the connection. */
 static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
+        return scan_folder_early(w, s, f, NULL);
+}
+
+/* The same, the likely code mail already read when early says so. */
+static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Early *early) {
         const Account *a = w->opts.account;
         LogContext ctx = ctx_of(w, f->display);
         _cleanup_free_ uint32_t *prio = NULL, *uids = NULL;
@@ -626,7 +642,11 @@ static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
                 if (known && (sc.st.exists == 0 || (sc.st.uidnext > 0 && sc.st.uidnext <= first)))
                         break;
 
-                if (!known && sc.st.exists > 0) {
+                if (!known && sc.st.exists > 0 && round == 0 && early && early->done &&
+                    early->uidvalidity == sc.st.uidvalidity) {
+                        prio = TAKE_PTR(early->uids);
+                        n_prio = early->n;
+                } else if (!known && sc.st.exists > 0) {
                         r = scan_priority(&sc, first, &prio, &n_prio);
                         if (r < 0)
                                 goto finish;
@@ -743,23 +763,65 @@ static int conn_open(Worker *w, Conn *c, bool report) {
 }
 
 /* One pass over every selected folder, on the main connection. */
+/* A folder not read yet: its likely code mail (SEARCH), stored at once, the cursor left alone. */
+static int scan_early(Worker *w, ImapSession *s, const ImapFolder *f, Early *early) {
+        Scan sc = { .w = w, .s = s, .f = f };
+        const WorkerCursor *c;
+        int r;
+
+        r = GUARDED(w, s, imap_examine(s, f->name, &sc.st));
+        if (r < 0)
+                return r;
+        c = cursor_find(w, f->display);
+        if ((c && c->uidvalidity == sc.st.uidvalidity && !atomic_load(&w->rescan)) || sc.st.exists == 0)
+                return 0;
+        r = scan_priority(&sc, 1, &early->uids, &early->n);
+        scan_done(&sc);
+        if (r < 0)
+                return r;
+        early->uidvalidity = sc.st.uidvalidity;
+        early->done = true;
+        return 0;
+}
+
+static void earlies_free(Early *e, size_t n) {
+        for (size_t i = 0; e && i < n; i++)
+                free(e[i].uids);
+        free(e);
+}
+
 static int scan_all(Worker *w) {
         ImapSession *s = w->conns[0].session;
         size_t selected = 0, done = 0;
+        Early *early;
         int r = 0;
 
         for (size_t i = 0; i < w->n_folders; i++)
                 selected += folder_wanted(w, &w->folders[i]);
-        for (size_t i = 0; i < w->n_folders; i++) {
+        /* What a user waits for first is their code: the likely code mail of every folder not
+         * read yet goes first, then each folder is read in full. */
+        early = calloc(w->n_folders, sizeof(Early));
+        if (!early)
+                return -ENOMEM;
+        push_state(w, WORKER_SCANNING, 0, NULL, 0, (unsigned) selected);
+        for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
+                if (!folder_wanted(w, &w->folders[i]))
+                        continue;
+                r = scan_early(w, s, &w->folders[i], &early[i]);
+                if (r == -ENOENT)
+                        r = 0; /* said when the folder is read below */
+        }
+        for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
                 if (!folder_wanted(w, &w->folders[i]))
                         continue;
                 push_state(w, WORKER_SCANNING, 0, NULL, (unsigned) done, (unsigned) selected);
-                r = scan_folder(w, s, &w->folders[i]);
+                r = scan_folder_early(w, s, &w->folders[i], &early[i]);
                 if (r < 0 && r != -ENOENT)
                         break;
                 done++;
                 r = 0;
         }
+        earlies_free(early, w->n_folders);
         if (r < 0 && r != -ECANCELED)
                 log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account },
                                    "scan interrupted: %s", imap_last_error(s));
