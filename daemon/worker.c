@@ -504,7 +504,7 @@ static int read_large(Scan *sc) {
                 if (atomic_load(&sc->w->stop))
                         return -ECANCELED;
                 /* A structure it cannot write back is read whole, its first 16 MiB. */
-                r = GUARDED(sc->w, sc->s, imap_fetch_parts(sc->s, &uid, 1, uid, MAX_TEXT_PART, 4 * MAX_TEXT_PART,
+                r = GUARDED(sc->w, sc->s, imap_fetch_parts(sc->s, &uid, 1, uid, NULL, 0, MAX_TEXT_PART, 4 * MAX_TEXT_PART,
                                                            on_large_message, sc));
                 if (r < 0)
                         return r;
@@ -539,7 +539,7 @@ static int scan_read(Scan *sc, const uint32_t *uids, size_t n, uint32_t first) {
 
         if (!w->full_fetch) {
                 sc->parts = true;
-                r = GUARDED(w, sc->s, imap_fetch_parts(sc->s, uids, n, first, MAX_TEXT_PART, 4 * MAX_TEXT_PART,
+                r = GUARDED(w, sc->s, imap_fetch_parts(sc->s, uids, n, first, sc->skip, sc->n_skip, MAX_TEXT_PART, 4 * MAX_TEXT_PART,
                                                        on_message, sc));
                 sc->parts = false;
                 if (r == -EPROTO) {
@@ -655,10 +655,9 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
                 sc.n_skip = n_prio;
 
                 if (sc.st.exists > 0) {
-                        /* The UIDs to read: SEARCH SINCE when there is a horizon, or to leave
-                         * out what the first pass read, else "first:*" as is (which also serves
-                         * servers that cannot search). */
-                        if (a->since > 0 || n_prio > 0) {
+                        /* The UIDs to read: SEARCH SINCE when there is a horizon, else
+                         * "first:*"; what the first pass read is left out either way. */
+                        if (a->since > 0) {
                                 r = GUARDED(w, s, imap_search(s, first, a->since, &uids, &n));
                                 if (r < 0)
                                         goto finish;

@@ -1327,6 +1327,14 @@ typedef struct PartsState {
         ImapFetchFunc cb;
         void *userdata;
         int r;
+        /* "first:*" read without a SEARCH first (a small folder): msgs grows as answers come. */
+        bool open_ended;
+        size_t capacity;
+        uint32_t first_uid;
+        const uint32_t *skip;  /* ascending: not to be read */
+        size_t n_skip;
+        bool overflow;         /* more answers than room */
+        uint32_t last;         /* the highest UID a chunk held */
 } PartsState;
 
 static void parts_done(PartsState *st) {
@@ -1368,9 +1376,25 @@ static uint32_t msg_att_uid(const struct mailimap_msg_att *ma) {
 static void on_structure(struct mailimap_msg_att *ma, void *userdata) {
         PartsState *st = userdata;
         const struct mailimap_body *body = NULL;
-        PartsMsg *m = st->r < 0 ? NULL : parts_find(st, msg_att_uid(ma));
-        uint32_t size = 0;
+        uint32_t uid = msg_att_uid(ma), size = 0;
+        PartsMsg *m = st->r < 0 ? NULL : parts_find(st, uid);
         int r;
+
+        /* "n:*" also matches the highest UID below n (RFC 3501 §6.4.8): not ours. */
+        if (!m && st->open_ended && st->r >= 0 && uid >= st->first_uid && uid > 0 &&
+            !(st->n_skip > 0 && bsearch(&uid, st->skip, st->n_skip, sizeof(uint32_t), cmp_u32))) {
+                if (st->n < st->capacity) {
+                        /* Kept in UID order (servers answer in it: the move is rare). */
+                        size_t at = st->n;
+                        while (at > 0 && st->msgs[at - 1].uid > uid)
+                                at--;
+                        memmove(&st->msgs[at + 1], &st->msgs[at], (st->n - at) * sizeof(PartsMsg));
+                        st->n++;
+                        m = &st->msgs[at];
+                        *m = (PartsMsg) { .uid = uid };
+                } else
+                        st->overflow = true;
+        }
 
         if (!m || m->plan)
                 goto next;
@@ -1562,6 +1586,7 @@ static int cmp_key(const void *a, const void *b) {
         return c ? c : (x->uid > y->uid) - (x->uid < y->uid);
 }
 
+/* One chunk: the UIDs given, or (uids NULL) what "first_uid:*" brings, up to n messages. */
 static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
         ImapSession *s = st->session;
         _cleanup_free_ PartsMsg **order = NULL;
@@ -1578,16 +1603,18 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
         group = calloc(n, sizeof(uint32_t));
         if (!st->msgs || !order || !group)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
+        st->open_ended = !uids;
+        st->capacity = n;
+        for (size_t i = 0; uids && i < n; i++)
                 st->msgs[i].uid = uids[i];
-        st->n = n;
+        st->n = uids ? n : 0;
 
         /* 1: the structures. */
         ft = mailimap_fetch_type_new_fetch_att_list_empty();
         if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
             mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
             mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_bodystructure()) != MAILIMAP_NO_ERROR ||
-            !(set = set_from_uids(uids, n, &used))) {
+            !(set = uids ? set_from_uids(uids, n, &used) : mailimap_set_new_interval(st->first_uid, 0))) {
                 r = -ENOMEM;
                 goto finish;
         }
@@ -1606,6 +1633,11 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
                 if (r < 0)
                         goto finish;
         }
+        if (!uids && s->no_structure) {
+                r = -EREMOTEIO; /* the caller lists the UIDs with SEARCH instead */
+                goto finish;
+        }
+        n = st->n;
 
         /* 2: the sections, one command per shape. */
         for (size_t i = 0; i < n; i++)
@@ -1642,27 +1674,56 @@ finish:
                 if (sets[i])
                         mailimap_set_free(sets[i]);
         }
+        if (st->n > 0)
+                st->last = MAX(st->last, st->msgs[st->n - 1].uid);
         parts_done(st);
         return r;
 }
 
-int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, size_t max_part,
-                     size_t max_whole, ImapFetchFunc cb, void *userdata) {
+int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
+                     size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata) {
         _cleanup_free_ uint32_t *found = NULL;
         PartsState st = { .session = s, .max_part = max_part, .max_whole = max_whole, .cb = cb,
-                          .userdata = userdata, .settled = first_uid > 0 ? first_uid - 1 : 0 };
+                          .userdata = userdata, .settled = first_uid > 0 ? first_uid - 1 : 0,
+                          .first_uid = first_uid, .skip = skip, .n_skip = n_skip };
         size_t done = 0;
         int r;
 
         r = session_check(s);
         if (r < 0)
                 return r;
+        if (n == 0 && first_uid == 0)
+                return 0;
+        if (n == 0 && !s->no_structure && s->imap->imap_selection_info &&
+            s->imap->imap_selection_info->sel_exists <= PARTS_CHUNK) {
+                /* A small folder: its structures straight away, no SEARCH (one round trip
+                 * less). Room for twice what EXAMINE counted; mail arriving beyond it waits
+                 * for the next round. */
+                r = parts_chunk(&st, NULL, 2 * PARTS_CHUNK);
+                if (r >= 0 && st.overflow) {
+                        /* Nothing is settled: the caller drops what it got and reads again. */
+                        free(s->error);
+                        s->error = strdup("the folder grew by more than 1,000 messages while it was read");
+                        return -EAGAIN;
+                }
+                if (r != -EREMOTEIO) {
+                        if (r < 0)
+                                return r;
+                        return cb(&(ImapMessage) { .data = "", .settled = MAX(st.settled, st.last) }, userdata);
+                }
+        }
         if (n == 0) {
-                if (first_uid == 0)
-                        return 0;
+                size_t k = 0;
                 r = imap_search(s, first_uid, 0, &found, &n);
                 if (r < 0)
                         return r;
+                for (size_t i = 0, j = 0; i < n; i++) {
+                        while (j < n_skip && skip[j] < found[i])
+                                j++;
+                        if (j >= n_skip || skip[j] != found[i])
+                                found[k++] = found[i];
+                }
+                n = k;
                 uids = found;
         }
         while (done < n && uids[done] < first_uid)

@@ -119,13 +119,15 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
  * text/html parts (up to max_part each), put back together as one message in which other
  * parts are empty: what the MIME parser reads in it is what it reads in the whole message.
  * A message whose structure cannot be written back is read whole, up to max_whole bytes.
- * uids as for imap_fetch() (n == 0: SEARCH "first_uid:*" first). Messages come in batches of
+ * uids as for imap_fetch(); with n == 0, "first_uid:*" but for the UIDs in skip (ascending): a
+ * folder of up to 1,000 messages (by its last EXAMINE) has its structures read at once, a
+ * larger one is listed with SEARCH first. Messages come in batches of
  * at most 1,000 UIDs, not in UID order within a batch; after each batch cb sees an
  * ImapMessage with uid 0 whose settled says that every UID up to it is done. A few round
  * trips per batch whatever the number of messages (commands are pipelined); memory bounded
  * by one message. */
-int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, size_t max_part,
-                     size_t max_whole, ImapFetchFunc cb, void *userdata);
+int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
+                     size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata);
 
 /* RFC 2177 IDLE on the selected folder. imap_idle_start() returns the fd to poll for input;
  * imap_idle_pending() is true when libetpan already buffered the server's news (then poll()

@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(uids);
         }
         (void) imap_fetch(s, NULL, 0, 1, 262144, on_message, NULL);
-        (void) imap_fetch_parts(s, NULL, 0, 3, 65536, 262144, on_message, NULL);
+        (void) imap_fetch_parts(s, NULL, 0, 3, NULL, 0, 65536, 262144, on_message, NULL);
         (void) imap_status(s, "Junk", &st);
         if (imap_idle_start(s, &fd) >= 0) {
                 (void) imap_idle_pending(s);
