@@ -1592,11 +1592,14 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
         _cleanup_free_ PartsMsg **order = NULL;
         _cleanup_free_ uint32_t *group = NULL;
         struct mailimap_fetch_type *ft = NULL;
-        struct mailimap_fetch_type *fts[PARTS_CHUNK] = {};
-        struct mailimap_set *sets[PARTS_CHUNK] = {};
+        /* One command per shape: at most one per message (open-ended: twice a chunk). */
+        struct mailimap_fetch_type *fts[2 * PARTS_CHUNK] = {};
+        struct mailimap_set *sets[2 * PARTS_CHUNK] = {};
         struct mailimap_set *set = NULL;
         size_t k = 0, used;
-        int r;
+        int r = 0;
+
+        assert(n <= 2 * PARTS_CHUNK);
 
         st->msgs = calloc(n, sizeof(PartsMsg));
         order = calloc(n, sizeof(PartsMsg *));
