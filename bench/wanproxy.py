@@ -96,6 +96,8 @@ class WanProxy:
             return
         try:
             await asyncio.gather(self._pump(creader, swriter, "up"), self._pump(sreader, cwriter, "down"))
+        except asyncio.CancelledError:
+            pass  # the proxy stops
         finally:
             for w in (cwriter, swriter):
                 try:
@@ -104,11 +106,16 @@ class WanProxy:
                     pass
 
     async def _main(self):
+        self._stopping = asyncio.Event()
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.listen_port)
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
-        async with self._server:
-            await self._server.serve_forever()
+        await self._stopping.wait()
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _run(self):
         self._loop = asyncio.new_event_loop()
@@ -127,7 +134,8 @@ class WanProxy:
 
     def stop(self):
         if self._loop and self._server:
-            self._loop.call_soon_threadsafe(self._server.close)
+            self._loop.call_soon_threadsafe(self._stopping.set)
+            self._thread.join(10)
 
     def __enter__(self):
         return self.start()
