@@ -560,6 +560,8 @@ static int scan_read(Scan *sc, const uint32_t *uids, size_t n, uint32_t first) {
 
 /* The likely code mail first (a first pass only): it shows up in seconds even in a mailbox
  * that takes minutes to read. Its batches leave the cursor alone; the full pass skips it. */
+static int scan_priority_read(Scan *sc, uint32_t first, uint32_t *uids, size_t n, uint32_t **ret, size_t *ret_n);
+
 static int scan_priority(Scan *sc, uint32_t first, uint32_t **ret, size_t *ret_n) {
         Worker *w = sc->w;
         uint32_t *uids = NULL;
@@ -574,6 +576,15 @@ static int scan_priority(Scan *sc, uint32_t first, uint32_t **ret, size_t *ret_n
                 return 0; /* the full pass alone will do */
         if (r < 0)
                 return r;
+        return scan_priority_read(sc, first, uids, n, ret, ret_n);
+}
+
+/* Reads the likely code mail uids (owned, taken), its batches leaving the cursor alone. */
+static int scan_priority_read(Scan *sc, uint32_t first, uint32_t *uids, size_t n, uint32_t **ret, size_t *ret_n) {
+        int r = 0;
+
+        *ret = NULL;
+        *ret_n = 0;
         if (n > 0) {
                 sc->keep_cursor = true;
                 r = scan_read(sc, uids, n, first);
@@ -762,31 +773,59 @@ static int conn_open(Worker *w, Conn *c, bool report) {
 }
 
 /* One pass over every selected folder, on the main connection. */
-/* A folder not read yet: its likely code mail (SEARCH), stored at once, the cursor left alone. */
-static int scan_early(Worker *w, ImapSession *s, const ImapFolder *f, Early *early) {
-        Scan sc = { .w = w, .s = s, .f = f };
-        const WorkerCursor *c;
-        int r;
-
-        r = GUARDED(w, s, imap_examine(s, f->name, &sc.st));
-        if (r < 0)
-                return r;
-        c = cursor_find(w, f->display);
-        if ((c && c->uidvalidity == sc.st.uidvalidity && !atomic_load(&w->rescan)) || sc.st.exists == 0)
-                return 0;
-        r = scan_priority(&sc, 1, &early->uids, &early->n);
-        scan_done(&sc);
-        if (r < 0)
-                return r;
-        early->uidvalidity = sc.st.uidvalidity;
-        early->done = true;
-        return 0;
-}
-
 static void earlies_free(Early *e, size_t n) {
         for (size_t i = 0; e && i < n; i++)
                 free(e[i].uids);
         free(e);
+}
+
+/* The first look at every folder not read yet in one round trip (imap_scout()), then the
+ * likely code mail of those that have some. */
+static int scan_early_all(Worker *w, ImapSession *s, Early *early) {
+        _cleanup_free_ ImapScout *x = calloc(w->n_folders, sizeof(ImapScout));
+        _cleanup_free_ size_t *of = calloc(w->n_folders, sizeof(size_t));
+        size_t n = 0;
+        int r = 0;
+
+        if (!x || !of)
+                return -ENOMEM;
+        for (size_t i = 0; i < w->n_folders; i++) {
+                const WorkerCursor *c = cursor_find(w, w->folders[i].display);
+                /* A folder with a cursor is read from it (its UIDVALIDITY is checked then). */
+                if (!folder_wanted(w, &w->folders[i]) || (c && !atomic_load(&w->rescan)))
+                        continue;
+                x[n].folder = w->folders[i].name;
+                of[n++] = i;
+        }
+        if (n == 0)
+                return 0;
+        r = GUARDED(w, s, imap_scout(s, x, n, w->domains, rules_search_keywords(w->opts.rules)));
+        if (r == -EOPNOTSUPP)
+                return 0; /* nothing to look for: the full pass alone will do */
+        for (size_t j = 0; j < n && r >= 0; j++) {
+                Early *e = &early[of[j]];
+                if (x[j].r < 0 || x[j].st.exists == 0)
+                        continue; /* said (or found empty) when the folder is read */
+                e->uidvalidity = x[j].st.uidvalidity;
+                e->done = true;
+                if (x[j].n == 0)
+                        continue;
+                Scan sc = { .w = w, .s = s, .f = &w->folders[of[j]] };
+                r = GUARDED(w, s, imap_examine(s, sc.f->name, &sc.st));
+                if (r == -ENOENT) {
+                        e->done = false;
+                        r = 0;
+                        continue;
+                }
+                if (r >= 0 && sc.st.uidvalidity != e->uidvalidity)
+                        e->done = false; /* changed meanwhile: the full pass looks again */
+                else if (r >= 0)
+                        r = scan_priority_read(&sc, 1, TAKE_PTR(x[j].uids), x[j].n, &e->uids, &e->n);
+                scan_done(&sc);
+        }
+        for (size_t j = 0; j < n; j++)
+                free(x[j].uids);
+        return r;
 }
 
 static int scan_all(Worker *w) {
@@ -803,13 +842,7 @@ static int scan_all(Worker *w) {
         if (!early)
                 return -ENOMEM;
         push_state(w, WORKER_SCANNING, 0, NULL, 0, (unsigned) selected);
-        for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
-                if (!folder_wanted(w, &w->folders[i]))
-                        continue;
-                r = scan_early(w, s, &w->folders[i], &early[i]);
-                if (r == -ENOENT)
-                        r = 0; /* said when the folder is read below */
-        }
+        r = scan_early_all(w, s, early);
         for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
                 if (!folder_wanted(w, &w->folders[i]))
                         continue;

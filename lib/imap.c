@@ -899,18 +899,17 @@ static int or_add(struct mailimap_search_key **tree, struct mailimap_search_key 
         return 0;
 }
 
-int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *domains,
-                           char *const *keywords, uint32_t **ret, size_t *ret_n) {
+/* UID first_uid:* AND (FROM domain OR ... OR SUBJECT keyword OR FROM keyword ...), or NULL
+ * in *ret when there is nothing to look for. */
+static int candidates_key(uint32_t first_uid, char *const *domains, char *const *keywords,
+                          struct mailimap_search_key **ret, bool *ret_ascii) {
         struct mailimap_search_key *key = NULL, *any = NULL;
         struct mailimap_set *set = NULL;
         bool ascii = true;
-        clist *res = NULL;
         char *dup;
         int r = 0;
 
-        r = session_check(s);
-        if (r < 0)
-                return r;
+        *ret = NULL;
         for (char *const *d = domains; d && *d && r >= 0; d++)
                 r = or_add(&any, (dup = strdup(*d)) ? mailimap_search_key_new_from(dup) : NULL);
         for (char *const *k = keywords; k && *k && r >= 0; k++) {
@@ -921,11 +920,8 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
         }
         if (r < 0)
                 goto finish;
-        if (!any) {
-                *ret = NULL;
-                *ret_n = 0;
+        if (!any)
                 return 0;
-        }
         key = mailimap_search_key_new_multiple_empty();
         set = mailimap_set_new_interval(MAX(first_uid, 1u), 0);
         if (!key || !set || mailimap_search_key_multiple_add(key, mailimap_search_key_new_uid(set)) != MAILIMAP_NO_ERROR) {
@@ -938,14 +934,8 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
                 goto finish;
         }
         any = NULL;
-        budget_reset(s, IMAP_RESPONSE_LARGE);
-        r = mailimap_uid_search(s->imap, ascii ? NULL : "UTF-8", key, &res);
-        if (r != MAILIMAP_NO_ERROR) {
-                r = session_error(s, r, "UID SEARCH");
-                goto finish;
-        }
-        r = uids_from_search(res, first_uid, ret, ret_n);
-        mailimap_search_result_free(res);
+        *ret = TAKE_PTR(key);
+        *ret_ascii = ascii;
 finish:
         if (set)
                 mailimap_set_free(set);
@@ -953,6 +943,137 @@ finish:
                 mailimap_search_key_free(key);
         if (any)
                 mailimap_search_key_free(any);
+        return r;
+}
+
+int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *domains,
+                           char *const *keywords, uint32_t **ret, size_t *ret_n) {
+        struct mailimap_search_key *key = NULL;
+        clist *res = NULL;
+        bool ascii;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        r = candidates_key(first_uid, domains, keywords, &key, &ascii);
+        if (r < 0)
+                return r;
+        if (!key) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        budget_reset(s, IMAP_RESPONSE_LARGE);
+        r = mailimap_uid_search(s->imap, ascii ? NULL : "UTF-8", key, &res);
+        mailimap_search_key_free(key);
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "UID SEARCH");
+        r = uids_from_search(res, first_uid, ret, ret_n);
+        mailimap_search_result_free(res);
+        return r;
+}
+
+/* Not in Debian's installed headers, exported by libetpan. */
+int mailimap_examine_send(mailstream *fd, const char *mb, int condstore); /* 1.9.4: 3 arguments */
+int mailimap_uid_search_send(mailstream *fd, const char *charset, struct mailimap_search_key *key);
+int mailimap_crlf_send(mailstream *fd);
+
+#define SCOUT_WAVE 16 /* folders a wave: 32 short commands */
+
+static bool tagged_ok(const struct mailimap_response *resp) {
+        return resp->rsp_resp_done && resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
+               resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
+}
+
+static int scout_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_search_key *key, bool ascii) {
+        int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR;
+        bool selected = false;
+
+        for (size_t j = 0; j < k && r == MAILIMAP_NO_ERROR; j++) {
+                r = mailimap_send_current_tag(s->imap);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_examine_send(s->imap->imap_stream, f[j].folder, 0);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_crlf_send(s->imap->imap_stream);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_send_current_tag(s->imap);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_uid_search_send(s->imap->imap_stream, ascii ? NULL : "UTF-8", key);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_crlf_send(s->imap->imap_stream);
+        }
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "EXAMINE");
+        if (mailstream_flush(s->imap->imap_stream) == -1)
+                return session_error(s, MAILIMAP_ERROR_STREAM, "EXAMINE");
+        for (size_t t = 0; t < 2 * k; t++) {
+                ImapScout *x = &f[t / 2];
+                struct mailimap_response *resp = NULL;
+                bool ok;
+
+                s->imap->imap_tag = tag0 + 1 + (int) t;
+                budget_reset(s, IMAP_RESPONSE_LARGE);
+                if (t % 2 == 0) {
+                        /* What mailimap_examine() does: a fresh selection to fill. */
+                        if (s->imap->imap_selection_info)
+                                mailimap_selection_info_free(s->imap->imap_selection_info);
+                        s->imap->imap_selection_info = mailimap_selection_info_new();
+                        if (!s->imap->imap_selection_info)
+                                return -ENOMEM;
+                }
+                if (!mailimap_read_line(s->imap))
+                        return session_error(s, MAILIMAP_ERROR_STREAM, "EXAMINE");
+                r = mailimap_parse_response(s->imap, &resp);
+                if (r != MAILIMAP_NO_ERROR)
+                        return session_error(s, r, t % 2 ? "UID SEARCH" : "EXAMINE");
+                ok = tagged_ok(resp);
+                mailimap_response_free(resp);
+                if (t % 2 == 0) {
+                        selected = ok;
+                        x->r = ok ? 0 : -ENOENT;
+                        if (ok)
+                                x->st = (ImapFolderState) {
+                                        .uidvalidity = s->imap->imap_selection_info->sel_uidvalidity,
+                                        .uidnext = s->imap->imap_selection_info->sel_uidnext,
+                                        .exists = s->imap->imap_selection_info->sel_exists,
+                                };
+                        continue;
+                }
+                clist *res = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_search_result : NULL;
+                if (res)
+                        s->imap->imap_response_info->rsp_search_result = NULL;
+                /* A SEARCH after a refused EXAMINE is no answer about this folder. */
+                if (x->r == 0 && !ok)
+                        x->r = -EOPNOTSUPP;
+                if (x->r == 0 && res)
+                        r = uids_from_search(res, 1, &x->uids, &x->n);
+                if (res)
+                        mailimap_search_result_free(res);
+                if (r < 0)
+                        return r;
+        }
+        s->imap->imap_tag = tag0 + 2 * (int) k;
+        s->imap->imap_state = selected ? MAILIMAP_STATE_SELECTED : MAILIMAP_STATE_AUTHENTICATED;
+        return 0;
+}
+
+int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords) {
+        struct mailimap_search_key *key = NULL;
+        bool ascii = true;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        r = candidates_key(1, domains, keywords, &key, &ascii);
+        if (r < 0)
+                return r;
+        if (!key)
+                return -EOPNOTSUPP;
+        for (size_t i = 0; i < n && r >= 0; i += SCOUT_WAVE)
+                r = scout_wave(s, f + i, MIN(n - i, (size_t) SCOUT_WAVE), key, ascii);
+        mailimap_search_key_free(key);
         return r;
 }
 

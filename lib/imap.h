@@ -95,6 +95,20 @@ int imap_search(ImapSession *s, uint32_t first_uid, int64_t since, uint32_t **re
 int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *domains,
                            char *const *keywords, uint32_t **ret, size_t *ret_n);
 
+/* A first look at folders not read yet, in one round trip (EXAMINE and the candidate SEARCH of
+ * imap_search_candidates() for each, pipelined): the folder's state and its likely code mail.
+ * r is 0, -ENOENT (the folder cannot be opened) or -EOPNOTSUPP (the search was refused). The
+ * session ends with the last folder selected. Returns -EOPNOTSUPP when there is nothing to
+ * search for. */
+typedef struct ImapScout {
+        const char *folder; /* in: as the server names it */
+        ImapFolderState st; /* highest_modseq left 0 */
+        uint32_t *uids;     /* ascending, owned by the caller */
+        size_t n;
+        int r;
+} ImapScout;
+int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords);
+
 /* One fetched message. data is borrowed for the duration of the callback. */
 typedef struct ImapMessage {
         uint32_t uid;
