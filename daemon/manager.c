@@ -328,8 +328,8 @@ static void update_status(Manager *m) {
                 else
                         (void) strbuf_puts(&b, s->worker ? worker_state_to_string(s->state) : "stopped");
                 /* What a user waits for after `alcode init`: said as soon as it is stored,
-                 * while the exact scan goes on behind it. */
-                if (s->found_specific)
+                 * while the exact scan goes on behind it (then the notification says it). */
+                if (s->found_specific && s->worker && s->state == WORKER_SCANNING && !s->stuck)
                         (void) strbuf_puts(&b, ", found your code spécifique");
         }
         if (first)
