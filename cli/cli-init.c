@@ -823,11 +823,26 @@ static bool config_says(const Setup *s, const Config *c) {
         if (!a || c->n_accounts != before + 1)
                 return false;
         if (!streq_ptr(a->host, s->host) || !streq_ptr(a->user, s->user) || a->port != s->port ||
-            a->tls != s->tls || a->auth != s->auth || !streq_ptr(a->ca_file, s->ca_file) || a->has_fingerprint ||
+            a->tls != s->tls || !streq_ptr(a->ca_file, s->ca_file) || a->has_fingerprint ||
             !streq(a->folders[0], "*") || a->folders[1] || a->exclude[0] || a->since != 0)
                 return false;
-        if (s->place == PLACE_FILE ? !streq_ptr(a->password, s->password) || a->password_command
-                                   : !streq_ptr(a->password_command, s->password_command) || a->password)
+        if (s->oauth.enabled) {
+                Account want = { .name = s->name };
+
+                init_oauth2_account(&s->oauth, &want);
+                /* The token file's path is expanded (~) when read: only its presence compares. */
+                if (a->auth != want.auth || a->password || a->password_command ||
+                    !streq_ptr(a->oauth2_provider, want.oauth2_provider) ||
+                    !streq_ptr(a->oauth2_client_id, want.oauth2_client_id) ||
+                    !streq_ptr(a->oauth2_client_secret, want.oauth2_client_secret) ||
+                    !streq_ptr(a->oauth2_authorize_url, want.oauth2_authorize_url) ||
+                    !streq_ptr(a->oauth2_token_url, want.oauth2_token_url) ||
+                    !streq_ptr(a->oauth2_device_url, want.oauth2_device_url) ||
+                    !streq_ptr(a->oauth2_scope, want.oauth2_scope) || !a->oauth2_token_file != !want.oauth2_token_file)
+                        return false;
+        } else if (a->auth != s->auth ||
+                   (s->place == PLACE_FILE ? !streq_ptr(a->password, s->password) || a->password_command
+                                           : !streq_ptr(a->password_command, s->password_command) || a->password))
                 return false;
         if (!s->existing) {
                 _cleanup_strv_free_ char **domains = NULL;
