@@ -160,12 +160,22 @@ static bool is_from_line(const char *line, size_t len, bool prev_blank) {
         return sp && sp > line + 5 && memchr(sp, ':', len - (size_t) (sp - line));
 }
 
+/* How many bytes at the start of p[0..n) are in set. The data may be a mapping that ends on a
+ * page boundary with no NUL after it: never strspn() on it. */
+static size_t span(const char *p, size_t n, const char *set) {
+        size_t k = 0;
+
+        while (k < n && p[k] && strchr(set, p[k]))
+                k++;
+        return k;
+}
+
 static int scan_mbox_message(ScanState *st, const char *data, size_t size, bool quoted,
                              const char *path, size_t line_no, const char *folder) {
         char source[4096 + 32];
 
         (void) snprintf(source, sizeof source, "%s:%zu", path, line_no);
-        if (size == 0 || (size <= 2 && strspn(data, "\r\n") == size)) {
+        if (size == 0 || (size <= 2 && span(data, size, "\r\n") == size)) {
                 fprintf(stderr, _("alcode: %s: empty message, skipping\n"), source);
                 return 0;
         }
@@ -175,7 +185,7 @@ static int scan_mbox_message(ScanState *st, const char *data, size_t size, bool 
                 for (size_t i = 0; i < size;) {
                         const char *nl = memchr(data + i, '\n', size - i);
                         size_t len = nl ? (size_t) (nl - data) - i + 1 : size - i;
-                        size_t k = strspn(data + i, ">");
+                        size_t k = span(data + i, len, ">");
                         bool q = k > 0 && k < len && len - k >= 5 && memcmp(data + i + k, "From ", 5) == 0;
 
                         if (strbuf_append(&st->unquote, data + i + q, len - q) < 0)
@@ -219,7 +229,7 @@ static int scan_mbox(ScanState *st, const char *data, size_t size, const char *p
                         start = i + len;
                         start_line = line_no;
                 } else if (in_message && line[0] == '>') {
-                        size_t k = strspn(line, ">");
+                        size_t k = span(line, len, ">");
                         if (k < len && len - k >= 5 && memcmp(line + k, "From ", 5) == 0)
                                 quoted = true;
                 }
@@ -239,6 +249,32 @@ static int scan_data(ScanState *st, const char *data, size_t size, const char *p
         if (looks_like_mbox(data, size))
                 return scan_mbox(st, data, size, path, folder);
         return scan_one(st, data, size, path, folder);
+}
+
+/* Maps a file read-only, followed by at least one inaccessible page: the data carries no NUL
+ * after its last byte, and a parser that looked for one would read whatever mapping happens to
+ * come next. With the guard it stops at once, the same way on every run. Returns NULL (errno
+ * set) on failure; unmap map_len bytes. */
+static void *map_file(int fd, size_t size, size_t *ret_map_len) {
+        size_t page = (size_t) sysconf(_SC_PAGESIZE), len;
+        void *base;
+
+        if (size > SIZE_MAX - 2 * page) {
+                errno = EFBIG;
+                return NULL;
+        }
+        len = (size + page - 1) / page * page + page;
+        base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED)
+                return NULL;
+        if (mmap(base, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0) == MAP_FAILED) {
+                int e = errno;
+                (void) munmap(base, len);
+                errno = e;
+                return NULL;
+        }
+        *ret_map_len = len;
+        return base;
 }
 
 static int scan_file(ScanState *st, const char *path, const char *folder) {
@@ -279,15 +315,16 @@ static int scan_file(ScanState *st, const char *path, const char *folder) {
                 st->buf[got] = 0;
                 r = scan_data(st, st->buf, got, path, folder);
         } else {
-                void *map = mmap(NULL, (size_t) sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-                if (map == MAP_FAILED) {
+                size_t map_len;
+                void *map = map_file(fd, (size_t) sb.st_size, &map_len);
+                if (!map) {
                         fprintf(stderr, _("alcode: cannot read '%s': %s\n"), path, strerror(errno));
                         st->bad_input = true;
                         return 0;
                 }
                 (void) madvise(map, (size_t) sb.st_size, MADV_SEQUENTIAL);
                 r = scan_data(st, map, (size_t) sb.st_size, path, folder);
-                (void) munmap(map, (size_t) sb.st_size);
+                (void) munmap(map, map_len);
         }
         return r == -ENOMEM ? r : 0;
 }

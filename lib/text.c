@@ -606,7 +606,7 @@ static bool is_url_char(char c) {
 }
 
 static bool is_local_char(char c) {
-        return isalnum((unsigned char) c) || strchr("._%+-=", c);
+        return isalnum((unsigned char) c) || (c && strchr("._%+-=", c));
 }
 
 /* Length of an e-mail domain at p ("mail.example.org"), 0 when there is none. */
