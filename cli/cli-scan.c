@@ -56,23 +56,31 @@ static int flush_store(ScanState *st) {
         return r;
 }
 
+/* Everything printed below that came from outside (file names, what the mail says) goes
+ * through cli_clean() / cli_write_text(): no byte of a mail drives the terminal. */
 static void print_message(const Message *m) {
+        _cleanup_free_ char *source = cli_clean(m->ref.source), *sender = cli_clean(m->sender);
+
         for (size_t i = 0; i < m->n_codes; i++) {
                 const Code *c = &m->codes[i];
-                printf("%s: %s%-16s%s %s%s%s", m->ref.source, ansi_grey(), code_kind_to_words(c->kind), ansi_normal(),
-                       c->trusted ? ansi_bold() : ansi_red(), c->display, ansi_normal());
+                _cleanup_free_ char *display = cli_clean(c->display), *value = cli_clean(c->value);
+
+                printf("%s: %s%-16s%s %s%s%s", strna(source), ansi_grey(), code_kind_to_words(c->kind), ansi_normal(),
+                       c->trusted ? ansi_bold() : ansi_red(), strna(display), ansi_normal());
                 if (!streq(c->display, c->value))
-                        printf(" (%s)", c->value);
+                        printf(" (%s)", strna(value));
                 printf("  %s%s%s\n", c->trusted ? "" : ansi_red(),
-                       c->trusted ? strna(m->sender) : _("⚠ UNVERIFIED SENDER"), ansi_normal());
+                       c->trusted ? strna(sender) : _("⚠ UNVERIFIED SENDER"), ansi_normal());
         }
 }
 
 static void explain_texts(const SenderInfo *s, const RuleText *texts, size_t n, void *userdata) {
+        _cleanup_free_ char *address = cli_clean(s->address), *name = s->name ? cli_clean(s->name) : NULL;
+
         (void) userdata;
-        printf(_("sender: %s"), strna(s->address));
-        if (s->name)
-                printf(" (%s)", s->name);
+        printf(_("sender: %s"), strna(address));
+        if (name)
+                printf(" (%s)", name);
         printf("\n");
         if (s->employer)
                 printf(_("  an employer domain (employer_domains)\n"));
@@ -80,18 +88,25 @@ static void explain_texts(const SenderInfo *s, const RuleText *texts, size_t n, 
                 printf(_("  Authentication-Results: passed for its domain\n"));
         if (s->why)
                 printf(_("  not trustworthy: %s\n"), s->why);
+        if (s->auth_domain) {
+                _cleanup_free_ char *d = cli_clean(s->auth_domain);
+                printf(_("  Authentication-Results judged header.from=%s, not the From domain %s\n"), strna(d),
+                       strna(s->domain));
+        }
         for (size_t i = 0; i < n; i++) {
                 const RuleText *t = &texts[i];
                 printf(_("--- text %zu (%s%s%s), as the rules see it:\n"), i, t->subject ? _("subject") : _("body"),
                        t->quoted ? _(", quoted or forwarded") : "",
                        t->attached ? _(", inside an attached message") : "");
-                fwrite(t->text, 1, t->len, stdout);
+                cli_write_text(stdout, t->text, t->len, true);
                 printf("\n");
         }
         printf(_("--- rules:\n"));
 }
 
 static void explain_verdict(const RuleVerdict *v, void *userdata) {
+        _cleanup_free_ char *display = v->display ? cli_cleann(v->display, v->display_len) : NULL;
+
         (void) userdata;
         if (!v->display) {
                 printf(_("%s:%u: rule %s (%s) did not run: %s\n"), v->file, v->line, v->rule,
@@ -99,7 +114,7 @@ static void explain_verdict(const RuleVerdict *v, void *userdata) {
                 return;
         }
         printf(_("%s:%u: rule %s (%s) found '%.*s' in text %u at %zu: %s%s%s\n"), v->file, v->line, v->rule,
-               code_kind_to_string(v->kind), (int) v->display_len, v->display, v->text_index, v->offset,
+               code_kind_to_string(v->kind), (int) strlen(strna(display)), strna(display), v->text_index, v->offset,
                v->rejected ? _("rejected, ") : _("accepted"), v->rejected ?: "",
                v->rejected ? "" : v->trusted ? _(" (trusted sender)") : _(" (untrusted)"));
 }
@@ -110,20 +125,24 @@ static int scan_one(ScanState *st, const char *data, size_t size, const char *so
         Message *m = NULL;
         int r;
 
+        _cleanup_free_ char *shown = cli_clean(source);
+        if (!shown)
+                return -ENOMEM;
         if (arg_explain)
-                printf(_("=== %s\n"), source);
+                printf(_("=== %s\n"), shown);
         r = pipeline_run(st->pipeline, data, size, &ref, &m, &warnings,
                          arg_explain ? explain_verdict : NULL, NULL);
         if (r < 0) {
-                fprintf(stderr, _("alcode: %s: %s\n"), source, strerror(-r));
+                fprintf(stderr, _("alcode: %s: %s\n"), shown, strerror(-r));
                 return r;
         }
         st->n_messages++;
         STRV_FOREACH(w, warnings) {
+                _cleanup_free_ char *cw = cli_clean(*w);
                 if (arg_explain)
-                        printf(_("warning: %s\n"), *w);
+                        printf(_("warning: %s\n"), strna(cw));
                 else
-                        fprintf(stderr, _("alcode: %s: %s\n"), source, *w);
+                        fprintf(stderr, _("alcode: %s: %s\n"), shown, strna(cw));
         }
         if (arg_explain) {
                 printf(_("=== %zu code(s)\n"), m->n_codes);
@@ -176,7 +195,8 @@ static int scan_mbox_message(ScanState *st, const char *data, size_t size, bool 
 
         (void) snprintf(source, sizeof source, "%s:%zu", path, line_no);
         if (size == 0 || (size <= 2 && span(data, size, "\r\n") == size)) {
-                fprintf(stderr, _("alcode: %s: empty message, skipping\n"), source);
+                _cleanup_free_ char *shown = cli_clean(source);
+                fprintf(stderr, _("alcode: %s: empty message, skipping\n"), strna(shown));
                 return 0;
         }
         if (quoted) {
@@ -251,6 +271,11 @@ static int scan_data(ScanState *st, const char *data, size_t size, const char *p
         return scan_one(st, data, size, path, folder);
 }
 
+static void read_error(const char *path, int err) {
+        _cleanup_free_ char *shown = cli_clean(path);
+        fprintf(stderr, _("alcode: cannot read '%s': %s\n"), strna(shown), strerror(err));
+}
+
 /* Maps a file read-only, followed by at least one inaccessible page: the data carries no NUL
  * after its last byte, and a parser that looked for one would read whatever mapping happens to
  * come next. With the guard it stops at once, the same way on every run. Returns NULL (errno
@@ -284,7 +309,7 @@ static int scan_file(ScanState *st, const char *path, const char *folder) {
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 || fstat(fd, &sb) < 0) {
-                fprintf(stderr, _("alcode: cannot read '%s': %s\n"), path, strerror(errno));
+                read_error(path, errno);
                 st->bad_input = true;
                 return 0;
         }
@@ -304,7 +329,7 @@ static int scan_file(ScanState *st, const char *path, const char *folder) {
                         if (n < 0 && errno == EINTR)
                                 continue;
                         if (n < 0) {
-                                fprintf(stderr, _("alcode: cannot read '%s': %s\n"), path, strerror(errno));
+                                read_error(path, errno);
                                 st->bad_input = true;
                                 return 0;
                         }
@@ -318,7 +343,7 @@ static int scan_file(ScanState *st, const char *path, const char *folder) {
                 size_t map_len;
                 void *map = map_file(fd, (size_t) sb.st_size, &map_len);
                 if (!map) {
-                        fprintf(stderr, _("alcode: cannot read '%s': %s\n"), path, strerror(errno));
+                        read_error(path, errno);
                         st->bad_input = true;
                         return 0;
                 }
@@ -376,7 +401,7 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
         int r;
 
         if (stat(path, &sb) < 0) {
-                fprintf(stderr, _("alcode: cannot read '%s': %s\n"), path, strerror(errno));
+                read_error(path, errno);
                 st->bad_input = true;
                 return 0;
         }
@@ -385,7 +410,8 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
 
                 if (!S_ISREG(sb.st_mode)) {
                         if (explicit) {
-                                fprintf(stderr, _("alcode: '%s' is not a file or folder.\n"), path);
+                                _cleanup_free_ char *shown = cli_clean(path);
+                                fprintf(stderr, _("alcode: '%s' is not a file or folder.\n"), strna(shown));
                                 st->bad_input = true;
                         }
                         return 0;
@@ -405,7 +431,7 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
         DIR *d = opendir(path);
         struct dirent *de;
         if (!d) {
-                fprintf(stderr, _("alcode: cannot read '%s': %s\n"), path, strerror(errno));
+                read_error(path, errno);
                 st->bad_input = true;
                 return 0;
         }

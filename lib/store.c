@@ -1172,20 +1172,45 @@ int store_write_json(Store *s, const StoreFilter *f, FILE *out) {
         return write_rows(st, out);
 }
 
+/* Length of a character that could drive a terminal or reorder text at p, or 0: C0 controls
+ * and DEL, C1 controls (U+0080..U+009F), LRM/RLM, line/paragraph separators, bidi embeddings,
+ * overrides and isolates (U+202A..U+202E, U+2066..U+2069), ALM (U+061C). */
+static size_t csv_control_len(const unsigned char *p) {
+        if (p[0] < 0x20 || p[0] == 0x7f)
+                return 1;
+        if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+                return 2;
+        if (p[0] == 0xD8 && p[1] == 0x9C)
+                return 2;
+        if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0x8E || p[2] == 0x8F || (p[2] >= 0xA8 && p[2] <= 0xAE)))
+                return 3;
+        if (p[0] == 0xE2 && p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)
+                return 3;
+        return 0;
+}
+
 /* RFC 4180 field. A cell a spreadsheet would take for a formula (mail is hostile: a subject
- * "=HYPERLINK(…)") is prefixed with an apostrophe, as OWASP advises for CSV exports. */
+ * "=HYPERLINK(…)") is prefixed with an apostrophe, as OWASP advises for CSV exports. Control
+ * characters (see csv_control_len()) become '?': text from mail carries none into the file,
+ * nor to a terminal that shows it. */
 static int write_csv_field(const char *v, FILE *out) {
         bool quote, formula;
 
         if (!v)
                 return 0;
-        quote = strpbrk(v, ",\"\r\n");
+        quote = strpbrk(v, ",\"");
         formula = v[0] && strchr("=+-@\t\r", v[0]);
         if ((quote && putc('"', out) < 0) || (formula && putc('\'', out) < 0))
                 return negative_errno();
-        for (const char *p = v; *p; p++)
-                if ((*p == '"' && putc('"', out) < 0) || putc(*p, out) < 0)
+        for (const char *p = v; *p; p++) {
+                size_t n = csv_control_len((const unsigned char *) p);
+                if (n > 0) {
+                        if (putc('?', out) < 0)
+                                return negative_errno();
+                        p += n - 1;
+                } else if ((*p == '"' && putc('"', out) < 0) || putc(*p, out) < 0)
                         return negative_errno();
+        }
         return quote && putc('"', out) < 0 ? negative_errno() : 0;
 }
 
