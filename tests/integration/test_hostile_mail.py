@@ -87,5 +87,111 @@ class MboxPageBoundary(HostileMail):
                 self.assertIn('"value":"RT58KW2M"', stored)
 
 
+AR_EVIL = "dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example"
+
+
+class ForgedSender(HostileMail):
+    """issue 11: each From below, with the receiving server's verdict on evil.example, was stored
+    as a trusted code from ne-pas-repondre@actionlogement.fr."""
+
+    CASES = [
+        (["From: <x@evil.example> <%s>" % AL], "several angle addresses"),
+        (["From: x@evil.example <%s>" % AL], "the display name is an address"),
+        (['From: "x@evil.example" <%s>' % AL], "the display name is another address"),
+        (["From: Action Logement <%s" % AL], "no closing '>'"),
+        (["From: Action Logement <%s> x@evil.example" % AL], "junk after the address"),
+        (["From: <%s>" % AL, "From: <x@evil.example>"], "several From fields"),
+        (["from: <%s>" % AL, "From: <x@evil.example>"], "several From fields"),
+        (["From: %s, x@evil.example" % AL], "several mailboxes"),
+        (["From: <ne-pas-repondre@actionlogement.fr\0.evil.example>"], "a NUL or control character in the header"),
+        (["From: <ne-pas-repondre(x@evil.example)@actionlogement.fr>"], "a comment inside the address"),
+        (["From: <x\\@evil.example@actionlogement.fr>"], "a backslash inside the address"),
+        (["From: <%s.>" % AL], "a trailing dot in the domain"),
+        (["From: <@evil.example,@relay.example:%s>" % AL], "a source route before the address"),
+        # Well-formed: the verdict on another domain is what refuses them.
+        (["From: <ne-pas-repondre@ACTIONLOGEMENT.FR>"], "Authentication-Results judged another From domain"),
+        (["from: <%s>" % AL], "Authentication-Results judged another From domain"),
+    ]
+
+    def test_forged_senders_are_untrusted_and_explained(self):
+        for from_lines, why in self.CASES:
+            with self.subTest(from_lines=from_lines):
+                path = self.write(mail(from_lines, auth=AR_EVIL))
+                codes = self.scan(path)
+                # The code is still found and kept, as untrusted.
+                self.assertEqual([(c["value"], c["trusted"]) for c in codes], [("RT58KW2M", False)])
+                out = self.raw("scan", "--explain", path).stdout.decode()
+                self.assertIn("not trustworthy: " + why, out)
+                self.assertRegex(out, r"found 'RT58 KW2M' in text \d+ at \d+: accepted \(untrusted\)")
+
+    def test_verdict_on_another_domain_is_named(self):
+        out = self.raw("scan", "--explain", self.write(mail(["From: <%s>" % AL], auth=AR_EVIL))).stdout.decode()
+        self.assertIn("Authentication-Results judged header.from=evil.example, not the From domain "
+                      "actionlogement.fr", out)
+
+    def test_well_formed_senders_stay_trusted(self):
+        for from_lines, auth in [
+                (["From: Action Logement <%s>" % AL], "dkim=pass header.d=actionlogement.fr; "
+                                                      "dmarc=pass header.from=actionlogement.fr"),
+                (["From: <ne-pas-repondre@ACTIONLOGEMENT.FR>"], "dmarc=pass header.from=actionlogement.fr"),
+                (["from: %s (Action Logement)" % AL], None),
+                (['From: "Action Logement, service" <%s>' % AL], None)]:
+            with self.subTest(from_lines=from_lines):
+                codes = self.scan(self.write(mail(from_lines, auth=auth)))
+                self.assertEqual([(c["value"], c["trusted"], c["sender"]) for c in codes],
+                                 [("RT58KW2M", True, AL)])
+
+
+# What may drive a terminal: C0 controls but TAB and LF, DEL, C1 controls (UTF-8 and raw),
+# bidi embeddings/overrides/isolates and marks, line/paragraph separators.
+CONTROLS = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\x8e\x8f\xa8-\xae]|"
+                      rb"\xe2\x81[\xa6-\xa9]|\xd8\x9c")
+
+
+class TerminalEscapes(HostileMail):
+    """ESC, BEL, C1 and bidi controls in every part of a mail that some verb prints: the display
+    name, the subject, the Message-ID, a charset name, the decoded text, and the file name."""
+
+    def hostile(self):
+        evil = "\x1b]0;pwned\x07\x1b[2J\u009b31m\u202e\u2066"
+        q = "".join("=%02X" % b for b in evil.encode())
+        raw = ("From: =?utf-8?q?Action_Logement_%s?= <%s>\n"
+               "To: jeanne@example.org\n"
+               "Subject: =?utf-8?q?Votre_code_%s?=\n"
+               "Message-ID: <%s@actionlogement.fr>\n"
+               "MIME-Version: 1.0\n"
+               "Content-Type: multipart/mixed; boundary=b\n\n"
+               "--b\n"
+               "Content-Type: text/plain; charset=\"x-%s\"\n\n"
+               "Code sp\u00e9cifique : RT58 KW2M %s\n"
+               "--b--\n") % (q, AL, q, "id" + evil, "esc\x1b[31m\x07", evil)
+        return self.write(raw.encode(), suffix="\x1b[31m\x07\u202e.eml".encode().decode("utf-8", "surrogateescape"))
+
+    def assert_clean(self, what, data):
+        m = CONTROLS.search(data)
+        self.assertIsNone(m, "%s prints %r in %r" % (what, m and m.group(), data[max(0, m.start() - 40):m.end() + 40]
+                                                     if m else b""))
+
+    def test_every_verb(self):
+        path = self.hostile()
+        db = self.tmp.join("escapes.db")
+        for args in (["scan", path], ["scan", "--explain", path], ["--db", db, "scan", "--store", path],
+                     ["--db", db, "list"], ["--db", db, "list", "--untrusted"], ["--db", db, "show", "1"],
+                     ["--db", db, "export", "--csv"]):
+            with self.subTest(args=args[2:] if args[0] == "--db" else args):
+                r = self.raw(*args)
+                # RFC 4180 ends CSV records with CRLF: the only CR allowed.
+                self.assert_clean("stdout", r.stdout.replace(b"\r\n", b"\n") if "--csv" in args else r.stdout)
+                self.assert_clean("stderr", r.stderr)
+        # What was cleaned is still there, visibly: the code, the name, the charset warning.
+        out = self.raw("scan", "--explain", path).stdout
+        self.assertIn(b"RT58 KW2M", out)
+        self.assertIn(b"Action Logement ?]0;pwned??[2J?31m??", out)
+        self.assertIn(b"unknown charset 'x-esc?[31m?'", out)
+        csv = self.raw("--db", db, "export", "--csv").stdout
+        self.assertIn(b"RT58KW2M", csv)
+        self.assertIn(b"Votre code ?]0;pwned??[2J?31m??", csv)
+
+
 if __name__ == "__main__":
     main()
