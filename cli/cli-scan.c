@@ -8,6 +8,7 @@
  * an mbox ("Takeout.mbox:1234"), in output, warnings and errors. Unreadable input is
  * reported and skipped; the exit status is then 2. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -190,8 +191,9 @@ static size_t span(const char *p, size_t n, const char *set) {
 }
 
 static int scan_mbox_message(ScanState *st, const char *data, size_t size, bool quoted,
-                             const char *path, size_t line_no, const char *folder) {
+                             const char *path, size_t line_no, const char *folder, const char *distrust) {
         char source[4096 + 32];
+        int r;
 
         (void) snprintf(source, sizeof source, "%s:%zu", path, line_no);
         if (size == 0 || (size <= 2 && span(data, size, "\r\n") == size)) {
@@ -215,19 +217,123 @@ static int scan_mbox_message(ScanState *st, const char *data, size_t size, bool 
                 data = st->unquote.data;
                 size = st->unquote.len;
         }
-        return scan_one(st, data, size, source, folder);
+        pipeline_set_distrust(st->pipeline, distrust);
+        r = scan_one(st, data, size, source, folder);
+        pipeline_set_distrust(st->pipeline, NULL);
+        return r;
 }
 
+/* Where the header block of the message at [p, p + n) ends (past its blank line), or n. */
+static size_t header_end(const char *p, size_t n) {
+        for (size_t i = 0; i < n;) {
+                const char *nl = memchr(p + i, '\n', n - i);
+                size_t len = nl ? (size_t) (nl - p) - i + 1 : n - i;
+                if ((len == 1 && p[i] == '\n') || (len == 2 && p[i] == '\r'))
+                        return i + len;
+                i += len;
+        }
+        return n;
+}
+
+/* The unfolded value of the first field called name in the header block [h, h + n), into buf
+ * (NUL-terminated, cut to size). Returns false when there is none. */
+static bool header_field(const char *h, size_t n, const char *name, char *buf, size_t size) {
+        size_t nl = strlen(name), k = 0;
+
+        for (size_t i = 0; i < n;) {
+                const char *e = memchr(h + i, '\n', n - i);
+                size_t len = e ? (size_t) (e - h) - i + 1 : n - i;
+
+                if (len > nl && strncasecmp(h + i, name, nl) == 0 && h[i + nl] == ':') {
+                        for (size_t j = i + nl + 1; j < n; j++) {
+                                if (h[j] == '\n' && (j + 1 >= n || (h[j + 1] != ' ' && h[j + 1] != '\t')))
+                                        break;
+                                if (h[j] != '\r' && h[j] != '\n' && k + 1 < size)
+                                        buf[k++] = h[j] ? h[j] : ' ';
+                        }
+                        buf[k] = 0;
+                        return true;
+                }
+                i += len;
+        }
+        return false;
+}
+
+#define MAX_BOUNDARY 200
+
+/* The close delimiter "--boundary--" of a multipart message's top Content-Type, or "". */
+static void multipart_close(const char *h, size_t n, char *ret, size_t size) {
+        char v[1024], *b;
+        size_t l;
+
+        ret[0] = 0;
+        if (!header_field(h, n, "Content-Type", v, sizeof v))
+                return;
+        b = v + strspn(v, " \t");
+        if (strncasecmp(b, "multipart/", 10) != 0 || !(b = strcasestr(b, "boundary=")))
+                return;
+        b += 9;
+        if (*b == '"')
+                l = strcspn(++b, "\"");
+        else
+                l = strcspn(b, " \t;");
+        if (l == 0 || l + 5 > size)
+                return;
+        (void) snprintf(ret, size, "--%.*s--", (int) l, b);
+}
+
+/* What a message's Content-Length says about where it ends: true when that end is consistent
+ * with the mbox (the end of the file, or a "From " line after at most one blank line), with
+ * *ret_next there; *ret_claimed is the end it claims in any case (0: no Content-Length). */
+static bool content_length_end(const char *data, size_t size, size_t start, size_t *ret_next,
+                               size_t *ret_claimed) {
+        size_t h = header_end(data + start, size - start), e;
+        char v[32], *end;
+        unsigned long long cl;
+
+        *ret_claimed = 0;
+        if (!header_field(data + start, h, "Content-Length", v, sizeof v))
+                return false;
+        end = v + strspn(v, " \t");
+        if (*end < '0' || *end > '9')
+                return false;
+        errno = 0;
+        cl = strtoull(end, &end, 10);
+        if (errno != 0 || cl > size || (*end != 0 && *end != ' ' && *end != '\t'))
+                return false;
+        e = start + h + (size_t) cl;
+        *ret_claimed = e;
+        if (e > size)
+                return false;
+        if (e < size && data[e] == '\n')
+                e++;
+        else if (e + 1 < size && data[e] == '\r' && data[e + 1] == '\n')
+                e += 2;
+        if (e != size && !(e > 0 && data[e - 1] == '\n' && size - e >= 5 && memcmp(data + e, "From ", 5) == 0))
+                return false;
+        *ret_next = e;
+        return true;
+}
+
+/* An mbox is split on its "From " lines (after a blank line, or well-formed), except that a
+ * message whose Content-Length is consistent with the file (mboxcl2) runs to that length, its
+ * own "From " lines being body. Text that may have arrived inside another message never gets a
+ * trusted sender: a message that starts before the end claimed by a previous message's
+ * (inconsistent) Content-Length, or while a previous message's multipart body is still open
+ * (its closing boundary not yet seen), is scanned with its sender distrusted. */
 static int scan_mbox(ScanState *st, const char *data, size_t size, const char *path, const char *folder) {
-        size_t line_no = 1, start = 0, start_line = 0;
-        bool in_message = false, prev_blank = true, quoted = false;
+        size_t line_no = 1, start = 0, start_line = 0, cl_next = 0, claimed = 0, claimed_end = 0;
+        bool in_message = false, prev_blank = true, quoted = false, cl_message = false;
+        const char *distrust = NULL;
+        char open_close[MAX_BOUNDARY + 5] = "";
         int r;
 
         for (size_t i = 0; i <= size;) {
                 const char *line = data + i;
                 const char *nl = i < size ? memchr(line, '\n', size - i) : NULL;
                 size_t len = i < size ? (nl ? (size_t) (nl - line) + 1 : size - i) : 0;
-                bool sep = i >= size || is_from_line(line, len, prev_blank);
+                bool sep = i >= size || (cl_message && i == cl_next) ||
+                           ((!cl_message || i > cl_next) && is_from_line(line, len, prev_blank));
 
                 if (sep) {
                         if (in_message) {
@@ -238,9 +344,27 @@ static int scan_mbox(ScanState *st, const char *data, size_t size, const char *p
                                 if (end > start && data[end - 1] == '\r')
                                         end--;
                                 r = scan_mbox_message(st, data + start, end - start, quoted, path, start_line,
-                                                      folder);
+                                                      folder, distrust);
                                 if (r == -ENOMEM)
                                         return r;
+
+                                /* What this message says about the next one. */
+                                if (cl_message)
+                                        open_close[0] = 0;
+                                else {
+                                        size_t h = header_end(data + start, i - start);
+                                        if (claimed > i)
+                                                claimed_end = MAX(claimed_end, claimed);
+                                        if (open_close[0]) {
+                                                if (memmem(data + start, i - start, open_close, strlen(open_close)))
+                                                        open_close[0] = 0;
+                                        } else {
+                                                multipart_close(data + start, h, open_close, sizeof open_close);
+                                                if (open_close[0] &&
+                                                    memmem(data + start + h, i - start - h, open_close, strlen(open_close)))
+                                                        open_close[0] = 0;
+                                        }
+                                }
                         }
                         if (i >= size)
                                 break;
@@ -248,6 +372,12 @@ static int scan_mbox(ScanState *st, const char *data, size_t size, const char *p
                         quoted = false;
                         start = i + len;
                         start_line = line_no;
+                        distrust = start < claimed_end
+                                           ? "inside the previous message of the mbox by its Content-Length"
+                                   : open_close[0]
+                                           ? "inside the previous message of the mbox (its MIME body is not closed)"
+                                           : NULL;
+                        cl_message = content_length_end(data, size, start, &cl_next, &claimed);
                 } else if (in_message && line[0] == '>') {
                         size_t k = span(line, len, ">");
                         if (k < len && len - k >= 5 && memcmp(line + k, "From ", 5) == 0)

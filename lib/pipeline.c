@@ -19,6 +19,7 @@ struct Pipeline {
         RuleMatcher *matcher;
         PipelineTextFunc text_cb;
         void *text_userdata;
+        const char *distrust;
 };
 
 int pipeline_new(const Rules *rules, char *const *employer_domains, const MimeLimits *limits,
@@ -48,6 +49,10 @@ Pipeline *pipeline_free(Pipeline *p) {
 
 void pipeline_set_user_addresses(Pipeline *p, char *const *addresses) {
         p->user_addresses = addresses;
+}
+
+void pipeline_set_distrust(Pipeline *p, const char *why) {
+        p->distrust = why;
 }
 
 void pipeline_set_text_callback(Pipeline *p, PipelineTextFunc f, void *userdata) {
@@ -195,6 +200,10 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
         if (!sender.self && ((ref && sender_folder_is_sent(ref->folder)) || gmail_sent(mm->gmail_labels))) {
                 sender.self = true;
                 sender.why = "a Sent folder: the user's own mail";
+        }
+        if (p->distrust && !sender.self) {
+                sender.ambiguous = true;
+                sender.why = p->distrust;
         }
         r = fill_headers(msg, mm, &sender);
         if (r < 0)

@@ -193,5 +193,63 @@ class TerminalEscapes(HostileMail):
         self.assertIn(b"Votre code ?]0;pwned??[2J?31m??", csv)
 
 
+def with_length(headers, body):
+    """An mboxcl2 message: the writer's Content-Length counts the body's bytes."""
+    return headers.replace(b"\n\n", b"\nContent-Length: %d\n\n" % len(body), 1) + body
+
+
+class MboxBodyLines(HostileMail):
+    """A hostile mail's body holds an unquoted "From " line and a whole mail from Action
+    Logement after it: that text must never become a trusted message."""
+
+    MINTED = (b"From ne-pas-repondre@actionlogement.fr Mon Mar  2 10:00:00 2026\n"
+              + mail(["From: Action Logement <%s>" % AL],
+                     auth="dmarc=pass header.from=actionlogement.fr"))
+    LEGIT = ENVELOPE + mail(["From: Action Logement <%s>" % AL], body="Code sp\u00e9cifique : ZQ48 TK27\n")
+
+    def evil(self, body, length=None, multipart=False):
+        head = b"From: Promo <promo@evil.example>\nSubject: offre\n"
+        if multipart:
+            head += b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"zz\"\n"
+        if length is not None:
+            head += b"Content-Length: %d\n" % length
+        return b"From promo@evil.example Mon Mar  2 09:00:00 2026\n" + head + b"\n" + body
+
+    def trusted(self, path):
+        return sorted(c["value"] for c in self.scan(path) if c["trusted"])
+
+    def test_mboxcl2_body_line_is_body(self):
+        body = b"Bonjour,\n\n" + self.MINTED + b"\n"
+        path = self.write(self.evil(body, length=len(body)) + b"\n" + self.LEGIT, ".mbox")
+        self.assertEqual(self.trusted(path), ["ZQ48TK27"])
+        out = self.raw("scan", "--explain", path).stdout.decode()
+        self.assertEqual(out.count("=== " + path + ":"), 2, out)
+
+    def test_inside_an_unclosed_mime_body(self):
+        body = (b"--zz\nContent-Type: text/plain\n\nBonjour,\n\n" + self.MINTED
+                + b"\n--zz--\n\n")
+        path = self.write(self.evil(body, multipart=True) + self.LEGIT, ".mbox")
+        self.assertEqual(self.trusted(path), ["ZQ48TK27"])
+        out = self.raw("scan", "--explain", path).stdout.decode()
+        self.assertIn("not trustworthy: inside the previous message of the mbox (its MIME body is not closed)", out)
+
+    def test_inside_by_an_inconsistent_content_length(self):
+        body = b"Bonjour,\n\n" + self.MINTED + b"\n"
+        path = self.write(self.evil(body, length=len(body) + 7) + b"\n" + self.LEGIT, ".mbox")
+        self.assertEqual(self.trusted(path), ["ZQ48TK27"])
+        out = self.raw("scan", "--explain", path).stdout.decode()
+        self.assertIn("not trustworthy: inside the previous message of the mbox by its Content-Length", out)
+
+    def test_mboxcl2_message_with_a_from_line_stays_whole(self):
+        # Action Logement's own mail quoting a "From " line, in an mboxcl2 file: one message,
+        # its code trusted, and the line is not a separator.
+        body = "Bonjour,\n\nFrom now on, keep this.\nCode sp\u00e9cifique : ZQ48 TK27\n".encode()
+        first = with_length(ENVELOPE + mail(["From: Action Logement <%s>" % AL], body=""), body)
+        path = self.write(first + b"\n" + self.LEGIT.replace(b"ZQ48 TK27", b"RT58 KW2M"), ".mbox")
+        codes = self.scan(path)
+        self.assertEqual([(c["source"], c["value"], c["trusted"]) for c in codes],
+                         [(path + ":1", "ZQ48TK27", True), (path + ":14", "RT58KW2M", True)])
+
+
 if __name__ == "__main__":
     main()
