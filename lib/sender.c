@@ -599,9 +599,15 @@ static int auth_summarize(const char *value, const char *from_domain, bool top, 
                 const char *d;
                 size_t ml, rl;
 
-                if (first)
-                        continue; /* authserv-id */
                 res += strspn(res, " \t\r\n");
+                if (first) {
+                        /* authserv-id [version]: what follows without a ';' is read as a result
+                         * all the same (a malformed header can only take trust away). */
+                        res += strcspn(res, " \t\r\n");
+                        res += strspn(res, " \t\r\n");
+                        res += strspn(res, "0123456789");
+                        res += strspn(res, " \t\r\n");
+                }
                 ml = strcspn(res, " \t=/");
                 if (ml == 0 || ml >= sizeof method)
                         continue;
