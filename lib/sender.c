@@ -1,8 +1,17 @@
 /* Sender trust is decided on the From addr-spec's domain only, compared label by label; the
  * display name, Return-Path and Reply-To never make a sender trusted, they can only raise
- * suspicion. The topmost Authentication-Results header is the one the user's own MTA added
- * (RFC 8601 §5: MTAs remove or rename forged ones above theirs): a DMARC failure, or a DKIM
- * failure with no passing aligned signature, makes a trusted domain untrusted.
+ * suspicion. The From must be unambiguous first: one From field (counted by mime.c from the
+ * bytes), holding one mailbox that this file parses strictly (RFC 5322 without the obsolete
+ * forms, comments or quoting inside the address) and that libetpan reads the same; anything
+ * else may be read differently by the receiving server's DMARC check and the user's mail
+ * program, so it is never trusted.
+ *
+ * The topmost Authentication-Results header is the one the user's own MTA added (RFC 8601 §5:
+ * MTAs remove or rename forged ones above theirs); a pass is read there only. A DKIM/DMARC
+ * result naming another header.from than our From domain (the server read another From), a
+ * DMARC failure, or a DKIM failure with no passing aligned signature makes a trusted domain
+ * untrusted, in any A-R header: one added lower down can only take trust away from its own
+ * message. alcode.rules(5) and SECURITY.md state the rule for users.
  *
  * Look-alikes are judged on a confusable skeleton (UTS #39 in spirit, with a small table):
  * punycode labels are decoded, Cyrillic/Greek letters that look Latin are mapped to it, and

@@ -1,5 +1,5 @@
 /* Who sent a message, and whether we can believe it. Reads From/Sender/Reply-To (parsed by
- * mime.c) and the topmost Authentication-Results, spots look-alike domains (IDN homographs
+ * mime.c, and From/Sender again strictly here) and the Authentication-Results, spots look-alike domains (IDN homographs
  * included) and display names, and recognises the user's own mail. Pure; any thread. */
 #pragma once
 
@@ -13,10 +13,10 @@ typedef struct SenderInfo {
         char *address;       /* From addr-spec, or NULL */
         char *domain;        /* its domain in lower case, as written (punycode stays "xn--"), or NULL */
         char *name;          /* display name (UTF-8) or NULL */
-        bool auth_failed;    /* topmost Authentication-Results: dmarc=fail, or dkim=fail and no
-                              * dkim=pass, for the From domain */
+        bool auth_failed;    /* an Authentication-Results: dmarc=fail, or dkim=fail and no dkim=pass
+                              * in the topmost one, for the From domain */
         bool auth_passed;    /* topmost Authentication-Results: dmarc=pass, or dkim=pass with
-                              * header.d aligned with the From domain */
+                              * header.d aligned with the From domain; no failure or conflict */
         bool lookalike;      /* domain or display name imitates a trusted domain or the brand */
         bool mismatch;       /* Reply-To: outside a trusted From domain, without authentication */
         bool employer;       /* From domain is one of the configured employer domains */
