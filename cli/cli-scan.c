@@ -260,6 +260,7 @@ static bool header_field(const char *h, size_t n, const char *name, char *buf, s
 }
 
 #define MAX_BOUNDARY 200
+#define MAX_MBOX_HEADER (256u << 10)
 
 /* The close delimiter "--boundary--" of a multipart message's top Content-Type, or "". */
 static void multipart_close(const char *h, size_t n, char *ret, size_t size) {
@@ -287,11 +288,15 @@ static void multipart_close(const char *h, size_t n, char *ret, size_t size) {
  * *ret_next there; *ret_claimed is the end it claims in any case (0: no Content-Length). */
 static bool content_length_end(const char *data, size_t size, size_t start, size_t *ret_next,
                                size_t *ret_claimed) {
-        size_t h = header_end(data + start, size - start), e;
+        /* Looked for in the first 256 KiB only: a file of messages without a blank line would
+         * otherwise be read to its end once per message. */
+        size_t limit = MIN(size - start, (size_t) MAX_MBOX_HEADER), h = header_end(data + start, limit), e;
         char v[32], *end;
         unsigned long long cl;
 
         *ret_claimed = 0;
+        if (h == limit && limit < size - start)
+                return false;
         if (!header_field(data + start, h, "Content-Length", v, sizeof v))
                 return false;
         end = v + strspn(v, " \t");
