@@ -196,7 +196,8 @@ invalid:
 static bool is_control(uint32_t cp) {
         return cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0x2028 || cp == 0x2029 ||
                (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) || /* bidi overrides */
-               cp == 0x200E || cp == 0x200F || cp == 0x061C;                  /* and marks */
+               cp == 0x200E || cp == 0x200F || cp == 0x061C ||                /* and marks */
+               cp == 0xFEFF;
 }
 
 static size_t char_width(uint32_t cp) {
@@ -296,7 +297,7 @@ void cli_write_text(FILE *f, const char *s, size_t n, bool multiline) {
                         putc('\n', f);
                 else if (multiline && cp == '\t')
                         putc(' ', f);
-                else if (is_control(cp) || (cp == 0xFFFD && k == 1) || cp == 0xFEFF)
+                else if (is_control(cp) || (cp == 0xFFFD && k == 1))
                         putc('?', f);
                 else
                         fwrite(s + i, 1, k, f);
