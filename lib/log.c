@@ -89,6 +89,34 @@ static int log_to_journal_fields(int level, int error, const LogContext *ctx, co
         return sd_journal_sendv(iov, (int) n);
 }
 
+/* Folder names from the server, warnings about a mail (a charset name), a server's error text:
+ * a record may quote bytes from outside, and it must not drive the terminal that shows it nor
+ * start a forged line. C0 controls (a newline too), DEL, C1 controls in UTF-8 and bidi
+ * embeddings, overrides and isolates become '?', in place. Returns the new length. */
+static size_t log_clean(char *s, size_t n) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n;) {
+                const unsigned char *p = (const unsigned char *) s + i;
+                size_t bad = 0;
+
+                if (p[0] < 0x20 || p[0] == 0x7f)
+                        bad = 1;
+                else if (p[0] == 0xC2 && i + 1 < n && p[1] >= 0x80 && p[1] <= 0x9F)
+                        bad = 2;
+                else if (p[0] == 0xE2 && i + 2 < n &&
+                         ((p[1] == 0x80 && (p[2] == 0x8E || p[2] == 0x8F || (p[2] >= 0xA8 && p[2] <= 0xAE))) ||
+                          (p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)))
+                        bad = 3;
+                if (bad) {
+                        s[k++] = '?';
+                        i += bad;
+                } else
+                        s[k++] = s[i++];
+        }
+        return k;
+}
+
 static void log_to_stderr(int level, const LogContext *ctx, const char *msg) {
         char where[512] = "", out[3072];
         size_t k = 0;
@@ -107,8 +135,11 @@ static void log_to_stderr(int level, const LogContext *ctx, const char *msg) {
                         where[k - 1] = ':', where[k] = ' ', where[k + 1] = 0;
         }
         n = snprintf(out, sizeof out, "%s: %s%s%s\n", log_ident, level_prefix(level), where, msg);
-        if (n > 0)
-                (void) !write(STDERR_FILENO, out, MIN((size_t) n, sizeof out - 1));
+        if (n > 0) {
+                size_t len = log_clean(out, MIN((size_t) n, sizeof out - 1) - 1);
+                out[len++] = '\n';
+                (void) !write(STDERR_FILENO, out, len);
+        }
 }
 
 int log_internal(int level, int error, const LogContext *ctx, const char *file, int line,
@@ -129,6 +160,7 @@ int log_internal(int level, int error, const LogContext *ctx, const char *file, 
 
         /* Should the journal socket be gone, the record still goes to stderr (the journal's
          * stream, or wherever systemd put it). */
+        msg[log_clean(msg, strlen(msg))] = 0;
         if (!log_journal || log_to_journal_fields(level, error, ctx, file, line, func, msg) < 0)
                 log_to_stderr(level, ctx, msg);
 
