@@ -560,10 +560,13 @@ static char *strip_comments(const char *v) {
         return o;
 }
 
-static const char *prop_value(const char *resinfo, const char *name, char *buf, size_t size) {
+/* The value of the first property name=value in resinfo at or after *from (NULL: from the
+ * start), and *from moved past it so that a loop sees every one. */
+static const char *prop_value_next(const char *resinfo, const char *name, char *buf, size_t size,
+                                   const char **from) {
         size_t l = strlen(name);
 
-        for (const char *p = resinfo; (p = strcasestr(p, name)); p += l) {
+        for (const char *p = from && *from ? *from : resinfo; (p = strcasestr(p, name)); p += l) {
                 const char *v;
                 size_t n;
 
@@ -576,6 +579,12 @@ static const char *prop_value(const char *resinfo, const char *name, char *buf, 
                 v++;
                 v += strspn(v, " \t\"");
                 n = strcspn(v, " \t\";");
+                if (from) {
+                        *from = v + n;
+                        if (n == 0)
+                                continue;
+                        n = MIN(n, size - 1); /* cut: it matches nothing, which is safe */
+                }
                 if (n == 0 || n >= size)
                         return NULL;
                 memcpy(buf, v, n);
@@ -590,6 +599,10 @@ static const char *prop_value(const char *resinfo, const char *name, char *buf, 
                 return d;
         }
         return NULL;
+}
+
+static const char *prop_value(const char *resinfo, const char *name, char *buf, size_t size) {
+        return prop_value_next(resinfo, name, buf, size, NULL);
 }
 
 /* Reads one Authentication-Results value. Every DKIM or DMARC result that names a header.from
@@ -637,12 +650,16 @@ static int auth_summarize(const char *value, const char *from_domain, bool top, 
                         continue;
                 /* The From domain the checker read: it must be ours (or, as some write it, its
                  * organisational domain: mail.al-in.fr read as al-in.fr), whatever the result. */
-                d = prop_value(res, "header.from", dbuf, sizeof dbuf);
-                if (d && !sender_domain_matches(from_domain, d)) {
-                        if (!ret->other_domain && !(ret->other_domain = strdup(d)))
-                                return -ENOMEM;
+                bool other = false;
+                const char *at = NULL;
+                while (!other && (d = prop_value_next(res, "header.from", dbuf, sizeof dbuf, &at)))
+                        if (!sender_domain_matches(from_domain, d) || !strchr(d, '.')) {
+                                if (!ret->other_domain && !(ret->other_domain = strdup(d)))
+                                        return -ENOMEM;
+                                other = true;
+                        }
+                if (other)
                         continue;
-                }
                 if (strcaseeq(method, "dmarc")) {
                         if (strcaseeq(result, "fail"))
                                 ret->dmarc_fail = true;

@@ -161,6 +161,13 @@ static void test_analyze(void **state) {
                 /* A verdict on another From domain: the server read another From than ours. */
                 { "Authentication-Results: mx; dmarc=fail header.from=other.example\n"
                   "From: <a@al-in.fr>", false, false, false, false, false, false },
+                /* Every header.from of a result counts; one without a dot is not a parent domain. */
+                { "Authentication-Results: mx; dmarc=pass header.from=al-in.fr header.from=evil.example\n"
+                  "From: <a@al-in.fr>", false, false, false, false, false, false },
+                { "Authentication-Results: mx; dmarc=pass header.from=fr\n"
+                  "From: <a@al-in.fr>", false, false, false, false, false, false },
+                { "Authentication-Results: mx; dmarc=pass header.from= header.from=evil.example\n"
+                  "From: <a@al-in.fr>", false, false, false, false, false, false },
                 /* Look-alikes: never trusted, flagged. */
                 { "From: Action Logement <noreply@actionlogement-fr.com>", false, false, true, false, false, false },
                 { "From: AL'in <support@xn--l-in-43d.fr>", false, false, true, false, false, false },
