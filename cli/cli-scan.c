@@ -90,9 +90,9 @@ static void explain_texts(const SenderInfo *s, const RuleText *texts, size_t n, 
         if (s->why)
                 printf(_("  not trustworthy: %s\n"), s->why);
         if (s->auth_domain) {
-                _cleanup_free_ char *d = cli_clean(s->auth_domain);
+                _cleanup_free_ char *d = cli_clean(s->auth_domain), *own = cli_clean(s->domain);
                 printf(_("  Authentication-Results judged header.from=%s, not the From domain %s\n"), strna(d),
-                       strna(s->domain));
+                       strna(own));
         }
         for (size_t i = 0; i < n; i++) {
                 const RuleText *t = &texts[i];
