@@ -77,7 +77,9 @@ class MboxPageBoundary(HostileMail):
         return self.write(data, ".mbox")
 
     def test_last_line_of_quote_marks(self):
-        for tail in (b"\n>>>>>>>>", b"\n>", b"\n\r\r\n", b"\n\n>>", b"\n\r\n"):
+        for tail in (b"\n>>>>>>>>", b"\n>", b"\n\r\r\n", b"\n\n>>", b"\n\r\n",
+                     b"\n\nFrom x@example.net Mon Mar  2 10:00:00 2026\n\r\r\n",
+                     b"\n\nFrom x@example.net Mon Mar  2 10:00:00 2026\n\r\n"):
             with self.subTest(tail=tail):
                 path = self.mbox(tail)
                 db = self.tmp.join("page%d.db" % next(_names))
