@@ -377,11 +377,22 @@ static int scan_mbox(ScanState *st, const char *data, size_t size, const char *p
                         quoted = false;
                         start = i + len;
                         start_line = line_no;
+                        const char *was = distrust;
                         distrust = start < claimed_end
                                            ? "inside the previous message of the mbox by its Content-Length"
                                    : open_close[0]
                                            ? "inside the previous message of the mbox (its MIME body is not closed)"
                                            : NULL;
+                        if (distrust && !was) {
+                                /* Say it once where it starts: a broken sender's message without
+                                 * its closing boundary makes all the rest untrusted. */
+                                _cleanup_free_ char *shown = cli_clean(path);
+                                fprintf(stderr,
+                                        _("alcode: %s:%zu: this message may be text inside the one before it "
+                                          "(%s); it and the next ones until that one ends are read as from an "
+                                          "unverified sender.\n"),
+                                        strna(shown), line_no, start < claimed_end ? "Content-Length" : "MIME");
+                        }
                         cl_message = content_length_end(data, size, start, &cl_next, &claimed);
                 } else if (in_message && line[0] == '>') {
                         size_t k = span(line, len, ">");

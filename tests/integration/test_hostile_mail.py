@@ -232,8 +232,10 @@ class MboxBodyLines(HostileMail):
                 + b"\n--zz--\n\n")
         path = self.write(self.evil(body, multipart=True) + self.LEGIT, ".mbox")
         self.assertEqual(self.trusted(path), ["ZQ48TK27"])
-        out = self.raw("scan", "--explain", path).stdout.decode()
-        self.assertIn("not trustworthy: inside the previous message of the mbox (its MIME body is not closed)", out)
+        r = self.raw("scan", "--explain", path)
+        self.assertIn("not trustworthy: inside the previous message of the mbox (its MIME body is not closed)",
+                      r.stdout.decode())
+        self.assertIn("%s:12: this message may be text inside the one before it (MIME)" % path, r.stderr.decode())
 
     def test_inside_by_an_inconsistent_content_length(self):
         body = b"Bonjour,\n\n" + self.MINTED + b"\n"
