@@ -1150,13 +1150,54 @@ int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) 
 }
 
 /* Writes column 0 of every row as a line. Returns the number of lines. */
+/* Length of a character that could drive a terminal or reorder text at p, or 0: C0 controls
+ * and DEL, C1 controls (U+0080..U+009F), LRM/RLM, line/paragraph separators, bidi embeddings,
+ * overrides and isolates (U+202A..U+202E, U+2066..U+2069), ALM (U+061C), BOM. */
+static size_t control_len(const unsigned char *p) {
+        if (p[0] < 0x20 || p[0] == 0x7f)
+                return 1;
+        if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+                return 2;
+        if (p[0] == 0xD8 && p[1] == 0x9C)
+                return 2;
+        if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0x8E || p[2] == 0x8F || (p[2] >= 0xA8 && p[2] <= 0xAE)))
+                return 3;
+        if (p[0] == 0xE2 && p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)
+                return 3;
+        if (p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF)
+                return 3;
+        return 0;
+}
+
+/* One JSON line. SQLite escapes C0 controls; the characters of control_len() that it leaves
+ * as they are (C1, bidi, DEL...) are written as \uXXXX: the same string to any JSON reader,
+ * nothing a terminal acts on. They can only occur inside strings. */
+static int write_json_line(const char *line, FILE *out) {
+        for (const unsigned char *p = (const unsigned char *) line; *p;) {
+                size_t n = control_len(p);
+                unsigned cp;
+
+                if (n == 0) {
+                        if (putc(*p++, out) < 0)
+                                return negative_errno();
+                        continue;
+                }
+                cp = n == 1 ? p[0] : n == 2 ? (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu)
+                                            : (p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
+                if (fprintf(out, "\\u%04x", cp) < 0)
+                        return negative_errno();
+                p += n;
+        }
+        return putc('\n', out) < 0 ? negative_errno() : 0;
+}
+
 static int write_rows(sqlite3_stmt *st, FILE *out) {
-        int rc, n = 0;
+        int rc, n = 0, r;
 
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 const char *line = (const char *) sqlite3_column_text(st, 0);
-                if (line && (fputs(line, out) < 0 || putc('\n', out) < 0))
-                        return negative_errno();
+                if (line && (r = write_json_line(line, out)) < 0)
+                        return r;
                 n++;
         }
         return rc == SQLITE_DONE ? n : errno_from_sqlite(rc);
@@ -1172,26 +1213,9 @@ int store_write_json(Store *s, const StoreFilter *f, FILE *out) {
         return write_rows(st, out);
 }
 
-/* Length of a character that could drive a terminal or reorder text at p, or 0: C0 controls
- * and DEL, C1 controls (U+0080..U+009F), LRM/RLM, line/paragraph separators, bidi embeddings,
- * overrides and isolates (U+202A..U+202E, U+2066..U+2069), ALM (U+061C). */
-static size_t csv_control_len(const unsigned char *p) {
-        if (p[0] < 0x20 || p[0] == 0x7f)
-                return 1;
-        if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
-                return 2;
-        if (p[0] == 0xD8 && p[1] == 0x9C)
-                return 2;
-        if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0x8E || p[2] == 0x8F || (p[2] >= 0xA8 && p[2] <= 0xAE)))
-                return 3;
-        if (p[0] == 0xE2 && p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)
-                return 3;
-        return 0;
-}
-
 /* RFC 4180 field. A cell a spreadsheet would take for a formula (mail is hostile: a subject
  * "=HYPERLINK(…)") is prefixed with an apostrophe, as OWASP advises for CSV exports. Control
- * characters (see csv_control_len()) become '?': text from mail carries none into the file,
+ * characters (see control_len()) become '?': text from mail carries none into the file,
  * nor to a terminal that shows it. */
 static int write_csv_field(const char *v, FILE *out) {
         bool quote, formula;
@@ -1203,7 +1227,7 @@ static int write_csv_field(const char *v, FILE *out) {
         if ((quote && putc('"', out) < 0) || (formula && putc('\'', out) < 0))
                 return negative_errno();
         for (const char *p = v; *p; p++) {
-                size_t n = csv_control_len((const unsigned char *) p);
+                size_t n = control_len((const unsigned char *) p);
                 if (n > 0) {
                         if (putc('?', out) < 0)
                                 return negative_errno();

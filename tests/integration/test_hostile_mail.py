@@ -190,6 +190,14 @@ class TerminalEscapes(HostileMail):
         self.assertIn(b"RT58 KW2M", out)
         self.assertIn(b"Action Logement ?]0;pwned??[2J?31m??", out)
         self.assertIn(b"unknown charset 'x-esc?[31m?'", out)
+        # JSON keeps the text exactly (a JSON reader gets the same string back), escaped.
+        for args in (["scan", "--json", path], ["--db", db, "list", "--json"], ["--db", db, "show", "1", "--json"],
+                     ["--db", db, "export", "--json"]):
+            with self.subTest(args=args):
+                r = self.raw(*args)
+                self.assert_clean("stdout", r.stdout)
+                subject = json.loads(r.stdout.splitlines()[0])["subject"]
+                self.assertEqual(subject, "Votre code \x1b]0;pwned\x07\x1b[2J\u009b31m\u202e\u2066")
         csv = self.raw("--db", db, "export", "--csv").stdout
         self.assertIn(b"RT58KW2M", csv)
         self.assertIn(b"Votre code ?]0;pwned??[2J?31m??", csv)
