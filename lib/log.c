@@ -8,6 +8,7 @@
 #include <systemd/sd-journal.h>
 
 #include "log.h"
+#include "text.h"
 
 static const char *log_ident = "alcode";
 static int log_max_level = LOG_INFO;
@@ -91,23 +92,14 @@ static int log_to_journal_fields(int level, int error, const LogContext *ctx, co
 
 /* Folder names from the server, warnings about a mail (a charset name), a server's error text:
  * a record may quote bytes from outside, and it must not drive the terminal that shows it nor
- * start a forged line. C0 controls (a newline too), DEL, C1 controls in UTF-8 and bidi
- * embeddings, overrides and isolates become '?', in place. Returns the new length. */
+ * start a forged line. What text_control_len() finds (a newline too) becomes '?', in place.
+ * Returns the new length. */
 static size_t log_clean(char *s, size_t n) {
         size_t k = 0;
 
         for (size_t i = 0; i < n;) {
-                const unsigned char *p = (const unsigned char *) s + i;
-                size_t bad = 0;
+                size_t bad = text_control_len((const unsigned char *) s + i, n - i);
 
-                if (p[0] < 0x20 || p[0] == 0x7f)
-                        bad = 1;
-                else if (p[0] == 0xC2 && i + 1 < n && p[1] >= 0x80 && p[1] <= 0x9F)
-                        bad = 2;
-                else if (p[0] == 0xE2 && i + 2 < n &&
-                         ((p[1] == 0x80 && (p[2] == 0x8E || p[2] == 0x8F || (p[2] >= 0xA8 && p[2] <= 0xAE))) ||
-                          (p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)))
-                        bad = 3;
                 if (bad) {
                         s[k++] = '?';
                         i += bad;

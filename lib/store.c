@@ -23,6 +23,7 @@
 
 #include "fs-util.h"
 #include "store.h"
+#include "text.h"
 #include "strbuf.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000      /* a writer waits for another writer */
@@ -1150,31 +1151,14 @@ int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) 
 }
 
 /* Writes column 0 of every row as a line. Returns the number of lines. */
-/* Length of a character that could drive a terminal or reorder text at p, or 0: C0 controls
- * and DEL, C1 controls (U+0080..U+009F), LRM/RLM, line/paragraph separators, bidi embeddings,
- * overrides and isolates (U+202A..U+202E, U+2066..U+2069), ALM (U+061C), BOM. */
-static size_t control_len(const unsigned char *p) {
-        if (p[0] < 0x20 || p[0] == 0x7f)
-                return 1;
-        if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
-                return 2;
-        if (p[0] == 0xD8 && p[1] == 0x9C)
-                return 2;
-        if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0x8E || p[2] == 0x8F || (p[2] >= 0xA8 && p[2] <= 0xAE)))
-                return 3;
-        if (p[0] == 0xE2 && p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)
-                return 3;
-        if (p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF)
-                return 3;
-        return 0;
-}
-
-/* One JSON line. SQLite escapes C0 controls; the characters of control_len() that it leaves
+/* One JSON line. SQLite escapes C0 controls; the characters of text_control_len() that it leaves
  * as they are (C1, bidi, DEL...) are written as \uXXXX: the same string to any JSON reader,
  * nothing a terminal acts on. They can only occur inside strings. */
 static int write_json_line(const char *line, FILE *out) {
-        for (const unsigned char *p = (const unsigned char *) line; *p;) {
-                size_t n = control_len(p);
+        const unsigned char *p = (const unsigned char *) line, *end = p + strlen(line);
+
+        while (p < end) {
+                size_t n = text_control_len(p, (size_t) (end - p));
                 unsigned cp;
 
                 if (n == 0) {
@@ -1215,7 +1199,7 @@ int store_write_json(Store *s, const StoreFilter *f, FILE *out) {
 
 /* RFC 4180 field. A cell a spreadsheet would take for a formula (mail is hostile: a subject
  * "=HYPERLINK(…)") is prefixed with an apostrophe, as OWASP advises for CSV exports. Control
- * characters (see control_len()) become '?': text from mail carries none into the file,
+ * characters (see text_control_len()) become '?': text from mail carries none into the file,
  * nor to a terminal that shows it. */
 static int write_csv_field(const char *v, FILE *out) {
         bool quote, formula;
@@ -1226,8 +1210,9 @@ static int write_csv_field(const char *v, FILE *out) {
         formula = v[0] && strchr("=+-@\t\r", v[0]);
         if ((quote && putc('"', out) < 0) || (formula && putc('\'', out) < 0))
                 return negative_errno();
+        const char *end = v + strlen(v);
         for (const char *p = v; *p; p++) {
-                size_t n = control_len((const unsigned char *) p);
+                size_t n = text_control_len((const unsigned char *) p, (size_t) (end - p));
                 if (n > 0) {
                         if (putc('?', out) < 0)
                                 return negative_errno();
