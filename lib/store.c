@@ -1158,9 +1158,19 @@ static int write_json_line(const char *line, FILE *out) {
         const unsigned char *p = (const unsigned char *) line, *end = p + strlen(line);
 
         while (p < end) {
-                size_t n = text_control_len(p, (size_t) (end - p));
+                const unsigned char *q = p;
+                size_t n;
                 unsigned cp;
 
+                /* Runs of plain text in one write: only these few lead bytes can start a control. */
+                while (q < end && *q >= 0x20 && *q != 0x7f && *q != 0xC2 && *q != 0xD8 && *q != 0xE2 && *q != 0xEF)
+                        q++;
+                if (q > p && fwrite(p, 1, (size_t) (q - p), out) != (size_t) (q - p))
+                        return negative_errno();
+                p = q;
+                if (p >= end)
+                        break;
+                n = text_control_len(p, (size_t) (end - p));
                 if (n == 0) {
                         if (putc(*p++, out) < 0)
                                 return negative_errno();
