@@ -1222,7 +1222,10 @@ static int write_csv_field(const char *v, FILE *out) {
                 return negative_errno();
         const char *end = v + strlen(v);
         for (const char *p = v; *p; p++) {
-                size_t n = text_control_len((const unsigned char *) p, (size_t) (end - p));
+                unsigned char c = (unsigned char) *p;
+                size_t n = c < 0x20 || c == 0x7f || c == 0xC2 || c == 0xD8 || c == 0xE2 || c == 0xEF
+                                   ? text_control_len((const unsigned char *) p, (size_t) (end - p))
+                                   : 0;
                 if (n > 0) {
                         if (putc('?', out) < 0)
                                 return negative_errno();
