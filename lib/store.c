@@ -1151,6 +1151,11 @@ int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) 
 }
 
 /* Writes column 0 of every row as a line. Returns the number of lines. */
+/* The bytes that may start what text_control_len() finds (a NUL ends the string anyway). */
+#define CONTROL_LEADS                                                                              \
+        "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16" \
+        "\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f\xc2\xd8\xe2\xef"
+
 /* One JSON line. SQLite escapes C0 controls; the characters of text_control_len() that it leaves
  * as they are (C1, bidi, DEL...) are written as \uXXXX: the same string to any JSON reader,
  * nothing a terminal acts on. They can only occur inside strings. */
@@ -1162,9 +1167,8 @@ static int write_json_line(const char *line, FILE *out) {
                 size_t n;
                 unsigned cp;
 
-                /* Runs of plain text in one write: only these few lead bytes can start a control. */
-                while (q < end && *q >= 0x20 && *q != 0x7f && *q != 0xC2 && *q != 0xD8 && *q != 0xE2 && *q != 0xEF)
-                        q++;
+                /* Runs of plain text in one write: only these bytes can start a control. */
+                q += strcspn((const char *) p, CONTROL_LEADS);
                 if (q > p && fwrite(p, 1, (size_t) (q - p), out) != (size_t) (q - p))
                         return negative_errno();
                 p = q;
