@@ -1150,7 +1150,6 @@ int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) 
         return 0;
 }
 
-/* Writes column 0 of every row as a line. Returns the number of lines. */
 /* The bytes that may start what text_control_len() finds (a NUL ends the string anyway). */
 #define CONTROL_LEADS                                                                              \
         "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16" \
@@ -1189,6 +1188,7 @@ static int write_json_line(const char *line, FILE *out) {
         return putc('\n', out) < 0 ? negative_errno() : 0;
 }
 
+/* Writes column 0 of every row as a line. Returns the number of lines. */
 static int write_rows(sqlite3_stmt *st, FILE *out) {
         int rc, n = 0, r;
 
