@@ -30,9 +30,10 @@ static int parse_id(const char *s, int64_t *ret) {
         char *end;
         long long v;
 
+        /* Digits only: strtoll() would also take " 1", "+1" and "\n1". */
         errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno || *end || v <= 0 || !*s) {
+        v = isdigit((unsigned char) s[0]) ? strtoll(s, &end, 10) : -1;
+        if (v <= 0 || errno || *end) {
                 fprintf(stderr, _("alcode: '%s' is not a code id (see 'alcode list').\n"), s);
                 return -EINVAL;
         }

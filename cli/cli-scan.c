@@ -574,6 +574,7 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
          * folder (a Maildir cur/ may hold 100,000 messages); sub-folders, few, are visited
          * afterwards in name order. */
         _cleanup_strv_free_ char **subdirs = NULL;
+        size_t n_subdirs = 0, subdirs_allocated = 0; /* strv_push(): a folder may hold very many */
         DIR *d = opendir(path);
         struct dirent *de;
         if (!d) {
@@ -618,7 +619,7 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
                                 if (access(cur, F_OK) < 0)
                                         continue;
                         }
-                        r = strv_consume(&subdirs, TAKE_PTR(child));
+                        r = strv_push(&subdirs, &n_subdirs, &subdirs_allocated, TAKE_PTR(child));
                 }
                 /* Symbolic links are not followed. */
         }
@@ -626,7 +627,7 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
         if (r < 0)
                 return r;
         if (subdirs)
-                qsort(subdirs, strv_length(subdirs), sizeof(char *), cmp_str);
+                qsort(subdirs, n_subdirs, sizeof(char *), cmp_str);
         STRV_FOREACH(sub, subdirs) {
                 r = scan_path(st, *sub, depth + 1, false);
                 if (r < 0)
@@ -637,9 +638,12 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
 
 /* The user's own addresses: the accounts' user names that are addresses. */
 static int user_addresses(const Config *config, char ***ret) {
+        size_t n = strv_length(*ret), allocated = 0;
+
+        /* strv_push(): strv_extend() would count the list at each account. */
         for (size_t i = 0; i < config->n_accounts; i++)
                 if (config->accounts[i].user && strchr(config->accounts[i].user, '@') &&
-                    strv_extend(ret, config->accounts[i].user) < 0)
+                    strv_push(ret, &n, &allocated, strdup(config->accounts[i].user)) < 0)
                         return -ENOMEM;
         return 0;
 }

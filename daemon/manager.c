@@ -231,10 +231,12 @@ static int load_cursors(Manager *m, const Account *a, WorkerCursor **ret, size_t
  * address: they learn it when they next start.) */
 static int user_addresses(const Config *c, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0, allocated = 0;
 
+        /* strv_push(): strv_extend() would count the list at each account. */
         for (size_t i = 0; i < c->n_accounts; i++)
                 if (c->accounts[i].user && strchr(c->accounts[i].user, '@') &&
-                    strv_extend(&l, c->accounts[i].user) < 0)
+                    strv_push(&l, &n, &allocated, strdup(c->accounts[i].user)) < 0)
                         return -ENOMEM;
         *ret = TAKE_PTR(l);
         return 0;
@@ -405,6 +407,12 @@ static void notify_trouble(Manager *m, const AccountSlot *s, int error_code, con
                 k = asprintf(&summary, _("alcode: no password for '%s'"), name);
                 advice = _("The password_command of this account gave no password. Fix it, then run "
                            "'systemctl --user reload alcoded'.");
+                break;
+        case -EKEYREVOKED:
+                /* error says "needs you to sign in again: alcode init --reauth NAME (...)". */
+                k = asprintf(&summary, _("alcode: sign in again for '%s'"), name);
+                advice = _("Your provider no longer accepts alcode's sign-in (revoked, expired, or the password "
+                           "changed). alcode will not try again until you sign in.");
                 break;
         case -EPROTONOSUPPORT:
                 k = asprintf(&summary, _("alcode: '%s' offers no secure connection"), name);
@@ -1043,6 +1051,9 @@ int manager_start(Manager *m) {
         int r;
 
         r = store_open(c->database, STORE_READ_WRITE, &m->store, &error);
+        if (r == -ELOOP)
+                return log_error_errno(r, "Cannot open the database '%s': it is a symbolic link; set database = "
+                                          "to the file it points to", c->database);
         if (r < 0)
                 return log_error_errno(r, "Cannot open the database '%s': %s", c->database, error ?: strerror(-r));
         store_set_otp_retention(m->store, (int64_t) c->otp_retention_days * 86400);

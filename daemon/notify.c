@@ -80,11 +80,11 @@ static int put_escaped(StrBuf *b, const char *s) {
         return r;
 }
 
-static void format_date(int64_t t, int tz, char *buf, size_t size) {
+/* In the user's time zone, not the sender's: the user compares it with their own clock. */
+static void format_date(int64_t t, char *buf, size_t size) {
         time_t local = (time_t) t;
         struct tm tm;
 
-        (void) tz;
         if (t <= 0 || !localtime_r(&local, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M", &tm) == 0)
                 (void) snprintf(buf, size, "?");
 }
@@ -290,7 +290,7 @@ static int details_text(const StoredCode *c, bool with_subject, char **ret) {
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(4096);
         char date[64];
 
-        format_date(c->date, c->date_tz, date, sizeof date);
+        format_date(c->date, date, sizeof date);
         (void) strbuf_printf(&b, "%s: ", _("Account"));
         (void) put_escaped(&b, c->account);
         (void) strbuf_puts(&b, " / ");
@@ -325,7 +325,7 @@ int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
 
         if (n_codes == 1) {
                 const StoredCode *k = &codes[0];
-                format_date(k->date, k->date_tz, date, sizeof date);
+                format_date(k->date, date, sizeof date);
                 if (k->trusted)
                         summary = strdup(kind_summary(k->kind));
                 else if (asprintf(&summary, _("⚠ Unverified sender: %s"), code_kind_to_words(k->kind)) < 0)

@@ -24,14 +24,17 @@
 #include "ini-file.h"
 #include "rules.h"
 #include "strbuf.h"
+#include "strmap.h"
 #include "strv.h"
 #include "text.h"
 
 #define RULES_MAX_PER_FILE 256
 #define RULES_MAX_FILES 256
 #define RULES_MAX_PATTERNS 64
+#define RULES_MAX_LIST 1024 /* senders, exclude_senders or keywords of one rule */
 #define RULES_MAX_CANDIDATES 256
 #define RULES_MAX_SOURCE 16384
+#define RULES_MAX_NESTING 8 /* [define] fragments inside fragments */
 #define RULES_MATCH_LIMIT 1000000
 #define RULES_DEPTH_LIMIT 5000
 #define RULES_HEAP_LIMIT_KIB 20480
@@ -109,8 +112,10 @@ struct Rule {
 
 struct Rules {
         Rule *rules;
-        size_t n_rules;
+        size_t n_rules, rules_allocated;
         char **trusted_domains;
+        size_t n_trusted_domains, trusted_domains_allocated;
+        StrMap trusted_domain_index;
         char **keywords;
         pcre2_code *keyword_re;  /* (kw1)|(kw2)|...: group i+1 is keyword i */
         bool jit;
@@ -161,6 +166,7 @@ Rules *rules_free(Rules *r) {
         for (size_t i = 0; i < r->n_rules; i++)
                 rule_done(&r->rules[i]);
         free(r->rules);
+        strmap_done(&r->trusted_domain_index);
         strv_free(r->trusted_domains);
         strv_free(r->keywords);
         pcre2_code_free(r->keyword_re);
@@ -197,7 +203,9 @@ typedef struct FileState {
         Define *defines;
         size_t n_defines;
         Rule *rules;
-        size_t n_rules;
+        size_t n_rules, rules_allocated;
+        StrMap rule_names; /* name → index in rules */
+        bool full;     /* RULES_MAX_PER_FILE reached (and said once): the rest is skipped */
         Regex *last;   /* the regex a continuation line extends */
         char *last_list_key; /* or: the list key (keywords, senders...) it extends */
         bool skipping; /* inside an invalid section: ignore its keys */
@@ -306,6 +314,9 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                                 *p = (char) tolower((unsigned char) *p);
                         if (!domain_valid(*d))
                                 return ini_file_error(f, col, "invalid domain '%s'", *d);
+                        /* Bounded: each new one is compared with those before it. */
+                        if (strv_length(*list) >= RULES_MAX_LIST)
+                                return ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key);
                         if (!strv_contains(*list, *d) && (r = strv_extend(list, *d)) < 0)
                                 return r;
                 }
@@ -326,6 +337,8 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                                 *p = (char) tolower((unsigned char) *p);
                         if (fl < 3)
                                 return ini_file_error(f, col, "keyword '%s' is shorter than 3 characters", *k);
+                        if (strv_length(rule->keywords) >= RULES_MAX_LIST)
+                                return ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
                         if (!strv_contains(rule->keywords, folded) &&
                             (r = strv_consume(&rule->keywords, TAKE_PTR(folded))) < 0)
                                 return r;
@@ -454,11 +467,12 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
                 Rule *l;
                 bool ok = *name;
 
+                if (st->full)
+                        return 0; /* said once at the rule that went over the limit */
                 for (const char *p = name; *p; p++)
                         ok = ok && (isalnum((unsigned char) *p) || *p == '-' || *p == '_' || *p == '.');
-                for (size_t i = 0; i < st->n_rules; i++)
-                        if (streq(st->rules[i].name, name))
-                                ok = false;
+                if (strmap_get(&st->rule_names, name, NULL))
+                        ok = false;
                 if (!ok) {
                         if (!st->skipping &&
                             strv_extendf(st->errors, "%s:%u: invalid or duplicate rule name '%s'", st->path,
@@ -467,12 +481,21 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
                         st->skipping = true;
                         return 0;
                 }
-                if (st->n_rules >= RULES_MAX_PER_FILE)
-                        return ini_file_error(f, 0, "more than %d rules in one file", RULES_MAX_PER_FILE);
-                l = reallocarray(st->rules, st->n_rules + 1, sizeof(Rule));
-                if (!l)
-                        return -ENOMEM;
-                st->rules = l;
+                if (st->n_rules >= RULES_MAX_PER_FILE) {
+                        /* Once: the rules beyond it would each say the same. */
+                        st->full = st->skipping = true;
+                        return ini_file_error(f, 0, "more than %d rules in one file; the rules from here "
+                                                    "to the end of the file are ignored", RULES_MAX_PER_FILE);
+                }
+                if (st->n_rules == st->rules_allocated) {
+                        size_t n = MAX(st->rules_allocated * 2, (size_t) 8);
+                        l = reallocarray(st->rules, n, sizeof(Rule));
+                        if (!l)
+                                return -ENOMEM;
+                        st->rules = l;
+                        st->rules_allocated = n;
+                }
+                l = st->rules;
                 l[st->n_rules] = (Rule) {
                         .name = strdup(name), .line = ini_file_section_line(f) ?: ini_file_line(f),
                         .kind = _CODE_KIND_INVALID,
@@ -481,7 +504,8 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
                         .in_body = true,
                 };
                 st->n_rules++;
-                if (!l[st->n_rules - 1].name)
+                if (!l[st->n_rules - 1].name ||
+                    strmap_put(&st->rule_names, l[st->n_rules - 1].name, st->n_rules - 1) < 0)
                         return -ENOMEM;
                 st->skipping = false;
         }
@@ -504,7 +528,8 @@ typedef struct Expansion {
         size_t alloc;
         const char *unknown; /* on -ENOENT: the name not defined (points into a source) */
         size_t unknown_len;
-        SourcePos where;     /* on -ENOENT / -ELOOP: the reference */
+        SourcePos where;     /* on -ENOENT / -ELOOP / -EMLINK: the reference */
+        const void *active[RULES_MAX_NESTING]; /* the fragments being expanded, outermost first */
 } Expansion;
 
 static void expansion_done(Expansion *e) {
@@ -531,7 +556,7 @@ static int expansion_append(Expansion *e, const char *p, size_t n, const Regex *
         return r;
 }
 
-/* Expands the {NAME} references of x (recursively, up to a depth) into e, remembering for
+/* Expands the {NAME} references of x (recursively, RULES_MAX_NESTING levels at most) into e, remembering for
  * every byte the line and column it was written at, so that a PCRE2 error inside a fragment
  * points into the [define] section. */
 static int expand(const FileState *st, const Regex *x, Expansion *e, unsigned depth) {
@@ -550,15 +575,19 @@ static int expand(const FileState *st, const Regex *x, Expansion *e, unsigned de
                                         if (strlen(st->defines[k].name) == j - i - 1 &&
                                             memcmp(st->defines[k].name, src + i + 1, j - i - 1) == 0)
                                                 def = &st->defines[k];
-                                if (!def || depth >= 8) {
+                                bool cycle = false;
+                                for (unsigned k = 0; def && k < depth; k++)
+                                        cycle = cycle || e->active[k] == def;
+                                if (!def || cycle || depth >= RULES_MAX_NESTING) {
                                         e->unknown = src + i + 1;
                                         e->unknown_len = j - i - 1;
                                         regex_position(x, i, &e->where.line, &e->where.column);
-                                        return def ? -ELOOP : -ENOENT;
+                                        return !def ? -ENOENT : cycle ? -ELOOP : -EMLINK;
                                 }
                         }
                 }
                 if (def) {
+                        e->active[depth] = def;
                         r = expand(st, &def->fragment, e, depth + 1);
                         if (r < 0)
                                 return r;
@@ -600,7 +629,7 @@ static int regex_error(const FileState *st, const Regex *x, size_t offset, const
         if (!msg)
                 return -ENOMEM;
         regex_position(x, offset, &line, &column);
-        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, line, column, msg);
+        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, line, column, msg) < 0 ? -ENOMEM : 1;
 }
 
 static int pos_error(const FileState *st, SourcePos pos, const char *fmt, ...) _printf_(3, 4);
@@ -614,9 +643,10 @@ static int pos_error(const FileState *st, SourcePos pos, const char *fmt, ...) {
         va_end(ap);
         if (!msg)
                 return -ENOMEM;
-        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, pos.line, pos.column, msg);
+        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, pos.line, pos.column, msg) < 0 ? -ENOMEM : 1;
 }
 
+/* 0 when compiled (or empty), 1 when an error was reported, -ENOMEM. */
 static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *jit) {
         _cleanup_(expansion_done) Expansion e = { .text = STRBUF_INIT(RULES_MAX_SOURCE * 4) };
         PCRE2_SIZE erroffset;
@@ -626,9 +656,12 @@ static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *ji
         if (!x->source)
                 return 0;
         r = expand(st, x, &e, 0);
-        if (r == -ENOENT || r == -ELOOP)
-                return pos_error(st, e.where, r == -ENOENT ? "unknown fragment {%.*s} (not in [define])"
-                                                           : "fragment {%.*s} refers to itself",
+        if (r == -ENOENT || r == -ELOOP || r == -EMLINK)
+                return pos_error(st, e.where,
+                                 r == -ENOENT  ? "unknown fragment {%.*s} (not in [define])"
+                                 : r == -ELOOP ? "fragment {%.*s} refers to itself"
+                                               : "fragment {%.*s} nested more than "
+                                                 STRINGIFY(RULES_MAX_NESTING) " levels deep",
                                  (int) e.unknown_len, e.unknown);
         if (r == -E2BIG)
                 return regex_error(st, x, 0, "pattern longer than %d bytes once expanded", RULES_MAX_SOURCE * 4);
@@ -689,21 +722,31 @@ static int rule_finish(FileState *st, Rule *rule, bool *jit) {
                 return strv_extendf(st->errors, "%s:%u: rule '%s' reads other senders' mail (brand) "
                                                 "but has no keywords", st->path, rule->line, rule->name) < 0 ? -ENOMEM : 1;
 
-        size_t before = strv_length(*st->errors);
+        /* Counted here, not by measuring the error list before and after: that is as long as
+         * the errors of every rule before this one. */
+        bool bad = false;
         Regex *singles[] = { &rule->brand, &rule->requires, &rule->subject, &rule->body };
         for (size_t i = 0; i < ELEMENTSOF(singles); i++)
                 if ((r = regex_compile(st, singles[i], false, jit)) < 0)
                         return r;
+                else
+                        bad = bad || r > 0;
         for (size_t i = 0; i < rule->n_patterns; i++)
                 if ((r = regex_compile(st, &rule->patterns[i], true, jit)) < 0)
                         return r;
+                else
+                        bad = bad || r > 0;
         for (size_t i = 0; i < rule->n_rejects; i++)
                 if ((r = regex_compile(st, &rule->rejects[i], false, jit)) < 0)
                         return r;
+                else
+                        bad = bad || r > 0;
         for (size_t i = 0; i < rule->n_reject_contexts; i++)
                 if ((r = regex_compile(st, &rule->reject_contexts[i], false, jit)) < 0)
                         return r;
-        return strv_length(*st->errors) > before ? 1 : 0;
+                else
+                        bad = bad || r > 0;
+        return bad ? 1 : 0;
 }
 
 static int rules_add_file(Rules *rules, const char *path, char ***errors) {
@@ -725,19 +768,30 @@ static int rules_add_file(Rules *rules, const char *path, char ***errors) {
                 }
                 if (k > 0)
                         continue; /* reported; the other rules still load */
-                Rule *l = reallocarray(rules->rules, rules->n_rules + 1, sizeof(Rule));
-                if (!l) {
-                        r = -ENOMEM;
-                        break;
-                }
-                rules->rules = l;
-                l[rules->n_rules++] = *rule;
-                *rule = (Rule) {};
-                STRV_FOREACH(d, l[rules->n_rules - 1].senders)
-                        if (!strv_contains(rules->trusted_domains, *d) &&
-                            (r = strv_extend(&rules->trusted_domains, *d)) < 0)
+                if (rules->n_rules == rules->rules_allocated) {
+                        size_t n = MAX(rules->rules_allocated * 2, (size_t) 8);
+                        Rule *l = reallocarray(rules->rules, n, sizeof(Rule));
+                        if (!l) {
+                                r = -ENOMEM;
                                 break;
+                        }
+                        rules->rules = l;
+                        rules->rules_allocated = n;
+                }
+                rules->rules[rules->n_rules++] = *rule;
+                *rule = (Rule) {};
+                STRV_FOREACH(d, rules->rules[rules->n_rules - 1].senders) {
+                        char *copy;
+                        if (strmap_get(&rules->trusted_domain_index, *d, NULL))
+                                continue;
+                        copy = strdup(*d);
+                        if ((r = strv_push(&rules->trusted_domains, &rules->n_trusted_domains,
+                                           &rules->trusted_domains_allocated, copy)) < 0 ||
+                            (r = strmap_put(&rules->trusted_domain_index, copy, 0)) < 0)
+                                break;
+                }
         }
+        strmap_done(&st.rule_names);
         for (size_t i = 0; i < st.n_rules; i++)
                 rule_done(&st.rules[i]);
         free(st.rules);
@@ -766,8 +820,10 @@ static Rules *rules_new(void) {
 
 /* One pattern for every keyword, each in its own group, so that one pass over a text tells
  * which keywords it holds. A space in a keyword matches any one blank (line breaks too). */
-static int rules_build_keywords(Rules *rules) {
+static int rules_build_keywords(Rules *rules, char ***errors) {
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(0);
+        _cleanup_(strmap_done) StrMap ids = STRMAP_INIT;
+        size_t n_keywords = strv_length(rules->keywords), allocated = 0;
         int errcode;
         PCRE2_SIZE erroffset;
 
@@ -782,11 +838,13 @@ static int rules_build_keywords(Rules *rules) {
                         return -ENOMEM;
                 for (size_t k = 0; k < rule->n_keyword_ids; k++) {
                         size_t id;
-                        for (id = 0; rules->keywords[id]; id++)
-                                if (streq(rules->keywords[id], rule->keywords[k]))
-                                        break;
-                        if (!rules->keywords[id] && strv_extend(&rules->keywords, rule->keywords[k]) < 0)
-                                return -ENOMEM;
+                        if (!strmap_get(&ids, rule->keywords[k], &id)) {
+                                id = n_keywords;
+                                if (strv_push(&rules->keywords, &n_keywords, &allocated,
+                                              strdup(rule->keywords[k])) < 0 ||
+                                    strmap_put(&ids, rules->keywords[id], id) < 0)
+                                        return -ENOMEM;
+                        }
                         rule->keyword_ids[k] = id;
                 }
         }
@@ -814,8 +872,16 @@ static int rules_build_keywords(Rules *rules) {
                 return 0;
         rules->keyword_re = pcre2_compile((PCRE2_SPTR) b.data, b.len, PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS,
                                           &errcode, &erroffset, NULL);
-        if (!rules->keyword_re)
-                return -ENOMEM; /* escaped literals: only memory can fail */
+        if (!rules->keyword_re && errcode == PCRE2_ERROR_NOMEMORY)
+                return -ENOMEM;
+        if (!rules->keyword_re) {
+                /* Escaped literals: only their number can be too much (a compiled pattern is at
+                 * most 64 KiB, 65,535 groups). */
+                PCRE2_UCHAR msg[256];
+                (void) pcre2_get_error_message(errcode, msg, sizeof msg);
+                return strv_extendf(errors, "rules: the %zu different keywords of the rules are too many to "
+                                            "search together (%s); use fewer keywords", n_keywords, (char *) msg);
+        }
         if (!use_jit() || pcre2_jit_compile(rules->keyword_re, PCRE2_JIT_COMPLETE) != 0)
                 rules->jit = false;
         return 0;
@@ -830,7 +896,7 @@ int rules_load_files(char *const *files, Rules **ret, char ***errors) {
         STRV_FOREACH(f, files)
                 if ((r = rules_add_file(rules, *f, errors)) < 0)
                         return r;
-        r = rules_build_keywords(rules);
+        r = rules_build_keywords(rules, errors);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(rules);
@@ -1209,9 +1275,11 @@ static int keywords_scan(MatchRun *run) {
                 m->keyword_seen = b;
                 m->n_keyword_seen = n;
         }
-        if (n == 0 || !rules->keyword_re)
+        if (n == 0)
                 return 0;
         memset(m->keyword_seen, 0, n * sizeof(bool));
+        if (!rules->keyword_re)
+                return 0;
         if (!m->keyword_md || pcre2_get_ovector_count(m->keyword_md) < n + 1) {
                 pcre2_match_data_free(m->keyword_md);
                 m->keyword_md = pcre2_match_data_create((uint32_t) n + 1, NULL);

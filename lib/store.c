@@ -356,6 +356,11 @@ static int schema_version(Store *s, int *ret, char **reason) {
                         return -EBADMSG;
                 }
         }
+        if (version < 0) {
+                /* migrations[] would be indexed below its start. */
+                set_reason(reason, "an unknown schema version (negative): not written by alcode");
+                return -EBADMSG;
+        }
         if (version > STORE_SCHEMA_VERSION) {
                 set_reason(reason, "written by a newer version of alcode");
                 return -EPROTO;
@@ -469,10 +474,14 @@ static int open_read_only(Store *s, const char *path, char **reason) {
         _cleanup_free_ char *uri = NULL;
         struct stat st;
         bool wal_empty = true;
-        int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, version = 0, rc, r;
+        int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, version = 0, rc, r;
 
-        if (stat(path, &st) < 0)
+        /* A symbolic link is refused, as writers refuse it (O_NOFOLLOW below): SQLite would put
+         * the -wal and -shm files next to its target while the checks here look next to it. */
+        if (lstat(path, &st) < 0)
                 return -errno;
+        if (S_ISLNK(st.st_mode))
+                return -ELOOP;
         if (S_ISDIR(st.st_mode))
                 return -EISDIR;
         if (faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) < 0)
@@ -535,7 +544,8 @@ static int open_read_write(Store *s, const char *path, bool create, char **reaso
          * connection would then think it the last one and delete the WAL under our feet. */
         fd = safe_close(fd);
 
-        rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+        rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                             NULL);
         if (rc != SQLITE_OK)
                 return errno_from_sqlite(rc);
         (void) sqlite3_extended_result_codes(s->db, 1);

@@ -38,7 +38,9 @@ typedef enum StoreMode {
  * in read-write mode), -EROFS (read-only file system or file in read-write mode), -EISDIR,
  * -EPROTO (newer schema than this program), -ENODATA (read-only: an empty file, no schema yet),
  * -ESTALE (read-only: an older schema that a writer must migrate first), -EBADMSG (not a
- * database, or damaged), -EBUSY (locked beyond the busy timeout). ret_error (may be NULL) gets
+ * database, or damaged; a schema version this program never wrote, negative ones included),
+ * -ELOOP (path is a symbolic link: readers and writers alike open only the file itself),
+ * -EBUSY (locked beyond the busy timeout). ret_error (may be NULL) gets
  * a text for the user (SQLite's own when there is one), owned by the caller. */
 int store_open(const char *path, StoreMode mode, Store **ret, char **ret_error);
 Store *store_close(Store *s);

@@ -73,6 +73,11 @@ static void test_errors(void **state) {
                 { "[define]\nV = [z-a]\n[rule a]\nkind = otp\nsenders = example.org\npattern = x(?<code>{V})\n", "2:8: range out of order in character class" },
                 { "[rule a]\nkind = otp\nsenders = example.org\npattern = x(?<code>{NOPE})\n", "4:20: unknown fragment {NOPE} (not in [define])" },
                 { "[define]\nA = {B}\nB = {A}\n[rule a]\nkind = otp\nsenders = example.org\npattern = (?<code>{A})\n", "refers to itself" },
+                { "[define]\nA = x{A}\n[rule a]\nkind = otp\nsenders = example.org\npattern = (?<code>{A})\n", "2:6: fragment {A} refers to itself" },
+                /* Deep but not circular: said as such, not as a loop. */
+                { "[define]\nA = {B}\nB = {C}\nC = {D}\nD = {E}\nE = {F}\nF = {G}\nG = {H}\nH = {I}\nI = x\n"
+                  "[rule a]\nkind = otp\nsenders = example.org\npattern = (?<code>{A})\n",
+                  "9:5: fragment {I} nested more than 8 levels deep" },
                 { "[rule a]\nkind = otp\nsenders = example.org\npattern = code (\\d+)\n", "4:11: pattern has no (?<code>...) group" },
                 { "[rule a]\nkind = otp\nsenders = example.org\npattern = x\n  y\nkeywords = abc\n  def\nkind2 = 1\n", "8: unknown key 'kind2' in [rule a]" },
                 { "[rule a]\nkind = otp\n  more\n", "3: only patterns, defines and lists may continue on the next line" },
@@ -308,11 +313,77 @@ static void test_shipped_pack(void **state) {
         assert_string_equal(q, "specific=9XK24PLM(9XK2 4PLM)!");
 }
 
+/* A file over the per-file limit says so once and keeps the rules before it; a duplicate name
+ * is found among many (by a hash table now: the linear search made loading quadratic); rules
+ * sharing a keyword or a sender domain share one entry. */
+static void test_many_rules(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_strv_free_ char **errors = NULL;
+        _cleanup_(rules_freep) Rules *rules = NULL;
+        char *files[2] = { NULL, NULL };
+        FILE *f;
+        size_t limit = 0, dup = 0;
+        char *text = NULL;
+        size_t size = 0;
+
+        (void) state;
+        f = open_memstream(&text, &size);
+        assert_non_null(f);
+        for (unsigned i = 0; i < 5000; i++) {
+                fprintf(f, "[rule r%u]\nkind = otp\nsenders = d%u.example.org, shared.example.org\n"
+                           "keywords = word%u, commun\npattern = code (?<code>\\d{6})\n", i, i % 7, i % 5);
+                if (i == 200)
+                        fprintf(f, "[rule r17]\nkind = otp\n");
+        }
+        assert_int_equal(fclose(f), 0);
+        path = write_file("many", "many.rules", text);
+        free(text);
+        files[0] = path;
+        assert_int_equal(rules_load_files(files, &rules, &errors), 0);
+        STRV_FOREACH(e, errors) {
+                if (strstr(*e, "more than 256 rules in one file"))
+                        limit++;
+                else if (strstr(*e, "invalid or duplicate rule name 'r17'"))
+                        dup++;
+                else
+                        fail_msg("unexpected error: %s", *e);
+        }
+        assert_int_equal(limit, 1);
+        assert_int_equal(dup, 1);
+        assert_int_equal(rules_count(rules), 256);
+        assert_int_equal(strv_length(rules_trusted_domains(rules)), 8);
+        assert_int_equal(strv_length(rules_search_keywords(rules)), 6);
+
+        /* One rule's list is bounded too: each item is compared with those before it. */
+        {
+                _cleanup_free_ char *p2 = NULL;
+                _cleanup_strv_free_ char **errors2 = NULL;
+                _cleanup_(rules_freep) Rules *rules2 = NULL;
+                bool said = false;
+
+                f = open_memstream(&text, &size);
+                assert_non_null(f);
+                fputs("[rule big]\nkind = otp\nsenders = example.org\npattern = (?<code>\\d{6})\nkeywords = kw0", f);
+                for (unsigned i = 1; i < 1100; i++)
+                        fprintf(f, "\n    , kw%u", i);
+                fputs("\n", f);
+                assert_int_equal(fclose(f), 0);
+                p2 = write_file("many", "big.rules", text);
+                free(text);
+                files[0] = p2;
+                assert_int_equal(rules_load_files(files, &rules2, &errors2), 0);
+                STRV_FOREACH(e, errors2)
+                        said = said || strstr(*e, "more than 1024 keywords in one rule");
+                assert_true(said);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_load_dirs),
                 cmocka_unit_test(test_shipped_pack),
+                cmocka_unit_test(test_many_rules),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
