@@ -41,10 +41,14 @@ def main():
             expected = load_expected(sample)
             a = Alcode(tmp)
             a.write_config(corpusscore.config_text(expected))
-            found = corpusscore.findings(a.run("scan", "--json", sample, timeout=900).stdout, sample)
+            possible = set()
+            found = corpusscore.findings(a.run("scan", "--json", sample, timeout=900).stdout, sample, possible)
             s = corpusscore.score(expected, found)
             print(corpusscore.table(s, "%s half: %d messages (mkmail --seed %d --count %d --half %s)"
                                     % (half, len(expected["messages"]), args.seed + i, args.count, half)))
+            trusted, alarms = corpusscore.possible_alarms(expected, sample, possible)
+            print("  possible codes: %d, on %d mails from trusted senders; false alarms (no code expected): "
+                  "%d (%.2f %%)" % (len(possible), trusted, alarms, 100.0 * alarms / max(1, trusted)))
             if args.templates:
                 print("  missed, by template: %s" % corpusscore.by_template(s.misses))
                 print("  extra, by template:  %s" % corpusscore.by_template(s.extras))

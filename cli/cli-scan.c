@@ -66,6 +66,12 @@ static void print_message(const Message *m) {
                 const Code *c = &m->codes[i];
                 _cleanup_free_ char *display = cli_clean(c->display), *value = cli_clean(c->value);
 
+                if (c->kind == CODE_KIND_POSSIBLE) {
+                        printf(_("%s: %s%-16s%s %s may hold a code no rule read: alcode scan --explain %s\n"),
+                               strna(source), ansi_grey(), code_kind_to_words(c->kind), ansi_normal(), strna(sender),
+                               strna(source));
+                        continue;
+                }
                 printf("%s: %s%-16s%s %s%s%s", strna(source), ansi_grey(), code_kind_to_words(c->kind), ansi_normal(),
                        c->trusted ? ansi_bold() : ansi_red(), strna(display), ansi_normal());
                 if (!streq(c->display, c->value))
@@ -109,6 +115,15 @@ static void explain_verdict(const RuleVerdict *v, void *userdata) {
         _cleanup_free_ char *display = v->display ? cli_cleann(v->display, v->display_len) : NULL;
 
         (void) userdata;
+        if (v->kind == CODE_KIND_POSSIBLE) {
+                printf(_("possible code (text %u at %zu): %s\n"), v->text_index, v->offset, v->rejected);
+                return;
+        }
+        if (!v->display && v->ran) {
+                printf(_("%s:%u: rule %s (%s) ran and found no candidate: %s\n"), v->file, v->line, v->rule,
+                       code_kind_to_string(v->kind), v->rejected);
+                return;
+        }
         if (!v->display) {
                 printf(_("%s:%u: rule %s (%s) did not run: %s\n"), v->file, v->line, v->rule,
                        code_kind_to_string(v->kind), v->rejected);

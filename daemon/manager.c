@@ -448,7 +448,7 @@ static void batch_find_code(const WorkerEvent *e, const StoredCode *c, LogContex
         for (size_t i = 0; i < e->n_messages; i++)
                 for (size_t k = 0; k < e->messages[i]->n_codes; k++) {
                         const Code *code = &e->messages[i]->codes[k];
-                        if (code->kind == c->kind && streq(code->value, c->value)) {
+                        if (code->kind == c->kind && code_value_equal(code->value, c->value)) {
                                 where->uid = e->messages[i]->ref.uid;
                                 where->rule = code->rule;
                                 return;
@@ -460,6 +460,31 @@ static void batch_find_code(const WorkerEvent *e, const StoredCode *c, LogContex
  * batch waits and is retried; anything else stops the account. */
 static bool store_error_is_transient(int r) {
         return r == -EBUSY || r == -ENOSPC;
+}
+
+/* Possible codes are announced once: only the first one stored (the store held none before
+ * this batch) is kept in new_codes for CodeFound and the notification; the others are
+ * dropped from it (they are stored, listed and counted all the same). Returns the new count. */
+static size_t keep_first_possible(Manager *m, StoredCode *codes, size_t n) {
+        uint64_t stored = 0;
+        size_t fresh = 0, out = 0;
+        bool kept = false;
+
+        for (size_t i = 0; i < n; i++)
+                fresh += codes[i].kind == CODE_KIND_POSSIBLE;
+        if (fresh == 0)
+                return n;
+        if (store_count_possible(m->store, &stored) < 0)
+                stored = UINT64_MAX; /* unknown: announce none rather than many */
+        for (size_t i = 0; i < n; i++) {
+                if (codes[i].kind == CODE_KIND_POSSIBLE && (kept || stored != fresh)) {
+                        stored_code_done(&codes[i]);
+                        continue;
+                }
+                kept = kept || codes[i].kind == CODE_KIND_POSSIBLE;
+                codes[out++] = codes[i];
+        }
+        return out;
 }
 
 /* Commits one batch. Returns 0 when stored (or dropped on purpose), -EAGAIN when the store is
@@ -502,6 +527,7 @@ static int handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
         }
         if (slot && slot->error && !slot->commit_failed && m->n_deferred == 0)
                 slot_set_error(slot, NULL);
+        n_new = keep_first_possible(m, new_codes, n_new);
         for (size_t i = 0; i < n_new; i++) {
                 LogContext where = ctx;
 

@@ -3,6 +3,7 @@
  * so we act only on ids we created. Actions: "default" replaces the notification with the
  * code's provenance; "copy" (trusted codes only) pipes the code into wl-copy or xclip. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -66,6 +67,7 @@ static const char *kind_summary(CodeKind k) {
         case CODE_KIND_OTP: return _("Action Logement: login code");
         case CODE_KIND_REQUEST: return _("Action Logement: request number");
         case CODE_KIND_FILE: return _("Action Logement: file number");
+        case CODE_KIND_POSSIBLE: return _("Action Logement: a mail may hold a code no rule read");
         default: return _("Action Logement: code");
         }
 }
@@ -90,6 +92,8 @@ static void format_date(int64_t t, char *buf, size_t size) {
 }
 
 static const char *masked(const Notifier *n, const StoredCode *c) {
+        if (c->kind == CODE_KIND_POSSIBLE)
+                return _("(no code read: see 'alcode list')");
         return n->show_code ? c->display : "••••••••";
 }
 
@@ -331,8 +335,20 @@ int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
                 else if (asprintf(&summary, _("⚠ Unverified sender: %s"), code_kind_to_words(k->kind)) < 0)
                         summary = NULL;
                 /* The code and the sender are foreign text: escaped. */
-                (void) put_escaped(&body, masked(n, k));
-                (void) strbuf_puts(&body, "\n");
+                if (k->kind == CODE_KIND_POSSIBLE) {
+                        /* Where the mail is, never its text: the user opens it. */
+                        (void) strbuf_printf(&body, "%s: ", _("Subject"));
+                        (void) put_escaped(&body, strempty(k->subject));
+                        (void) strbuf_printf(&body, "\n%s: ", _("Folder"));
+                        (void) put_escaped(&body, k->account);
+                        (void) strbuf_puts(&body, " / ");
+                        (void) put_escaped(&body, k->folder);
+                        (void) strbuf_printf(&body, _("\nNo rule read a code in it: 'alcode show %" PRIi64
+                                                      "', or save it and run 'alcode scan --explain'.\n"), k->id);
+                } else {
+                        (void) put_escaped(&body, masked(n, k));
+                        (void) strbuf_puts(&body, "\n");
+                }
                 (void) strbuf_puts(&body, _("From: "));
                 (void) put_escaped(&body, strna(k->sender));
                 (void) strbuf_printf(&body, "\n%s%s", _("Date: "), date);
@@ -341,7 +357,7 @@ int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
                                              _("This sender is not Action Logement's: do not use this code "
                                                "before checking it on actionlogement.fr."));
                 /* Copying works with the code masked too: it never shows on screen. */
-                if (k->trusted && !(c->code = strdup(k->value)))
+                if (k->trusted && k->value && !(c->code = strdup(k->value)))
                         goto oom;
                 if (details_text(k, n->show_code, &c->details) < 0)
                         goto oom;

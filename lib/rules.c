@@ -105,6 +105,8 @@ struct Rule {
         size_t n_rejects;
         Regex *reject_contexts;
         size_t n_reject_contexts;
+        Regex *reject_sentences;
+        size_t n_reject_sentences;
         unsigned min_length, max_length, min_digits;
         RuleCheck check;
         bool in_subject, in_body;
@@ -158,6 +160,9 @@ static void rule_done(Rule *r) {
         for (size_t i = 0; i < r->n_reject_contexts; i++)
                 regex_done(&r->reject_contexts[i]);
         free(r->reject_contexts);
+        for (size_t i = 0; i < r->n_reject_sentences; i++)
+                regex_done(&r->reject_sentences[i]);
+        free(r->reject_sentences);
 }
 
 Rules *rules_free(Rules *r) {
@@ -299,6 +304,8 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
 
         if (streq(key, "kind")) {
                 rule->kind = code_kind_from_string(value);
+                if (rule->kind == CODE_KIND_POSSIBLE) /* the pipeline's own, for codes no rule read */
+                        rule->kind = _CODE_KIND_INVALID;
                 if (rule->kind < 0)
                         return ini_file_error(f, col, "unknown kind '%s' (expected specific, "
                                                       "company, access, otp, request or file)",
@@ -364,6 +371,10 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                 return r;
         } else if (streq(key, "reject_context")) {
                 r = regex_list_add(f, &rule->reject_contexts, &rule->n_reject_contexts, value, &x);
+                st->last = x;
+                return r;
+        } else if (streq(key, "reject_sentence")) {
+                r = regex_list_add(f, &rule->reject_sentences, &rule->n_reject_sentences, value, &x);
                 st->last = x;
                 return r;
         } else if (streq(key, "length")) {
@@ -746,6 +757,11 @@ static int rule_finish(FileState *st, Rule *rule, bool *jit) {
                         return r;
                 else
                         bad = bad || r > 0;
+        for (size_t i = 0; i < rule->n_reject_sentences; i++)
+                if ((r = regex_compile(st, &rule->reject_sentences[i], false, jit)) < 0)
+                        return r;
+                else
+                        bad = bad || r > 0;
         return bad ? 1 : 0;
 }
 
@@ -1070,6 +1086,7 @@ typedef enum Verdict {
         VERDICT_NOT_SIRET,
         VERDICT_REJECT,
         VERDICT_REJECT_CONTEXT,
+        VERDICT_REJECT_SENTENCE,
         VERDICT_NOMEM,
         _VERDICT_MAX,
 } Verdict;
@@ -1082,12 +1099,13 @@ static const char *const verdict_text[_VERDICT_MAX] = {
         [VERDICT_NOT_SIRET] = "digits only, but not a valid SIREN/SIRET",
         [VERDICT_REJECT] = "matches a reject pattern",
         [VERDICT_REJECT_CONTEXT] = "its line matches a reject_context pattern",
+        [VERDICT_REJECT_SENTENCE] = "its clause matches a reject_sentence pattern (it says the value is wrong, old or not to be used)",
         [VERDICT_NOMEM] = "out of memory",
 };
 
 static Verdict candidate_check(MatchRun *run, const Rule *rule, const char *canonical,
                                const char *display, size_t display_len, const char *line,
-                               size_t line_len) {
+                               size_t line_len, const char *sentence, size_t sentence_len) {
         size_t len = strlen(canonical), digits = 0;
         int r;
 
@@ -1118,6 +1136,13 @@ static Verdict candidate_check(MatchRun *run, const Rule *rule, const char *cano
                 if (r > 0)
                         return VERDICT_REJECT_CONTEXT;
         }
+        for (size_t i = 0; i < rule->n_reject_sentences; i++) {
+                r = regex_find_warn(run, rule, &rule->reject_sentences[i], sentence, sentence_len, 0);
+                if (r < 0)
+                        return VERDICT_NOMEM;
+                if (r > 0)
+                        return VERDICT_REJECT_SENTENCE;
+        }
         return VERDICT_OK;
 }
 
@@ -1141,6 +1166,36 @@ static void candidates_done(Candidates *cs) {
                 free(cs->c[i].display);
         }
         free(cs->c);
+}
+
+/* Whether text[k] ends a clause: '.' (not in a run of dots), '!', '?', ';' or ',' before a
+ * blank or the end; a line
+ * break, unless it only wraps a sentence (a letter, digit or comma before, a lower-case letter
+ * after); a dash between blanks (" - "). */
+static bool clause_end(const char *text, size_t len, size_t k) {
+        char c = text[k], next = k + 1 < len ? text[k + 1] : '\n';
+
+        if (c == '.' && ((k > 0 && text[k - 1] == '.') || next == '.'))
+                return false; /* dot leaders ("Code ..... X"), an ellipsis */
+        if (strchr(".!?;,", c))
+                return next == ' ' || next == '\n';
+        if (c == '\n')
+                return !(k > 0 && (isalnum((unsigned char) text[k - 1]) || text[k - 1] == ',') &&
+                         islower((unsigned char) next));
+        return c == '-' && k > 0 && text[k - 1] == ' ' && next == ' ';
+}
+
+/* The clause holding [start, end) (see clause_end()), at most 400 bytes each side. */
+static void clause_around(const char *text, size_t len, size_t start, size_t end, size_t *ret_start,
+                          size_t *ret_len) {
+        size_t s = start, e = end;
+
+        while (s > 0 && start - s < 400 && !clause_end(text, len, s - 1))
+                s--;
+        while (e < len && e - end < 400 && !clause_end(text, len, e))
+                e++;
+        *ret_start = s;
+        *ret_len = e - s;
 }
 
 static void line_around(const char *text, size_t len, size_t offset, size_t *ret_start, size_t *ret_len) {
@@ -1199,6 +1254,13 @@ static int candidate_add(Candidates *cs, const Rule *rule, size_t rule_index, co
         if (cs->n >= RULES_MAX_CANDIDATES)
                 return 0;
         d = strndup(display, len);
+        if (d) { /* a code wrapped at a line end is shown on one line */
+                char *o = d;
+                for (const char *q = d; *q; q++)
+                        if (*q != '\n')
+                                *o++ = *q;
+                *o = 0;
+        }
         v = d ? code_canonicalize(d) : NULL;
         if (!v) {
                 free(d);
@@ -1231,6 +1293,7 @@ static int rule_candidate(MatchRun *run, const Rule *rule, size_t rule_index, co
         line_around(tx->text, tx->len, cs, &ls, &ll);
 
         for (;;) {
+                size_t ss, sl;
                 _cleanup_free_ char *display = strndup(tx->text + cs, ce - cs);
                 _cleanup_free_ char *canonical = display ? code_canonicalize(display) : NULL;
                 Verdict v;
@@ -1238,7 +1301,8 @@ static int rule_candidate(MatchRun *run, const Rule *rule, size_t rule_index, co
 
                 if (!canonical)
                         return -ENOMEM;
-                v = candidate_check(run, rule, canonical, display, ce - cs, tx->text + ls, ll);
+                clause_around(tx->text, tx->len, cs, ce, &ss, &sl);
+                v = candidate_check(run, rule, canonical, display, ce - cs, tx->text + ls, ll, tx->text + ss, sl);
                 if (v == VERDICT_NOMEM)
                         return -ENOMEM;
                 if (v == VERDICT_OK) {
@@ -1385,6 +1449,8 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                 return r;
         }
 
+        size_t before = out->n;
+        bool matched = false;
         for (size_t t = 0; t < run->n_texts; t++) {
                 const RuleText *tx = &run->texts[t];
                 bool trusted = trusted_sender && tx->attached == 0 && !tx->quoted;
@@ -1413,6 +1479,7 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                                 start = me > ms ? me : me + 1;
                                 while (start < tx->len && ((unsigned char) tx->text[start] & 0xC0) == 0x80)
                                         start++;
+                                matched = true;
                                 if (cs == PCRE2_UNSET || ce <= cs)
                                         continue;
                                 r = rule_candidate(run, rule, rule_index, x, t, ms, me, cs, ce, trusted, out);
@@ -1421,6 +1488,12 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                         }
                 }
         }
+        if (!matched && out->n == before && run->explain)
+                run->explain(&(RuleVerdict) { .rule = rule->id, .file = rule->file, .line = rule->line, .kind = rule->kind,
+                                              .ran = true,
+                                              .rejected = trusted_sender ? "no pattern matched (sender trusted)"
+                                                                         : "no pattern matched (sender not trusted)" },
+                             run->userdata);
         return 0;
 }
 
@@ -1455,7 +1528,7 @@ int rules_match(const Rules *rules, RuleMatcher *m, const RuleText *texts, size_
 
                 for (size_t j = 0; j < cs.n && keep; j++) {
                         const Candidate *o = &cs.c[j];
-                        if (o->kind != c->kind && streq(o->value, c->value) &&
+                        if (o->kind != c->kind && code_value_equal(o->value, c->value) &&
                             (o->distance < c->distance || (o->distance == c->distance && o->rule < c->rule)))
                                 keep = false;
                 }

@@ -39,15 +39,50 @@ def config_text(expected):
     return text
 
 
-def findings(stdout, sample):
-    """{file: {(kind, value lower case): finding}} from `alcode scan --json` output."""
+def findings(stdout, sample, possible=None):
+    """{file: {(kind, value lower case): finding}} from `alcode scan --json` output. Possible
+    codes ("kind": "possible", no value) are not findings: their files go to the set
+    `possible` when one is given."""
     found = collections.defaultdict(dict)
     for line in stdout.splitlines():
         if not line.strip():
             continue
         o = json.loads(line)
+        if o["kind"] == "possible":
+            if possible is not None:
+                possible.add(os.path.relpath(o["source"], sample))
+            continue
         found[os.path.relpath(o["source"], sample)][(o["kind"], o["value"].lower())] = o
     return found
+
+
+def sender_domain(path):
+    """The From domain of a mail file, lower case, or ""."""
+    import email
+    import email.policy
+    import email.utils
+    with open(path, "rb") as f:
+        m = email.message_from_binary_file(f, policy=email.policy.compat32)
+    addr = email.utils.parseaddr(str(m.get("From", "")))[1]
+    return addr.rpartition("@")[2].lower()
+
+
+def possible_alarms(expected, sample, possible):
+    """How the safety net did: (trusted-sender mails, false alarms, misses it caught, misses in
+    mail it could see). A false alarm is a possible code on a mail with no expected code; a
+    caught miss, one on a mail whose expected code was not read. Trusted senders: the domains
+    of expected.json's config (trusted and employer), subdomains included."""
+    conf = expected["config"]
+    domains = [d.lower() for d in conf.get("trusted_domains", []) + conf.get("employer_domains", [])]
+    trusted = alarms = 0
+    for m in expected["messages"]:
+        d = sender_domain(os.path.join(sample, m["file"]))
+        if not any(d == t or d.endswith("." + t) for t in domains) or "suspicious_sender" in m.get("flags", []):
+            continue
+        trusted += 1
+        if m["file"] in possible and not any(not e["optional"] for e in m["extractions"]):
+            alarms += 1
+    return trusted, alarms
 
 
 class Score:

@@ -26,16 +26,12 @@ from alcodetest import Alcode, TempDir, load_expected, main, require_corpus
 import corpusscore
 
 # template -> why its extra findings are accepted for now (each fixed by the issue named).
-KNOWN_EXTRAS = {
-    "landlord_portal": "issue 12: a landlord of the group ('Groupe Action Logement' in its footer) gives a "
-                       "tenant-portal code; the rules read an (untrusted) access code",
-    "comp_hr_old_siret": "issue 12: HR gives the new SIRET and the old one, saying it 'ne fonctionnera pas'; "
-                         "the rules read both",
-}
+# Empty: issue 12 fixed landlord_portal and comp_hr_old_siret.
+KNOWN_EXTRAS = {}
 # What the shipped rules find on the train half today (mkmail --seed 7 --count 1500 --half train).
-RECALL_FLOOR = {"access": 0.885, "company": 0.869, "file": 0.786, "otp": 0.865, "request": 0.400,
-                "specific": 0.854, "all": 0.818}
-TRUSTED_RECALL_FLOOR = {"all": 0.734}
+RECALL_FLOOR = {"access": 1.0, "company": 1.0, "file": 1.0, "otp": 1.0, "request": 1.0,
+                "specific": 1.0, "all": 1.0}
+TRUSTED_RECALL_FLOOR = {"all": 1.0}
 
 
 class Corpus(unittest.TestCase):

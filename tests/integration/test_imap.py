@@ -36,10 +36,11 @@ CODE_MAIL = (b"From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\n"
 
 
 def codes_of(rows):
-    """{(kind, value): trusted} with trusted true when any sighting was trusted."""
+    """{(kind, value): trusted} with trusted true when any sighting was trusted. Values compare
+    caselessly (identity); a possible code, which has no value, is one per message."""
     out = {}
     for r in rows:
-        k = (r["kind"], r["value"])
+        k = (r["kind"], r["value"].upper() if r["value"] is not None else r.get("message_id"))
         out[k] = out.get(k, False) or r["trusted"]
     return out
 

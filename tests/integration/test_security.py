@@ -159,8 +159,9 @@ def secrets_of(codes):
     something: none may appear in a log."""
     secrets = {PASSWORD}
     for c in codes:
-        secrets.add(c["value"])
-        secrets.add(c["display"])
+        if c["kind"] != "possible":  # a possible code has no value: its subject is checked
+            secrets.add(c["value"])
+            secrets.add(c["display"])
         if c.get("subject") and len(c["subject"]) > 12:
             secrets.add(c["subject"])
     return secrets
