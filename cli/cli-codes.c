@@ -523,7 +523,8 @@ int verb_show(int argc, char *argv[]) {
                 }
                 printf(_(", Message-ID "));
                 cli_print_cell(stdout, g->message_id, 0, 0);
-                printf(_(", rule %s, %s\n"), g->rule, g->trusted ? _("trusted") : _("untrusted"));
+                _cleanup_free_ char *rule = cli_clean(g->rule);
+                printf(_(", rule %s, %s\n"), strna(rule), g->trusted ? _("trusted") : _("untrusted"));
         }
         store_sightings_free(seen, n_seen);
         stored_codes_free(codes, n);

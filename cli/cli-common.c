@@ -174,9 +174,10 @@ int cli_flush_stdout(void) {
         return EXIT_BAD_INPUT;
 }
 
-/* Decodes the UTF-8 sequence at s (not at its end): returns its length, and the code point, or
+/* Decodes the UTF-8 sequence at s, of which avail bytes may be read (SIZE_MAX: s is
+ * NUL-terminated, and a NUL ends any sequence): returns its length, and the code point, or
  * U+FFFD with length 1 for a byte that starts no valid sequence. */
-static size_t utf8_next(const char *s, uint32_t *ret) {
+static size_t utf8_next(const char *s, size_t avail, uint32_t *ret) {
         const unsigned char *p = (const unsigned char *) s;
         uint32_t cp, min;
         size_t n;
@@ -192,6 +193,8 @@ static size_t utf8_next(const char *s, uint32_t *ret) {
         else if ((p[0] & 0xF8) == 0xF0)
                 n = 4, cp = p[0] & 0x07, min = 0x10000;
         else
+                goto invalid;
+        if (n > avail)
                 goto invalid;
         for (size_t i = 1; i < n; i++) {
                 if ((p[i] & 0xC0) != 0x80)
@@ -209,7 +212,9 @@ invalid:
 
 static bool is_control(uint32_t cp) {
         return cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0x2028 || cp == 0x2029 ||
-               (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069); /* bidi overrides */
+               (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) || /* bidi overrides */
+               cp == 0x200E || cp == 0x200F || cp == 0x061C ||                /* and marks */
+               cp == 0xFEFF;
 }
 
 static size_t char_width(uint32_t cp) {
@@ -237,7 +242,7 @@ size_t cli_text_width(const char *s) {
                         w++;
                         continue;
                 }
-                s += utf8_next(s, &cp);
+                s += utf8_next(s, SIZE_MAX, &cp);
                 w += char_width(cp);
         }
         return w;
@@ -262,7 +267,7 @@ void cli_print_cell(FILE *f, const char *s, size_t width, size_t max) {
                         used += n;
                         continue;
                 }
-                n = utf8_next(s, &cp);
+                n = utf8_next(s, SIZE_MAX, &cp);
                 w = char_width(cp);
                 if (used + w > limit) {
                         fputs("…", f);
@@ -286,4 +291,58 @@ void cli_local_date(int64_t t, char *buf, size_t size) {
 
         if (t <= 0 || !localtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M", &tm) == 0)
                 (void) snprintf(buf, size, "-");
+}
+
+/* The one way text from outside (mail, file names, the store) reaches a terminal: valid UTF-8
+ * is written as it is, and every byte or character that could drive the terminal (C0 and C1
+ * controls, DEL, bidi overrides and isolates, line and paragraph separators) or that is not
+ * UTF-8 becomes '?'. multiline keeps '\n' (and a tab as a space). Reads exactly n bytes. */
+void cli_write_text(FILE *f, const char *s, size_t n, bool multiline) {
+        for (size_t i = 0; i < n;) {
+                size_t k;
+                uint32_t cp;
+
+                for (k = i; k < n && plain_ascii(s[k]); k++)
+                        ;
+                if (k > i) {
+                        fwrite(s + i, 1, k - i, f);
+                        i = k;
+                        continue;
+                }
+                k = utf8_next(s + i, n - i, &cp);
+                if (multiline && cp == '\n')
+                        putc('\n', f);
+                else if (multiline && cp == '\t')
+                        putc(' ', f);
+                else if (is_control(cp) || (cp == 0xFFFD && k == 1))
+                        putc('?', f);
+                else
+                        fwrite(s + i, 1, k, f);
+                i += k;
+        }
+}
+
+void cli_print_text(FILE *f, const char *s) {
+        if (!s)
+                s = "-";
+        cli_write_text(f, s, strlen(s), false);
+}
+
+char *cli_cleann(const char *s, size_t n) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+
+        if (!m)
+                return NULL;
+        cli_write_text(m, s, n, false);
+        if (fclose(m) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+char *cli_clean(const char *s) {
+        return cli_cleann(strna(s), strlen(strna(s)));
 }

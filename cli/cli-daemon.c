@@ -6,6 +6,7 @@
 #include <systemd/sd-bus.h>
 
 #include "cli.h"
+#include "text.h"
 #include "i18n.h"
 
 #define DAEMON_NAME "io.github.alcode.Daemon1"
@@ -77,17 +78,26 @@ static const char *state_words(const char *state) {
         return state;
 }
 
-/* JSON string literal (RFC 8259): quotes, backslashes and control characters escaped. */
+/* JSON string literal (RFC 8259): quotes and backslashes escaped, and every character that
+ * could drive a terminal (text_control_len(): a server's error text is foreign) as \uXXXX. */
 static void print_json_string(const char *s) {
         putchar('"');
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
-                if (c == '"' || c == '\\')
-                        printf("\\%c", c);
-                else if (c < 0x20)
-                        printf("\\u%04x", c);
-                else
-                        putchar(c);
+        for (size_t n = strlen(s); *s;) {
+                const unsigned char *p = (const unsigned char *) s;
+                size_t k = text_control_len(p, n);
+
+                if (k > 0) {
+                        unsigned cp = k == 1 ? p[0] : k == 2 ? (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu)
+                                                             : (p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
+                        printf("\\u%04x", cp);
+                } else {
+                        k = 1;
+                        if (*p == '"' || *p == '\\')
+                                putchar('\\');
+                        putchar(*p);
+                }
+                s += k;
+                n -= k;
         }
         putchar('"');
 }

@@ -61,6 +61,15 @@ size_t cli_text_width(const char *s);
  * padded with spaces to width. Control characters, which mail could use to drive the
  * terminal, are printed as '?'. */
 void cli_print_cell(FILE *f, const char *s, size_t width, size_t max);
+/* The one output path for text from outside (mail, file names, stored values): control
+ * characters (C0, C1, DEL), bidi controls, U+2028/9 and bytes that are not UTF-8 are written
+ * as '?'. cli_write_text() writes n bytes (multiline: '\n' kept); cli_print_text() a string
+ * (NULL: "-"); cli_clean() and cli_cleann() return a cleaned copy (NULL on OOM) for messages built with
+ * printf(). */
+void cli_write_text(FILE *f, const char *s, size_t n, bool multiline);
+void cli_print_text(FILE *f, const char *s);
+char *cli_clean(const char *s);          /* NULL: "n/a" */
+char *cli_cleann(const char *s, size_t n);
 /* "2026-03-02 09:14" in local time, or "-". */
 void cli_local_date(int64_t t, char *buf, size_t size);
 

@@ -8,6 +8,7 @@
 #include <systemd/sd-journal.h>
 
 #include "log.h"
+#include "text.h"
 
 static const char *log_ident = "alcode";
 static int log_max_level = LOG_INFO;
@@ -89,6 +90,25 @@ static int log_to_journal_fields(int level, int error, const LogContext *ctx, co
         return sd_journal_sendv(iov, (int) n);
 }
 
+/* Folder names from the server, warnings about a mail (a charset name), a server's error text:
+ * a record may quote bytes from outside, and it must not drive the terminal that shows it nor
+ * start a forged line. What text_control_len() finds (a newline too) becomes '?', in place.
+ * Returns the new length. */
+static size_t log_clean(char *s, size_t n) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n;) {
+                size_t bad = text_control_len((const unsigned char *) s + i, n - i);
+
+                if (bad) {
+                        s[k++] = '?';
+                        i += bad;
+                } else
+                        s[k++] = s[i++];
+        }
+        return k;
+}
+
 static void log_to_stderr(int level, const LogContext *ctx, const char *msg) {
         char where[512] = "", out[3072];
         size_t k = 0;
@@ -107,8 +127,11 @@ static void log_to_stderr(int level, const LogContext *ctx, const char *msg) {
                         where[k - 1] = ':', where[k] = ' ', where[k + 1] = 0;
         }
         n = snprintf(out, sizeof out, "%s: %s%s%s\n", log_ident, level_prefix(level), where, msg);
-        if (n > 0)
-                (void) !write(STDERR_FILENO, out, MIN((size_t) n, sizeof out - 1));
+        if (n > 0) {
+                size_t len = log_clean(out, MIN((size_t) n, sizeof out - 1) - 1);
+                out[len++] = '\n';
+                (void) !write(STDERR_FILENO, out, len);
+        }
 }
 
 int log_internal(int level, int error, const LogContext *ctx, const char *file, int line,
@@ -129,6 +152,7 @@ int log_internal(int level, int error, const LogContext *ctx, const char *file, 
 
         /* Should the journal socket be gone, the record still goes to stderr (the journal's
          * stream, or wherever systemd put it). */
+        msg[log_clean(msg, strlen(msg))] = 0;
         if (!log_journal || log_to_journal_fields(level, error, ctx, file, line, func, msg) < 0)
                 log_to_stderr(level, ctx, msg);
 

@@ -22,7 +22,7 @@
 #include "text.h"
 
 #define MIME_PADDING 8
-#define MAX_AUTH_RESULTS 4
+#define MAX_AUTH_RESULTS 16
 #define MAX_HEADER_VALUE 4096
 #define MAX_REPARSE 8 /* encoded message/rfc822 inside encoded message/rfc822... */
 #define MAX_WARNINGS 32
@@ -44,6 +44,8 @@ MimeMessage *mime_message_free(MimeMessage *m) {
         free(m->reply_to);
         free(m->message_id);
         strv_free(m->auth_results);
+        free(m->from_raw);
+        free(m->sender_raw);
         free(m->gmail_labels);
         for (size_t i = 0; i < m->n_texts; i++)
                 free(m->texts[i].text);
@@ -368,7 +370,6 @@ static char *message_id_copy(const char *id) {
 
 static int read_fields(MimeMessage *m, const struct mailimf_fields *fields) {
         const char *loose_from = NULL;
-        unsigned n_auth = 0;
         int r = 0;
 
         if (!fields || !fields->fld_list)
@@ -426,12 +427,7 @@ static int read_fields(MimeMessage *m, const struct mailimf_fields *fields) {
                         const struct mailimf_optional_field *o = f->fld_data.fld_optional_field;
                         if (!o || !o->fld_name || !o->fld_value)
                                 break;
-                        if (strcaseeq(o->fld_name, "Authentication-Results")) {
-                                /* Only the topmost ones matter (see sender.c). */
-                                if (n_auth++ < MAX_AUTH_RESULTS)
-                                        r = strv_consume(&m->auth_results,
-                                                         strndup(o->fld_value, MAX_HEADER_VALUE));
-                        } else if (strcaseeq(o->fld_name, "From")) {
+                        if (strcaseeq(o->fld_name, "From")) {
                                 /* libetpan keeps an unparsable From: as an optional field. */
                                 loose_from = loose_from ?: o->fld_value;
                         } else if (!m->gmail_labels && strcaseeq(o->fld_name, "X-Gmail-Labels")) {
@@ -703,6 +699,98 @@ static size_t bounded_length(const char *raw, size_t size, unsigned max_parts, b
         return size;
 }
 
+/* One header field of the top header block, unfolded: CR and LF dropped, the blanks kept. */
+static int keep_field(const char *v, size_t n, char **ret, size_t *ret_len) {
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(MAX_HEADER_VALUE);
+        int r;
+
+        while (n > 0 && (*v == ' ' || *v == '\t'))
+                v++, n--;
+        for (size_t i = 0; i < n; i++)
+                if (v[i] != '\r' && v[i] != '\n' && (r = strbuf_putc(&b, v[i])) == -ENOMEM)
+                        return r;
+        if (strbuf_ensure(&b) < 0)
+                return -ENOMEM;
+        bool cut = b.truncated;
+        *ret = strbuf_take(&b, ret_len);
+        return cut; /* 1: cut at MAX_HEADER_VALUE */
+}
+
+/* Reads the top header block from the bytes, as a receiving server's DMARC check would: every
+ * field named From or Sender (case-insensitive, blanks before the colon allowed, RFC 5322
+ * §4.5.3), every Authentication-Results in order, and any control byte. libetpan stops at
+ * what it cannot parse and keeps a NUL-cut string; this reading does neither, so that two From
+ * fields, or a From hidden after a malformed line, are seen. Bounded by size; no terminator
+ * needed. */
+static int read_header_block(MimeMessage *m, const char *raw, size_t size) {
+        const char *name = NULL, *value = NULL;
+        size_t name_len = 0, end;
+        unsigned n_auth = 0;
+        int r;
+
+        for (size_t i = 0;; i = end) {
+                const char *nl = i < size ? memchr(raw + i, '\n', size - i) : NULL;
+                size_t line_end = nl ? (size_t) (nl - raw) : size, len;
+                bool last = i >= size || (line_end - i == 0) || (line_end - i == 1 && raw[i] == '\r');
+
+                end = nl ? line_end + 1 : size;
+                len = line_end - i;
+                for (size_t k = i; !last && k < line_end; k++) {
+                        unsigned char c = (unsigned char) raw[k];
+                        if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f ||
+                            (c == '\r' && k + 1 != line_end))
+                                m->header_control = true;
+                }
+                if (!last && (raw[i] == ' ' || raw[i] == '\t'))
+                        continue; /* continuation of the field being read */
+
+                /* The field that ends here: [name, value .. i). */
+                if (name) {
+                        size_t vlen = (size_t) (raw + i - value);
+                        char *v = NULL;
+                        size_t vl;
+
+                        if (name_len == 4 && strncasecmp(name, "from", 4) == 0) {
+                                if (m->n_from++ == 0 &&
+                                    (r = keep_field(value, vlen, &m->from_raw, &m->from_raw_len)) != 0) {
+                                        if (r < 0)
+                                                return r;
+                                        m->header_long = true;
+                                }
+                        } else if (name_len == 6 && strncasecmp(name, "sender", 6) == 0) {
+                                if (m->n_sender++ == 0 &&
+                                    (r = keep_field(value, vlen, &m->sender_raw, &m->sender_raw_len)) != 0) {
+                                        if (r < 0)
+                                                return r;
+                                        m->header_long = true;
+                                }
+                        } else if (name_len == 22 && strncasecmp(name, "authentication-results", 22) == 0 &&
+                                   n_auth++ < MAX_AUTH_RESULTS) {
+                                if ((r = keep_field(value, vlen, &v, &vl)) < 0)
+                                        return r;
+                                if (strv_consume(&m->auth_results, v) < 0)
+                                        return -ENOMEM;
+                        }
+                        name = NULL;
+                }
+                if (last)
+                        return 0;
+
+                /* field-name = 1*ftext, then blanks (obsolete syntax), then ':'. A line that is
+                 * none (an mbox "From " line on top) is skipped. */
+                size_t k = 0;
+                while (k < len && raw[i + k] > 32 && raw[i + k] < 127 && raw[i + k] != ':')
+                        k++;
+                name_len = k;
+                while (k < len && (raw[i + k] == ' ' || raw[i + k] == '\t'))
+                        k++;
+                if (name_len > 0 && k < len && raw[i + k] == ':') {
+                        name = raw + i;
+                        value = raw + i + k + 1;
+                }
+        }
+}
+
 /* Parses one message (the top one, or an attached one that was encoded) into w. */
 static int parse_buffer(Walker *w, const char *raw, size_t size, unsigned attached) {
         MimeMessage *m = w->msg;
@@ -770,6 +858,9 @@ int mime_parse(const char *raw, size_t size, const MimeLimits *limits, MimeMessa
 
         if (!m)
                 return -ENOMEM;
+        r = read_header_block(m, raw, MIN(size, lim.max_message));
+        if (r < 0)
+                return r;
         r = parse_buffer(&w, raw, size, 0);
         if (r < 0)
                 return r;

@@ -38,7 +38,17 @@ typedef struct MimeMessage {
         char *message_id;        /* "<id>" or NULL */
         int64_t date;            /* 0 when missing or invalid */
         int date_tz;             /* minutes east of UTC */
-        char **auth_results;     /* the topmost Authentication-Results values, topmost first */
+        char **auth_results;     /* Authentication-Results values, topmost first (at most 16) */
+        /* The top header block as the bytes say it, read apart from libetpan (which keeps only
+         * what it could parse): what sender.c needs to judge whether the From is ambiguous. */
+        unsigned n_from;         /* From fields, whatever the case of the name ("from:", "From :") */
+        unsigned n_sender;       /* Sender fields */
+        char *from_raw;          /* the first From field's value, unfolded, bytes as written */
+        size_t from_raw_len;     /* (it may hold a NUL: use the length) */
+        char *sender_raw;        /* the first Sender field's value, likewise */
+        size_t sender_raw_len;
+        bool header_long;        /* the From or Sender value was cut at 4 KiB */
+        bool header_control;     /* a NUL or another control byte (not TAB, CR, LF) in the header */
         char *gmail_labels;      /* X-Gmail-Labels (Google Takeout), or NULL */
         MimeText *texts;
         size_t n_texts;

@@ -64,6 +64,7 @@ struct Pipeline {
         RuleMatcher *matcher;
         PipelineTextFunc text_cb;
         void *text_userdata;
+        const char *distrust;
         pcre2_code *mention, *quiet;
         pcre2_match_data *md;
 };
@@ -111,6 +112,10 @@ Pipeline *pipeline_free(Pipeline *p) {
 
 void pipeline_set_user_addresses(Pipeline *p, char *const *addresses) {
         p->user_addresses = addresses;
+}
+
+void pipeline_set_distrust(Pipeline *p, const char *why) {
+        p->distrust = why;
 }
 
 void pipeline_set_text_callback(Pipeline *p, PipelineTextFunc f, void *userdata) {
@@ -303,6 +308,10 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
         if (!sender.self && ((ref && sender_folder_is_sent(ref->folder)) || gmail_sent(mm->gmail_labels))) {
                 sender.self = true;
                 sender.why = "a Sent folder: the user's own mail";
+        }
+        if (p->distrust && !sender.self) {
+                sender.ambiguous = true;
+                sender.why = p->distrust;
         }
         r = fill_headers(msg, mm, &sender);
         if (r < 0)

@@ -24,6 +24,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Pipeline *, pipeline_free);
  * sender_folder_is_sent()). */
 void pipeline_set_user_addresses(Pipeline *p, char *const *addresses);
 
+/* For the next messages, until called again with NULL: where they come from makes their
+ * sender untrusted whatever the headers say, and why (static text, borrowed) is what --explain
+ * shows. alcode scan uses it for a message that an mbox's own structure (Content-Length, an
+ * unclosed MIME body) places inside another one. */
+void pipeline_set_distrust(Pipeline *p, const char *why);
+
 /* Extracts the codes of one message. ref (may be NULL) is copied into the result.
  * warnings (may be NULL) receives what was malformed or skipped, never message content.
  * explain (may be NULL) sees every candidate. Malformed mail is read best-effort and is not an

@@ -1,8 +1,17 @@
 /* Sender trust is decided on the From addr-spec's domain only, compared label by label; the
  * display name, Return-Path and Reply-To never make a sender trusted, they can only raise
- * suspicion. The topmost Authentication-Results header is the one the user's own MTA added
- * (RFC 8601 §5: MTAs remove or rename forged ones above theirs): a DMARC failure, or a DKIM
- * failure with no passing aligned signature, makes a trusted domain untrusted.
+ * suspicion. The From must be unambiguous first: one From field (counted by mime.c from the
+ * bytes), holding one mailbox that this file parses strictly (RFC 5322 without the obsolete
+ * forms, comments or quoting inside the address) and that libetpan reads the same; anything
+ * else may be read differently by the receiving server's DMARC check and the user's mail
+ * program, so it is never trusted.
+ *
+ * The topmost Authentication-Results header is the one the user's own MTA added (RFC 8601 §5:
+ * MTAs remove or rename forged ones above theirs); a pass is read there only. A DKIM/DMARC
+ * result naming another header.from than our From domain (the server read another From), a
+ * DMARC failure, or a DKIM failure with no passing aligned signature makes a trusted domain
+ * untrusted, in any A-R header: one added lower down can only take trust away from its own
+ * message. alcode.rules(5) and SECURITY.md state the rule for users.
  *
  * Look-alikes are judged on a confusable skeleton (UTS #39 in spirit, with a small table):
  * punycode labels are decoded, Cyrillic/Greek letters that look Latin are mapped to it, and
@@ -21,7 +30,231 @@ void sender_info_done(SenderInfo *s) {
         free(s->address);
         free(s->domain);
         free(s->name);
+        free(s->auth_domain);
         *s = (SenderInfo) {};
+}
+
+/* ---- one mailbox, strictly (RFC 5322 §3.4, without the obsolete and the doubtful) ---- */
+
+static bool ascii_alnum(unsigned char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* atext, and UTF-8 bytes (RFC 6532). */
+static bool is_atext(unsigned char c) {
+        return ascii_alnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c)) || c >= 0x80;
+}
+
+/* Skips blanks and comments (nested, with quoted pairs) from p; counts the comments. NULL
+ * when a comment is not closed. */
+static const char *skip_cfws(const char *p, const char *e, unsigned *comments) {
+        for (;;) {
+                unsigned depth = 0;
+
+                while (p < e && (*p == ' ' || *p == '\t'))
+                        p++;
+                if (p >= e || *p != '(')
+                        return p;
+                (*comments)++;
+                do {
+                        if (*p == '\\' && ++p >= e)
+                                return NULL;
+                        else if (*p == '(')
+                                depth++;
+                        else if (*p == ')')
+                                depth--;
+                        p++;
+                } while (p < e && depth > 0);
+                if (depth > 0)
+                        return NULL;
+        }
+}
+
+/* p at '"': past the closing quote, or NULL. */
+static const char *skip_quoted(const char *p, const char *e) {
+        for (p++; p < e; p++) {
+                if (*p == '\\') {
+                        if (++p >= e)
+                                return NULL;
+                } else if (*p == '"')
+                        return p + 1;
+        }
+        return NULL;
+}
+
+/* Why [p, e) is not a plain addr-spec (dot-atom "@" domain), or NULL. */
+static const char *addr_spec_why(const char *p, const char *e) {
+        const char *at = NULL, *q;
+
+        if (p >= e)
+                return "no address";
+        if (*p == '@')
+                return "a source route before the address";
+        for (q = p; q < e; q++)
+                switch (*q) {
+                case '(': case ')':
+                        return "a comment inside the address";
+                case '\\':
+                        return "a backslash inside the address";
+                case '"':
+                        return "a quoted local part";
+                case ' ': case '\t':
+                        return "a blank inside the address";
+                case '[': case ']':
+                        return "a domain literal";
+                case ',': case ':': case ';': case '<': case '>':
+                        return "a second address inside the address";
+                case '@':
+                        if (at)
+                                return "two '@' in the address";
+                        at = q;
+                        break;
+                }
+        if (!at || at == p || at + 1 >= e)
+                return "no local part and domain";
+        /* local part: atoms separated by single dots */
+        for (q = p; q < at; q++)
+                if (*q == '.' ? q == p || q + 1 == at || q[1] == '.' : !is_atext((unsigned char) *q))
+                        return "a malformed local part";
+        /* domain: non-empty labels of letters, digits, '-' (and UTF-8), no trailing dot */
+        if (e[-1] == '.')
+                return "a trailing dot in the domain";
+        for (q = at + 1; q < e; q++) {
+                unsigned char c = (unsigned char) *q;
+                if (c == '.' ? q == at + 1 || q[-1] == '.' : !(ascii_alnum(c) || c == '-' || c >= 0x80))
+                        return "a malformed domain";
+        }
+        return NULL;
+}
+
+/* Whether the display name holds an address-looking word other than address. */
+static bool name_has_other_address(const char *name, const char *address) {
+        static const char stop[] = " \t\"'<>()[],;:";
+
+        for (const char *at = strchr(name, '@'); at; at = strchr(at + 1, '@')) {
+                const char *s = at, *e = at + 1;
+                while (s > name && !strchr(stop, s[-1]))
+                        s--;
+                while (*e && !strchr(stop, *e))
+                        e++;
+                if (s == at || e == at + 1 || !memchr(at + 1, '.', (size_t) (e - at - 1)))
+                        continue;
+                while (e > at + 1 && e[-1] == '.')
+                        e--;
+                if (strlen(address) != (size_t) (e - s) || strncasecmp(s, address, (size_t) (e - s)) != 0)
+                        return true;
+        }
+        return false;
+}
+
+int sender_parse_mailbox(const char *v, size_t n, char **ret_address, const char **ret_why) {
+        const char *e = v + n, *p, *lt = NULL, *gt = NULL, *a0, *a1, *q;
+        unsigned comments = 0, n_lt = 0, n_gt = 0, n_comma = 0, n_group = 0, n_at_outside = 0;
+        _cleanup_free_ char *address = NULL;
+
+#define REFUSE(why) do { *ret_why = (why); return -EINVAL; } while (0)
+        if (!v)
+                REFUSE("no From field");
+        for (size_t i = 0; i < n; i++)
+                if (((unsigned char) v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+                        REFUSE("a NUL or control character");
+        /* The structure, outside quoted strings and comments. */
+        for (q = v; q < e;) {
+                if (*q == '"') {
+                        if (!(q = skip_quoted(q, e)))
+                                REFUSE("an unterminated quoted string");
+                        continue;
+                }
+                if (*q == '(') {
+                        if (!(q = skip_cfws(q, e, &comments)))
+                                REFUSE("an unterminated comment");
+                        continue;
+                }
+                bool inside = n_lt > n_gt;
+                switch (*q) {
+                case '<':
+                        if (n_lt++ == 0)
+                                lt = q;
+                        break;
+                case '>':
+                        if (n_gt++ == 0)
+                                gt = q;
+                        break;
+                case ',':
+                        n_comma += !inside;
+                        break;
+                case ':': case ';':
+                        n_group += !inside;
+                        break;
+                case '@':
+                        n_at_outside += n_lt == 0;
+                        break;
+                }
+                q++;
+        }
+        if (n_lt > 1 || n_gt > 1)
+                REFUSE("several angle addresses");
+        if (n_lt == 1 && n_gt == 0)
+                REFUSE("no closing '>'");
+        if (n_gt > n_lt || (lt && gt < lt))
+                REFUSE("a stray '>'");
+        if (n_group > 0)
+                REFUSE("a group or a source route");
+        if (n_comma > 0)
+                REFUSE("several mailboxes");
+
+        if (lt) {
+                /* display-name "<" addr-spec ">": the name is words, quoted strings, comments. */
+                if (n_at_outside > 0)
+                        REFUSE("the display name is an address");
+                for (p = v; p < lt;) {
+                        if (*p == '"')
+                                p = skip_quoted(p, lt);
+                        else if (*p == ' ' || *p == '\t' || *p == '(')
+                                p = skip_cfws(p, lt, &comments);
+                        else if (is_atext((unsigned char) *p) || *p == '.')
+                                p++;
+                        else
+                                REFUSE("junk before the address");
+                        if (!p)
+                                REFUSE("junk before the address");
+                }
+                a0 = lt + 1;
+                a1 = gt;
+                p = skip_cfws(gt + 1, e, &comments);
+                if (p != e)
+                        REFUSE("junk after the address");
+        } else {
+                /* A bare addr-spec, maybe with a comment after it. */
+                a0 = skip_cfws(v, e, &comments);
+                if (!a0)
+                        REFUSE("an unterminated comment");
+                for (a1 = a0; a1 < e && *a1 != ' ' && *a1 != '\t' && *a1 != '('; a1++)
+                        ;
+                p = skip_cfws(a1, e, &comments);
+                if (p != e)
+                        REFUSE(a0 == a1 ? "no address" : "junk around the address");
+        }
+        const char *why = addr_spec_why(a0, a1);
+        if (why)
+                REFUSE(why);
+
+        address = strndup(a0, (size_t) (a1 - a0));
+        if (!address)
+                return -ENOMEM;
+        for (char *d = strrchr(address, '@'); *d; d++)
+                *d = (char) tolower((unsigned char) *d);
+        if (lt && lt > v) {
+                _cleanup_free_ char *name = mime_decode_header(v, (size_t) (lt - v));
+                if (!name)
+                        return -ENOMEM;
+                if (name_has_other_address(name, address))
+                        REFUSE("the display name is another address");
+        }
+#undef REFUSE
+        *ret_address = TAKE_PTR(address);
+        *ret_why = NULL;
+        return 0;
 }
 
 bool sender_domain_matches(const char *domain, const char *d) {
@@ -292,6 +525,7 @@ static bool name_claims_brand(const char *name, char *const *trusted) {
 
 typedef struct AuthSummary {
         bool dmarc_fail, dmarc_pass, dkim_fail, dkim_pass;
+        char *other_domain; /* a header.from that is not the From domain */
 } AuthSummary;
 
 /* Whether a signing/asserted domain is aligned (relaxed) with the From domain. */
@@ -326,10 +560,13 @@ static char *strip_comments(const char *v) {
         return o;
 }
 
-static const char *prop_value(const char *resinfo, const char *name, char *buf, size_t size) {
+/* The value of the first property name=value in resinfo at or after *from (NULL: from the
+ * start), and *from moved past it so that a loop sees every one. */
+static const char *prop_value_next(const char *resinfo, const char *name, char *buf, size_t size,
+                                   const char **from) {
         size_t l = strlen(name);
 
-        for (const char *p = resinfo; (p = strcasestr(p, name)); p += l) {
+        for (const char *p = from && *from ? *from : resinfo; (p = strcasestr(p, name)); p += l) {
                 const char *v;
                 size_t n;
 
@@ -342,32 +579,57 @@ static const char *prop_value(const char *resinfo, const char *name, char *buf, 
                 v++;
                 v += strspn(v, " \t\"");
                 n = strcspn(v, " \t\";");
+                if (from) {
+                        *from = v + n;
+                        if (n == 0)
+                                continue;
+                        n = MIN(n, size - 1); /* cut: it matches nothing, which is safe */
+                }
                 if (n == 0 || n >= size)
                         return NULL;
                 memcpy(buf, v, n);
                 buf[n] = 0;
-                /* header.i=@sub.domain or user@domain: keep the domain. */
-                char *at = strrchr(buf, '@');
-                return at ? at + 1 : buf;
+                /* header.i=@sub.domain or user@domain: keep the domain, in lower case, without
+                 * a trailing dot. */
+                char *at = strrchr(buf, '@'), *d = at ? at + 1 : buf;
+                for (char *c = d; *c; c++)
+                        *c = (char) tolower((unsigned char) *c);
+                if (*d && d[strlen(d) - 1] == '.')
+                        d[strlen(d) - 1] = 0;
+                return d;
         }
         return NULL;
 }
 
-static void auth_summarize(const char *value, const char *from_domain, AuthSummary *ret) {
+static const char *prop_value(const char *resinfo, const char *name, char *buf, size_t size) {
+        return prop_value_next(resinfo, name, buf, size, NULL);
+}
+
+/* Reads one Authentication-Results value. Every DKIM or DMARC result that names a header.from
+ * other than from_domain is recorded (in any header: it can only make trust harder); failures
+ * for from_domain count in any header; passes only in the topmost one (top), the user's own
+ * server's. Returns 0 or -ENOMEM. */
+static int auth_summarize(const char *value, const char *from_domain, bool top, AuthSummary *ret) {
         _cleanup_free_ char *v = strip_comments(value);
         char *save = NULL, *res;
         bool first = true;
 
         if (!v)
-                return;
+                return -ENOMEM;
         for (res = strtok_r(v, ";", &save); res; res = strtok_r(NULL, ";", &save), first = false) {
                 char method[16], result[16], dbuf[256];
                 const char *d;
                 size_t ml, rl;
 
-                if (first)
-                        continue; /* authserv-id */
                 res += strspn(res, " \t\r\n");
+                if (first) {
+                        /* authserv-id [version]: what follows without a ';' is read as a result
+                         * all the same (a malformed header can only take trust away). */
+                        res += strcspn(res, " \t\r\n");
+                        res += strspn(res, " \t\r\n");
+                        res += strspn(res, "0123456789");
+                        res += strspn(res, " \t\r\n");
+                }
                 ml = strcspn(res, " \t=/");
                 if (ml == 0 || ml >= sizeof method)
                         continue;
@@ -384,15 +646,26 @@ static void auth_summarize(const char *value, const char *from_domain, AuthSumma
                 memcpy(result, eq, rl);
                 result[rl] = 0;
 
+                if (!strcaseeq(method, "dmarc") && !strcaseeq(method, "dkim"))
+                        continue;
+                /* The From domain the checker read: it must be ours (or, as some write it, its
+                 * organisational domain: mail.al-in.fr read as al-in.fr), whatever the result. */
+                bool other = false;
+                const char *at = NULL;
+                while (!other && (d = prop_value_next(res, "header.from", dbuf, sizeof dbuf, &at)))
+                        if (!sender_domain_matches(from_domain, d) || !strchr(d, '.')) {
+                                if (!ret->other_domain && !(ret->other_domain = strdup(d)))
+                                        return -ENOMEM;
+                                other = true;
+                        }
+                if (other)
+                        continue;
                 if (strcaseeq(method, "dmarc")) {
-                        d = prop_value(res, "header.from", dbuf, sizeof dbuf);
-                        if (d && !sender_domain_matches(from_domain, d) && !strcaseeq(d, from_domain))
-                                continue;
                         if (strcaseeq(result, "fail"))
                                 ret->dmarc_fail = true;
-                        else if (strcaseeq(result, "pass"))
+                        else if (strcaseeq(result, "pass") && top)
                                 ret->dmarc_pass = true;
-                } else if (strcaseeq(method, "dkim")) {
+                } else {
                         d = prop_value(res, "header.d", dbuf, sizeof dbuf);
                         if (!d)
                                 d = prop_value(res, "header.i", dbuf, sizeof dbuf);
@@ -400,10 +673,48 @@ static void auth_summarize(const char *value, const char *from_domain, AuthSumma
                                 continue;
                         if (strcaseeq(result, "fail"))
                                 ret->dkim_fail = true;
-                        else if (strcaseeq(result, "pass") && d)
+                        else if (strcaseeq(result, "pass") && d && top)
                                 ret->dkim_pass = true;
                 }
         }
+        return 0;
+}
+
+/* Why the From (and Sender) fields of m are ambiguous, or NULL. Sets *ret_address to the
+ * strictly parsed From address when there is one. */
+static int judge_fields(const MimeMessage *m, char **ret_address, const char **ret_why) {
+        _cleanup_free_ char *from = NULL, *sender = NULL;
+        const char *why = NULL;
+        int r;
+
+        *ret_why = NULL;
+        if (m->header_control)
+                return *ret_why = "a NUL or control character in the header", 0;
+        if (m->n_from == 0)
+                return *ret_why = "no From field", 0;
+        if (m->n_from > 1)
+                return *ret_why = "several From fields", 0;
+        if (m->header_long)
+                return *ret_why = "a From or Sender field too long to judge", 0;
+        if (m->n_sender > 1)
+                return *ret_why = "several Sender fields", 0;
+        r = sender_parse_mailbox(m->from_raw, m->from_raw_len, &from, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return *ret_why = why, 0;
+        *ret_address = TAKE_PTR(from);
+        /* libetpan gave the rest of the pipeline its reading: it must be the same. */
+        if (!m->from.address || !strcaseeq(m->from.address, *ret_address))
+                return *ret_why = "the From field reads as two different addresses", 0;
+        if (m->n_sender == 1) {
+                r = sender_parse_mailbox(m->sender_raw, m->sender_raw_len, &sender, &why);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return *ret_why = "a malformed Sender field", 0;
+        }
+        return 0;
 }
 
 static bool address_in(const char *address, char *const *list) {
@@ -416,16 +727,23 @@ static bool address_in(const char *address, char *const *list) {
 int sender_analyze(const MimeMessage *m, char *const *trusted_domains,
                    char *const *employer_domains, char *const *user_addresses, SenderInfo *ret) {
         _cleanup_(sender_info_done) SenderInfo s = {};
+        _cleanup_free_ char *strict = NULL;
+        const char *ambiguous;
         int r;
 
-        if (m->from.address) {
-                s.address = strdup(m->from.address);
+        r = judge_fields(m, &strict, &ambiguous);
+        if (r < 0)
+                return r;
+        s.ambiguous = ambiguous;
+        if (strict || m->from.address) {
+                /* The strict reading when there is one (domain in lower case), else libetpan's. */
+                s.address = strict ? TAKE_PTR(strict) : strdup(m->from.address);
                 if (!s.address)
                         return -ENOMEM;
-                r = mail_address_domain(m->from.address, &s.domain);
+                r = mail_address_domain(s.address, &s.domain);
                 if (r == -ENOMEM)
                         return r;
-                s.self = address_in(m->from.address, user_addresses);
+                s.self = address_in(s.address, user_addresses);
         }
         if (m->from.name && !(s.name = strdup(m->from.name)))
                 return -ENOMEM;
@@ -434,10 +752,15 @@ int sender_analyze(const MimeMessage *m, char *const *trusted_domains,
                 bool trusted_domain = sender_domain_in(s.domain, trusted_domains);
                 AuthSummary a = {};
 
-                if (m->auth_results && m->auth_results[0])
-                        auth_summarize(m->auth_results[0], s.domain, &a);
+                STRV_FOREACH(ar, m->auth_results)
+                        if (auth_summarize(*ar, s.domain, ar == m->auth_results, &a) < 0) {
+                                free(a.other_domain);
+                                return -ENOMEM;
+                        }
+                s.auth_domain = a.other_domain;
+                s.auth_conflict = a.other_domain;
                 s.auth_failed = a.dmarc_fail || (a.dkim_fail && !a.dkim_pass);
-                s.auth_passed = !s.auth_failed && (a.dmarc_pass || a.dkim_pass);
+                s.auth_passed = !s.auth_failed && !s.auth_conflict && (a.dmarc_pass || a.dkim_pass);
                 s.employer = sender_domain_in(s.domain, employer_domains);
                 if (!trusted_domain && !s.employer && !s.self)
                         s.lookalike = domain_lookalike(s.domain, trusted_domains) ||
@@ -455,6 +778,10 @@ int sender_analyze(const MimeMessage *m, char *const *trusted_domains,
                 }
                 if (s.self)
                         s.why = "the user's own address";
+                else if (s.ambiguous)
+                        s.why = ambiguous;
+                else if (s.auth_conflict)
+                        s.why = "Authentication-Results judged another From domain (header.from)";
                 else if (s.auth_failed)
                         s.why = "Authentication-Results shows DMARC/DKIM failing for the From domain";
                 else if (s.mismatch)
@@ -465,7 +792,9 @@ int sender_analyze(const MimeMessage *m, char *const *trusted_domains,
                 /* No domain: "From: Action Logement" is all it says. */
                 s.lookalike = name_claims_brand(m->from.name, trusted_domains) ||
                               name_claims_brand(m->from.address, trusted_domains);
-                if (s.lookalike)
+                if (s.ambiguous)
+                        s.why = ambiguous;
+                else if (s.lookalike)
                         s.why = "look-alike of a trusted sender";
         }
 
@@ -475,7 +804,8 @@ int sender_analyze(const MimeMessage *m, char *const *trusted_domains,
 }
 
 bool sender_trusted(const SenderInfo *s, char *const *domains, bool employer) {
-        if (!s || !s->domain || s->self || s->auth_failed || s->lookalike || s->mismatch)
+        if (!s || !s->domain || s->self || s->ambiguous || s->auth_conflict || s->auth_failed || s->lookalike ||
+            s->mismatch)
                 return false;
         if (sender_domain_in(s->domain, domains))
                 return true;

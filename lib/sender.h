@@ -1,5 +1,5 @@
 /* Who sent a message, and whether we can believe it. Reads From/Sender/Reply-To (parsed by
- * mime.c) and the topmost Authentication-Results, spots look-alike domains (IDN homographs
+ * mime.c, and From/Sender again strictly here) and the Authentication-Results, spots look-alike domains (IDN homographs
  * included) and display names, and recognises the user's own mail. Pure; any thread. */
 #pragma once
 
@@ -13,18 +13,32 @@ typedef struct SenderInfo {
         char *address;       /* From addr-spec, or NULL */
         char *domain;        /* its domain in lower case, as written (punycode stays "xn--"), or NULL */
         char *name;          /* display name (UTF-8) or NULL */
-        bool auth_failed;    /* topmost Authentication-Results: dmarc=fail, or dkim=fail and no
-                              * dkim=pass, for the From domain */
+        bool auth_failed;    /* an Authentication-Results: dmarc=fail, or dkim=fail and no dkim=pass
+                              * in the topmost one, for the From domain */
         bool auth_passed;    /* topmost Authentication-Results: dmarc=pass, or dkim=pass with
-                              * header.d aligned with the From domain */
+                              * header.d aligned with the From domain; no failure or conflict */
         bool lookalike;      /* domain or display name imitates a trusted domain or the brand */
         bool mismatch;       /* Reply-To: outside a trusted From domain, without authentication */
         bool employer;       /* From domain is one of the configured employer domains */
         bool self;           /* the user's own mail: one of their addresses, or a Sent folder */
+        bool ambiguous;      /* From (or Sender) is not exactly one well-formed mailbox in exactly
+                              * one field: readers may disagree on who sent it */
+        bool auth_conflict;  /* an Authentication-Results judged another From domain */
+        char *auth_domain;   /* that domain (header.from), or NULL */
         const char *why;     /* static text: why a trusted-looking sender is not trusted, or NULL */
 } SenderInfo;
 
 void sender_info_done(SenderInfo *s);
+
+/* Parses one From (or Sender) field value strictly: exactly one mailbox, "addr-spec" or
+ * "display-name <addr-spec>", the addr-spec a dot-atom local part, '@', and a domain of
+ * non-empty labels (letters, digits, '-', UTF-8). Refused: several mailboxes or angle
+ * addresses, a group, a source route, a missing '>', anything else around the address, a
+ * comment, quoted local part, backslash or blank inside the address, a domain literal, a
+ * trailing dot, NUL and control bytes, a display name holding another address. v need not be
+ * NUL-terminated. Returns 0 and the addr-spec (domain in lower case) in ret_address,
+ * -EINVAL with the reason (static text) in ret_why, or -ENOMEM. */
+int sender_parse_mailbox(const char *v, size_t n, char **ret_address, const char **ret_why);
 
 /* Analyses m's headers. trusted_domains: every domain a rule trusts (also the reference for
  * look-alikes); employer_domains: from the config; user_addresses: the user's own addresses

@@ -23,6 +23,7 @@
 
 #include "fs-util.h"
 #include "store.h"
+#include "text.h"
 #include "strbuf.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000      /* a writer waits for another writer */
@@ -1243,14 +1244,52 @@ int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) 
         return 0;
 }
 
+/* The bytes that may start what text_control_len() finds (a NUL ends the string anyway). */
+#define CONTROL_LEADS                                                                              \
+        "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16" \
+        "\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f\xc2\xd8\xe2\xef"
+
+/* One JSON line. SQLite escapes C0 controls; the characters of text_control_len() that it leaves
+ * as they are (C1, bidi, DEL...) are written as \uXXXX: the same string to any JSON reader,
+ * nothing a terminal acts on. They can only occur inside strings. */
+static int write_json_line(const char *line, FILE *out) {
+        const unsigned char *p = (const unsigned char *) line, *end = p + strlen(line);
+
+        while (p < end) {
+                const unsigned char *q = p;
+                size_t n;
+                unsigned cp;
+
+                /* Runs of plain text in one write: only these bytes can start a control. */
+                q += strcspn((const char *) p, CONTROL_LEADS);
+                if (q > p && fwrite(p, 1, (size_t) (q - p), out) != (size_t) (q - p))
+                        return negative_errno();
+                p = q;
+                if (p >= end)
+                        break;
+                n = text_control_len(p, (size_t) (end - p));
+                if (n == 0) {
+                        if (putc(*p++, out) < 0)
+                                return negative_errno();
+                        continue;
+                }
+                cp = n == 1 ? p[0] : n == 2 ? (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu)
+                                            : (p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
+                if (fprintf(out, "\\u%04x", cp) < 0)
+                        return negative_errno();
+                p += n;
+        }
+        return putc('\n', out) < 0 ? negative_errno() : 0;
+}
+
 /* Writes column 0 of every row as a line. Returns the number of lines. */
 static int write_rows(sqlite3_stmt *st, FILE *out) {
-        int rc, n = 0;
+        int rc, n = 0, r;
 
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 const char *line = (const char *) sqlite3_column_text(st, 0);
-                if (line && (fputs(line, out) < 0 || putc('\n', out) < 0))
-                        return negative_errno();
+                if (line && (r = write_json_line(line, out)) < 0)
+                        return r;
                 n++;
         }
         return rc == SQLITE_DONE ? n : errno_from_sqlite(rc);
@@ -1267,19 +1306,31 @@ int store_write_json(Store *s, const StoreFilter *f, FILE *out) {
 }
 
 /* RFC 4180 field. A cell a spreadsheet would take for a formula (mail is hostile: a subject
- * "=HYPERLINK(…)") is prefixed with an apostrophe, as OWASP advises for CSV exports. */
+ * "=HYPERLINK(…)") is prefixed with an apostrophe, as OWASP advises for CSV exports. Control
+ * characters (see text_control_len()) become '?': text from mail carries none into the file,
+ * nor to a terminal that shows it. */
 static int write_csv_field(const char *v, FILE *out) {
         bool quote, formula;
 
         if (!v)
                 return 0;
-        quote = strpbrk(v, ",\"\r\n");
+        quote = strpbrk(v, ",\"");
         formula = v[0] && strchr("=+-@\t\r", v[0]);
         if ((quote && putc('"', out) < 0) || (formula && putc('\'', out) < 0))
                 return negative_errno();
-        for (const char *p = v; *p; p++)
-                if ((*p == '"' && putc('"', out) < 0) || putc(*p, out) < 0)
+        const char *end = v + strlen(v);
+        for (const char *p = v; *p; p++) {
+                unsigned char c = (unsigned char) *p;
+                size_t n = c < 0x20 || c == 0x7f || c == 0xC2 || c == 0xD8 || c == 0xE2 || c == 0xEF
+                                   ? text_control_len((const unsigned char *) p, (size_t) (end - p))
+                                   : 0;
+                if (n > 0) {
+                        if (putc('?', out) < 0)
+                                return negative_errno();
+                        p += n - 1;
+                } else if ((*p == '"' && putc('"', out) < 0) || putc(*p, out) < 0)
                         return negative_errno();
+        }
         return quote && putc('"', out) < 0 ? negative_errno() : 0;
 }
 

@@ -607,7 +607,7 @@ static bool is_url_char(char c) {
 }
 
 static bool is_local_char(char c) {
-        return isalnum((unsigned char) c) || strchr("._%+-=", c);
+        return isalnum((unsigned char) c) || (c && strchr("._%+-=", c));
 }
 
 /* Length of an e-mail domain at p ("mail.example.org"), 0 when there is none. */
@@ -827,4 +827,23 @@ int text_split_quoted(const char *s, size_t n, char **ret_own, size_t *ret_own_l
         *ret_own = strbuf_take(&own, ret_own_len);
         *ret_quoted = strbuf_take(&quoted, ret_quoted_len);
         return 1;
+}
+
+size_t text_control_len(const unsigned char *p, size_t n) {
+        if (n == 0)
+                return 0;
+        if (p[0] < 0x20 || p[0] == 0x7f)
+                return 1;
+        if (n >= 2 && p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+                return 2;
+        if (n >= 2 && p[0] == 0xD8 && p[1] == 0x9C)
+                return 2;
+        if (n >= 3 && p[0] == 0xE2 && p[1] == 0x80 &&
+            (p[2] == 0x8E || p[2] == 0x8F || (p[2] >= 0xA8 && p[2] <= 0xAE)))
+                return 3;
+        if (n >= 3 && p[0] == 0xE2 && p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)
+                return 3;
+        if (n >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF)
+                return 3;
+        return 0;
 }

@@ -18,6 +18,12 @@ int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char
  * point, or U+FFFD with length 1 for an invalid, overlong, surrogate or truncated sequence. */
 size_t text_utf8_decode(const char *p, size_t n, unsigned *ret_cp);
 
+/* Length of the character at p (n bytes readable) that could drive a terminal or reorder what it
+ * shows, or 0: C0 controls and DEL, C1 controls (U+0080..U+009F), LRM/RLM/ALM, U+2028/9, bidi
+ * embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069), BOM. Byte-level, for
+ * the writers of logs, CSV and JSON; the CLI's printers judge code points the same way. */
+size_t text_control_len(const unsigned char *p, size_t n);
+
 /* Returns a copy of in with every invalid UTF-8 sequence replaced by U+FFFD and NULs dropped. */
 int text_utf8_sanitize(const char *in, size_t n, size_t max, char **ret, size_t *ret_len);
 

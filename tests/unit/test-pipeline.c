@@ -381,9 +381,26 @@ static void test_keywords_necessary(void **state) {
         strbuf_done(&c.all);
 }
 
+/* pipeline_set_distrust(): alcode scan's way to say "this text was inside another message". */
+static void test_distrust(void **state) {
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+        _cleanup_(pipeline_freep) Pipeline *p = NULL;
+        const char *expect[] = { "specific=ZQ48TK27!", "specific=ZQ48TK27" };
+
+        (void) state;
+        assert_int_equal(pipeline_new(rules, employer, NULL, &p), 0);
+        for (size_t i = 0; i < ELEMENTSOF(expect); i++) {
+                pipeline_set_distrust(p, i == 0 ? "inside another message" : NULL);
+                _cleanup_(message_freep) Message *m = run_file(p, "al-specific-qp-latin1.eml", "INBOX", NULL);
+                _cleanup_free_ char *got = codes_of(m);
+                assert_string_equal(got, expect[i]);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_data_files),     cmocka_unit_test(test_message_fields),
+                cmocka_unit_test(test_distrust),
                 cmocka_unit_test(test_generalised_mail),
                 cmocka_unit_test(test_user_addresses), cmocka_unit_test(test_explain),
                 cmocka_unit_test(test_every_prefix),   cmocka_unit_test(test_keywords_necessary),
