@@ -152,7 +152,9 @@ class Daemon(unittest.TestCase):
         self.assertEqual(calls[0]["summary"], "Action Logement: 12 codes found")
         # The newest specific code leads, with Copy; the 11 it supersedes are only counted.
         latest = self.alcode.run("latest").stdout.strip()
-        self.assertTrue(calls[0]["body"].startswith("specific code: %s\n" % latest), calls[0]["body"])
+        first = calls[0]["body"].splitlines()[0]
+        self.assertTrue(first.startswith("specific code: "), calls[0]["body"])
+        self.assertEqual(first.split(": ", 1)[1].replace(" ", ""), latest)
         self.assertEqual(calls[0]["body"].count("specific code: "), 1)
         self.assertIn("Also found: specific code ×11\n", calls[0]["body"])
         self.assertIn("copy", calls[0]["actions"])
