@@ -1075,12 +1075,36 @@ static int open_session_bus(Manager *m) {
         return 0;
 }
 
+/* Whether the database, or the first folder of its path that exists, is on a read-only mount. */
+static bool database_read_only(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+        char *slash;
+
+        while (p && *p) {
+                if (access(p, W_OK) < 0 && errno == EROFS)
+                        return true;
+                if (access(p, F_OK) == 0)
+                        return false;
+                slash = strrchr(p, '/');
+                if (!slash)
+                        return false;
+                *slash = 0;
+        }
+        return false;
+}
+
 int manager_start(Manager *m) {
         _cleanup_free_ char *error = NULL;
         const Config *c = m->settings->config;
         int r;
 
         r = store_open(c->database, STORE_READ_WRITE, &m->store, &error);
+        if (r < 0 && database_read_only(c->database))
+                /* The unit's sandbox makes all but ~/.local/share/alcode read-only. */
+                return log_error_errno(r, "Cannot open the database '%s': %s. The folder is read-only here: under "
+                                          "systemd, open it to alcoded with 'systemctl --user edit alcoded' and the "
+                                          "lines [Service] ReadWritePaths=-FOLDER (see alcoded(8), SANDBOX).",
+                                       c->database, error ?: strerror(-r));
         if (r < 0)
                 return log_error_errno(r, "Cannot open the database '%s': %s", c->database, error ?: strerror(-r));
         store_set_otp_retention(m->store, (int64_t) c->otp_retention_days * 86400);

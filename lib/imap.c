@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <libetpan/libetpan.h>
+#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -48,6 +49,7 @@ struct ImapSession {
         const Account *account;    /* borrowed */
         unsigned timeout_sec;
         char *error;
+        char *resolve_error;       /* why the host name did not resolve, or NULL */
         bool broken;               /* the stream can no longer be trusted */
         bool idling;
         _Atomic(mailstream *) stream; /* published once connected, for imap_session_cancel() */
@@ -361,6 +363,7 @@ ImapSession *imap_session_free(ImapSession *s) {
                 mailimap_free(s->imap);
         }
         free(s->error);
+        free(s->resolve_error);
         free(s);
         return NULL;
 }
@@ -532,8 +535,19 @@ static int stream_connect(ImapSession *s, int fd) {
 
         if (fd < 0)
                 fd = mail_tcp_connect_timeout(a->host, a->port, s->timeout_sec);
-        if (fd < 0)
+        if (fd < 0) {
+                /* libetpan says -1 whether the name did not resolve or the server refused:
+                 * tell them apart, so that the log does not send the user to the server. */
+                struct addrinfo *ai = NULL, hints = { .ai_socktype = SOCK_STREAM };
+                int g = getaddrinfo(a->host, NULL, &hints, &ai);
+                if (ai)
+                        freeaddrinfo(ai);
+                if (g != 0) {
+                        free(s->resolve_error);
+                        s->resolve_error = strdup(g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
+                }
                 return MAILIMAP_ERROR_CONNECTION_REFUSED;
+        }
         if (a->tls == TLS_MODE_IMPLICIT)
                 stream = mailstream_ssl_open_with_callback_timeout(fd, s->timeout_sec, ssl_callback, (void *) a->host);
         else
@@ -566,6 +580,11 @@ static int session_connect(ImapSession *s, int fd, char **ret_error) {
         if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
                 s->broken = true;
                 r = atomic_load(&s->cancelled) ? -ECANCELED : s->over_budget ? -EMSGSIZE : errno_from_imap(r);
+                if (r == -ECONNREFUSED && s->resolve_error) {
+                        if (asprintf(ret_error, "cannot resolve %s: %s", a->host, s->resolve_error) < 0)
+                                *ret_error = NULL;
+                        return -EHOSTUNREACH;
+                }
                 if (asprintf(ret_error, "cannot connect to %s port %u%s: %s", a->host, a->port,
                              a->tls == TLS_MODE_IMPLICIT ? " (TLS)" : "",
                              r == -ECONNREFUSED ? "connection refused"

@@ -31,8 +31,8 @@ import tempfile
 import time
 import unittest
 
-from alcodetest import (Dovecot, SOURCE_DIR, TempDir, code_mail, main, random_codes, require_tools,
-                        under_ci, wait_for)
+from alcodetest import (Alcode, Dovecot, SOURCE_DIR, TempDir, binary, code_mail, main, random_codes,
+                        require_tools, under_ci, wait_for)
 
 CACHE = os.environ.get("ALCODE_TEST_CACHE", "/var/cache/alcode-test")
 MIRROR = os.environ.get("ALCODE_TEST_MIRROR", "http://deb.debian.org/debian")
@@ -344,6 +344,41 @@ t ls /proc/1/fd
         }
         for k, v in expect.items():
             self.assertEqual(seen.get(k.strip()), v, "%s\n%s%s" % (k, r.stdout, r.stderr))
+
+
+class Messages(unittest.TestCase):
+    """Two messages a user of the service met, checked without a container."""
+
+    def setUp(self):
+        self.t = TempDir()
+        self.addCleanup(self.t.cleanup)
+        self.alcode = Alcode(self.t)
+
+    def test_unresolvable_host_is_not_connection_refused(self):
+        # A label over 63 characters: glibc refuses it without asking any DNS server.
+        host = "a" * 64 + ".example"
+        self.alcode.write_config("[account far]\nhost = %s\nport = 993\nuser = u\npassword = p\n" % host)
+        r = self.alcode.daemon("--once", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot resolve %s: " % host, r.stderr)
+        self.assertNotIn("connection refused", r.stderr)
+
+    def test_read_only_database_folder_names_the_drop_in(self):
+        # What the unit's sandbox does to a `database =` outside ~/.local/share/alcode.
+        require_tools("unshare", "mount")
+        ro = self.t.join("elsewhere")
+        os.makedirs(ro)
+        self.alcode.write_config("[alcode]\ndatabase = %s/codes/alcode.db\n" % ro)
+        script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", ro,
+                            binary("alcoded"), "--once"], capture_output=True, text=True, env=self.alcode.env(),
+                           timeout=60)
+        if r.returncode != 1 and "mount" in r.stderr and not under_ci():
+            self.skipTest("cannot mount here: " + r.stderr)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("Read-only file system", r.stderr)
+        self.assertIn("ReadWritePaths=-FOLDER", r.stderr)
+        self.assertIn("systemctl --user edit alcoded", r.stderr)
 
 
 if __name__ == "__main__":
