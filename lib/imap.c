@@ -20,6 +20,7 @@
 #include <assert.h>
 #include <libetpan/libetpan.h>
 #include <netdb.h>
+#include <sys/eventfd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -50,6 +51,7 @@ struct ImapSession {
         unsigned timeout_sec;
         char *error;
         char *resolve_error;       /* why the host name did not resolve, or NULL */
+        int cancel_fd;             /* eventfd, readable once cancelled: ends a password_command */
         bool broken;               /* the stream can no longer be trusted */
         bool idling;
         _Atomic(mailstream *) stream; /* published once connected, for imap_session_cancel() */
@@ -340,8 +342,14 @@ int imap_session_new(const Account *a, unsigned timeout_sec, ImapSession **ret) 
         atomic_init(&s->stream, NULL);
         atomic_init(&s->fd, -1);
         atomic_init(&s->cancelled, false);
+        s->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->cancel_fd < 0) {
+                free(s);
+                return -errno;
+        }
         s->imap = mailimap_new(0, NULL);
         if (!s->imap) {
+                (void) close(s->cancel_fd);
                 free(s);
                 return -ENOMEM;
         }
@@ -364,6 +372,7 @@ ImapSession *imap_session_free(ImapSession *s) {
         }
         free(s->error);
         free(s->resolve_error);
+        safe_close(s->cancel_fd);
         free(s);
         return NULL;
 }
@@ -375,6 +384,7 @@ void imap_session_cancel(ImapSession *s) {
         if (!s)
                 return;
         atomic_store(&s->cancelled, true);
+        (void) eventfd_write(s->cancel_fd, 1);
         /* Before the stream is published, libetpan's own timeouts bound the connect. */
         stream = atomic_load(&s->stream);
         if (stream)
@@ -473,7 +483,11 @@ static int login(ImapSession *s, char **ret_error) {
         char *why = NULL;
         int r;
 
-        r = secret_get(a, &secret, &why);
+        r = secret_get_cancellable(a, s->cancel_fd, &secret, &why);
+        if (r == -ECANCELED) {
+                free(why);
+                return r;
+        }
         if (r < 0) {
                 if (asprintf(ret_error, "cannot get the password: %s", strna(why)) < 0)
                         *ret_error = NULL;

@@ -81,24 +81,26 @@ static int command_timeout_sec(void) {
 }
 
 /* Reads the child's stdout until EOF, the size cap or the deadline. */
-static int read_output(int fd, int64_t deadline, char *buf, size_t *ret_len) {
+static int read_output(int fd, int cancel_fd, int64_t deadline, char *buf, size_t *ret_len) {
         size_t len = 0;
 
         for (;;) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
+                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = cancel_fd, .events = POLLIN } };
                 int64_t left = deadline - spawn_now_ms();
                 ssize_t n;
                 int r;
 
                 if (left <= 0)
                         return *ret_len = len, -ETIMEDOUT;
-                r = poll(&p, 1, (int) left);
+                r = poll(p, 2, (int) left);
                 if (r < 0 && errno == EINTR)
                         continue;
                 if (r < 0)
                         return *ret_len = len, -errno;
                 if (r == 0)
                         continue; /* the deadline check above ends it */
+                if (p[1].revents & POLLIN)
+                        return *ret_len = len, -ECANCELED;
                 if (len >= SECRET_MAX)
                         return *ret_len = len, -E2BIG;
                 n = read(fd, buf + len, SECRET_MAX - len);
@@ -112,7 +114,7 @@ static int read_output(int fd, int64_t deadline, char *buf, size_t *ret_len) {
 
 /* The deadline bounds the child's whole life, not the reading only: a helper that closes its
  * stdout and goes on running is killed at the deadline, with everything in its process group. */
-static int run_command(const char *cmd, char **ret, char **ret_error) {
+static int run_command(const char *cmd, int cancel_fd, char **ret, char **ret_error) {
         _cleanup_strv_free_ char **argv = NULL;
         _cleanup_close_ int rd = -EBADF, wr = -EBADF;
         int pipefd[2], r, status = 0;
@@ -144,19 +146,22 @@ static int run_command(const char *cmd, char **ret, char **ret_error) {
 
         buf = malloc(SECRET_MAX + 1);
         if (!buf) {
-                (void) spawn_wait(pid, 0, &status);
+                (void) spawn_wait(pid, 0, -1, &status);
                 return -ENOMEM;
         }
-        int rr = read_output(rd, deadline, buf, &len);
+        int rr = read_output(rd, cancel_fd, deadline, buf, &len);
         rd = safe_close(rd);
-        /* On a read error or an overlong output, end it now. */
-        r = spawn_wait(pid, rr < 0 && rr != -ETIMEDOUT ? 0 : deadline, &status);
+        /* On a read error, an overlong output or a cancel, end it now. */
+        r = spawn_wait(pid, rr < 0 && rr != -ETIMEDOUT ? 0 : deadline, cancel_fd, &status);
         buf[len] = 0;
 
         if (rr < 0 || r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 int k;
                 bool timed_out = rr == -ETIMEDOUT || r == -ETIMEDOUT;
-                if (timed_out)
+                bool cancelled = rr == -ECANCELED || r == -ECANCELED;
+                if (cancelled)
+                        k = asprintf(ret_error, "password_command cancelled");
+                else if (timed_out)
                         k = asprintf(ret_error, "password_command timed out after %d s", timeout_sec);
                 else if (rr == -E2BIG)
                         k = asprintf(ret_error, "password_command printed more than %d bytes", SECRET_MAX);
@@ -167,7 +172,7 @@ static int run_command(const char *cmd, char **ret, char **ret_error) {
                         *ret_error = NULL;
                 explicit_bzero(buf, len);
                 free(buf);
-                return timed_out ? -ETIMEDOUT : -EIO;
+                return cancelled ? -ECANCELED : timed_out ? -ETIMEDOUT : -EIO;
         }
         /* First line only, without its line break. */
         buf[strcspn(buf, "\r\n")] = 0;
@@ -182,9 +187,13 @@ static int run_command(const char *cmd, char **ret, char **ret_error) {
 }
 
 int secret_get(const Account *a, char **ret_secret, char **ret_error) {
+        return secret_get_cancellable(a, -EBADF, ret_secret, ret_error);
+}
+
+int secret_get_cancellable(const Account *a, int cancel_fd, char **ret_secret, char **ret_error) {
         *ret_error = NULL;
         if (a->password_command)
-                return run_command(a->password_command, ret_secret, ret_error);
+                return run_command(a->password_command, cancel_fd, ret_secret, ret_error);
         if (a->password) {
                 *ret_secret = strdup(a->password);
                 return *ret_secret ? 0 : -ENOMEM;

@@ -72,8 +72,8 @@ static int exited(pid_t pid) {
         return si.si_pid == pid;
 }
 
-/* 1 when the child exited, 0 at the deadline, -errno. */
-static int wait_exit(pid_t pid, int64_t deadline_ms) {
+/* 1 when the child exited, 0 at the deadline, -ECANCELED, -errno. */
+static int wait_exit(pid_t pid, int64_t deadline_ms, int cancel_fd) {
         int fd = -1, r;
 
 #ifdef SYS_pidfd_open
@@ -86,24 +86,26 @@ static int wait_exit(pid_t pid, int64_t deadline_ms) {
                 int64_t left = deadline_ms - spawn_now_ms();
                 if (left <= 0)
                         break;
-                if (fd >= 0) {
-                        struct pollfd p = { .fd = fd, .events = POLLIN };
-                        if (poll(&p, 1, (int) MIN(left, (int64_t) INT32_MAX)) < 0 && errno != EINTR) {
-                                r = -errno;
-                                break;
-                        }
-                } else
-                        (void) poll(NULL, 0, (int) MIN(left, (int64_t) 10));
+                struct pollfd p[2] = { { .fd = cancel_fd, .events = POLLIN }, { .fd = fd, .events = POLLIN } };
+                int k = poll(p, 2, (int) MIN(left, fd >= 0 ? (int64_t) INT32_MAX : 10));
+                if (k < 0 && errno != EINTR) {
+                        r = -errno;
+                        break;
+                }
+                if (k > 0 && (p[0].revents & POLLIN)) {
+                        r = -ECANCELED;
+                        break;
+                }
         }
         if (fd >= 0)
                 (void) close(fd);
         return r;
 }
 
-int spawn_wait(pid_t pid, int64_t deadline_ms, int *ret_status) {
+int spawn_wait(pid_t pid, int64_t deadline_ms, int cancel_fd, int *ret_status) {
         int r, status = 0;
 
-        r = wait_exit(pid, deadline_ms);
+        r = wait_exit(pid, deadline_ms, cancel_fd);
         /* The child is a zombie or still running: either way its pid is not reused yet, so
          * neither is its process group id. What it left running in its group goes now. */
         (void) kill(-pid, SIGKILL);

@@ -22,11 +22,12 @@ typedef struct SpawnOptions {
 /* Starts the child. Returns 0 and its pid (also its process group), or -errno. */
 int spawn_start(const SpawnOptions *o, pid_t *ret_pid);
 
-/* Waits until the child exits or the CLOCK_MONOTONIC deadline (ms, from spawn_now_ms()) passes,
- * whichever comes first. Then ends whatever is left of its process group with SIGKILL (while the
- * child is not yet reaped, so its pid and group cannot have been reused) and reaps it. Returns 0
- * and its wait status, or -ETIMEDOUT (the child was killed; *ret_status says how it ended). */
-int spawn_wait(pid_t pid, int64_t deadline_ms, int *ret_status);
+/* Waits until the child exits, the CLOCK_MONOTONIC deadline (ms, from spawn_now_ms()) passes or
+ * cancel_fd (if >= 0) becomes readable, whichever comes first. Then ends whatever is left of its
+ * process group with SIGKILL (while the child is not yet reaped, so its pid and group cannot have
+ * been reused) and reaps it. Returns 0 and its wait status, -ETIMEDOUT or -ECANCELED (the child
+ * was killed; *ret_status says how it ended). */
+int spawn_wait(pid_t pid, int64_t deadline_ms, int cancel_fd, int *ret_status);
 
 int64_t spawn_now_ms(void);
 

@@ -236,6 +236,27 @@ class Children(unittest.TestCase):
         rc, _ = stop_daemon(p)
         self.assertEqual(rc, 0)
 
+    def test_stop_while_password_command_waits(self):
+        # A helper waiting for a keyring prompt: stopping the daemon ends it at once, not
+        # after its 30 s.
+        report = self.t.join("helper-pid")
+        helper = self.t.join("pw")
+        with open(helper, "w") as f:
+            f.write('#!/bin/sh\necho $$ > "%s"\nexec sleep 300\n' % report)
+        os.chmod(helper, 0o755)
+        conf = self.dovecot.account_config("kim", user="kim").replace("password = %s\n" % PASSWORD,
+                                                                      "password_command = %s\n" % helper)
+        self.alcode.write_config(conf)
+        p = start_daemon(self, self.alcode, notify=self.notify)
+        wait_for(lambda: os.path.exists(report) and open(report).read().strip(), what="the helper to start")
+        with open(report) as f:
+            pid = int(f.read())
+        rc, took = stop_daemon(p)
+        self.assertEqual(rc, 0, read_log(p))
+        self.assertLess(took, 1.0)
+        self.assertFalse(os.path.exists("/proc/%d" % pid) and
+                         open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "Z")
+
 
 if __name__ == "__main__":
     main()
