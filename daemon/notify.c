@@ -276,7 +276,7 @@ static int copy_try_next(CopyJob *j) {
                         return -errno;
                 j->err_fd = safe_close(j->err_fd);
                 j->err_fd = p[0], err_w = p[1];
-                r = spawn_start(&(SpawnOptions) { .argv = argv, .envp = j->env, .stdin_fd = in_r, .stdout_fd = -1,
+                r = spawn_start(&(SpawnOptions) { .argv = argv, .envp = j->env, .stdin_fd = in_r, .stdout_fd = SPAWN_NULL,
                                                   .stderr_fd = err_w }, &j->pid);
                 if (r < 0) {
                         free(j->last_error);

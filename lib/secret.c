@@ -136,7 +136,8 @@ static int run_command(const char *cmd, int cancel_fd, char **ret, char **ret_er
         rd = pipefd[0];
         wr = pipefd[1];
         /* Its stderr may echo the secret or the command: never into our logs. */
-        r = spawn_start(&(SpawnOptions) { .argv = argv, .stdin_fd = -1, .stdout_fd = wr, .stderr_fd = -1 }, &pid);
+        r = spawn_start(&(SpawnOptions) { .argv = argv, .stdin_fd = SPAWN_NULL, .stdout_fd = wr,
+                                          .stderr_fd = SPAWN_NULL }, &pid);
         wr = safe_close(wr);
         if (r < 0) {
                 if (asprintf(ret_error, "cannot run password_command '%s': %s", argv[0], strerror(-r)) < 0)

@@ -41,7 +41,8 @@ int spawn_start(const SpawnOptions *o, pid_t *ret_pid) {
         const int fds[3] = { o->stdin_fd, o->stdout_fd, o->stderr_fd };
         for (int i = 0; i < 3 && r == 0; i++)
                 r = fds[i] >= 0 ? posix_spawn_file_actions_adddup2(&fa, fds[i], i)
-                                : posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+                  : fds[i] == SPAWN_INHERIT ? 0
+                  : posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
         /* Empty mask; every signal back to SIG_DFL (glibc skips SIGKILL/SIGSTOP itself). */
         sigemptyset(&none);
         sigfillset(&all);
@@ -53,7 +54,7 @@ int spawn_start(const SpawnOptions *o, pid_t *ret_pid) {
                 r = posix_spawnattr_setpgroup(&attr, 0);
         if (r == 0)
                 r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                                     POSIX_SPAWN_SETPGROUP);
+                                                     (o->keep_process_group ? 0 : POSIX_SPAWN_SETPGROUP));
         if (r == 0)
                 r = posix_spawnp(&pid, o->argv[0], &fa, &attr, o->argv, o->envp ?: environ);
         posix_spawnattr_destroy(&attr);

@@ -11,15 +11,20 @@
 
 #include "macro.h"
 
+#define SPAWN_NULL (-1)    /* the stream is /dev/null */
+#define SPAWN_INHERIT (-2) /* the stream is the caller's */
+
 typedef struct SpawnOptions {
         char *const *argv;       /* argv[0] looked up in $PATH unless it holds a '/' */
         char *const *envp;       /* NULL: the caller's environment */
-        int stdin_fd;            /* < 0: /dev/null */
-        int stdout_fd;           /* < 0: /dev/null */
-        int stderr_fd;           /* < 0: /dev/null */
+        int stdin_fd;            /* a descriptor, SPAWN_NULL or SPAWN_INHERIT */
+        int stdout_fd;
+        int stderr_fd;
+        bool keep_process_group; /* an interactive child stays in the terminal's group */
 } SpawnOptions;
 
-/* Starts the child. Returns 0 and its pid (also its process group), or -errno. */
+/* Starts the child. Returns 0 and its pid (also its process group, unless keep_process_group),
+ * or -errno. */
 int spawn_start(const SpawnOptions *o, pid_t *ret_pid);
 
 /* Waits until the child exits, the CLOCK_MONOTONIC deadline (ms, from spawn_now_ms()) passes or
