@@ -15,6 +15,7 @@
  * buffer), and watched with an sd-event child source; its exit status decides whether the
  * copy worked, and a failed copy is logged and shown. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <systemd/sd-event.h>
@@ -117,6 +118,7 @@ static const char *kind_summary(CodeKind k) {
         case CODE_KIND_OTP: return _("Action Logement: login code");
         case CODE_KIND_REQUEST: return _("Action Logement: request number");
         case CODE_KIND_FILE: return _("Action Logement: file number");
+        case CODE_KIND_POSSIBLE: return _("Action Logement: a mail may hold a code no rule read");
         default: return _("Action Logement: code");
         }
 }
@@ -131,6 +133,7 @@ static int put_escaped(StrBuf *b, const char *s) {
         return r;
 }
 
+/* In the user's time zone, not the sender's: the user compares it with their own clock. */
 static void format_date(int64_t t, char *buf, size_t size) {
         time_t local = (time_t) t;
         struct tm tm;
@@ -140,6 +143,8 @@ static void format_date(int64_t t, char *buf, size_t size) {
 }
 
 static const char *masked(const Notifier *n, const StoredCode *c) {
+        if (c->kind == CODE_KIND_POSSIBLE)
+                return _("(no code read: see 'alcode list')");
         return n->show_code ? c->display : "••••••••";
 }
 
@@ -600,8 +605,20 @@ static int show_one(Notifier *n, const StoredCode *k) {
         else if (asprintf(&summary, _("⚠ Unverified sender: %s"), code_kind_to_words(k->kind)) < 0)
                 summary = NULL;
         /* The code and the sender are foreign text: escaped. */
-        (void) put_escaped(&body, masked(n, k));
-        (void) strbuf_puts(&body, "\n");
+        if (k->kind == CODE_KIND_POSSIBLE) {
+                /* Where the mail is, never its text: the user opens it. */
+                (void) strbuf_printf(&body, "%s: ", _("Subject"));
+                (void) put_escaped(&body, strempty(k->subject));
+                (void) strbuf_printf(&body, "\n%s: ", _("Folder"));
+                (void) put_escaped(&body, k->account);
+                (void) strbuf_puts(&body, " / ");
+                (void) put_escaped(&body, k->folder);
+                (void) strbuf_printf(&body, _("\nNo rule read a code in it: 'alcode show %" PRIi64
+                                              "', or save it and run 'alcode scan --explain'.\n"), k->id);
+        } else {
+                (void) put_escaped(&body, masked(n, k));
+                (void) strbuf_puts(&body, "\n");
+        }
         (void) strbuf_puts(&body, _("From: "));
         (void) put_escaped(&body, strna(k->sender));
         (void) strbuf_printf(&body, "\n%s%s", _("Date: "), date);
@@ -615,7 +632,7 @@ static int show_one(Notifier *n, const StoredCode *k) {
         if (r < 0)
                 return r;
         /* Copying works with the code masked too: it never shows on screen. */
-        if (k->trusted && !(c->code = strdup(k->value)))
+        if (k->trusted && k->value && !(c->code = strdup(k->value)))
                 goto oom;
         c->copy_action = c->code != NULL;
         if (details_text(k, n->show_code, &c->details) < 0)
