@@ -88,8 +88,14 @@ class Container:
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         self.leader = None
         wait_for(self._leader, timeout=30, what="the container's PID 1")
-        wait_for(lambda: self.run("systemctl", "is-system-running", check=False).stdout.strip()
-                 in ("running", "degraded"), timeout=60, what="the container to boot")
+        # Minutes on a loaded machine (the whole suite runs two tests at once).
+        try:
+            wait_for(lambda: self.run("systemctl", "is-system-running", check=False).stdout.strip()
+                     in ("running", "degraded"), timeout=240, what="the container to boot")
+        except TimeoutError:
+            raise AssertionError("the container did not finish booting: %s\n%s" % (
+                self.run("systemctl", "is-system-running", check=False).stdout.strip(),
+                self.run("systemctl", "list-jobs", "--no-pager", check=False).stdout))
         wait_for(lambda: self.user("systemctl", "--user", "is-system-running", check=False).stdout.strip()
                  in ("running", "degraded"), timeout=30, what="the user manager (linger)")
 
