@@ -87,6 +87,14 @@ class Container:
                                       "--console=pipe", "-M", self.name],
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         self.leader = None
+        try:
+            self._boot()
+        except BaseException:
+            # Never leave a container running on a tree that is about to be removed.
+            self.stop()
+            raise
+
+    def _boot(self):
         wait_for(self._leader, timeout=30, what="the container's PID 1")
         # Minutes on a loaded machine (the whole suite runs two tests at once).
         try:
@@ -143,11 +151,18 @@ class Container:
         return [m.get("MESSAGE") for m in self.journal(unit) if isinstance(m.get("MESSAGE"), str)]
 
     def stop(self):
-        if self.leader and self.proc.poll() is None:
-            self.run("systemctl", "poweroff", check=False, timeout=30)
+        if self.proc.poll() is None:
+            if self.leader:
+                self.run("systemctl", "poweroff", check=False, timeout=30)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                # PID 1 of the container first: nspawn alone does not take it down.
+                if self.leader:
+                    try:
+                        os.kill(self.leader, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
