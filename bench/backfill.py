@@ -1,33 +1,50 @@
 #!/usr/bin/env python3
-"""Backfill benchmark: `alcoded --once` against the alternatives, same dovecot, same mailbox.
+"""Backfill benchmark: `alcoded --once` against the alternatives, same dovecot, same mailbox,
+on loopback and through a simulated WAN (bench/wanproxy.py).
 
-    python3 bench/backfill.py [MAILBOX]      (default /tmp/bench-mailbox; made when missing)
+    python3 bench/backfill.py [MAILBOX] [--mkmail N] [--links loopback,wan,slow] [--runs R]
+                              [--no-mbsync] [--no-doveadm]
 
-The mailbox (50,000 messages, ~0.5 % with codes, realistic sizes) comes from the project's
-generator, `tests/tools/mkmail.py MAILBOX --profile realistic --seed 42` (about 5 GB), and is loaded into a private dovecot (implicit TLS on 127.0.0.1), indexed once, then:
-- alcoded --once with an empty store (reads every message through the pipeline, exact recall);
+MAILBOX is a folder tree of .eml files with expected.json, made when missing by the project's
+generator: --mkmail N (default 50,000) messages of its
+realistic profile (tests/tools/mkmail.py --profile realistic: attachments, newsletters with
+images, threads) in /tmp/bench-mkmail-N. It is loaded into a private dovecot (implicit TLS on
+127.0.0.1), indexed once, then on each link:
+- alcoded --once with an empty store: every message through the pipeline (exact recall),
+  reading headers and text parts only; bytes it downloaded, time, and the time from start to
+  the first trusted code spécifique in the store;
+- a client that downloads every message whole (UID FETCH 1:* BODY.PEEK[] per folder, one
+  command each, over TLS): the floor of any client-side scan that reads everything;
+- the same client stopped once it has downloaded as many bytes as alcoded did: the time
+  those bytes take on that link, whatever asks for them;
 - mbsync full sync of every folder into a Maildir, then rg for the trusted domains and brand
   words over it (the classic "sync then grep");
-- doveadm search for the same candidates on the server itself (FROM trusted/employer domains OR
-  TEXT brand keywords): the floor for anything that asks the server, which finds fewer codes
-  (it sees undecoded HTML and unfolded text).
-Each is run RUNS times, medians reported, with ratios. Build first: cmake --build build."""
+- (loopback only) doveadm search for the same candidates on the server itself.
+Links: loopback (direct), wan (30 ms RTT, 50 Mbit/s), slow (100 ms, 8 Mbit/s), through the
+proxy. Each is run RUNS times (default 1), medians reported. Build first:
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build."""
 
+import argparse
 import os
+import re
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "../tests/integration"))
+sys.path.insert(0, HERE)
 os.environ.setdefault("ALCODE_BUILD_DIR", os.path.join(HERE, "../build"))
-from alcodetest import Alcode, Dovecot, TempDir, load_expected, require_tools  # noqa: E402
-import corpusscore  # noqa: E402
+from alcodetest import Alcode, Dovecot, TempDir, require_tools  # noqa: E402
+from wanproxy import WanProxy  # noqa: E402
 
-RUNS = int(os.environ.get("RUNS", "3"))
-TRUSTED = ["actionlogement.fr", "al-in.fr", "visale.fr"]
+DOMAINS = ["actionlogement.fr", "al-in.fr", "visale.fr"]
 KEYWORDS = ["action logement", "al'in", "alin", "visale"]
+LINKS = {"loopback": (0, 0), "wan": (30, 50), "slow": (100, 8)}
 
 
 def timed(f):
@@ -36,92 +53,226 @@ def timed(f):
     return time.monotonic() - t, out
 
 
+class Downloader:
+    """A plain IMAP client over TLS that fetches every message whole, one command a folder."""
+
+    def __init__(self, port, ca, folders, limit=None):
+        self.port, self.ca, self.folders, self.limit = port, ca, folders, limit
+        self.bytes = 0
+
+    def run(self):
+        ctx = ssl.create_default_context(cafile=self.ca)
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.port)), server_hostname="localhost")
+        f = s.makefile("rb", buffering=1 << 20)
+        self.tag = 0
+        try:
+            self._line(f)
+            self._cmd(s, f, b"LOGIN alice secret1")
+            for folder in self.folders:
+                self._cmd(s, f, b'EXAMINE "%s"' % folder.encode())
+                if not self._cmd(s, f, b"UID FETCH 1:* (BODY.PEEK[])"):
+                    break
+        finally:
+            s.close()
+        return self.bytes
+
+    def _line(self, f):
+        line = f.readline()
+        if not line:
+            raise RuntimeError("server closed the connection")
+        self.bytes += len(line)
+        return line
+
+    def _cmd(self, s, f, command):
+        self.tag += 1
+        tag = b"a%d" % self.tag
+        s.sendall(tag + b" " + command + b"\r\n")
+        while True:
+            line = self._line(f)
+            m = re.search(rb"\{(\d+)\}\r\n$", line)
+            if m:
+                n = int(m.group(1))
+                got = 0
+                while got < n:
+                    chunk = f.read(min(n - got, 1 << 20))
+                    if not chunk:
+                        raise RuntimeError("server closed the connection")
+                    got += len(chunk)
+                    self.bytes += len(chunk)
+                    if self.limit and self.bytes >= self.limit:
+                        return False
+                continue
+            if line.startswith(tag + b" "):
+                if not line[len(tag) + 1:].startswith(b"OK"):
+                    raise RuntimeError("%s failed: %r" % (command, line))
+                return True
+
+
+def load(d, mailbox):
+    n, folders = 0, []
+    for root, dirs, files in os.walk(mailbox):
+        dirs.sort()
+        rel = os.path.relpath(root, mailbox)
+        if rel == "." or not files:
+            continue
+        folder = rel.replace("INBOX", "Inbox") if rel != "perso/INBOX" else "INBOX"
+        folders.append(folder)
+        for name in sorted(files):
+            with open(os.path.join(root, name), "rb") as f:
+                d.deliver("alice", folder, f.read(), name=name + "." + str(n))
+            n += 1
+    return n, folders
+
+
 def main():
-    require_tools("mbsync", "rg", "dovecot", "doveadm")
-    mailbox = sys.argv[1] if len(sys.argv) > 1 else "/tmp/bench-mailbox"
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mailbox", nargs="?")
+    ap.add_argument("--mkmail", type=int, help="N messages of mkmail.py's realistic profile (default 50,000)")
+    ap.add_argument("--links", default="loopback,wan,slow")
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("RUNS", "1")))
+    ap.add_argument("--no-mbsync", action="store_true")
+    ap.add_argument("--no-doveadm", action="store_true")
+    args = ap.parse_args()
+
+    require_tools("dovecot", "doveadm", *([] if args.no_mbsync else ["mbsync", "rg"]))
+    count = args.mkmail or int(os.environ.get("COUNT", "50000"))
+    mailbox = args.mailbox or "/tmp/bench-mkmail-%d" % count
     if not os.path.exists(os.path.join(mailbox, "expected.json")):
-        r = corpusscore.mkmail(mailbox, 42, int(os.environ.get("COUNT", "50000")), profile="realistic")
-        if r.returncode != 0:
-            sys.exit(r.stderr)
-    employer = load_expected(mailbox)["config"]["employer_domains"]
-    domains = TRUSTED + employer
+        subprocess.run([sys.executable, os.path.join(HERE, "../tests/tools/mkmail.py"), mailbox, "--profile",
+                        "realistic", "--seed", "42", "--count", str(count), "--quiet"], check=True)
+    import json
+    with open(os.path.join(mailbox, "expected.json")) as f:
+        employer = json.load(f).get("config", {}).get("employer_domains") or \
+            ["lefort-industrie.example", "sirh-horizon.example"]
+    domains = DOMAINS + employer
+
     tmp = TempDir(prefix="alcode-bench-")
     try:
         d = Dovecot(tmp)
-        n = 0
-        for root, dirs, files in os.walk(mailbox):
-            dirs.sort()
-            rel = os.path.relpath(root, mailbox)
-            if rel == "." or not files:
-                continue
-            folder = rel.replace("INBOX", "Inbox") if rel != "perso/INBOX" else "INBOX"
-            for name in sorted(files):
-                with open(os.path.join(root, name), "rb") as f:
-                    d.deliver("alice", folder, f.read(), name=name + "." + str(n))
-                n += 1
+        n, folders = load(d, mailbox)
         d.start()
         doveadm = ["doveadm", "-c", d.conf]
         # Index every folder once, so that no contender pays for dovecot's first look.
-        subprocess.run(doveadm + ["search", "-u", "alice", "mailbox", "*", "all"], check=True,
-                       capture_output=True)
-        print("mailbox: %d messages in %s" % (n, mailbox))
+        subprocess.run(doveadm + ["search", "-u", "alice", "mailbox", "*", "all"], check=True, capture_output=True)
+        size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(mailbox) for f in fs
+                   if f.endswith(".eml"))
+        print("mailbox: %d messages, %.1f MB in %d folders (%s)" % (n, size / 1e6, len(folders), mailbox))
 
-        rows = {}
+        results = {}
 
-        def alcoded():
-            a = Alcode(TempDir(prefix="alcode-bench-run-"))
-            a.write_config("employer_domains = %s\n" % ", ".join(domains[3:]) + d.account_config("bench"))
-            a.daemon("--once", timeout=900)
-            codes = len(a.list_json())
-            a.tmp.cleanup()
-            return codes
+        def record(link, name, t, **extra):
+            results.setdefault(link, {}).setdefault(name, []).append(dict(extra, time=t))
 
-        def mbsync_rg():
-            local = tmp.join("maildir-%d" % time.monotonic_ns())
-            os.makedirs(local)
-            rc = tmp.join("mbsyncrc")
-            with open(rc, "w") as f:
-                f.write("IMAPAccount b\nHost localhost\nPort %d\nUser alice\nPass secret1\nSSLType IMAPS\n"
-                        "CertificateFile %s\n\nIMAPStore r\nAccount b\n\nMaildirStore l\nPath %s/\n"
-                        "Inbox %s/INBOX\nSubFolders Verbatim\n\nChannel c\nFar :r:\nNear :l:\nPatterns *\n"
-                        "Create Near\nSync Pull\nSyncState *\n" % (d.tls_port, d.ca, local, local))
-            t_sync, _ = timed(lambda: subprocess.run(["mbsync", "-q", "-c", rc, "c"], check=True,
-                                                     capture_output=True))
-            pattern = "|".join([x.replace(".", r"\.") for x in domains] + ["action logement", "al.in", "visale"])
-            t_rg, out = timed(lambda: subprocess.run(["rg", "-l", "-i", "-e", pattern, local],
-                                                     capture_output=True, text=True).stdout)
-            subprocess.run(["rm", "-rf", local])
-            rows.setdefault("  (mbsync sync only)", []).append((t_sync, ""))
-            return len(out.splitlines())
+        for link in args.links.split(","):
+            rtt, mbit = LINKS[link]
+            proxy = WanProxy(d.tls_port, rtt, mbit).start() if link != "loopback" else None
+            port = proxy.port if proxy else d.tls_port
 
-        def search(keys):
-            q = ["("]
-            for k in keys:
-                q += (["OR"] if len(q) > 1 else []) + list(k)
-            out = subprocess.run(doveadm + ["search", "-u", "alice", "mailbox", "*"] + q + [")"],
-                                 check=True, capture_output=True, text=True).stdout
-            return len(out.splitlines())
+            def counted(f):
+                if proxy:
+                    proxy.reset()
+                t, out = timed(f)
+                return t, out, (proxy.down if proxy else None)
 
-        def doveadm_search():
-            return search([("FROM", x) for x in domains] + [("TEXT", k) for k in KEYWORDS])
+            for _ in range(args.runs):
+                # alcoded --once, watching the store for the first trusted code spécifique.
+                a = Alcode(TempDir(prefix="alcode-bench-run-"))
+                a.write_config("employer_domains = %s\n" % ", ".join(employer) +
+                               "[account bench]\nhost = 127.0.0.1\nport = %d\ntls = implicit\nuser = alice\n"
+                               "password = secret1\nca_file = %s\n" % (port, d.ca))
+                first = []
 
-        def doveadm_from():
-            return search([("FROM", x) for x in domains])
+                def watch(p, start):
+                    while p.poll() is None and not first:
+                        try:
+                            if a.sql("SELECT 1 FROM codes WHERE kind = 'specific' AND trusted = 1 LIMIT 1"):
+                                first.append(time.monotonic() - start)
+                        except Exception:
+                            pass
+                        time.sleep(0.02)
 
-        contenders = [("alcoded --once (codes stored)", alcoded),
-                      ("mbsync + rg (candidate files)", mbsync_rg),
-                      ("doveadm search FROM or TEXT (hits)", doveadm_search),
-                      ("doveadm search FROM only (hits)", doveadm_from)]
-        for _ in range(RUNS):
-            for name, f in contenders:
-                rows.setdefault(name, []).append(timed(f))
-        med = {k: statistics.median(t for t, _ in v) for k, v in rows.items()}
-        print("\n%-40s %10s %10s" % ("", "median s", "found"))
-        for k, v in rows.items():
-            print("%-40s %10.2f %10s" % (k, med[k], v[-1][1]))
-        a = med["alcoded --once (codes stored)"]
-        print("\nalcoded vs mbsync + rg:        %.1fx faster (target >= 10x)" % (med["mbsync + rg (candidate files)"] / a))
-        print("alcoded vs doveadm FROM|TEXT:   %.2fx the time (target <= 2x)" % (a / med["doveadm search FROM or TEXT (hits)"]))
+                def alcoded():
+                    start = time.monotonic()
+                    p = a.spawn_daemon("--once")
+                    w = threading.Thread(target=watch, args=(p, start))
+                    w.start()
+                    p.wait(timeout=3600)
+                    w.join()
+                    if p.returncode != 0:
+                        p.logfile.seek(0)
+                        raise RuntimeError("alcoded failed: " + p.logfile.read()[-2000:])
+                    return len(a.list_json())
+
+                d_before = len(d.log())
+                t, codes, down = counted(alcoded)
+                if down is None:
+                    down = sum(int(x) for x in re.findall(r"out=(\d+)", d.log()[d_before:]))
+                record(link, "alcoded --once", t, bytes=down, found=codes, first=first[0] if first else None)
+                a.tmp.cleanup()
+
+                t, full, down = counted(lambda: Downloader(port, d.ca, folders).run())
+                record(link, "download everything", t, bytes=down or full)
+                alcoded_bytes = results[link]["alcoded --once"][-1]["bytes"]
+                # (The proxy may have read more from the server than the client took: count the client's.)
+                t, got, _ = counted(lambda: Downloader(port, d.ca, folders, limit=alcoded_bytes).run())
+                record(link, "download alcoded's bytes", t, bytes=got)
+
+                if not args.no_mbsync:
+                    local = tmp.join("maildir-%d" % time.monotonic_ns())
+                    os.makedirs(local)
+                    rc = tmp.join("mbsyncrc")
+                    with open(rc, "w") as f:
+                        f.write("IMAPAccount b\nHost localhost\nPort %d\nUser alice\nPass secret1\nSSLType IMAPS\n"
+                                "CertificateFile %s\n\nIMAPStore r\nAccount b\n\nMaildirStore l\nPath %s/\n"
+                                "Inbox %s/INBOX\nSubFolders Verbatim\n\nChannel c\nFar :r:\nNear :l:\nPatterns *\n"
+                                "Create Near\nSync Pull\nSyncState *\n" % (port, d.ca, local, local))
+                    pattern = "|".join([x.replace(".", r"\.") for x in domains] + ["action logement", "al.in",
+                                                                                   "visale"])
+
+                    def mbsync_rg():
+                        subprocess.run(["mbsync", "-q", "-c", rc, "c"], check=True, capture_output=True)
+                        return subprocess.run(["rg", "-l", "-i", "-e", pattern, local], capture_output=True,
+                                              text=True).stdout
+
+                    t, out, down = counted(mbsync_rg)
+                    subprocess.run(["rm", "-rf", local])
+                    record(link, "mbsync + rg", t, bytes=down, found=len(out.splitlines()))
+
+                if link == "loopback" and not args.no_doveadm:
+                    def search(keys):
+                        q = ["("]
+                        for k in keys:
+                            q += (["OR"] if len(q) > 1 else []) + list(k)
+                        out = subprocess.run(doveadm + ["search", "-u", "alice", "mailbox", "*"] + q + [")"],
+                                             check=True, capture_output=True, text=True).stdout
+                        return len(out.splitlines())
+                    t, hits = timed(lambda: search([("FROM", x) for x in domains] + [("TEXT", k) for k in KEYWORDS]))
+                    record(link, "doveadm search FROM|TEXT", t, found=hits)
+            if proxy:
+                proxy.stop()
+                time.sleep(0.5)
+
+        print()
+        for link, rows in results.items():
+            rtt, mbit = LINKS[link]
+            print("== %s%s" % (link, " (RTT %d ms, %d Mbit/s)" % (rtt, mbit) if rtt else ""))
+            print("%-28s %9s %10s %8s %14s" % ("", "time s", "MB down", "found", "first code s"))
+            med = {}
+            for name, runs in rows.items():
+                med[name] = statistics.median(r["time"] for r in runs)
+                last = runs[-1]
+                print("%-28s %9.2f %10s %8s %14s" % (
+                    name, med[name], "%.1f" % (last["bytes"] / 1e6) if last.get("bytes") else "-",
+                    last.get("found", "-"), "%.2f" % last["first"] if last.get("first") is not None else "-"))
+            a = med["alcoded --once"]
+            ab = rows["alcoded --once"][-1]["bytes"]
+            fb = rows["download everything"][-1]["bytes"]
+            print("bytes: alcoded %.3f of a full download (target <= 1/3)" % (ab / fb))
+            print("time: %.2fx a client downloading alcoded's bytes (target <= 1.2x); %.2fx a full download"
+                  % (a / med["download alcoded's bytes"], a / med["download everything"]))
+            if "mbsync + rg" in med:
+                print("vs mbsync + rg: %.1fx faster (target >= 10x)" % (med["mbsync + rg"] / a))
+            print()
         d.stop()
     finally:
         tmp.cleanup()

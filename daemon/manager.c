@@ -75,6 +75,7 @@ typedef struct AccountSlot {
         bool password_notified;   /* the user was told that it keeps failing */
         unsigned progress, total;
         bool scanned_once;        /* its current pass is not a backfill */
+        bool found_specific;      /* a trusted code spécifique came from it (STATUS= says so) */
         bool stuck;
         bool commit_failed;       /* drop this worker's later batches */
         bool removed;             /* gone from the config: drop the slot when the worker ends */
@@ -335,6 +336,10 @@ static void update_status(Manager *m) {
                         (void) strbuf_printf(&b, "error (%s)", strna(s->error));
                 else
                         (void) strbuf_puts(&b, account_state_words(slot_state(s)) ?: slot_state(s));
+                /* What a user waits for after `alcode init`: said as soon as it is stored,
+                 * while the exact scan goes on behind it (then the notification says it). */
+                if (s->found_specific && s->worker && s->state == WORKER_SCANNING && !s->stuck)
+                        (void) strbuf_puts(&b, ", found your code spécifique");
         }
         if (first)
                 (void) strbuf_puts(&b, "no accounts configured");
@@ -536,6 +541,13 @@ static int handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
         }
         if (slot && slot->error && !slot->commit_failed && m->n_deferred == 0)
                 slot_set_error(slot, NULL);
+        for (size_t i = 0; slot && !slot->found_specific && i < e->n_messages; i++)
+                for (size_t k = 0; k < e->messages[i]->n_codes; k++)
+                        if (e->messages[i]->codes[k].kind == CODE_KIND_SPECIFIC && e->messages[i]->codes[k].trusted) {
+                                slot->found_specific = true;
+                                update_status(m);
+                                break;
+                        }
         n_new = keep_first_possible(m, new_codes, n_new);
         for (size_t i = 0; i < n_new; i++) {
                 LogContext where = ctx;

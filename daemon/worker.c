@@ -5,8 +5,12 @@
  * exactly what the CLI finds: no server-side search ever decides that a message is not worth
  * reading (servers search raw, undecoded HTML and do not fold text as the rules do). What the
  * server's SEARCH does do, on a first pass, is pick the likely code mail (trusted senders,
- * brand words in the subject), which is read first so that its codes show up in a second.
- * Messages above LARGE_MESSAGE are read through BODYSTRUCTURE: headers and text parts only.
+ * brand words in the subject), which is read in every folder before any folder is read in
+ * full, so that its codes show up in seconds.
+ * Only what the rules read is downloaded: headers and text parts (imap_fetch_parts(): BODYSTRUCTURE,
+ * then the sections, a few round trips per 1,000 messages), never attachments. A server whose
+ * BODYSTRUCTURE libetpan cannot parse gets the old way from then on: whole messages, those
+ * above LARGE_MESSAGE read through BODYSTRUCTURE one by one.
  *
  * One Batch is pushed every BATCH_MESSAGES messages; its cursor covers exactly what it
  * reports, so that the main thread's single transaction keeps codes and cursor together.
@@ -71,6 +75,8 @@ struct Worker {
         unsigned poll_interval;
         unsigned backoff_min, backoff_max;
         bool progressed;          /* this session stored something: the server works */
+        bool full_fetch;          /* BODYSTRUCTURE failed once: read whole messages */
+        bool gmail;               /* the server has X-GM-EXT-1 (see gmail_all()) */
         char **domains;           /* trusted sender domains + employer domains */
         char **self;              /* the user's own addresses (pipeline_set_user_addresses) */
 
@@ -290,6 +296,41 @@ static bool folder_selected(const Account *a, const ImapFolder *f) {
         return folder_matches(a->folders, f) && !folder_matches(a->exclude, f);
 }
 
+/* Gmail (X-GM-EXT-1): labels are folders there, so a labelled message shows up in INBOX, in
+ * each of its labels and in All Mail. All Mail (\All) holds every message but those in Spam
+ * and Trash: when the configuration selects it, those three are read and nothing else, and
+ * each message is read once. The \All folder found among the server's folders, or NULL. */
+static const ImapFolder *gmail_all(Worker *w) {
+        if (!w->gmail)
+                return NULL;
+        for (size_t i = 0; i < w->n_folders; i++)
+                if ((w->folders[i].flags & IMAP_FOLDER_ALL) && folder_selected(w->opts.account, &w->folders[i]))
+                        return &w->folders[i];
+        return NULL;
+}
+
+static bool folder_wanted(Worker *w, const ImapFolder *f) {
+        if (!folder_selected(w->opts.account, f))
+                return false;
+        return !gmail_all(w) || (f->flags & (IMAP_FOLDER_ALL | IMAP_FOLDER_JUNK | IMAP_FOLDER_TRASH));
+}
+
+/* IDLE where asked; on Gmail, All Mail stands for INBOX (new mail lands in both). */
+static bool folder_idle(Worker *w, const ImapFolder *f) {
+        const Account *a = w->opts.account;
+
+        if (!folder_wanted(w, f))
+                return false;
+        if (folder_matches(a->idle, f))
+                return true;
+        if (!gmail_all(w) || !(f->flags & IMAP_FOLDER_ALL))
+                return false;
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (strcaseeq(w->folders[i].name, "INBOX") && folder_matches(a->idle, &w->folders[i]))
+                        return true;
+        return false;
+}
+
 /* ---- scanning ---- */
 
 typedef struct Scan {
@@ -303,6 +344,8 @@ typedef struct Scan {
         bool keep_cursor;
         const uint32_t *skip;     /* UIDs read already (ascending) */
         size_t n_skip;
+        size_t n_skip_counted;    /* skip[] below this index are in messages_seen */
+        bool parts;               /* reading through imap_fetch_parts() */
         uint32_t *large;          /* UIDs to read through BODYSTRUCTURE */
         size_t n_large;
         size_t seen;
@@ -320,12 +363,22 @@ static int batch_start(Scan *sc) {
         return 0;
 }
 
+static int cmp_message_uid(const void *a, const void *b) {
+        uint32_t x = (*(Message *const *) a)->ref.uid, y = (*(Message *const *) b)->ref.uid;
+        return x < y ? -1 : x > y;
+}
+
 /* Pushes the batch with the cursor at `cursor` (never below where it was). */
 static int batch_push(Scan *sc, uint32_t cursor) {
         int r;
 
         if (!sc->batch && (r = batch_start(sc)) < 0)
                 return r;
+        /* In UID order, as a whole-message read stores them (imap_fetch_parts() hands them
+         * over by shape): the first sighting of a code is its source, so the store is the same
+         * whichever way the messages came. */
+        if (sc->batch->n_messages > 1)
+                qsort(sc->batch->messages, sc->batch->n_messages, sizeof(Message *), cmp_message_uid);
         sc->batch->last_uid = MAX(cursor, sc->floor);
         if (!sc->keep_cursor) {
                 r = cursor_set(sc->w, sc->f->display, sc->st.uidvalidity, sc->batch->last_uid);
@@ -381,15 +434,41 @@ static int run_pipeline(Scan *sc, const ImapMessage *m) {
         return 0;
 }
 
+/* The messages of the first pass are not fetched again, but counted as read where the cursor
+ * passes them, as if they had been. */
+static int count_skipped(Scan *sc, uint32_t upto) {
+        int r;
+
+        while (sc->n_skip_counted < sc->n_skip && sc->skip[sc->n_skip_counted] <= upto) {
+                if (!sc->batch && (r = batch_start(sc)) < 0)
+                        return r;
+                sc->batch->messages_seen++;
+                sc->seen++;
+                sc->n_skip_counted++;
+        }
+        return 0;
+}
+
 static int on_message(const ImapMessage *m, void *userdata) {
         Scan *sc = userdata;
         int r;
 
         if (atomic_load(&sc->w->stop))
                 return -ECANCELED;
+        r = count_skipped(sc, m->settled);
+        if (r < 0)
+                return r;
+        if (m->uid == 0) {
+                /* Every UID up to settled is done: the cursor may pass them, and a batch goes
+                 * out only here, so that the messages it counts are exactly those below it. */
+                sc->last = MAX(sc->last, m->settled);
+                if (sc->batch && sc->batch->messages_seen >= BATCH_MESSAGES)
+                        return batch_push(sc, safe_cursor(sc));
+                return 0;
+        }
         if (sc->n_skip > 0 && bsearch(&m->uid, sc->skip, sc->n_skip, sizeof(uint32_t), cmp_u32))
-                goto done; /* read in the first pass already */
-        if (m->truncated && m->full_size > LARGE_MESSAGE) {
+                return 0; /* read in the first pass already (and counted by count_skipped()) */
+        if (!sc->parts && m->truncated && m->full_size > LARGE_MESSAGE) {
                 /* Read it later, text parts only (another command cannot run inside this one). */
                 uint32_t *l = reallocarray(sc->large, sc->n_large + 1, sizeof(uint32_t));
                 if (!l)
@@ -403,19 +482,18 @@ static int on_message(const ImapMessage *m, void *userdata) {
                 if (r < 0)
                         return r;
         }
-done:
-        sc->last = MAX(sc->last, m->uid);
+        sc->last = MAX(sc->last, m->settled);
         sc->seen++;
         if (!sc->batch && (r = batch_start(sc)) < 0)
                 return r;
         sc->batch->messages_seen++;
-        if (sc->batch->messages_seen >= BATCH_MESSAGES)
+        if (!sc->parts && sc->batch->messages_seen >= BATCH_MESSAGES)
                 return batch_push(sc, safe_cursor(sc));
         return 0;
 }
 
 static int on_large_message(const ImapMessage *m, void *userdata) {
-        return run_pipeline(userdata, m);
+        return m->uid == 0 ? 0 : run_pipeline(userdata, m);
 }
 
 /* Reads the large messages put aside, in UID order, moving the cursor as they are done. */
@@ -426,14 +504,9 @@ static int read_large(Scan *sc) {
                 uint32_t uid = sc->large[i];
                 if (atomic_load(&sc->w->stop))
                         return -ECANCELED;
-                r = GUARDED(sc->w, sc->s, imap_fetch_texts(sc->s, uid, MAX_TEXT_PART, on_large_message, sc));
-                if (r == -EOPNOTSUPP) {
-                        /* A structure we cannot write back: read the start of it whole. */
-                        LogContext ctx = { .account = sc->w->account, .folder = sc->f->display, .uid = uid };
-                        log_full_errno_ctx(LOG_INFO, 0, &ctx, "unusual MIME structure, reading the first %u bytes whole",
-                                           4 * MAX_TEXT_PART);
-                        r = GUARDED(sc->w, sc->s, imap_fetch(sc->s, &uid, 1, uid, 4 * MAX_TEXT_PART, on_large_message, sc));
-                }
+                /* A structure it cannot write back is read whole, its first 16 MiB. */
+                r = GUARDED(sc->w, sc->s, imap_fetch_parts(sc->s, &uid, 1, uid, NULL, 0, MAX_TEXT_PART, 4 * MAX_TEXT_PART,
+                                                           on_large_message, sc));
                 if (r < 0)
                         return r;
         }
@@ -446,11 +519,41 @@ static void scan_done(Scan *sc) {
         free(sc->large);
 }
 
+/* Removes from a (ascending) the UIDs in b (ascending); returns the new count. */
+static size_t uids_remove(uint32_t *a, size_t n, const uint32_t *b, size_t m) {
+        size_t k = 0, j = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                while (j < m && b[j] < a[i])
+                        j++;
+                if (j < m && b[j] == a[i])
+                        continue;
+                a[k++] = a[i];
+        }
+        return k;
+}
+
 /* Reads the UIDs given (or first:* when uids is NULL) and pushes their batches. */
 static int scan_read(Scan *sc, const uint32_t *uids, size_t n, uint32_t first) {
+        Worker *w = sc->w;
         int r;
 
-        r = GUARDED(sc->w, sc->s, imap_fetch(sc->s, uids, n, first, LARGE_MESSAGE, on_message, sc));
+        if (!w->full_fetch) {
+                sc->parts = true;
+                r = GUARDED(w, sc->s, imap_fetch_parts(sc->s, uids, n, first, sc->skip, sc->n_skip, MAX_TEXT_PART, 4 * MAX_TEXT_PART,
+                                                       on_message, sc));
+                sc->parts = false;
+                if (r == -EPROTO) {
+                        /* libetpan 1.9.4 could not parse what the server said (BODYSTRUCTURE
+                         * trips it on some servers): whole messages from the next connection on. */
+                        LogContext ctx = ctx_of(w, sc->f->display);
+                        log_full_errno_ctx(LOG_WARNING, r, &ctx, "reading text parts failed (%s); reading whole "
+                                           "messages from now on", imap_last_error(sc->s));
+                        w->full_fetch = true;
+                }
+                return r;
+        }
+        r = GUARDED(w, sc->s, imap_fetch(sc->s, uids, n, first, LARGE_MESSAGE, on_message, sc));
         if (r < 0)
                 return r;
         return read_large(sc);
@@ -458,6 +561,8 @@ static int scan_read(Scan *sc, const uint32_t *uids, size_t n, uint32_t first) {
 
 /* The likely code mail first (a first pass only): it shows up in seconds even in a mailbox
  * that takes minutes to read. Its batches leave the cursor alone; the full pass skips it. */
+static int scan_priority_read(Scan *sc, uint32_t first, uint32_t *uids, size_t n, uint32_t **ret, size_t *ret_n);
+
 static int scan_priority(Scan *sc, uint32_t first, uint32_t **ret, size_t *ret_n) {
         Worker *w = sc->w;
         uint32_t *uids = NULL;
@@ -472,6 +577,15 @@ static int scan_priority(Scan *sc, uint32_t first, uint32_t **ret, size_t *ret_n
                 return 0; /* the full pass alone will do */
         if (r < 0)
                 return r;
+        return scan_priority_read(sc, first, uids, n, ret, ret_n);
+}
+
+/* Reads the likely code mail uids (owned, taken), its batches leaving the cursor alone. */
+static int scan_priority_read(Scan *sc, uint32_t first, uint32_t *uids, size_t n, uint32_t **ret, size_t *ret_n) {
+        int r = 0;
+
+        *ret = NULL;
+        *ret_n = 0;
         if (n > 0) {
                 sc->keep_cursor = true;
                 r = scan_read(sc, uids, n, first);
@@ -491,9 +605,24 @@ static int scan_priority(Scan *sc, uint32_t first, uint32_t **ret, size_t *ret_n
         return 0;
 }
 
+/* The first pass's likely code mail of one folder, read before any folder is read in full. */
+typedef struct Early {
+        bool done;
+        uint32_t uidvalidity;
+        uint32_t *uids;
+        size_t n;
+} Early;
+
+static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Early *early);
+
 /* Scans one folder on session s from its cursor. Returns 0, -ENOENT when the folder cannot be
  * opened (skip it), or another error for the connection. */
 static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
+        return scan_folder_early(w, s, f, NULL);
+}
+
+/* The same, the likely code mail already read when early says so. */
+static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Early *early) {
         const Account *a = w->opts.account;
         LogContext ctx = ctx_of(w, f->display);
         _cleanup_free_ uint32_t *prio = NULL, *uids = NULL;
@@ -525,7 +654,11 @@ static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
                 if (known && (sc.st.exists == 0 || (sc.st.uidnext > 0 && sc.st.uidnext <= first)))
                         break;
 
-                if (!known && sc.st.exists > 0) {
+                if (!known && sc.st.exists > 0 && round == 0 && early && early->done &&
+                    early->uidvalidity == sc.st.uidvalidity) {
+                        prio = TAKE_PTR(early->uids);
+                        n_prio = early->n;
+                } else if (!known && sc.st.exists > 0) {
                         r = scan_priority(&sc, first, &prio, &n_prio);
                         if (r < 0)
                                 goto finish;
@@ -534,12 +667,13 @@ static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
                 sc.n_skip = n_prio;
 
                 if (sc.st.exists > 0) {
-                        /* The UIDs to read: SEARCH SINCE when there is a horizon, else "first:*"
-                         * streamed as is (which also serves servers that cannot search). */
+                        /* The UIDs to read: SEARCH SINCE when there is a horizon, else
+                         * "first:*"; what the first pass read is left out either way. */
                         if (a->since > 0) {
                                 r = GUARDED(w, s, imap_search(s, first, a->since, &uids, &n));
                                 if (r < 0)
                                         goto finish;
+                                n = uids_remove(uids, n, prio, n_prio);
                                 r = n > 0 ? scan_read(&sc, uids, n, first) : 0;
                         } else
                                 r = scan_read(&sc, NULL, 0, first);
@@ -547,7 +681,9 @@ static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
                                 goto finish;
                 }
                 /* Every UID below UIDNEXT (as of EXAMINE) has now been listed and read. */
-                r = batch_push(&sc, MAX(sc.last, sc.st.uidnext > 0 ? sc.st.uidnext - 1 : 0));
+                r = count_skipped(&sc, UINT32_MAX);
+                if (r >= 0)
+                        r = batch_push(&sc, MAX(sc.last, sc.st.uidnext > 0 ? sc.st.uidnext - 1 : 0));
                 if (r < 0)
                         goto finish;
                 total += sc.seen;
@@ -556,6 +692,7 @@ static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
                 n_prio = 0;
                 sc.skip = NULL;
                 sc.n_skip = 0;
+                sc.n_skip_counted = 0;
                 sc.last = 0;
                 sc.seen = 0;
                 /* Mail that arrived while we read (an EXISTS inside our FETCH): once more. */
@@ -639,23 +776,87 @@ static int conn_open(Worker *w, Conn *c, bool report) {
 }
 
 /* One pass over every selected folder, on the main connection. */
+static void earlies_free(Early *e, size_t n) {
+        for (size_t i = 0; e && i < n; i++)
+                free(e[i].uids);
+        free(e);
+}
+
+/* The first look at every folder not read yet in one round trip (imap_scout()), then the
+ * likely code mail of those that have some. */
+static int scan_early_all(Worker *w, ImapSession *s, Early *early) {
+        _cleanup_free_ ImapScout *x = calloc(w->n_folders, sizeof(ImapScout));
+        _cleanup_free_ size_t *of = calloc(w->n_folders, sizeof(size_t));
+        size_t n = 0;
+        int r = 0;
+
+        if (!x || !of)
+                return -ENOMEM;
+        for (size_t i = 0; i < w->n_folders; i++) {
+                const WorkerCursor *c = cursor_find(w, w->folders[i].display);
+                /* A folder with a cursor is read from it (its UIDVALIDITY is checked then). */
+                if (!folder_wanted(w, &w->folders[i]) || (c && !atomic_load(&w->rescan)))
+                        continue;
+                x[n].folder = w->folders[i].name;
+                of[n++] = i;
+        }
+        if (n == 0)
+                return 0;
+        r = GUARDED(w, s, imap_scout(s, x, n, w->domains, rules_search_keywords(w->opts.rules)));
+        if (r == -EOPNOTSUPP)
+                return 0; /* nothing to look for: the full pass alone will do */
+        for (size_t j = 0; j < n && r >= 0; j++) {
+                Early *e = &early[of[j]];
+                if (x[j].r < 0 || x[j].st.exists == 0)
+                        continue; /* said (or found empty) when the folder is read */
+                e->uidvalidity = x[j].st.uidvalidity;
+                e->done = true;
+                if (x[j].n == 0)
+                        continue;
+                Scan sc = { .w = w, .s = s, .f = &w->folders[of[j]] };
+                r = GUARDED(w, s, imap_examine(s, sc.f->name, &sc.st));
+                if (r == -ENOENT) {
+                        e->done = false;
+                        r = 0;
+                        continue;
+                }
+                if (r >= 0 && sc.st.uidvalidity != e->uidvalidity)
+                        e->done = false; /* changed meanwhile: the full pass looks again */
+                else if (r >= 0)
+                        r = scan_priority_read(&sc, 1, TAKE_PTR(x[j].uids), x[j].n, &e->uids, &e->n);
+                scan_done(&sc);
+        }
+        for (size_t j = 0; j < n; j++)
+                free(x[j].uids);
+        return r;
+}
+
 static int scan_all(Worker *w) {
         ImapSession *s = w->conns[0].session;
         size_t selected = 0, done = 0;
+        Early *early;
         int r = 0;
 
         for (size_t i = 0; i < w->n_folders; i++)
-                selected += folder_selected(w->opts.account, &w->folders[i]);
-        for (size_t i = 0; i < w->n_folders; i++) {
-                if (!folder_selected(w->opts.account, &w->folders[i]))
+                selected += folder_wanted(w, &w->folders[i]);
+        /* What a user waits for first is their code: the likely code mail of every folder not
+         * read yet goes first, then each folder is read in full. */
+        early = calloc(w->n_folders, sizeof(Early));
+        if (!early)
+                return -ENOMEM;
+        push_state(w, WORKER_SCANNING, 0, NULL, 0, (unsigned) selected);
+        r = scan_early_all(w, s, early);
+        for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
+                if (!folder_wanted(w, &w->folders[i]))
                         continue;
                 push_state(w, WORKER_SCANNING, 0, NULL, (unsigned) done, (unsigned) selected);
-                r = scan_folder(w, s, &w->folders[i]);
+                r = scan_folder_early(w, s, &w->folders[i], &early[i]);
                 if (r < 0 && r != -ENOENT)
                         break;
                 done++;
                 r = 0;
         }
+        earlies_free(early, w->n_folders);
         if (r < 0 && r != -ECANCELED)
                 log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account },
                                    "scan interrupted: %s", imap_last_error(s));
@@ -710,7 +911,7 @@ static int poll_folders(Worker *w) {
                 ImapFolderState st;
                 bool watched = false;
 
-                if (!folder_selected(w->opts.account, f))
+                if (!folder_wanted(w, f))
                         continue;
                 for (size_t k = 0; k < w->n_conns; k++)
                         watched = watched || w->conns[k].folder == f;
@@ -738,7 +939,6 @@ static int poll_folders(Worker *w) {
 /* After the first pass: IDLE where asked and possible, poll the rest; returns on error, stop
  * or a request for a new pass (0). */
 static int watch(Worker *w) {
-        const Account *a = w->opts.account;
         bool has_idle = imap_has_idle(w->conns[0].session);
         int64_t next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
         int r = 0;
@@ -748,7 +948,7 @@ static int watch(Worker *w) {
                         const ImapFolder *f = &w->folders[i];
                         Conn *c;
 
-                        if (!folder_selected(a, f) || !folder_matches(a->idle, f))
+                        if (!folder_idle(w, f))
                                 continue;
                         c = &w->conns[w->n_conns > 0 && w->conns[0].folder ? w->n_conns : 0];
                         if (c != &w->conns[0]) {
@@ -839,6 +1039,7 @@ static int run_session(Worker *w, bool *ret_scanned) {
         if (r < 0)
                 return r;
         w->n_conns = 1;
+        w->gmail = imap_has_capability(w->conns[0].session, "X-GM-EXT-1");
         log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = w->account }, "connected to %s",
                            w->opts.account->host);
         for (;;) {
@@ -977,6 +1178,10 @@ int worker_start(const WorkerOptions *opts, Worker **ret) {
         w->backoff_max = seconds_from_env("ALCODE_TEST_BACKOFF_MAX", BACKOFF_MAX_SEC);
         /* The jitter test needs a first delay wide enough to tell processes apart. */
         w->backoff_min = MIN(seconds_from_env("ALCODE_TEST_BACKOFF_MIN", BACKOFF_MIN_SEC), w->backoff_max);
+#ifdef ALCODE_TEST_HOOKS
+        /* The old way, whole messages: tests compare what both find. */
+        w->full_fetch = getenv("ALCODE_TEST_FULL_FETCH") != NULL;
+#endif
         for (size_t i = 0; i < MAX_IDLE_CONNECTIONS; i++)
                 w->conns[i].idle_fd = -EBADF;
         pthread_mutex_init(&w->lock, NULL);

@@ -56,6 +56,7 @@ struct ImapSession {
         int cancel_fd;             /* eventfd, readable once cancelled: ends a password_command */
         bool broken;               /* the stream can no longer be trusted */
         bool idling;
+        bool no_structure;         /* FETCH BODYSTRUCTURE was refused: read whole messages */
         _Atomic(mailstream *) stream; /* published once connected, for imap_session_cancel() */
         atomic_int fd;
         atomic_bool cancelled;
@@ -991,18 +992,17 @@ static int or_add(struct mailimap_search_key **tree, struct mailimap_search_key 
         return 0;
 }
 
-int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *domains,
-                           char *const *keywords, uint32_t **ret, size_t *ret_n) {
+/* UID first_uid:* AND (FROM domain OR ... OR SUBJECT keyword OR FROM keyword ...), or NULL
+ * in *ret when there is nothing to look for. */
+static int candidates_key(uint32_t first_uid, char *const *domains, char *const *keywords,
+                          struct mailimap_search_key **ret, bool *ret_ascii) {
         struct mailimap_search_key *key = NULL, *any = NULL;
         struct mailimap_set *set = NULL;
         bool ascii = true;
-        clist *res = NULL;
         char *dup;
         int r = 0;
 
-        r = session_check(s);
-        if (r < 0)
-                return r;
+        *ret = NULL;
         for (char *const *d = domains; d && *d && r >= 0; d++)
                 r = or_add(&any, (dup = strdup(*d)) ? mailimap_search_key_new_from(dup) : NULL);
         for (char *const *k = keywords; k && *k && r >= 0; k++) {
@@ -1013,11 +1013,8 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
         }
         if (r < 0)
                 goto finish;
-        if (!any) {
-                *ret = NULL;
-                *ret_n = 0;
+        if (!any)
                 return 0;
-        }
         key = mailimap_search_key_new_multiple_empty();
         set = mailimap_set_new_interval(MAX(first_uid, 1u), 0);
         if (!key || !set || mailimap_search_key_multiple_add(key, mailimap_search_key_new_uid(set)) != MAILIMAP_NO_ERROR) {
@@ -1030,14 +1027,8 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
                 goto finish;
         }
         any = NULL;
-        budget_reset(s, IMAP_RESPONSE_LARGE);
-        r = mailimap_uid_search(s->imap, ascii ? NULL : "UTF-8", key, &res);
-        if (r != MAILIMAP_NO_ERROR) {
-                r = session_error(s, r, "UID SEARCH");
-                goto finish;
-        }
-        r = uids_from_search(res, first_uid, ret, ret_n);
-        mailimap_search_result_free(res);
+        *ret = TAKE_PTR(key);
+        *ret_ascii = ascii;
 finish:
         if (set)
                 mailimap_set_free(set);
@@ -1045,6 +1036,137 @@ finish:
                 mailimap_search_key_free(key);
         if (any)
                 mailimap_search_key_free(any);
+        return r;
+}
+
+int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *domains,
+                           char *const *keywords, uint32_t **ret, size_t *ret_n) {
+        struct mailimap_search_key *key = NULL;
+        clist *res = NULL;
+        bool ascii;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        r = candidates_key(first_uid, domains, keywords, &key, &ascii);
+        if (r < 0)
+                return r;
+        if (!key) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        budget_reset(s, IMAP_RESPONSE_LARGE);
+        r = mailimap_uid_search(s->imap, ascii ? NULL : "UTF-8", key, &res);
+        mailimap_search_key_free(key);
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "UID SEARCH");
+        r = uids_from_search(res, first_uid, ret, ret_n);
+        mailimap_search_result_free(res);
+        return r;
+}
+
+/* Not in Debian's installed headers, exported by libetpan. */
+int mailimap_examine_send(mailstream *fd, const char *mb, int condstore); /* 1.9.4: 3 arguments */
+int mailimap_uid_search_send(mailstream *fd, const char *charset, struct mailimap_search_key *key);
+int mailimap_crlf_send(mailstream *fd);
+
+#define SCOUT_WAVE 16 /* folders a wave: 32 short commands */
+
+static bool tagged_ok(const struct mailimap_response *resp) {
+        return resp->rsp_resp_done && resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
+               resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
+}
+
+static int scout_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_search_key *key, bool ascii) {
+        int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR;
+        bool selected = false;
+
+        for (size_t j = 0; j < k && r == MAILIMAP_NO_ERROR; j++) {
+                r = mailimap_send_current_tag(s->imap);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_examine_send(s->imap->imap_stream, f[j].folder, 0);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_crlf_send(s->imap->imap_stream);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_send_current_tag(s->imap);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_uid_search_send(s->imap->imap_stream, ascii ? NULL : "UTF-8", key);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_crlf_send(s->imap->imap_stream);
+        }
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "EXAMINE");
+        if (mailstream_flush(s->imap->imap_stream) == -1)
+                return session_error(s, MAILIMAP_ERROR_STREAM, "EXAMINE");
+        for (size_t t = 0; t < 2 * k; t++) {
+                ImapScout *x = &f[t / 2];
+                struct mailimap_response *resp = NULL;
+                bool ok;
+
+                s->imap->imap_tag = tag0 + 1 + (int) t;
+                budget_reset(s, IMAP_RESPONSE_LARGE);
+                if (t % 2 == 0) {
+                        /* What mailimap_examine() does: a fresh selection to fill. */
+                        if (s->imap->imap_selection_info)
+                                mailimap_selection_info_free(s->imap->imap_selection_info);
+                        s->imap->imap_selection_info = mailimap_selection_info_new();
+                        if (!s->imap->imap_selection_info)
+                                return -ENOMEM;
+                }
+                if (!mailimap_read_line(s->imap))
+                        return session_error(s, MAILIMAP_ERROR_STREAM, "EXAMINE");
+                r = mailimap_parse_response(s->imap, &resp);
+                if (r != MAILIMAP_NO_ERROR)
+                        return session_error(s, r, t % 2 ? "UID SEARCH" : "EXAMINE");
+                ok = tagged_ok(resp);
+                mailimap_response_free(resp);
+                if (t % 2 == 0) {
+                        selected = ok;
+                        x->r = ok ? 0 : -ENOENT;
+                        if (ok)
+                                x->st = (ImapFolderState) {
+                                        .uidvalidity = s->imap->imap_selection_info->sel_uidvalidity,
+                                        .uidnext = s->imap->imap_selection_info->sel_uidnext,
+                                        .exists = s->imap->imap_selection_info->sel_exists,
+                                };
+                        continue;
+                }
+                clist *res = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_search_result : NULL;
+                if (res)
+                        s->imap->imap_response_info->rsp_search_result = NULL;
+                /* A SEARCH after a refused EXAMINE is no answer about this folder. */
+                if (x->r == 0 && !ok)
+                        x->r = -EOPNOTSUPP;
+                if (x->r == 0 && res)
+                        r = uids_from_search(res, 1, &x->uids, &x->n);
+                if (res)
+                        mailimap_search_result_free(res);
+                if (r < 0)
+                        return r;
+        }
+        s->imap->imap_tag = tag0 + 2 * (int) k;
+        s->imap->imap_state = selected ? MAILIMAP_STATE_SELECTED : MAILIMAP_STATE_AUTHENTICATED;
+        return 0;
+}
+
+int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords) {
+        struct mailimap_search_key *key = NULL;
+        bool ascii = true;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        r = candidates_key(1, domains, keywords, &key, &ascii);
+        if (r < 0)
+                return r;
+        if (!key)
+                return -EOPNOTSUPP;
+        for (size_t i = 0; i < n && r >= 0; i += SCOUT_WAVE)
+                r = scout_wave(s, f + i, MIN(n - i, (size_t) SCOUT_WAVE), key, ascii);
+        mailimap_search_key_free(key);
         return r;
 }
 
@@ -1088,6 +1210,7 @@ static void on_msg_att(struct mailimap_msg_att *ma, void *userdata) {
         if (m.uid == 0 || m.uid < st->first_uid || !have_body)
                 return;
         m.truncated = m.full_size > m.size;
+        m.settled = m.uid;
         st->r = st->cb(&m, st->userdata);
         /* libetpan frees this message when we return: the next one has a budget of its own. */
         budget_reset(st->session, st->budget);
@@ -1155,50 +1278,57 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
         return r;
 }
 
-/* ---- Large messages: the text parts only ----
+/* ---- Headers and text parts only ----
  *
- * BODYSTRUCTURE tells the tree; one FETCH then reads the top header, every part's MIME header
- * (and the header of attached messages) and the bodies of text parts only. The message is
- * written back with the same boundaries and an empty body wherever a part was skipped, so the
- * MIME parser sees the same tree and the same texts as it would in the whole message. */
+ * The rules read headers and text parts; attachments are most of a real mailbox's bytes.
+ * imap_fetch_parts() reads PARTS_CHUNK messages at a time:
+ *  1. UID FETCH set (UID RFC822.SIZE BODYSTRUCTURE): each message's tree becomes at once a
+ *     plan (the message to write back: its boundary lines, and references to the sections to
+ *     fetch) and a key (those sections, space-separated);
+ *  2. one UID FETCH per distinct key (most messages share their shape with many others) for
+ *     the top header, every part's MIME header, attached messages' headers and the bodies of
+ *     text/plain and text/html parts; all of them are sent at once (pipelined) and their
+ *     answers read in turn, so that a chunk costs two round trips whatever its shapes.
+ * A message is written back with the same boundaries and an empty body wherever a part was
+ * skipped, so the MIME parser sees the same tree and the same texts as in the whole message.
+ * A message whose structure cannot be written back (no boundary, message/rfc822 at the top,
+ * too many parts) or that came without BODYSTRUCTURE is read whole, up to max_whole. */
 
+#define PARTS_CHUNK 1000
+#define WHOLE_SLACK 4096 /* read whole a message at most this much larger than its text */
+#define PIPELINE_MAX 32 /* commands sent before reading answers (each under ~4 KiB) */
 #define TEXTS_MAX_SECTIONS 256
-#define TEXTS_MAX_BYTES (24u << 20) /* text bodies read in total for one large message */
+#define TEXTS_MAX_BYTES (24u << 20) /* text bodies read in total for one message */
 
-typedef struct Sections {
-        char *name[TEXTS_MAX_SECTIONS]; /* "HEADER", "1.MIME", "2.1", ... */
-        const char *data[TEXTS_MAX_SECTIONS];
-        size_t len[TEXTS_MAX_SECTIONS];
-        size_t n;
+/* Not in Debian's installed headers (mailimap_sender.h), exported by libetpan: what
+ * mailimap_uid_fetch() sends, without waiting for the answer. */
+int mailimap_uid_fetch_send(mailstream *fd, struct mailimap_set *set, struct mailimap_fetch_type *fetch_type);
+int mailimap_crlf_send(mailstream *fd);
+
+typedef struct PlanBuilder {
+        StrBuf plan;      /* bytes to write; a section to fetch is "\0name\0" */
+        StrBuf key;       /* "HEADER 1.MIME 1 ...": the FETCH items */
+        size_t n;         /* sections */
+        size_t requested; /* text body bytes asked for */
         size_t max_part;
-        size_t requested;               /* text body bytes asked for so far */
-} Sections;
+} PlanBuilder;
 
-static void sections_done(Sections *x) {
-        for (size_t i = 0; i < x->n; i++)
-                free(x->name[i]);
-}
-
-static int sections_add(Sections *x, const char *path, const char *what) {
-        if (x->n >= TEXTS_MAX_SECTIONS)
-                return -EOPNOTSUPP; /* too many parts to write back: read the message whole */
-        if (asprintf(&x->name[x->n], "%s%s%s", path, *path && *what ? "." : "", what) < 0)
-                return -ENOMEM;
-        x->n++;
-        return 0;
-}
-
-static const char *sections_get(const Sections *x, const char *path, const char *what, size_t *ret_len) {
+static int plan_section(PlanBuilder *p, const char *path, const char *what) {
         char name[256];
+        int r;
 
+        if (p->n >= TEXTS_MAX_SECTIONS)
+                return -EOPNOTSUPP; /* too many parts to write back: read the message whole */
         (void) snprintf(name, sizeof name, "%s%s%s", path, *path && *what ? "." : "", what);
-        for (size_t i = 0; i < x->n; i++)
-                if (streq(x->name[i], name)) {
-                        *ret_len = x->data[i] ? x->len[i] : 0;
-                        return x->data[i] ?: "";
-                }
-        *ret_len = 0;
-        return "";
+        r = strbuf_append(&p->plan, "", 1);
+        if (r >= 0)
+                r = strbuf_append(&p->plan, name, strlen(name) + 1);
+        if (r >= 0 && p->key.len > 0)
+                r = strbuf_putc(&p->key, ' ');
+        if (r >= 0)
+                r = strbuf_puts(&p->key, name);
+        p->n++;
+        return r < 0 ? -ENOMEM : 0;
 }
 
 static const char *mpart_boundary(const struct mailimap_body_type_mpart *mp) {
@@ -1206,7 +1336,7 @@ static const char *mpart_boundary(const struct mailimap_body_type_mpart *mp) {
                 return NULL;
         for (clistiter *it = clist_begin(mp->bd_ext_mpart->bd_parameter->pa_list); it; it = clist_next(it)) {
                 const struct mailimap_single_body_fld_param *p = clist_content(it);
-                if (strcaseeq(p->pa_name, "boundary") && *p->pa_value)
+                if (p->pa_name && p->pa_value && strcaseeq(p->pa_name, "boundary") && *p->pa_value)
                         return p->pa_value;
         }
         return NULL;
@@ -1216,44 +1346,50 @@ static void child_path(char *buf, size_t size, const char *path, unsigned i) {
         (void) snprintf(buf, size, "%s%s%u", path, *path ? "." : "", i);
 }
 
-/* Walks the structure: with out == NULL lists the sections to fetch, else writes the message. */
-static int texts_walk(const struct mailimap_body *b, const char *path, bool top, Sections *x, StrBuf *out,
-                      unsigned depth);
+static int plan_walk(const struct mailimap_body *b, const char *path, bool top, PlanBuilder *p, unsigned depth);
 
-static int texts_children(const struct mailimap_body_type_mpart *mp, const char *path, Sections *x,
-                          StrBuf *out, unsigned depth) {
+static int plan_children(const struct mailimap_body_type_mpart *mp, const char *path, PlanBuilder *p,
+                         unsigned depth) {
         const char *boundary = mpart_boundary(mp);
         char sub[200];
         unsigned i = 1;
         int r;
 
-        if (!boundary)
+        if (!boundary || strlen(boundary) > 200)
                 return -EOPNOTSUPP; /* cannot write it back: read the message whole */
         for (clistiter *it = clist_begin(mp->bd_list); it; it = clist_next(it), i++) {
                 child_path(sub, sizeof sub, path, i);
-                if (out && (r = strbuf_printf(out, "%s--%s\r\n", i > 1 ? "\r\n" : "", boundary)) < 0)
-                        return r;
-                r = texts_walk(clist_content(it), sub, false, x, out, depth + 1);
+                if (strbuf_printf(&p->plan, "%s--%s\r\n", i > 1 ? "\r\n" : "", boundary) < 0)
+                        return -ENOMEM;
+                r = plan_walk(clist_content(it), sub, false, p, depth + 1);
                 if (r < 0)
                         return r;
         }
-        if (out && (r = strbuf_printf(out, "\r\n--%s--\r\n", boundary)) < 0)
-                return r;
-        return 0;
+        return strbuf_printf(&p->plan, "\r\n--%s--\r\n", boundary) < 0 ? -ENOMEM : 0;
 }
 
-static int texts_part(Sections *x, StrBuf *out, const char *path, const char *what) {
-        const char *d;
-        size_t l;
+/* A text body the rules read (mime.c reads text/plain and text/html, and text with no type),
+ * within TEXTS_MAX_BYTES by the sizes the server gives; other text (calendars, CSV) and what
+ * goes past the budget stay empty, as attachments do. */
+static int plan_text(const struct mailimap_body_type_text *t, const char *section, PlanBuilder *p) {
+        size_t size;
 
-        if (!out)
-                return sections_add(x, path, what);
-        d = sections_get(x, path, what, &l);
-        return strbuf_append(out, d, l);
+        if (t && t->bd_media_text && !strcaseeq(t->bd_media_text, "plain") && !strcaseeq(t->bd_media_text, "html"))
+                return 0;
+        size = t && t->bd_fields ? MIN((size_t) t->bd_fields->bd_size, p->max_part) : p->max_part;
+        if (p->requested + size > TEXTS_MAX_BYTES)
+                return 0;
+        p->requested += size;
+        return plan_section(p, section, "");
 }
 
-static int texts_walk(const struct mailimap_body *b, const char *path, bool top, Sections *x, StrBuf *out,
-                      unsigned depth) {
+static bool encoded(const struct mailimap_body_fields *f) {
+        return f && f->bd_encoding &&
+               (f->bd_encoding->enc_type == MAILIMAP_BODY_FLD_ENC_BASE64 ||
+                f->bd_encoding->enc_type == MAILIMAP_BODY_FLD_ENC_QUOTED_PRINTABLE);
+}
+
+static int plan_walk(const struct mailimap_body *b, const char *path, bool top, PlanBuilder *p, unsigned depth) {
         const struct mailimap_body_type_1part *one;
         char sub[200];
         int r;
@@ -1261,11 +1397,11 @@ static int texts_walk(const struct mailimap_body *b, const char *path, bool top,
         if (!b || depth > 32 || strlen(path) > 150)
                 return -EOPNOTSUPP;
         /* This part's own header: the message header at the top, its MIME header below. */
-        r = texts_part(x, out, top ? "" : path, top ? "HEADER" : "MIME");
+        r = plan_section(p, top ? "" : path, top ? "HEADER" : "MIME");
         if (r < 0)
                 return r;
         if (b->bd_type == MAILIMAP_BODY_MPART)
-                return b->bd_data.bd_body_mpart ? texts_children(b->bd_data.bd_body_mpart, path, x, out, depth)
+                return b->bd_data.bd_body_mpart ? plan_children(b->bd_data.bd_body_mpart, path, p, depth)
                                                 : -EOPNOTSUPP;
         one = b->bd_data.bd_body_1part;
         if (!one)
@@ -1277,37 +1413,47 @@ static int texts_walk(const struct mailimap_body *b, const char *path, bool top,
                 (void) snprintf(sub, sizeof sub, "%s", path);
         switch (one->bd_type) {
         case MAILIMAP_BODY_TYPE_1PART_TEXT:
-                if (!out) {
-                        /* The text parts that fit in TEXTS_MAX_BYTES, by the sizes the
-                         * server gives; the others stay empty, as attachments do. */
-                        const struct mailimap_body_type_text *t = one->bd_data.bd_type_text;
-                        size_t size = t && t->bd_fields ? MIN((size_t) t->bd_fields->bd_size, x->max_part)
-                                                             : x->max_part;
-                        if (x->requested + size > TEXTS_MAX_BYTES)
-                                return 0;
-                        x->requested += size;
-                }
-                return texts_part(x, out, sub, "");
+                return plan_text(one->bd_data.bd_type_text, sub, p);
         case MAILIMAP_BODY_TYPE_1PART_MSG: {
-                const struct mailimap_body *inner = one->bd_data.bd_type_msg ? one->bd_data.bd_type_msg->bd_body : NULL;
+                const struct mailimap_body_type_msg *msg = one->bd_data.bd_type_msg;
+                const struct mailimap_body *inner = msg ? msg->bd_body : NULL;
                 if (!inner || top)
                         return -EOPNOTSUPP;
-                r = texts_part(x, out, path, "HEADER");
+                /* Sent base64 or quoted-printable (RFC 2046 forbids it, clients do it): the
+                 * server cannot see inside; mime.c decodes it, so it gets the bytes. */
+                if (encoded(msg->bd_fields))
+                        return plan_section(p, path, "");
+                r = plan_section(p, path, "HEADER");
                 if (r < 0)
                         return r;
                 if (inner->bd_type == MAILIMAP_BODY_MPART)
                         return inner->bd_data.bd_body_mpart
-                                       ? texts_children(inner->bd_data.bd_body_mpart, path, x, out, depth + 1)
+                                       ? plan_children(inner->bd_data.bd_body_mpart, path, p, depth + 1)
                                        : -EOPNOTSUPP;
-                if (inner->bd_data.bd_body_1part &&
-                    inner->bd_data.bd_body_1part->bd_type == MAILIMAP_BODY_TYPE_1PART_TEXT) {
-                        child_path(sub, sizeof sub, path, 1);
-                        return texts_part(x, out, sub, "");
+                if (!inner->bd_data.bd_body_1part)
+                        return -EOPNOTSUPP;
+                child_path(sub, sizeof sub, path, 1);
+                switch (inner->bd_data.bd_body_1part->bd_type) {
+                case MAILIMAP_BODY_TYPE_1PART_TEXT:
+                        return plan_text(inner->bd_data.bd_body_1part->bd_data.bd_type_text, sub, p);
+                case MAILIMAP_BODY_TYPE_1PART_MSG:
+                        return -EOPNOTSUPP; /* a message that is only a message: read it whole */
+                default:
+                        return 0;
                 }
+        }
+        default: {
+                /* message/global and other message types the server does not open: the bytes,
+                 * for mime.c to judge; anything else is an attachment, its body not read. */
+                const struct mailimap_body_type_basic *basic = one->bd_data.bd_type_basic;
+                const struct mailimap_media_basic *m = basic ? basic->bd_media_basic : NULL;
+                if (m && m->med_type == MAILIMAP_MEDIA_BASIC_MESSAGE)
+                        return plan_section(p, sub, "");
+                if (m && m->med_type == MAILIMAP_MEDIA_BASIC_OTHER && m->med_basic_type &&
+                    strcaseeq(m->med_basic_type, "message"))
+                        return plan_section(p, sub, "");
                 return 0;
         }
-        default:
-                return 0; /* an attachment: its header is kept, its body is not read */
         }
 }
 
@@ -1375,125 +1521,443 @@ static void section_name(const struct mailimap_section *sec, char *buf, size_t s
                                 mt->sec_type == MAILIMAP_SECTION_MSGTEXT_HEADER ? "HEADER" : "TEXT");
 }
 
-static int fetch_one(ImapSession *s, uint32_t uid, struct mailimap_fetch_type *ft, clist **ret) {
-        struct mailimap_set *set = mailimap_set_new_single(uid);
-        int r;
+typedef struct PartsMsg {
+        uint32_t uid;
+        uint32_t full_size;
+        char *plan;    /* NULL: read whole */
+        size_t plan_len;
+        char *key;
+        bool done;
+} PartsMsg;
 
-        if (!set)
-                return -ENOMEM;
-        r = mailimap_uid_fetch(s->imap, set, ft, ret);
-        mailimap_set_free(set);
-        return r == MAILIMAP_NO_ERROR ? 0 : session_error(s, r, "UID FETCH");
+typedef struct PartsState {
+        ImapSession *session;
+        PartsMsg *msgs; /* the chunk, ascending UIDs */
+        size_t n;
+        size_t max_part;
+        size_t max_whole;
+        size_t budget;  /* per message */
+        uint32_t settled;
+        ImapFetchFunc cb;
+        void *userdata;
+        int r;
+        /* "first:*" read without a SEARCH first (a small folder): msgs grows as answers come. */
+        bool open_ended;
+        size_t capacity;
+        uint32_t first_uid;
+        const uint32_t *skip;  /* ascending: not to be read */
+        size_t n_skip;
+        bool overflow;         /* more answers than room */
+        uint32_t last;         /* the highest UID a chunk held */
+} PartsState;
+
+static void parts_done(PartsState *st) {
+        for (size_t i = 0; i < st->n; i++) {
+                free(st->msgs[i].plan);
+                free(st->msgs[i].key);
+        }
+        free(st->msgs);
+        st->msgs = NULL;
+        st->n = 0;
 }
 
-int imap_fetch_texts(ImapSession *s, uint32_t uid, size_t max_part, ImapFetchFunc cb, void *userdata) {
-        _cleanup_strbuf_ StrBuf out = STRBUF_INIT(0);
-        struct mailimap_fetch_type *ft = NULL;
+static PartsMsg *parts_find(PartsState *st, uint32_t uid) {
+        size_t lo = 0, hi = st->n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (st->msgs[mid].uid == uid)
+                        return &st->msgs[mid];
+                if (st->msgs[mid].uid < uid)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
+static uint32_t msg_att_uid(const struct mailimap_msg_att *ma) {
+        for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+                const struct mailimap_msg_att_item *item = clist_content(j);
+                if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC &&
+                    item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID)
+                        return item->att_data.att_static->att_data.att_uid;
+        }
+        return 0;
+}
+
+/* Phase 1: a message's structure becomes its plan and key. */
+static void on_structure(struct mailimap_msg_att *ma, void *userdata) {
+        PartsState *st = userdata;
         const struct mailimap_body *body = NULL;
-        clist *first = NULL, *second = NULL;
-        Sections x = { .max_part = max_part };
-        uint32_t full_size = 0;
+        uint32_t uid = msg_att_uid(ma), size = 0;
+        PartsMsg *m = st->r < 0 ? NULL : parts_find(st, uid);
+        int r;
+
+        /* "n:*" also matches the highest UID below n (RFC 3501 §6.4.8): not ours. */
+        if (!m && st->open_ended && st->r >= 0 && uid >= st->first_uid && uid > 0 &&
+            !(st->n_skip > 0 && bsearch(&uid, st->skip, st->n_skip, sizeof(uint32_t), cmp_u32))) {
+                if (st->n < st->capacity) {
+                        /* Kept in UID order (servers answer in it: the move is rare). */
+                        size_t at = st->n;
+                        while (at > 0 && st->msgs[at - 1].uid > uid)
+                                at--;
+                        memmove(&st->msgs[at + 1], &st->msgs[at], (st->n - at) * sizeof(PartsMsg));
+                        st->n++;
+                        m = &st->msgs[at];
+                        *m = (PartsMsg) { .uid = uid };
+                } else
+                        st->overflow = true;
+        }
+
+        if (!m || m->plan)
+                goto next;
+        for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+                const struct mailimap_msg_att_item *item = clist_content(j);
+                if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+                        continue;
+                const struct mailimap_msg_att_static *a = item->att_data.att_static;
+                if (a->att_type == MAILIMAP_MSG_ATT_BODYSTRUCTURE)
+                        body = a->att_data.att_bodystructure;
+                else if (a->att_type == MAILIMAP_MSG_ATT_RFC822_SIZE)
+                        size = a->att_data.att_rfc822_size;
+        }
+        m->full_size = size;
+        if (!body)
+                goto next; /* read whole */
+        PlanBuilder p = { .max_part = st->max_part };
+        r = plan_walk(body, "", true, &p, 0);
+        if (r >= 0 && (strbuf_ensure(&p.plan) < 0 || strbuf_ensure(&p.key) < 0))
+                r = -ENOMEM;
+        /* Little besides its text (a plain mail, a short HTML one): whole is as cheap, and
+         * saves the MIME headers' framing. */
+        if (r >= 0 && size <= p.requested + WHOLE_SLACK && size <= st->max_whole)
+                r = -EOPNOTSUPP;
+        if (r >= 0) {
+                m->key = strbuf_take(&p.key, NULL);
+                m->plan = strbuf_take(&p.plan, &m->plan_len);
+        }
+        strbuf_done(&p.plan);
+        strbuf_done(&p.key);
+        if (r == -ENOMEM)
+                st->r = r;
+next:
+        budget_reset(st->session, st->budget);
+}
+
+static const struct mailimap_msg_att_body_section *msg_att_section(const struct mailimap_msg_att *ma, const char *name) {
+        for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+                const struct mailimap_msg_att_item *item = clist_content(j);
+                char n[256];
+                if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC ||
+                    item->att_data.att_static->att_type != MAILIMAP_MSG_ATT_BODY_SECTION ||
+                    !item->att_data.att_static->att_data.att_body_section)
+                        continue;
+                const struct mailimap_msg_att_body_section *bs = item->att_data.att_static->att_data.att_body_section;
+                section_name(bs->sec_section, n, sizeof n); /* BODY[]: NULL section, "" */
+                if (streq(n, name))
+                        return bs;
+        }
+        return NULL;
+}
+
+/* Phase 2: a message's sections came; write it back and hand it over. */
+static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
+        PartsState *st = userdata;
+        _cleanup_strbuf_ StrBuf out = STRBUF_INIT(0);
+        PartsMsg *m = st->r < 0 ? NULL : parts_find(st, msg_att_uid(ma));
+        ImapMessage msg;
+        int r = 0;
+
+        if (!m || m->done)
+                goto next; /* not ours (an unsolicited FETCH), or already handed over */
+        if (!m->plan) {
+                const struct mailimap_msg_att_body_section *bs = msg_att_section(ma, "");
+                if (!bs)
+                        goto next;
+                msg = (ImapMessage) { .uid = m->uid, .data = bs->sec_body_part ?: "", .size = bs->sec_length,
+                                      .full_size = m->full_size, .settled = st->settled };
+                msg.truncated = msg.full_size > msg.size;
+        } else {
+                for (size_t i = 0; i < m->plan_len && r >= 0;) {
+                        const char *z = memchr(m->plan + i, 0, m->plan_len - i);
+                        size_t lit = z ? (size_t) (z - (m->plan + i)) : m->plan_len - i;
+                        r = strbuf_append(&out, m->plan + i, lit);
+                        i += lit;
+                        if (i >= m->plan_len || r < 0)
+                                break;
+                        const char *name = m->plan + i + 1;
+                        const struct mailimap_msg_att_body_section *bs = msg_att_section(ma, name);
+                        if (bs && bs->sec_body_part)
+                                r = strbuf_append(&out, bs->sec_body_part, bs->sec_length);
+                        i += strlen(name) + 2;
+                }
+                if (r >= 0)
+                        r = strbuf_ensure(&out);
+                if (r < 0) {
+                        st->r = -ENOMEM;
+                        goto next;
+                }
+                msg = (ImapMessage) { .uid = m->uid, .data = out.data, .size = out.len, .full_size = m->full_size,
+                                      .settled = st->settled };
+        }
+        m->done = true;
+        st->r = st->cb(&msg, st->userdata);
+next:
+        budget_reset(st->session, st->budget);
+}
+
+/* Sends the k commands at once, then reads their k answers, each message going to handler. */
+static int fetch_pipelined(ImapSession *s, struct mailimap_set **sets, struct mailimap_fetch_type **fts, size_t k,
+                           mailimap_msg_att_handler *handler, PartsState *st) {
+        int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR, failed = MAILIMAP_NO_ERROR;
+        size_t sent = 0;
+
+        for (; sent < k; sent++) {
+                r = mailimap_send_current_tag(s->imap);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_uid_fetch_send(s->imap->imap_stream, sets[sent], fts[sent]);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_crlf_send(s->imap->imap_stream);
+                if (r != MAILIMAP_NO_ERROR)
+                        return session_error(s, r, "UID FETCH");
+        }
+        if (mailstream_flush(s->imap->imap_stream) == -1)
+                return session_error(s, MAILIMAP_ERROR_STREAM, "UID FETCH");
+        mailimap_set_msg_att_handler(s->imap, handler, st);
+        for (size_t i = 0; i < k; i++) {
+                struct mailimap_response *resp = NULL;
+
+                s->imap->imap_tag = tag0 + 1 + (int) i; /* the answer we are reading */
+                budget_reset(s, st->budget);
+                if (!mailimap_read_line(s->imap)) {
+                        r = MAILIMAP_ERROR_STREAM;
+                        break;
+                }
+                r = mailimap_parse_response(s->imap, &resp);
+                if (s->imap->imap_response_info && s->imap->imap_response_info->rsp_fetch_list) {
+                        mailimap_fetch_list_free(s->imap->imap_response_info->rsp_fetch_list);
+                        s->imap->imap_response_info->rsp_fetch_list = NULL;
+                }
+                if (r != MAILIMAP_NO_ERROR)
+                        break;
+                if (!resp->rsp_resp_done || resp->rsp_resp_done->rsp_type != MAILIMAP_RESP_DONE_TYPE_TAGGED ||
+                    resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type != MAILIMAP_RESP_COND_STATE_OK)
+                        failed = MAILIMAP_ERROR_UID_FETCH; /* read the other answers all the same */
+                mailimap_response_free(resp);
+        }
+        mailimap_set_msg_att_handler(s->imap, NULL, NULL);
+        s->imap->imap_tag = tag0 + (int) k;
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "UID FETCH");
+        if (failed != MAILIMAP_NO_ERROR && st->r >= 0) {
+                /* Refused (NO, BAD), every answer read: the session is still in step. */
+                free(s->error);
+                if (asprintf(&s->error, "UID FETCH refused: %s", strna(s->imap->imap_response)) < 0)
+                        s->error = NULL;
+                return -EREMOTEIO;
+        }
+        return st->r;
+}
+
+static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t max_part, size_t max_whole) {
+        struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+        _cleanup_free_ char *key = NULL;
+        char *save = NULL;
+
+        if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR)
+                goto oom;
+        if (!m->plan) {
+                if (mailimap_fetch_type_new_fetch_att_list_add(
+                            ft, mailimap_fetch_att_new_body_peek_section_partial(
+                                        mailimap_section_new(NULL), 0, (uint32_t) MIN(max_whole, (size_t) UINT32_MAX))) !=
+                    MAILIMAP_NO_ERROR)
+                        goto oom;
+                return ft;
+        }
+        key = strdup(m->key);
+        if (!key)
+                goto oom;
+        for (char *name = strtok_r(key, " ", &save); name; name = strtok_r(NULL, " ", &save)) {
+                struct mailimap_section *sec = section_from_name(name);
+                /* Headers whole; bodies up to max_part (BODY.PEEK: \Seen untouched). */
+                bool body_part = !endswith(name, "MIME") && !endswith(name, "HEADER");
+                if (!sec || mailimap_fetch_type_new_fetch_att_list_add(
+                                    ft, body_part ? mailimap_fetch_att_new_body_peek_section_partial(sec, 0, (uint32_t) max_part)
+                                                  : mailimap_fetch_att_new_body_peek_section(sec)) != MAILIMAP_NO_ERROR)
+                        goto oom;
+        }
+        return ft;
+oom:
+        if (ft)
+                mailimap_fetch_type_free(ft);
+        return NULL;
+}
+
+static int cmp_key(const void *a, const void *b) {
+        const PartsMsg *x = *(const PartsMsg *const *) a, *y = *(const PartsMsg *const *) b;
+        int c = strcmp(x->key ?: "", y->key ?: "");
+        return c ? c : (x->uid > y->uid) - (x->uid < y->uid);
+}
+
+/* One chunk: the UIDs given, or (uids NULL) what "first_uid:*" brings, up to n messages. */
+static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
+        ImapSession *s = st->session;
+        _cleanup_free_ PartsMsg **order = NULL;
+        _cleanup_free_ uint32_t *group = NULL;
+        struct mailimap_fetch_type *ft = NULL;
+        /* One command per shape: at most one per message (open-ended: twice a chunk). */
+        struct mailimap_fetch_type *fts[2 * PARTS_CHUNK] = {};
+        struct mailimap_set *sets[2 * PARTS_CHUNK] = {};
+        struct mailimap_set *set = NULL;
+        size_t k = 0, used;
+        int r = 0;
+
+        assert(n <= 2 * PARTS_CHUNK);
+
+        st->msgs = calloc(n, sizeof(PartsMsg));
+        order = calloc(n, sizeof(PartsMsg *));
+        group = calloc(n, sizeof(uint32_t));
+        if (!st->msgs || !order || !group)
+                return -ENOMEM;
+        st->open_ended = !uids;
+        st->capacity = n;
+        for (size_t i = 0; uids && i < n; i++)
+                st->msgs[i].uid = uids[i];
+        st->n = uids ? n : 0;
+
+        /* 1: the structures. */
+        ft = mailimap_fetch_type_new_fetch_att_list_empty();
+        if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
+            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
+            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_bodystructure()) != MAILIMAP_NO_ERROR ||
+            !(set = uids ? set_from_uids(uids, n, &used) : mailimap_set_new_interval(st->first_uid, 0))) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        if (!s->no_structure) {
+                st->budget = IMAP_RESPONSE_LARGE;
+                r = fetch_pipelined(s, &set, &ft, 1, on_structure, st);
+                if (r == -EREMOTEIO) {
+                        /* No BODYSTRUCTURE here: whole messages, on this session and after. */
+                        s->no_structure = true;
+                        for (size_t i = 0; i < n; i++) {
+                                free(TAKE_PTR(st->msgs[i].plan));
+                                free(TAKE_PTR(st->msgs[i].key));
+                        }
+                        r = 0;
+                }
+                if (r < 0)
+                        goto finish;
+        }
+        if (!uids && s->no_structure) {
+                r = -EREMOTEIO; /* the caller lists the UIDs with SEARCH instead */
+                goto finish;
+        }
+        n = st->n;
+
+        /* 2: the sections, one command per shape. */
+        for (size_t i = 0; i < n; i++)
+                order[i] = &st->msgs[i];
+        qsort(order, n, sizeof(PartsMsg *), cmp_key);
+        for (size_t i = 0; i < n;) {
+                size_t j = i, g = 0;
+                while (j < n && streq(order[j]->key ?: "", order[i]->key ?: ""))
+                        group[g++] = order[j++]->uid;
+                fts[k] = parts_fetch_type(order[i], st->max_part, st->max_whole);
+                sets[k] = fts[k] ? set_from_uids(group, g, &used) : NULL;
+                k++;
+                if (!sets[k - 1]) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                i = j;
+        }
+        st->budget = MAX(st->max_whole, (size_t) TEXTS_MAX_BYTES) + IMAP_RESPONSE_MAX;
+        /* In waves: commands the server has not read yet must fit in the sockets' buffers,
+         * or both sides would wait for the other to read. */
+        for (size_t i = 0; i < k && r >= 0; i += PIPELINE_MAX)
+                r = fetch_pipelined(s, sets + i, fts + i, MIN(k - i, (size_t) PIPELINE_MAX), on_sections, st);
+        if (r == -EREMOTEIO)
+                r = -EPROTO; /* a message the server cannot give: as imap_fetch() says it */
+finish:
+        if (ft)
+                mailimap_fetch_type_free(ft);
+        if (set)
+                mailimap_set_free(set);
+        for (size_t i = 0; i < k; i++) {
+                if (fts[i])
+                        mailimap_fetch_type_free(fts[i]);
+                if (sets[i])
+                        mailimap_set_free(sets[i]);
+        }
+        if (st->n > 0)
+                st->last = MAX(st->last, st->msgs[st->n - 1].uid);
+        parts_done(st);
+        return r;
+}
+
+int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
+                     size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata) {
+        _cleanup_free_ uint32_t *found = NULL;
+        PartsState st = { .session = s, .max_part = max_part, .max_whole = max_whole, .cb = cb,
+                          .userdata = userdata, .settled = first_uid > 0 ? first_uid - 1 : 0,
+                          .first_uid = first_uid, .skip = skip, .n_skip = n_skip };
+        size_t done = 0;
         int r;
 
         r = session_check(s);
         if (r < 0)
                 return r;
-        ft = mailimap_fetch_type_new_fetch_att_list_empty();
-        if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
-            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
-            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_bodystructure()) != MAILIMAP_NO_ERROR) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        budget_reset(s, IMAP_RESPONSE_LARGE);
-        r = fetch_one(s, uid, ft, &first);
-        mailimap_fetch_type_free(ft);
-        ft = NULL;
-        if (r < 0)
-                goto finish;
-        for (clistiter *it = clist_begin(first); it; it = clist_next(it)) {
-                const struct mailimap_msg_att *ma = clist_content(it);
-                bool ours = false;
-                const struct mailimap_body *b = NULL;
-                uint32_t size = 0;
-                for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
-                        const struct mailimap_msg_att_item *item = clist_content(j);
-                        if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
-                                continue;
-                        const struct mailimap_msg_att_static *a = item->att_data.att_static;
-                        if (a->att_type == MAILIMAP_MSG_ATT_UID)
-                                ours = a->att_data.att_uid == uid;
-                        else if (a->att_type == MAILIMAP_MSG_ATT_BODYSTRUCTURE)
-                                b = a->att_data.att_bodystructure;
-                        else if (a->att_type == MAILIMAP_MSG_ATT_RFC822_SIZE)
-                                size = a->att_data.att_rfc822_size;
+        if (n == 0 && first_uid == 0)
+                return 0;
+        if (n == 0 && !s->no_structure && s->imap->imap_selection_info &&
+            s->imap->imap_selection_info->sel_exists <= PARTS_CHUNK) {
+                /* A small folder: its structures straight away, no SEARCH (one round trip
+                 * less). Room for twice what EXAMINE counted; mail arriving beyond it waits
+                 * for the next round. */
+                r = parts_chunk(&st, NULL, 2 * PARTS_CHUNK);
+                if (r >= 0 && st.overflow) {
+                        /* Nothing is settled: the caller drops what it got and reads again. */
+                        free(s->error);
+                        s->error = strdup("the folder grew by more than 1,000 messages while it was read");
+                        return -EAGAIN;
                 }
-                if (ours) {
-                        body = b;
-                        full_size = size;
+                if (r != -EREMOTEIO) {
+                        if (r < 0)
+                                return r;
+                        return cb(&(ImapMessage) { .data = "", .settled = MAX(st.settled, st.last) }, userdata);
                 }
         }
-        if (!body) {
-                r = 0; /* expunged meanwhile */
-                goto finish;
-        }
-        r = texts_walk(body, "", true, &x, NULL, 0);
-        if (r < 0)
-                goto finish;
-
-        ft = mailimap_fetch_type_new_fetch_att_list_empty();
-        if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        for (size_t i = 0; i < x.n; i++) {
-                struct mailimap_section *sec = section_from_name(x.name[i]);
-                /* Headers whole; bodies up to max_part (BODY.PEEK: \Seen untouched). */
-                bool body_part = !endswith(x.name[i], "MIME") && !endswith(x.name[i], "HEADER");
-                if (!sec || mailimap_fetch_type_new_fetch_att_list_add(
-                                    ft, body_part ? mailimap_fetch_att_new_body_peek_section_partial(sec, 0, (uint32_t) max_part)
-                                                  : mailimap_fetch_att_new_body_peek_section(sec)) != MAILIMAP_NO_ERROR) {
-                        r = -ENOMEM;
-                        goto finish;
+        if (n == 0) {
+                size_t k = 0;
+                r = imap_search(s, first_uid, 0, &found, &n);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0, j = 0; i < n; i++) {
+                        while (j < n_skip && skip[j] < found[i])
+                                j++;
+                        if (j >= n_skip || skip[j] != found[i])
+                                found[k++] = found[i];
                 }
+                n = k;
+                uids = found;
         }
-        budget_reset(s, x.requested + IMAP_RESPONSE_MAX);
-        r = fetch_one(s, uid, ft, &second);
-        if (r < 0)
-                goto finish;
-        for (clistiter *it = clist_begin(second); it; it = clist_next(it)) {
-                const struct mailimap_msg_att *ma = clist_content(it);
-                for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
-                        const struct mailimap_msg_att_item *item = clist_content(j);
-                        char name[256];
-                        if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC ||
-                            item->att_data.att_static->att_type != MAILIMAP_MSG_ATT_BODY_SECTION)
-                                continue;
-                        const struct mailimap_msg_att_body_section *bs = item->att_data.att_static->att_data.att_body_section;
-                        section_name(bs->sec_section, name, sizeof name);
-                        for (size_t i = 0; i < x.n; i++)
-                                if (streq(x.name[i], name)) {
-                                        x.data[i] = bs->sec_body_part;
-                                        x.len[i] = bs->sec_length;
-                                }
-                }
+        while (done < n && uids[done] < first_uid)
+                done++;
+        while (done < n) {
+                size_t k = MIN(n - done, (size_t) PARTS_CHUNK);
+                r = parts_chunk(&st, uids + done, k);
+                if (r < 0)
+                        return r;
+                done += k;
+                st.settled = uids[done - 1];
+                /* Every UID of the chunk is done (handed over, or gone from the server). */
+                r = cb(&(ImapMessage) { .data = "", .settled = st.settled }, userdata);
+                if (r < 0)
+                        return r;
         }
-        r = texts_walk(body, "", true, &x, &out, 0);
-        if (r < 0)
-                goto finish;
-        r = strbuf_ensure(&out);
-        if (r < 0)
-                goto finish;
-        r = cb(&(ImapMessage) { .uid = uid, .data = out.data, .size = out.len, .full_size = full_size }, userdata);
-finish:
-        sections_done(&x);
-        if (ft)
-                mailimap_fetch_type_free(ft);
-        if (first)
-                mailimap_fetch_list_free(first);
-        if (second)
-                mailimap_fetch_list_free(second);
-        return r;
+        return 0;
 }
 
 /* ---- IDLE (RFC 2177) ---- */

@@ -95,6 +95,20 @@ int imap_search(ImapSession *s, uint32_t first_uid, int64_t since, uint32_t **re
 int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *domains,
                            char *const *keywords, uint32_t **ret, size_t *ret_n);
 
+/* A first look at folders not read yet, in one round trip (EXAMINE and the candidate SEARCH of
+ * imap_search_candidates() for each, pipelined): the folder's state and its likely code mail.
+ * r is 0, -ENOENT (the folder cannot be opened) or -EOPNOTSUPP (the search was refused). The
+ * session ends with the last folder selected. Returns -EOPNOTSUPP when there is nothing to
+ * search for. */
+typedef struct ImapScout {
+        const char *folder; /* in: as the server names it */
+        ImapFolderState st; /* highest_modseq left 0 */
+        uint32_t *uids;     /* ascending, owned by the caller */
+        size_t n;
+        int r;
+} ImapScout;
+int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords);
+
 /* One fetched message. data is borrowed for the duration of the callback. */
 typedef struct ImapMessage {
         uint32_t uid;
@@ -102,6 +116,7 @@ typedef struct ImapMessage {
         size_t size;    /* bytes in data */
         uint32_t full_size; /* RFC822.SIZE */
         bool truncated; /* full_size > size: only the first size bytes are in data */
+        uint32_t settled; /* every UID asked for up to this one has been handed over (or is gone) */
 } ImapMessage;
 
 typedef int (*ImapFetchFunc)(const ImapMessage *m, void *userdata);
@@ -113,12 +128,20 @@ typedef int (*ImapFetchFunc)(const ImapMessage *m, void *userdata);
 int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid,
                size_t max_size, ImapFetchFunc cb, void *userdata);
 
-/* For a message too large to read whole: BODYSTRUCTURE first, then the header and only the
- * text parts (and the headers of every part, so the MIME tree is kept), put back together as
- * one message in which other parts are empty. Each kept part is read up to max_part bytes.
- * Calls cb once, or not at all when the message was expunged meanwhile (then returns 0). */
-int imap_fetch_texts(ImapSession *s, uint32_t uid, size_t max_part, ImapFetchFunc cb,
-                     void *userdata);
+/* Headers and text parts only, for every message: BODYSTRUCTURE first, then the top header,
+ * every part's MIME header (and attached messages' headers) and the bodies of text/plain and
+ * text/html parts (up to max_part each), put back together as one message in which other
+ * parts are empty: what the MIME parser reads in it is what it reads in the whole message.
+ * A message whose structure cannot be written back is read whole, up to max_whole bytes.
+ * uids as for imap_fetch(); with n == 0, "first_uid:*" but for the UIDs in skip (ascending): a
+ * folder of up to 1,000 messages (by its last EXAMINE) has its structures read at once, a
+ * larger one is listed with SEARCH first. Messages come in batches of
+ * at most 1,000 UIDs, not in UID order within a batch; after each batch cb sees an
+ * ImapMessage with uid 0 whose settled says that every UID up to it is done. A few round
+ * trips per batch whatever the number of messages (commands are pipelined); memory bounded
+ * by one message. */
+int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
+                     size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata);
 
 /* RFC 2177 IDLE on the selected folder. imap_idle_start() returns the fd to poll for input;
  * imap_idle_pending() is true when libetpan already buffered the server's news (then poll()

@@ -79,7 +79,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(uids);
         }
         (void) imap_fetch(s, NULL, 0, 1, 262144, on_message, NULL);
-        (void) imap_fetch_texts(s, 3, 65536, on_message, NULL);
+        (void) imap_fetch_parts(s, NULL, 0, 3, NULL, 0, 65536, 262144, on_message, NULL);
+        {
+                ImapScout x[2] = { { .folder = "INBOX" }, { .folder = "Junk" } };
+                (void) imap_scout(s, x, 2, domains, keywords);
+                free(x[0].uids);
+                free(x[1].uids);
+        }
         (void) imap_status(s, "Junk", &st);
         if (imap_idle_start(s, &fd) >= 0) {
                 (void) imap_idle_pending(s);

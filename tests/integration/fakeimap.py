@@ -1,7 +1,11 @@
 """A tiny misbehaving IMAP server for the tests of what real servers rarely do: stall in the
 middle of a FETCH, cut the connection inside a literal, or answer garbage. Plain text on
 127.0.0.1 (accounts use `tls = none`). It counts connections so a test can see the client
-reconnect."""
+reconnect.
+
+Mode "gmail" speaks as Gmail does (X-GM-EXT-1; labels are folders, [Gmail]/All Mail holds every
+message but Spam and Trash): the same message is in INBOX, a label and All Mail. Mode "labels"
+is the same server without X-GM-EXT-1. Both record the folders examined."""
 
 import socket
 
@@ -9,6 +13,16 @@ from alcodetest import LoopbackServer
 
 MESSAGE = (b"From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\nSubject: Code\r\n"
            b"Message-ID: <fake@actionlogement.fr>\r\n\r\nVotre code sp\xc3\xa9cifique : FA7K 3Q9P\r\n")
+SPAM = (b"From: AL'in <notifications@al-in.fr>\r\nSubject: Code\r\nMessage-ID: <spam@al-in.fr>\r\n\r\n"
+        b"Votre code sp\xc3\xa9cifique : KX7P 2M9Q\r\n")
+TRASH = (b"From: AL'in <notifications@al-in.fr>\r\nSubject: Code\r\nMessage-ID: <trash@al-in.fr>\r\n\r\n"
+         b"Votre code sp\xc3\xa9cifique : ZP4L 6N2B\r\n")
+GMAIL_FOLDERS = [(b"\\HasNoChildren", b"INBOX", MESSAGE), (b"\\HasNoChildren", b"Logement", MESSAGE),
+                 (b"\\HasChildren \\Noselect", b"[Gmail]", None),
+                 (b"\\All \\HasNoChildren", b"[Gmail]/All Mail", MESSAGE),
+                 (b"\\HasNoChildren \\Sent", b"[Gmail]/Sent Mail", MESSAGE),
+                 (b"\\HasNoChildren \\Junk", b"[Gmail]/Spam", SPAM),
+                 (b"\\HasNoChildren \\Trash", b"[Gmail]/Trash", TRASH)]
 
 
 class FakeImap(LoopbackServer):
@@ -17,12 +31,16 @@ class FakeImap(LoopbackServer):
 
     def __init__(self, mode):
         self.mode = mode
+        self.examined = []
         super().__init__()
 
     def serve(self, c, n):
         f = c.makefile("rb")
+        caps = b"IMAP4rev1 AUTH=PLAIN" + (b" X-GM-EXT-1" if self.mode == "gmail" else b"")
+        labels = self.mode in ("gmail", "labels")
+        message = MESSAGE
         try:
-            c.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] fake ready\r\n")
+            c.sendall(b"* OK [CAPABILITY %s] fake ready\r\n" % caps)
             for line in f:
                 parts = line.decode(errors="replace").strip().split(" ", 2)
                 if len(parts) < 2:
@@ -30,19 +48,26 @@ class FakeImap(LoopbackServer):
                 tag, cmd = parts[0], parts[1].upper()
                 rest = parts[2] if len(parts) > 2 else ""
                 if cmd == "CAPABILITY":
-                    c.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n%s OK done\r\n" % tag.encode())
+                    c.sendall(b"* CAPABILITY %s\r\n%s OK done\r\n" % (caps, tag.encode()))
                 elif cmd == "LOGIN":
                     if self.mode == "garbage":
                         c.sendall(b"\x00\xff garbage }{ (((\r\n* 99999999999999999999 EXISTS\r\n)))\r\n")
                         continue
                     c.sendall(b"%s OK logged in\r\n" % tag.encode())
+                elif cmd == "LIST" and labels:
+                    for flags, name, _ in GMAIL_FOLDERS:
+                        c.sendall(b'* LIST (%s) "/" "%s"\r\n' % (flags, name))
+                    c.sendall(b"%s OK done\r\n" % tag.encode())
                 elif cmd == "LIST":
                     c.sendall(b'* LIST (\\HasNoChildren) "/" INBOX\r\n%s OK done\r\n' % tag.encode())
                 elif cmd == "EXAMINE":
+                    name = rest.strip().strip('"').encode()
+                    self.examined.append(name.decode())
+                    message = next((m for _, n, m in GMAIL_FOLDERS if n == name), MESSAGE) if labels else MESSAGE
                     c.sendall(b"* 1 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n* OK [UIDNEXT 2] ok\r\n"
                               b"%s OK [READ-ONLY] done\r\n" % tag.encode())
                 elif cmd == "UID" and rest.upper().startswith("SEARCH"):
-                    c.sendall(b"* SEARCH\r\n%s OK done\r\n" % tag.encode())
+                    c.sendall(b"* SEARCH 1\r\n%s OK done\r\n" % tag.encode())
                 elif cmd == "UID" and rest.upper().startswith("FETCH"):
                     if self.mode == "stall":
                         continue  # never answers
@@ -52,7 +77,7 @@ class FakeImap(LoopbackServer):
                         c.close()
                         return
                     c.sendall(b"* 1 FETCH (UID 1 RFC822.SIZE %d BODY[]<0> {%d}\r\n%s)\r\n%s OK done\r\n"
-                              % (len(MESSAGE), len(MESSAGE), MESSAGE, tag.encode()))
+                              % (len(message), len(message), message, tag.encode()))
                 elif cmd == "LOGOUT":
                     c.sendall(b"* BYE\r\n%s OK bye\r\n" % tag.encode())
                     return

@@ -1,0 +1,206 @@
+"""Reading only headers and text parts finds exactly what reading whole messages finds.
+
+A real dovecot holds the generator's functional mailbox (forwards as message/rfc822 and inline,
+HTML, quoted replies, many charsets and transfer encodings, attachments with codes printed in
+them) plus hand-made mails that probe how a message is put back together: attachments of a
+few hundred KB next to the text, a forward inside a forward, a message/rfc822 sent base64,
+text attachments and calendars, a message that is only a message/rfc822, no MIME at all, an
+unclosed multipart, a mail over 256 KB. `alcoded --once` runs twice on it: as it works now
+(BODYSTRUCTURE, then the sections) and, through a test hook, as it used to (every message
+whole). Asserts that
+- both store the same codes, with the same provenance (folder, UID) and trust, and these are
+  what `alcode scan` finds in the files;
+- STATUS= says "found your code spécifique" while the scan goes on;
+- the partial read does not download the attachments (dovecot's own count, logged at logout).
+Messages come in 1,000-UID chunks: one folder holds every generated message again (1,300), so
+that the order of the stored codes (the first sighting of a code is its source) is checked
+across chunks too, and both ways of listing a folder (SEARCH first, or not) are used.
+"""
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+from alcodetest import Alcode, Dovecot, NotifySocket, TempDir, main
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MKMAIL = os.path.join(HERE, "..", "tools", "mkmail.py")
+
+SPEC = "Bonjour,\r\nVotre code sp\xe9cifique AL'in : %s\r\nL'\xe9quipe AL'in\r\n"
+
+
+def blob(n, seed):
+    """n bytes of base64 lines, as an attachment is sent."""
+    raw = bytes((i * 7 + seed) % 256 for i in range(n * 3 // 4))
+    b = base64.b64encode(raw)
+    return b"\r\n".join(b[i:i + 76] for i in range(0, len(b), 76))
+
+
+def head(subject, sender="AL'in <notifications@al-in.fr>", extra=""):
+    head.n = getattr(head, "n", 0) + 1
+    return ("From: %s\r\nTo: camille@test.example\r\nSubject: %s\r\nDate: Mon, 02 Mar 2026 09:14:00 +0100\r\n"
+            "Message-ID: <probe%d@test.example>\r\nMIME-Version: 1.0\r\n%s" % (sender, subject, head.n, extra))
+
+
+def edge_mails():
+    """(name, bytes) of the hand-made probes."""
+    out = []
+    # Text, HTML and two big attachments (a PDF and a JPEG).
+    out.append(("attachments", (head("Votre code", extra="Content-Type: multipart/mixed; boundary=\"mix\"\r\n") +
+        "\r\n--mix\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n"
+        "--alt\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+        SPEC % "KX7P 2M9Q" +
+        "\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "<p>Votre code sp=C3=A9cifique AL'in : <b>KX7P 2M9Q</b></p>\r\n--alt--\r\n"
+        "\r\n--mix\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment; "
+        "filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode("latin-1") + blob(300000, 1) +
+        b"\r\n--mix\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n\r\n" + blob(200000, 2) +
+        b"\r\n--mix--\r\n"))
+    # A forward inside a forward, the inner one carrying a code.
+    inner = (head("Code", extra="Content-Type: text/plain; charset=utf-8\r\n") + "\r\n" + SPEC % "QW3E 8R7T").encode("latin-1")
+    middle = (head("Fwd: Code", sender="Camille <camille@test.example>",
+                   extra="Content-Type: multipart/mixed; boundary=\"m2\"\r\n").encode() +
+              b"\r\n--m2\r\nContent-Type: text/plain\r\n\r\nVoir ci-joint.\r\n--m2\r\nContent-Type: message/rfc822\r\n\r\n" +
+              inner + b"\r\n--m2--\r\n")
+    out.append(("forward-in-forward", head("Fwd: Fwd: Code", sender="Dominique <dominique@test.example>",
+                                           extra="Content-Type: multipart/mixed; boundary=\"m1\"\r\n").encode() +
+                b"\r\n--m1\r\nContent-Type: text/plain\r\n\r\nPour info.\r\n--m1\r\nContent-Type: message/rfc822\r\n\r\n" +
+                middle + b"\r\n--m1\r\nContent-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+                blob(50000, 3) + b"\r\n--m1--\r\n"))
+    # A message/rfc822 sent base64 (clients do it).
+    out.append(("encoded-forward", head("Fwd: encoded", sender="Dominique <dominique@test.example>",
+                                        extra="Content-Type: multipart/mixed; boundary=\"e\"\r\n").encode() +
+                b"\r\n--e\r\nContent-Type: text/plain\r\n\r\nCi-joint.\r\n--e\r\nContent-Type: message/rfc822\r\n"
+                b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(inner).replace(b"\n", b"\r\n") +
+                b"\r\n--e--\r\n"))
+    # Text attachments: a .txt with a code (not the message), a calendar, a CSV.
+    out.append(("text-attachments", (head("Votre code", extra="Content-Type: multipart/mixed; boundary=\"t\"\r\n") +
+        "\r\n--t\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n" + SPEC % "ZP4L 6N2B" +
+        "\r\n--t\r\nContent-Type: text/plain; name=\"exemple.txt\"\r\nContent-Disposition: attachment\r\n\r\n" +
+        SPEC % "AAAA 1111" +
+        "\r\n--t\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\nSUMMARY:code 7HJK 9LMN\r\nEND:VCALENDAR\r\n"
+        "\r\n--t\r\nContent-Type: text/csv\r\n\r\ncode;BBBB2222\r\n--t--\r\n").encode("latin-1")))
+    # Only a message/rfc822 (read whole), and no MIME at all.
+    out.append(("only-a-message", head("Fwd", sender="Dominique <dominique@test.example>",
+                                       extra="Content-Type: message/rfc822\r\n").encode() + b"\r\n" + inner))
+    out.append(("no-mime", ("From: AL'in <notifications@al-in.fr>\r\nSubject: Votre code\r\n"
+                            "Message-ID: <nomime@test.example>\r\n\r\n" + SPEC % "HJ5K 3P8W").encode("latin-1")))
+    # A multipart never closed, its text in the last part.
+    out.append(("unclosed", (head("Votre code", extra="Content-Type: multipart/alternative; boundary=\"u\"\r\n") +
+                             "\r\n--u\r\nContent-Type: text/html; charset=windows-1252\r\n\r\n<div>" + SPEC % "RT6Y 4U2I" +
+                             "</div>\r\n").encode("cp1252")))
+    # Over 256 KB, the code in the text (the worker used to read these separately).
+    out.append(("large", (head("Votre code", extra="Content-Type: multipart/mixed; boundary=\"l\"\r\n") +
+                          "\r\n--l\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+                          base64.encodebytes((SPEC % "MN8B 5V4C").encode()).decode() +
+                          "\r\n--l\r\nContent-Type: video/mp4\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode() +
+                blob(2000000, 4) + b"\r\n--l--\r\n"))
+    return out
+
+
+def rows_of(a):
+    """Every code with the message shown as its source, and every sighting (message, rule, trust)."""
+    return (sorted((c["account"], c["folder"], c["uid"], c["kind"], c["value"], c["trusted"]) for c in a.list_json()) +
+            sorted(tuple(r) for r in a.sql(
+                "SELECT m.folder, m.uid, c.kind, c.value, s.rule, s.trusted FROM sightings s"
+                " JOIN codes c ON c.id = s.code JOIN messages m ON m.id = s.message")))
+
+
+def bytes_out(log, since):
+    """What dovecot sent to the client, by its logout lines after offset since."""
+    return sum(int(m) for m in re.findall(r"out=(\d+)", log[since:]))
+
+
+class FetchParts(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir()
+        cls.box = cls.tmp.join("box")
+        subprocess.run([sys.executable, MKMAIL, cls.box, "--count", "1300", "--seed", "16", "--quiet"], check=True)
+        with open(os.path.join(cls.box, "expected.json")) as f:
+            cls.config = json.load(f)["config"]
+        cls.dovecot = Dovecot(cls.tmp)
+        cls.files = []
+        for root, dirs, files in os.walk(cls.box):
+            dirs.sort()
+            rel = os.path.relpath(root, cls.box)
+            if rel == "." or not files:
+                continue
+            mailbox, folder = rel.split("/", 1)
+            folder = "INBOX" if folder == "INBOX" and mailbox == "perso" else mailbox + "/" + folder
+            for name in sorted(files):
+                with open(os.path.join(root, name), "rb") as f:
+                    raw = f.read()
+                cls.dovecot.deliver("alice", folder, raw, name=name)
+                # And all of them in one folder of more than 1,000 messages (listed with
+                # SEARCH, then read in chunks; smaller folders are read without SEARCH).
+                cls.dovecot.deliver("alice", "Big", raw, name=name + ".big")
+                cls.files.append(os.path.join(root, name))
+        edges = cls.tmp.join("edges")
+        os.makedirs(edges)
+        for name, raw in edge_mails():
+            cls.dovecot.deliver("alice", "Edge", raw, name=name)
+            with open(os.path.join(edges, name + ".eml"), "wb") as f:
+                f.write(raw)
+            cls.files.append(os.path.join(edges, name + ".eml"))
+        cls.dovecot.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dovecot.stop()
+        cls.tmp.cleanup()
+
+    def run_once(self, env=None):
+        tmp = TempDir()
+        self.addCleanup(tmp.cleanup)
+        a = Alcode(tmp)
+        a.notify = NotifySocket(tmp)
+        self.addCleanup(a.notify.close)
+        env = dict(env or {}, **a.notify.env())
+        a.write_config("employer_domains = %s\notp_retention = 3650\n" % ", ".join(self.config["employer_domains"]) +
+                       self.dovecot.account_config("box"))
+        since = len(self.dovecot.log())
+        r = a.daemon("--once", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return a, bytes_out(self.dovecot.log(), since)
+
+    def test_same_codes_as_whole_messages(self):
+        parts, parts_bytes = self.run_once()
+        # Said as soon as the user's code spécifique is stored (the mailbox has several).
+        status = parts.notify.values("STATUS")
+        self.assertTrue(any("box: scanning" in v and "found your code spécifique" in v for v in status), status)
+        whole, whole_bytes = self.run_once(env={"ALCODE_TEST_FULL_FETCH": "1"})
+        got, want = rows_of(parts), rows_of(whole)
+        self.assertGreater(len(want), 100)
+        self.assertEqual(sorted(set(got) - set(want)), [], "found only reading text parts")
+        self.assertEqual(sorted(set(want) - set(got)), [], "missed reading text parts")
+        self.assertEqual(got, want)
+
+        # And what `alcode scan` finds in the files themselves.
+        r = parts.run("scan", "--json", *self.files)
+        scanned = {(c["kind"], c["value"], c["trusted"]) for c in map(json.loads, r.stdout.splitlines())}
+        codes = [c for c in got if len(c) == 6 and c[0] == "box"]
+        self.assertEqual({(k, v, t) for (_, _, _, k, v, t) in codes}, scanned)
+        # The probes: the codes next to attachments are found, the one in an attached file is not.
+        values = {v for (_, f, _, _, v, _) in codes if f == "Edge"}
+        for v in ("KX7P2M9Q", "ZP4L6N2B", "HJ5K3P8W", "RT6Y4U2I", "MN8B5V4C"):
+            self.assertIn(v, {x.replace(" ", "") for x in values})
+        self.assertNotIn("AAAA1111", {x.replace(" ", "") for x in values})
+
+        self.assertGreater(whole_bytes, 0)
+        print("\n  %d codes and sightings; downloaded %.2f MB for headers and text parts, %.2f MB for whole messages"
+              % (len(got), parts_bytes / 1e6, whole_bytes / 1e6))
+        # The probes carry 2.55 MB of attachments, the generator's mail a few more. (The old way
+        # read the first 256 KB of larger messages whole, then their text parts.)
+        total = sum(os.path.getsize(f) for f in self.files)  # (Big holds most of it again)
+        print("  the mailbox: %.2f MB" % (total / 1e6))
+        self.assertLess(parts_bytes, 2 * total - 2550000)
+        self.assertLess(parts_bytes, whole_bytes)
+
+
+if __name__ == "__main__":
+    main()
