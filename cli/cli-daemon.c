@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <systemd/sd-bus.h>
 
+#include "account-state.h"
 #include "cli.h"
 #include "text.h"
 #include "i18n.h"
@@ -62,20 +63,9 @@ static int call(const char *method, sd_bus_message **ret_reply, const char *type
 }
 
 static const char *state_words(const char *state) {
-        static const struct {
-                const char *state;
-                const char *words;
-        } table[] = {
-                { "connecting", N_("connecting") }, { "scanning", N_("scanning") },
-                { "idle", N_("watching") },         { "backoff", N_("waiting to reconnect") },
-                { "failed", N_("failed") },         { "stopped", N_("stopped") },
-                { "stuck", N_("stuck") },
-        };
+        const char *words = account_state_words(state);
 
-        for (size_t i = 0; i < ELEMENTSOF(table); i++)
-                if (streq(state, table[i].state))
-                        return _(table[i].words);
-        return state;
+        return words ? _(words) : state;
 }
 
 /* JSON string literal (RFC 8259): quotes and backslashes escaped, and every character that
@@ -216,7 +206,7 @@ int verb_status(int argc, char *argv[]) {
                 const StatusRow *row = &rows[i];
                 char when[32];
                 bool bad = streq(row->state, "failed") || streq(row->state, "stuck") ||
-                           streq(row->state, "backoff");
+                           streq(row->state, "backoff") || streq(row->state, "password");
 
                 cli_local_date((int64_t) row->last_sync, when, sizeof when);
                 cli_print_cell(stdout, row->account, wa + 2, 30);

@@ -11,7 +11,6 @@
  * it is never echoed, logged, or put in an error message. */
 #include <ctype.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -26,6 +25,7 @@
 #include "log.h"
 #include "prompt.h"
 #include "secret.h"
+#include "spawn-util.h"
 #include "strv.h"
 
 #define INIT_TIMEOUT_SEC 30
@@ -33,8 +33,6 @@
 
 /* A NULL-terminated argument vector, for run_program(). */
 #define ARGV(...) ((char *const[]) { __VA_ARGS__, NULL })
-
-extern char **environ;
 
 typedef enum SecretKind {
         SECRET_PASSWORD,     /* the usual password */
@@ -263,22 +261,17 @@ static char *find_program(const char *name) {
 /* Runs argv, its stdin fed from input (or the terminal when NULL), stdout/stderr to ours unless
  * quiet. Returns its exit status, or -errno when it could not run. */
 static int run_program(char *const *argv, const char *input, bool quiet) {
-        posix_spawn_file_actions_t fa;
         int pipefd[2] = { -EBADF, -EBADF }, status, r;
         pid_t pid;
 
         if (input && pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
-        posix_spawn_file_actions_init(&fa);
-        if (input)
-                posix_spawn_file_actions_adddup2(&fa, pipefd[0], STDIN_FILENO);
-        if (quiet) {
-                posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-                posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-        }
         (void) fflush(stdout);
-        r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
+        /* In our process group: it may ask on the terminal (a keyring's prompt). */
+        r = -spawn_start(&(SpawnOptions) { .argv = argv, .stdin_fd = input ? pipefd[0] : SPAWN_INHERIT,
+                                           .stdout_fd = quiet ? SPAWN_NULL : SPAWN_INHERIT,
+                                           .stderr_fd = quiet ? SPAWN_NULL : SPAWN_INHERIT,
+                                           .keep_process_group = true }, &pid);
         if (input) {
                 (void) close(pipefd[0]);
                 if (r == 0) {

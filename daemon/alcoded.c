@@ -95,8 +95,11 @@ static int run(int argc, char *argv[]) {
                 return 1;
         }
 
-        /* Signals are handled in the main loop: block them before any thread starts. */
+        /* Signals are handled in the main loop: block them before any thread starts. SIGCHLD
+         * too: sd-event watches the clipboard helper. Children start with a clean mask
+         * (lib/spawn-util.c). */
         sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);

@@ -1,6 +1,7 @@
 /* io.github.alcode.Daemon1 with an sd_bus_vtable: sd-bus answers Introspect, Peer and
  * Properties for us. Every method replies at once: Status() reads the slots and one statistics
- * query per account, ListCodes() one SELECT, Rescan() only wakes workers. */
+ * query per account, ListCodes() one SELECT, Rescan() only wakes workers, Reload() reads the
+ * configuration and the rules (files only, no network). */
 #include <systemd/sd-bus-vtable.h>
 
 #include "build-config.h"
@@ -55,6 +56,27 @@ static int method_rescan(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_ACCOUNT, "No account named '%s'.", account);
         if (r < 0)
                 return r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+/* What `systemctl --user reload alcoded` calls (ExecReload=): unlike SIGHUP, it answers only
+ * once the new configuration is in use, and with an error when it was refused, so that
+ * systemctl fails and says why. */
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *why = NULL;
+        Manager *m = userdata;
+        int r;
+
+        r = manager_reload_config(m, &why);
+        if (r == -ESHUTDOWN)
+                return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, "alcoded is stopping.");
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_setf(error, BUS_ERROR_BAD_CONFIG,
+                                         "The new configuration was refused, alcoded keeps the one it had: %s "
+                                         "(run 'alcode check' for every error)",
+                                         why ?: strerror(-r));
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -128,6 +150,8 @@ static const sd_bus_vtable daemon_vtable[] = {
                                 SD_BUS_RESULT("a(sssttx)", accounts), method_status,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Rescan", SD_BUS_ARGS("s", account), SD_BUS_NO_RESULT, method_rescan,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListCodes", SD_BUS_ARGS("s", kind), SD_BUS_RESULT("a(xsssbx)", codes),
                                 method_list_codes, SD_BUS_VTABLE_UNPRIVILEGED),

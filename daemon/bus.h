@@ -12,6 +12,7 @@
 #define BUS_PATH "/io/github/alcode/Daemon1"
 #define BUS_INTERFACE "io.github.alcode.Daemon1"
 #define BUS_ERROR_NO_SUCH_ACCOUNT "io.github.alcode.Daemon1.Error.NoSuchAccount"
+#define BUS_ERROR_BAD_CONFIG "io.github.alcode.Daemon1.Error.BadConfig"
 
 typedef struct Bus Bus;
 

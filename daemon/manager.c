@@ -28,6 +28,7 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
+#include "account-state.h"
 #include "bus.h"
 #include "i18n.h"
 #include "log.h"
@@ -54,6 +55,9 @@
 /* A pass reports at least once per batch of messages, which takes several commands, each
  * bounded by the IMAP timeout. */
 #define STUCK_AFTER_USEC (4 * IMAP_TIMEOUT_SEC * USEC_PER_SEC)
+/* A password_command that fails is retried (a keyring still locked at login opens a little
+ * later); the user is told once when it has failed for this long. */
+#define PASSWORD_NOTIFY_AFTER_USEC (5 * 60 * USEC_PER_SEC)
 
 typedef struct CodeList {
         StoredCode *codes;
@@ -66,6 +70,9 @@ typedef struct AccountSlot {
         Worker *worker;           /* NULL once its thread ended */
         WorkerState state;
         char *error;
+        int error_code;           /* -errno of the last failure (-ENOKEY: no password yet) */
+        uint64_t password_since;  /* CLOCK_MONOTONIC usec since password_command fails; 0: it works */
+        bool password_notified;   /* the user was told that it keeps failing */
         unsigned progress, total;
         bool scanned_once;        /* its current pass is not a backfill */
         bool found_specific;      /* a trusted code spécifique came from it (STATUS= says so) */
@@ -191,7 +198,7 @@ static const char *slot_state(const AccountSlot *s) {
         case WORKER_CONNECTING: return "connecting";
         case WORKER_SCANNING: return "scanning";
         case WORKER_IDLE: return "idle";
-        case WORKER_BACKOFF: return "backoff";
+        case WORKER_BACKOFF: return s->error_code == -ENOKEY ? "password" : "backoff";
         case WORKER_FAILED: return "failed";
         case WORKER_STOPPED: return "stopped";
         default: return worker_state_to_string(s->state) ?: "unknown";
@@ -328,7 +335,7 @@ static void update_status(Manager *m) {
                 else if (!s->worker && s->state == WORKER_FAILED)
                         (void) strbuf_printf(&b, "error (%s)", strna(s->error));
                 else
-                        (void) strbuf_puts(&b, s->worker ? worker_state_to_string(s->state) : "stopped");
+                        (void) strbuf_puts(&b, account_state_words(slot_state(s)) ?: slot_state(s));
                 /* What a user waits for after `alcode init`: said as soon as it is stored,
                  * while the exact scan goes on behind it (then the notification says it). */
                 if (s->found_specific && s->worker && s->state == WORKER_SCANNING && !s->stuck)
@@ -410,8 +417,9 @@ static void notify_trouble(Manager *m, const AccountSlot *s, int error_code, con
                 break;
         case -ENOKEY:
                 k = asprintf(&summary, _("alcode: no password for '%s'"), name);
-                advice = _("The password_command of this account gave no password. Fix it, then run "
-                           "'systemctl --user reload alcoded'.");
+                advice = _("The password_command of this account gives no password (is the keyring "
+                           "locked?). alcoded tries again by itself; unlock the keyring or fix the "
+                           "command.");
                 break;
         case -EKEYREVOKED:
                 /* error says "needs you to sign in again: alcode init --reauth NAME (...)". */
@@ -432,7 +440,8 @@ static void notify_trouble(Manager *m, const AccountSlot *s, int error_code, con
                 log_oom();
                 return;
         }
-        (void) notifier_show_trouble(m->notifier, summary, body);
+        (void) notifier_show_trouble(m->notifier, error_code == -ENOKEY ? "x-alcode.password.error" : "network.error",
+                                     summary, body);
 }
 
 /* A pass leaves its message buffers free in the worker's malloc arena, which glibc keeps:
@@ -678,6 +687,27 @@ static void handle_exit(Manager *m, AccountSlot *s, WorkerEvent *e) {
         publish_state(m, s);
 }
 
+/* A password_command that fails keeps the account waiting (state "password"), retried with the
+ * reconnection backoff; past PASSWORD_NOTIFY_AFTER_USEC the user is told, once per episode. */
+static void password_wait(Manager *m, AccountSlot *s, const WorkerEvent *e) {
+        if (e->state == WORKER_CONNECTING)
+                return;
+        if (e->state != WORKER_BACKOFF || e->error_code != -ENOKEY) {
+                if (s->password_since > 0 && e->state != WORKER_BACKOFF)
+                        log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = s->account->name },
+                                           "password_command works again");
+                if (e->state != WORKER_BACKOFF)
+                        s->password_since = 0, s->password_notified = false;
+                return;
+        }
+        if (s->password_since == 0)
+                s->password_since = now_usec(m);
+        else if (!s->password_notified && now_usec(m) - s->password_since >= PASSWORD_NOTIFY_AFTER_USEC) {
+                s->password_notified = true;
+                notify_trouble(m, s, e->error_code, e->error ?: s->error);
+        }
+}
+
 /* Returns true when it kept e (a deferred batch), false when the caller frees it. */
 static bool handle_event(Manager *m, WorkerEvent *e) {
         AccountSlot *s = slot_of(m, e->worker);
@@ -704,6 +734,11 @@ static bool handle_event(Manager *m, WorkerEvent *e) {
                         break;
                 if (e->state == WORKER_FAILED && s->state != WORKER_FAILED)
                         notify_trouble(m, s, e->error_code, e->error);
+                if (e->state == WORKER_BACKOFF || e->state == WORKER_FAILED)
+                        s->error_code = e->error_code;
+                else if (e->state != WORKER_CONNECTING)
+                        s->error_code = 0;
+                password_wait(m, s, e);
                 bool pass_ended = e->state == WORKER_IDLE && s->state != WORKER_IDLE;
                 s->state = e->state;
                 s->progress = e->progress;
@@ -852,7 +887,8 @@ static void begin_stop(Manager *m) {
 
 /* ---- reload ---- */
 
-static int manager_reload(Manager *m) {
+/* Returns 0, or -errno with *ret_error (owned, may be NULL) saying what was refused. */
+static int manager_reload(Manager *m, char **ret_error) {
         _cleanup_(settings_unrefp) Settings *new = NULL;
         _cleanup_free_ AccountSlot **slots = NULL;
         _cleanup_free_ char *first_error = NULL, *body = NULL;
@@ -870,10 +906,12 @@ static int manager_reload(Manager *m) {
                     asprintf(&body, "%s\n%s", strempty(first_error),
                              _("alcoded goes on with the configuration it had. 'alcode check' lists "
                                "every error.")) >= 0)
-                        (void) notifier_show_trouble(m->notifier, _("alcode: the new configuration has errors"),
-                                                     body);
+                        (void) notifier_show_trouble(m->notifier, "x-alcode.config.error",
+                                                     _("alcode: the new configuration has errors"), body);
                 update_status(m);
                 (void) sd_notify(0, "READY=1");
+                if (ret_error)
+                        *ret_error = TAKE_PTR(first_error);
                 return r;
         }
         if (!streq(new->config->database, m->settings->config->database))
@@ -960,7 +998,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         if (m->stopping || m->once)
                 return 0;
         log_info("Received SIGHUP, reloading the configuration.");
-        (void) manager_reload(m);
+        (void) manager_reload(m, NULL);
         return 0;
 }
 
@@ -1083,6 +1121,24 @@ static int open_session_bus(Manager *m) {
         return 0;
 }
 
+/* Whether the database, or the first folder of its path that exists, is on a read-only mount. */
+static bool database_read_only(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+        char *slash;
+
+        while (p && *p) {
+                if (access(p, W_OK) < 0 && errno == EROFS)
+                        return true;
+                if (access(p, F_OK) == 0)
+                        return false;
+                slash = strrchr(p, '/');
+                if (!slash)
+                        return false;
+                *slash = 0;
+        }
+        return false;
+}
+
 int manager_start(Manager *m) {
         _cleanup_free_ char *error = NULL;
         const Config *c = m->settings->config;
@@ -1092,6 +1148,12 @@ int manager_start(Manager *m) {
         if (r == -ELOOP)
                 return log_error_errno(r, "Cannot open the database '%s': it is a symbolic link; set database = "
                                           "to the file it points to", c->database);
+        if (r < 0 && database_read_only(c->database))
+                /* The unit's sandbox makes all but ~/.local/share/alcode read-only. */
+                return log_error_errno(r, "Cannot open the database '%s': %s. The folder is read-only here: under "
+                                          "systemd, open it to alcoded with 'systemctl --user edit alcoded' and the "
+                                          "lines [Service] ReadWritePaths=-FOLDER (see alcoded(8), SANDBOX).",
+                                       c->database, error ?: strerror(-r));
         if (r < 0)
                 return log_error_errno(r, "Cannot open the database '%s': %s", c->database, error ?: strerror(-r));
         store_set_otp_retention(m->store, (int64_t) c->otp_retention_days * 86400);
@@ -1194,6 +1256,14 @@ int manager_account_status(Manager *m, size_t i, AccountStatus *ret) {
                 return r;
         ret->last_sync = MAX(last_sync, s->last_pass);
         return 0;
+}
+
+int manager_reload_config(Manager *m, char **ret_error) {
+        *ret_error = NULL;
+        if (m->stopping || m->once)
+                return -ESHUTDOWN;
+        log_info("Reload requested over D-Bus, reloading the configuration.");
+        return manager_reload(m, ret_error);
 }
 
 int manager_rescan(Manager *m, const char *account) {

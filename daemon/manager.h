@@ -42,4 +42,7 @@ int manager_account_status(Manager *m, size_t i, AccountStatus *ret);
 /* Scans account (NULL or "": every account) again from the start of its history; restarts an
  * account that had stopped on an error. -ENOENT when there is no such account. */
 int manager_rescan(Manager *m, const char *account);
+/* Reads the configuration and the rules again (as SIGHUP does). -EINVAL with *ret_error (owned,
+ * the first error, may be NULL) when they have errors: the running configuration is kept. */
+int manager_reload_config(Manager *m, char **ret_error);
 Store *manager_store(Manager *m);

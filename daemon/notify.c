@@ -1,21 +1,37 @@
-/* Notifications are sent with sd_bus_call_method_async(); replies and the ActionInvoked /
+/* Notifications are sent with sd_bus_call_async(); replies and the ActionInvoked /
  * NotificationClosed signals arrive on the main loop. Signals are broadcast to every client,
  * so we act only on ids we created. Actions: "default" replaces the notification with the
- * code's provenance; "copy" (trusted codes only) pipes the code into wl-copy or xclip. */
+ * code's provenance; "copy" (trusted codes only) pipes the code into wl-copy or xclip.
+ *
+ * A notification that no server took (none runs yet: the daemon starts with the user manager,
+ * before the desktop) is held, the last NOTIFY_HELD of them, and sent again when a server
+ * takes the name org.freedesktop.Notifications.
+ *
+ * Copy never blocks the loop: the session's display comes from the user manager's environment
+ * at the time of the click (org.freedesktop.systemd1.Manager.Environment, which the desktop
+ * fills with `systemctl --user import-environment` or `dbus-update-activation-environment
+ * --systemd`), not from ours at start, which predates the session; the helper is started with
+ * a clean signal mask, fed through a pipe that cannot block (a code is far below a pipe's
+ * buffer), and watched with an sd-event child source; its exit status decides whether the
+ * copy worked, and a failed copy is logged and shown. */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <sys/wait.h>
+#include <systemd/sd-event.h>
 #include <time.h>
 
 #include "i18n.h"
 #include "log.h"
 #include "notify.h"
+#include "spawn-util.h"
 #include "strbuf.h"
+#include "strv.h"
 
-#define NOTIFY_GROUP_SHOWN 6
 #define NOTIFY_REMEMBERED 32
+#define NOTIFY_HELD 8
+#define COPY_TIMEOUT_USEC (10 * 1000 * 1000ULL)
+#define CATEGORY_CODE "email.arrived"
 
 extern char **environ;
 
@@ -26,22 +42,56 @@ typedef struct Shown {
         char *summary;
 } Shown;
 
+typedef struct Call Call;
+typedef struct CopyJob CopyJob;
+
 struct Notifier {
         sd_bus *bus;
         bool show_code;
         unsigned pending;
-        sd_bus_slot *action_slot, *closed_slot;
+        sd_bus_slot *action_slot, *closed_slot, *owner_slot;
         Shown shown[NOTIFY_REMEMBERED];
         size_t next;
         bool warned_no_server;
+        Call *held[NOTIFY_HELD];  /* oldest first */
+        size_t n_held;
+        CopyJob *copies;          /* running copies */
 };
 
-typedef struct Call {
+/* One Notify call, kept until it is answered (and held while no server takes it). */
+struct Call {
         Notifier *n;
+        uint32_t replaces;
+        char *summary;
+        char *body;
+        const char *category;
+        uint8_t urgency;
+        bool copy_action;
         char *code;
         char *details;
-        char *summary;
-} Call;
+};
+
+/* A copy to the clipboard: the session's environment is asked for, then each usable tool is
+ * tried in turn until one exits 0. */
+struct CopyJob {
+        Notifier *n;
+        CopyJob *next;
+        char *code;
+        char **env;               /* the environment the helper gets */
+        sd_bus_slot *env_call;
+        size_t tool;              /* the next tool to try */
+        const char *running;      /* the tool running now, or NULL */
+        pid_t pid;
+        int err_fd;               /* the read end of the helper's stderr */
+        sd_event_source *child, *timer;
+        char *last_error;         /* what the last tool said went wrong */
+        bool timed_out;           /* the running tool was killed at COPY_TIMEOUT_USEC */
+};
+
+static const char *const copy_tools[][4] = {
+        { "WAYLAND_DISPLAY", "wl-copy", NULL },
+        { "DISPLAY", "xclip", "-selection", "clipboard" },
+};
 
 static void shown_done(Shown *s) {
         erase_and_free(s->code);
@@ -56,6 +106,7 @@ static void call_free(Call *c) {
         erase_and_free(c->code);
         free(c->details);
         free(c->summary);
+        free(c->body);
         free(c);
 }
 
@@ -97,46 +148,226 @@ static const char *masked(const Notifier *n, const StoredCode *c) {
         return n->show_code ? c->display : "••••••••";
 }
 
-static void spawn_copy(const char *code) {
-        static const char *const tools[][3] = {
-                { "wl-copy", NULL },
-                { "xclip", "-selection", "clipboard" },
-        };
-        const char *env_needed[] = { "WAYLAND_DISPLAY", "DISPLAY" };
+static int send_call(Notifier *n, Call *c);
 
-        for (size_t i = 0; i < ELEMENTSOF(tools); i++) {
-                posix_spawn_file_actions_t fa;
-                char *argv[4] = { (char *) tools[i][0], (char *) tools[i][1], (char *) tools[i][2], NULL };
-                int p[2];
-                pid_t pid;
+static int notify_new_call(Notifier *n, const char *summary, const char *body, const char *category,
+                           uint8_t urgency, Call **ret) {
+        Call *c = calloc(1, sizeof(Call));
 
-                if (!getenv(env_needed[i]))
-                        continue;
-                if (pipe2(p, O_CLOEXEC) < 0)
-                        return;
-                posix_spawn_file_actions_init(&fa);
-                posix_spawn_file_actions_adddup2(&fa, p[0], STDIN_FILENO);
-                posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-                posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-                int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-                posix_spawn_file_actions_destroy(&fa);
-                (void) close(p[0]);
-                if (r != 0) {
-                        (void) close(p[1]);
-                        continue;
-                }
-                (void) !write(p[1], code, strlen(code));
-                (void) close(p[1]);
-                /* wl-copy/xclip fork to serve the selection: the child we started returns soon. */
-                (void) waitpid(pid, NULL, 0);
-                log_info("Copied a code to the clipboard with %s.", argv[0]);
-                return;
+        if (!c)
+                return -ENOMEM;
+        *c = (Call) { .n = n, .category = category, .urgency = urgency };
+        if (!(c->summary = strdup(summary)) || !(c->body = strdup(body))) {
+                call_free(c);
+                return -ENOMEM;
         }
-        log_warning("Cannot copy the code: neither wl-copy (Wayland) nor xclip (X11) is usable.");
+        *ret = c;
+        return 0;
 }
 
-static int send_notify(Notifier *n, uint32_t replaces, const char *summary, const char *body,
-                       bool copy_action, uint8_t urgency, Call *c);
+/* ---- copy ---- */
+
+static CopyJob *copy_free(CopyJob *j) {
+        if (!j)
+                return NULL;
+        sd_bus_slot_unref(j->env_call);
+        sd_event_source_disable_unref(j->child);
+        sd_event_source_disable_unref(j->timer);
+        safe_close(j->err_fd);
+        erase_and_free(j->code);
+        strv_free(j->env);
+        free(j->last_error);
+        free(j);
+        return NULL;
+}
+
+static void copy_finish(CopyJob *j, bool ok) {
+        Notifier *n = j->n;
+
+        for (CopyJob **p = &n->copies; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        break;
+                }
+        if (!ok) {
+                _cleanup_free_ char *body = NULL;
+                Call *c;
+                log_warning("Cannot copy the code to the clipboard: %s.",
+                            j->last_error ?: "neither wl-copy (Wayland) nor xclip (X11) is usable: no "
+                                             "WAYLAND_DISPLAY or DISPLAY in the session's environment, "
+                                             "or the tool is not installed");
+                if (asprintf(&body, "%s\n%s", j->last_error ?: _("Neither wl-copy (Wayland) nor xclip (X11) is usable."),
+                             _("Copy it from 'alcode latest' or 'alcode list'.")) >= 0 &&
+                    notify_new_call(n, _("alcode: the code was not copied"), body, "x-alcode.copy.error", 1, &c) >= 0)
+                        (void) send_call(n, c);
+        }
+        copy_free(j);
+}
+
+static int copy_try_next(CopyJob *j);
+
+/* What the helper wrote on stderr, first line, printable ASCII only: it names the problem
+ * ("Can't open display"). Read without blocking: a helper that forked keeps the pipe open. */
+static void copy_read_error(CopyJob *j, const char *how) {
+        char buf[256] = "";
+        ssize_t k = j->err_fd >= 0 ? read(j->err_fd, buf, sizeof buf - 1) : -1;
+
+        if (k > 0) {
+                buf[k] = 0;
+                buf[strcspn(buf, "\r\n")] = 0;
+                for (char *p = buf; *p; p++)
+                        if (*p < 0x20 || *p > 0x7e)
+                                *p = '?';
+        }
+        free(j->last_error);
+        if (asprintf(&j->last_error, "%s %s%s%s%s", j->running, how, k > 0 && *buf ? " (" : "", k > 0 ? buf : "",
+                     k > 0 && *buf ? ")" : "") < 0)
+                j->last_error = NULL;
+}
+
+static int on_copy_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        CopyJob *j = userdata;
+        char how[64];
+
+        (void) s;
+        j->child = sd_event_source_disable_unref(j->child);
+        j->timer = sd_event_source_disable_unref(j->timer);
+        if (si->si_code == CLD_EXITED && si->si_status == 0) {
+                log_info("Copied a code to the clipboard with %s.", j->running);
+                copy_finish(j, true);
+                return 0;
+        }
+        if (!j->timed_out)
+                copy_read_error(j, spawn_status_to_string(si->si_code == CLD_EXITED ? W_EXITCODE(si->si_status, 0)
+                                                                                     : si->si_status,
+                                                          how, sizeof how));
+        j->timed_out = false;
+        j->err_fd = safe_close(j->err_fd);
+        if (copy_try_next(j) < 0)
+                copy_finish(j, false);
+        return 0;
+}
+
+static int on_copy_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        CopyJob *j = userdata;
+
+        (void) s, (void) usec;
+        /* It never forked into the background: end it, and whatever it started. */
+        (void) kill(-j->pid, SIGKILL);
+        copy_read_error(j, "did not finish within 10 s");
+        j->timed_out = true;
+        j->err_fd = safe_close(j->err_fd);
+        /* The child source reaps it and moves on. */
+        j->timer = sd_event_source_disable_unref(j->timer);
+        return 0;
+}
+
+/* Starts the next usable tool. -ENOENT when none is left. */
+static int copy_try_next(CopyJob *j) {
+        sd_event *e = sd_bus_get_event(j->n->bus);
+
+        for (; j->tool < ELEMENTSOF(copy_tools); j->tool++) {
+                const char *const *t = copy_tools[j->tool];
+                char *argv[4] = { (char *) t[1], (char *) t[2], (char *) t[3], NULL };
+                _cleanup_close_ int in_r = -EBADF, in_w = -EBADF, err_w = -EBADF;
+                int p[2], r;
+
+                if (isempty(strv_env_get(j->env, t[0])))
+                        continue;
+                if (pipe2(p, O_CLOEXEC) < 0)
+                        return -errno;
+                in_r = p[0], in_w = p[1];
+                if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+                        return -errno;
+                j->err_fd = safe_close(j->err_fd);
+                j->err_fd = p[0], err_w = p[1];
+                r = spawn_start(&(SpawnOptions) { .argv = argv, .envp = j->env, .stdin_fd = in_r, .stdout_fd = SPAWN_NULL,
+                                                  .stderr_fd = err_w }, &j->pid);
+                if (r < 0) {
+                        free(j->last_error);
+                        if (asprintf(&j->last_error, "cannot run %s: %s", t[1], strerror(-r)) < 0)
+                                j->last_error = NULL;
+                        continue;
+                }
+                j->running = t[1];
+                j->tool++;
+                /* A code is a few bytes, a pipe holds 64 KiB: this write never blocks. */
+                (void) !write(in_w, j->code, strlen(j->code));
+                in_w = safe_close(in_w);
+                r = sd_event_add_child(e, &j->child, j->pid, WEXITED, on_copy_exit, j);
+                if (r >= 0)
+                        r = sd_event_add_time_relative(e, &j->timer, CLOCK_MONOTONIC, COPY_TIMEOUT_USEC, 0,
+                                                       on_copy_timeout, j);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot watch %s: %m", t[1]);
+                        return r;
+                }
+                return 0;
+        }
+        return -ENOENT;
+}
+
+/* Overrides env's display variables with the session's (from the user manager). */
+static int env_merge_session(char ***env, char **session) {
+        static const char *const names[] = { "WAYLAND_DISPLAY", "DISPLAY", "XAUTHORITY", "XDG_SESSION_TYPE" };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                const char *v = strv_env_get(session, names[i]);
+                if (!v)
+                        continue;
+                r = strv_env_set(env, names[i], v);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int on_session_env(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        CopyJob *j = userdata;
+        _cleanup_strv_free_ char **session = NULL;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        int r;
+
+        (void) ret_error;
+        j->env_call = sd_bus_slot_unref(j->env_call);
+        if (e)
+                /* No systemd user manager on this bus (a plain dbus-daemon): ours is all there is. */
+                log_debug("No session environment from the user manager (%s); using alcoded's own.",
+                          e->message ?: e->name);
+        else {
+                r = sd_bus_message_enter_container(m, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_read_strv(m, &session);
+                if (r >= 0)
+                        r = env_merge_session(&j->env, session);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot read the session environment, using alcoded's own: %m");
+        }
+        if (copy_try_next(j) < 0)
+                copy_finish(j, false);
+        return 0;
+}
+
+static void copy_start(Notifier *n, const char *code) {
+        CopyJob *j = calloc(1, sizeof(CopyJob));
+        int r;
+
+        if (!j || !(j->code = strdup(code)) || !(j->env = strv_copy(environ))) {
+                copy_free(j);
+                (void) log_oom();
+                return;
+        }
+        j->n = n;
+        j->err_fd = -EBADF;
+        j->next = n->copies;
+        n->copies = j;
+        r = sd_bus_call_method_async(n->bus, &j->env_call, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                     "org.freedesktop.DBus.Properties", "Get", on_session_env, j, "ss",
+                                     "org.freedesktop.systemd1.Manager", "Environment");
+        if (r < 0 && copy_try_next(j) < 0)
+                copy_finish(j, false);
+}
 
 static int on_action(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Notifier *n = userdata;
@@ -151,13 +382,13 @@ static int on_action(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 if (s->id != id || id == 0)
                         continue;
                 if (streq(key, "copy") && s->code)
-                        spawn_copy(s->code);
+                        copy_start(n, s->code);
                 else if (streq(key, "default") && s->details) {
-                        Call *c = calloc(1, sizeof(Call));
-                        if (c && (c->summary = strdup(s->summary ?: "alcode")))
-                                (void) send_notify(n, id, c->summary, s->details, false, 1, c);
-                        else
-                                call_free(c);
+                        Call *c;
+                        if (notify_new_call(n, s->summary ?: "alcode", s->details, CATEGORY_CODE, 1, &c) >= 0) {
+                                c->replaces = id;
+                                (void) send_call(n, c);
+                        }
                 }
                 return 0;
         }
@@ -174,6 +405,26 @@ static int on_closed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         for (size_t i = 0; i < NOTIFY_REMEMBERED; i++)
                 if (n->shown[i].id == id && id != 0)
                         shown_done(&n->shown[i]);
+        return 0;
+}
+
+/* A notification server took the name: show what waited for one. */
+static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Notifier *n = userdata;
+        const char *name, *old_owner, *new_owner;
+        Call *held[NOTIFY_HELD];
+        size_t k;
+
+        (void) error;
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || isempty(new_owner) ||
+            n->n_held == 0)
+                return 0;
+        log_info("A notification server started: showing %zu notification(s) that waited for one.", n->n_held);
+        k = n->n_held;
+        memcpy(held, n->held, k * sizeof(Call *));
+        n->n_held = 0;
+        for (size_t i = 0; i < k; i++)
+                (void) send_call(n, held[i]);
         return 0;
 }
 
@@ -195,6 +446,12 @@ int notifier_new(sd_bus *bus, bool show_code, Notifier **ret) {
                                                       "/org/freedesktop/Notifications",
                                                       "org.freedesktop.Notifications", "NotificationClosed",
                                                       on_closed, NULL, n);
+                if (r >= 0)
+                        r = sd_bus_add_match_async(bus, &n->owner_slot,
+                                                   "type='signal',sender='org.freedesktop.DBus',"
+                                                   "path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',"
+                                                   "member='NameOwnerChanged',arg0='org.freedesktop.Notifications'",
+                                                   on_owner_changed, NULL, n);
                 if (r < 0)
                         log_warning_errno(r, "Cannot watch notification actions, ignoring: %m");
         }
@@ -207,6 +464,15 @@ Notifier *notifier_free(Notifier *n) {
                 return NULL;
         sd_bus_slot_unref(n->action_slot);
         sd_bus_slot_unref(n->closed_slot);
+        sd_bus_slot_unref(n->owner_slot);
+        /* A helper still running is left to finish: it is in our cgroup, which systemd ends. */
+        while (n->copies) {
+                CopyJob *j = n->copies;
+                n->copies = j->next;
+                copy_free(j);
+        }
+        for (size_t i = 0; i < n->n_held; i++)
+                call_free(n->held[i]);
         sd_bus_unref(n->bus);
         for (size_t i = 0; i < NOTIFY_REMEMBERED; i++)
                 shown_done(&n->shown[i]);
@@ -223,6 +489,16 @@ unsigned notifier_pending(const Notifier *n) {
         return n ? n->pending : 0;
 }
 
+/* Keeps c until a server takes the name; the oldest goes when too many wait. */
+static void hold(Notifier *n, Call *c) {
+        if (n->n_held == NOTIFY_HELD) {
+                call_free(n->held[0]);
+                memmove(n->held, n->held + 1, (NOTIFY_HELD - 1) * sizeof(Call *));
+                n->n_held--;
+        }
+        n->held[n->n_held++] = c;
+}
+
 static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Call *c = userdata;
         Notifier *n = c->n;
@@ -233,10 +509,14 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         n->pending--;
         if (e) {
                 if (!n->warned_no_server)
-                        log_warning("Cannot show a desktop notification (%s), ignoring; the code is "
-                                    "stored: see 'alcode list'.", e->message ?: e->name);
+                        log_warning("Cannot show a desktop notification (%s); it is shown when a notification "
+                                    "server starts, and the code is stored: see 'alcode list'.",
+                                    e->message ?: e->name);
                 n->warned_no_server = true;
-        } else if (sd_bus_message_read(m, "u", &id) >= 0 && id > 0) {
+                hold(n, c);
+                return 0;
+        }
+        if (sd_bus_message_read(m, "u", &id) >= 0 && id > 0) {
                 Shown *s = NULL;
                 n->warned_no_server = false;
                 for (size_t i = 0; i < NOTIFY_REMEMBERED && !s; i++)
@@ -254,8 +534,8 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         return 0;
 }
 
-static int send_notify(Notifier *n, uint32_t replaces, const char *summary, const char *body,
-                       bool copy_action, uint8_t urgency, Call *c) {
+/* Sends c (taken over). */
+static int send_call(Notifier *n, Call *c) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
@@ -267,13 +547,13 @@ static int send_notify(Notifier *n, uint32_t replaces, const char *summary, cons
                                            "/org/freedesktop/Notifications",
                                            "org.freedesktop.Notifications", "Notify");
         if (r >= 0)
-                r = sd_bus_message_append(m, "susss", "alcode", replaces, "dialog-password", summary, body);
+                r = sd_bus_message_append(m, "susss", "alcode", c->replaces, "dialog-password", c->summary, c->body);
         if (r >= 0)
-                r = copy_action ? sd_bus_message_append(m, "as", 4, "default", _("Details"), "copy", _("Copy code"))
-                                : sd_bus_message_append(m, "as", 2, "default", _("Details"));
+                r = c->copy_action ? sd_bus_message_append(m, "as", 4, "default", _("Details"), "copy", _("Copy code"))
+                                   : sd_bus_message_append(m, "as", 2, "default", _("Details"));
         if (r >= 0)
                 r = sd_bus_message_append(m, "a{sv}", 3, "desktop-entry", "s", "alcode", "category", "s",
-                                          "email.arrived", "urgency", "y", urgency);
+                                          c->category, "urgency", "y", c->urgency);
         if (r >= 0)
                 r = sd_bus_message_append(m, "i", (int32_t) -1);
         if (r >= 0) {
@@ -312,89 +592,168 @@ static int details_text(const StoredCode *c, bool with_subject, char **ret) {
         return 0;
 }
 
-int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
+static int show_one(Notifier *n, const StoredCode *k) {
         _cleanup_strbuf_ StrBuf body = STRBUF_INIT(8192);
         _cleanup_free_ char *summary = NULL;
         Call *c;
-        bool any_untrusted = false;
         char date[64];
+        int r;
 
-        if (n_codes == 0)
-                return 0;
-        for (size_t i = 0; i < n_codes; i++)
-                any_untrusted = any_untrusted || !codes[i].trusted;
-        c = calloc(1, sizeof(Call));
-        if (!c)
-                return -ENOMEM;
-
-        if (n_codes == 1) {
-                const StoredCode *k = &codes[0];
-                format_date(k->date, date, sizeof date);
-                if (k->trusted)
-                        summary = strdup(kind_summary(k->kind));
-                else if (asprintf(&summary, _("⚠ Unverified sender: %s"), code_kind_to_words(k->kind)) < 0)
-                        summary = NULL;
-                /* The code and the sender are foreign text: escaped. */
-                if (k->kind == CODE_KIND_POSSIBLE) {
-                        /* Where the mail is, never its text: the user opens it. */
-                        (void) strbuf_printf(&body, "%s: ", _("Subject"));
-                        (void) put_escaped(&body, strempty(k->subject));
-                        (void) strbuf_printf(&body, "\n%s: ", _("Folder"));
-                        (void) put_escaped(&body, k->account);
-                        (void) strbuf_puts(&body, " / ");
-                        (void) put_escaped(&body, k->folder);
-                        (void) strbuf_printf(&body, _("\nNo rule read a code in it: 'alcode show %" PRIi64
-                                                      "', or save it and run 'alcode scan --explain'.\n"), k->id);
-                } else {
-                        (void) put_escaped(&body, masked(n, k));
-                        (void) strbuf_puts(&body, "\n");
-                }
-                (void) strbuf_puts(&body, _("From: "));
-                (void) put_escaped(&body, strna(k->sender));
-                (void) strbuf_printf(&body, "\n%s%s", _("Date: "), date);
-                if (!k->trusted)
-                        (void) strbuf_printf(&body, "\n%s",
-                                             _("This sender is not Action Logement's: do not use this code "
-                                               "before checking it on actionlogement.fr."));
-                /* Copying works with the code masked too: it never shows on screen. */
-                if (k->trusted && k->value && !(c->code = strdup(k->value)))
-                        goto oom;
-                if (details_text(k, n->show_code, &c->details) < 0)
-                        goto oom;
+        format_date(k->date, date, sizeof date);
+        if (k->trusted)
+                summary = strdup(kind_summary(k->kind));
+        else if (asprintf(&summary, _("⚠ Unverified sender: %s"), code_kind_to_words(k->kind)) < 0)
+                summary = NULL;
+        /* The code and the sender are foreign text: escaped. */
+        if (k->kind == CODE_KIND_POSSIBLE) {
+                /* Where the mail is, never its text: the user opens it. */
+                (void) strbuf_printf(&body, "%s: ", _("Subject"));
+                (void) put_escaped(&body, strempty(k->subject));
+                (void) strbuf_printf(&body, "\n%s: ", _("Folder"));
+                (void) put_escaped(&body, k->account);
+                (void) strbuf_puts(&body, " / ");
+                (void) put_escaped(&body, k->folder);
+                (void) strbuf_printf(&body, _("\nNo rule read a code in it: 'alcode show %" PRIi64
+                                              "', or save it and run 'alcode scan --explain'.\n"), k->id);
         } else {
-                if (asprintf(&summary, any_untrusted ? _("Action Logement: %zu codes found (some unverified)")
-                                                     : _("Action Logement: %zu codes found"), n_codes) < 0)
-                        summary = NULL;
-                for (size_t i = 0; i < n_codes && i < NOTIFY_GROUP_SHOWN; i++) {
-                        (void) strbuf_printf(&body, "%s%s: ", codes[i].trusted ? "" : "⚠ ", code_kind_to_words(codes[i].kind));
-                        (void) put_escaped(&body, masked(n, &codes[i]));
-                        (void) strbuf_puts(&body, "\n");
-                }
-                if (n_codes > NOTIFY_GROUP_SHOWN)
-                        (void) strbuf_printf(&body, _("…and %zu more: run 'alcode list'."), n_codes - NOTIFY_GROUP_SHOWN);
-                c->details = strdup(_("Run 'alcode list' to see every code with its sender and date."));
-                if (!c->details)
-                        goto oom;
+                (void) put_escaped(&body, masked(n, k));
+                (void) strbuf_puts(&body, "\n");
         }
-        if (!summary || strbuf_ensure(&body) < 0 || !(c->summary = strdup(summary)))
+        (void) strbuf_puts(&body, _("From: "));
+        (void) put_escaped(&body, strna(k->sender));
+        (void) strbuf_printf(&body, "\n%s%s", _("Date: "), date);
+        if (!k->trusted)
+                (void) strbuf_printf(&body, "\n%s",
+                                     _("This sender is not Action Logement's: do not use this code "
+                                       "before checking it on actionlogement.fr."));
+        if (!summary || strbuf_ensure(&body) < 0)
+                return -ENOMEM;
+        r = notify_new_call(n, summary, body.data, CATEGORY_CODE, 1, &c);
+        if (r < 0)
+                return r;
+        /* Copying works with the code masked too: it never shows on screen. */
+        if (k->trusted && k->value && !(c->code = strdup(k->value)))
                 goto oom;
-        /* Normal urgency: a look-alike in the Junk folder must not pin a notification that
-         * never expires; the warning is in the words. */
-        return send_notify(n, 0, summary, body.data, c->code != NULL, 1, c);
+        c->copy_action = c->code != NULL;
+        if (details_text(k, n->show_code, &c->details) < 0)
+                goto oom;
+        return send_call(n, c);
 oom:
         call_free(c);
         return -ENOMEM;
 }
 
-int notifier_show_trouble(Notifier *n, const char *summary, const char *body) {
+/* The newest trusted code of kind among codes, skipping expired ones; NULL if none. */
+static const StoredCode *newest_trusted(const StoredCode *codes, size_t n_codes, CodeKind kind, int64_t now) {
+        const StoredCode *best = NULL;
+
+        for (size_t i = 0; i < n_codes; i++) {
+                const StoredCode *c = &codes[i];
+                if (c->kind != kind || !c->trusted || (c->expires_at > 0 && c->expires_at <= now))
+                        continue;
+                if (!best || c->date > best->date || (c->date == best->date && c->id > best->id))
+                        best = c;
+        }
+        return best;
+}
+
+/* Several codes at once (a backfill): what the user came for first. The newest trusted code
+ * spécifique leads, with the Copy action; then the employer's newest access and company codes
+ * and a login code still valid; everything else is counted per kind, never listed: an older
+ * code of a kind is superseded by the newest, a login code expires within minutes. */
+static int show_group(Notifier *n, const StoredCode *codes, size_t n_codes) {
+        static const CodeKind listed[] = { CODE_KIND_SPECIFIC, CODE_KIND_ACCESS, CODE_KIND_COMPANY, CODE_KIND_OTP };
+        _cleanup_strbuf_ StrBuf body = STRBUF_INIT(8192);
+        _cleanup_free_ char *summary = NULL;
+        const StoredCode *shown[ELEMENTSOF(listed)] = {};
+        size_t counts[_CODE_KIND_MAX] = {}, untrusted = 0, others = 0;
+        bool any_untrusted = false;
+        int64_t now = (int64_t) time(NULL);
+        Call *c;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(listed); i++) {
+                shown[i] = newest_trusted(codes, n_codes, listed[i], now);
+                if (!shown[i])
+                        continue;
+                (void) strbuf_printf(&body, "%s: ", code_kind_to_words(listed[i]));
+                (void) put_escaped(&body, masked(n, shown[i]));
+                (void) strbuf_puts(&body, "\n");
+        }
+        for (size_t i = 0; i < n_codes; i++) {
+                bool is_shown = false;
+                for (size_t k = 0; k < ELEMENTSOF(shown); k++)
+                        is_shown = is_shown || shown[k] == &codes[i];
+                if (is_shown)
+                        continue;
+                if (!codes[i].trusted) {
+                        untrusted++;
+                        any_untrusted = true;
+                } else if (codes[i].kind >= 0 && codes[i].kind < _CODE_KIND_MAX) {
+                        counts[codes[i].kind]++;
+                        others++;
+                }
+        }
+        if (others > 0) {
+                bool first = true;
+                (void) strbuf_puts(&body, _("Also found: "));
+                for (CodeKind k = 0; k < _CODE_KIND_MAX; k++)
+                        if (counts[k] > 0) {
+                                (void) strbuf_printf(&body, "%s%s ×%zu", first ? "" : ", ", code_kind_to_words(k), counts[k]);
+                                first = false;
+                        }
+                (void) strbuf_puts(&body, "\n");
+        }
+        if (untrusted > 0)
+                (void) strbuf_printf(&body, _("⚠ %zu from senders that are not trusted for their kind\n"), untrusted);
+        (void) strbuf_puts(&body, _("Run 'alcode list' to see every code with its sender and date."));
+
+        if (asprintf(&summary, any_untrusted ? _("Action Logement: %zu codes found (some unverified)")
+                                             : _("Action Logement: %zu codes found"), n_codes) < 0)
+                summary = NULL;
+        if (!summary || strbuf_ensure(&body) < 0)
+                return -ENOMEM;
+        r = notify_new_call(n, summary, body.data, CATEGORY_CODE, 1, &c);
+        if (r < 0)
+                return r;
+        /* Copy takes the code that leads: the specific code, else the first one listed. */
+        for (size_t i = 0; i < ELEMENTSOF(shown) && !c->code; i++)
+                if (shown[i] && !(c->code = strdup(shown[i]->value)))
+                        goto oom;
+        c->copy_action = c->code != NULL;
+        for (size_t i = 0; i < ELEMENTSOF(shown) && !c->details; i++)
+                if (shown[i] && details_text(shown[i], n->show_code, &c->details) < 0)
+                        goto oom;
+        if (!c->details && !(c->details = strdup(_("Run 'alcode list' to see every code with its sender and date."))))
+                goto oom;
+        return send_call(n, c);
+oom:
+        call_free(c);
+        return -ENOMEM;
+}
+
+int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
+        if (n_codes == 0)
+                return 0;
+        /* Normal urgency: a look-alike in the Junk folder must not pin a notification that
+         * never expires; the warning is in the words. */
+        return n_codes == 1 ? show_one(n, &codes[0]) : show_group(n, codes, n_codes);
+}
+
+int notifier_show_trouble(Notifier *n, const char *category, const char *summary, const char *body) {
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(8192);
-        Call *c = calloc(1, sizeof(Call));
+        Call *c;
+        int r;
 
         /* The server's error text is foreign: escaped like any other. */
-        if (!c || put_escaped(&b, body) < 0 || strbuf_ensure(&b) < 0 || !(c->summary = strdup(summary)) ||
-            !(c->details = strdup(b.data))) {
+        if (put_escaped(&b, body) < 0 || strbuf_ensure(&b) < 0)
+                return -ENOMEM;
+        r = notify_new_call(n, summary, b.data, category, 2, &c);
+        if (r < 0)
+                return r;
+        if (!(c->details = strdup(b.data))) {
                 call_free(c);
                 return -ENOMEM;
         }
-        return send_notify(n, 0, summary, b.data, false, 2, c);
+        return send_call(n, c);
 }

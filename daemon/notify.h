@@ -1,6 +1,8 @@
 /* Desktop notifications through org.freedesktop.Notifications on the session bus, always
- * asynchronous. A missing notification server is a warning: the codes are stored anyway.
- * Main thread only. */
+ * asynchronous, and the actions they offer (Copy runs the clipboard helper, watched from the
+ * loop). A missing notification server is a warning: the codes are stored anyway, and what
+ * could not be shown is shown when a server starts. Main thread only; its bus must be
+ * attached to an sd-event loop in which SIGCHLD is blocked. */
 #pragma once
 
 #include <systemd/sd-bus.h>
@@ -18,7 +20,8 @@ void notifier_set_show_code(Notifier *n, bool show_code);
 
 /* One notification for one code, one grouped notification for several (a backfill). */
 int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes);
-/* Something the user must act on (refused login, changed certificate): critical urgency. */
-int notifier_show_trouble(Notifier *n, const char *summary, const char *body);
+/* Something the user must act on (refused login, changed certificate): critical urgency.
+ * category: the hint, e.g. "network.error" or "x-alcode.config.error". */
+int notifier_show_trouble(Notifier *n, const char *category, const char *summary, const char *body);
 /* Notify calls still waiting for their reply. */
 unsigned notifier_pending(const Notifier *n);

@@ -740,8 +740,9 @@ static void close_all(Worker *w) {
 static bool fatal_error(int r) {
         /* Retrying cannot help: the user must act (password, certificate, config). Not
          * -ENOMEM: libetpan reports a literal of absurd announced size that way, and memory
-         * may come back. */
-        return r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -ENOKEY || r == -EINVAL ||
+         * may come back. Not -ENOKEY (password_command failed): a keyring still locked at
+         * login opens later, so that is retried with the backoff like a network failure. */
+        return r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -EINVAL ||
                r == -EKEYREVOKED; /* OAuth2: the sign-in was revoked or expired */
 }
 

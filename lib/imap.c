@@ -19,6 +19,8 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <libetpan/libetpan.h>
+#include <netdb.h>
+#include <sys/eventfd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -50,6 +52,8 @@ struct ImapSession {
         const Account *account;    /* borrowed */
         unsigned timeout_sec;
         char *error;
+        char *resolve_error;       /* why the host name did not resolve, or NULL */
+        int cancel_fd;             /* eventfd, readable once cancelled: ends a password_command */
         bool broken;               /* the stream can no longer be trusted */
         bool idling;
         bool no_structure;         /* FETCH BODYSTRUCTURE was refused: read whole messages */
@@ -341,8 +345,14 @@ int imap_session_new(const Account *a, unsigned timeout_sec, ImapSession **ret) 
         atomic_init(&s->stream, NULL);
         atomic_init(&s->fd, -1);
         atomic_init(&s->cancelled, false);
+        s->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->cancel_fd < 0) {
+                free(s);
+                return -errno;
+        }
         s->imap = mailimap_new(0, NULL);
         if (!s->imap) {
+                (void) close(s->cancel_fd);
                 free(s);
                 return -ENOMEM;
         }
@@ -364,6 +374,8 @@ ImapSession *imap_session_free(ImapSession *s) {
                 mailimap_free(s->imap);
         }
         free(s->error);
+        free(s->resolve_error);
+        safe_close(s->cancel_fd);
         free(s);
         return NULL;
 }
@@ -375,6 +387,7 @@ void imap_session_cancel(ImapSession *s) {
         if (!s)
                 return;
         atomic_store(&s->cancelled, true);
+        (void) eventfd_write(s->cancel_fd, 1);
         /* Before the stream is published, libetpan's own timeouts bound the connect. */
         stream = atomic_load(&s->stream);
         if (stream)
@@ -522,7 +535,11 @@ static int login(ImapSession *s, char **ret_error) {
 
         if (account_uses_oauth2(a))
                 return login_oauth2(s, ret_error);
-        r = secret_get(a, &secret, &why);
+        r = secret_get_cancellable(a, s->cancel_fd, &secret, &why);
+        if (r == -ECANCELED) {
+                free(why);
+                return r;
+        }
         if (r < 0) {
                 if (asprintf(ret_error, "cannot get the password: %s", strna(why)) < 0)
                         *ret_error = NULL;
@@ -593,8 +610,19 @@ static int stream_connect(ImapSession *s, int fd) {
 
         if (fd < 0)
                 fd = mail_tcp_connect_timeout(a->host, a->port, s->timeout_sec);
-        if (fd < 0)
+        if (fd < 0) {
+                /* libetpan says -1 whether the name did not resolve or the server refused:
+                 * tell them apart, so that the log does not send the user to the server. */
+                struct addrinfo *ai = NULL, hints = { .ai_socktype = SOCK_STREAM };
+                int g = getaddrinfo(a->host, NULL, &hints, &ai);
+                if (ai)
+                        freeaddrinfo(ai);
+                if (g != 0) {
+                        free(s->resolve_error);
+                        s->resolve_error = strdup(g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
+                }
                 return MAILIMAP_ERROR_CONNECTION_REFUSED;
+        }
         if (a->tls == TLS_MODE_IMPLICIT)
                 stream = mailstream_ssl_open_with_callback_timeout(fd, s->timeout_sec, ssl_callback, (void *) a->host);
         else
@@ -627,6 +655,11 @@ static int session_connect(ImapSession *s, int fd, char **ret_error) {
         if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
                 s->broken = true;
                 r = atomic_load(&s->cancelled) ? -ECANCELED : s->over_budget ? -EMSGSIZE : errno_from_imap(r);
+                if (r == -ECONNREFUSED && s->resolve_error) {
+                        if (asprintf(ret_error, "cannot resolve %s: %s", a->host, s->resolve_error) < 0)
+                                *ret_error = NULL;
+                        return -EHOSTUNREACH;
+                }
                 if (asprintf(ret_error, "cannot connect to %s port %u%s: %s", a->host, a->port,
                              a->tls == TLS_MODE_IMPLICIT ? " (TLS)" : "",
                              r == -ECONNREFUSED ? "connection refused"

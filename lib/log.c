@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+/* We pass CODE_FILE=, CODE_LINE= and CODE_FUNC= of the caller ourselves: without this,
+ * sd_journal_sendv() adds its own (this file's), and every record carries them twice. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 
 #include "log.h"

@@ -1,17 +1,13 @@
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "secret.h"
+#include "spawn-util.h"
 #include "strv.h"
 
 #define SECRET_MAX 65536
-
-extern char **environ;
 
 static bool needs_shell(const char *cmd) {
         return strpbrk(cmd, "|&;<>()$`\\\"'*?[]#~=%{}\n") != NULL;
@@ -34,12 +30,6 @@ static int split_words(const char *cmd, char ***ret) {
                 return -EINVAL;
         *ret = TAKE_PTR(argv);
         return 0;
-}
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int command_argv(const char *cmd, char ***ret) {
@@ -90,18 +80,49 @@ static int command_timeout_sec(void) {
         return SECRET_COMMAND_TIMEOUT_SEC;
 }
 
-static int run_command(const char *cmd, char **ret, char **ret_error) {
+/* Reads the child's stdout until EOF, the size cap or the deadline. */
+static int read_output(int fd, int cancel_fd, int64_t deadline, char *buf, size_t *ret_len) {
+        size_t len = 0;
+
+        for (;;) {
+                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = cancel_fd, .events = POLLIN } };
+                int64_t left = deadline - spawn_now_ms();
+                ssize_t n;
+                int r;
+
+                if (left <= 0)
+                        return *ret_len = len, -ETIMEDOUT;
+                r = poll(p, 2, (int) left);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return *ret_len = len, -errno;
+                if (r == 0)
+                        continue; /* the deadline check above ends it */
+                if (p[1].revents & POLLIN)
+                        return *ret_len = len, -ECANCELED;
+                if (len >= SECRET_MAX)
+                        return *ret_len = len, -E2BIG;
+                n = read(fd, buf + len, SECRET_MAX - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return *ret_len = len, 0;
+                len += (size_t) n;
+        }
+}
+
+/* The deadline bounds the child's whole life, not the reading only: a helper that closes its
+ * stdout and goes on running is killed at the deadline, with everything in its process group. */
+static int run_command(const char *cmd, int cancel_fd, char **ret, char **ret_error) {
         _cleanup_strv_free_ char **argv = NULL;
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        _cleanup_close_ int rd = -EBADF;
-        int pipefd[2], r, status;
-        char *buf = NULL;
+        _cleanup_close_ int rd = -EBADF, wr = -EBADF;
+        int pipefd[2], r, status = 0;
+        char *buf = NULL, how[64];
         size_t len = 0;
         pid_t pid;
         int timeout_sec = command_timeout_sec();
-        int64_t deadline = now_ms() + timeout_sec * 1000;
-        bool timed_out = false, too_long = false;
+        int64_t deadline = spawn_now_ms() + timeout_sec * 1000;
 
         r = command_argv(cmd, &argv);
         if (r < 0) {
@@ -113,80 +134,46 @@ static int run_command(const char *cmd, char **ret, char **ret_error) {
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
         rd = pipefd[0];
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+        wr = pipefd[1];
         /* Its stderr may echo the secret or the command: never into our logs. */
-        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-        /* Its own process group, so that a timeout ends what it started too (a shell's
-         * children, a helper that forks). */
-        posix_spawnattr_init(&attr);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-        posix_spawnattr_setpgroup(&attr, 0);
-        r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
-        posix_spawnattr_destroy(&attr);
-        posix_spawn_file_actions_destroy(&fa);
-        (void) close(pipefd[1]);
-        if (r != 0) {
-                if (asprintf(ret_error, "cannot run password_command '%s': %s", argv[0], strerror(r)) < 0)
+        r = spawn_start(&(SpawnOptions) { .argv = argv, .stdin_fd = SPAWN_NULL, .stdout_fd = wr,
+                                          .stderr_fd = SPAWN_NULL }, &pid);
+        wr = safe_close(wr);
+        if (r < 0) {
+                if (asprintf(ret_error, "cannot run password_command '%s': %s", argv[0], strerror(-r)) < 0)
                         *ret_error = NULL;
-                return -r;
+                return r;
         }
 
         buf = malloc(SECRET_MAX + 1);
         if (!buf) {
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
+                (void) spawn_wait(pid, 0, -1, &status);
                 return -ENOMEM;
         }
-        for (;;) {
-                struct pollfd p = { .fd = rd, .events = POLLIN };
-                int64_t left = deadline - now_ms();
-                ssize_t n;
-
-                if (left <= 0) {
-                        timed_out = true;
-                        break;
-                }
-                r = poll(&p, 1, (int) left);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r <= 0) {
-                        timed_out = r == 0;
-                        break;
-                }
-                if (len >= SECRET_MAX) {
-                        too_long = true;
-                        break;
-                }
-                n = read(rd, buf + len, SECRET_MAX - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                len += (size_t) n;
-        }
-        if (timed_out || too_long)
-                (void) kill(-pid, SIGKILL);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
+        int rr = read_output(rd, cancel_fd, deadline, buf, &len);
+        rd = safe_close(rd);
+        /* On a read error, an overlong output or a cancel, end it now. */
+        r = spawn_wait(pid, rr < 0 && rr != -ETIMEDOUT ? 0 : deadline, cancel_fd, &status);
         buf[len] = 0;
 
-        if (timed_out || too_long || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (rr < 0 || r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 int k;
-                if (timed_out)
+                bool timed_out = rr == -ETIMEDOUT || r == -ETIMEDOUT;
+                bool cancelled = rr == -ECANCELED || r == -ECANCELED;
+                if (cancelled)
+                        k = asprintf(ret_error, "password_command cancelled");
+                else if (timed_out)
                         k = asprintf(ret_error, "password_command timed out after %d s", timeout_sec);
-                else if (too_long)
+                else if (rr == -E2BIG)
                         k = asprintf(ret_error, "password_command printed more than %d bytes", SECRET_MAX);
-                else if (WIFSIGNALED(status))
-                        k = asprintf(ret_error, "password_command killed by signal %d", WTERMSIG(status));
                 else
-                        k = asprintf(ret_error, "password_command exited with status %d", WEXITSTATUS(status));
+                        k = asprintf(ret_error, "password_command %s",
+                                     spawn_status_to_string(status, how, sizeof how));
                 if (k < 0)
                         *ret_error = NULL;
                 explicit_bzero(buf, len);
                 free(buf);
-                return timed_out ? -ETIMEDOUT : -EIO;
+                return cancelled ? -ECANCELED : timed_out ? -ETIMEDOUT : -EIO;
         }
         /* First line only, without its line break. */
         buf[strcspn(buf, "\r\n")] = 0;
@@ -201,9 +188,13 @@ static int run_command(const char *cmd, char **ret, char **ret_error) {
 }
 
 int secret_get(const Account *a, char **ret_secret, char **ret_error) {
+        return secret_get_cancellable(a, -EBADF, ret_secret, ret_error);
+}
+
+int secret_get_cancellable(const Account *a, int cancel_fd, char **ret_secret, char **ret_error) {
         *ret_error = NULL;
         if (a->password_command)
-                return run_command(a->password_command, ret_secret, ret_error);
+                return run_command(a->password_command, cancel_fd, ret_secret, ret_error);
         if (a->password) {
                 *ret_secret = strdup(a->password);
                 return *ret_secret ? 0 : -ENOMEM;

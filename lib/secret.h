@@ -12,6 +12,9 @@
  * The command's stderr is discarded, its stdout's first line is the secret. It runs without a
  * shell unless it contains shell syntax (quotes, pipes, $...). */
 int secret_get(const Account *a, char **ret_secret, char **ret_error);
+/* The same, ended early (-ECANCELED, the command killed) when cancel_fd becomes readable: the
+ * worker's stop must not wait for a helper that waits for a keyring prompt. */
+int secret_get_cancellable(const Account *a, int cancel_fd, char **ret_secret, char **ret_error);
 
 /* Checks, without running it, that the program cmd would run is an executable file when it
  * is named by its path (the first word; /bin/sh when cmd needs a shell; a bare name is found

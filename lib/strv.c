@@ -128,3 +128,27 @@ char **strv_free(char **l) {
         free(l);
         return NULL;
 }
+
+const char *strv_env_get(char *const *l, const char *name) {
+        size_t k = strlen(name);
+
+        STRV_FOREACH(s, l)
+                if (strncmp(*s, name, k) == 0 && (*s)[k] == '=')
+                        return *s + k + 1;
+        return NULL;
+}
+
+int strv_env_set(char ***l, const char *name, const char *value) {
+        size_t k = strlen(name);
+        char *item;
+
+        if (asprintf(&item, "%s=%s", name, value) < 0)
+                return -ENOMEM;
+        for (char **s = *l; s && *s; s++)
+                if (strncmp(*s, name, k) == 0 && (*s)[k] == '=') {
+                        free(*s);
+                        *s = item;
+                        return 0;
+                }
+        return strv_consume(l, item);
+}

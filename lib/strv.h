@@ -26,3 +26,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 
 #define STRV_FOREACH(s, l) for (char *const *s = (l); s && *s; s++)
+
+/* Environment blocks ("NAME=value" items). The value of name, or NULL. */
+const char *strv_env_get(char *const *l, const char *name);
+/* Sets name=value, replacing an item of that name. */
+int strv_env_set(char ***l, const char *name, const char *value);

@@ -959,7 +959,10 @@ def parse(data):
             n = struct.unpack("<Q", data[nl + 1:nl + 9])[0]
             v = data[nl + 9:nl + 9 + n]
             i = nl + 9 + n + 1
-        rec[k.decode()] = v.decode("utf-8", "replace")
+        k = k.decode()
+        if k in rec:  # a field sent twice: kept apart so that tests see it
+            rec.setdefault("_REPEATED", []).append(k)
+        rec[k] = v.decode("utf-8", "replace")
     return rec
 
 def read():

@@ -45,7 +45,7 @@ class Bus(unittest.TestCase):
         monitor = BusMonitor(self.bus)
         self.addCleanup(monitor.stop)
         p = start_daemon(self, self.alcode, notify=notify)
-        notify.wait("STATUS", "ivy: idle")
+        notify.wait("STATUS", "ivy: watching")
 
         xml = busctl(self.bus, "call", NAME, PATH, "org.freedesktop.DBus.Introspectable", "Introspect")["data"][0]
         for fragment in ('<interface name="io.github.alcode.Daemon1">',

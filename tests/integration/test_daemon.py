@@ -75,7 +75,7 @@ class Daemon(unittest.TestCase):
         p = start_daemon(self, self.alcode, notify=self.notify, watchdog_usec=400000)
 
         # READY=1 came from the daemon itself, then STATUS= says how each account is.
-        self.notify.wait("STATUS", lambda v: v == "perso: idle")
+        self.notify.wait("STATUS", lambda v: v == "perso: watching")
         self.notify.wait("WATCHDOG", "1")
         self.assertGreaterEqual(len(self.notify.values("WATCHDOG")), 1)
 
@@ -143,16 +143,21 @@ class Daemon(unittest.TestCase):
     def test_backfill_is_one_notification(self):
         self.configure("carol")
         p = start_daemon(self, self.alcode, notify=self.notify)
-        self.notify.wait("STATUS", "carol: idle", timeout=30)
+        self.notify.wait("STATUS", "carol: watching", timeout=30)
         self.assertEqual(self.alcode.sql("SELECT count(*) FROM codes")[0][0], 12)
         calls = self.shown(lambda n: True)
         time.sleep(0.5)  # a second notification would come within the debounce; none must
         calls = self.monitor.notify_calls()
         self.assertEqual(len(calls), 1, calls)
         self.assertEqual(calls[0]["summary"], "Action Logement: 12 codes found")
-        self.assertEqual(calls[0]["body"].count("specific code: "), 6)
-        self.assertIn("…and 6 more: run 'alcode list'.", calls[0]["body"])
-        self.assertNotIn("copy", calls[0]["actions"])
+        # The newest specific code leads, with Copy; the 11 it supersedes are only counted.
+        latest = self.alcode.run("latest").stdout.strip()
+        first = calls[0]["body"].splitlines()[0]
+        self.assertTrue(first.startswith("specific code: "), calls[0]["body"])
+        self.assertEqual(first.split(": ", 1)[1].replace(" ", ""), latest)
+        self.assertEqual(calls[0]["body"].count("specific code: "), 1)
+        self.assertIn("Also found: specific code ×11\n", calls[0]["body"])
+        self.assertIn("copy", calls[0]["actions"])
         rc, _ = stop_daemon(p)
         self.assertEqual(rc, 0)
 

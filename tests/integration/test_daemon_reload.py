@@ -75,12 +75,12 @@ class Reload(unittest.TestCase):
         monitor = BusMonitor(self.bus)
         self.addCleanup(monitor.stop)
         p = start_daemon(self, self.alcode, notify=self.notify)
-        self.notify.wait("STATUS", "dave: idle")
+        self.notify.wait("STATUS", "dave: watching")
 
         # An added account starts; the other one is left alone.
         self.alcode.write_config(self.accounts("dave", "frank"))
         self.reload(p)
-        self.notify.wait("STATUS", "dave: idle; frank: idle")
+        self.notify.wait("STATUS", "dave: watching; frank: watching")
         value = self.codes[0].replace(" ", "")
         self.assertEqual(self.alcode.sql("SELECT value FROM codes c JOIN messages m ON m.id = c.message "
                                          "WHERE m.account = 'frank'"), [(value,)])
@@ -118,7 +118,7 @@ class Reload(unittest.TestCase):
         # A removed account stops.
         self.alcode.write_config(self.accounts("dave"))
         self.reload(p)
-        self.notify.wait("STATUS", "dave: idle")
+        self.notify.wait("STATUS", "dave: watching")
         self.assertIn("0 account(s) started, 0 restarted, 1 stopped, 1 unchanged", read_log(p))
         rows = [json.loads(l) for l in self.alcode.run("status", "--json").stdout.splitlines()]
         self.assertEqual([r["account"] for r in rows], ["dave"])
@@ -131,7 +131,7 @@ class Reload(unittest.TestCase):
         shutil.copytree(RULES_DIR, rules)
         self.alcode.write_config("[alcode]\nrules = %s\n" % rules + self.accounts("dave", "frank"), rules=False)
         p = start_daemon(self, self.alcode, notify=self.notify)
-        self.notify.wait("STATUS", "dave: idle; frank: idle")
+        self.notify.wait("STATUS", "dave: watching; frank: watching")
         # Nothing changed: nothing restarts.
         self.reload(p)
         self.assertIn("0 account(s) started, 0 restarted, 0 stopped, 2 unchanged", read_log(p))
@@ -186,7 +186,7 @@ class Reload(unittest.TestCase):
         self.notify.close()
         self.notify = NotifySocket(self.t, "notify2.sock")
         p2 = start_daemon(self, self.alcode, notify=self.notify)
-        self.notify.wait("STATUS", "gina: idle", timeout=120)
+        self.notify.wait("STATUS", "gina: watching", timeout=120)
         self.assertEqual(stored(), BACKFILL_CODES)
         self.assertEqual(self.alcode.sql("SELECT count(*) FROM messages")[0][0], BACKFILL_CODES)
         self.assertEqual(self.alcode.sql("SELECT count(*) FROM sightings")[0][0], BACKFILL_CODES)
@@ -240,7 +240,7 @@ class Reload(unittest.TestCase):
         self.alcode.write_config(self.accounts("hugo", extra={"hugo": "poll_interval = 3600\n"}))
         p = start_daemon(self, self.alcode, notify=self.notify,
                          env={"DBUS_SYSTEM_BUS_ADDRESS": system.address})
-        self.notify.wait("STATUS", "hugo: idle")
+        self.notify.wait("STATUS", "hugo: watching")
         code = self.codes[1]
         self.dovecot.append("hugo", "INBOX", code_mail(code))
         subprocess.run(["/usr/bin/python3", helper, system.address], check=True, timeout=30)

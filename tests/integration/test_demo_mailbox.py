@@ -3,11 +3,13 @@
 Asserts what a user sees: the codes found in INBOX, Junk, Trash and a nested folder, the
 look-alike sender flagged, the database file private, and every message's flags unchanged."""
 
+import email.utils
 import os
 import stat
+import time
 import unittest
 
-from alcodetest import (Alcode, DEMO_MAIL_DIR, Dovecot, TempDir, main)
+from alcodetest import (Alcode, BusMonitor, DBusSession, DEMO_MAIL_DIR, Dovecot, TempDir, main)
 
 
 class DemoMailbox(unittest.TestCase):
@@ -63,6 +65,44 @@ class DemoMailbox(unittest.TestCase):
         self.assertIn("R7KD 2M9Q", table)
         self.assertIn("UNVERIFIED", table.split("ZQ81 7TXB")[1].splitlines()[0])
         self.assertEqual(self.alcode.run("latest").stdout, "R7KD2M9Q\n")
+
+    def test_backfill_notification_leads_with_the_answer(self):
+        # The first notification of a backfill: the newest trusted specific code first (with
+        # Copy), then the employer's codes, then counts; never an expired login code or a
+        # superseded code.
+        bus = DBusSession(self.tmp)
+        self.addCleanup(bus.stop)
+        monitor = BusMonitor(bus)
+        self.addCleanup(monitor.stop)
+        # A login code of two hours ago: expired (they last 30 minutes), still in the store.
+        self.dovecot.deliver("alice", "INBOX", (
+            "From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\nTo: alice@test.example\r\n"
+            "Subject: Votre code de connexion\r\nDate: %s\r\n"
+            "Message-ID: <otp-old@actionlogement.fr>\r\nAuthentication-Results: mx.test.example; "
+            "dkim=pass header.d=actionlogement.fr; dmarc=pass header.from=actionlogement.fr\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+            "Bonjour,\r\nVotre code de connexion : 739251\r\nIl est valable 10 minutes.\r\n"
+            % email.utils.formatdate(time.time() - 7200, localtime=True)).encode())
+        self.alcode.bus = bus
+        self.alcode.daemon("--once")
+        calls = monitor.notify_calls()
+        self.assertEqual(len(calls), 1, calls)
+        body = calls[0]["body"]
+        lines = body.splitlines()
+        self.assertEqual(lines[0], "specific code: R7KD 2M9Q", body)
+        self.assertIn("copy", calls[0]["actions"])
+        codes = self.alcode.list_json()
+        kinds = [c["kind"] for c in codes]
+        self.assertIn("otp", kinds)
+        for c in codes:
+            if c.get("expired") or c.get("superseded") or not c["trusted"]:
+                self.assertNotIn(c["display"], body, c)
+        self.assertNotIn("739251", body)
+        employer = [l for l in lines if l.startswith(("access code", "company code"))]
+        for l in employer:
+            self.assertLess(lines.index(l), len(lines) - 1)
+        self.assertTrue(any(l.startswith("Also found: ") for l in lines), body)
+        self.assertIn("from senders that are not trusted", body)
 
     def test_second_run_adds_nothing(self):
         self.alcode.daemon("--once")

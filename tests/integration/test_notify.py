@@ -71,7 +71,12 @@ class Notify(unittest.TestCase):
         self.assertEqual(calls[0]["summary"], "Action Logement: 2 codes found")
         for c in self.codes:
             self.assertNotIn(c, calls[0]["body"])
-        self.assertEqual(calls[0]["body"].count("••••••••"), 2)
+        # A backfill leads with the newest specific code (masked, copyable); the older one is
+        # superseded: counted, not listed.
+        self.assertEqual(calls[0]["body"].count("••••••••"), 1)
+        self.assertTrue(calls[0]["body"].startswith("specific code: ••••••••\n"), calls[0]["body"])
+        self.assertIn("Also found: specific code ×1\n", calls[0]["body"])
+        self.assertIn("copy", calls[0]["actions"])
 
         # One code at a time: masked, yet "copy" is offered (it never shows on screen).
         for suffix in ("", "-wal", "-shm"):
@@ -119,6 +124,11 @@ class Notify(unittest.TestCase):
             self.assertRegex(rec["UID"], r"^\d+$")
             self.assertRegex(rec["RULE"], r"^[a-z0-9-]+@\d+$")
             self.assertEqual(rec["PRIORITY"], "5")
+        # Each field once; the location is the caller's, not the logging code's.
+        for rec in records:
+            self.assertNotIn("_REPEATED", rec, rec)
+            self.assertNotEqual(rec.get("CODE_FILE", "").rsplit("/", 1)[-1], "log.c", rec)
+        self.assertTrue(any(rec.get("CODE_FILE", "").endswith("worker.c") for rec in found), found)
         # Fields are present only when set.
         plain = [rec for rec in records if "ACCOUNT" not in rec]
         self.assertTrue(all("FOLDER" not in rec and "UID" not in rec for rec in plain))

@@ -256,6 +256,35 @@ class PasswordCommand(unittest.TestCase):
         wait_for(gone, timeout=5, what="the helper and its child to be killed")
         self.assertNotIn("user=<alice>", self.dovecot.log())
 
+    def test_clean_signal_mask(self):
+        # The daemon blocks SIGTERM/SIGINT/SIGHUP/SIGCHLD for its loop and ignores SIGPIPE: the
+        # helper must inherit none of that, or it would outlive `systemctl stop`.
+        # (Read by a process that is not forking: dash blocks every signal around its vfork().)
+        h = self.helper("mask", 'echo "%s"\nexec grep -E "^Sig(Blk|Ign):" /proc/self/status > "%s"\n'
+                        % (PASSWORD, self.report))
+        self.run_with(h)
+        with open(self.report) as f:
+            st = dict(l.split(":\t") for l in f.read().splitlines())
+        self.assertEqual(int(st["SigBlk"], 16), 0, st)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD):
+            self.assertFalse(int(st["SigIgn"], 16) & (1 << (sig - 1)), (sig, st))
+
+    def test_deadline_bounds_a_helper_that_closes_stdout(self):
+        # It prints the password, closes stdout and stays: the deadline covers its whole life,
+        # not the reading only (waitpid() used to wait forever), and its group goes with it.
+        h = self.helper("linger", 'echo "%s"\nexec >&-\nsleep 300 &\necho "$$ $!" > "%s"\nwait\n'
+                        % (PASSWORD, self.report))
+        t0 = time.monotonic()
+        r = self.run_with(h, env={"ALCODE_TEST_SECRET_TIMEOUT": "2"}, check=False)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("password_command timed out after 2 s", r.stderr)
+        with open(self.report) as f:
+            pids = [int(x) for x in f.read().split()]
+        for pid in pids:
+            self.assertFalse(os.path.exists("/proc/%d" % pid) and
+                             open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "Z", pid)
+
     def test_stderr_never_in_logs(self):
         h = self.helper("noisy", 'echo "helper says: $1 %s" >&2\necho "%s"\nexit 4\n' % (PASSWORD, PASSWORD))
         r = self.run_with(h + " STDERR-MARKER", check=False)
