@@ -184,7 +184,11 @@ class FetchParts(unittest.TestCase):
         r = parts.run("scan", "--json", *self.files)
         scanned = {(c["kind"], c["value"], c["trusted"]) for c in map(json.loads, r.stdout.splitlines())}
         codes = [c for c in got if len(c) == 6 and c[0] == "box"]
-        self.assertEqual({(k, v, t) for (_, _, _, k, v, t) in codes}, scanned)
+        # Sighting by sighting (a message and what it gave), as scan reports them. Not in Big,
+        # which holds copies out of their folders: the user's sent mail there is not in a Sent
+        # folder, so it is judged as anyone's mail. scan names every other folder as IMAP does.
+        sightings = [c for c in got if len(c) == 6 and c[0] != "box"]
+        self.assertEqual({(k, v, bool(t)) for (f, _, k, v, _, t) in sightings if f != "Big"}, scanned)
         # The probes: the codes next to attachments are found, the one in an attached file is not.
         values = {v for (_, f, _, _, v, _) in codes if f == "Edge"}
         for v in ("KX7P2M9Q", "ZP4L6N2B", "HJ5K3P8W", "RT6Y4U2I", "MN8B5V4C"):
