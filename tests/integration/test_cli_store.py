@@ -452,9 +452,11 @@ class CliStore(unittest.TestCase):
             self.assertIn("AB12 CD34", self.run_alcode("list").stdout)
         writer.send_signal(signal.SIGTERM)
         out, err = writer.communicate(timeout=30)
-        # Every commit succeeded: the readers never made the writer wait or fail.
+        # Every commit succeeded: the readers never made the writer wait or fail. The readers saw
+        # the sample's request code and at most every commit (none may follow the last read on a
+        # loaded machine: this said assertGreater and failed so under CI's load).
         self.assertEqual(writer.returncode, 0, err)
-        self.assertGreater(int(out), seen - 1)
+        self.assertGreaterEqual(int(out), seen - 1)
 
     # The two binaries
 
