@@ -3,8 +3,8 @@
 
     python3 bench/backfill.py [MAILBOX]      (default /tmp/bench-mailbox; made when missing)
 
-The mailbox (50,000 messages, ~0.5 % with codes) comes from ../shared/corpus/make_mailbox.py and
-is loaded into a private dovecot (implicit TLS on 127.0.0.1), indexed once, then:
+The mailbox (50,000 messages, ~0.5 % with codes, realistic sizes) comes from the project's
+generator, `tests/tools/mkmail.py MAILBOX --profile realistic --seed 42` (about 5 GB), and is loaded into a private dovecot (implicit TLS on 127.0.0.1), indexed once, then:
 - alcoded --once with an empty store (reads every message through the pipeline, exact recall);
 - mbsync full sync of every folder into a Maildir, then rg for the trusted domains and brand
   words over it (the classic "sync then grep");
@@ -22,10 +22,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "../tests/integration"))
 os.environ.setdefault("ALCODE_BUILD_DIR", os.path.join(HERE, "../build"))
-from alcodetest import Alcode, CORPUS_DIR, Dovecot, TempDir, require_tools  # noqa: E402
+from alcodetest import Alcode, Dovecot, TempDir, load_expected, require_tools  # noqa: E402
+import corpusscore  # noqa: E402
 
 RUNS = int(os.environ.get("RUNS", "3"))
-DOMAINS = ["actionlogement.fr", "al-in.fr", "visale.fr", "lefort-industrie.example", "sirh-horizon.example"]
+TRUSTED = ["actionlogement.fr", "al-in.fr", "visale.fr"]
 KEYWORDS = ["action logement", "al'in", "alin", "visale"]
 
 
@@ -39,7 +40,11 @@ def main():
     require_tools("mbsync", "rg", "dovecot", "doveadm")
     mailbox = sys.argv[1] if len(sys.argv) > 1 else "/tmp/bench-mailbox"
     if not os.path.exists(os.path.join(mailbox, "expected.json")):
-        subprocess.run([sys.executable, os.path.join(CORPUS_DIR, "make_mailbox.py"), mailbox, "--quiet"], check=True)
+        r = corpusscore.mkmail(mailbox, 42, int(os.environ.get("COUNT", "50000")), profile="realistic")
+        if r.returncode != 0:
+            sys.exit(r.stderr)
+    employer = load_expected(mailbox)["config"]["employer_domains"]
+    domains = TRUSTED + employer
     tmp = TempDir(prefix="alcode-bench-")
     try:
         d = Dovecot(tmp)
@@ -65,7 +70,7 @@ def main():
 
         def alcoded():
             a = Alcode(TempDir(prefix="alcode-bench-run-"))
-            a.write_config("employer_domains = %s\n" % ", ".join(DOMAINS[3:]) + d.account_config("bench"))
+            a.write_config("employer_domains = %s\n" % ", ".join(domains[3:]) + d.account_config("bench"))
             a.daemon("--once", timeout=900)
             codes = len(a.list_json())
             a.tmp.cleanup()
@@ -82,7 +87,7 @@ def main():
                         "Create Near\nSync Pull\nSyncState *\n" % (d.tls_port, d.ca, local, local))
             t_sync, _ = timed(lambda: subprocess.run(["mbsync", "-q", "-c", rc, "c"], check=True,
                                                      capture_output=True))
-            pattern = "|".join([x.replace(".", r"\.") for x in DOMAINS] + ["action logement", "al.in", "visale"])
+            pattern = "|".join([x.replace(".", r"\.") for x in domains] + ["action logement", "al.in", "visale"])
             t_rg, out = timed(lambda: subprocess.run(["rg", "-l", "-i", "-e", pattern, local],
                                                      capture_output=True, text=True).stdout)
             subprocess.run(["rm", "-rf", local])
@@ -98,10 +103,10 @@ def main():
             return len(out.splitlines())
 
         def doveadm_search():
-            return search([("FROM", x) for x in DOMAINS] + [("TEXT", k) for k in KEYWORDS])
+            return search([("FROM", x) for x in domains] + [("TEXT", k) for k in KEYWORDS])
 
         def doveadm_from():
-            return search([("FROM", x) for x in DOMAINS])
+            return search([("FROM", x) for x in domains])
 
         contenders = [("alcoded --once (codes stored)", alcoded),
                       ("mbsync + rg (candidate files)", mbsync_rg),

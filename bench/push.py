@@ -3,7 +3,8 @@
 
     python3 bench/push.py [COUNT]     (default 100 messages)
 
-A private dovecot holds the shared sample corpus (1,500 messages). `alcoded` runs and IDLEs on
+A private dovecot holds the personal half of a mailbox written by tests/tools/mkmail.py (1,500
+messages, functional profile). `alcoded` runs and IDLEs on
 INBOX. For each of COUNT messages: APPEND (over IMAP) a mail with a fresh code, and time until
 its row is in the store. Beside it, in the same run, a bare IDLE client (Python imaplib) times
 APPEND -> "* n EXISTS": dovecot's own delay (about 500 ms), the floor for any IDLE client.
@@ -21,7 +22,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "../tests/integration"))
 os.environ.setdefault("ALCODE_BUILD_DIR", os.path.join(HERE, "../build"))
-from alcodetest import Alcode, Dovecot, TempDir, read_log, require_corpus, wait_for  # noqa: E402
+from alcodetest import Alcode, Dovecot, TempDir, read_log, wait_for  # noqa: E402
+import corpusscore  # noqa: E402
 
 MAIL = ("From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\nTo: a@example.org\r\n"
         "Subject: Votre code\r\nMessage-ID: <push-%d@actionlogement.fr>\r\n"
@@ -39,12 +41,15 @@ def code_for(i):
 
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    sample = require_corpus()
     tmp = TempDir(prefix="alcode-bench-")
     p = None
     try:
+        sample = tmp.join("mailbox")
+        r = corpusscore.mkmail(sample, 7, 1500)
+        if r.returncode != 0:
+            sys.exit(r.stderr)
         d = Dovecot(tmp)
-        d.load_tree("alice", os.path.join(sample, "perso"), folder_map={"INBOX": "INBOX", "Spam": "Junk"})
+        d.load_tree("alice", os.path.join(sample, "perso"), folder_map={"INBOX": "INBOX", "Junk": "Junk"})
         d.start()
         a = Alcode(tmp)
         a.write_config(d.account_config("push"))

@@ -4,7 +4,7 @@
 The test suite runs under ASan + UBSan (scripts/test); valgrind cannot run those binaries,
 so this script builds a plain one (build-valgrind/, RelWithDebInfo, test hooks on) and runs,
 each under `valgrind --leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite`:
-  1. alcoded --once against a private dovecot holding the shared sample (TLS, LOGIN, LIST,
+  1. alcoded --once against a private dovecot holding a mailbox from tests/tools/mkmail.py (TLS, LOGIN, LIST,
      EXAMINE, SEARCH, streamed FETCH, BODYSTRUCTURE reads of large messages, the pipeline,
      the store);
   2. alcoded (not --once) through IDLE, a new mail, and SIGTERM;
@@ -26,7 +26,8 @@ BUILD = os.path.join(ROOT, "build-valgrind")
 os.environ["ALCODE_BUILD_DIR"] = BUILD
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-from alcodetest import Alcode, Dovecot, TempDir, binary, read_log, require_corpus, wait_for  # noqa: E402
+from alcodetest import Alcode, Dovecot, TempDir, binary, read_log, wait_for  # noqa: E402
+import corpusscore  # noqa: E402
 
 VALGRIND = ["valgrind", "--quiet", "--leak-check=full", "--show-leak-kinds=definite",
             "--errors-for-leak-kinds=definite", "--error-exitcode=99", "--track-fds=no",
@@ -55,12 +56,15 @@ def run(name, args, env, timeout=1800):
 
 def main():
     build()
-    sample = require_corpus()
     tmp = TempDir()
     ok = True
     try:
+        sample = tmp.join("mailbox")
+        r = corpusscore.mkmail(sample, 7, 1500, half="train")
+        if r.returncode != 0:
+            sys.exit(r.stderr)
         d = Dovecot(tmp)
-        d.load_tree("alice", sample, {"perso/INBOX": "INBOX", "perso/Spam": "Junk"})
+        d.load_tree("alice", sample, {"perso/INBOX": "INBOX", "perso/Junk": "Junk"})
         # One large message, read by its text parts (BODYSTRUCTURE path).
         big = (b"From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\nSubject: big\r\n"
                b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
@@ -69,7 +73,8 @@ def main():
         d.deliver("alice", "INBOX", big)
         d.start()
         a = Alcode(tmp)
-        a.write_config("employer_domains = lefort-industrie.example\n" + d.account_config("vg"))
+        a.write_config("employer_domains = %s\n" % ", ".join(corpusscore.load(sample)["config"]["employer_domains"])
+                       + d.account_config("vg"))
         env = a.env({"ASAN_OPTIONS": ""})
 
         ok &= run("alcoded --once (sample, %d folders)" % len(os.listdir(d.maildir("alice"))),

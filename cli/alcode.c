@@ -3,6 +3,7 @@
  *
  * This file is linked into both `alcode` and `alcode-full` (see cli.h): a verb whose function
  * is not linked in (NULL, weak) is run by executing alcode-full with the same arguments. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,7 +43,9 @@ static const Verb verbs[] = {
         { "status", verb_status, "" },
         { "rescan", verb_rescan, "" },
         { "init", verb_init, "account email host port tls user password-command ca-file employer-domains "
-                             "no-test no-enable yes" },
+                             "no-test no-enable yes oauth2 oauth2-provider oauth2-client-id oauth2-client-secret "
+                             "oauth2-authorize-url oauth2-token-url oauth2-device-url oauth2-scope device token-file "
+                             "reauth" },
 };
 
 static void help(void) {
@@ -61,7 +64,10 @@ static void help(void) {
                  "  rescan [ACCOUNT]         make alcoded read every message again\n"
                  "  init                     set up a mail account, asking on the terminal; or with --yes\n"
                  "                           and --email, --host, --port, --tls, --user, --password-command,\n"
-                 "                           --ca-file, --employer-domains, --account, --no-test, --no-enable\n\n"
+                 "                           --ca-file, --employer-domains, --account, --no-test, --no-enable;\n"
+                 "                           OAuth2 (Outlook.com, Gmail): --oauth2, --oauth2-provider,\n"
+                 "                           --oauth2-client-id, --oauth2-client-secret, --device, --token-file\n"
+                 "  init --reauth ACCOUNT    sign in again to an OAuth2 account\n\n"
                  "Kinds: specific, company, access, otp, request, file.\n\n"
                  "Options:\n"
                  "      --db FILE            database (default ~/.local/share/alcode/alcode.db)\n"
@@ -79,6 +85,30 @@ static bool verb_accepts(const Verb *v, const char *opt) {
                 if (strncmp(p, opt, l) == 0 && (p[l] == ' ' || p[l] == 0))
                         return true;
         return false;
+}
+
+/* A closed standard descriptor would be taken by the next file opened (the database, a mail
+ * file) and output meant for the terminal would land in it. Each closed one gets an O_PATH
+ * descriptor of /dev/null: it holds the number, and reading or writing it fails with EBADF
+ * as the closed descriptor would, so that a lost output is still reported. */
+static void guard_std_fds(void) {
+        for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+                if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+                        int n = open("/dev/null", O_PATH);
+                        if (n >= 0 && n != fd) { /* cannot happen: fd was the lowest free number */
+                                (void) dup2(n, fd);
+                                (void) close(n);
+                        }
+                }
+}
+
+/* Every verb ends here: what stdout still holds is written, and output that was lost (a full
+ * disk, a closed descriptor) makes the run fail with a message, as coreutils' close_stdout()
+ * does. A closed pipe (alcode list | head) is not an error. */
+static int finish(int r) {
+        int k = cli_flush_stdout();
+
+        return r != 0 ? r : k;
 }
 
 /* Runs alcode-full: next to this binary in a build tree, else where it is installed. */
@@ -125,6 +155,18 @@ int main(int argc, char *argv[]) {
                 { "no-test", no_argument, NULL, ARG_INIT },
                 { "no-enable", no_argument, NULL, ARG_INIT },
                 { "yes", no_argument, NULL, ARG_INIT },
+                /* alcode init's OAuth2 options (cli/init-oauth2.h) */
+                { "oauth2", no_argument, NULL, ARG_INIT },
+                { "oauth2-provider", required_argument, NULL, ARG_INIT },
+                { "oauth2-client-id", required_argument, NULL, ARG_INIT },
+                { "oauth2-client-secret", required_argument, NULL, ARG_INIT },
+                { "oauth2-authorize-url", required_argument, NULL, ARG_INIT },
+                { "oauth2-token-url", required_argument, NULL, ARG_INIT },
+                { "oauth2-device-url", required_argument, NULL, ARG_INIT },
+                { "oauth2-scope", required_argument, NULL, ARG_INIT },
+                { "device", no_argument, NULL, ARG_INIT },
+                { "token-file", required_argument, NULL, ARG_INIT },
+                { "reauth", required_argument, NULL, ARG_INIT },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 {},
@@ -136,6 +178,7 @@ int main(int argc, char *argv[]) {
         const char *no_color = getenv("NO_COLOR");
         int c, idx = 0;
 
+        guard_std_fds();
         log_setup("alcode");
         i18n_setup();
         (void) signal(SIGPIPE, SIG_IGN);
@@ -170,10 +213,10 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'h':
                         help();
-                        return 0;
+                        return finish(0);
                 case 'V':
                         printf("alcode %s\n", ALCODE_VERSION);
-                        return 0;
+                        return finish(0);
                 default:
                         fprintf(stderr, _("Try 'alcode --help'.\n"));
                         return EXIT_BAD_INPUT;
@@ -183,7 +226,7 @@ int main(int argc, char *argv[]) {
         }
         if (optind >= argc) {
                 help();
-                return EXIT_BAD_INPUT;
+                return finish(EXIT_BAD_INPUT);
         }
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (streq(argv[optind], verbs[i].name))
@@ -203,5 +246,5 @@ int main(int argc, char *argv[]) {
         /* https://no-color.org: set and not empty. */
         arg_color = isatty(STDOUT_FILENO) && isempty(no_color) && !arg_json &&
                     !streq_ptr(getenv("TERM"), "dumb");
-        return verb->run(argc - optind, argv + optind);
+        return finish(verb->run(argc - optind, argv + optind));
 }

@@ -19,7 +19,7 @@ static int parse_kind(const char *s, CodeKind *ret) {
 
         if (k < 0) {
                 fprintf(stderr, _("alcode: unknown kind '%s' (expected specific, company, access, otp, "
-                                  "request or file).\n"), s);
+                                  "request, file or possible).\n"), s);
                 return -EINVAL;
         }
         *ret = k;
@@ -30,9 +30,10 @@ static int parse_id(const char *s, int64_t *ret) {
         char *end;
         long long v;
 
+        /* Digits only: strtoll() would also take " 1", "+1" and "\n1". */
         errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno || *end || v <= 0 || !*s) {
+        v = isdigit((unsigned char) s[0]) ? strtoll(s, &end, 10) : -1;
+        if (v <= 0 || errno || *end) {
                 fprintf(stderr, _("alcode: '%s' is not a code id (see 'alcode list').\n"), s);
                 return -EINVAL;
         }
@@ -88,7 +89,7 @@ static int print_table(const StoredCode *c, size_t n) {
                 }
                 wid = MAX(wid, (size_t) snprintf(id, sizeof id, "%" PRIi64, c[i].id));
                 wkind = MAX(wkind, cli_text_width(kinds[kind_index(c[i].kind)]));
-                wcode = MAX(wcode, MIN(cli_text_width(c[i].display), (size_t) MAX_CODE_COLUMNS));
+                wcode = MAX(wcode, MIN(cli_text_width(c[i].display ?: "-"), (size_t) MAX_CODE_COLUMNS));
                 wfrom = MAX(wfrom, MIN(cli_text_width(strna(c[i].sender)), (size_t) MAX_FROM_COLUMNS));
                 wwhere = MAX(wwhere, MIN(cli_text_width(places[i] ?: local), (size_t) MAX_WHERE_COLUMNS));
         }
@@ -114,7 +115,7 @@ static int print_table(const StoredCode *c, size_t n) {
                 fputs(colors[note], stdout);
                 cli_print_cell(stdout, k->display, 0, MAX_CODE_COLUMNS);
                 fputs(ansi_normal(), stdout);
-                cli_print_cell(stdout, "", wcode + 2 - MIN(cli_text_width(k->display), (size_t) MAX_CODE_COLUMNS), 0);
+                cli_print_cell(stdout, "", wcode + 2 - MIN(cli_text_width(k->display ?: "-"), (size_t) MAX_CODE_COLUMNS), 0);
                 cli_print_cell(stdout, date, wdate + 2, 0);
                 cli_print_cell(stdout, k->sender, wfrom + 2, MAX_FROM_COLUMNS);
                 fputs(ansi_grey(), stdout);
@@ -127,6 +128,57 @@ static int print_table(const StoredCode *c, size_t n) {
         for (size_t i = 0; i < n; i++)
                 free(places[i]);
         return r;
+}
+
+/* Who a trusted sender is, in the user's words: the service its domain belongs to. */
+static const char *sender_org(const char *sender) {
+        static const struct {
+                const char *domain, *name;
+        } orgs[] = {
+                { "actionlogement.fr", "Action Logement" },
+                { "al-in.fr", "AL'in" },
+                { "visale.fr", "Visale" },
+                { "demande-logement-social.gouv.fr", N_("the social housing request portal") },
+        };
+        const char *at = sender ? strrchr(sender, '@') : NULL;
+
+        for (size_t i = 0; at && i < ELEMENTSOF(orgs); i++) {
+                size_t dl = strlen(at + 1), ol = strlen(orgs[i].domain);
+                if (dl >= ol && strcaseeq(at + 1 + dl - ol, orgs[i].domain) && (dl == ol || at[1 + dl - ol - 1] == '.'))
+                        return _(orgs[i].name);
+        }
+        return _("your employer");
+}
+
+/* After the codes: the mail from trusted senders that may hold a code no rule read, grouped by
+ * sender ("1 mail from Action Logement may hold a code no rule read: alcode show 12 / alcode
+ * scan --explain"). Where they are, never what they say. */
+static void print_possible(const StoredCode *c, size_t n) {
+        bool *done = calloc(n, sizeof(bool));
+
+        if (!done)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                const char *org;
+                size_t count = 0;
+
+                if (done[i] || c[i].kind != CODE_KIND_POSSIBLE)
+                        continue;
+                org = sender_org(c[i].sender);
+                for (size_t j = i; j < n; j++)
+                        if (!done[j] && c[j].kind == CODE_KIND_POSSIBLE && streq(sender_org(c[j].sender), org))
+                                count++;
+                printf(ngettext("%s%zu mail from %s may hold a code no rule read:%s alcode show",
+                                "%s%zu mails from %s may hold a code no rule read:%s alcode show", count),
+                       ansi_yellow(), count, org, ansi_normal());
+                for (size_t j = i, k = 0; j < n; j++)
+                        if (!done[j] && c[j].kind == CODE_KIND_POSSIBLE && streq(sender_org(c[j].sender), org)) {
+                                printf("%s %" PRIi64, k++ ? "," : "", c[j].id);
+                                done[j] = true;
+                        }
+                printf(_(" / alcode scan --explain\n"));
+        }
+        free(done);
 }
 
 /* Whether a trusted code of kind is stored. */
@@ -264,8 +316,24 @@ int verb_list(int argc, char *argv[]) {
         r = store_list(s, &f, &codes, &n);
         if (r < 0)
                 return cli_store_error(s, r);
+        /* Possible codes go after the codes, as one line per sender, not as rows. */
+        size_t n_codes = 0, n_possible;
+        for (size_t i = 0; i < n; i++)
+                if (codes[i].kind != CODE_KIND_POSSIBLE) {
+                        StoredCode t = codes[n_codes];
+                        codes[n_codes++] = codes[i];
+                        codes[i] = t;
+                }
+        n_possible = n - n_codes;
+        if (n_codes > 0)
+                r = print_table(codes, n_codes);
+        if (r >= 0 && n_possible > 0) {
+                if (n_codes > 0)
+                        putchar('\n');
+                print_possible(codes + n_codes, n_possible);
+        }
         if (n > 0)
-                r = print_table(codes, n);
+                ;
         else if (f.kind >= 0 || f.account || f.untrusted_only) {
                 /* Filters hid everything: only say so, unless nothing is stored at all. */
                 StoreFilter all = STORE_FILTER_ALL;
@@ -398,11 +466,19 @@ int verb_show(int argc, char *argv[]) {
         c = &codes[0];
         r = store_list_sightings(s, f.id, &seen, &n_seen);
 
-        fputs(c->trusted ? ansi_bold() : ansi_red(), stdout);
-        cli_print_cell(stdout, c->display, 0, 0);
-        printf("%s  %s\n", ansi_normal(), code_kind_to_words(c->kind));
-        print_field(_("Value:   "), c->value);
-        putchar('\n');
+        if (c->kind == CODE_KIND_POSSIBLE) {
+                printf(_("%sA mail from %s may hold a code no rule read.%s\n"), ansi_yellow(), sender_org(c->sender),
+                       ansi_normal());
+                printf(_("  Open it in your mail program; to help a rule read it, save it as a .eml file and run\n"
+                         "  'alcode scan --explain FILE' (see alcode.rules(5)). 'alcode forget %" PRIi64 "' dismisses it.\n"),
+                       c->id);
+        } else {
+                fputs(c->trusted ? ansi_bold() : ansi_red(), stdout);
+                cli_print_cell(stdout, c->display, 0, 0);
+                printf("%s  %s\n", ansi_normal(), code_kind_to_words(c->kind));
+                print_field(_("Value:   "), c->value);
+                putchar('\n');
+        }
         print_field(_("Sender:  "), c->sender);
         if (c->sender_name) {
                 printf(" (");

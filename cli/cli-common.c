@@ -3,6 +3,7 @@
  * nothing beyond the config and the store (see cli.h). */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <time.h>
 #include <wchar.h>
 
@@ -104,6 +105,10 @@ int cli_open_store(StoreMode mode, Store **ret) {
         case -EISDIR:
                 fprintf(stderr, _("alcode: '%s' is a folder, not a database.\n"), path);
                 break;
+        case -ELOOP:
+                fprintf(stderr, _("alcode: the database '%s' is a symbolic link; alcode opens only the file "
+                                  "itself: give the path it points to.\n"), path);
+                break;
         case -EROFS:
         case -EACCES:
         case -EPERM:
@@ -151,9 +156,21 @@ int cli_store_error(Store *s, int r) {
 }
 
 int cli_flush_stdout(void) {
-        if (fflush(stdout) == 0 || errno == EPIPE)
+        bool failed_before = ferror(stdout);
+        int r;
+
+        errno = 0;
+        if (fflush(stdout) == 0 && !failed_before)
                 return 0;
-        fprintf(stderr, _("alcode: cannot write the output: %s.\n"), strerror(errno));
+        /* An earlier write failed and the buffer went with it: its errno is gone. */
+        r = errno ?: EIO;
+        /* Reported once: what is left in the buffer is dropped, the error flag cleared, so
+         * that the check at exit (alcode.c) does not report it again. */
+        __fpurge(stdout);
+        clearerr(stdout);
+        if (r == EPIPE)
+                return 0;
+        fprintf(stderr, _("alcode: cannot write the output: %s.\n"), strerror(r));
         return EXIT_BAD_INPUT;
 }
 

@@ -119,6 +119,31 @@ static void print_status_json(const StatusRow *r) {
         printf(",\"messages\":%" PRIu64 ",\"codes\":%" PRIi64 "}\n", r->messages, r->codes);
 }
 
+/* The possible codes the daemon holds (ListCodes("possible")): mail from a trusted sender that
+ * may hold a code no rule read. Nothing is printed when there is none or on error. */
+static void print_possible_count(void) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        size_t n = 0;
+        int r;
+
+        if (call("ListCodes", &reply, "s", "possible") != 0)
+                return;
+        r = sd_bus_message_enter_container(reply, 'a', "(xsssbx)");
+        while (r >= 0) {
+                int64_t id, date;
+                const char *kind, *value, *sender;
+                int trusted;
+                r = sd_bus_message_read(reply, "(xsssbx)", &id, &kind, &value, &sender, &trusted, &date);
+                if (r <= 0)
+                        break;
+                n++;
+        }
+        if (n > 0)
+                printf(ngettext("\n%s%zu mail may hold a code no rule read:%s alcode list\n",
+                                "\n%s%zu mails may hold a code no rule read:%s alcode list\n", n),
+                       ansi_yellow(), n, ansi_normal());
+}
+
 int verb_status(int argc, char *argv[]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         StatusRow *rows = NULL;
@@ -198,6 +223,7 @@ int verb_status(int argc, char *argv[]) {
                 }
         }
         free(rows);
+        print_possible_count();
         return 0;
 }
 

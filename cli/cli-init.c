@@ -21,6 +21,7 @@
 #include "fs-util.h"
 #include "i18n.h"
 #include "imap.h"
+#include "init-oauth2.h"
 #include "ini-file.h"
 #include "log.h"
 #include "prompt.h"
@@ -108,6 +109,7 @@ typedef struct Setup {
         char *password;           /* secret: typed, for PLACE_KEYRING and PLACE_FILE */
         char *password_command;
         char *employer_domains;
+        InitOAuth2 oauth;         /* built-in OAuth2 sign-in (cli-init-oauth2.c) */
 } Setup;
 
 static void setup_done(Setup *s) {
@@ -122,6 +124,7 @@ static void setup_done(Setup *s) {
         erase_and_free(s->password);
         free(s->password_command);
         free(s->employer_domains);
+        init_oauth2_done(&s->oauth);
 }
 
 int init_set_option(const char *name, const char *value) {
@@ -148,7 +151,7 @@ int init_set_option(const char *name, const char *value) {
         else if (streq(name, "yes"))
                 opt.yes = true;
         else
-                return -EINVAL;
+                return init_oauth2_set_option(name, value);
         return 0;
 }
 
@@ -163,10 +166,18 @@ static bool domain_ok(const char *d) {
         return !strstr(d, "..");
 }
 
+static bool has_control(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
 static bool email_ok(const char *e) {
         const char *at = strrchr(e, '@');
 
-        if (!at || at == e || strlen(e) > 254 || strpbrk(e, " \t,;<>\"'"))
+        /* It becomes the login (user =) when none is given: one line, no blank. */
+        if (!at || at == e || strlen(e) > 254 || strpbrk(e, " \t,;<>\"'") || has_control(e))
                 return false;
         return domain_ok(at + 1);
 }
@@ -176,7 +187,7 @@ static bool email_ok(const char *e) {
 static bool ini_value_ok(const char *key, const char *v) {
         size_t l = strlen(v);
 
-        if (l == 0 || isspace((unsigned char) v[0]) || isspace((unsigned char) v[l - 1]) || strpbrk(v, "\r\n"))
+        if (l == 0 || isspace((unsigned char) v[0]) || isspace((unsigned char) v[l - 1]) || has_control(v))
                 return false;
         for (const char *p = v; *p; p++)
                 if (*p == ';' && p > v && isspace((unsigned char) p[-1]))
@@ -294,7 +305,8 @@ static int run_program(char *const *argv, const char *input, bool quiet) {
 static int ask_email(Setup *s) {
         if (opt.email) {
                 if (!email_ok(opt.email)) {
-                        fprintf(stderr, _("alcode init: '%s' is not an e-mail address.\n"), opt.email);
+                        fprintf(stderr, _("alcode init: --email takes an e-mail address on one line, not '%s'.\n"),
+                                opt.email);
                         return -EINVAL;
                 }
                 s->email = strdup(opt.email);
@@ -354,8 +366,14 @@ static int ask_server(Setup *s) {
                 return -EINVAL;
         }
 
-        if (opt.host)
+        if (opt.host) {
+                if (!host_valid(opt.host)) {
+                        fprintf(stderr, _("alcode init: --host takes a server name (imap.example.org) or an IP "
+                                          "address, not '%s'.\n"), opt.host);
+                        return -EINVAL;
+                }
                 s->host = strdup(opt.host);
+        }
         else if (s->provider)
                 s->host = strdup(s->provider->host);
         else {
@@ -370,7 +388,7 @@ static int ask_server(Setup *s) {
                         r = prompt_line(_("IMAP server (for example imap.example.org)"), NULL, &s->host);
                         if (r < 0)
                                 return r;
-                        if (*s->host && !strpbrk(s->host, " \t/:@"))
+                        if (host_valid(s->host))
                                 break;
                         printf(_("Type the server's name alone, for example imap.example.org.\n"));
                         free(s->host);
@@ -412,6 +430,12 @@ static int ask_server(Setup *s) {
         }
         if (opt.ca_file) {
                 r = path_expand(opt.ca_file, &s->ca_file);
+                if (r >= 0 && (s->ca_file[0] != '/' || !ini_value_ok("ca_file", s->ca_file))) {
+                        fprintf(stderr, _("alcode init: alcode.conf cannot hold that --ca-file (a path on one "
+                                          "line, absolute or from ~/, without \" ;\" in it), not '%s'.\n"),
+                                opt.ca_file);
+                        return -EINVAL;
+                }
                 if (r < 0 || access(s->ca_file, R_OK) < 0) {
                         fprintf(stderr, _("alcode init: cannot read the CA file '%s'.\n"), opt.ca_file);
                         return -EINVAL;
@@ -421,14 +445,27 @@ static int ask_server(Setup *s) {
 }
 
 static int ask_user(Setup *s) {
-        if (opt.user)
+        if (opt.user) {
+                if (!ini_value_ok("user", opt.user)) {
+                        fprintf(stderr, _("alcode init: alcode.conf cannot hold that --user (empty, blanks at "
+                                          "its ends, several lines, \" ;\" in it, or too long).\n"));
+                        return -EINVAL;
+                }
                 s->user = strdup(opt.user);
-        else if (s->provider && s->provider->login_is_local_part)
+        } else if (s->provider && s->provider->login_is_local_part)
                 s->user = strndup(s->email, strcspn(s->email, "@"));
         else if (s->provider || !s->interactive)
                 s->user = strdup(s->email);
         else
-                return prompt_line(_("Login name"), s->email, &s->user);
+                for (;;) {
+                        int r = prompt_line(_("Login name"), s->email, &s->user);
+                        if (r < 0 || ini_value_ok("user", s->user))
+                                return r;
+                        printf(_("alcode.conf cannot hold that login name (blanks at its ends, \" ;\" in it, or "
+                                 "too long).\n"));
+                        free(s->user);
+                        s->user = NULL;
+                }
         return s->user ? 0 : -ENOMEM;
 }
 
@@ -502,7 +539,7 @@ static int ask_password(Setup *s) {
         if (opt.password_command) {
                 if (!ini_value_ok("password_command", opt.password_command)) {
                         fprintf(stderr, _("alcode init: alcode.conf cannot hold that --password-command "
-                                          "(too long, or with \" ;\" in it).\n"));
+                                          "(empty, several lines, too long, or with \" ;\" in it).\n"));
                         return -EINVAL;
                 }
                 s->place = PLACE_COMMAND;
@@ -545,7 +582,11 @@ static void explain_failure(const Setup *s, int r, const char *error) {
         switch (r) {
         case -EACCES:
                 printf(_("The server refused the login (%s).\n"), strna(error));
-                if (s->provider && s->provider->secret == SECRET_APP_PASSWORD)
+                if (s->oauth.enabled)
+                        printf(_("It refused the access token the provider gave: check that IMAP is on in your "
+                                 "webmail's settings,\nand that your application may use IMAP (alcode.conf(5), "
+                                 "OAUTH2).\n"));
+                else if (s->provider && s->provider->secret == SECRET_APP_PASSWORD)
                         printf(_("%s wants an app password, not your usual password (see above).\n"),
                                s->provider->name);
                 else
@@ -586,6 +627,9 @@ static int test_connection(Setup *s) {
         ImapFolder *folders = NULL;
         size_t n = 0;
         int r;
+
+        if (s->oauth.enabled)
+                init_oauth2_account(&s->oauth, &a);
 
         printf(_("\nConnecting to %s port %u, checking its certificate...\n"), s->host, s->port);
         (void) fflush(stdout);
@@ -632,6 +676,24 @@ static int test_loop(Setup *s) {
                         return r;
                 return again ? 0 : -ECANCELED;
         }
+}
+
+/* ---- OAuth2 ---- */
+
+/* The sign-in, the connection test with its access token, then the refresh token kept. */
+static int sign_in_oauth2(Setup *s) {
+        Account a = { .name = s->name, .host = s->host, .port = s->port, .tls = s->tls, .user = s->user,
+                      .ca_file = s->ca_file };
+        int r;
+
+        init_oauth2_account(&s->oauth, &a);
+        r = init_oauth2_sign_in(&s->oauth, &a, s->email, s->interactive);
+        if (r >= 0 && !opt.no_test)
+                r = test_connection(s);
+        if (r >= 0)
+                r = init_oauth2_store(&s->oauth, &a, s->email);
+        oauth2_forget(NULL);
+        return r < 0 && r != -ENOMEM && r != -EINVAL ? -ECANCELED : r;
 }
 
 /* ---- the keyring ---- */
@@ -691,9 +753,14 @@ static void write_account(const Setup *s, FILE *f) {
                 comment(f, "%s", s->provider->name);
         fprintf(f, "host = %s\nport = %u\ntls = %s\nuser = %s\n", s->host, s->port, tls_mode_to_string(s->tls),
                 s->user);
-        if (s->auth != AUTH_METHOD_LOGIN)
+        if (s->oauth.enabled) {
+                Account a = { .name = s->name };
+                init_oauth2_account(&s->oauth, &a);
+                comment(f, _("alcode signs in with OAuth2: 'alcode init --reauth %s' signs in again."), s->name);
+                init_oauth2_write(&s->oauth, &a, f);
+        } else if (s->auth != AUTH_METHOD_LOGIN)
                 fprintf(f, "auth = %s\n", auth_method_to_string(s->auth));
-        switch (s->place) {
+        switch (s->oauth.enabled ? 0 : s->place) {
         case PLACE_KEYRING:
                 comment(f, _("The password is in your keyring; 'secret-tool clear alcode %s' removes it."), s->name);
                 fprintf(f, "password_command = %s\n", s->password_command);
@@ -747,6 +814,39 @@ static int config_text(const Setup *s, char **ret) {
         return 0;
 }
 
+/* Whether the file read back holds the account as asked and nothing more: a value that slipped
+ * past the checks above and added a line of its own would show here. */
+static bool config_says(const Setup *s, const Config *c) {
+        const Account *a = config_find_account(c, s->name);
+        size_t before = s->existing_config ? s->existing_config->n_accounts : 0;
+
+        if (!a || c->n_accounts != before + 1)
+                return false;
+        if (!streq_ptr(a->host, s->host) || !streq_ptr(a->user, s->user) || a->port != s->port ||
+            a->tls != s->tls || a->auth != s->auth || !streq_ptr(a->ca_file, s->ca_file) || a->has_fingerprint ||
+            !streq(a->folders[0], "*") || a->folders[1] || a->exclude[0] || a->since != 0)
+                return false;
+        if (s->place == PLACE_FILE ? !streq_ptr(a->password, s->password) || a->password_command
+                                   : !streq_ptr(a->password_command, s->password_command) || a->password)
+                return false;
+        if (!s->existing) {
+                _cleanup_strv_free_ char **domains = NULL;
+                size_t i = 0;
+
+                if (strv_split_comma(s->employer_domains ?: "", &domains) < 0)
+                        return false;
+                for (; domains[i]; i++)
+                        if (!c->employer_domains[i] || !strcaseeq(c->employer_domains[i], domains[i]))
+                                return false;
+                if (c->employer_domains[i])
+                        return false;
+                /* The database and the rule folders are the defaults. */
+                if (strv_length(c->rule_dirs) > 2)
+                        return false;
+        }
+        return true;
+}
+
 /* Writes the file next to its destination, checks it as alcoded will read it, and only then
  * puts it in place: renameat2(RENAME_NOREPLACE) for a new file (someone else's file created in
  * the meantime is never replaced), rename() over the old one when appending. */
@@ -792,6 +892,11 @@ static int write_config(const Setup *s) {
                         fprintf(stderr, "%s\n", *e);
                 if (r < 0)
                         fprintf(stderr, _("alcode init: the configuration it wrote does not load; this is a bug.\n"));
+                else if (!config_says(s, check)) {
+                        fprintf(stderr, _("alcode init: the configuration it wrote does not say what was asked; "
+                                          "this is a bug.\n"));
+                        r = -EBADMSG;
+                }
         } else
                 fprintf(stderr, _("alcode init: cannot write %s: %s\n"), tmp, strerror(-r));
         if (r >= 0) {
@@ -839,6 +944,28 @@ static int read_existing(Setup *s) {
                 return -EINVAL;
         }
         return 1;
+}
+
+/* --employer-domains, checked before anything else is asked or tested. */
+static int check_employer_option(void) {
+        _cleanup_strv_free_ char **l = NULL;
+
+        if (!opt.employer_domains || !*opt.employer_domains)
+                return 0;
+        if (strv_split_comma(opt.employer_domains, &l) < 0)
+                return -ENOMEM;
+        STRV_FOREACH(x, l)
+                if (!domain_ok(*x)) {
+                        fprintf(stderr, _("alcode init: --employer-domains takes domain names separated "
+                                          "by commas (mon-employeur.fr), not '%s'.\n"), *x);
+                        return -EINVAL;
+                }
+        if (!ini_value_ok("employer_domains", opt.employer_domains)) {
+                fprintf(stderr, _("alcode init: --employer-domains takes domain names separated by "
+                                  "commas, on one line.\n"));
+                return -EINVAL;
+        }
+        return 0;
 }
 
 static int ask_employer(Setup *s) {
@@ -918,6 +1045,15 @@ int verb_init(int argc, char *argv[]) {
                 return EXIT_BAD_INPUT;
         }
         s.interactive = !opt.yes;
+        if (init_oauth2_reauth_account()) {
+                /* The sign-in happens in the browser: no terminal needed. */
+                _cleanup_free_ char *path = NULL;
+                if (!arg_config && config_default_path(&path) < 0) {
+                        fprintf(stderr, _("alcode init: $HOME is not set; give --config FILE.\n"));
+                        return EXIT_BAD_INPUT;
+                }
+                return init_oauth2_reauth(arg_config ?: path, s.interactive && isatty(STDIN_FILENO));
+        }
         if (s.interactive && !isatty(STDIN_FILENO)) {
                 fprintf(stderr, _("alcode init: the questions need a terminal; without one, give the settings "
                                   "as options with --yes (see 'man alcode').\n"));
@@ -948,14 +1084,21 @@ int verb_init(int argc, char *argv[]) {
                 }
         }
 
-        r = ask_email(&s);
+        r = check_employer_option();
+        if (r >= 0)
+                r = ask_email(&s);
         if (r >= 0)
                 r = ask_server(&s);
         if (r >= 0)
                 r = ask_user(&s);
         if (r >= 0)
                 r = ask_name(&s);
-        while (r >= 0) {
+        if (r >= 0)
+                r = init_oauth2_ask(&s.oauth, s.provider ? s.provider->host : s.host, s.existing_config,
+                                    s.interactive);
+        if (r > 0)
+                r = sign_in_oauth2(&s);
+        else while (r >= 0) {
                 r = ask_password(&s);
                 if (r >= 0 && !opt.no_test)
                         r = test_loop(&s);

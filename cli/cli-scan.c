@@ -59,6 +59,12 @@ static int flush_store(ScanState *st) {
 static void print_message(const Message *m) {
         for (size_t i = 0; i < m->n_codes; i++) {
                 const Code *c = &m->codes[i];
+                if (c->kind == CODE_KIND_POSSIBLE) {
+                        printf(_("%s: %s%-16s%s %s may hold a code no rule read: alcode scan --explain %s\n"),
+                               m->ref.source, ansi_grey(), code_kind_to_words(c->kind), ansi_normal(), strna(m->sender),
+                               m->ref.source);
+                        continue;
+                }
                 printf("%s: %s%-16s%s %s%s%s", m->ref.source, ansi_grey(), code_kind_to_words(c->kind), ansi_normal(),
                        c->trusted ? ansi_bold() : ansi_red(), c->display, ansi_normal());
                 if (!streq(c->display, c->value))
@@ -93,6 +99,15 @@ static void explain_texts(const SenderInfo *s, const RuleText *texts, size_t n, 
 
 static void explain_verdict(const RuleVerdict *v, void *userdata) {
         (void) userdata;
+        if (v->kind == CODE_KIND_POSSIBLE) {
+                printf(_("possible code (text %u at %zu): %s\n"), v->text_index, v->offset, v->rejected);
+                return;
+        }
+        if (!v->display && v->ran) {
+                printf(_("%s:%u: rule %s (%s) ran and found no candidate: %s\n"), v->file, v->line, v->rule,
+                       code_kind_to_string(v->kind), v->rejected);
+                return;
+        }
         if (!v->display) {
                 printf(_("%s:%u: rule %s (%s) did not run: %s\n"), v->file, v->line, v->rule,
                        code_kind_to_string(v->kind), v->rejected);
@@ -365,6 +380,7 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
          * folder (a Maildir cur/ may hold 100,000 messages); sub-folders, few, are visited
          * afterwards in name order. */
         _cleanup_strv_free_ char **subdirs = NULL;
+        size_t n_subdirs = 0, subdirs_allocated = 0; /* strv_push(): a folder may hold very many */
         DIR *d = opendir(path);
         struct dirent *de;
         if (!d) {
@@ -409,7 +425,7 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
                                 if (access(cur, F_OK) < 0)
                                         continue;
                         }
-                        r = strv_consume(&subdirs, TAKE_PTR(child));
+                        r = strv_push(&subdirs, &n_subdirs, &subdirs_allocated, TAKE_PTR(child));
                 }
                 /* Symbolic links are not followed. */
         }
@@ -417,7 +433,7 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
         if (r < 0)
                 return r;
         if (subdirs)
-                qsort(subdirs, strv_length(subdirs), sizeof(char *), cmp_str);
+                qsort(subdirs, n_subdirs, sizeof(char *), cmp_str);
         STRV_FOREACH(sub, subdirs) {
                 r = scan_path(st, *sub, depth + 1, false);
                 if (r < 0)
@@ -428,9 +444,12 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
 
 /* The user's own addresses: the accounts' user names that are addresses. */
 static int user_addresses(const Config *config, char ***ret) {
+        size_t n = strv_length(*ret), allocated = 0;
+
+        /* strv_push(): strv_extend() would count the list at each account. */
         for (size_t i = 0; i < config->n_accounts; i++)
                 if (config->accounts[i].user && strchr(config->accounts[i].user, '@') &&
-                    strv_extend(ret, config->accounts[i].user) < 0)
+                    strv_push(ret, &n, &allocated, strdup(config->accounts[i].user)) < 0)
                         return -ENOMEM;
         return 0;
 }

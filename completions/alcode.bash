@@ -66,7 +66,9 @@ _alcode() {
             scan) opts="--store --explain" ;;
             export) opts="--csv" ;;
             init) opts="--email --host --port --tls --user --password-command --ca-file --employer-domains
-                        --account --no-test --no-enable --yes" ;;
+                        --account --no-test --no-enable --yes --oauth2 --oauth2-provider --oauth2-client-id
+                        --oauth2-client-secret --oauth2-authorize-url --oauth2-token-url --oauth2-device-url
+                        --oauth2-scope --device --token-file --reauth" ;;
         esac
         COMPREPLY=($(compgen -W "$common $opts" -- "$cur"))
         return

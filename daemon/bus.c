@@ -75,7 +75,7 @@ static int method_list_codes(sd_bus_message *msg, void *userdata, sd_bus_error *
                 if (f.kind < 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Unknown kind '%s' (expected specific, company, access, otp, "
-                                                 "request or file).", kind);
+                                                 "request, file or possible).", kind);
         }
         r = store_list(manager_store(m), &f, &codes, &n);
         if (r < 0)
@@ -85,7 +85,7 @@ static int method_list_codes(sd_bus_message *msg, void *userdata, sd_bus_error *
                 r = sd_bus_message_open_container(reply, 'a', "(xsssbx)");
         for (size_t i = 0; i < n && r >= 0; i++)
                 r = sd_bus_message_append(reply, "(xsssbx)", codes[i].id, code_kind_to_string(codes[i].kind),
-                                          codes[i].value, strempty(codes[i].sender), (int) codes[i].trusted,
+                                          strempty(codes[i].value), strempty(codes[i].sender), (int) codes[i].trusted,
                                           codes[i].date);
         stored_codes_free(codes, n);
         if (r >= 0)
@@ -172,7 +172,7 @@ void bus_emit_code_found(Bus *b, const StoredCode *c) {
         if (!b)
                 return;
         r = sd_bus_emit_signal(b->bus, BUS_PATH, BUS_INTERFACE, "CodeFound", "xssb", c->id,
-                               code_kind_to_string(c->kind), c->value, (int) c->trusted);
+                               code_kind_to_string(c->kind), strempty(c->value), (int) c->trusted);
         if (r < 0)
                 log_debug_errno(r, "Cannot emit CodeFound, ignoring: %m");
 }

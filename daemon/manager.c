@@ -231,10 +231,12 @@ static int load_cursors(Manager *m, const Account *a, WorkerCursor **ret, size_t
  * address: they learn it when they next start.) */
 static int user_addresses(const Config *c, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0, allocated = 0;
 
+        /* strv_push(): strv_extend() would count the list at each account. */
         for (size_t i = 0; i < c->n_accounts; i++)
                 if (c->accounts[i].user && strchr(c->accounts[i].user, '@') &&
-                    strv_extend(&l, c->accounts[i].user) < 0)
+                    strv_push(&l, &n, &allocated, strdup(c->accounts[i].user)) < 0)
                         return -ENOMEM;
         *ret = TAKE_PTR(l);
         return 0;
@@ -406,6 +408,12 @@ static void notify_trouble(Manager *m, const AccountSlot *s, int error_code, con
                 advice = _("The password_command of this account gave no password. Fix it, then run "
                            "'systemctl --user reload alcoded'.");
                 break;
+        case -EKEYREVOKED:
+                /* error says "needs you to sign in again: alcode init --reauth NAME (...)". */
+                k = asprintf(&summary, _("alcode: sign in again for '%s'"), name);
+                advice = _("Your provider no longer accepts alcode's sign-in (revoked, expired, or the password "
+                           "changed). alcode will not try again until you sign in.");
+                break;
         case -EPROTONOSUPPORT:
                 k = asprintf(&summary, _("alcode: '%s' offers no secure connection"), name);
                 advice = _("The server does not offer STARTTLS and alcode never sends a password in "
@@ -440,7 +448,7 @@ static void batch_find_code(const WorkerEvent *e, const StoredCode *c, LogContex
         for (size_t i = 0; i < e->n_messages; i++)
                 for (size_t k = 0; k < e->messages[i]->n_codes; k++) {
                         const Code *code = &e->messages[i]->codes[k];
-                        if (code->kind == c->kind && streq(code->value, c->value)) {
+                        if (code->kind == c->kind && code_value_equal(code->value, c->value)) {
                                 where->uid = e->messages[i]->ref.uid;
                                 where->rule = code->rule;
                                 return;
@@ -452,6 +460,31 @@ static void batch_find_code(const WorkerEvent *e, const StoredCode *c, LogContex
  * batch waits and is retried; anything else stops the account. */
 static bool store_error_is_transient(int r) {
         return r == -EBUSY || r == -ENOSPC;
+}
+
+/* Possible codes are announced once: only the first one stored (the store held none before
+ * this batch) is kept in new_codes for CodeFound and the notification; the others are
+ * dropped from it (they are stored, listed and counted all the same). Returns the new count. */
+static size_t keep_first_possible(Manager *m, StoredCode *codes, size_t n) {
+        uint64_t stored = 0;
+        size_t fresh = 0, out = 0;
+        bool kept = false;
+
+        for (size_t i = 0; i < n; i++)
+                fresh += codes[i].kind == CODE_KIND_POSSIBLE;
+        if (fresh == 0)
+                return n;
+        if (store_count_possible(m->store, &stored) < 0)
+                stored = UINT64_MAX; /* unknown: announce none rather than many */
+        for (size_t i = 0; i < n; i++) {
+                if (codes[i].kind == CODE_KIND_POSSIBLE && (kept || stored != fresh)) {
+                        stored_code_done(&codes[i]);
+                        continue;
+                }
+                kept = kept || codes[i].kind == CODE_KIND_POSSIBLE;
+                codes[out++] = codes[i];
+        }
+        return out;
 }
 
 /* Commits one batch. Returns 0 when stored (or dropped on purpose), -EAGAIN when the store is
@@ -494,6 +527,7 @@ static int handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
         }
         if (slot && slot->error && !slot->commit_failed && m->n_deferred == 0)
                 slot_set_error(slot, NULL);
+        n_new = keep_first_possible(m, new_codes, n_new);
         for (size_t i = 0; i < n_new; i++) {
                 LogContext where = ctx;
 
@@ -1043,6 +1077,9 @@ int manager_start(Manager *m) {
         int r;
 
         r = store_open(c->database, STORE_READ_WRITE, &m->store, &error);
+        if (r == -ELOOP)
+                return log_error_errno(r, "Cannot open the database '%s': it is a symbolic link; set database = "
+                                          "to the file it points to", c->database);
         if (r < 0)
                 return log_error_errno(r, "Cannot open the database '%s': %s", c->database, error ?: strerror(-r));
         store_set_otp_retention(m->store, (int64_t) c->otp_retention_days * 86400);

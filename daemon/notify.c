@@ -3,6 +3,7 @@
  * so we act only on ids we created. Actions: "default" replaces the notification with the
  * code's provenance; "copy" (trusted codes only) pipes the code into wl-copy or xclip. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -66,6 +67,7 @@ static const char *kind_summary(CodeKind k) {
         case CODE_KIND_OTP: return _("Action Logement: login code");
         case CODE_KIND_REQUEST: return _("Action Logement: request number");
         case CODE_KIND_FILE: return _("Action Logement: file number");
+        case CODE_KIND_POSSIBLE: return _("Action Logement: a mail may hold a code no rule read");
         default: return _("Action Logement: code");
         }
 }
@@ -80,16 +82,18 @@ static int put_escaped(StrBuf *b, const char *s) {
         return r;
 }
 
-static void format_date(int64_t t, int tz, char *buf, size_t size) {
+/* In the user's time zone, not the sender's: the user compares it with their own clock. */
+static void format_date(int64_t t, char *buf, size_t size) {
         time_t local = (time_t) t;
         struct tm tm;
 
-        (void) tz;
         if (t <= 0 || !localtime_r(&local, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M", &tm) == 0)
                 (void) snprintf(buf, size, "?");
 }
 
 static const char *masked(const Notifier *n, const StoredCode *c) {
+        if (c->kind == CODE_KIND_POSSIBLE)
+                return _("(no code read: see 'alcode list')");
         return n->show_code ? c->display : "••••••••";
 }
 
@@ -290,7 +294,7 @@ static int details_text(const StoredCode *c, bool with_subject, char **ret) {
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(4096);
         char date[64];
 
-        format_date(c->date, c->date_tz, date, sizeof date);
+        format_date(c->date, date, sizeof date);
         (void) strbuf_printf(&b, "%s: ", _("Account"));
         (void) put_escaped(&b, c->account);
         (void) strbuf_puts(&b, " / ");
@@ -325,14 +329,26 @@ int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
 
         if (n_codes == 1) {
                 const StoredCode *k = &codes[0];
-                format_date(k->date, k->date_tz, date, sizeof date);
+                format_date(k->date, date, sizeof date);
                 if (k->trusted)
                         summary = strdup(kind_summary(k->kind));
                 else if (asprintf(&summary, _("⚠ Unverified sender: %s"), code_kind_to_words(k->kind)) < 0)
                         summary = NULL;
                 /* The code and the sender are foreign text: escaped. */
-                (void) put_escaped(&body, masked(n, k));
-                (void) strbuf_puts(&body, "\n");
+                if (k->kind == CODE_KIND_POSSIBLE) {
+                        /* Where the mail is, never its text: the user opens it. */
+                        (void) strbuf_printf(&body, "%s: ", _("Subject"));
+                        (void) put_escaped(&body, strempty(k->subject));
+                        (void) strbuf_printf(&body, "\n%s: ", _("Folder"));
+                        (void) put_escaped(&body, k->account);
+                        (void) strbuf_puts(&body, " / ");
+                        (void) put_escaped(&body, k->folder);
+                        (void) strbuf_printf(&body, _("\nNo rule read a code in it: 'alcode show %" PRIi64
+                                                      "', or save it and run 'alcode scan --explain'.\n"), k->id);
+                } else {
+                        (void) put_escaped(&body, masked(n, k));
+                        (void) strbuf_puts(&body, "\n");
+                }
                 (void) strbuf_puts(&body, _("From: "));
                 (void) put_escaped(&body, strna(k->sender));
                 (void) strbuf_printf(&body, "\n%s%s", _("Date: "), date);
@@ -341,7 +357,7 @@ int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
                                              _("This sender is not Action Logement's: do not use this code "
                                                "before checking it on actionlogement.fr."));
                 /* Copying works with the code masked too: it never shows on screen. */
-                if (k->trusted && !(c->code = strdup(k->value)))
+                if (k->trusted && k->value && !(c->code = strdup(k->value)))
                         goto oom;
                 if (details_text(k, n->show_code, &c->details) < 0)
                         goto oom;

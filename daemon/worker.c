@@ -30,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "imap.h"
@@ -68,7 +69,7 @@ struct Worker {
         Pipeline *pipeline;
         unsigned timeout_sec;
         unsigned poll_interval;
-        unsigned backoff_max;
+        unsigned backoff_min, backoff_max;
         bool progressed;          /* this session stored something: the server works */
         char **domains;           /* trusted sender domains + employer domains */
         char **self;              /* the user's own addresses (pipeline_set_user_addresses) */
@@ -603,7 +604,8 @@ static bool fatal_error(int r) {
         /* Retrying cannot help: the user must act (password, certificate, config). Not
          * -ENOMEM: libetpan reports a literal of absurd announced size that way, and memory
          * may come back. */
-        return r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -ENOKEY || r == -EINVAL;
+        return r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT || r == -ENOKEY || r == -EINVAL ||
+               r == -EKEYREVOKED; /* OAuth2: the sign-in was revoked or expired */
 }
 
 static int conn_open(Worker *w, Conn *c, bool report) {
@@ -890,11 +892,27 @@ static void wait_wake(Worker *w, unsigned sec) {
                 (void) !read(w->wake_fd, &v, sizeof v);
 }
 
+/* A number in [0, n] that differs from one process to the next: from getrandom(), which does
+ * not block once the kernel's pool is ready (always, by the time a user session runs); else
+ * from the clock, the process and the thread. random() is never seeded here, so every alcoded
+ * would draw the same sequence and back off in step with the others. */
+static unsigned random_upto(unsigned n) {
+        uint64_t v;
+
+        if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t) sizeof v) {
+                struct timespec ts = {};
+                (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+                v = (uint64_t) ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t) getpid() << 32 ^
+                    (uint64_t) (uintptr_t) pthread_self();
+        }
+        return (unsigned) (v % ((uint64_t) n + 1));
+}
+
 static unsigned backoff_delay(Worker *w, unsigned attempt) {
-        unsigned d = MIN((unsigned) BACKOFF_MIN_SEC << MIN(attempt, 10u), w->backoff_max);
+        unsigned d = MIN(w->backoff_min << MIN(attempt, 10u), w->backoff_max);
 
         /* Full jitter on the upper half: many clients of one server do not reconnect in step. */
-        return d / 2 + (unsigned) (random() % (d / 2 + 1)) + 1;
+        return d / 2 + random_upto(d / 2) + 1;
 }
 
 static void *worker_main(void *userdata) {
@@ -956,6 +974,8 @@ int worker_start(const WorkerOptions *opts, Worker **ret) {
         w->timeout_sec = seconds_from_env("ALCODE_TEST_IMAP_TIMEOUT", MAX(opts->timeout_sec, 1u));
         w->poll_interval = seconds_from_env("ALCODE_TEST_POLL_INTERVAL", opts->account->poll_interval);
         w->backoff_max = seconds_from_env("ALCODE_TEST_BACKOFF_MAX", BACKOFF_MAX_SEC);
+        /* The jitter test needs a first delay wide enough to tell processes apart. */
+        w->backoff_min = MIN(seconds_from_env("ALCODE_TEST_BACKOFF_MIN", BACKOFF_MIN_SEC), w->backoff_max);
         for (size_t i = 0; i < MAX_IDLE_CONNECTIONS; i++)
                 w->conns[i].idle_fd = -EBADF;
         pthread_mutex_init(&w->lock, NULL);

@@ -14,6 +14,7 @@
 #include "build-config.h"
 #include "config.h"
 #include "ini-file.h"
+#include "oauth2.h"
 #include "secret.h"
 #include "store.h"
 #include "strv.h"
@@ -28,6 +29,8 @@ static const char *const auth_methods[_AUTH_METHOD_MAX] = {
         [AUTH_METHOD_LOGIN] = "login",
         [AUTH_METHOD_PLAIN] = "plain",
         [AUTH_METHOD_XOAUTH2] = "xoauth2",
+        [AUTH_METHOD_OAUTHBEARER] = "oauthbearer",
+        [AUTH_METHOD_OAUTH2] = "oauth2",
 };
 
 const char *tls_mode_to_string(TlsMode m) {
@@ -111,6 +114,35 @@ bool host_is_loopback(const char *host) {
         return false;
 }
 
+bool host_valid(const char *host) {
+        struct in_addr a4;
+        struct in6_addr a6;
+        size_t label = 0, l;
+
+        if (!host)
+                return false;
+        if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
+                return true;
+        /* A DNS name: labels of letters, digits, '-' and '_' (some internal names have one),
+         * 1 to 63 long, joined by dots. Internationalised names go in their xn-- form. */
+        l = strlen(host);
+        if (l == 0 || l > 253)
+                return false;
+        for (const char *p = host; *p; p++) {
+                if (*p == '.') {
+                        if (label == 0)
+                                return false;
+                        label = 0;
+                        continue;
+                }
+                if (!isalnum((unsigned char) *p) && *p != '-' && *p != '_')
+                        return false;
+                if (++label > 63)
+                        return false;
+        }
+        return label > 0;
+}
+
 static void account_done(Account *a) {
         free(a->name);
         free(a->host);
@@ -121,6 +153,14 @@ static void account_done(Account *a) {
         strv_free(a->folders);
         strv_free(a->exclude);
         strv_free(a->idle);
+        free(a->oauth2_provider);
+        free(a->oauth2_client_id);
+        erase_and_free(a->oauth2_client_secret);
+        free(a->oauth2_authorize_url);
+        free(a->oauth2_token_url);
+        free(a->oauth2_device_url);
+        free(a->oauth2_scope);
+        free(a->oauth2_token_file);
         *a = (Account) {};
 }
 
@@ -134,15 +174,15 @@ Config *config_free(Config *c) {
         for (size_t i = 0; i < c->n_accounts; i++)
                 account_done(&c->accounts[i]);
         free(c->accounts);
+        strmap_done(&c->account_index);
         free(c);
         return NULL;
 }
 
 const Account *config_find_account(const Config *c, const char *name) {
-        for (size_t i = 0; i < c->n_accounts; i++)
-                if (streq(c->accounts[i].name, name))
-                        return &c->accounts[i];
-        return NULL;
+        size_t i;
+
+        return strmap_get(&c->account_index, name, &i) ? &c->accounts[i] : NULL;
 }
 
 static bool strv_equal(char *const *a, char *const *b) {
@@ -165,7 +205,13 @@ bool account_equal(const Account *a, const Account *b) {
                memcmp(a->fingerprint, b->fingerprint, sizeof a->fingerprint) == 0 &&
                strv_equal(a->folders, b->folders) && strv_equal(a->exclude, b->exclude) &&
                a->since == b->since && strv_equal(a->idle, b->idle) &&
-               a->poll_interval == b->poll_interval;
+               a->poll_interval == b->poll_interval && streq_ptr(a->oauth2_provider, b->oauth2_provider) &&
+               streq_ptr(a->oauth2_client_id, b->oauth2_client_id) &&
+               streq_ptr(a->oauth2_client_secret, b->oauth2_client_secret) &&
+               streq_ptr(a->oauth2_authorize_url, b->oauth2_authorize_url) &&
+               streq_ptr(a->oauth2_token_url, b->oauth2_token_url) &&
+               streq_ptr(a->oauth2_device_url, b->oauth2_device_url) &&
+               streq_ptr(a->oauth2_scope, b->oauth2_scope) && streq_ptr(a->oauth2_token_file, b->oauth2_token_file);
 }
 
 /* ---- key parsers ---- */
@@ -175,7 +221,11 @@ typedef struct ParseState {
         IniFile *file;
         bool file_private; /* not readable by group or others */
         char **rules_extra;
-        char **seen;       /* "section\nkey" already set, to catch duplicates */
+        size_t accounts_allocated;
+        /* Keys already set (bit i: the table's key i), to catch duplicates: in [alcode], and in
+         * the last [account] (only the last one can take keys: another with the same name
+         * further down is a duplicate account). */
+        uint64_t global_keys_set, account_keys_set;
 } ParseState;
 
 typedef int (*KeyParser)(ParseState *st, const char *key, const char *value, void *field);
@@ -194,11 +244,21 @@ static int key_error(ParseState *st, const char *key, const char *fmt, ...) {
         return ini_file_error(st->file, 0, "key '%s': %s", key, msg);
 }
 
+static bool has_control(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
 static int parse_string(ParseState *st, const char *key, const char *value, void *field) {
         char **s = field;
 
         if (isempty(value))
                 return key_error(st, key, "expected a value");
+        /* A carriage return or a tab would reach the server inside a command (the login). */
+        if (has_control(value))
+                return key_error(st, key, "control character (such as a carriage return) in the value");
         free(*s);
         *s = strdup(value);
         return *s ? 0 : -ENOMEM;
@@ -290,10 +350,19 @@ static int parse_domains(ParseState *st, const char *key, const char *value, voi
                         if (!isalnum((unsigned char) *p) && *p != '-' && *p != '.')
                                 return key_error(st, key, "invalid domain '%s'", *d);
                 }
-                if (!strchr(*d, '.') || (*d)[0] == '.')
+                /* As alcode init and the rules check them: labels joined by single dots. */
+                if (!strchr(*d, '.') || (*d)[0] == '.' || (*d)[0] == '-' || endswith(*d, ".") ||
+                    strstr(*d, "..") || strlen(*d) > 253)
                         return key_error(st, key, "invalid domain '%s'", *d);
         }
         return 0;
+}
+
+static int parse_host(ParseState *st, const char *key, const char *value, void *field) {
+        if (!host_valid(value))
+                return key_error(st, key, "expected a server name (imap.example.org) or an IP address, "
+                                          "got '%s'", value);
+        return parse_string(st, key, value, field);
 }
 
 static int parse_port(ParseState *st, const char *key, const char *value, void *field) {
@@ -347,19 +416,48 @@ static int parse_auth(ParseState *st, const char *key, const char *value, void *
                         *(AuthMethod *) field = m;
                         return 0;
                 }
-        return key_error(st, key, "expected login, plain or xoauth2, got '%s'", value);
+        return key_error(st, key, "expected login, plain, oauth2, xoauth2 or oauthbearer, got '%s'", value);
 }
 
+static int parse_https_url(ParseState *st, const char *key, const char *value, void *field) {
+        const char *host = startswith(value, "https://");
+
+        if (!host || !*host || strpbrk(value, " \t\"<>"))
+                return key_error(st, key, "expected an https:// address, got '%s'", value);
+        return parse_string(st, key, value, field);
+}
+
+static int parse_oauth2_provider(ParseState *st, const char *key, const char *value, void *field) {
+        if (!oauth2_preset(value))
+                return key_error(st, key, "expected one of " OAUTH2_PRESET_NAMES ", got '%s'", value);
+        return parse_string(st, key, value, field);
+}
+
+/* YYYY-MM-DD exactly, and a day that exists: strptime() takes "2026-2-3" and February 30th,
+ * which timegm() then turns into March 2nd. */
 static int parse_since(ParseState *st, const char *key, const char *value, void *field) {
-        struct tm tm = {};
-        const char *end = strptime(value, "%Y-%m-%d", &tm);
+        static const char shape[] = "dddd-dd-dd";
+        struct tm tm = {}, back;
         time_t t;
 
-        if (!end || *end || tm.tm_year < 70)
-                return key_error(st, key, "expected a date YYYY-MM-DD (1970 or later), got '%s'", value);
-        t = timegm(&tm);
+        for (size_t i = 0; i < sizeof shape - 1; i++)
+                if (shape[i] == 'd' ? !isdigit((unsigned char) value[i]) : value[i] != shape[i])
+                        goto invalid;
+        if (value[sizeof shape - 1] != 0)
+                goto invalid;
+        tm.tm_year = atoi(value) - 1900;
+        tm.tm_mon = atoi(value + 5) - 1;
+        tm.tm_mday = atoi(value + 8);
+        if (tm.tm_year < 70)
+                goto invalid;
+        back = tm;
+        t = timegm(&back); /* normalises back: February 30th becomes March 2nd */
+        if (t == (time_t) -1 || back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon || back.tm_mday != tm.tm_mday)
+                return key_error(st, key, "no such day: '%s'", value);
         *(int64_t *) field = (int64_t) t;
         return 0;
+invalid:
+        return key_error(st, key, "expected a date YYYY-MM-DD (1970 or later), got '%s'", value);
 }
 
 static int parse_fingerprint(ParseState *st, const char *key, const char *value, void *field) {
@@ -450,7 +548,7 @@ static const KeyDef global_keys[] = {
 };
 
 static const KeyDef account_keys[] = {
-        { "host", parse_string, offsetof(Account, host) },
+        { "host", parse_host, offsetof(Account, host) },
         { "port", parse_port, offsetof(Account, port) },
         { "tls", parse_tls, offsetof(Account, tls) },
         { "user", parse_string, offsetof(Account, user) },
@@ -464,7 +562,16 @@ static const KeyDef account_keys[] = {
         { "since", parse_since, offsetof(Account, since) },
         { "idle", parse_globs, offsetof(Account, idle) },
         { "poll_interval", parse_seconds, offsetof(Account, poll_interval) },
+        { "oauth2_provider", parse_oauth2_provider, offsetof(Account, oauth2_provider) },
+        { "oauth2_client_id", parse_string, offsetof(Account, oauth2_client_id) },
+        { "oauth2_client_secret", parse_string, offsetof(Account, oauth2_client_secret) },
+        { "oauth2_authorize_url", parse_https_url, offsetof(Account, oauth2_authorize_url) },
+        { "oauth2_token_url", parse_https_url, offsetof(Account, oauth2_token_url) },
+        { "oauth2_device_url", parse_https_url, offsetof(Account, oauth2_device_url) },
+        { "oauth2_scope", parse_string, offsetof(Account, oauth2_scope) },
+        { "oauth2_token_file", parse_path, offsetof(Account, oauth2_token_file) },
 };
+_Static_assert(ELEMENTSOF(global_keys) <= 64 && ELEMENTSOF(account_keys) <= 64, "one bit per key");
 
 bool account_name_valid(const char *n) {
         if (!*n || strlen(n) > 64)
@@ -482,7 +589,7 @@ static int handler(IniFile *f, const char *section, const char *key, const char 
         size_t n_defs;
         void *base;
         const char *name;
-        _cleanup_free_ char *seen = NULL;
+        uint64_t *set;
 
         st->file = f;
         if (continuation)
@@ -491,6 +598,7 @@ static int handler(IniFile *f, const char *section, const char *key, const char 
                 defs = global_keys;
                 n_defs = ELEMENTSOF(global_keys);
                 base = st->config;
+                set = &st->global_keys_set;
         } else if ((name = startswith(section, "account "))) {
                 Account *a = st->config->n_accounts > 0 ? &st->config->accounts[st->config->n_accounts - 1] : NULL;
 
@@ -502,60 +610,113 @@ static int handler(IniFile *f, const char *section, const char *key, const char 
                                                       name);
                         if (config_find_account(st->config, name))
                                 return ini_file_error(f, 0, "duplicate account '%s'", name);
-                        l = reallocarray(st->config->accounts, st->config->n_accounts + 1, sizeof(Account));
-                        if (!l)
-                                return -ENOMEM;
-                        st->config->accounts = l;
-                        a = &l[st->config->n_accounts++];
+                        if (st->config->n_accounts == st->accounts_allocated) {
+                                size_t n = MAX(st->accounts_allocated * 2, (size_t) 4);
+                                l = reallocarray(st->config->accounts, n, sizeof(Account));
+                                if (!l)
+                                        return -ENOMEM;
+                                st->config->accounts = l;
+                                st->accounts_allocated = n;
+                        }
+                        a = &st->config->accounts[st->config->n_accounts];
                         *a = (Account) { .name = strdup(name), .line = ini_file_section_line(f),
                                          .tls = TLS_MODE_IMPLICIT, .auth = AUTH_METHOD_LOGIN,
                                          .poll_interval = 300 };
                         if (!a->name)
                                 return -ENOMEM;
+                        st->config->n_accounts++;
+                        if (strmap_put(&st->config->account_index, a->name, st->config->n_accounts - 1) < 0)
+                                return -ENOMEM;
+                        st->account_keys_set = 0;
                 }
                 defs = account_keys;
                 n_defs = ELEMENTSOF(account_keys);
                 base = a;
+                set = &st->account_keys_set;
         } else if (streq(section, ""))
                 return ini_file_error(f, 0, "key '%s' outside of a section ([alcode] or [account NAME])", key);
         else
                 return ini_file_error(f, 0, "unknown section [%s] (expected [alcode] or [account NAME])", section);
 
-        if (asprintf(&seen, "%s\n%s", section, key) < 0)
-                return -ENOMEM;
         for (size_t i = 0; i < n_defs; i++)
                 if (streq(defs[i].key, key)) {
-                        if (strv_contains(st->seen, seen))
+                        if (*set & UINT64_C(1) << i)
                                 return ini_file_error(f, 0, "key '%s' set twice in [%s]", key, section);
-                        if (strv_consume(&st->seen, TAKE_PTR(seen)) < 0)
-                                return -ENOMEM;
+                        *set |= UINT64_C(1) << i;
                         return defs[i].parse(st, key, value, (char *) base + defs[i].offset);
                 }
         return ini_file_error(f, 0, "unknown key '%s' in [%s]", key, section);
 }
 
+/* Errors of the whole-account checks, appended without counting the list each time: a file
+ * of 20,000 accounts may have as many. */
+typedef struct ErrorList {
+        char ***l;
+        size_t n, allocated;
+} ErrorList;
+
+static int error_add(ErrorList *e, const char *fmt, ...) _printf_(2, 3);
+static int error_add(ErrorList *e, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        return strv_push(e->l, &e->n, &e->allocated, s);
+}
+
+/* An account with built-in OAuth2: a client id, a token endpoint (from the preset or set), and
+ * no password besides. auth defaults to oauth2 (chosen from the server's capabilities). */
+static int check_oauth2(Config *c, Account *a, ErrorList *el) {
+        const char *p = c->path;
+        OAuth2Client oc;
+
+        if (!a->oauth2_client_id)
+                return error_add(el, "%s:%u: account '%s': missing 'oauth2_client_id' (register alcode "
+                                            "with your provider: see alcode.conf(5))", p, a->line, a->name);
+        if (oauth2_client_from_account(a, &oc) < 0)
+                return error_add(el, "%s:%u: account '%s': missing 'oauth2_token_url' (or "
+                                            "oauth2_provider = " OAUTH2_PRESET_NAMES ")", p, a->line, a->name);
+        if (a->password || a->password_command)
+                return error_add(el, "%s:%u: account '%s': with oauth2_client_id alcode signs in itself: "
+                                            "remove 'password'/'password_command'", p, a->line, a->name);
+        if (!auth_is_oauth(a->auth))
+                a->auth = AUTH_METHOD_OAUTH2;
+        return 0;
+}
+
 static int check_accounts(Config *c, char ***errors) {
+        ErrorList el = { .l = errors, .n = strv_length(*errors) };
+
         for (size_t i = 0; i < c->n_accounts; i++) {
                 Account *a = &c->accounts[i];
                 const char *p = c->path;
                 int r = 0;
 
                 if (!a->host)
-                        r = strv_extendf(errors, "%s:%u: account '%s': missing 'host'", p, a->line, a->name);
+                        r = error_add(&el, "%s:%u: account '%s': missing 'host'", p, a->line, a->name);
                 else if (a->tls == TLS_MODE_NONE && !host_is_loopback(a->host))
-                        r = strv_extendf(errors, "%s:%u: account '%s': tls = none is only allowed to a "
+                        r = error_add(&el, "%s:%u: account '%s': tls = none is only allowed to a "
                                                  "loopback host, not '%s'", p, a->line, a->name, a->host);
                 if (r >= 0 && !a->user)
-                        r = strv_extendf(errors, "%s:%u: account '%s': missing 'user'", p, a->line, a->name);
-                if (r >= 0 && !a->password && !a->password_command)
-                        r = strv_extendf(errors, "%s:%u: account '%s': missing 'password_command' (or 'password')",
+                        r = error_add(&el, "%s:%u: account '%s': missing 'user'", p, a->line, a->name);
+                if (r >= 0 && account_uses_oauth2(a))
+                        r = check_oauth2(c, a, &el);
+                else if (r >= 0 && !a->password && !a->password_command)
+                        r = error_add(&el, "%s:%u: account '%s': missing 'password_command' (or 'password')",
                                          p, a->line, a->name);
                 if (r >= 0 && a->password && a->password_command)
-                        r = strv_extendf(errors, "%s:%u: account '%s': set 'password' or 'password_command', "
+                        r = error_add(&el, "%s:%u: account '%s': set 'password' or 'password_command', "
                                                  "not both", p, a->line, a->name);
-                if (r >= 0 && a->auth == AUTH_METHOD_XOAUTH2 && !a->password_command)
-                        r = strv_extendf(errors, "%s:%u: account '%s': auth = xoauth2 needs a password_command "
-                                                 "that prints the access token", p, a->line, a->name);
+                if (r >= 0 && auth_is_oauth(a->auth) && !a->password_command && !account_uses_oauth2(a))
+                        r = error_add(&el, "%s:%u: account '%s': auth = %s needs oauth2_provider and "
+                                                 "oauth2_client_id (built-in sign-in, see alcode.conf(5)), or a "
+                                                 "password_command that prints the access token",
+                                         p, a->line, a->name, auth_method_to_string(a->auth));
                 if (r < 0)
                         return r;
                 if (a->port == 0)
@@ -612,8 +773,17 @@ int config_load(const char *path, Config **ret, char ***errors) {
                         return r;
                 if (r >= 0 && access(default_path, F_OK) == 0)
                         path = default_path;
-        } else if (access(path, F_OK) < 0)
-                return -errno;
+        } else if (stat(path, &sb) < 0) {
+                /* A missing file is the caller's to explain (a default config may be absent);
+                 * anything else (ENOTDIR, EACCES, ENAMETOOLONG, ELOOP) is said here. */
+                if (errno == ENOENT)
+                        return -ENOENT;
+                r = strv_extendf(errors, "%s: cannot read: %s", path, strerror(errno));
+                return r < 0 ? r : -EINVAL;
+        } else if (S_ISDIR(sb.st_mode)) {
+                r = strv_extendf(errors, "%s: is a folder, not a configuration file", path);
+                return r < 0 ? r : -EINVAL;
+        }
 
         if (path) {
                 c->path = strdup(path);
@@ -624,7 +794,8 @@ int config_load(const char *path, Config **ret, char ***errors) {
                 if (r == -ENOMEM)
                         goto finish;
                 if (r < 0) {
-                        r = strv_extendf(errors, "%s: cannot read: %s", path, strerror(-r));
+                        r = r == -EISDIR ? strv_extendf(errors, "%s: is a folder, not a configuration file", path)
+                                         : strv_extendf(errors, "%s: cannot read: %s", path, strerror(-r));
                         if (r >= 0)
                                 r = -EINVAL;
                         goto finish;
@@ -639,6 +810,5 @@ int config_load(const char *path, Config **ret, char ***errors) {
                 *ret = TAKE_PTR(c);
 finish:
         strv_free(st.rules_extra);
-        strv_free(st.seen);
         return r;
 }

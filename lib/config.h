@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "strmap.h"
 
 typedef enum TlsMode {
         TLS_MODE_IMPLICIT,
@@ -19,6 +20,8 @@ typedef enum AuthMethod {
         AUTH_METHOD_LOGIN,
         AUTH_METHOD_PLAIN,
         AUTH_METHOD_XOAUTH2,
+        AUTH_METHOD_OAUTHBEARER, /* RFC 7628 */
+        AUTH_METHOD_OAUTH2,      /* OAUTHBEARER or XOAUTH2, whichever the server offers */
         _AUTH_METHOD_MAX,
         _AUTH_METHOD_INVALID = -EINVAL,
 } AuthMethod;
@@ -44,7 +47,26 @@ typedef struct Account {
         int64_t since;             /* backfill horizon (epoch seconds at 00:00 UTC), 0: all */
         char **idle;               /* folders watched with IDLE (globs) */
         unsigned poll_interval;    /* seconds */
+        /* Built-in OAuth2 (oauth2.h): set when oauth2_provider or oauth2_client_id is. */
+        char *oauth2_provider;     /* a preset: "microsoft", "google" */
+        char *oauth2_client_id;
+        char *oauth2_client_secret;
+        char *oauth2_authorize_url; /* overrides of the preset (https:// only) */
+        char *oauth2_token_url;
+        char *oauth2_device_url;
+        char *oauth2_scope;
+        char *oauth2_token_file;   /* the refresh token in a 0600 file instead of the keyring */
 } Account;
+
+/* Whether alcode gets the account's access tokens itself (oauth2.h), rather than from a
+ * password_command. */
+static inline bool account_uses_oauth2(const Account *a) {
+        return a->oauth2_client_id || a->oauth2_provider;
+}
+/* Whether the login sends a bearer token (XOAUTH2 or OAUTHBEARER). */
+static inline bool auth_is_oauth(AuthMethod m) {
+        return m == AUTH_METHOD_XOAUTH2 || m == AUTH_METHOD_OAUTHBEARER || m == AUTH_METHOD_OAUTH2;
+}
 
 typedef struct Config {
         char *path;                /* NULL when no file was read */
@@ -56,6 +78,7 @@ typedef struct Config {
         unsigned otp_retention_days; /* expired one-time codes are deleted after this */
         Account *accounts;
         size_t n_accounts;
+        StrMap account_index;      /* name → index in accounts */
 } Config;
 
 /* The default config path: $XDG_CONFIG_HOME/alcode/alcode.conf (~/.config/...). */
@@ -77,6 +100,10 @@ int path_expand(const char *in, char **ret);
 
 /* Whether host is a loopback name or address (localhost, 127.0.0.0/8, ::1). */
 bool host_is_loopback(const char *host) _pure_;
+
+/* Whether host can name an IMAP server: an IP address, or a DNS name (ASCII labels of letters,
+ * digits, '-' and '_'). No blank, control character, '/', ':' or '@'. */
+bool host_valid(const char *host) _pure_;
 
 /* Whether n can name an [account NAME]: 1 to 64 letters, digits and -_.@+. */
 bool account_name_valid(const char *n) _pure_;

@@ -1,5 +1,5 @@
-/* libetpan IMAP, wrapped. libetpan 1.9.4 traps handled here (see ../shared/notes at the time
- * of writing, summarised in the comments where they bite):
+/* libetpan IMAP, wrapped. libetpan 1.9.4 traps handled here (each one measured against dovecot
+ * when it was written, and described again in the comment where it bites):
  *  - it verifies no certificate: we check the chain after the handshake, before LOGIN;
  *  - SNI is only sent through the *_with_callback connect functions;
  *  - after STARTTLS its capability cache is stale: query again;
@@ -25,6 +25,8 @@
 #include <time.h>
 
 #include "imap.h"
+#include "imap-sasl.h"
+#include "oauth2.h"
 #include "secret.h"
 #include "strbuf.h"
 #include "tls-verify.h"
@@ -464,12 +466,61 @@ static int refresh_capabilities(ImapSession *s) {
         return r == MAILIMAP_NO_ERROR ? 0 : session_error(s, r, "CAPABILITY");
 }
 
+/* OAUTHBEARER (RFC 7628) when auth says so or the server offers it (auth = oauth2), else
+ * XOAUTH2. Returns a MAILIMAP_* code. */
+static int authenticate_bearer(ImapSession *s, const char *token) {
+        const Account *a = s->account;
+        bool bearer = a->auth == AUTH_METHOD_OAUTHBEARER ||
+                      (a->auth == AUTH_METHOD_OAUTH2 && mailimap_has_authentication(s->imap, "OAUTHBEARER"));
+
+        if (bearer)
+                return imap_authenticate_oauthbearer(s->imap, a->user, a->host, a->port, token);
+        return imap_authenticate_xoauth2(s->imap, a->user, token);
+}
+
+static int login_with(ImapSession *s, const char *secret, char **ret_error);
+
+/* Built-in OAuth2: an access token from oauth2.h, then the same login as with a token from a
+ * password_command. A refused token is dropped from the cache, so that the next attempt gets a
+ * new one. */
+static int login_oauth2(ImapSession *s, char **ret_error) {
+        const Account *a = s->account;
+        _cleanup_erase_ char *token = NULL;
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        oauth2_set_abort_flag(&s->cancelled);
+        r = oauth2_access_token(a, &token, &why);
+        oauth2_set_abort_flag(NULL);
+        if (r == -ECANCELED || atomic_load(&s->cancelled)) {
+                if (asprintf(ret_error, "cancelled while getting an OAuth2 access token") < 0)
+                        *ret_error = NULL;
+                return -ECANCELED;
+        }
+        if (r < 0) {
+                if (asprintf(ret_error, r == -EKEYREVOKED ? "%s" : "cannot get an OAuth2 access token: %s",
+                             strna(why)) < 0)
+                        *ret_error = NULL;
+                /* Needs the user: a revoked grant, no refresh token, a refused certificate or
+                 * client. Anything else (network, provider down) is tried again later. */
+                if (r == -ENOMEM || r == -EKEYREVOKED || r == -ENOKEY || r == -EPERM || r == -EINVAL)
+                        return r;
+                return r == -EACCES ? -EACCES : -EAGAIN;
+        }
+        r = login_with(s, token, ret_error);
+        if (r == -EACCES)
+                oauth2_forget(a->name);
+        return r;
+}
+
 static int login(ImapSession *s, char **ret_error) {
         const Account *a = s->account;
         _cleanup_erase_ char *secret = NULL;
         char *why = NULL;
         int r;
 
+        if (account_uses_oauth2(a))
+                return login_oauth2(s, ret_error);
         r = secret_get(a, &secret, &why);
         if (r < 0) {
                 if (asprintf(ret_error, "cannot get the password: %s", strna(why)) < 0)
@@ -477,6 +528,13 @@ static int login(ImapSession *s, char **ret_error) {
                 free(why);
                 return r == -ENOMEM ? r : -ENOKEY;
         }
+        return login_with(s, secret, ret_error);
+}
+
+static int login_with(ImapSession *s, const char *secret, char **ret_error) {
+        const Account *a = s->account;
+        int r;
+
         /* The stream logger stays off (mailstream_debug is never set): it would record this. */
         budget_reset(s, IMAP_RESPONSE_MAX);
         if (s->imap->imap_response_info) { /* the response code of this answer only, below */
@@ -489,7 +547,9 @@ static int login(ImapSession *s, char **ret_error) {
                                           secret, NULL);
                 break;
         case AUTH_METHOD_XOAUTH2:
-                r = mailimap_oauth2_authenticate(s->imap, a->user, secret);
+        case AUTH_METHOD_OAUTHBEARER:
+        case AUTH_METHOD_OAUTH2:
+                r = authenticate_bearer(s, secret);
                 break;
         default:
                 r = mailimap_login(s->imap, a->user, secret);

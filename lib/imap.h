@@ -116,7 +116,7 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
 /* For a message too large to read whole: BODYSTRUCTURE first, then the header and only the
  * text parts (and the headers of every part, so the MIME tree is kept), put back together as
  * one message in which other parts are empty. Each kept part is read up to max_part bytes.
- * Calls cb once. */
+ * Calls cb once, or not at all when the message was expunged meanwhile (then returns 0). */
 int imap_fetch_texts(ImapSession *s, uint32_t uid, size_t max_part, ImapFetchFunc cb,
                      void *userdata);
 

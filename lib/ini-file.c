@@ -3,7 +3,9 @@
  * inih's fixed buffer instead of letting inih split them silently. */
 #include <ini.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "ini-file.h"
 #include "strv.h"
@@ -21,6 +23,8 @@ struct IniFile {
         IniFileHandler handler;
         void *userdata;
         char ***errors;
+        unsigned n_errors;
+        bool stop;          /* the rest of the file is not read */
         int fatal;
 };
 
@@ -60,6 +64,14 @@ int ini_file_error(IniFile *f, unsigned column, const char *fmt, ...) {
         va_end(ap);
         if (r < 0)
                 return -ENOMEM;
+        if (f->n_errors >= INI_FILE_MAX_ERRORS)
+                return 0;
+        if (++f->n_errors == INI_FILE_MAX_ERRORS &&
+            strv_extendf(f->errors, "%s:%u: more than %d errors; the rest of the file is not read", f->path,
+                         f->line, INI_FILE_MAX_ERRORS - 1) < 0)
+                return -ENOMEM;
+        if (f->n_errors == INI_FILE_MAX_ERRORS)
+                return 0;
         if (column > 0)
                 return strv_extendf(f->errors, "%s:%u:%u: %s", f->path, f->line, column, msg);
         return strv_extendf(f->errors, "%s:%u: %s", f->path, f->line, msg);
@@ -88,22 +100,49 @@ static void check_syntax(IniFile *f) {
         f->in_key = true;
 }
 
+#define INI_FILE_MAX_SKIP (1024 * 1024)
+
 static char *reader(char *str, int num, void *stream) {
         IniFile *f = stream;
-        size_t len;
-        int c;
+        size_t len = 0, nul = SIZE_MAX;
+        int c = EOF;
 
-        if (f->fatal < 0 || !fgets(str, num, f->f))
+        if (f->fatal < 0 || f->stop || f->n_errors >= INI_FILE_MAX_ERRORS)
                 return NULL;
+        /* fgets() would hide a NUL byte: the line would look cut short (and, at the buffer's
+         * size, too long). Read it byte by byte instead. */
+        while (len + 1 < (size_t) num && (c = getc(f->f)) != EOF) {
+                if (c == 0 && nul == SIZE_MAX)
+                        nul = len;
+                str[len++] = (char) c;
+                if (c == '\n')
+                        break;
+        }
+        if (len == 0)
+                return NULL;
+        str[len] = 0;
         f->line++;
-        len = strlen(str);
-        if (len > 0 && str[len - 1] != '\n' && !feof(f->f)) {
+        if (str[len - 1] != '\n' && c != EOF && (c = getc(f->f)) != EOF) {
+                (void) ungetc(c, f->f);
                 /* Longer than inih's buffer: report it and skip the rest of the line. */
                 (void) ini_file_error(f, 0, "line longer than %d characters; continue the value "
                                             "on an indented line",
                                       INI_FILE_MAX_LINE);
-                while ((c = fgetc(f->f)) != EOF && c != '\n')
-                        ;
+                /* Skipped up to a bound: /dev/zero, or a file of one endless line, is no
+                 * configuration, and reading it would never end. */
+                for (size_t skipped = 0; (c = getc(f->f)) != EOF && c != '\n'; skipped++)
+                        if (skipped >= INI_FILE_MAX_SKIP) {
+                                (void) ini_file_error(f, 0, "line longer than %d bytes; the rest of the file "
+                                                            "is not read", INI_FILE_MAX_SKIP);
+                                f->stop = true;
+                                break;
+                        }
+                nul = SIZE_MAX; /* one error for the line is enough */
+                str[0] = '\n';
+                str[1] = 0;
+        }
+        if (nul != SIZE_MAX) {
+                (void) ini_file_error(f, (unsigned) nul + 1, "NUL byte in the line");
                 str[0] = '\n';
                 str[1] = 0;
         }
@@ -134,11 +173,17 @@ static int handler(void *user, const char *section, const char *name, const char
 
 int ini_file_parse(const char *path, IniFileHandler h, void *userdata, char ***errors) {
         IniFile f = { .path = path, .handler = h, .userdata = userdata, .errors = errors };
+        struct stat sb = {};
         int r;
 
         f.f = fopen(path, "re");
         if (!f.f)
                 return -errno;
+        if (fstat(fileno(f.f), &sb) < 0 || S_ISDIR(sb.st_mode)) {
+                r = S_ISDIR(sb.st_mode) ? -EISDIR : -errno;
+                fclose(f.f);
+                return r;
+        }
         /* Malformed lines were reported by check_syntax(); inih's own count adds nothing. */
         r = ini_parse_stream(reader, &f, handler, &f);
         if (r == -2)

@@ -8,6 +8,9 @@
 #include "macro.h"
 
 #define INI_FILE_MAX_LINE 196
+/* Errors reported for one file before the rest of it is left unread (a file of a million
+ * broken lines would otherwise print a million lines, and the list would grow without end). */
+#define INI_FILE_MAX_ERRORS 100
 
 typedef struct IniFile IniFile;
 
@@ -29,5 +32,6 @@ unsigned ini_file_section_line(const IniFile *f);
 unsigned ini_file_value_column(const IniFile *f);
 const char *ini_file_path(const IniFile *f);
 
-/* Inside a handler: records "path:line: message" (column 0) or "path:line:column: message". */
+/* Inside a handler: records "path:line: message" (column 0) or "path:line:column: message".
+ * After INI_FILE_MAX_ERRORS of them, says so once and stops reading the file. */
 int ini_file_error(IniFile *f, unsigned column, const char *fmt, ...) _printf_(3, 4);

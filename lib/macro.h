@@ -16,6 +16,8 @@
 #define _warn_unused_result_ __attribute__((warn_unused_result))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x) /* a macro's value as a string literal */
 #include <sys/param.h> /* MIN, MAX: libetpan pulls this in too, so use the same definition */
 
 /* Hands over ownership of *p: returns its value and leaves NULL behind. */

@@ -15,6 +15,7 @@ static const struct {
         [CODE_KIND_OTP] = { "otp", N_("login code") },
         [CODE_KIND_REQUEST] = { "request", N_("request number") },
         [CODE_KIND_FILE] = { "file", N_("file number") },
+        [CODE_KIND_POSSIBLE] = { "possible", N_("possible code") },
 };
 
 const char *code_kind_to_string(CodeKind k) {
@@ -88,7 +89,7 @@ int message_add_code(Message *m, const Code *code) {
         Code *n;
 
         for (size_t i = 0; i < m->n_codes; i++)
-                if (m->codes[i].kind == code->kind && streq(m->codes[i].value, code->value)) {
+                if (m->codes[i].kind == code->kind && code_value_equal(m->codes[i].value, code->value)) {
                         /* The same code seen twice stays trusted if any sighting was. */
                         m->codes[i].trusted = m->codes[i].trusted || code->trusted;
                         return 0;
@@ -110,14 +111,28 @@ oom:
 
 char *code_canonicalize(const char *display) {
         char *c = malloc(strlen(display) + 1), *o = c;
+        const unsigned char *p = (const unsigned char *) display;
 
         if (!c)
                 return NULL;
-        for (const char *p = display; *p; p++)
-                if (isalnum((unsigned char) *p) && !((unsigned char) *p & 0x80))
-                        *o++ = (char) toupper((unsigned char) *p);
+        while (*p) {
+                if (strchr(" \t\n-.", *p))
+                        p++;
+                else if (p[0] == 0xC2 && p[1] == 0xA0) /* NBSP */
+                        p += 2;
+                else if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xAF || (p[2] >= 0x80 && p[2] <= 0x8A)))
+                        p += 3; /* NNBSP, thin and other fixed-width spaces */
+                else
+                        *o++ = (char) *p++;
+        }
         *o = 0;
         return c;
+}
+
+bool code_value_equal(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return strcaseeq(a, b);
 }
 
 const char *format_rfc3339(int64_t t, int tz_minutes, char *buf, size_t size) {

@@ -13,6 +13,8 @@ typedef enum CodeKind {
         CODE_KIND_OTP,      /* one-time login / verification code */
         CODE_KIND_REQUEST,  /* numéro de demande (housing request) */
         CODE_KIND_FILE,     /* numéro de dossier / visa */
+        CODE_KIND_POSSIBLE, /* a trusted sender's mail that speaks of a code no rule read: no
+                             * value, only where the mail is (never a rule's kind) */
         _CODE_KIND_MAX,
         _CODE_KIND_INVALID = -EINVAL,
 } CodeKind;
@@ -25,7 +27,7 @@ const char *code_kind_to_words(CodeKind k);
 
 typedef struct Code {
         CodeKind kind;
-        char *value;   /* canonical: upper case, spaces/NBSP/'-'/'.' removed */
+        char *value;   /* as written, case kept, spaces/NBSP/'-'/'.' removed; NULL when possible */
         char *display; /* as written in the mail */
         bool trusted;  /* sender verified for this rule (see rules.h) */
         char *rule;    /* "name@version" */
@@ -60,13 +62,17 @@ typedef struct Message {
 Message *message_free(Message *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Message *, message_free);
 
-/* Appends a copy of code (strings duplicated) unless one with the same kind and value is there.
- * Returns 1 when added, 0 when a duplicate, -ENOMEM. */
+/* Appends a copy of code (strings duplicated) unless one with the same kind and value is there
+ * (values compared caselessly: identity, not display). Returns 1 when added, 0 when a
+ * duplicate, -ENOMEM. */
 int message_add_code(Message *m, const Code *code);
 
-/* Canonical form of a displayed value: upper case, ASCII letters and digits kept, space, NBSP,
- * '-', '.' and other separators removed. Returns NULL on OOM. */
+/* Canonical form of a displayed value: the code as written, case kept (a code may be
+ * case-sensitive), with only its grouping separators removed: blanks, NBSP (and the other
+ * no-break spaces), '-' and '.'. Returns NULL on OOM. */
 char *code_canonicalize(const char *display);
+/* Whether two canonical values name the same code (ASCII caseless). */
+bool code_value_equal(const char *a, const char *b) _pure_;
 
 /* RFC 3339 with the original offset ("2026-03-02T09:14:00+01:00") into buf (>= 32 bytes). */
 const char *format_rfc3339(int64_t t, int tz_minutes, char *buf, size_t size);

@@ -2,6 +2,9 @@
  * folded (text_fold()), links and addresses are blanked, and quoted or forwarded lines are
  * split off into a text of their own that can never yield a trusted code. The subject is one
  * more text. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+
+#include <pcre2.h>
 #include <stdio.h>
 
 #include "pipeline.h"
@@ -11,6 +14,48 @@
 
 #define SUBJECT_MAX 4096
 
+/* The safety net: mail from a trusted sender (a domain some rule trusts, or an employer
+ * domain) that speaks of a code, a number or an identifier of ours, and yields no code, is kept
+ * as a possible code. Run on the folded subject and the sender's own text (not quoted, not
+ * attached). Newsletters, offers, password resets (any mail about a password), appointments,
+ * warnings against fraud ("we will never ask for your code") and announcements ("the codes
+ * will be sent on ...") speak of codes too, but hold none: they stay quiet. */
+/* A code or number of ours (KIND), given in this mail (CUE: a colon after it, "voici", "ci-dessous",
+ * "en objet", "utilisez"...), in one clause. Mail that only speaks of codes ("comment obtenir
+ * votre code specifique ?") is not enough. */
+#define POSSIBLE_KIND                                                                              \
+        "(?:\\bcodes?\\b(?!\\s+(?:postal|promo|promotionnel|de\\s+reduction|avantage|de\\s+la\\s+route|du\\s+travail))"     \
+        "|\\b(?:numero|n[o\u00b0]|no\\.?|reference|ref\\.?)\\s*(?:unique|de\\s+(?:votre\\s+|la\\s+|du\\s+)?(?:demande|dossier|visa)" \
+        "|d'enregistrement|du\\s+dossier)|\\b(?:visa|dossier|demande)\\s+(?:n[o\u00b0]|numero)"                  \
+        "|\\bidentifiant\\s+(?:unique|personnel|de\\s+connexion)|\\bpasscode\\b"                          \
+        "|\\b(?:file|request|application|visa)\\s+(?:number|no\\.?|reference)\\b)"
+#define POSSIBLE_CUE                                                                               \
+        "(?:[^\\S\\n]*:|\\bvoici\\b|\\bhere\\s+(?:is|are)\\b|\\bci-(?:dessous|joint|apres)\\b|\\bbelow\\b"          \
+        "|\\bpiece\\s+jointe\\b|\\battached\\b|\\bsuivante?\\b|\\bfollowing\\b|\\bobjet\\b|\\bsubject\\b"             \
+        "|\\butilisez\\b|\\bsaisissez\\b|\\bentrez\\b|\\btapez\\b|\\buse\\b|\\benter\\b|\\bindiquee?\\b|\\bfigure\\b"   \
+        "|\\bcommunique\\b|\\battribuee?\\b|\\best\\s+le\\b|\\bis\\b)"
+static const char possible_mention[] =
+        POSSIBLE_KIND "[^.!?\\n]{0,60}?" POSSIBLE_CUE "|" POSSIBLE_CUE "[^.!?\\n]{0,60}?" POSSIBLE_KIND;
+static const char possible_quiet[] =
+        "se\\s+desabonner|desinscri|desabonnement|unsubscribe|newsletter|lettre\\s+d'information"
+        "|mot\\s+de\\s+passe\\s+oublie|reinitialis|reset\\s+(?:your\\s+)?password|password\\s+reset"
+        "|(?:choisir|creer|definir)\\s+(?:un|votre)\\s+nouveau\\s+mot\\s+de\\s+passe"
+        "|\\boffres?\\s+(?:speciale|exclusive|promotionnelle|commerciale|partenaire)|\\bpromotion|webinaire|webinar"
+        "|enquete\\s+de\\s+satisfaction|questionnaire"
+        /* warnings against fraud: "Action Logement ne vous demandera jamais votre code" */
+        "|\\bjamais\\b[^.\\n]{0,80}\\bcodes?\\b|\\bnever\\b[^.\\n]{0,80}\\bcodes?\\b|\\bfraud|\\bhameconnage|\\bphishing|\\barnaque"
+        "|\\bescroquer|\\bscam|\\bvigilan|\\bmefie|\\busurpation|\\bsuspicious|\\bfaux\\s+(?:mails|messages|courriels|sites)"
+        /* password resets and changes, appointments, news */
+        "|mot\\s+de\\s+passe|\\bpassword\\b|rendez-vous|\\brdv\\b|\\bappointment|\\bactualites\\b|\\bwebinar|\\bpreferences\\b"
+        "|\\bnews\\b|\\bdecouvrez\\b|\\bevenement"
+        /* the code is elsewhere: in the user's online space, by post, by text message */
+        "|\\bespace\\s+(?:personnel|client|beneficiaire|salarie|adherent|en\\s+ligne)|\\bconnectez-vous"
+        "|\\ben\\s+ligne\\b|\\bonline\\b|\\bpar\\s+(?:sms|courrier|voie\\s+postale|la\\s+poste)|\\bby\\s+(?:sms|text|post)\\b"
+        /* announcements: the code is yet to come */
+        "|\\b(?:seront|sera)\\s+(?:\\w+\\s+)?(?:envoyee?s?|transmise?s?|communiquee?s?|adressee?s?|distribuee?s?)"
+        "|\\bvous\\s+(?:le\\s+|les\\s+)?recevrez|\\bcodes?\\b[^.\\n]{0,60}\\bjamais\\b"
+        "|\\bwill\\s+(?:be\\s+sent|receive|be\\s+e-?mailed)|\\bprochainement\\b|\\barriveront\\b|\\barrivent\\b";
+
 struct Pipeline {
         const Rules *rules;
         char *const *employer_domains;
@@ -19,7 +64,17 @@ struct Pipeline {
         RuleMatcher *matcher;
         PipelineTextFunc text_cb;
         void *text_userdata;
+        pcre2_code *mention, *quiet;
+        pcre2_match_data *md;
 };
+
+static pcre2_code *compile_net(const char *pattern) {
+        int err;
+        PCRE2_SIZE off;
+        pcre2_code *c = pcre2_compile((PCRE2_SPTR) pattern, PCRE2_ZERO_TERMINATED,
+                                      PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS, &err, &off, NULL);
+        return c; /* fixed patterns: only memory can fail */
+}
 
 int pipeline_new(const Rules *rules, char *const *employer_domains, const MimeLimits *limits,
                  Pipeline **ret) {
@@ -34,6 +89,11 @@ int pipeline_new(const Rules *rules, char *const *employer_domains, const MimeLi
         r = rule_matcher_new(&p->matcher);
         if (r < 0)
                 return r;
+        p->mention = compile_net(possible_mention);
+        p->quiet = compile_net(possible_quiet);
+        p->md = pcre2_match_data_create(1, NULL);
+        if (!p->mention || !p->quiet || !p->md)
+                return -ENOMEM;
         *ret = TAKE_PTR(p);
         return 0;
 }
@@ -42,6 +102,9 @@ Pipeline *pipeline_free(Pipeline *p) {
         if (!p)
                 return NULL;
         rule_matcher_free(p->matcher);
+        pcre2_code_free(p->mention);
+        pcre2_code_free(p->quiet);
+        pcre2_match_data_free(p->md);
         free(p);
         return NULL;
 }
@@ -168,6 +231,51 @@ static bool gmail_sent(const char *labels) {
         return false;
 }
 
+/* Where re first matches in the sender's own texts (subject included): the text's index, or -1. */
+static int net_find(Pipeline *p, const pcre2_code *re, const Texts *x, size_t *ret_offset) {
+        for (size_t i = 0; i < x->n; i++) {
+                if (x->t[i].quoted || x->t[i].attached)
+                        continue;
+                if (pcre2_match(re, (PCRE2_SPTR) x->t[i].text, x->t[i].len, 0, PCRE2_NO_UTF_CHECK, p->md, NULL) >= 0) {
+                        *ret_offset = pcre2_get_ovector_pointer(p->md)[0];
+                        return (int) i;
+                }
+        }
+        return -1;
+}
+
+/* The safety net (see possible_mention): adds a possible code to msg when a trusted sender's
+ * mail speaks of a code and no rule read one. */
+static int possible_code(Pipeline *p, const Texts *x, const SenderInfo *sender, Message *msg,
+                         RuleExplainFunc explain, void *userdata) {
+        size_t offset = 0;
+        int t, r;
+
+        if (msg->n_codes > 0 || !sender_trusted(sender, rules_trusted_domains(p->rules), true))
+                return 0;
+        t = net_find(p, p->mention, x, &offset);
+        if (t < 0)
+                return 0;
+        if (net_find(p, p->quiet, x, &offset) >= 0) {
+                if (explain)
+                        explain(&(RuleVerdict) { .rule = "possible", .kind = CODE_KIND_POSSIBLE, .text_index = (unsigned) t,
+                                                 .rejected = "a trusted sender speaks of a code, but this looks like a "
+                                                             "newsletter, an offer or a password reset: not kept" },
+                                userdata);
+                return 0;
+        }
+        r = message_add_code(msg, &(Code) { .kind = CODE_KIND_POSSIBLE, .trusted = true, .rule = (char *) "possible" });
+        if (r < 0)
+                return r;
+        if (explain)
+                explain(&(RuleVerdict) { .rule = "possible", .kind = CODE_KIND_POSSIBLE, .text_index = (unsigned) t,
+                                         .offset = offset,
+                                         .rejected = "a trusted sender speaks of a code here, but no rule read one: "
+                                                     "kept as a possible code" },
+                        userdata);
+        return 0;
+}
+
 int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *ref,
                  Message **ret, char ***warnings, RuleExplainFunc explain, void *userdata) {
         _cleanup_(mime_message_freep) MimeMessage *mm = NULL;
@@ -220,6 +328,9 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
                 p->text_cb(&sender, texts.t, texts.n, p->text_userdata);
 
         r = rules_match(p->rules, p->matcher, texts.t, texts.n, &sender, msg, explain, userdata, warnings);
+        if (r < 0)
+                return r;
+        r = possible_code(p, &texts, &sender, msg, explain, userdata);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(msg);

@@ -24,14 +24,17 @@
 #include "ini-file.h"
 #include "rules.h"
 #include "strbuf.h"
+#include "strmap.h"
 #include "strv.h"
 #include "text.h"
 
 #define RULES_MAX_PER_FILE 256
 #define RULES_MAX_FILES 256
 #define RULES_MAX_PATTERNS 64
+#define RULES_MAX_LIST 1024 /* senders, exclude_senders or keywords of one rule */
 #define RULES_MAX_CANDIDATES 256
 #define RULES_MAX_SOURCE 16384
+#define RULES_MAX_NESTING 8 /* [define] fragments inside fragments */
 #define RULES_MATCH_LIMIT 1000000
 #define RULES_DEPTH_LIMIT 5000
 #define RULES_HEAP_LIMIT_KIB 20480
@@ -102,6 +105,8 @@ struct Rule {
         size_t n_rejects;
         Regex *reject_contexts;
         size_t n_reject_contexts;
+        Regex *reject_sentences;
+        size_t n_reject_sentences;
         unsigned min_length, max_length, min_digits;
         RuleCheck check;
         bool in_subject, in_body;
@@ -109,8 +114,10 @@ struct Rule {
 
 struct Rules {
         Rule *rules;
-        size_t n_rules;
+        size_t n_rules, rules_allocated;
         char **trusted_domains;
+        size_t n_trusted_domains, trusted_domains_allocated;
+        StrMap trusted_domain_index;
         char **keywords;
         pcre2_code *keyword_re;  /* (kw1)|(kw2)|...: group i+1 is keyword i */
         bool jit;
@@ -153,6 +160,9 @@ static void rule_done(Rule *r) {
         for (size_t i = 0; i < r->n_reject_contexts; i++)
                 regex_done(&r->reject_contexts[i]);
         free(r->reject_contexts);
+        for (size_t i = 0; i < r->n_reject_sentences; i++)
+                regex_done(&r->reject_sentences[i]);
+        free(r->reject_sentences);
 }
 
 Rules *rules_free(Rules *r) {
@@ -161,6 +171,7 @@ Rules *rules_free(Rules *r) {
         for (size_t i = 0; i < r->n_rules; i++)
                 rule_done(&r->rules[i]);
         free(r->rules);
+        strmap_done(&r->trusted_domain_index);
         strv_free(r->trusted_domains);
         strv_free(r->keywords);
         pcre2_code_free(r->keyword_re);
@@ -197,7 +208,9 @@ typedef struct FileState {
         Define *defines;
         size_t n_defines;
         Rule *rules;
-        size_t n_rules;
+        size_t n_rules, rules_allocated;
+        StrMap rule_names; /* name → index in rules */
+        bool full;     /* RULES_MAX_PER_FILE reached (and said once): the rest is skipped */
         Regex *last;   /* the regex a continuation line extends */
         char *last_list_key; /* or: the list key (keywords, senders...) it extends */
         bool skipping; /* inside an invalid section: ignore its keys */
@@ -291,6 +304,8 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
 
         if (streq(key, "kind")) {
                 rule->kind = code_kind_from_string(value);
+                if (rule->kind == CODE_KIND_POSSIBLE) /* the pipeline's own, for codes no rule read */
+                        rule->kind = _CODE_KIND_INVALID;
                 if (rule->kind < 0)
                         return ini_file_error(f, col, "unknown kind '%s' (expected specific, "
                                                       "company, access, otp, request or file)",
@@ -306,6 +321,9 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                                 *p = (char) tolower((unsigned char) *p);
                         if (!domain_valid(*d))
                                 return ini_file_error(f, col, "invalid domain '%s'", *d);
+                        /* Bounded: each new one is compared with those before it. */
+                        if (strv_length(*list) >= RULES_MAX_LIST)
+                                return ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key);
                         if (!strv_contains(*list, *d) && (r = strv_extend(list, *d)) < 0)
                                 return r;
                 }
@@ -326,6 +344,8 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                                 *p = (char) tolower((unsigned char) *p);
                         if (fl < 3)
                                 return ini_file_error(f, col, "keyword '%s' is shorter than 3 characters", *k);
+                        if (strv_length(rule->keywords) >= RULES_MAX_LIST)
+                                return ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
                         if (!strv_contains(rule->keywords, folded) &&
                             (r = strv_consume(&rule->keywords, TAKE_PTR(folded))) < 0)
                                 return r;
@@ -351,6 +371,10 @@ static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, cons
                 return r;
         } else if (streq(key, "reject_context")) {
                 r = regex_list_add(f, &rule->reject_contexts, &rule->n_reject_contexts, value, &x);
+                st->last = x;
+                return r;
+        } else if (streq(key, "reject_sentence")) {
+                r = regex_list_add(f, &rule->reject_sentences, &rule->n_reject_sentences, value, &x);
                 st->last = x;
                 return r;
         } else if (streq(key, "length")) {
@@ -454,11 +478,12 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
                 Rule *l;
                 bool ok = *name;
 
+                if (st->full)
+                        return 0; /* said once at the rule that went over the limit */
                 for (const char *p = name; *p; p++)
                         ok = ok && (isalnum((unsigned char) *p) || *p == '-' || *p == '_' || *p == '.');
-                for (size_t i = 0; i < st->n_rules; i++)
-                        if (streq(st->rules[i].name, name))
-                                ok = false;
+                if (strmap_get(&st->rule_names, name, NULL))
+                        ok = false;
                 if (!ok) {
                         if (!st->skipping &&
                             strv_extendf(st->errors, "%s:%u: invalid or duplicate rule name '%s'", st->path,
@@ -467,12 +492,21 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
                         st->skipping = true;
                         return 0;
                 }
-                if (st->n_rules >= RULES_MAX_PER_FILE)
-                        return ini_file_error(f, 0, "more than %d rules in one file", RULES_MAX_PER_FILE);
-                l = reallocarray(st->rules, st->n_rules + 1, sizeof(Rule));
-                if (!l)
-                        return -ENOMEM;
-                st->rules = l;
+                if (st->n_rules >= RULES_MAX_PER_FILE) {
+                        /* Once: the rules beyond it would each say the same. */
+                        st->full = st->skipping = true;
+                        return ini_file_error(f, 0, "more than %d rules in one file; the rules from here "
+                                                    "to the end of the file are ignored", RULES_MAX_PER_FILE);
+                }
+                if (st->n_rules == st->rules_allocated) {
+                        size_t n = MAX(st->rules_allocated * 2, (size_t) 8);
+                        l = reallocarray(st->rules, n, sizeof(Rule));
+                        if (!l)
+                                return -ENOMEM;
+                        st->rules = l;
+                        st->rules_allocated = n;
+                }
+                l = st->rules;
                 l[st->n_rules] = (Rule) {
                         .name = strdup(name), .line = ini_file_section_line(f) ?: ini_file_line(f),
                         .kind = _CODE_KIND_INVALID,
@@ -481,7 +515,8 @@ static int file_handler(IniFile *f, const char *section, const char *key, const 
                         .in_body = true,
                 };
                 st->n_rules++;
-                if (!l[st->n_rules - 1].name)
+                if (!l[st->n_rules - 1].name ||
+                    strmap_put(&st->rule_names, l[st->n_rules - 1].name, st->n_rules - 1) < 0)
                         return -ENOMEM;
                 st->skipping = false;
         }
@@ -504,7 +539,8 @@ typedef struct Expansion {
         size_t alloc;
         const char *unknown; /* on -ENOENT: the name not defined (points into a source) */
         size_t unknown_len;
-        SourcePos where;     /* on -ENOENT / -ELOOP: the reference */
+        SourcePos where;     /* on -ENOENT / -ELOOP / -EMLINK: the reference */
+        const void *active[RULES_MAX_NESTING]; /* the fragments being expanded, outermost first */
 } Expansion;
 
 static void expansion_done(Expansion *e) {
@@ -531,7 +567,7 @@ static int expansion_append(Expansion *e, const char *p, size_t n, const Regex *
         return r;
 }
 
-/* Expands the {NAME} references of x (recursively, up to a depth) into e, remembering for
+/* Expands the {NAME} references of x (recursively, RULES_MAX_NESTING levels at most) into e, remembering for
  * every byte the line and column it was written at, so that a PCRE2 error inside a fragment
  * points into the [define] section. */
 static int expand(const FileState *st, const Regex *x, Expansion *e, unsigned depth) {
@@ -550,15 +586,19 @@ static int expand(const FileState *st, const Regex *x, Expansion *e, unsigned de
                                         if (strlen(st->defines[k].name) == j - i - 1 &&
                                             memcmp(st->defines[k].name, src + i + 1, j - i - 1) == 0)
                                                 def = &st->defines[k];
-                                if (!def || depth >= 8) {
+                                bool cycle = false;
+                                for (unsigned k = 0; def && k < depth; k++)
+                                        cycle = cycle || e->active[k] == def;
+                                if (!def || cycle || depth >= RULES_MAX_NESTING) {
                                         e->unknown = src + i + 1;
                                         e->unknown_len = j - i - 1;
                                         regex_position(x, i, &e->where.line, &e->where.column);
-                                        return def ? -ELOOP : -ENOENT;
+                                        return !def ? -ENOENT : cycle ? -ELOOP : -EMLINK;
                                 }
                         }
                 }
                 if (def) {
+                        e->active[depth] = def;
                         r = expand(st, &def->fragment, e, depth + 1);
                         if (r < 0)
                                 return r;
@@ -600,7 +640,7 @@ static int regex_error(const FileState *st, const Regex *x, size_t offset, const
         if (!msg)
                 return -ENOMEM;
         regex_position(x, offset, &line, &column);
-        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, line, column, msg);
+        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, line, column, msg) < 0 ? -ENOMEM : 1;
 }
 
 static int pos_error(const FileState *st, SourcePos pos, const char *fmt, ...) _printf_(3, 4);
@@ -614,9 +654,10 @@ static int pos_error(const FileState *st, SourcePos pos, const char *fmt, ...) {
         va_end(ap);
         if (!msg)
                 return -ENOMEM;
-        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, pos.line, pos.column, msg);
+        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, pos.line, pos.column, msg) < 0 ? -ENOMEM : 1;
 }
 
+/* 0 when compiled (or empty), 1 when an error was reported, -ENOMEM. */
 static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *jit) {
         _cleanup_(expansion_done) Expansion e = { .text = STRBUF_INIT(RULES_MAX_SOURCE * 4) };
         PCRE2_SIZE erroffset;
@@ -626,9 +667,12 @@ static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *ji
         if (!x->source)
                 return 0;
         r = expand(st, x, &e, 0);
-        if (r == -ENOENT || r == -ELOOP)
-                return pos_error(st, e.where, r == -ENOENT ? "unknown fragment {%.*s} (not in [define])"
-                                                           : "fragment {%.*s} refers to itself",
+        if (r == -ENOENT || r == -ELOOP || r == -EMLINK)
+                return pos_error(st, e.where,
+                                 r == -ENOENT  ? "unknown fragment {%.*s} (not in [define])"
+                                 : r == -ELOOP ? "fragment {%.*s} refers to itself"
+                                               : "fragment {%.*s} nested more than "
+                                                 STRINGIFY(RULES_MAX_NESTING) " levels deep",
                                  (int) e.unknown_len, e.unknown);
         if (r == -E2BIG)
                 return regex_error(st, x, 0, "pattern longer than %d bytes once expanded", RULES_MAX_SOURCE * 4);
@@ -689,21 +733,36 @@ static int rule_finish(FileState *st, Rule *rule, bool *jit) {
                 return strv_extendf(st->errors, "%s:%u: rule '%s' reads other senders' mail (brand) "
                                                 "but has no keywords", st->path, rule->line, rule->name) < 0 ? -ENOMEM : 1;
 
-        size_t before = strv_length(*st->errors);
+        /* Counted here, not by measuring the error list before and after: that is as long as
+         * the errors of every rule before this one. */
+        bool bad = false;
         Regex *singles[] = { &rule->brand, &rule->requires, &rule->subject, &rule->body };
         for (size_t i = 0; i < ELEMENTSOF(singles); i++)
                 if ((r = regex_compile(st, singles[i], false, jit)) < 0)
                         return r;
+                else
+                        bad = bad || r > 0;
         for (size_t i = 0; i < rule->n_patterns; i++)
                 if ((r = regex_compile(st, &rule->patterns[i], true, jit)) < 0)
                         return r;
+                else
+                        bad = bad || r > 0;
         for (size_t i = 0; i < rule->n_rejects; i++)
                 if ((r = regex_compile(st, &rule->rejects[i], false, jit)) < 0)
                         return r;
+                else
+                        bad = bad || r > 0;
         for (size_t i = 0; i < rule->n_reject_contexts; i++)
                 if ((r = regex_compile(st, &rule->reject_contexts[i], false, jit)) < 0)
                         return r;
-        return strv_length(*st->errors) > before ? 1 : 0;
+                else
+                        bad = bad || r > 0;
+        for (size_t i = 0; i < rule->n_reject_sentences; i++)
+                if ((r = regex_compile(st, &rule->reject_sentences[i], false, jit)) < 0)
+                        return r;
+                else
+                        bad = bad || r > 0;
+        return bad ? 1 : 0;
 }
 
 static int rules_add_file(Rules *rules, const char *path, char ***errors) {
@@ -725,19 +784,30 @@ static int rules_add_file(Rules *rules, const char *path, char ***errors) {
                 }
                 if (k > 0)
                         continue; /* reported; the other rules still load */
-                Rule *l = reallocarray(rules->rules, rules->n_rules + 1, sizeof(Rule));
-                if (!l) {
-                        r = -ENOMEM;
-                        break;
-                }
-                rules->rules = l;
-                l[rules->n_rules++] = *rule;
-                *rule = (Rule) {};
-                STRV_FOREACH(d, l[rules->n_rules - 1].senders)
-                        if (!strv_contains(rules->trusted_domains, *d) &&
-                            (r = strv_extend(&rules->trusted_domains, *d)) < 0)
+                if (rules->n_rules == rules->rules_allocated) {
+                        size_t n = MAX(rules->rules_allocated * 2, (size_t) 8);
+                        Rule *l = reallocarray(rules->rules, n, sizeof(Rule));
+                        if (!l) {
+                                r = -ENOMEM;
                                 break;
+                        }
+                        rules->rules = l;
+                        rules->rules_allocated = n;
+                }
+                rules->rules[rules->n_rules++] = *rule;
+                *rule = (Rule) {};
+                STRV_FOREACH(d, rules->rules[rules->n_rules - 1].senders) {
+                        char *copy;
+                        if (strmap_get(&rules->trusted_domain_index, *d, NULL))
+                                continue;
+                        copy = strdup(*d);
+                        if ((r = strv_push(&rules->trusted_domains, &rules->n_trusted_domains,
+                                           &rules->trusted_domains_allocated, copy)) < 0 ||
+                            (r = strmap_put(&rules->trusted_domain_index, copy, 0)) < 0)
+                                break;
+                }
         }
+        strmap_done(&st.rule_names);
         for (size_t i = 0; i < st.n_rules; i++)
                 rule_done(&st.rules[i]);
         free(st.rules);
@@ -766,8 +836,10 @@ static Rules *rules_new(void) {
 
 /* One pattern for every keyword, each in its own group, so that one pass over a text tells
  * which keywords it holds. A space in a keyword matches any one blank (line breaks too). */
-static int rules_build_keywords(Rules *rules) {
+static int rules_build_keywords(Rules *rules, char ***errors) {
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(0);
+        _cleanup_(strmap_done) StrMap ids = STRMAP_INIT;
+        size_t n_keywords = strv_length(rules->keywords), allocated = 0;
         int errcode;
         PCRE2_SIZE erroffset;
 
@@ -782,11 +854,13 @@ static int rules_build_keywords(Rules *rules) {
                         return -ENOMEM;
                 for (size_t k = 0; k < rule->n_keyword_ids; k++) {
                         size_t id;
-                        for (id = 0; rules->keywords[id]; id++)
-                                if (streq(rules->keywords[id], rule->keywords[k]))
-                                        break;
-                        if (!rules->keywords[id] && strv_extend(&rules->keywords, rule->keywords[k]) < 0)
-                                return -ENOMEM;
+                        if (!strmap_get(&ids, rule->keywords[k], &id)) {
+                                id = n_keywords;
+                                if (strv_push(&rules->keywords, &n_keywords, &allocated,
+                                              strdup(rule->keywords[k])) < 0 ||
+                                    strmap_put(&ids, rules->keywords[id], id) < 0)
+                                        return -ENOMEM;
+                        }
                         rule->keyword_ids[k] = id;
                 }
         }
@@ -814,8 +888,16 @@ static int rules_build_keywords(Rules *rules) {
                 return 0;
         rules->keyword_re = pcre2_compile((PCRE2_SPTR) b.data, b.len, PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS,
                                           &errcode, &erroffset, NULL);
-        if (!rules->keyword_re)
-                return -ENOMEM; /* escaped literals: only memory can fail */
+        if (!rules->keyword_re && errcode == PCRE2_ERROR_NOMEMORY)
+                return -ENOMEM;
+        if (!rules->keyword_re) {
+                /* Escaped literals: only their number can be too much (a compiled pattern is at
+                 * most 64 KiB, 65,535 groups). */
+                PCRE2_UCHAR msg[256];
+                (void) pcre2_get_error_message(errcode, msg, sizeof msg);
+                return strv_extendf(errors, "rules: the %zu different keywords of the rules are too many to "
+                                            "search together (%s); use fewer keywords", n_keywords, (char *) msg);
+        }
         if (!use_jit() || pcre2_jit_compile(rules->keyword_re, PCRE2_JIT_COMPLETE) != 0)
                 rules->jit = false;
         return 0;
@@ -830,7 +912,7 @@ int rules_load_files(char *const *files, Rules **ret, char ***errors) {
         STRV_FOREACH(f, files)
                 if ((r = rules_add_file(rules, *f, errors)) < 0)
                         return r;
-        r = rules_build_keywords(rules);
+        r = rules_build_keywords(rules, errors);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(rules);
@@ -1004,6 +1086,7 @@ typedef enum Verdict {
         VERDICT_NOT_SIRET,
         VERDICT_REJECT,
         VERDICT_REJECT_CONTEXT,
+        VERDICT_REJECT_SENTENCE,
         VERDICT_NOMEM,
         _VERDICT_MAX,
 } Verdict;
@@ -1016,12 +1099,13 @@ static const char *const verdict_text[_VERDICT_MAX] = {
         [VERDICT_NOT_SIRET] = "digits only, but not a valid SIREN/SIRET",
         [VERDICT_REJECT] = "matches a reject pattern",
         [VERDICT_REJECT_CONTEXT] = "its line matches a reject_context pattern",
+        [VERDICT_REJECT_SENTENCE] = "its clause matches a reject_sentence pattern (it says the value is wrong, old or not to be used)",
         [VERDICT_NOMEM] = "out of memory",
 };
 
 static Verdict candidate_check(MatchRun *run, const Rule *rule, const char *canonical,
                                const char *display, size_t display_len, const char *line,
-                               size_t line_len) {
+                               size_t line_len, const char *sentence, size_t sentence_len) {
         size_t len = strlen(canonical), digits = 0;
         int r;
 
@@ -1052,6 +1136,13 @@ static Verdict candidate_check(MatchRun *run, const Rule *rule, const char *cano
                 if (r > 0)
                         return VERDICT_REJECT_CONTEXT;
         }
+        for (size_t i = 0; i < rule->n_reject_sentences; i++) {
+                r = regex_find_warn(run, rule, &rule->reject_sentences[i], sentence, sentence_len, 0);
+                if (r < 0)
+                        return VERDICT_NOMEM;
+                if (r > 0)
+                        return VERDICT_REJECT_SENTENCE;
+        }
         return VERDICT_OK;
 }
 
@@ -1075,6 +1166,36 @@ static void candidates_done(Candidates *cs) {
                 free(cs->c[i].display);
         }
         free(cs->c);
+}
+
+/* Whether text[k] ends a clause: '.' (not in a run of dots), '!', '?', ';' or ',' before a
+ * blank or the end; a line
+ * break, unless it only wraps a sentence (a letter, digit or comma before, a lower-case letter
+ * after); a dash between blanks (" - "). */
+static bool clause_end(const char *text, size_t len, size_t k) {
+        char c = text[k], next = k + 1 < len ? text[k + 1] : '\n';
+
+        if (c == '.' && ((k > 0 && text[k - 1] == '.') || next == '.'))
+                return false; /* dot leaders ("Code ..... X"), an ellipsis */
+        if (strchr(".!?;,", c))
+                return next == ' ' || next == '\n';
+        if (c == '\n')
+                return !(k > 0 && (isalnum((unsigned char) text[k - 1]) || text[k - 1] == ',') &&
+                         islower((unsigned char) next));
+        return c == '-' && k > 0 && text[k - 1] == ' ' && next == ' ';
+}
+
+/* The clause holding [start, end) (see clause_end()), at most 400 bytes each side. */
+static void clause_around(const char *text, size_t len, size_t start, size_t end, size_t *ret_start,
+                          size_t *ret_len) {
+        size_t s = start, e = end;
+
+        while (s > 0 && start - s < 400 && !clause_end(text, len, s - 1))
+                s--;
+        while (e < len && e - end < 400 && !clause_end(text, len, e))
+                e++;
+        *ret_start = s;
+        *ret_len = e - s;
 }
 
 static void line_around(const char *text, size_t len, size_t offset, size_t *ret_start, size_t *ret_len) {
@@ -1133,6 +1254,13 @@ static int candidate_add(Candidates *cs, const Rule *rule, size_t rule_index, co
         if (cs->n >= RULES_MAX_CANDIDATES)
                 return 0;
         d = strndup(display, len);
+        if (d) { /* a code wrapped at a line end is shown on one line */
+                char *o = d;
+                for (const char *q = d; *q; q++)
+                        if (*q != '\n')
+                                *o++ = *q;
+                *o = 0;
+        }
         v = d ? code_canonicalize(d) : NULL;
         if (!v) {
                 free(d);
@@ -1165,6 +1293,7 @@ static int rule_candidate(MatchRun *run, const Rule *rule, size_t rule_index, co
         line_around(tx->text, tx->len, cs, &ls, &ll);
 
         for (;;) {
+                size_t ss, sl;
                 _cleanup_free_ char *display = strndup(tx->text + cs, ce - cs);
                 _cleanup_free_ char *canonical = display ? code_canonicalize(display) : NULL;
                 Verdict v;
@@ -1172,7 +1301,8 @@ static int rule_candidate(MatchRun *run, const Rule *rule, size_t rule_index, co
 
                 if (!canonical)
                         return -ENOMEM;
-                v = candidate_check(run, rule, canonical, display, ce - cs, tx->text + ls, ll);
+                clause_around(tx->text, tx->len, cs, ce, &ss, &sl);
+                v = candidate_check(run, rule, canonical, display, ce - cs, tx->text + ls, ll, tx->text + ss, sl);
                 if (v == VERDICT_NOMEM)
                         return -ENOMEM;
                 if (v == VERDICT_OK) {
@@ -1209,9 +1339,11 @@ static int keywords_scan(MatchRun *run) {
                 m->keyword_seen = b;
                 m->n_keyword_seen = n;
         }
-        if (n == 0 || !rules->keyword_re)
+        if (n == 0)
                 return 0;
         memset(m->keyword_seen, 0, n * sizeof(bool));
+        if (!rules->keyword_re)
+                return 0;
         if (!m->keyword_md || pcre2_get_ovector_count(m->keyword_md) < n + 1) {
                 pcre2_match_data_free(m->keyword_md);
                 m->keyword_md = pcre2_match_data_create((uint32_t) n + 1, NULL);
@@ -1317,6 +1449,8 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                 return r;
         }
 
+        size_t before = out->n;
+        bool matched = false;
         for (size_t t = 0; t < run->n_texts; t++) {
                 const RuleText *tx = &run->texts[t];
                 bool trusted = trusted_sender && tx->attached == 0 && !tx->quoted;
@@ -1345,6 +1479,7 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                                 start = me > ms ? me : me + 1;
                                 while (start < tx->len && ((unsigned char) tx->text[start] & 0xC0) == 0x80)
                                         start++;
+                                matched = true;
                                 if (cs == PCRE2_UNSET || ce <= cs)
                                         continue;
                                 r = rule_candidate(run, rule, rule_index, x, t, ms, me, cs, ce, trusted, out);
@@ -1353,6 +1488,12 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                         }
                 }
         }
+        if (!matched && out->n == before && run->explain)
+                run->explain(&(RuleVerdict) { .rule = rule->id, .file = rule->file, .line = rule->line, .kind = rule->kind,
+                                              .ran = true,
+                                              .rejected = trusted_sender ? "no pattern matched (sender trusted)"
+                                                                         : "no pattern matched (sender not trusted)" },
+                             run->userdata);
         return 0;
 }
 
@@ -1387,7 +1528,7 @@ int rules_match(const Rules *rules, RuleMatcher *m, const RuleText *texts, size_
 
                 for (size_t j = 0; j < cs.n && keep; j++) {
                         const Candidate *o = &cs.c[j];
-                        if (o->kind != c->kind && streq(o->value, c->value) &&
+                        if (o->kind != c->kind && code_value_equal(o->value, c->value) &&
                             (o->distance < c->distance || (o->distance == c->distance && o->rule < c->rule)))
                                 keep = false;
                 }

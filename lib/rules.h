@@ -19,10 +19,13 @@
  *   pattern         regex (several allowed) whose named group (?<code>...) captures a value
  *   reject          regex on the captured value: vetoes it (phone numbers, dates...)
  *   reject_context  regex on the line holding the value: vetoes it (legal footers...)
+ *   reject_sentence regex on the sentence holding the value: vetoes it ("... ne fonctionnera
+ *                   pas", "ancien code", "ne pas utiliser": wording that says it is wrong)
  *   length, min_digits, check (none | siret | not-siret), where (subject, body)
  * Values may continue on indented lines (joined without a blank), and [define] fragments may
  * use one another; " ;" starts a comment (inih), so a pattern never holds a blank before ';'.
- * The candidate a pattern captures is checked (length, digits, check, reject, reject_context);
+ * The candidate a pattern captures is checked (length, digits, check, reject, reject_context,
+ * reject_sentence);
  * when it is too long or has too few digits it is read again without its leading words of
  * letters ("ACTION LOGEMENT EMPJ8D2R4U"). One value claimed by several kinds goes to the kind
  * whose label is closest. Errors name file:line:column, inside fragments too.
@@ -81,6 +84,7 @@ typedef struct RuleVerdict {
         size_t offset;           /* in the text */
         unsigned text_index;
         bool trusted;
+        bool ran;                /* display == NULL: the rule ran but no pattern matched */
         const char *rejected;    /* NULL: accepted; else why */
 } RuleVerdict;
 

@@ -90,8 +90,48 @@ static bool kind_supersedes(CodeKind k) {
         "  updated_at INTEGER NOT NULL,"                                                           \
         "  PRIMARY KEY (account, folder)) WITHOUT ROWID;"
 
+/* Version 1 → 2: values keep their case (identity is caseless: COLLATE NOCASE, which also
+ * makes UNIQUE (kind, value) and every "value = ?" caseless), and possible codes (kind
+ * 'possible', no value, no display: a trusted sender's mail that speaks of a code no rule
+ * read), one per message. Existing rows keep their display; their value, upper-cased by
+ * version 1, takes its case from the display when the display, without its grouping
+ * separators, is that value in another case. SQLite's procedure for changing a table: a new
+ * one, copied, the old one dropped, the new one renamed (foreign keys are off). */
+#define SQL_UNGROUP(x) "replace(replace(replace(replace(replace(" x ", ' ', ''), char(160), ''), '-', ''), '.', ''), char(8239), '')"
+#define SCHEMA_V2                                                                                  \
+        "CREATE TABLE codes_v2 ("                                                                  \
+        "  id INTEGER PRIMARY KEY,"                                                                \
+        "  kind TEXT NOT NULL,"                                                                    \
+        "  value TEXT COLLATE NOCASE," /* as written, separators removed; NULL: possible */        \
+        "  display TEXT,"             /* as written; NULL: possible */                             \
+        "  trusted INTEGER NOT NULL,"                                                              \
+        "  rule TEXT NOT NULL,"                                                                    \
+        "  message INTEGER NOT NULL REFERENCES messages(id),"                                      \
+        "  date INTEGER NOT NULL,"                                                                 \
+        "  date_tz INTEGER NOT NULL,"                                                              \
+        "  first_seen INTEGER NOT NULL,"                                                           \
+        "  last_seen INTEGER NOT NULL,"                                                            \
+        "  expires_at INTEGER,"                                                                    \
+        "  superseded INTEGER NOT NULL DEFAULT 0,"                                                 \
+        "  UNIQUE (kind, value),"                                                                  \
+        "  CHECK ((kind = 'possible') = (value IS NULL)));"                                        \
+        "INSERT INTO codes_v2 SELECT id, kind,"                                                    \
+        "  iif(upper(" SQL_UNGROUP("display") ") = value, " SQL_UNGROUP("display") ", value),"    \
+        "  display, trusted, rule, message, date, date_tz, first_seen, last_seen, expires_at,"     \
+        "  superseded FROM codes;"                                                                 \
+        "DROP TABLE codes;"                                                                        \
+        "ALTER TABLE codes_v2 RENAME TO codes;"                                                    \
+        "CREATE INDEX codes_by_date ON codes (date DESC, id DESC);"                                \
+        "CREATE INDEX codes_by_kind ON codes (kind, date DESC, id DESC);"                          \
+        "CREATE INDEX codes_trusted ON codes (kind, date DESC, id DESC) WHERE trusted = 1;"        \
+        "CREATE INDEX codes_current ON codes (kind, date, id) WHERE superseded = 0;"               \
+        "CREATE INDEX codes_by_message ON codes (message);"                                        \
+        "CREATE INDEX codes_expiring ON codes (expires_at) WHERE expires_at IS NOT NULL;"          \
+        "CREATE UNIQUE INDEX codes_possible ON codes (message) WHERE kind = 'possible';"
+
 static const char *const migrations[] = {
         SCHEMA_V1,
+        SCHEMA_V2,
 };
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration per schema version");
 
@@ -103,9 +143,10 @@ _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration pe
 
 /* One JSON object per code, with DESIGN.md's members in its order. json_patch('{}', obj)
  * applies obj as an RFC 7396 merge patch to an empty object, which drops its null members:
- * absent fields are absent, not null. Local files carry "source" instead of the IMAP place;
+ * absent fields are absent, not null; json_set() then puts back "value": null for a
+ * possible code. Local files carry "source" instead of the IMAP place;
  * "expired" and "superseded" appear only when true. ?3 is the current time. */
-#define SQL_CODE_JSON                                                                              \
+#define SQL_CODE_OBJECT                                                                            \
         "json_patch('{}', json_object('id', c.id, 'kind', c.kind, 'value', c.value,"               \
         " 'display', c.display, 'trusted', json(iif(c.trusted, 'true', 'false')),"                 \
         " 'sender', m.sender, 'date', " SQL_RFC3339("c.date", "c.date_tz") ","                     \
@@ -115,11 +156,14 @@ _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration pe
         " 'found_at', " SQL_RFC3339("c.first_seen", "0") ", 'source', nullif(m.source, ''),"       \
         " 'expired', iif(c.expires_at <= ?3, json('true'), NULL),"                                 \
         " 'superseded', iif(c.superseded, json('true'), NULL)))"
+#define SQL_CODE_JSON                                                                              \
+        "iif(c.value IS NULL, json_set(" SQL_CODE_OBJECT ", '$.value', json('null')), " SQL_CODE_OBJECT ")"
 
 /* Statements of the write path, prepared once per Store. */
 typedef enum StatementId {
         STMT_MESSAGE,
         STMT_CODE_INSERT,
+        STMT_POSSIBLE_INSERT,
         STMT_CODE_UPGRADE,
         STMT_CODE_SEEN,
         STMT_SIGHTING,
@@ -143,6 +187,11 @@ static const char *const statement_sql[_STMT_MAX] = {
                 " first_seen, last_seen, expires_at)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)"
                 " ON CONFLICT (kind, value) DO NOTHING",
+        /* A possible code: one per message (codes_possible), no value. */
+        [STMT_POSSIBLE_INSERT] =
+                "INSERT INTO codes (kind, value, display, trusted, rule, message, date, date_tz,"
+                " first_seen, last_seen) VALUES ('possible', NULL, NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?6)"
+                " ON CONFLICT DO NOTHING",
         /* A trusted sighting of a code known only from untrusted mail becomes its source. */
         [STMT_CODE_UPGRADE] =
                 "UPDATE codes SET trusted = 1, display = ?3, rule = ?4, message = ?5, date = ?6,"
@@ -355,6 +404,11 @@ static int schema_version(Store *s, int *ret, char **reason) {
                         return -EBADMSG;
                 }
         }
+        if (version < 0) {
+                /* migrations[] would be indexed below its start. */
+                set_reason(reason, "an unknown schema version (negative): not written by alcode");
+                return -EBADMSG;
+        }
         if (version > STORE_SCHEMA_VERSION) {
                 set_reason(reason, "written by a newer version of alcode");
                 return -EPROTO;
@@ -468,10 +522,14 @@ static int open_read_only(Store *s, const char *path, char **reason) {
         _cleanup_free_ char *uri = NULL;
         struct stat st;
         bool wal_empty = true;
-        int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, version = 0, rc, r;
+        int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, version = 0, rc, r;
 
-        if (stat(path, &st) < 0)
+        /* A symbolic link is refused, as writers refuse it (O_NOFOLLOW below): SQLite would put
+         * the -wal and -shm files next to its target while the checks here look next to it. */
+        if (lstat(path, &st) < 0)
                 return -errno;
+        if (S_ISLNK(st.st_mode))
+                return -ELOOP;
         if (S_ISDIR(st.st_mode))
                 return -EISDIR;
         if (faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) < 0)
@@ -534,7 +592,8 @@ static int open_read_write(Store *s, const char *path, bool create, char **reaso
          * connection would then think it the last one and delete the WAL under our feet. */
         fd = safe_close(fd);
 
-        rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+        rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                             NULL);
         if (rc != SQLITE_OK)
                 return errno_from_sqlite(rc);
         (void) sqlite3_extended_result_codes(s->db, 1);
@@ -652,20 +711,53 @@ static int add_new_code(CommitState *cs, const StoreBatch *b, const Message *m, 
 
         if (grow((void **) &cs->new_codes, &cs->alloc_new, cs->n_new, sizeof(StoredCode)) < 0)
                 return -ENOMEM;
-        sc.value = strdup(c->value);
-        sc.display = strdup(c->display ?: c->value);
+        sc.value = c->value ? strdup(c->value) : NULL;
+        sc.display = c->display || c->value ? strdup(c->display ?: c->value) : NULL;
         sc.sender = m->sender ? strdup(m->sender) : NULL;
         sc.sender_name = m->sender_name ? strdup(m->sender_name) : NULL;
         sc.account = strdup(b->account ?: "");
         sc.folder = strdup(b->folder ?: "");
         sc.subject = m->subject ? strdup(m->subject) : NULL;
-        if (!sc.value || !sc.display || !sc.account || !sc.folder || (m->sender && !sc.sender) ||
+        if ((c->value && (!sc.value || !sc.display)) || !sc.account || !sc.folder || (m->sender && !sc.sender) ||
             (m->sender_name && !sc.sender_name) || (m->subject && !sc.subject)) {
                 stored_code_done(&sc);
                 return -ENOMEM;
         }
         cs->new_codes[cs->n_new++] = sc;
         return 0;
+}
+
+/* A possible code: stored once per message, with a sighting like any code (alcode show). */
+static int commit_possible(Store *s, CommitState *cs, const StoreBatch *b, const Message *m,
+                           int64_t message_id, int64_t date, const Code *c) {
+        sqlite3_stmt *st = NULL;
+        int64_t code_id;
+        int r;
+
+        r = statement(s, STMT_POSSIBLE_INSERT, &st);
+        if (r < 0)
+                return r;
+        (void) sqlite3_bind_int(st, 1, c->trusted);
+        (void) sqlite3_bind_text(st, 2, strempty(c->rule), -1, SQLITE_STATIC);
+        (void) sqlite3_bind_int64(st, 3, message_id);
+        (void) sqlite3_bind_int64(st, 4, date);
+        (void) sqlite3_bind_int(st, 5, m->date_tz);
+        (void) sqlite3_bind_int64(st, 6, cs->now);
+        r = step_done(st);
+        if (r < 0 || sqlite3_changes(s->db) == 0)
+                return r; /* known already */
+        code_id = sqlite3_last_insert_rowid(s->db);
+        r = statement(s, STMT_SIGHTING, &st);
+        if (r < 0)
+                return r;
+        (void) sqlite3_bind_int64(st, 1, code_id);
+        (void) sqlite3_bind_int64(st, 2, message_id);
+        (void) sqlite3_bind_text(st, 3, strempty(c->rule), -1, SQLITE_STATIC);
+        (void) sqlite3_bind_int(st, 4, c->trusted);
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        return cs->want_new ? add_new_code(cs, b, m, c, code_id, date, 0) : 0;
 }
 
 static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Message *m,
@@ -677,6 +769,8 @@ static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Mes
         bool is_new;
         int r, rc;
 
+        if (c->kind == CODE_KIND_POSSIBLE)
+                return commit_possible(s, cs, b, m, message_id, date, c);
         if (!kind || isempty(c->value))
                 return 0;
 
@@ -1135,7 +1229,7 @@ int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) 
                         .superseded = sqlite3_column_int(st, 14),
                 };
                 c->expired = c->expires_at > 0 && c->expires_at <= now;
-                if (!c->value || !c->display || !c->account || !c->folder) {
+                if ((c->kind != CODE_KIND_POSSIBLE && (!c->value || !c->display)) || !c->account || !c->folder) {
                         stored_codes_free(list, n);
                         return -ENOMEM;
                 }
@@ -1309,7 +1403,7 @@ int store_account_stats(Store *s, const char *account, uint64_t *ret_messages, u
         r = prepare(s,
                     "SELECT (SELECT ifnull(sum(messages_seen), 0) FROM cursors WHERE account = ?1),"
                     " (SELECT count(DISTINCT s.code) FROM sightings s JOIN messages m ON m.id = s.message"
-                    "  WHERE m.account = ?1),"
+                    "  JOIN codes c ON c.id = s.code WHERE m.account = ?1 AND c.kind != 'possible'),"
                     " (SELECT ifnull(max(updated_at), 0) FROM cursors WHERE account = ?1)",
                     &st);
         if (r < 0)
@@ -1324,6 +1418,20 @@ int store_account_stats(Store *s, const char *account, uint64_t *ret_messages, u
         return 0;
 }
 
+int store_count_possible(Store *s, uint64_t *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        r = prepare(s, "SELECT count(*) FROM codes WHERE kind = 'possible'", &st);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        *ret = (uint64_t) sqlite3_column_int64(st, 0);
+        return 0;
+}
+
 int store_json_for_message(const Message *m, FILE *out) {
         sqlite3 *db = NULL;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -1335,17 +1443,18 @@ int store_json_for_message(const Message *m, FILE *out) {
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v2(
                         db,
-                        "SELECT json_patch('{}', json_object("
+                        "SELECT json_set(json_patch('{}', json_object("
                         " 'kind', ?1, 'value', ?2, 'display', ?3, 'trusted', json(iif(?4, 'true', 'false')),"
                         " 'sender', ?5, 'date', iif(?6 > 0, " SQL_RFC3339("?6", "?7") ", NULL),"
                         " 'account', ?12, 'folder', ?13, 'uid', ?14, 'uidvalidity', ?15,"
-                        " 'message_id', ?8, 'subject', ?9, 'rule', ?10, 'source', ?11))",
+                        " 'message_id', ?8, 'subject', ?9, 'rule', ?10, 'source', ?11)),"
+                        " '$.value', json(coalesce(json_quote(?2), 'null')))",
                         -1, &st, NULL);
         for (size_t i = 0; rc == SQLITE_OK && i < m->n_codes && r >= 0; i++) {
                 const Code *c = &m->codes[i];
                 (void) sqlite3_reset(st);
                 (void) sqlite3_bind_text(st, 1, code_kind_to_string(c->kind), -1, SQLITE_STATIC);
-                (void) sqlite3_bind_text(st, 2, c->value, -1, SQLITE_STATIC);
+                bind_text_or_null(st, 2, c->value);
                 bind_text_or_null(st, 3, c->display);
                 (void) sqlite3_bind_int(st, 4, c->trusted);
                 bind_text_or_null(st, 5, m->sender);

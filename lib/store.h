@@ -29,7 +29,7 @@ typedef enum StoreMode {
 } StoreMode;
 
 /* The schema this program writes; store.c holds one migration per earlier version. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 #define STORE_OTP_LIFETIME_SEC (30 * 60)
 #define STORE_OTP_RETENTION_DEFAULT_SEC (7 * 86400)
@@ -38,7 +38,9 @@ typedef enum StoreMode {
  * in read-write mode), -EROFS (read-only file system or file in read-write mode), -EISDIR,
  * -EPROTO (newer schema than this program), -ENODATA (read-only: an empty file, no schema yet),
  * -ESTALE (read-only: an older schema that a writer must migrate first), -EBADMSG (not a
- * database, or damaged), -EBUSY (locked beyond the busy timeout). ret_error (may be NULL) gets
+ * database, or damaged; a schema version this program never wrote, negative ones included),
+ * -ELOOP (path is a symbolic link: readers and writers alike open only the file itself),
+ * -EBUSY (locked beyond the busy timeout). ret_error (may be NULL) gets
  * a text for the user (SQLite's own when there is one), owned by the caller. */
 int store_open(const char *path, StoreMode mode, Store **ret, char **ret_error);
 Store *store_close(Store *s);
@@ -78,8 +80,8 @@ typedef struct StoreBatch {
 typedef struct StoredCode {
         int64_t id;
         CodeKind kind;
-        char *value;
-        char *display;
+        char *value;       /* NULL for a possible code */
+        char *display;     /* NULL for a possible code */
         bool trusted;
         char *sender;      /* or NULL */
         char *sender_name; /* or NULL */
@@ -165,9 +167,14 @@ void store_sightings_free(StoreSighting *l, size_t n);
 /* Removes one code (and messages left without codes). -ENOENT when there is no such id. */
 int store_forget(Store *s, int64_t id);
 
-/* Per-account statistics: messages seen, codes found, last sync (seconds since epoch). */
+/* Per-account statistics: messages seen, codes found (possible codes not counted), last sync
+ * (seconds since epoch). */
 int store_account_stats(Store *s, const char *account, uint64_t *ret_messages, uint64_t *ret_codes,
                         int64_t *ret_last_sync);
+
+/* How many possible codes (kind "possible": a trusted sender's mail that speaks of a code no
+ * rule read) the store holds. */
+int store_count_possible(Store *s, uint64_t *ret);
 
 /* JSON for codes that are not stored (alcode scan): one line per code of m, built with an
  * in-memory SQLite's json_object(). */

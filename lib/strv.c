@@ -28,6 +28,26 @@ int strv_consume(char ***l, char *s) {
         return 0;
 }
 
+int strv_push(char ***l, size_t *n, size_t *allocated, char *s) {
+        if (!s)
+                return -ENOMEM;
+        if (*allocated == 0 && *l)
+                *allocated = *n + 1; /* the least any list of *n strings has */
+        if (*n + 2 > *allocated) {
+                size_t a = MAX(*allocated * 2, (size_t) 8);
+                char **c = reallocarray(*l, a, sizeof(char *));
+                if (!c) {
+                        free(s);
+                        return -ENOMEM;
+                }
+                *l = c;
+                *allocated = a;
+        }
+        (*l)[(*n)++] = s;
+        (*l)[*n] = NULL;
+        return 0;
+}
+
 int strv_extend(char ***l, const char *s) {
         return strv_consume(l, strdup(s));
 }

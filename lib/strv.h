@@ -11,6 +11,11 @@ int strv_extend(char ***l, const char *s);
 /* Appends s itself, taking ownership (s is freed on failure). */
 int strv_consume(char ***l, char *s);
 int strv_extendf(char ***l, const char *fmt, ...) _printf_(2, 3);
+/* Appends s (taken; freed on failure) to *l, which holds *n strings, and keeps it
+ * NULL-terminated. *allocated (0 at first) is the room the caller keeps for it, grown by
+ * doubling: appends cost O(1), where strv_consume() counts the whole list each time. For lists
+ * built in a loop whose length is not bounded by a small constant. */
+int strv_push(char ***l, size_t *n, size_t *allocated, char *s);
 bool strv_contains(char *const *l, const char *s);
 bool strv_contains_case(char *const *l, const char *s);
 /* Splits s at commas, trimming blanks around each item; empty items are dropped. */

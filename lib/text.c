@@ -1,7 +1,8 @@
 /* Charset conversion, HTML to text and folding, written as small state machines over bytes so
  * that every output is bounded by a StrBuf cap and no input can make them read out of bounds.
- * Single-byte Western charsets (the bulk of French mail) use tables; the rest go through iconv
- * one character at a time so that an invalid byte costs one U+FFFD, not the rest of the part. */
+ * Single-byte Western charsets (the bulk of French mail) use tables; the rest go through iconv in
+ * bulk, and where iconv stops on an invalid byte that byte becomes one U+FFFD and conversion
+ * resumes after it, so a bad byte never costs the rest of the part. */
 #include <ctype.h>
 #include <iconv.h>
 #include <stdint.h>

@@ -6,8 +6,9 @@
 #include <stddef.h>
 
 /* Converts n bytes in `charset` (NULL or empty: us-ascii) to UTF-8. Invalid sequences become
- * U+FFFD. ISO-8859-1 and US-ASCII labels are read as Windows-1252, as browsers do (mislabelled
- * curly quotes and euro signs are common). Returns 0, 1 when the charset is unknown (the bytes
+ * U+FFFD. ISO-8859-1 labels are read as Windows-1252, as browsers do (mislabelled curly quotes
+ * and euro signs are common); a US-ASCII label is read as UTF-8 when the bytes are valid UTF-8
+ * (mislabelled UTF-8 is common too), else as Windows-1252. Returns 0, 1 when the charset is unknown (the bytes
  * were then read as UTF-8, else Windows-1252: a warning, not a failure), -E2BIG when the output
  * was capped (still set), or -ENOMEM. */
 int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char **ret,

@@ -32,7 +32,9 @@ import unittest
 
 BUILD_DIR = os.environ.get("ALCODE_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-CORPUS_DIR = os.environ.get("ALCODE_CORPUS_DIR", os.path.join(SOURCE_DIR, "../shared/corpus"))
+# The project's own test mailboxes, written into the build tree by tests/tools/mkmail.py when the
+# tests are built (tests/CMakeLists.txt): sample/ (train templates) and heldout/.
+CORPUS_DIR = os.environ.get("ALCODE_CORPUS_DIR", os.path.join(BUILD_DIR, "corpus"))
 RULES_DIR = os.path.join(SOURCE_DIR, "config/rules.d")
 DEMO_MAIL_DIR = os.path.join(SOURCE_DIR, "demo/mail")
 SKIP = 77
@@ -53,14 +55,19 @@ def require_tools(*tools):
         sys.exit(SKIP)
 
 
-def require_corpus():
-    path = os.path.join(CORPUS_DIR, "sample", "expected.json")
-    if not os.path.exists(path):
-        if under_ci():
-            raise RuntimeError("the shared corpus is missing at " + CORPUS_DIR)
-        print("SKIP: no shared corpus at " + CORPUS_DIR, file=sys.stderr)
-        sys.exit(SKIP)
-    return os.path.join(CORPUS_DIR, "sample")
+def require_corpus(name="sample"):
+    """The folder of a generated test mailbox (CORPUS_DIR/name, with its expected.json). It is
+    part of the build: a missing one is an error, never a skip."""
+    path = os.path.join(CORPUS_DIR, name)
+    if not os.path.exists(os.path.join(path, "expected.json")):
+        raise RuntimeError("no generated test mailbox at %s: build the tests first (cmake --build), "
+                           "or write it with tests/tools/mkmail.py" % path)
+    return path
+
+
+def corpus_employer_domains(sample):
+    """The employer domains of a generated mailbox, as alcode.conf's employer_domains value."""
+    return ", ".join(load_expected(sample)["config"]["employer_domains"])
 
 
 def free_port():

@@ -1,5 +1,5 @@
-"""Helpers shared by the fault, memory and security tests: a big mailbox made of the shared
-sample, a store snapshot to compare a disturbed run with an undisturbed one, process memory
+"""Helpers shared by the fault, memory and security tests: a big mailbox made of the generated
+test mailbox, a store snapshot to compare a disturbed run with an undisturbed one, process memory
 and CPU figures read from /proc, and log scanning."""
 
 import os
@@ -7,13 +7,13 @@ import random
 import sqlite3
 import contextlib
 
-from alcodetest import Alcode, TempDir, read_log, require_corpus, wait_for
+from alcodetest import Alcode, TempDir, corpus_employer_domains, read_log, require_corpus, wait_for
 
-FOLDERS = {"perso/INBOX": "INBOX", "perso/Spam": "Junk"}
+FOLDERS = {"perso/INBOX": "INBOX", "perso/Junk": "Junk"}
 
 
 def load_copies(dovecot, copies, user="alice"):
-    """Delivers `copies` copies of the whole shared sample into the user's folders; returns
+    """Delivers `copies` copies of the whole generated sample into the user's folders; returns
     the number of messages."""
     sample = require_corpus()
     n = 0
@@ -30,6 +30,11 @@ def load_copies(dovecot, copies, user="alice"):
                         dovecot.deliver(user, folder, f.read(), name="%s.c%d.%d" % (name, copy, n))
                     n += 1
     return n
+
+
+def employer_config():
+    """The config line that makes the generated mailbox's HR senders the employer's."""
+    return "employer_domains = %s\n" % corpus_employer_domains(require_corpus())
 
 
 def snapshot(db, immutable=False):
@@ -107,7 +112,7 @@ def soak():
         return 1
 
 
-__all__ = ["load_copies", "snapshot", "messages_seen", "reference_store", "proc_status", "cpu_seconds",
+__all__ = ["load_copies", "employer_config", "snapshot", "messages_seen", "reference_store", "proc_status", "cpu_seconds",
            "count_in_log", "rng", "soak", "wait_for"]
 
 

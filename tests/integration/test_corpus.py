@@ -1,122 +1,148 @@
-"""The shared sample corpus as a test: `alcode scan --json` over ../shared/corpus/sample, with
-a config holding the corpus's employer domains and the user's own addresses (as the accounts'
-users), compared with expected.json as its scoring_notes say:
+"""The generated test mailbox as a test: `alcode scan --json` over the mailbox that
+tests/tools/mkmail.py writes into the build tree (tests/CMakeLists.txt), with a config holding
+its employer domains and the user's own addresses, scored as expected.json says
+(tests/integration/corpusscore.py):
 
-- every non-optional expected code is found, with the right kind and trust;
-- nothing else is reported (attachment_only_values in particular);
-- an untrusted code is never reported as trusted (optional ones included);
-- look-alike and spoofed senders are never trusted.
+- on the `train` half (corpus/sample): precision and trusted precision 1.000, no untrusted code
+  reported as trusted, no phished code trusted, no attachment-only value, and recall per kind
+  at least what the shipped rules achieve today (RECALL_FLOOR: raise it when the rules improve,
+  never lower it to make a change pass);
+- on the `heldout` half (corpus/heldout): the same safety properties (nothing untrusted reported
+  trusted, no phished code trusted); its recall and precision are printed, not asserted on:
+  rules are never tuned on it (bench/corpus_score.py prints both halves for bench/README.md);
+- the generator itself: `--check` passes on the sample, and the same seed writes the same bytes.
 
-Precision and recall per kind are printed (hard cases apart). Misses that cannot be fixed
-without fitting the rules to the corpus's wording go in KNOWN_MISSES, each with its reason; any
-other difference fails."""
+Extras that the current rules are known to produce are listed by template in KNOWN_EXTRAS with
+the issue that fixes them; the test fails when one of them stops happening, so that the list
+only shrinks. The printed precision counts them."""
 
-import collections
-import json
+import filecmp
 import os
+import subprocess
+import sys
 import unittest
 
 from alcodetest import Alcode, TempDir, load_expected, main, require_corpus
+import corpusscore
 
-# (file, kind, canonical value) -> why it is accepted as a miss. Empty: the pack finds all.
-KNOWN_MISSES = {}
-# (file, kind, canonical value) -> why it is accepted as an extra finding.
+# template -> why its extra findings are accepted for now (each fixed by the issue named).
+# Empty: issue 12 fixed landlord_portal and comp_hr_old_siret.
 KNOWN_EXTRAS = {}
+# What the shipped rules find on the train half today (mkmail --seed 7 --count 1500 --half train).
+RECALL_FLOOR = {"access": 1.0, "company": 1.0, "file": 1.0, "otp": 1.0, "request": 1.0,
+                "specific": 1.0, "all": 1.0}
+TRUSTED_RECALL_FLOOR = {"all": 1.0}
 
 
 class Corpus(unittest.TestCase):
     @classmethod
+    def scan(cls, sample):
+        expected = load_expected(sample)
+        a = Alcode(cls.tmp)
+        a.write_config(corpusscore.config_text(expected))
+        r = a.run("scan", "--json", sample, timeout=600)
+        return expected, r, corpusscore.findings(r.stdout, sample)
+
+    @classmethod
     def setUpClass(cls):
-        cls.sample = require_corpus()
-        cls.expected = load_expected(cls.sample)
         cls.tmp = TempDir()
-        cls.alcode = Alcode(cls.tmp)
-        conf = cls.expected["config"]
-        text = "employer_domains = %s\n" % ", ".join(conf["employer_domains"])
-        # The user's own addresses are the users of their accounts (never connected here).
-        for i, address in enumerate(conf.get("user_addresses", [])):
-            text += "\n[account a%d]\nhost = imap%d.example.org\nuser = %s\npassword_command = false\n" % (
-                i, i, address)
-        cls.alcode.write_config(text)
-        r = cls.alcode.run("scan", "--json", cls.sample)
+        cls.sample = require_corpus("sample")
+        cls.expected, r, cls.found = cls.scan(cls.sample)
         cls.stderr = r.stderr
-        cls.found = collections.defaultdict(dict)
-        for line in r.stdout.splitlines():
-            o = json.loads(line)
-            rel = os.path.relpath(o["source"], cls.sample)
-            cls.found[rel][(o["kind"], o["value"])] = o
+        cls.score = corpusscore.score(cls.expected, cls.found)
+        cls.heldout_dir = require_corpus("heldout")
+        cls.heldout_expected, _, heldout_found = cls.scan(cls.heldout_dir)
+        cls.heldout = corpusscore.score(cls.heldout_expected, heldout_found)
+        print()
+        print(corpusscore.table(cls.score, "train half (corpus/sample, %d messages):" % len(cls.expected["messages"])))
+        print("  missed, by template: %s" % corpusscore.by_template(cls.score.misses))
+        print("  extra, by template:  %s" % corpusscore.by_template(cls.score.extras))
+        print(corpusscore.table(cls.heldout, "heldout half (corpus/heldout, %d messages; not asserted on):"
+                                % len(cls.heldout_expected["messages"])))
 
     @classmethod
     def tearDownClass(cls):
         cls.tmp.cleanup()
+
+    def test_the_sample_is_the_train_half(self):
+        self.assertEqual(self.expected["half"], "train")
+        self.assertEqual({m["half"] for m in self.expected["messages"]}, {"train"})
+        self.assertEqual(self.heldout_expected["half"], "heldout")
+        self.assertGreater(sum(len(m["extractions"]) for m in self.expected["messages"]), 300)
 
     def test_json_lines(self):
         self.assertEqual(self.stderr, "")
         some = next(iter(next(iter(self.found.values())).values()))
         for key in ("kind", "value", "display", "trusted", "sender", "rule", "source"):
             self.assertIn(key, some)
-
-    def test_scoring(self):
-        tp = collections.Counter()
-        fp = collections.Counter()
-        fn = collections.Counter()
-        hard = collections.Counter()
-        problems = []
-        listed = set()
-        for m in self.expected["messages"]:
-            f = m["file"]
-            listed.add(f)
-            got = self.found.get(f, {})
-            want = {(e["kind"], e["value"]): e for e in m["extractions"]}
-            suspicious = "suspicious_sender" in m.get("flags", [])
-            for key, e in want.items():
-                o = got.get(key)
-                if o is None:
-                    if e.get("optional"):
-                        continue
-                    fn[key[0]] += 1
-                    if (f,) + key not in KNOWN_MISSES:
-                        problems.append("missed %s %s=%s (%s)" % (f, key[0], key[1], m["category"]))
-                    continue
-                tp[key[0]] += 1
-                if m.get("difficulty") == "hard":
-                    hard["found"] += 1
-                if o["trusted"] and not e["trusted_sender"]:
-                    problems.append("UNTRUSTED REPORTED AS TRUSTED %s %s=%s" % (f, key[0], key[1]))
-                elif o["trusted"] != e["trusted_sender"] and not e.get("optional"):
-                    problems.append("trust %s %s=%s: got %s" % (f, key[0], key[1], o["trusted"]))
-                if suspicious and o["trusted"]:
-                    problems.append("suspicious sender trusted %s" % f)
-                if o["value"] != key[1].upper():
-                    problems.append("value not canonical %s %s" % (f, o["value"]))
-            for key, o in got.items():
-                if key in want:
-                    continue
-                fp[key[0]] += 1
-                if (f,) + key not in KNOWN_EXTRAS:
-                    problems.append("extra %s %s=%s display %r (%s)" % (f, key[0], key[1], o["display"],
-                                                                       m["category"]))
-            for v in m.get("attachment_only_values", []):
-                if any(k[1] == v for k in got):
-                    problems.append("attachment-only value extracted %s %s" % (f, v))
+        listed = {m["file"] for m in self.expected["messages"]}
         self.assertFalse(set(self.found) - listed, "findings in files expected.json does not list")
 
-        print("\nper kind (alcode scan over %d messages):" % len(self.expected["messages"]))
-        for kind in sorted(set(tp) | set(fn) | set(fp)):
-            p = tp[kind] / (tp[kind] + fp[kind]) if tp[kind] + fp[kind] else 1.0
-            r = tp[kind] / (tp[kind] + fn[kind]) if tp[kind] + fn[kind] else 1.0
-            print("  %-9s found %4d  missed %3d  extra %3d  precision %.3f  recall %.3f"
-                  % (kind, tp[kind], fn[kind], fp[kind], p, r))
-        total_tp, total_fp, total_fn = sum(tp.values()), sum(fp.values()), sum(fn.values())
-        print("  %-9s found %4d  missed %3d  extra %3d  precision %.3f  recall %.3f"
-              % ("all", total_tp, total_fn, total_fp, total_tp / max(1, total_tp + total_fp),
-                 total_tp / max(1, total_tp + total_fn)))
-        print("  hard cases: %d codes found" % hard["found"])
-        self.assertEqual(problems, [])
-        for key in KNOWN_MISSES:
-            self.assertNotIn(key[1:], self.found.get(key[0], {}),
-                             "a known miss is found now: remove it from KNOWN_MISSES")
+    def test_train_precision(self):
+        unknown = [x for x in self.score.extras if x[1] not in KNOWN_EXTRAS]
+        self.assertEqual(unknown, [], "extra findings (file, template, kind, value, trusted)")
+        for template in KNOWN_EXTRAS:
+            self.assertIn(template, {x[1] for x in self.score.extras},
+                          "%s no longer gives an extra finding: remove it from KNOWN_EXTRAS" % template)
 
+    def test_train_trust(self):
+        s = self.score.rates()
+        self.assertEqual(s["phished_trusted"], 0)
+        wrong = [p for p in self.score.problems if p[0] != "trusted reported as untrusted"]
+        self.assertEqual(wrong, [])
+        # Trusted precision: every code reported trusted is one expected.json lists as trusted,
+        # but for the known extras above.
+        trusted_extras = [x for x in self.score.extras if x[4] and x[1] not in KNOWN_EXTRAS]
+        self.assertEqual(trusted_extras, [])
+
+    def test_train_recall(self):
+        for kind, floor in RECALL_FLOOR.items():
+            got = self.score.rates(None if kind == "all" else kind)["recall"]
+            self.assertGreaterEqual(round(got, 3), floor, "recall of %s fell" % kind)
+        got = self.score.rates()["trusted_recall"]
+        self.assertGreaterEqual(round(got, 3), TRUSTED_RECALL_FLOOR["all"], "trusted recall fell")
+
+    def test_heldout_safety(self):
+        s = self.heldout.rates()
+        self.assertEqual(s["phished_trusted"], 0)
+        wrong = [p for p in self.heldout.problems if p[0] != "trusted reported as untrusted"]
+        self.assertEqual(wrong, [])
+
+    def test_generator_check_and_determinism(self):
+        sys.path.insert(0, os.path.dirname(corpusscore.MKMAIL))
+        import mkmail
+        self.assertTrue(mkmail.check(self.sample, quiet=True), "mkmail --check fails on corpus/sample")
+        a, b = self.tmp.join("gen-a"), self.tmp.join("gen-b")
+        for out in (a, b):
+            r = corpusscore.mkmail(out, 11, 300, check=True)
+            self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+            self.assertIn("0 problems", r.stdout)
+        cmp = filecmp.dircmp(a, b)
+        diffs = []
+
+        def walk(c):
+            diffs.extend(c.left_only + c.right_only + c.funny_files)
+            _, mismatch, errors = filecmp.cmpfiles(c.left, c.right, c.common_files, shallow=False)
+            diffs.extend(mismatch + errors)
+            for sub in c.subdirs.values():
+                walk(sub)
+        walk(cmp)
+        self.assertEqual(diffs, [], "two runs with the same seed differ")
+        self.assertGreater(len(os.listdir(os.path.join(a, "perso"))), 2)
+        # A different half draws from other templates only.
+        r = corpusscore.mkmail(self.tmp.join("gen-c"), 11, 200, half="heldout")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual({m["half"] for m in load_expected(self.tmp.join("gen-c"))["messages"]}, {"heldout"})
+        # It never writes over a folder it did not write, even with --force.
+        other = self.tmp.join("not-a-mailbox")
+        os.makedirs(other)
+        with open(os.path.join(other, "keep.txt"), "w") as f:
+            f.write("mine\n")
+        r = subprocess.run([sys.executable, corpusscore.MKMAIL, other, "--count", "1", "--force"],
+                           capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not empty", r.stderr)
+        self.assertEqual(os.listdir(other), ["keep.txt"])
 
 if __name__ == "__main__":
     main()

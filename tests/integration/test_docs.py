@@ -124,7 +124,8 @@ class ManPages(unittest.TestCase):
 
     def test_kinds(self):
         kinds = re.findall(r'\[CODE_KIND_\w+\] = \{\s*"([a-z]+)"', source("lib/message.c"))
-        self.assertEqual(len(kinds), 6)
+        self.assertEqual(len(kinds), 7)
+        self.assertIn("possible", kinds)
         self.assert_documented(page("alcode.1").split("# KINDS", 1)[1], kinds, "\n*%s*\n", "kinds")
 
     def test_alcoded_options(self):
@@ -180,7 +181,7 @@ class ManPages(unittest.TestCase):
         with open(alcode.config, "a") as f:
             f.write("rules = %s\n" % rules_dir)
         r = alcode.run("check")
-        self.assertIn("OK, 0 account(s), 2 rule(s)", r.stdout)
+        self.assertIn("OK, 0 account(s), 4 rule(s)", r.stdout)
         mail = tmp.join("m.eml")
         with open(mail, "w") as f:
             f.write("From: Action Logement <ne-pas-repondre@actionlogement.fr>\nTo: jeanne@example.org\n"
@@ -195,6 +196,19 @@ class ManPages(unittest.TestCase):
         r = alcode.run("scan", "--json", mail)
         self.assertIn('"value":"Q7RT5KX2M9"', r.stdout)
         self.assertIn('"trusted":true', r.stdout)
+        # The subject reference and the product number of WRITING PATTERNS FOR REAL MAIL.
+        with open(mail, "w") as f:
+            f.write("From: AL'in <contact@al-in.fr>\nTo: jeanne@example.org\nSubject: AL'in : W7KQ29PX\n"
+                    "Content-Type: text/plain; charset=utf-8\n\nUtilisez le code indiqué dans l'objet.\n")
+        r = alcode.run("scan", "--json", mail)
+        self.assertIn('"value":"W7KQ29PX"', r.stdout)
+        self.assertIn('"rule":"subject-code@1"', r.stdout)
+        with open(mail, "w") as f:
+            f.write("From: Action Logement <mobilijeune@actionlogement.fr>\nTo: jeanne@example.org\n"
+                    "Subject: Mobili-Jeune\nContent-Type: text/plain; charset=utf-8\n\n"
+                    "Votre demande d'aide MOBILI-JEUNE® est enregistrée sous le numéro MJ-2026-00417.\n")
+        r = alcode.run("scan", "--json", mail)
+        self.assertIn('"kind":"file","value":"MJ202600417"', r.stdout)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Crashes during a backfill lose nothing and duplicate nothing.
 
-One dovecot holds several copies of the shared sample. A reference store comes from an
+One dovecot holds several copies of the generated sample. A reference store comes from an
 undisturbed `alcoded --once`. Then, in a store of its own each:
 - dovecot is SIGKILLed (every process of it) at random moments of the backfill and restarted,
   20 times (ALCODE_SOAK=N: 20 × N), while one alcoded keeps running;
@@ -17,7 +17,7 @@ import subprocess
 import unittest
 
 from alcodetest import Alcode, Dovecot, TempDir, binary, main, read_log, wait_for
-from faultkit import kill_dovecot, load_copies, messages_seen, reference_store, rng, snapshot, soak
+from faultkit import employer_config, kill_dovecot, load_copies, messages_seen, reference_store, rng, snapshot, soak
 
 COPIES = 10
 KILLS = 20 * soak()
@@ -31,7 +31,7 @@ class Kills(unittest.TestCase):
         cls.dovecot = Dovecot(cls.tmp)
         cls.n = load_copies(cls.dovecot, COPIES)
         cls.dovecot.start()
-        cls.config = "employer_domains = lefort-industrie.example\n" + cls.dovecot.account_config("big")
+        cls.config = employer_config() + cls.dovecot.account_config("big")
         cls.reference = reference_store(cls.dovecot, cls.config)
         total = sum(c[4] for c in cls.reference["cursors"])
         assert total == cls.n, "the undisturbed run read %d of %d messages" % (total, cls.n)

@@ -19,7 +19,7 @@ import time
 import unittest
 
 from alcodetest import Alcode, Dovecot, TempDir, binary, main, under_ci
-from faultkit import load_copies, reference_store, snapshot
+from faultkit import employer_config, load_copies, reference_store, snapshot
 
 AS_ROOT = os.geteuid() == 0
 
@@ -51,7 +51,7 @@ class StoreFaults(unittest.TestCase):
         cls.dovecot = Dovecot(cls.tmp)
         cls.n = load_copies(cls.dovecot, 1)
         cls.dovecot.start()
-        cls.config = "employer_domains = lefort-industrie.example\n" + cls.dovecot.account_config("s")
+        cls.config = employer_config() + cls.dovecot.account_config("s")
         cls.reference = reference_store(cls.dovecot, cls.config)
 
     @classmethod

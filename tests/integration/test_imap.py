@@ -1,4 +1,4 @@
-"""The IMAP engine against a real dovecot holding the shared sample corpus.
+"""The IMAP engine against a real dovecot holding the generated test mailbox (tests/tools/mkmail.py).
 
 Two accounts (a personal and a work mailbox) in INBOX, Junk (found by its special-use flag,
 whatever its name), a nested folder and a folder whose name needs modified UTF-7. Asserts what
@@ -17,13 +17,14 @@ import subprocess
 import time
 import unittest
 
-from alcodetest import (Alcode, Dovecot, TempDir, main, read_log, require_corpus, wait_for)
+from alcodetest import (Alcode, Dovecot, TempDir, corpus_employer_domains, main, read_log, require_corpus,
+                        wait_for)
 
 SAMPLE = require_corpus()
-EMPLOYER = "lefort-industrie.example, sirh-horizon.example"
+EMPLOYER = corpus_employer_domains(SAMPLE)
 # corpus folder -> IMAP folder ("Envoy&AOk-s" is "Envoyés" in modified UTF-7)
-PERSO = {"perso/INBOX": "INBOX", "perso/Spam": "Junk", "perso/Archives": "Archives/Perso",
-         "perso/Notifications": "Trash", "perso/Sent": "Envoy&AOk-s"}
+PERSO = {"perso/INBOX": "INBOX", "perso/Junk": "Junk", "perso/Archives": "Archives/Perso",
+         "perso/Trash": "Trash", "perso/Sent": "Envoy&AOk-s"}
 TRAVAIL = {"travail/INBOX": "INBOX", "travail/Junk": "Junk", "travail/Archives": "Archives",
            "travail/Sent Items": "Sent Items"}
 
@@ -35,10 +36,11 @@ CODE_MAIL = (b"From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\n"
 
 
 def codes_of(rows):
-    """{(kind, value): trusted} with trusted true when any sighting was trusted."""
+    """{(kind, value): trusted} with trusted true when any sighting was trusted. Values compare
+    caselessly (identity); a possible code, which has no value, is one per message."""
     out = {}
     for r in rows:
-        k = (r["kind"], r["value"])
+        k = (r["kind"], r["value"].upper() if r["value"] is not None else r.get("message_id"))
         out[k] = out.get(k, False) or r["trusted"]
     return out
 

@@ -57,7 +57,7 @@ class Scan(unittest.TestCase):
         self.assertEqual(c["sender"], "ne-pas-repondre@actionlogement.fr")
         self.assertEqual(c["date"], "2026-03-02T09:14:00+01:00")
         self.assertEqual(c["message_id"], "<t1@actionlogement.fr>")
-        self.assertEqual(c["rule"], "al-specific@2")
+        self.assertEqual(c["rule"], "al-specific@3")
         self.assertEqual(c["source"], data("al-specific-qp-latin1.eml"))
         self.assertNotIn("id", c)
         self.assertEqual(r.stderr, "")

@@ -11,7 +11,8 @@ import time
 import unittest
 
 from alcodetest import (DEMO_MAIL_DIR, Alcode, Dovecot, TempDir, binary, cert_fingerprint, main, make_ca,
-                        read_log, require_corpus, run_with_private_journal, wait_for)
+                        corpus_employer_domains, read_log, require_corpus, run_with_private_journal,
+                        wait_for)
 
 PASSWORD = "Pa55-w0rd.secret-7Q"
 
@@ -103,11 +104,11 @@ class Logs(unittest.TestCase):
         self.addCleanup(tmp.cleanup)
         sample = require_corpus()
         d = Dovecot(tmp, users={"alice": PASSWORD})
-        d.load_tree("alice", sample, {"perso/INBOX": "INBOX", "perso/Spam": "Junk"})
+        d.load_tree("alice", sample, {"perso/INBOX": "INBOX", "perso/Junk": "Junk"})
         d.start()
         self.addCleanup(d.stop)
         a = Alcode(tmp)
-        a.write_config("employer_domains = lefort-industrie.example\n" + d.account_config("full"))
+        a.write_config("employer_domains = %s\n" % corpus_employer_domains(sample) + d.account_config("full"))
         return tmp, sample, d, a
 
     def test_no_secret_or_code_in_any_log_line(self):
@@ -158,8 +159,9 @@ def secrets_of(codes):
     something: none may appear in a log."""
     secrets = {PASSWORD}
     for c in codes:
-        secrets.add(c["value"])
-        secrets.add(c["display"])
+        if c["kind"] != "possible":  # a possible code has no value: its subject is checked
+            secrets.add(c["value"])
+            secrets.add(c["display"])
         if c.get("subject") and len(c["subject"]) > 12:
             secrets.add(c["subject"])
     return secrets

@@ -4,6 +4,7 @@
  *   store-writer DB              reads messages from stdin, one code per line, tab-separated:
  *                                  account folder uidvalidity uid kind value display trusted
  *                                  sender date tz subject
+ *                                (kind "possible": value and display are "-", not stored)
  *                                (account "-": a local file, whose path is the folder field;
  *                                consecutive lines with the same account, folder and uid are one
  *                                message), or "@cursor account folder uidvalidity last_uid seen".
@@ -163,7 +164,11 @@ static int read_lines(Store *s) {
                         b.messages[b.n++] = last;
                         b.last_uid = MAX(b.last_uid, uid);
                 }
-                r = add_code(last, code_kind_from_string(f[4]), f[5], f[6], streq(f[7], "1"));
+                /* A possible code has no value ("-" in both columns). */
+                if (code_kind_from_string(f[4]) == CODE_KIND_POSSIBLE)
+                        r = add_code(last, CODE_KIND_POSSIBLE, NULL, NULL, streq(f[7], "1"));
+                else
+                        r = add_code(last, code_kind_from_string(f[4]), f[5], f[6], streq(f[7], "1"));
         }
         free(line);
         if (r >= 0)
@@ -189,7 +194,7 @@ static int fill(Store *s, unsigned long count) {
         for (unsigned long i = 0; r >= 0 && i < count; i++) {
                 unsigned long block = i / BATCH_MAX;
                 size_t folder = block % ELEMENTSOF(folders), account = (block / ELEMENTSOF(folders)) % 2;
-                CodeKind kind = (CodeKind) (i % _CODE_KIND_MAX);
+                CodeKind kind = (CodeKind) (i % CODE_KIND_POSSIBLE); /* every kind a rule finds */
                 bool trusted = i % 10 != 0;
                 char value[32], display[40];
                 Message *m;

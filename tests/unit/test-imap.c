@@ -9,6 +9,7 @@
 #include "test-util.h"
 
 #include "imap.h"
+#include "test-util.h"
 
 static void test_utf7(void **state) {
         static const struct {
@@ -38,10 +39,14 @@ static void test_utf7(void **state) {
 static void test_utf7_every_prefix(void **state) {
         const char *in = "&AMk-l&AOk-ments &ZeVnLIqe- &2D3eAA-";
         (void) state;
-        /* Cut anywhere, the decoder returns something (maybe the input) and never reads past it. */
+        /* Cut anywhere, the decoder never reads past the input and returns valid UTF-8: the
+         * decoded name, or the input itself when the cut left it invalid. */
         for (size_t n = 0; n <= strlen(in); n++) {
                 char *cut = strndup(in, n), *s = imap_utf7_decode(cut);
                 assert_non_null(s);
+                assert_true(test_valid_utf8(s, strlen(s)));
+                if (!strchr(cut, '&'))
+                        assert_string_equal(s, cut);
                 free(s);
                 free(cut);
         }

@@ -120,11 +120,55 @@ static void test_missing(void **state) {
         strbuf_done(&calls);
 }
 
+/* A file of many broken lines: the first ones are reported, then one line says the rest is
+ * not read (the list does not grow with the file). A NUL byte is named as such, at its column,
+ * not taken for a long line. */
+static void test_many_errors_and_nul(void **state) {
+        _cleanup_strv_free_ char **errors = NULL, **errors2 = NULL;
+        _cleanup_free_ char *path = NULL, *text = NULL, *nul_path = NULL;
+        StrBuf calls = STRBUF_INIT(0);
+        size_t n = 0;
+        FILE *f;
+
+        (void) state;
+        f = open_memstream(&text, &n);
+        assert_non_null(f);
+        for (unsigned i = 0; i < 100000; i++)
+                fputs("nonsense\n", f);
+        assert_int_equal(fclose(f), 0);
+        path = write_file("many.ini", text);
+        assert_int_equal(ini_file_parse(path, record, &calls, &errors), 0);
+        assert_int_equal(strv_length(errors), INI_FILE_MAX_ERRORS);
+        assert_non_null(strstr(errors[INI_FILE_MAX_ERRORS - 1], "the rest of the file is not read"));
+
+        assert_true(asprintf(&nul_path, "%s/nul.ini", dir) > 0);
+        f = fopen(nul_path, "we");
+        assert_non_null(f);
+        assert_int_equal(fwrite("[s]\nk = ab\0cd\nm = 2\n", 1, 20, f), 20);
+        assert_int_equal(fclose(f), 0);
+        strbuf_done(&calls);
+        assert_int_equal(ini_file_parse(nul_path, record, &calls, &errors2), 0);
+        assert_int_equal(strv_length(errors2), 1);
+        assert_true(endswith(errors2[0], ":2:7: NUL byte in the line"));
+        assert_non_null(strstr(calls.data, "3:5 [s] m=2"));
+        strbuf_done(&calls);
+
+        /* An endless line (here endless NUL bytes) ends the reading instead of never ending. */
+        {
+                _cleanup_strv_free_ char **errors3 = NULL;
+                assert_int_equal(ini_file_parse("/dev/zero", record, &calls, &errors3), 0);
+                assert_true(strv_length(errors3) >= 1);
+                assert_non_null(strstr(errors3[strv_length(errors3) - 1], "the rest of the file is not read"));
+                strbuf_done(&calls);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse),
                 cmocka_unit_test(test_long_line),
                 cmocka_unit_test(test_missing),
+                cmocka_unit_test(test_many_errors_and_nul),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -73,6 +73,11 @@ static void test_errors(void **state) {
                 { "[define]\nV = [z-a]\n[rule a]\nkind = otp\nsenders = example.org\npattern = x(?<code>{V})\n", "2:8: range out of order in character class" },
                 { "[rule a]\nkind = otp\nsenders = example.org\npattern = x(?<code>{NOPE})\n", "4:20: unknown fragment {NOPE} (not in [define])" },
                 { "[define]\nA = {B}\nB = {A}\n[rule a]\nkind = otp\nsenders = example.org\npattern = (?<code>{A})\n", "refers to itself" },
+                { "[define]\nA = x{A}\n[rule a]\nkind = otp\nsenders = example.org\npattern = (?<code>{A})\n", "2:6: fragment {A} refers to itself" },
+                /* Deep but not circular: said as such, not as a loop. */
+                { "[define]\nA = {B}\nB = {C}\nC = {D}\nD = {E}\nE = {F}\nF = {G}\nG = {H}\nH = {I}\nI = x\n"
+                  "[rule a]\nkind = otp\nsenders = example.org\npattern = (?<code>{A})\n",
+                  "9:5: fragment {I} nested more than 8 levels deep" },
                 { "[rule a]\nkind = otp\nsenders = example.org\npattern = code (\\d+)\n", "4:11: pattern has no (?<code>...) group" },
                 { "[rule a]\nkind = otp\nsenders = example.org\npattern = x\n  y\nkeywords = abc\n  def\nkind2 = 1\n", "8: unknown key 'kind2' in [rule a]" },
                 { "[rule a]\nkind = otp\n  more\n", "3: only patterns, defines and lists may continue on the next line" },
@@ -145,7 +150,7 @@ static void test_load_dirs(void **state) {
 
 /* ---- the shipped pack ---- */
 
-typedef enum Who { AL, VISALE, EMPLOYER, PROVIDER, OTHER, LOOKALIKE, SPOOF } Who;
+typedef enum Who { AL, VISALE, EMPLOYER, PROVIDER, OTHER, LOOKALIKE, SPOOF, SNE, LANDLORD, GOUV } Who;
 
 static SenderInfo sender_of(Who who) {
         switch (who) {
@@ -156,6 +161,9 @@ static SenderInfo sender_of(Who who) {
         case OTHER: return (SenderInfo) { .address = "securite@banque.example", .domain = "banque.example", .name = "Ma Banque" };
         case LOOKALIKE: return (SenderInfo) { .address = "support@actionlogement-fr.example", .domain = "actionlogement-fr.example", .name = "Action Logement", .lookalike = true };
         case SPOOF: return (SenderInfo) { .address = "noreply@al-in.fr", .domain = "al-in.fr", .name = "AL'in", .auth_failed = true };
+        case SNE: return (SenderInfo) { .address = "ne-pas-repondre@demande-logement-social.gouv.fr", .domain = "demande-logement-social.gouv.fr", .name = "Demande de logement social" };
+        case LANDLORD: return (SenderInfo) { .address = "portail@habitat-exemple.fr", .domain = "habitat-exemple.fr", .name = "Habitat Exemple" };
+        case GOUV: return (SenderInfo) { .address = "noreply@impots.gouv.fr", .domain = "impots.gouv.fr", .name = "Impots" };
         }
         return (SenderInfo) {};
 }
@@ -308,11 +316,167 @@ static void test_shipped_pack(void **state) {
         assert_string_equal(q, "specific=9XK24PLM(9XK2 4PLM)!");
 }
 
+/* A file over the per-file limit says so once and keeps the rules before it; a duplicate name
+ * is found among many (by a hash table now: the linear search made loading quadratic); rules
+ * sharing a keyword or a sender domain share one entry. */
+static void test_many_rules(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_strv_free_ char **errors = NULL;
+        _cleanup_(rules_freep) Rules *rules = NULL;
+        char *files[2] = { NULL, NULL };
+        FILE *f;
+        size_t limit = 0, dup = 0;
+        char *text = NULL;
+        size_t size = 0;
+
+        (void) state;
+        f = open_memstream(&text, &size);
+        assert_non_null(f);
+        for (unsigned i = 0; i < 5000; i++) {
+                fprintf(f, "[rule r%u]\nkind = otp\nsenders = d%u.example.org, shared.example.org\n"
+                           "keywords = word%u, commun\npattern = code (?<code>\\d{6})\n", i, i % 7, i % 5);
+                if (i == 200)
+                        fprintf(f, "[rule r17]\nkind = otp\n");
+        }
+        assert_int_equal(fclose(f), 0);
+        path = write_file("many", "many.rules", text);
+        free(text);
+        files[0] = path;
+        assert_int_equal(rules_load_files(files, &rules, &errors), 0);
+        STRV_FOREACH(e, errors) {
+                if (strstr(*e, "more than 256 rules in one file"))
+                        limit++;
+                else if (strstr(*e, "invalid or duplicate rule name 'r17'"))
+                        dup++;
+                else
+                        fail_msg("unexpected error: %s", *e);
+        }
+        assert_int_equal(limit, 1);
+        assert_int_equal(dup, 1);
+        assert_int_equal(rules_count(rules), 256);
+        assert_int_equal(strv_length(rules_trusted_domains(rules)), 8);
+        assert_int_equal(strv_length(rules_search_keywords(rules)), 6);
+
+        /* One rule's list is bounded too: each item is compared with those before it. */
+        {
+                _cleanup_free_ char *p2 = NULL;
+                _cleanup_strv_free_ char **errors2 = NULL;
+                _cleanup_(rules_freep) Rules *rules2 = NULL;
+                bool said = false;
+
+                f = open_memstream(&text, &size);
+                assert_non_null(f);
+                fputs("[rule big]\nkind = otp\nsenders = example.org\npattern = (?<code>\\d{6})\nkeywords = kw0", f);
+                for (unsigned i = 1; i < 1100; i++)
+                        fprintf(f, "\n    , kw%u", i);
+                fputs("\n", f);
+                assert_int_equal(fclose(f), 0);
+                p2 = write_file("many", "big.rules", text);
+                free(text);
+                files[0] = p2;
+                assert_int_equal(rules_load_files(files, &rules2, &errors2), 0);
+                STRV_FOREACH(e, errors2)
+                        said = said || strstr(*e, "more than 1024 keywords in one rule");
+                assert_true(said);
+        }
+}
+
+/* The classes of issue 12, each on wordings written here (not the sample corpus): subject
+ * references, grouped and wrapped codes, lower and mixed case, login-code layouts, product
+ * numbers, the national request number, HR's code specifique, negative wording, a brand in a
+ * landlord's footer. */
+static void test_generalised(void **state) {
+        static const struct {
+                Who who;
+                const char *subject, *body, *expected;
+        } cases[] = {
+                /* the code in the subject, the body pointing to it */
+                { AL, "[Q4TZ8MW2] - votre code spécifique AL'in", "Bonjour,\nvous trouverez le code mentionné dans l'objet de ce message.",
+                  "specific=Q4TZ8MW2(Q4TZ8MW2)" },
+                { AL, "AL'in : 905 113", "Pour vous connecter, saisissez le code figurant en objet.", "otp=905113(905 113)" },
+                { AL, "AL'in : 71650392", "(Votre code spécifique est indiqué en objet.)", "specific=71650392(71650392)" },
+                { AL, "AL'in - K2P9W7QD", "Reprenez l'inscription avec le code figurant en objet.", "specific=K2P9W7QD(K2P9W7QD)" },
+                { AL, "Dossier 7731 0042 55 : pièces reçues", "Bonjour, nous avons reçu vos justificatifs.", "file=7731004255(7731 0042 55)" },
+                { AL, "Action Logement : 377201", "Merci de votre visite.", "" }, /* no pointer: not read */
+                { OTHER, "[Q4TZ8MW2]", "Le code est dans l'objet.", "" },
+                /* grouped and wrapped */
+                { AL, NULL, "Votre code spécifique : HT6P 2WQA 9KD3", "specific=HT6P2WQA9KD3(HT6P 2WQA 9KD3)" },
+                { AL, NULL, "Vous pourrez désormais utiliser votre code spécifique RX3K-PL8V-\n4TM2 auprès de votre bailleur.",
+                  "specific=RX3KPL8V4TM2(RX3K-PL8V-4TM2)" },
+                /* lower and mixed case: kept as written */
+                { AL, NULL, "Votre code spécifique : m4q8-zt2x", "specific=m4q8zt2x(m4q8-zt2x)" },
+                { AL, NULL, "Code de connexion à usage unique : hx72pk9", "otp=hx72pk9(hx72pk9)" },
+                { AL, NULL, "Votre code spécifique : Pq7T 3Xv9", "specific=Pq7T3Xv9(Pq7T 3Xv9)" },
+                { EMPLOYER, NULL, "Votre code d'accès Action Logement (respectez les minuscules) :\nh8Kw tZqR 4mPx", "access=h8KwtZqR4mPx(h8Kw tZqR 4mPx)" },
+                { EMPLOYER, NULL, "Code d'accès Action Logement …… Merci 4", "" },
+                { EMPLOYER, NULL, "Code d'accès Action Logement : QWRT bvXz 7K2P", "access=QWRTbvXz7K2P(QWRT bvXz 7K2P)" },
+                { EMPLOYER, NULL, "Code d'accès Action Logement : 9fTr-KWmn-Lobe-x4Qa", "access=9fTrKWmnLobex4Qa(9fTr-KWmn-Lobe-x4Qa)" },
+                { EMPLOYER, NULL, "Code d'accès Action Logement : 9fTr2K Merci.", "access=9fTr2K(9fTr2K)" },
+                /* an access code by its shape, in an employer's mail whose words no label knows */
+                { EMPLOYER, NULL, "Bienvenue ! Pour les aides au logement, votre sésame personnel\n\nQX4T 8NVR 2KLM", "access=QX4T8NVR2KLM(QX4T 8NVR 2KLM)" },
+                { EMPLOYER, NULL, "Your housing benefits login code 8R8W VUMJ QLZK", "access=8R8WVUMJQLZK(8R8W VUMJ QLZK)" },
+                { EMPLOYER, NULL, "Code d'accès au parking : PK7744AB", "" },
+                { EMPLOYER, NULL, "Action Logement, SIRET à jour\nSIRET actuel ..... 512 487 369 00021\nAncien SIRET ..... 552 100 554 00013",
+                  "company=51248736900021(512 487 369 00021)" },
+                { AL, NULL, "Numéro de dossier ........ MJ 2026 004 117", "file=MJ2026004117(MJ 2026 004 117)" },
+                { EMPLOYER, NULL, "Vous nous avez demandé le code entreprise pour Action Logement. Le voici : 512 487 369 00021.", "company=51248736900021(512 487 369 00021)" },
+                /* login-code layouts */
+                { AL, NULL, "Votre code :\n\n730 118\n\nValidité : 5 min", "otp=730118(730 118)" },
+                { AL, NULL, "Code envoyé au 06 ** ** ** 41 :\n\n   880246\n", "otp=880246(880246)" },
+                { AL, NULL, "Voici votre code de vérification, envoyé au 07 ** ** ** 07 : 259004", "otp=259004(259004)" },
+                { AL, NULL, "Votre code de connexion\n\n\n417 582\n\nIl expire dans 10 minutes.", "otp=417582(417 582)" },
+                { AL, NULL, "617204 est votre code. Ne le communiquez à personne.", "otp=617204(617204)" },
+                { AL, NULL, "Code : Z7Q4KM\nDurée de validité : 10 minutes", "otp=Z7Q4KM(Z7Q4KM)" },
+                { AL, NULL, "Votre code de vérification :\n3\t9\t0\t5\t1\t7\n", "otp=390517(3 9 0 5 1 7)" },
+                { AL, NULL, "Votre code de connexion :\n\n10h30\n", "" },
+                /* product numbers */
+                { AL, NULL, "Votre demande d'AVANCE LOCA-PASS® n° LP-2027-0041893 est en cours d'instruction.",
+                  "request=LP20270041893(LP-2027-0041893)" },
+                { AL, NULL, "Votre demande d'aide MOBILI-JEUNE® du 3 mars a bien été enregistrée sous le numéro MJ26-118-204.",
+                  "file=MJ26118204(MJ26-118-204)" },
+                { VISALE, NULL, "Votre Visa n° V208431977 est valable trois mois.", "file=V208431977(V208431977)" },
+                { AL, NULL, "AVANCE LOCA-PASS® : 1 200 € sur 25 mois.", "" },
+                /* the national request number, from its own service only */
+                { SNE, NULL, "Attestation d'enregistrement\nNuméro unique : 0751226004417ALS03", "request=0751226004417ALS03(0751226004417ALS03)" },
+                { GOUV, NULL, "Action Logement - numéro unique : 0751226004417ALS03", "" },
+                { AL, NULL, "Votre demande de logement social est enregistrée.\nRéférence nationale à rappeler : 075 12 26 004417 ALS03",
+                  "request=0751226004417ALS03(075 12 26 004417 ALS03)" },
+                /* HR's code specifique */
+                { EMPLOYER, NULL, "Action Logement nous a remis les codes spécifiques de l'équipe ; le vôtre est KQ4M 7TRX ZP2W.",
+                  "specific=KQ4M7TRXZP2W(KQ4M 7TRX ZP2W)" },
+                { AL, NULL, "Votre demande d'aide à la mobilité est enregistrée sous la référence AM-2026-4417302.",
+                  "request=AM20264417302(AM-2026-4417302)" },
+                { EMPLOYER, NULL, "Bonjour, voici le code spécifique Action Logement de notre groupe : GRP7731K", "specific=GRP7731K(GRP7731K)" },
+                /* negative wording rejects that value only */
+                { EMPLOYER, NULL, "Pour AL'in, le SIRET 512 487 369 00021 ne fonctionnera pas, saisissez le SIRET 552 100 554 00013.",
+                  "company=55210055400013(552 100 554 00013)" },
+                { AL, NULL, "Ancien code spécifique : 8TQ2 LM41\nNouveau code spécifique : 3PW7 XK62",
+                  "specific=3PW7XK62(3PW7 XK62)" },
+                { AL, NULL, "Le code spécifique 4MR8T2QA est erroné ; votre code spécifique est 9CH4W1ZN.",
+                  "specific=9CH4W1ZN(9CH4W1ZN)" },
+                { AL, NULL, "Votre nouveau code spécifique 5VN2K8RA remplace l'ancien.", "specific=5VN2K8RA(5VN2K8RA)" },
+                /* a landlord of the group: not an access code */
+                { LANDLORD, NULL, "Votre code d'accès à l'espace locataire : PL8842KQ\n--\nHabitat Exemple, membre du Groupe Action Logement", "" },
+                { LANDLORD, NULL, "Code d'accès : PL8842KQ\n\nGroupe Action Logement", "" },
+        };
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *got = run(rules, cases[i].who, cases[i].subject, cases[i].body, false);
+                if (!streq(got, cases[i].expected))
+                        fail_msg("case %zu: '%s'\n  got      '%s'\n  expected '%s'", i, cases[i].body, got,
+                                 cases[i].expected);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_load_dirs),
                 cmocka_unit_test(test_shipped_pack),
+                cmocka_unit_test(test_many_rules),
+                cmocka_unit_test(test_generalised),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -83,6 +83,13 @@ static int commit_one(Store *s, const char *account, const char *folder, Message
         return (int) n_fresh;
 }
 
+/* commit_one() of a message made for it, freed after. */
+static int commit_free(Store *s, Message *m) {
+        int r = commit_one(s, "perso", "INBOX", m);
+        message_free(m);
+        return r;
+}
+
 static Store *open_rw(void) {
         Store *s = NULL;
         assert_int_equal(store_open(path, STORE_READ_WRITE, &s, NULL), 0);
@@ -600,6 +607,142 @@ static void test_migrations(void **state) {
         assert_int_equal(versions, STORE_SCHEMA_VERSION);
 }
 
+/* A value keeps its case; identity does not: the same code in other capitals is the same code,
+ * and the store keeps the first writing. */
+static void test_case_kept(void **state) {
+        Store *s;
+        StoredCode *c;
+        size_t n;
+        StoreFilter f = { .kind = CODE_KIND_SPECIFIC, .trusted_only = true, .limit = 1 };
+
+        (void) state;
+        s = open_rw();
+        assert_int_equal(commit_free(s, message(1, "k7P29xq4", CODE_KIND_SPECIFIC, true)), 1);
+        assert_int_equal(commit_free(s, message(2, "K7P29XQ4", CODE_KIND_SPECIFIC, true)), 0);
+        assert_int_equal(commit_free(s, message(3, "k7p29xq4", CODE_KIND_SPECIFIC, false)), 0);
+        c = list(s, f, &n); /* what `alcode latest` prints */
+        assert_int_equal(n, 1);
+        assert_string_equal(c[0].value, "k7P29xq4");
+        stored_codes_free(c, n);
+        c = list(s, STORE_FILTER_ALL, &n);
+        assert_int_equal(n, 1);
+        stored_codes_free(c, n);
+        assert_int_equal(query_int(path, "SELECT count(*) FROM sightings"), 3);
+        store_close(s);
+}
+
+static Message *possible_at(uint32_t uid) {
+        Message *m = calloc(1, sizeof(Message));
+        assert_non_null(m);
+        m->ref.uid = uid;
+        m->ref.uidvalidity = 7;
+        m->sender = strdup("notifications@mail.al-in.fr");
+        m->subject = strdup("Votre espace AL'in");
+        assert_true(asprintf(&m->message_id, "<%u@al-in.fr>", uid) > 0);
+        m->date = 1772525640;
+        m->date_tz = 60;
+        assert_int_equal(message_add_code(m, &(Code) { .kind = CODE_KIND_POSSIBLE, .trusted = true,
+                                                       .rule = (char *) "possible" }), 1);
+        return m;
+}
+
+/* A possible code: one per message, no value ("value": null in JSON), counted apart, and
+ * dismissed with forget. */
+static void test_possible(void **state) {
+        Store *s;
+        StoredCode *c;
+        size_t n, len = 0;
+        uint64_t count, messages, codes;
+        int64_t last;
+        char *buf = NULL;
+        FILE *out;
+        StoreFilter f = { .kind = CODE_KIND_POSSIBLE };
+        Message *m = possible_at(40);
+
+        (void) state;
+        s = open_rw();
+        assert_int_equal(commit_one(s, "perso", "INBOX", m), 1);
+        assert_int_equal(commit_one(s, "perso", "INBOX", m), 0); /* the same mail again */
+        message_free(m);
+        assert_int_equal(commit_free(s, possible_at(41)), 1);
+        assert_int_equal(commit_free(s, message(42, "AB12CD34", CODE_KIND_SPECIFIC, true)), 1);
+        assert_int_equal(store_count_possible(s, &count), 0);
+        assert_int_equal(count, 2);
+        assert_int_equal(store_account_stats(s, "perso", &messages, &codes, &last), 0);
+        assert_int_equal(codes, 1);
+
+        c = list(s, f, &n);
+        assert_int_equal(n, 2);
+        assert_null(c[0].value);
+        assert_null(c[0].display);
+        assert_int_equal(c[0].kind, CODE_KIND_POSSIBLE);
+        assert_true(c[0].trusted);
+        assert_string_equal(c[0].subject, "Votre espace AL'in");
+        int64_t id = c[0].id;
+        stored_codes_free(c, n);
+
+        out = open_memstream(&buf, &len);
+        f.id = id;
+        assert_int_equal(store_write_json(s, &f, out), 1);
+        fclose(out);
+        assert_non_null(strstr(buf, "\"kind\":\"possible\""));
+        assert_non_null(strstr(buf, "\"value\":null"));
+        assert_null(strstr(buf, "\"display\""));
+        assert_non_null(strstr(buf, "\"uid\":41"));
+        free(buf);
+
+        assert_int_equal(store_forget(s, id), 0);
+        assert_int_equal(store_count_possible(s, &count), 0);
+        assert_int_equal(count, 1);
+        store_close(s);
+}
+
+/* A store written by the release that upper-cased values (tests/data/store/v1-mixed-case.sql,
+ * written by that release's store-writer): each display is kept and the value takes its case
+ * from it; identity stays caseless. */
+static void test_migration_keeps_case(void **state) {
+        char old[300];
+        _cleanup_free_ char *sql = read_file(TEST_DATA_DIR "/store/v1-mixed-case.sql");
+        Store *s;
+        StoredCode *c;
+        size_t n;
+        const char *want[][2] = {
+                { "specific", "k7p29xq4" }, { "access", "aB3d9F7q" }, { "company", "12345678901234" },
+                { "file", "LP20260087412" },
+        };
+
+        (void) state;
+        (void) snprintf(old, sizeof old, "%s/t%d", dir, counter);
+        assert_int_equal(mkdir(old, 0700), 0);
+        (void) snprintf(old, sizeof old, "%s/t%d/v1case.db", dir, counter);
+        exec_sql(old, sql);
+        assert_int_equal(store_open(old, STORE_READ_WRITE, &s, NULL), 0);
+        c = list(s, STORE_FILTER_ALL, &n);
+        assert_int_equal(n, ELEMENTSOF(want));
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                size_t k;
+                for (k = 0; k < n; k++)
+                        if (streq(code_kind_to_string(c[k].kind), want[i][0]))
+                                break;
+                assert_true(k < n);
+                assert_string_equal(c[k].value, want[i][1]);
+        }
+        for (size_t k = 0; k < n; k++)
+                if (c[k].kind == CODE_KIND_SPECIFIC)
+                        assert_string_equal(c[k].display, "k7p2-9xq4");
+        stored_codes_free(c, n);
+        /* The same code in capitals is still the one stored. */
+        Message *m = message(99, "K7P29XQ4", CODE_KIND_SPECIFIC, true);
+        StoreBatch b = { .account = "perso", .folder = "INBOX", .uidvalidity = 7, .last_uid = 99,
+                         .move_cursor = true, .messages = &m, .n_messages = 1 };
+        StoredCode *fresh = NULL;
+        size_t n_fresh = 0;
+        assert_int_equal(store_commit(s, &b, &fresh, &n_fresh), 0);
+        assert_int_equal(n_fresh, 0);
+        message_free(m);
+        store_close(s);
+}
+
 static void test_refused(void **state) {
         Store *s = NULL;
         char other[300], *error = NULL;
@@ -876,6 +1019,9 @@ int main(void) {
                 cmocka_unit_test_setup(test_supersede, fresh_path),
                 cmocka_unit_test_setup(test_json, fresh_path),
                 cmocka_unit_test_setup(test_migrations, fresh_path),
+                cmocka_unit_test_setup(test_migration_keeps_case, fresh_path),
+                cmocka_unit_test_setup(test_case_kept, fresh_path),
+                cmocka_unit_test_setup(test_possible, fresh_path),
                 cmocka_unit_test_setup(test_refused, fresh_path),
                 cmocka_unit_test_setup(test_damaged, fresh_path),
                 cmocka_unit_test_setup(test_locked, fresh_path),

@@ -9,20 +9,8 @@
 #include "test-util.h"
 
 #include "macro.h"
+#include "test-util.h"
 #include "text.h"
-
-static bool valid_utf8(const char *s, size_t n) {
-        char *copy = NULL;
-        size_t l;
-        bool ok;
-
-        /* Sanitizing valid UTF-8 changes nothing. */
-        if (text_utf8_sanitize(s, n, 0, &copy, &l) < 0)
-                return false;
-        ok = l == n && memcmp(copy, s, n) == 0;
-        free(copy);
-        return ok;
-}
 
 static void test_charsets(void **state) {
         static const struct {
@@ -80,7 +68,7 @@ static void test_cap(void **state) {
         for (size_t cap = 1; cap <= 7; cap++) {
                 assert_int_equal(text_to_utf8("iso-8859-1", "\x80\x80\x80", 3, cap, &out, &len), -E2BIG);
                 assert_int_equal(len, cap / 3 * 3);
-                assert_true(valid_utf8(out, len));
+                assert_true(test_valid_utf8(out, len));
                 free(out);
         }
 }
@@ -170,14 +158,14 @@ static void test_every_prefix(void **state) {
                         /* HTML input is UTF-8 (mime.c converts first): sanitize the cut prefix. */
                         assert_true(text_utf8_sanitize(buf, k, 0, &utf8, &ulen) >= 0);
                         assert_true(text_html_to_text(utf8, ulen, 0, &out, &len) >= 0);
-                        assert_true(valid_utf8(out, len));
+                        assert_true(test_valid_utf8(out, len));
                         free(out);
                         free(utf8);
                         assert_true(text_fold(buf, k, 0, &out, &len) >= 0);
-                        assert_true(valid_utf8(out, len));
+                        assert_true(test_valid_utf8(out, len));
                         free(out);
                         assert_true(text_to_utf8("windows-1252", buf, k, 0, &out, &len) >= 0);
-                        assert_true(valid_utf8(out, len));
+                        assert_true(test_valid_utf8(out, len));
                         free(out);
                         free(buf);
                 }
