@@ -77,8 +77,12 @@ static void test_parse(void **state) {
                 assert_int_equal(r, cases[i].r);
                 STRV_FOREACH(e, errors) {
                         const char *rest = startswith(*e, path);
-                        assert_non_null(rest);
-                        assert_int_equal(strbuf_printf(&errs, "X%s\n", rest), 0);
+                        /* An if, not assert_non_null(): the compiler then knows that printf
+                         * never gets NULL (Release builds warned with -Wformat-overflow). */
+                        if (!rest)
+                                fail_msg("case %zu: error not naming the file: %s", i, *e);
+                        else
+                                assert_int_equal(strbuf_printf(&errs, "X%s\n", rest), 0);
                 }
                 assert_int_equal(strbuf_ensure(&calls), 0);
                 assert_int_equal(strbuf_ensure(&errs), 0);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "test-util.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -554,7 +556,7 @@ static void test_migrations(void **state) {
         for (int i = 0; i < n_entries; i++) {
                 int version;
                 int64_t codes, messages, sightings, cursors;
-                _cleanup_free_ char *sql = NULL, *got = NULL, *again = NULL;
+                _cleanup_free_ char *sql = NULL, *got = NULL, *again = NULL, *sql_path = NULL;
 
                 if (sscanf(entries[i]->d_name, "schema-v%d.sql", &version) != 1) {
                         free(entries[i]);
@@ -562,10 +564,11 @@ static void test_migrations(void **state) {
                 }
                 versions++;
                 assert_true(version >= 1 && version <= STORE_SCHEMA_VERSION);
-                (void) snprintf(name, sizeof name, TEST_DATA_DIR "/store/%s", entries[i]->d_name);
+                /* The source tree may be anywhere, at any depth: no fixed-size buffer for it. */
+                assert_true(asprintf(&sql_path, "%s/store/%s", TEST_DATA_DIR, entries[i]->d_name) > 0);
                 (void) snprintf(old, sizeof old, "%s/t%d/v%d.db", dir, counter, version);
                 free(entries[i]);
-                sql = read_file(name);
+                sql = read_file(sql_path);
                 exec_sql(old, sql);
                 codes = query_int(old, "SELECT count(*) FROM codes");
                 messages = query_int(old, "SELECT count(*) FROM messages");

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test-util.h"
+
 #include "macro.h"
 #include "test-util.h"
 #include "text.h"
