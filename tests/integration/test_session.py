@@ -31,7 +31,7 @@ import tempfile
 import time
 import unittest
 
-from alcodetest import (Alcode, Dovecot, SOURCE_DIR, TempDir, binary, code_mail, main, random_codes,
+from alcodetest import (BUILD_DIR, Alcode, Dovecot, SOURCE_DIR, TempDir, binary, code_mail, main, random_codes,
                         require_tools, under_ci, wait_for)
 
 CACHE = os.environ.get("ALCODE_TEST_CACHE", "/var/cache/alcode-test")
@@ -61,8 +61,9 @@ def build_tarball():
 
 
 def install_build(destdir):
-    """A build as users get it (no sanitizers, no test hooks), installed under /usr."""
-    build = os.path.join(CACHE, "build-session")
+    """A build as users get it (no sanitizers, no test hooks), installed under /usr. It lives in
+    the test build's tree: a build folder belongs to one source tree (CI clones elsewhere)."""
+    build = os.path.join(os.path.abspath(BUILD_DIR), "session-build")
     subprocess.run(["cmake", "-S", SOURCE_DIR, "-B", build, "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
                     "-DCMAKE_INSTALL_PREFIX=/usr", "-DALCODE_SANITIZE=OFF", "-DALCODE_TEST_HOOKS=OFF"],
                    check=True, capture_output=True)
