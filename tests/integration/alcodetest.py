@@ -693,7 +693,8 @@ class BusMonitor:
             subprocess.run(["busctl", "--address=" + bus.address, "emit", "/io/github/alcode/Test",
                             "io.github.alcode.Test", "Probe"], capture_output=True)
             return self.find(member="Probe")
-        wait_for(probed, what="the bus monitor", interval=0.05)
+        # Generous: busctl starting and subscribing takes seconds on a loaded 2-core machine.
+        wait_for(probed, timeout=60, what="the bus monitor", interval=0.05)
 
     def _read(self):
         for line in self.proc.stdout:
