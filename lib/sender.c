@@ -635,21 +635,11 @@ static int auth_summarize(const char *value, const char *from_domain, bool top, 
                         continue;
                 memcpy(method, res, ml);
                 method[ml] = 0;
-                const char *eq = strchr(res, '=');
-                if (!eq)
-                        continue;
-                eq++;
-                eq += strspn(eq, " \t");
-                rl = strcspn(eq, " \t\r\n");
-                if (rl == 0 || rl >= sizeof result)
-                        continue;
-                memcpy(result, eq, rl);
-                result[rl] = 0;
-
                 if (!strcaseeq(method, "dmarc") && !strcaseeq(method, "dkim"))
                         continue;
                 /* The From domain the checker read: it must be ours (or, as some write it, its
-                 * organisational domain: mail.al-in.fr read as al-in.fr), whatever the result. */
+                 * organisational domain: mail.al-in.fr read as al-in.fr), whatever the result,
+                 * even one we cannot read (fuzz-sender found "dmarc=<junk>pass header.from=x"). */
                 bool other = false;
                 const char *at = NULL;
                 while (!other && (d = prop_value_next(res, "header.from", dbuf, sizeof dbuf, &at)))
@@ -660,6 +650,16 @@ static int auth_summarize(const char *value, const char *from_domain, bool top, 
                         }
                 if (other)
                         continue;
+                const char *eq = strchr(res, '=');
+                if (!eq)
+                        continue;
+                eq++;
+                eq += strspn(eq, " \t");
+                rl = strcspn(eq, " \t\r\n");
+                if (rl == 0 || rl >= sizeof result)
+                        continue;
+                memcpy(result, eq, rl);
+                result[rl] = 0;
                 if (strcaseeq(method, "dmarc")) {
                         if (strcaseeq(result, "fail"))
                                 ret->dmarc_fail = true;

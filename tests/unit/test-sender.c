@@ -168,6 +168,9 @@ static void test_analyze(void **state) {
                   "From: <a@al-in.fr>", false, false, false, false, false, false },
                 { "Authentication-Results: mx; dmarc=pass header.from= header.from=evil.example\n"
                   "From: <a@al-in.fr>", false, false, false, false, false, false },
+                /* A result we cannot read still names the From it judged (found by fuzz-sender). */
+                { "Authentication-Results: mx; dmarc=\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377pass header.from=evil.example\n"
+                  "From: <a@al-in.fr>", false, false, false, false, false, false },
                 /* Look-alikes: never trusted, flagged. */
                 { "From: Action Logement <noreply@actionlogement-fr.com>", false, false, true, false, false, false },
                 { "From: AL'in <support@xn--l-in-43d.fr>", false, false, true, false, false, false },
