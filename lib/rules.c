@@ -1185,7 +1185,11 @@ static bool clause_end(const char *text, size_t len, size_t k) {
         return c == '-' && k > 0 && text[k - 1] == ' ' && next == ' ';
 }
 
-/* The clause holding [start, end) (see clause_end()), at most 400 bytes each side. */
+#define CONTINUATION_BYTE(c) (((unsigned char) (c) & 0xC0) == 0x80)
+
+/* The clause holding [start, end) (see clause_end()), at most 400 bytes each side, cut at
+ * character boundaries: PCRE2 runs on it without checking UTF-8 again (a cut character made
+ * its JIT read out of bounds: fuzz-pipeline). */
 static void clause_around(const char *text, size_t len, size_t start, size_t end, size_t *ret_start,
                           size_t *ret_len) {
         size_t s = start, e = end;
@@ -1194,6 +1198,10 @@ static void clause_around(const char *text, size_t len, size_t start, size_t end
                 s--;
         while (e < len && e - end < 400 && !clause_end(text, len, e))
                 e++;
+        while (s < start && CONTINUATION_BYTE(text[s]))
+                s++;
+        while (e > end && e < len && CONTINUATION_BYTE(text[e]))
+                e--;
         *ret_start = s;
         *ret_len = e - s;
 }
