@@ -681,23 +681,34 @@ class BusMonitor:
         self.bus = bus
         self.messages = []
         self._lock = threading.Lock()
-        self.proc = subprocess.Popen(["busctl", "--address=" + bus.address, "monitor", "--json=short"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-        # Ready once our own probe signal comes back.
-        n = [0]
+        self._start()
+        # Ready once our own probe signal comes back. A monitor that died, or has not seen a probe
+        # in 10 s (a monitor that never saw one was seen, rarely, under load), is started again.
+        started = [time.monotonic()]
 
         def probed():
-            n[0] += 1
+            if self.proc.poll() is not None or time.monotonic() - started[0] > 10:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+                self._start()
+                started[0] = time.monotonic()
             subprocess.run(["busctl", "--address=" + bus.address, "emit", "/io/github/alcode/Test",
                             "io.github.alcode.Test", "Probe"], capture_output=True)
             return self.find(member="Probe")
         # Generous: busctl starting and subscribing takes seconds on a loaded 2-core machine.
         wait_for(probed, timeout=60, what="the bus monitor", interval=0.05)
 
-    def _read(self):
-        for line in self.proc.stdout:
+    def _start(self):
+        import threading
+        self.proc = subprocess.Popen(["busctl", "--address=" + self.bus.address, "monitor", "--json=short"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     errors="replace")
+        self._thread = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc):
+        for line in proc.stdout:
             try:
                 m = json.loads(line)
             except ValueError:
