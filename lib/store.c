@@ -729,6 +729,20 @@ static int add_new_code(CommitState *cs, const StoreBatch *b, const Message *m, 
 }
 
 /* A possible code: stored once per message, with a sighting like any code (alcode show). */
+/* Records that message_id gave code_id through c's rule (a code seen again is seen here). */
+static int add_sighting(Store *s, int64_t code_id, int64_t message_id, const Code *c) {
+        sqlite3_stmt *st;
+        int r = statement(s, STMT_SIGHTING, &st);
+
+        if (r < 0)
+                return r;
+        (void) sqlite3_bind_int64(st, 1, code_id);
+        (void) sqlite3_bind_int64(st, 2, message_id);
+        (void) sqlite3_bind_text(st, 3, strempty(c->rule), -1, SQLITE_STATIC);
+        (void) sqlite3_bind_int(st, 4, c->trusted);
+        return step_done(st);
+}
+
 static int commit_possible(Store *s, CommitState *cs, const StoreBatch *b, const Message *m,
                            int64_t message_id, int64_t date, const Code *c) {
         sqlite3_stmt *st = NULL;
@@ -748,14 +762,7 @@ static int commit_possible(Store *s, CommitState *cs, const StoreBatch *b, const
         if (r < 0 || sqlite3_changes(s->db) == 0)
                 return r; /* known already */
         code_id = sqlite3_last_insert_rowid(s->db);
-        r = statement(s, STMT_SIGHTING, &st);
-        if (r < 0)
-                return r;
-        (void) sqlite3_bind_int64(st, 1, code_id);
-        (void) sqlite3_bind_int64(st, 2, message_id);
-        (void) sqlite3_bind_text(st, 3, strempty(c->rule), -1, SQLITE_STATIC);
-        (void) sqlite3_bind_int(st, 4, c->trusted);
-        r = step_done(st);
+        r = add_sighting(s, code_id, message_id, c);
         if (r < 0)
                 return r;
         return cs->want_new ? add_new_code(cs, b, m, c, code_id, date, 0) : 0;
@@ -832,14 +839,7 @@ static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Mes
                         return r;
         }
 
-        r = statement(s, STMT_SIGHTING, &st);
-        if (r < 0)
-                return r;
-        (void) sqlite3_bind_int64(st, 1, code_id);
-        (void) sqlite3_bind_int64(st, 2, message_id);
-        (void) sqlite3_bind_text(st, 3, strempty(c->rule), -1, SQLITE_STATIC);
-        (void) sqlite3_bind_int(st, 4, c->trusted);
-        r = step_done(st);
+        r = add_sighting(s, code_id, message_id, c);
         if (r < 0)
                 return r;
 
