@@ -6,13 +6,11 @@
 #include <systemd/sd-bus.h>
 
 #include "account-state.h"
+#include "bus-names.h"
 #include "cli.h"
 #include "text.h"
 #include "i18n.h"
 
-#define DAEMON_NAME "io.github.alcode.Daemon1"
-#define DAEMON_PATH "/io/github/alcode/Daemon1"
-#define DAEMON_INTERFACE "io.github.alcode.Daemon1"
 #define CALL_TIMEOUT_USEC (25 * 1000000ULL)
 
 static int not_running(void) {
@@ -36,7 +34,7 @@ static int call(const char *method, sd_bus_message **ret_reply, const char *type
         r = sd_bus_open_user(&bus);
         if (r < 0)
                 return not_running(); /* no session bus at all */
-        r = sd_bus_message_new_method_call(bus, &m, DAEMON_NAME, DAEMON_PATH, DAEMON_INTERFACE, method);
+        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, BUS_PATH, BUS_INTERFACE, method);
         if (r >= 0)
                 r = sd_bus_message_set_auto_start(m, false);
         if (r >= 0 && types) {
@@ -53,7 +51,7 @@ static int call(const char *method, sd_bus_message **ret_reply, const char *type
                 return 0;
         if (error_means_not_running(&error) || r == -ENOTCONN || r == -ECONNRESET)
                 return not_running();
-        if (sd_bus_error_has_name(&error, DAEMON_INTERFACE ".Error.NoSuchAccount")) {
+        if (sd_bus_error_has_name(&error, BUS_ERROR_NO_SUCH_ACCOUNT)) {
                 fprintf(stderr, "alcode: %s\n", error.message);
                 return EXIT_BAD_INPUT;
         }

@@ -1,18 +1,13 @@
-/* The daemon's own D-Bus API on the session bus (DESIGN.md): name io.github.alcode.Daemon1,
- * object /io/github/alcode/Daemon1, interface io.github.alcode.Daemon1. Methods answer from
- * memory and one short SQLite query, never waiting on a worker or the network. Main thread. */
+/* The daemon's own D-Bus API on the session bus (DESIGN.md; its names are in bus-names.h).
+ * Methods answer from memory and one short SQLite query, never waiting on a worker or the
+ * network. Main thread. */
 #pragma once
 
 #include <systemd/sd-bus.h>
 
+#include "bus-names.h"
 #include "manager.h"
 #include "store.h"
-
-#define BUS_NAME "io.github.alcode.Daemon1"
-#define BUS_PATH "/io/github/alcode/Daemon1"
-#define BUS_INTERFACE "io.github.alcode.Daemon1"
-#define BUS_ERROR_NO_SUCH_ACCOUNT "io.github.alcode.Daemon1.Error.NoSuchAccount"
-#define BUS_ERROR_BAD_CONFIG "io.github.alcode.Daemon1.Error.BadConfig"
 
 typedef struct Bus Bus;
 
