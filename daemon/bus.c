@@ -31,8 +31,8 @@ static int method_status(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 r = manager_account_status(m, i, &st);
                 if (r < 0)
                         return sd_bus_error_set_errnof(error, r, "Cannot read the statistics of the store: %m");
-                r = sd_bus_message_append(reply, "(sssttx)", st.account, st.state, st.error,
-                                          (uint64_t) MAX(st.last_sync, (int64_t) 0), st.messages,
+                r = sd_bus_message_append(reply, "(sssttx)", st.account, worker_state_to_string(st.state),
+                                          st.error, (uint64_t) MAX(st.last_sync, (int64_t) 0), st.messages,
                                           (int64_t) st.codes);
                 if (r < 0)
                         return r;
@@ -201,12 +201,13 @@ void bus_emit_code_found(Bus *b, const StoredCode *c) {
                 log_debug_errno(r, "Cannot emit CodeFound, ignoring: %m");
 }
 
-void bus_emit_account_state(Bus *b, const char *account, const char *state) {
+void bus_emit_account_state(Bus *b, const char *account, WorkerState state) {
         int r;
 
         if (!b)
                 return;
-        r = sd_bus_emit_signal(b->bus, BUS_PATH, BUS_INTERFACE, "AccountStateChanged", "ss", account, state);
+        r = sd_bus_emit_signal(b->bus, BUS_PATH, BUS_INTERFACE, "AccountStateChanged", "ss", account,
+                               worker_state_to_string(state));
         if (r < 0)
                 log_debug_errno(r, "Cannot emit AccountStateChanged, ignoring: %m");
 }

@@ -8,6 +8,7 @@
 #include "bus-names.h"
 #include "manager.h"
 #include "store.h"
+#include "worker-state.h"
 
 typedef struct Bus Bus;
 
@@ -17,5 +18,5 @@ Bus *bus_free(Bus *b);
 
 /* Signals and property changes; each accepts b == NULL (no bus) and only logs its failures. */
 void bus_emit_code_found(Bus *b, const StoredCode *c);
-void bus_emit_account_state(Bus *b, const char *account, const char *state);
+void bus_emit_account_state(Bus *b, const char *account, WorkerState state);
 void bus_emit_accounts_changed(Bus *b);

@@ -28,7 +28,6 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
-#include "account-state.h"
 #include "bus.h"
 #include "i18n.h"
 #include "log.h"
@@ -80,7 +79,7 @@ typedef struct AccountSlot {
         bool commit_failed;       /* drop this worker's later batches */
         bool removed;             /* gone from the config: drop the slot when the worker ends */
         Settings *restart_with;   /* ref: start again with these when the worker ends */
-        const char *published;    /* the state last sent as AccountStateChanged */
+        WorkerState published;    /* the state last sent as AccountStateChanged, or invalid */
         uint64_t last_event;      /* CLOCK_MONOTONIC usec of the worker's last event */
         int64_t last_pass;        /* CLOCK_REALTIME seconds of the last finished pass */
         CodeList held;            /* new codes held back while it backfills */
@@ -188,21 +187,16 @@ static bool slot_busy(const AccountSlot *s) {
         return s->worker && (s->state == WORKER_CONNECTING || s->state == WORKER_SCANNING);
 }
 
-/* The state in one word, for Status() and AccountStateChanged. */
-static const char *slot_state(const AccountSlot *s) {
+/* The state as published (Status(), AccountStateChanged, STATUS=): the worker's, and those only
+ * the manager knows (stuck, waiting for the password, the thread gone). */
+static WorkerState slot_state(const AccountSlot *s) {
         if (!s->worker)
-                return s->state == WORKER_FAILED ? "failed" : "stopped";
+                return s->state == WORKER_FAILED ? WORKER_FAILED : WORKER_STOPPED;
         if (s->stuck)
-                return "stuck";
-        switch (s->state) {
-        case WORKER_CONNECTING: return "connecting";
-        case WORKER_SCANNING: return "scanning";
-        case WORKER_IDLE: return "idle";
-        case WORKER_BACKOFF: return s->error_code == -ENOKEY ? "password" : "backoff";
-        case WORKER_FAILED: return "failed";
-        case WORKER_STOPPED: return "stopped";
-        default: return worker_state_to_string(s->state) ?: "unknown";
-        }
+                return WORKER_STUCK;
+        if (s->state == WORKER_BACKOFF && s->error_code == -ENOKEY)
+                return WORKER_PASSWORD;
+        return s->state;
 }
 
 static void slot_set_error(AccountSlot *s, char *error) {
@@ -299,16 +293,17 @@ static AccountSlot *slot_new(Settings *settings, const Account *a) {
 
         if (!s)
                 return NULL;
-        *s = (AccountSlot) { .settings = settings_ref(settings), .account = a, .state = WORKER_STOPPED };
+        *s = (AccountSlot) { .settings = settings_ref(settings), .account = a, .state = WORKER_STOPPED,
+                             .published = _WORKER_STATE_INVALID };
         return s;
 }
 
 /* ---- status ---- */
 
 static void publish_state(Manager *m, AccountSlot *s) {
-        const char *st = slot_state(s);
+        WorkerState st = slot_state(s);
 
-        if (s->removed || streq_ptr(s->published, st))
+        if (s->removed || s->published == st)
                 return;
         s->published = st;
         bus_emit_account_state(m->api, s->account->name, st);
@@ -335,7 +330,7 @@ static void update_status(Manager *m) {
                 else if (!s->worker && s->state == WORKER_FAILED)
                         (void) strbuf_printf(&b, "error (%s)", strna(s->error));
                 else
-                        (void) strbuf_puts(&b, account_state_words(slot_state(s)) ?: slot_state(s));
+                        (void) strbuf_puts(&b, worker_state_to_words(slot_state(s)));
                 /* What a user waits for after `alcode init`: said as soon as it is stored,
                  * while the exact scan goes on behind it (then the notification says it). */
                 if (s->found_specific && s->worker && s->state == WORKER_SCANNING && !s->stuck)

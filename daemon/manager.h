@@ -8,6 +8,7 @@
 
 #include "settings.h"
 #include "store.h"
+#include "worker-state.h"
 
 typedef struct Manager Manager;
 
@@ -30,7 +31,7 @@ bool manager_stuck(const Manager *m);
  * are borrowed until the next event is dispatched. */
 typedef struct AccountStatus {
         const char *account;
-        const char *state;   /* connecting, scanning, idle, backoff, failed, stopped, stuck */
+        WorkerState state;
         const char *error;   /* the last error in words, "" when none */
         int64_t last_sync;   /* seconds since the epoch of the last finished pass, 0: never */
         uint64_t messages;   /* messages read */
