@@ -63,12 +63,23 @@ typedef struct CodeList {
         size_t n;
 } CodeList;
 
+/* Why an account shows an error: what clears it depends on the cause, never on its words. */
+typedef enum SlotError {
+        SLOT_ERROR_NONE,
+        SLOT_ERROR_WORKER,       /* the worker's words: server, network, login, configuration */
+        SLOT_ERROR_START,        /* its thread could not start */
+        SLOT_ERROR_STORE_BUSY,   /* another program holds the database's lock: retrying */
+        SLOT_ERROR_STORE_FULL,   /* no space left for the database: retrying */
+        SLOT_ERROR_STORE_FAILED, /* a commit failed: the worker was stopped */
+} SlotError;
+
 typedef struct AccountSlot {
         Settings *settings;       /* ref: the worker borrows account and rules from it */
         const Account *account;   /* borrowed from settings */
         Worker *worker;           /* NULL once its thread ended */
         WorkerState state;
-        char *error;
+        char *error;              /* the last error in words (no secrets), or NULL */
+        SlotError error_cause;    /* why error is set */
         int error_code;           /* -errno of the last failure (-ENOKEY: no password yet) */
         uint64_t password_since;  /* CLOCK_MONOTONIC usec since password_command fails; 0: it works */
         bool password_notified;   /* the user was told that it keeps failing */
@@ -199,9 +210,11 @@ static WorkerState slot_state(const AccountSlot *s) {
         return s->state;
 }
 
-static void slot_set_error(AccountSlot *s, char *error) {
+/* Takes error (NULL: clears it). */
+static void slot_set_error(AccountSlot *s, SlotError cause, char *error) {
         free(s->error);
         s->error = error;
+        s->error_cause = error ? cause : SLOT_ERROR_NONE;
 }
 
 /* The worker starts from the cursors that are on disk, never from anything in memory. */
@@ -266,14 +279,14 @@ static int slot_start(Manager *m, AccountSlot *s) {
         }
         if (r < 0) {
                 s->state = WORKER_FAILED;
-                slot_set_error(s, strdup("cannot start"));
+                slot_set_error(s, SLOT_ERROR_START, strdup("cannot start"));
                 return r;
         }
         s->state = WORKER_CONNECTING;
         s->scanned_once = false;
         s->stuck = s->commit_failed = false;
         s->last_event = now_usec(m);
-        slot_set_error(s, NULL);
+        slot_set_error(s, SLOT_ERROR_NONE, NULL);
         return 0;
 }
 
@@ -517,8 +530,9 @@ static int handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
                         log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot store results yet (%s), retrying",
                                            store_last_error(m->store));
                 if (slot)
-                        slot_set_error(slot, strdup(r == -EBUSY ? "database locked by another program, retrying"
-                                                                : "disk full, retrying"));
+                        slot_set_error(slot, r == -EBUSY ? SLOT_ERROR_STORE_BUSY : SLOT_ERROR_STORE_FULL,
+                                       strdup(r == -EBUSY ? "database locked by another program, retrying"
+                                                          : "disk full, retrying"));
                 return -EAGAIN;
         }
         if (r < 0) {
@@ -528,14 +542,15 @@ static int handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
                 m->failed = true;
                 if (slot && slot->worker) {
                         slot->commit_failed = true;
-                        slot_set_error(slot, strdup("cannot write to the database"));
+                        slot_set_error(slot, SLOT_ERROR_STORE_FAILED,
+                                       strdup("cannot write to the database"));
                         worker_stop(slot->worker);
                         notify_trouble(m, slot, r, slot->error);
                 }
                 return 0;
         }
         if (slot && slot->error && !slot->commit_failed && m->n_deferred == 0)
-                slot_set_error(slot, NULL);
+                slot_set_error(slot, SLOT_ERROR_NONE, NULL);
         for (size_t i = 0; slot && !slot->found_specific && i < e->n_messages; i++)
                 for (size_t k = 0; k < e->messages[i]->n_codes; k++)
                         if (e->messages[i]->codes[k].kind == CODE_KIND_SPECIFIC && e->messages[i]->codes[k].trusted) {
@@ -611,9 +626,8 @@ static bool retry_deferred(Manager *m) {
                 log_info("The database is usable again: %zu delayed batch(es) stored.", done);
         m->retry_delay = 0;
         for (size_t i = 0; i < m->n_slots; i++)
-                if (!m->slots[i]->commit_failed && m->slots[i]->error &&
-                    startswith(m->slots[i]->error, "database locked"))
-                        slot_set_error(m->slots[i], NULL);
+                if (!m->slots[i]->commit_failed && m->slots[i]->error_cause == SLOT_ERROR_STORE_BUSY)
+                        slot_set_error(m->slots[i], SLOT_ERROR_NONE, NULL);
         return true;
 }
 
@@ -739,7 +753,7 @@ static bool handle_event(Manager *m, WorkerEvent *e) {
                 s->progress = e->progress;
                 s->total = e->total;
                 if (e->error)
-                        slot_set_error(s, TAKE_PTR(e->error));
+                        slot_set_error(s, SLOT_ERROR_WORKER, TAKE_PTR(e->error));
                 if (pass_ended)
                         trim_memory(m);
                 break;
@@ -749,7 +763,7 @@ static bool handle_event(Manager *m, WorkerEvent *e) {
                 s->scanned_once = true;
                 s->last_pass = (int64_t) time(NULL);
                 if (!s->commit_failed)
-                        slot_set_error(s, NULL);
+                        slot_set_error(s, SLOT_ERROR_NONE, NULL);
                 if (code_list_move(&m->pending, &s->held) < 0)
                         log_oom();
                 break;
