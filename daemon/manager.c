@@ -1046,6 +1046,86 @@ static void watch_sleep(Manager *m) {
         }
 }
 
+/* ---- the D-Bus API's handlers (bus.h) ---- */
+
+static size_t api_n_accounts(void *userdata) {
+        Manager *m = userdata;
+        size_t n = 0;
+
+        for (size_t i = 0; i < m->n_slots; i++)
+                n += !m->slots[i]->removed;
+        return n;
+}
+
+static int api_account_status(void *userdata, size_t i, AccountStatus *ret) {
+        Manager *m = userdata;
+        AccountSlot *s = NULL;
+        int64_t last_sync = 0;
+        int r;
+
+        for (size_t k = 0, j = 0; k < m->n_slots && !s; k++)
+                if (!m->slots[k]->removed && j++ == i)
+                        s = m->slots[k];
+        if (!s)
+                return -ENOENT;
+        *ret = (AccountStatus) { .account = s->account->name, .state = slot_state(s), .error = strempty(s->error) };
+        r = store_account_stats(m->store, s->account->name, &ret->messages, &ret->codes, &last_sync);
+        if (r < 0)
+                return r;
+        ret->last_sync = MAX(last_sync, s->last_pass);
+        return 0;
+}
+
+static int api_reload(void *userdata, char **ret_error) {
+        Manager *m = userdata;
+
+        *ret_error = NULL;
+        if (m->stopping || m->once)
+                return -ESHUTDOWN;
+        log_info("Reload requested over D-Bus, reloading the configuration.");
+        return manager_reload(m, ret_error);
+}
+
+static int api_rescan(void *userdata, const char *account) {
+        Manager *m = userdata;
+        bool found = false;
+
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+
+                if (s->removed || (!isempty(account) && !streq(account, s->account->name)))
+                        continue;
+                found = true;
+                log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = s->account->name },
+                                   "rescan requested");
+                if (!s->worker && slot_start(m, s) < 0)
+                        continue;
+                /* A rescan is a backfill: what it finds is shown in one notification. */
+                s->scanned_once = false;
+                worker_wake(s->worker, true);
+                publish_state(m, s);
+        }
+        if (!found)
+                return -ENOENT;
+        update_status(m);
+        arm_stuck_timer(m);
+        return 0;
+}
+
+static Store *api_store(void *userdata) {
+        Manager *m = userdata;
+
+        return m->store;
+}
+
+static const BusHandlers api_handlers = {
+        .n_accounts = api_n_accounts,
+        .account_status = api_account_status,
+        .rescan = api_rescan,
+        .reload = api_reload,
+        .store = api_store,
+};
+
 /* ---- public ---- */
 
 int manager_new(const char *config_path, Settings *settings, bool once, Manager **ret) {
@@ -1121,7 +1201,7 @@ static int open_session_bus(Manager *m) {
                                 "Disconnected", on_bus_disconnected, m);
         if (r < 0)
                 log_warning_errno(r, "Cannot watch the session bus connection, ignoring: %m");
-        r = bus_new(m->bus, m, &m->api);
+        r = bus_new(m->bus, &api_handlers, m, &m->api);
         if (r == -EEXIST)
                 return log_error_errno(r, "Another alcoded already runs on this session bus ('%s' is taken).",
                                        BUS_NAME);
@@ -1239,67 +1319,4 @@ int manager_run(Manager *m) {
 
 bool manager_stuck(const Manager *m) {
         return m->stuck_at_exit;
-}
-
-size_t manager_n_accounts(const Manager *m) {
-        size_t n = 0;
-
-        for (size_t i = 0; i < m->n_slots; i++)
-                n += !m->slots[i]->removed;
-        return n;
-}
-
-int manager_account_status(Manager *m, size_t i, AccountStatus *ret) {
-        AccountSlot *s = NULL;
-        int64_t last_sync = 0;
-        int r;
-
-        for (size_t k = 0, j = 0; k < m->n_slots && !s; k++)
-                if (!m->slots[k]->removed && j++ == i)
-                        s = m->slots[k];
-        if (!s)
-                return -ENOENT;
-        *ret = (AccountStatus) { .account = s->account->name, .state = slot_state(s), .error = strempty(s->error) };
-        r = store_account_stats(m->store, s->account->name, &ret->messages, &ret->codes, &last_sync);
-        if (r < 0)
-                return r;
-        ret->last_sync = MAX(last_sync, s->last_pass);
-        return 0;
-}
-
-int manager_reload_config(Manager *m, char **ret_error) {
-        *ret_error = NULL;
-        if (m->stopping || m->once)
-                return -ESHUTDOWN;
-        log_info("Reload requested over D-Bus, reloading the configuration.");
-        return manager_reload(m, ret_error);
-}
-
-int manager_rescan(Manager *m, const char *account) {
-        bool found = false;
-
-        for (size_t i = 0; i < m->n_slots; i++) {
-                AccountSlot *s = m->slots[i];
-
-                if (s->removed || (!isempty(account) && !streq(account, s->account->name)))
-                        continue;
-                found = true;
-                log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = s->account->name },
-                                   "rescan requested");
-                if (!s->worker && slot_start(m, s) < 0)
-                        continue;
-                /* A rescan is a backfill: what it finds is shown in one notification. */
-                s->scanned_once = false;
-                worker_wake(s->worker, true);
-                publish_state(m, s);
-        }
-        if (!found)
-                return -ENOENT;
-        update_status(m);
-        arm_stuck_timer(m);
-        return 0;
-}
-
-Store *manager_store(Manager *m) {
-        return m->store;
 }
