@@ -241,22 +241,6 @@ static int load_cursors(Manager *m, const Account *a, WorkerCursor **ret, size_t
         return 0;
 }
 
-/* The user's own addresses, as `alcode scan` takes them: mail they sent is never trusted,
- * whatever its domain. (A reload that adds an account does not restart the others for its
- * address: they learn it when they next start.) */
-static int user_addresses(const Config *c, char ***ret) {
-        _cleanup_strv_free_ char **l = NULL;
-        size_t n = 0, allocated = 0;
-
-        /* strv_push(): strv_extend() would count the list at each account. */
-        for (size_t i = 0; i < c->n_accounts; i++)
-                if (c->accounts[i].user && strchr(c->accounts[i].user, '@') &&
-                    strv_push(&l, &n, &allocated, strdup(c->accounts[i].user)) < 0)
-                        return -ENOMEM;
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
 static int slot_start(Manager *m, AccountSlot *s) {
         _cleanup_strv_free_ char **self = NULL;
         WorkerOptions o = {
@@ -267,7 +251,9 @@ static int slot_start(Manager *m, AccountSlot *s) {
         int r;
 
         assert(!s->worker);
-        r = user_addresses(s->settings->config, &self);
+        /* As `alcode scan` takes them. (A reload that adds an account does not restart the
+         * others for its address: they learn it when they next start.) */
+        r = config_user_addresses(s->settings->config, &self);
         if (r < 0)
                 return log_oom();
         o.user_addresses = self; /* copied by the worker */
