@@ -882,12 +882,94 @@ static void begin_stop(Manager *m) {
 
 /* ---- reload ---- */
 
+typedef struct ReloadCounts {
+        unsigned started, restarted, stopped, kept;
+} ReloadCounts;
+
+/* The running configuration stays: says so in the log and, since `systemctl --user reload`
+ * succeeds either way, in a notification where the user looks. */
+static void reload_refused(Manager *m, const char *first_error) {
+        _cleanup_free_ char *body = NULL;
+
+        log_error("The new configuration has errors (see above); keeping the running one.");
+        if (m->settings->config->notify &&
+            asprintf(&body, "%s\n%s", strempty(first_error),
+                     _("alcoded goes on with the configuration it had. 'alcode check' lists "
+                       "every error.")) >= 0)
+                (void) notifier_show_trouble(m->notifier, "x-alcode.config.error",
+                                             _("alcode: the new configuration has errors"), body);
+}
+
+/* Fills slots (room for every account of new and every current slot) with the slots of new's
+ * accounts, in its order: a running unchanged one is kept, a changed one is stopped to start
+ * again with new (all: every one), a new one is made. -ENOMEM (logged) when a slot cannot be
+ * made. */
+static int reload_plan_accounts(Manager *m, Settings *new, bool all, AccountSlot **slots, size_t *n,
+                                ReloadCounts *counts) {
+        for (size_t i = 0; i < new->config->n_accounts; i++) {
+                const Account *a = &new->config->accounts[i];
+                AccountSlot *s = slot_find(m, a->name);
+
+                if (!s) {
+                        s = slot_new(new, a);
+                        if (!s)
+                                return log_oom(); /* nothing changed yet */
+                        slots[(*n)++] = s;
+                        counts->started++;
+                        continue;
+                }
+                slots[(*n)++] = s;
+                s->restart_with = settings_unref(s->restart_with);
+                if (s->worker && !all && account_equal(s->account, a) && !s->commit_failed) {
+                        counts->kept++;
+                        continue;
+                }
+                counts->restarted++;
+                s->restart_with = settings_ref(new);
+                if (s->worker)
+                        worker_stop(s->worker);
+        }
+        return 0;
+}
+
+/* Stops the accounts that new does not have: those still stopping join slots after new's. */
+static void reload_drop_accounts(Manager *m, const Settings *new, AccountSlot **slots, size_t *n,
+                                 ReloadCounts *counts) {
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+                if (config_find_account(new->config, s->account->name) && !s->removed)
+                        continue;
+                if (!s->removed)
+                        counts->stopped++;
+                s->removed = true;
+                s->restart_with = settings_unref(s->restart_with);
+                if (s->worker) {
+                        worker_stop(s->worker);
+                        slots[(*n)++] = s;
+                } else
+                        slot_free(s);
+        }
+}
+
+/* Starts what is new, and what was waiting on a worker that is already gone. */
+static void reload_start_accounts(Manager *m) {
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+                if (s->worker || s->removed)
+                        continue;
+                if (s->restart_with)
+                        slot_switch_settings(s);
+                (void) slot_start(m, s);
+                publish_state(m, s);
+        }
+}
+
 /* Returns 0, or -errno with *ret_error (owned, may be NULL) saying what was refused. */
 static int manager_reload(Manager *m, char **ret_error) {
         _cleanup_(settings_unrefp) Settings *new = NULL;
         _cleanup_free_ AccountSlot **slots = NULL;
-        _cleanup_free_ char *first_error = NULL, *body = NULL;
-        unsigned started = 0, restarted = 0, stopped = 0, kept = 0;
+        _cleanup_free_ char *first_error = NULL;
+        ReloadCounts counts = {};
         size_t n = 0;
         bool all;
         int r;
@@ -895,14 +977,7 @@ static int manager_reload(Manager *m, char **ret_error) {
         (void) sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration...");
         r = settings_load(m->config_path, &new, &first_error);
         if (r < 0) {
-                log_error("The new configuration has errors (see above); keeping the running one.");
-                /* `systemctl --user reload` succeeds either way: say it where the user looks. */
-                if (m->settings->config->notify &&
-                    asprintf(&body, "%s\n%s", strempty(first_error),
-                             _("alcoded goes on with the configuration it had. 'alcode check' lists "
-                               "every error.")) >= 0)
-                        (void) notifier_show_trouble(m->notifier, "x-alcode.config.error",
-                                                     _("alcode: the new configuration has errors"), body);
+                reload_refused(m, first_error);
                 update_status(m);
                 (void) sd_notify(0, "READY=1");
                 if (ret_error)
@@ -920,43 +995,10 @@ static int manager_reload(Manager *m, char **ret_error) {
         slots = calloc(new->config->n_accounts + m->n_slots + 1, sizeof(AccountSlot *));
         if (!slots)
                 return log_oom();
-        for (size_t i = 0; i < new->config->n_accounts; i++) {
-                const Account *a = &new->config->accounts[i];
-                AccountSlot *s = slot_find(m, a->name);
-
-                if (!s) {
-                        s = slot_new(new, a);
-                        if (!s)
-                                return log_oom(); /* nothing changed yet */
-                        slots[n++] = s;
-                        started++;
-                        continue;
-                }
-                slots[n++] = s;
-                s->restart_with = settings_unref(s->restart_with);
-                if (s->worker && !all && account_equal(s->account, a) && !s->commit_failed) {
-                        kept++;
-                        continue;
-                }
-                restarted++;
-                s->restart_with = settings_ref(new);
-                if (s->worker)
-                        worker_stop(s->worker);
-        }
-        for (size_t i = 0; i < m->n_slots; i++) {
-                AccountSlot *s = m->slots[i];
-                if (config_find_account(new->config, s->account->name) && !s->removed)
-                        continue;
-                if (!s->removed)
-                        stopped++;
-                s->removed = true;
-                s->restart_with = settings_unref(s->restart_with);
-                if (s->worker) {
-                        worker_stop(s->worker);
-                        slots[n++] = s;
-                } else
-                        slot_free(s);
-        }
+        r = reload_plan_accounts(m, new, all, slots, &n, &counts);
+        if (r < 0)
+                return r;
+        reload_drop_accounts(m, new, slots, &n, &counts);
 
         free(m->slots);
         m->slots = TAKE_PTR(slots);
@@ -966,18 +1008,9 @@ static int manager_reload(Manager *m, char **ret_error) {
         notifier_set_show_code(m->notifier, m->settings->config->notify_show_code);
         store_set_otp_retention(m->store, (int64_t) m->settings->config->otp_retention_days * 86400);
 
-        /* Start what is new, and what was waiting on a worker that is already gone. */
-        for (size_t i = 0; i < m->n_slots; i++) {
-                AccountSlot *s = m->slots[i];
-                if (s->worker || s->removed)
-                        continue;
-                if (s->restart_with)
-                        slot_switch_settings(s);
-                (void) slot_start(m, s);
-                publish_state(m, s);
-        }
+        reload_start_accounts(m);
         log_info("Configuration reloaded: %u account(s) started, %u restarted, %u stopped, %u unchanged.",
-                 started, restarted, stopped, kept);
+                 counts.started, counts.restarted, counts.stopped, counts.kept);
         bus_emit_accounts_changed(m->api);
         update_status(m);
         arm_stuck_timer(m);
