@@ -7,9 +7,9 @@
 
 #include "bus-names.h"
 #include "cli.h"
+#include "i18n.h"
 #include "text.h"
 #include "worker-state.h"
-#include "i18n.h"
 
 #define CALL_TIMEOUT_USEC (25 * 1000000ULL)
 
@@ -65,18 +65,6 @@ static const char *state_words(const char *state) {
         const char *words = worker_state_to_words(worker_state_from_string(state));
 
         return words ? _(words) : state;
-}
-
-static bool state_is_trouble(const char *state) {
-        switch (worker_state_from_string(state)) {
-        case WORKER_BACKOFF:
-        case WORKER_PASSWORD:
-        case WORKER_FAILED:
-        case WORKER_STUCK:
-                return true;
-        default:
-                return false;
-        }
 }
 
 /* JSON string literal (RFC 8259): quotes and backslashes escaped, and every character that
@@ -216,7 +204,7 @@ int verb_status(int argc, char *argv[]) {
         for (size_t i = 0; i < n; i++) {
                 const StatusRow *row = &rows[i];
                 char when[32];
-                bool bad = state_is_trouble(row->state);
+                bool bad = worker_state_is_trouble(worker_state_from_string(row->state));
 
                 cli_local_date((int64_t) row->last_sync, when, sizeof when);
                 cli_print_cell(stdout, row->account, wa + 2, 30);

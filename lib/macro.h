@@ -135,7 +135,7 @@ static inline int negative_errno(void) {
         }                                                                                          \
         type name##_from_string(const char *s) {                                                   \
                 for (size_t i = 0; s && i < ELEMENTSOF(table); i++)                                \
-                        if (table[i].string && strcmp(table[i].string, s) == 0)                   \
+                        if (table[i].string && strcmp(table[i].string, s) == 0)                    \
                                 return (type) i;                                                   \
                 return (type) -EINVAL;                                                             \
         }

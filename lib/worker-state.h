@@ -5,6 +5,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 
 #include "macro.h"
 
@@ -29,3 +30,6 @@ WorkerState worker_state_from_string(const char *s) _pure_;
 /* The untranslated words for a user ("waiting to reconnect"), or NULL for a value out of range:
  * pass them through _() to show them. */
 const char *worker_state_to_words(WorkerState s) _pure_;
+/* Whether a user should look at an account in this state (`alcode status` shows it in red):
+ * not connected, and not by choice. False for a value out of range. */
+bool worker_state_is_trouble(WorkerState s) _pure_;

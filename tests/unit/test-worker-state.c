@@ -30,6 +30,14 @@ static void test_words(void **state) {
         }
 }
 
+static void test_trouble(void **state) {
+        (void) state;
+        /* What `alcode status` shows in red. */
+        for (WorkerState s = 0; s < _WORKER_STATE_MAX; s++)
+                assert_int_equal(worker_state_is_trouble(s), s == WORKER_BACKOFF || s == WORKER_PASSWORD ||
+                                                              s == WORKER_FAILED || s == WORKER_STUCK);
+}
+
 static void test_refused(void **state) {
         (void) state;
         assert_int_equal(worker_state_from_string(NULL), _WORKER_STATE_INVALID);
@@ -40,12 +48,15 @@ static void test_refused(void **state) {
         assert_null(worker_state_to_string(_WORKER_STATE_INVALID));
         assert_null(worker_state_to_words(_WORKER_STATE_MAX));
         assert_null(worker_state_to_words(_WORKER_STATE_INVALID));
+        assert_false(worker_state_is_trouble(_WORKER_STATE_MAX));
+        assert_false(worker_state_is_trouble(_WORKER_STATE_INVALID));
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_published_words),
                 cmocka_unit_test(test_words),
+                cmocka_unit_test(test_trouble),
                 cmocka_unit_test(test_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
