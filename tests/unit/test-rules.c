@@ -446,6 +446,15 @@ static void test_generalised(void **state) {
                   "specific=KQ4M7TRXZP2W(KQ4M 7TRX ZP2W)" },
                 { AL, NULL, "Votre demande d'aide à la mobilité est enregistrée sous la référence AM-2026-4417302.",
                   "request=AM20264417302(AM-2026-4417302)" },
+                /* a request number before its label, or named before and its request after */
+                { AL, NULL, "0691225000123GDPUB : voilà le numéro unique de votre demande.",
+                  "request=0691225000123GDPUB(0691225000123GDPUB)" },
+                { AL, NULL, "LP-2027-0041893, c'est désormais le numéro de votre demande.", "request=LP20270041893(LP-2027-0041893)" },
+                { AL, NULL, "MJ-2026-0311204 is the number of your request.", "request=MJ20260311204(MJ-2026-0311204)" },
+                { AL, NULL, "La référence AM-2026-4417302 désigne maintenant votre demande.", "request=AM20264417302(AM-2026-4417302)" },
+                { SNE, NULL, "0751226004417ALS03 demeure le numéro unique de votre demande.",
+                  "request=0751226004417ALS03(0751226004417ALS03)" },
+                { AL, NULL, "0691225000123GDPUB : ancien numéro de votre demande, à ne plus utiliser.", "" },
                 { EMPLOYER, NULL, "Bonjour, voici le code spécifique Action Logement de notre groupe : GRP7731K", "specific=GRP7731K(GRP7731K)" },
                 /* negative wording rejects that value only */
                 { EMPLOYER, NULL, "Pour AL'in, le SIRET 512 487 369 00021 ne fonctionnera pas, saisissez le SIRET 552 100 554 00013.",
