@@ -446,6 +446,21 @@ static void test_generalised(void **state) {
                   "specific=KQ4M7TRXZP2W(KQ4M 7TRX ZP2W)" },
                 { AL, NULL, "Votre demande d'aide à la mobilité est enregistrée sous la référence AM-2026-4417302.",
                   "request=AM20264417302(AM-2026-4417302)" },
+                /* groups of four or five in any case, some of them letters only */
+                { AL, NULL, "Votre code spécifique : qbcm-38ar", "specific=qbcm38ar(qbcm-38ar)" },
+                { AL, NULL, "Votre code spécifique : y5tp-44Ew-Mfrr\nÀ bientôt", "specific=y5tp44EwMfrr(y5tp-44Ew-Mfrr)" },
+                { AL, NULL, "Please type your specific code as shown: Rne7 D92M qk", "specific=Rne7D92Mqk(Rne7 D92M qk)" },
+                { AL, NULL, "Code spécifique personnel\nrxxf 8d6x\n", "specific=rxxf8d6x(rxxf 8d6x)" },
+                { AL, NULL, "Votre code spécifique 7VZY G7EH DX reste valable.", "specific=7VZYG7EHDX(7VZY G7EH DX)" },
+                { AL, NULL, "Keep your specific code 7895 7875 with your papers.", "specific=78957875(7895 7875)" },
+                { AL, NULL, "Votre code spécifique AB12 CD34 pour AL'in.", "specific=AB12CD34(AB12 CD34)" },
+                { AL, NULL, "Voici votre code spécifique : k7pm wqza hhrt. Attention aux minuscules.",
+                  "specific=k7pmwqzahhrt(k7pm wqza hhrt)" },
+                { AL, NULL, "Votre code spécifique arrive : 1234 dans deux mois.", "" },
+                /* a letter: the label in the introduction, the value set apart further down */
+                { AL, NULL, "Objet : votre compte AL'in\n\nMadame,\n\nComme convenu lors de notre entretien, vous trouverez "
+                  "ci-après le code spécifique rattaché à votre compte, à conserver.\n\n      QWRT 4K7P ZM\n\n"
+                  "Veuillez agréer, Madame, nos salutations distinguées.", "specific=QWRT4K7PZM(QWRT 4K7P ZM)" },
                 /* a request number before its label, or named before and its request after */
                 { AL, NULL, "0691225000123GDPUB : voilà le numéro unique de votre demande.",
                   "request=0691225000123GDPUB(0691225000123GDPUB)" },
