@@ -457,6 +457,9 @@ static void test_generalised(void **state) {
                 { AL, NULL, "Voici votre code spécifique : k7pm wqza hhrt. Attention aux minuscules.",
                   "specific=k7pmwqzahhrt(k7pm wqza hhrt)" },
                 { AL, NULL, "Votre code spécifique arrive : 1234 dans deux mois.", "" },
+                /* the access code by its shape is never cut before a further group */
+                { EMPLOYER, NULL, "Pour les aides au logement Action Logement, voici ce qu'il vous faut :\nmb37 wYB7 2alD HGzL\n",
+                  "access=mb37wYB72alDHGzL(mb37 wYB7 2alD HGzL)" },
                 /* a letter: the label in the introduction, the value set apart further down */
                 { AL, NULL, "Objet : votre compte AL'in\n\nMadame,\n\nComme convenu lors de notre entretien, vous trouverez "
                   "ci-après le code spécifique rattaché à votre compte, à conserver.\n\n      QWRT 4K7P ZM\n\n"
