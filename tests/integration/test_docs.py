@@ -2,7 +2,7 @@
 
 Completeness is checked against the sources, not a list kept here: every long and short option
 of alcode's and alcoded's option tables and --help, every command of the verb table, every
-config key of lib/config.c's key tables with its values, every rule-file key of lib/rules.c, and
+config key of lib/config.c's key tables with its values, every rule-file key of lib/rules-parse.c, and
 every kind. Adding any of them without documenting it fails this test. The examples the pages
 give (a config, rules) are loaded by the real programs."""
 
@@ -152,7 +152,7 @@ class ManPages(unittest.TestCase):
         self.assert_documented(example, global_keys + account_keys, "%s = ", "keys in alcode.conf.example")
 
     def test_rule_keys(self):
-        c = source("lib/rules.c")
+        c = source("lib/rules-parse.c")
         text = page("alcode.rules.5")
         keys = set(re.findall(r'streq\(key, "([a-z_]+)"\)', c))
         self.assertIn("pattern", keys)
