@@ -44,9 +44,10 @@ def help_options(program):
     return set(re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", out)), set(re.findall(r"(?<![\w-])-([A-Za-z])\b", out))
 
 
-def key_table(c_text, table):
-    m = re.search(r"static const KeyDef %s\[\] = \{(.*?)\n\};" % table, c_text, re.S)
-    return re.findall(r'\{\s*"([a-z_]+)",', m.group(1))
+def key_table(c_text, table, section):
+    """The keys of one section in a conf-parser table: rows { "section", "key", parser, ... }."""
+    m = re.search(r"static const ConfigTableItem %s\[\] = \{(.*?)\n\};" % table, c_text, re.S)
+    return re.findall(r'\{\s*"%s",\s*"([a-z_]+)",' % section, m.group(1))
 
 
 def string_table(c_text, name):
@@ -137,8 +138,8 @@ class ManPages(unittest.TestCase):
     def test_config_keys(self):
         c = source("lib/config.c")
         text = page("alcode.conf.5")
-        global_keys = key_table(c, "global_keys")
-        account_keys = key_table(c, "account_keys")
+        global_keys = key_table(c, "config_items", "alcode")
+        account_keys = key_table(c, "config_items", "account")
         self.assertIn("employer_domains", global_keys)
         self.assertIn("password_command", account_keys)
         glob = text.split("# THE [alcode] SECTION", 1)[1].split("\n# ", 1)[0]
