@@ -14,7 +14,9 @@
 #include <valgrind/valgrind.h>
 #endif
 
+#include "conf-parser.h"
 #include "ini-file.h"
+#include "parse-util.h"
 #include "rules-internal.h"
 #include "strbuf.h"
 #include "strv.h"
@@ -127,7 +129,7 @@ typedef struct FileState {
         StrMap rule_names; /* name → index in rules */
         bool full;     /* RULES_MAX_PER_FILE reached (and said once): the rest is skipped */
         Regex *last;   /* the regex a continuation line extends */
-        char *last_list_key; /* or: the list key (keywords, senders...) it extends */
+        const ConfigTableItem *last_list; /* or: the list key (keywords, senders...) it extends */
         bool skipping; /* inside an invalid section: ignore its keys */
         char ***errors;
 } FileState;
@@ -170,276 +172,342 @@ static int regex_list_add(IniFile *f, Regex **list, size_t *n, const char *value
         return regex_set(f, *ret, value, false);
 }
 
-static int parse_bool(const char *v, bool *ret) {
-        if (strcaseeq(v, "yes") || strcaseeq(v, "true") || streq(v, "1") || strcaseeq(v, "on"))
-                *ret = true;
-        else if (strcaseeq(v, "no") || strcaseeq(v, "false") || streq(v, "0") || strcaseeq(v, "off"))
-                *ret = false;
-        else
-                return -EINVAL;
-        return 0;
-}
+/* ---- the keys of [rules] and [rule NAME] ---- */
 
-static int parse_uint(const char *v, unsigned max, unsigned *ret) {
-        char *end;
-        unsigned long u;
+/* Which regex list a pattern-list key fills (the ltype of its table row). */
+typedef enum RuleList {
+        RULE_LIST_PATTERN,
+        RULE_LIST_REJECT,
+        RULE_LIST_REJECT_CONTEXT,
+        RULE_LIST_REJECT_SENTENCE,
+} RuleList;
 
-        if (!isdigit((unsigned char) *v))
-                return -EINVAL;
-        errno = 0;
-        u = strtoul(v, &end, 10);
-        if (errno || *end || u > max)
-                return -EINVAL;
-        *ret = (unsigned) u;
-        return 0;
-}
-
-static bool domain_valid(const char *d) {
-        size_t label = 0;
-
-        if (!*d || *d == '.' || strlen(d) > 253)
-                return false;
-        for (const char *p = d; *p; p++) {
-                if (*p == '.') {
-                        if (label == 0)
-                                return false;
-                        label = 0;
-                } else if (isalnum((unsigned char) *p) || *p == '-')
-                        label++;
-                else
-                        return false;
+static void rule_regex_list(Rule *rule, RuleList which, Regex ***ret_list, size_t **ret_n) {
+        switch (which) {
+        case RULE_LIST_PATTERN:
+                *ret_list = &rule->patterns, *ret_n = &rule->n_patterns;
+                break;
+        case RULE_LIST_REJECT:
+                *ret_list = &rule->rejects, *ret_n = &rule->n_rejects;
+                break;
+        case RULE_LIST_REJECT_CONTEXT:
+                *ret_list = &rule->reject_contexts, *ret_n = &rule->n_reject_contexts;
+                break;
+        case RULE_LIST_REJECT_SENTENCE:
+                *ret_list = &rule->reject_sentences, *ret_n = &rule->n_reject_sentences;
+                break;
         }
-        return label > 0;
 }
 
-static int rule_key(IniFile *f, FileState *st, Rule *rule, const char *key, const char *value) {
+static CONFIG_PARSER_PROTOTYPE(rule_parse_version) {
+        unsigned *version = data;
+
+        if (parse_unsigned(value, 1000000, version) < 0 || *version == 0)
+                return ini_file_error(f, ini_file_value_column(f), "expected a positive version number, got '%s'",
+                                      value);
+        return 0;
+}
+
+static CONFIG_PARSER_PROTOTYPE(rule_parse_kind) {
+        CodeKind *kind = data;
+
+        *kind = code_kind_from_string(value);
+        if (*kind == CODE_KIND_POSSIBLE) /* the pipeline's own, for codes no rule read */
+                *kind = _CODE_KIND_INVALID;
+        if (*kind < 0)
+                return ini_file_error(f, ini_file_value_column(f),
+                                      "unknown kind '%s' (expected specific, company, access, otp, request or file)",
+                                      value);
+        return 0;
+}
+
+/* senders, exclude_senders: a list that continues on indented lines. */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_domains) {
+        char ***list = data;
         unsigned col = ini_file_value_column(f);
-        Regex *x = NULL;
+        _cleanup_strv_free_ char **l = NULL;
         int r;
 
-        if (streq(key, "kind")) {
-                rule->kind = code_kind_from_string(value);
-                if (rule->kind == CODE_KIND_POSSIBLE) /* the pipeline's own, for codes no rule read */
-                        rule->kind = _CODE_KIND_INVALID;
-                if (rule->kind < 0)
-                        return ini_file_error(f, col, "unknown kind '%s' (expected specific, "
-                                                      "company, access, otp, request or file)",
-                                              value);
-        } else if (streq(key, "senders") || streq(key, "exclude_senders")) {
-                char ***list = streq(key, "senders") ? &rule->senders : &rule->exclude_senders;
-                _cleanup_strv_free_ char **l = NULL;
-                r = strv_split_comma(value, &l);
-                if (r < 0)
-                        return r;
-                STRV_FOREACH(d, l) {
-                        for (char *p = *d; *p; p++)
-                                *p = (char) tolower((unsigned char) *p);
-                        if (!domain_valid(*d))
-                                return ini_file_error(f, col, "invalid domain '%s'", *d);
-                        /* Bounded: each new one is compared with those before it. */
-                        if (strv_length(*list) >= RULES_MAX_LIST)
-                                return ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key);
-                        if (!strv_contains(*list, *d) && (r = strv_extend(list, *d)) < 0)
-                                return r;
-                }
-        } else if (streq(key, "keywords")) {
-                _cleanup_strv_free_ char **l = NULL;
-                r = strv_split_comma(value, &l);
-                if (r < 0)
-                        return r;
-                STRV_FOREACH(k, l) {
-                        _cleanup_free_ char *folded = NULL;
-                        size_t fl;
+        r = strv_split_comma(value, &l);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(d, l) {
+                _cleanup_free_ char *n = NULL;
 
-                        /* Matched like the text: folded (accents, quotes), caseless. */
-                        r = text_fold(*k, strlen(*k), 256, &folded, &fl);
-                        if (r < 0)
-                                return r == -ENOMEM ? r : ini_file_error(f, col, "keyword too long");
-                        for (char *p = folded; *p; p++)
-                                *p = (char) tolower((unsigned char) *p);
-                        if (fl < 3)
-                                return ini_file_error(f, col, "keyword '%s' is shorter than 3 characters", *k);
-                        if (strv_length(rule->keywords) >= RULES_MAX_LIST)
-                                return ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
-                        if (!strv_contains(rule->keywords, folded) &&
-                            (r = strv_consume(&rule->keywords, TAKE_PTR(folded))) < 0)
-                                return r;
-                }
-        } else if (streq(key, "employer")) {
-                if (parse_bool(value, &rule->employer) < 0)
-                        return ini_file_error(f, col, "expected yes or no, got '%s'", value);
-        } else if (streq(key, "brand"))
-                return st->last = &rule->brand, regex_set(f, &rule->brand, value, false);
-        else if (streq(key, "requires"))
-                return st->last = &rule->requires, regex_set(f, &rule->requires, value, false);
-        else if (streq(key, "subject"))
-                return st->last = &rule->subject, regex_set(f, &rule->subject, value, false);
-        else if (streq(key, "body"))
-                return st->last = &rule->body, regex_set(f, &rule->body, value, false);
-        else if (streq(key, "pattern")) {
-                r = regex_list_add(f, &rule->patterns, &rule->n_patterns, value, &x);
-                st->last = x;
-                return r;
-        } else if (streq(key, "reject")) {
-                r = regex_list_add(f, &rule->rejects, &rule->n_rejects, value, &x);
-                st->last = x;
-                return r;
-        } else if (streq(key, "reject_context")) {
-                r = regex_list_add(f, &rule->reject_contexts, &rule->n_reject_contexts, value, &x);
-                st->last = x;
-                return r;
-        } else if (streq(key, "reject_sentence")) {
-                r = regex_list_add(f, &rule->reject_sentences, &rule->n_reject_sentences, value, &x);
-                st->last = x;
-                return r;
-        } else if (streq(key, "length")) {
-                unsigned a, b;
-                char *dash = strchr(value, '-');
-                _cleanup_free_ char *lo = dash ? strndup(value, (size_t) (dash - value)) : strdup(value);
-                if (!lo)
-                        return -ENOMEM;
-                if (parse_uint(lo, 64, &a) < 0 || parse_uint(dash ? dash + 1 : value, 64, &b) < 0 ||
-                    a < 1 || a > b)
-                        return ini_file_error(f, col, "expected a length range like 6-16, got '%s'", value);
-                rule->min_length = a;
-                rule->max_length = b;
-        } else if (streq(key, "min_digits")) {
-                if (parse_uint(value, 64, &rule->min_digits) < 0)
-                        return ini_file_error(f, col, "expected a number, got '%s'", value);
-        } else if (streq(key, "check")) {
-                RuleCheck c;
-                for (c = 0; c < _RULE_CHECK_MAX; c++)
-                        if (streq(value, rule_check_names[c]))
-                                break;
-                if (c == _RULE_CHECK_MAX)
-                        return ini_file_error(f, col, "unknown check '%s' (expected none, siret or not-siret)",
-                                              value);
-                rule->check = c;
-        } else if (streq(key, "where")) {
-                _cleanup_strv_free_ char **l = NULL;
-                r = strv_split_comma(value, &l);
-                if (r < 0)
+                r = domain_normalize(*d, &n);
+                if (r == -ENOMEM)
                         return r;
-                rule->in_subject = rule->in_body = false;
-                STRV_FOREACH(w, l) {
-                        if (streq(*w, "subject"))
-                                rule->in_subject = true;
-                        else if (streq(*w, "body"))
-                                rule->in_body = true;
-                        else
-                                return ini_file_error(f, col, "unknown place '%s' (expected subject, body)", *w);
-                }
-        } else
-                return ini_file_error(f, 0, "unknown key '%s' in [rule %s]", key, rule->name);
-        st->last = NULL;
+                if (r < 0)
+                        return ini_file_error(f, col, "invalid domain '%s'", *d);
+                /* Bounded: each new one is compared with those before it. */
+                if (strv_length(*list) >= RULES_MAX_LIST)
+                        return ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key);
+                if (!strv_contains(*list, n) && (r = strv_consume(list, TAKE_PTR(n))) < 0)
+                        return r;
+        }
         return 0;
 }
 
-static bool is_list_key(const char *key) {
-        return streq(key, "keywords") || streq(key, "senders") || streq(key, "exclude_senders");
+/* keywords: a list that continues on indented lines. */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_keywords) {
+        char ***keywords = data;
+        unsigned col = ini_file_value_column(f);
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        r = strv_split_comma(value, &l);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(k, l) {
+                _cleanup_free_ char *folded = NULL;
+                size_t fl;
+
+                /* Matched like the text: folded (accents, quotes), caseless. */
+                r = text_fold(*k, strlen(*k), 256, &folded, &fl);
+                if (r < 0)
+                        return r == -ENOMEM ? r : ini_file_error(f, col, "keyword too long");
+                for (char *p = folded; *p; p++)
+                        *p = (char) tolower((unsigned char) *p);
+                if (fl < 3)
+                        return ini_file_error(f, col, "keyword '%s' is shorter than 3 characters", *k);
+                if (strv_length(*keywords) >= RULES_MAX_LIST)
+                        return ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
+                if (!strv_contains(*keywords, folded) && (r = strv_consume(keywords, TAKE_PTR(folded))) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static CONFIG_PARSER_PROTOTYPE(rule_parse_bool) {
+        int b = parse_boolean(value);
+
+        if (b < 0)
+                return ini_file_error(f, ini_file_value_column(f), "expected yes or no, got '%s'", value);
+        *(bool *) data = b;
+        return 0;
+}
+
+/* brand, requires, subject, body: one regex, continued on indented lines. */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_regex) {
+        FileState *st = userdata;
+
+        st->last = data;
+        return regex_set(f, data, value, false);
+}
+
+/* pattern, reject, reject_context, reject_sentence: one more regex in the list ltype names. */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_regex_list) {
+        FileState *st = userdata;
+        Regex **list, *x = NULL;
+        size_t *n;
+        int r;
+
+        rule_regex_list(data, ltype, &list, &n);
+        r = regex_list_add(f, list, n, value, &x);
+        st->last = x;
+        return r;
+}
+
+/* length: data is the Rule (min_length and max_length). */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_length) {
+        Rule *rule = data;
+        unsigned a, b;
+        char *dash = strchr(value, '-');
+        _cleanup_free_ char *lo = dash ? strndup(value, (size_t) (dash - value)) : strdup(value);
+
+        if (!lo)
+                return -ENOMEM;
+        if (parse_unsigned(lo, 64, &a) < 0 || parse_unsigned(dash ? dash + 1 : value, 64, &b) < 0 || a < 1 ||
+            a > b)
+                return ini_file_error(f, ini_file_value_column(f), "expected a length range like 6-16, got '%s'",
+                                      value);
+        rule->min_length = a;
+        rule->max_length = b;
+        return 0;
+}
+
+/* A number from 0 to ltype. */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_unsigned) {
+        if (parse_unsigned(value, (unsigned) ltype, data) < 0)
+                return ini_file_error(f, ini_file_value_column(f), "expected a number, got '%s'", value);
+        return 0;
+}
+
+static CONFIG_PARSER_PROTOTYPE(rule_parse_check) {
+        for (RuleCheck c = 0; c < _RULE_CHECK_MAX; c++)
+                if (streq(value, rule_check_names[c])) {
+                        *(RuleCheck *) data = c;
+                        return 0;
+                }
+        return ini_file_error(f, ini_file_value_column(f), "unknown check '%s' (expected none, siret or not-siret)",
+                              value);
+}
+
+/* where: data is the Rule (in_subject and in_body). */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_where) {
+        Rule *rule = data;
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        r = strv_split_comma(value, &l);
+        if (r < 0)
+                return r;
+        rule->in_subject = rule->in_body = false;
+        STRV_FOREACH(w, l) {
+                if (streq(*w, "subject"))
+                        rule->in_subject = true;
+                else if (streq(*w, "body"))
+                        rule->in_body = true;
+                else
+                        return ini_file_error(f, ini_file_value_column(f), "unknown place '%s' (expected subject, body)",
+                                              *w);
+        }
+        return 0;
+}
+
+/* Every key of a rule file but [define]'s (whose keys are the fragments' names): [rules] keys
+ * fill the FileState, [rule NAME] keys the Rule. userdata is the FileState. */
+static const ConfigTableItem rule_items[] = {
+        { "rules", "version", rule_parse_version, 0, offsetof(FileState, version) },
+        { "rule", "kind", rule_parse_kind, 0, offsetof(Rule, kind) },
+        { "rule", "senders", rule_parse_domains, 0, offsetof(Rule, senders) },
+        { "rule", "exclude_senders", rule_parse_domains, 0, offsetof(Rule, exclude_senders) },
+        { "rule", "keywords", rule_parse_keywords, 0, offsetof(Rule, keywords) },
+        { "rule", "employer", rule_parse_bool, 0, offsetof(Rule, employer) },
+        { "rule", "brand", rule_parse_regex, 0, offsetof(Rule, brand) },
+        { "rule", "requires", rule_parse_regex, 0, offsetof(Rule, requires) },
+        { "rule", "subject", rule_parse_regex, 0, offsetof(Rule, subject) },
+        { "rule", "body", rule_parse_regex, 0, offsetof(Rule, body) },
+        { "rule", "pattern", rule_parse_regex_list, RULE_LIST_PATTERN, 0 },
+        { "rule", "reject", rule_parse_regex_list, RULE_LIST_REJECT, 0 },
+        { "rule", "reject_context", rule_parse_regex_list, RULE_LIST_REJECT_CONTEXT, 0 },
+        { "rule", "reject_sentence", rule_parse_regex_list, RULE_LIST_REJECT_SENTENCE, 0 },
+        { "rule", "length", rule_parse_length, 0, 0 },
+        { "rule", "min_digits", rule_parse_unsigned, 64, offsetof(Rule, min_digits) },
+        { "rule", "check", rule_parse_check, 0, offsetof(Rule, check) },
+        { "rule", "where", rule_parse_where, 0, 0 },
+};
+
+/* Lists continue on indented lines as patterns do. */
+static bool item_is_list(const ConfigTableItem *item) {
+        return item->parse == rule_parse_domains || item->parse == rule_parse_keywords;
+}
+
+/* A [define] key: NAME = fragment. */
+static int define_key(IniFile *f, FileState *st, const char *key, const char *value) {
+        bool ok = *key;
+        Define *d;
+
+        for (const char *p = key; *p; p++)
+                ok = ok && (isupper((unsigned char) *p) || isdigit((unsigned char) *p) || *p == '_');
+        if (!ok)
+                return ini_file_error(f, 0, "define names are upper case: '%s'", key);
+        for (size_t i = 0; i < st->n_defines; i++)
+                if (streq(st->defines[i].name, key))
+                        return ini_file_error(f, 0, "'%s' is defined twice", key);
+        d = reallocarray(st->defines, st->n_defines + 1, sizeof(Define));
+        if (!d)
+                return -ENOMEM;
+        st->defines = d;
+        d[st->n_defines] = (Define) { .name = strdup(key), .fragment.code_group = -1 };
+        if (!d[st->n_defines].name)
+                return -ENOMEM;
+        st->last = &d[st->n_defines++].fragment;
+        return regex_set(f, st->last, value, false);
+}
+
+/* Starts [rule NAME] unless it is the rule being read; an invalid or duplicate name, or one
+ * rule too many, makes the keys up to the next section skipped (st->skipping). */
+static int rule_section(IniFile *f, FileState *st, const char *name) {
+        bool ok = *name;
+        Rule *l;
+
+        if (st->n_rules > 0 && streq(st->rules[st->n_rules - 1].name, name))
+                return 0;
+        if (st->full)
+                return 0; /* said once at the rule that went over the limit */
+        for (const char *p = name; *p; p++)
+                ok = ok && (isalnum((unsigned char) *p) || *p == '-' || *p == '_' || *p == '.');
+        if (strmap_get(&st->rule_names, name, NULL))
+                ok = false;
+        if (!ok) {
+                if (!st->skipping &&
+                    strv_extendf(st->errors, "%s:%u: invalid or duplicate rule name '%s'", st->path,
+                                 ini_file_section_line(f) ?: ini_file_line(f), name) < 0)
+                        return -ENOMEM;
+                st->skipping = true;
+                return 0;
+        }
+        if (st->n_rules >= RULES_MAX_PER_FILE) {
+                /* Once: the rules beyond it would each say the same. */
+                st->full = st->skipping = true;
+                return ini_file_error(f, 0, "more than %d rules in one file; the rules from here "
+                                            "to the end of the file are ignored", RULES_MAX_PER_FILE);
+        }
+        if (st->n_rules == st->rules_allocated) {
+                size_t n = MAX(st->rules_allocated * 2, (size_t) 8);
+                l = reallocarray(st->rules, n, sizeof(Rule));
+                if (!l)
+                        return -ENOMEM;
+                st->rules = l;
+                st->rules_allocated = n;
+        }
+        l = st->rules;
+        l[st->n_rules] = (Rule) {
+                .name = strdup(name), .line = ini_file_section_line(f) ?: ini_file_line(f),
+                .kind = _CODE_KIND_INVALID,
+                .brand.code_group = -1, .requires.code_group = -1, .subject.code_group = -1, .body.code_group = -1,
+                .min_length = 4, .max_length = 32, .min_digits = 1, .in_subject = true,
+                .in_body = true,
+        };
+        st->n_rules++;
+        if (!l[st->n_rules - 1].name || strmap_put(&st->rule_names, l[st->n_rules - 1].name, st->n_rules - 1) < 0)
+                return -ENOMEM;
+        st->skipping = false;
+        return 0;
 }
 
 static int file_handler(IniFile *f, const char *section, const char *key, const char *value,
                         bool continuation, void *userdata) {
         FileState *st = userdata;
+        const ConfigTableItem *item;
         const char *name;
+        Rule *rule;
         int r;
 
         if (continuation) {
                 if (st->last)
                         return regex_set(f, st->last, value, true);
-                if (st->last_list_key && st->n_rules > 0 && !st->skipping)
-                        return rule_key(f, st, &st->rules[st->n_rules - 1], st->last_list_key, value);
+                if (st->last_list && st->n_rules > 0 && !st->skipping)
+                        return config_table_parse(st->last_list, f, st->last_list->key, value,
+                                                  &st->rules[st->n_rules - 1], st);
                 return ini_file_error(f, 0, "only patterns, defines and lists may continue on the next line");
         }
         st->last = NULL;
-        free(st->last_list_key);
-        st->last_list_key = NULL;
+        st->last_list = NULL;
 
         if (streq(section, "rules")) {
-                if (streq(key, "version")) {
-                        if (parse_uint(value, 1000000, &st->version) < 0 || st->version == 0)
-                                return ini_file_error(f, ini_file_value_column(f),
-                                                      "expected a positive version number, got '%s'", value);
-                        return 0;
-                }
-                return ini_file_error(f, 0, "unknown key '%s' in [rules]", key);
+                item = config_table_find(rule_items, ELEMENTSOF(rule_items), "rules", key);
+                if (!item)
+                        return ini_file_error(f, 0, "unknown key '%s' in [rules]", key);
+                return config_table_parse(item, f, key, value, st, st);
         }
-        if (streq(section, "define")) {
-                bool ok = *key;
-                for (const char *p = key; *p; p++)
-                        ok = ok && (isupper((unsigned char) *p) || isdigit((unsigned char) *p) || *p == '_');
-                if (!ok)
-                        return ini_file_error(f, 0, "define names are upper case: '%s'", key);
-                for (size_t i = 0; i < st->n_defines; i++)
-                        if (streq(st->defines[i].name, key))
-                                return ini_file_error(f, 0, "'%s' is defined twice", key);
-                Define *d = reallocarray(st->defines, st->n_defines + 1, sizeof(Define));
-                if (!d)
-                        return -ENOMEM;
-                st->defines = d;
-                d[st->n_defines] = (Define) { .name = strdup(key), .fragment.code_group = -1 };
-                if (!d[st->n_defines].name)
-                        return -ENOMEM;
-                st->last = &d[st->n_defines++].fragment;
-                return regex_set(f, st->last, value, false);
-        }
+        if (streq(section, "define"))
+                return define_key(f, st, key, value);
         name = startswith(section, "rule ");
         if (!name)
                 return ini_file_error(f, 0, "unknown section [%s] (expected [rules], [define] or [rule NAME])",
                                       section);
-        name += strspn(name, " ");
-        if (st->n_rules == 0 || !streq(st->rules[st->n_rules - 1].name, name)) {
-                Rule *l;
-                bool ok = *name;
-
-                if (st->full)
-                        return 0; /* said once at the rule that went over the limit */
-                for (const char *p = name; *p; p++)
-                        ok = ok && (isalnum((unsigned char) *p) || *p == '-' || *p == '_' || *p == '.');
-                if (strmap_get(&st->rule_names, name, NULL))
-                        ok = false;
-                if (!ok) {
-                        if (!st->skipping &&
-                            strv_extendf(st->errors, "%s:%u: invalid or duplicate rule name '%s'", st->path,
-                                         ini_file_section_line(f) ?: ini_file_line(f), name) < 0)
-                                return -ENOMEM;
-                        st->skipping = true;
-                        return 0;
-                }
-                if (st->n_rules >= RULES_MAX_PER_FILE) {
-                        /* Once: the rules beyond it would each say the same. */
-                        st->full = st->skipping = true;
-                        return ini_file_error(f, 0, "more than %d rules in one file; the rules from here "
-                                                    "to the end of the file are ignored", RULES_MAX_PER_FILE);
-                }
-                if (st->n_rules == st->rules_allocated) {
-                        size_t n = MAX(st->rules_allocated * 2, (size_t) 8);
-                        l = reallocarray(st->rules, n, sizeof(Rule));
-                        if (!l)
-                                return -ENOMEM;
-                        st->rules = l;
-                        st->rules_allocated = n;
-                }
-                l = st->rules;
-                l[st->n_rules] = (Rule) {
-                        .name = strdup(name), .line = ini_file_section_line(f) ?: ini_file_line(f),
-                        .kind = _CODE_KIND_INVALID,
-                        .brand.code_group = -1, .requires.code_group = -1, .subject.code_group = -1, .body.code_group = -1,
-                        .min_length = 4, .max_length = 32, .min_digits = 1, .in_subject = true,
-                        .in_body = true,
-                };
-                st->n_rules++;
-                if (!l[st->n_rules - 1].name ||
-                    strmap_put(&st->rule_names, l[st->n_rules - 1].name, st->n_rules - 1) < 0)
-                        return -ENOMEM;
-                st->skipping = false;
-        }
-        if (st->skipping)
-                return 0;
-        r = rule_key(f, st, &st->rules[st->n_rules - 1], key, value);
-        if (r >= 0 && is_list_key(key) && !(st->last_list_key = strdup(key)))
-                return -ENOMEM;
+        r = rule_section(f, st, name + strspn(name, " "));
+        if (r < 0 || st->skipping)
+                return r;
+        rule = &st->rules[st->n_rules - 1];
+        item = config_table_find(rule_items, ELEMENTSOF(rule_items), "rule", key);
+        if (!item)
+                return ini_file_error(f, 0, "unknown key '%s' in [rule %s]", key, rule->name);
+        r = config_table_parse(item, f, key, value, rule, st);
+        if (r >= 0 && item_is_list(item))
+                st->last_list = item;
         return r;
 }
 
@@ -729,7 +797,6 @@ static int rules_add_file(Rules *rules, const char *path, char ***errors) {
                 regex_done(&st.defines[i].fragment);
         }
         free(st.defines);
-        free(st.last_list_key);
         free(st.path);
         return r < 0 ? r : 0;
 }

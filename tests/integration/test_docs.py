@@ -155,7 +155,7 @@ class ManPages(unittest.TestCase):
     def test_rule_keys(self):
         c = source("lib/rules-parse.c")
         text = page("alcode.rules.5")
-        keys = set(re.findall(r'streq\(key, "([a-z_]+)"\)', c))
+        keys = set(key_table(c, "rule_items", "rule"))
         self.assertIn("pattern", keys)
         self.assert_documented(text, keys, "\n*%s* =", "rule keys")
         sections = set(re.findall(r'streq\(section, "([a-z]+)"\)', c)) | {"rule NAME"}
