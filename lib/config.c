@@ -15,6 +15,7 @@
 #include "build-config.h"
 #include "conf-parser.h"
 #include "config.h"
+#include "fs-util.h"
 #include "ini-file.h"
 #include "oauth2.h"
 #include "parse-util.h"
@@ -45,61 +46,7 @@ const char *auth_method_to_string(AuthMethod m) {
 }
 
 int config_default_path(char **ret) {
-        const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-        int r;
-
-        if (xdg && xdg[0] == '/')
-                r = asprintf(ret, "%s/alcode/alcode.conf", xdg);
-        else if (home && home[0] == '/')
-                r = asprintf(ret, "%s/.config/alcode/alcode.conf", home);
-        else
-                return -ENXIO;
-        return r < 0 ? -ENOMEM : 0;
-}
-
-static int user_rules_dir(char **ret) {
-        const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-        int r;
-
-        if (xdg && xdg[0] == '/')
-                r = asprintf(ret, "%s/alcode/rules.d", xdg);
-        else if (home && home[0] == '/')
-                r = asprintf(ret, "%s/.config/alcode/rules.d", home);
-        else {
-                *ret = NULL;
-                return 0;
-        }
-        return r < 0 ? -ENOMEM : 0;
-}
-
-int path_expand(const char *in, char **ret) {
-        const char *home = getenv("HOME");
-        const char *vars[] = { "XDG_CONFIG_HOME", "XDG_DATA_HOME", "HOME" };
-        char *out;
-
-        if (in[0] == '~' && (in[1] == '/' || in[1] == 0)) {
-                if (!home)
-                        return -ENXIO;
-                return asprintf(ret, "%s%s", home, in + 1) < 0 ? -ENOMEM : 0;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(vars); i++) {
-                size_t l = strlen(vars[i]);
-                if (in[0] == '$' && strncmp(in + 1, vars[i], l) == 0 && (in[l + 1] == '/' || in[l + 1] == 0)) {
-                        const char *v = getenv(vars[i]);
-                        if (!v && streq(vars[i], "XDG_CONFIG_HOME") && home)
-                                return asprintf(ret, "%s/.config%s", home, in + l + 1) < 0 ? -ENOMEM : 0;
-                        if (!v && streq(vars[i], "XDG_DATA_HOME") && home)
-                                return asprintf(ret, "%s/.local/share%s", home, in + l + 1) < 0 ? -ENOMEM : 0;
-                        if (!v)
-                                return -ENXIO;
-                        return asprintf(ret, "%s%s", v, in + l + 1) < 0 ? -ENOMEM : 0;
-                }
-        }
-        out = strdup(in);
-        if (!out)
-                return -ENOMEM;
-        *ret = out;
-        return 0;
+        return user_path(USER_DIR_CONFIG, "alcode/alcode.conf", ret);
 }
 
 bool host_is_loopback(const char *host) {
@@ -723,10 +670,11 @@ static int set_defaults(Config *c, char **rules_extra) {
         r = strv_extend(&c->rule_dirs, ALCODE_RULES_DIR);
         if (r < 0)
                 return r;
-        r = user_rules_dir(&user_rules);
-        if (r < 0)
+        /* Without a home folder there are no user rules; the shipped ones still load. */
+        r = user_path(USER_DIR_CONFIG, "alcode/rules.d", &user_rules);
+        if (r == -ENOMEM)
                 return r;
-        if (user_rules && (r = strv_extend(&c->rule_dirs, user_rules)) < 0)
+        if (r >= 0 && (r = strv_extend(&c->rule_dirs, user_rules)) < 0)
                 return r;
         STRV_FOREACH(d, rules_extra)
                 if (!strv_contains(c->rule_dirs, *d) && (r = strv_extend(&c->rule_dirs, *d)) < 0)

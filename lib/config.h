@@ -81,7 +81,7 @@ typedef struct Config {
         StrMap account_index;      /* name → index in accounts */
 } Config;
 
-/* The default config path: $XDG_CONFIG_HOME/alcode/alcode.conf (~/.config/...). */
+/* The default config path: $XDG_CONFIG_HOME/alcode/alcode.conf (~/.config/...), see user_path(). */
 int config_default_path(char **ret);
 
 /* Loads path (NULL: the default path, which may be missing: then defaults are used). Errors are
@@ -94,9 +94,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 const Account *config_find_account(const Config *c, const char *name);
 /* True when the two accounts need no reconnect to go from a to b. */
 bool account_equal(const Account *a, const Account *b);
-
-/* Expands a leading ~ and $HOME, $XDG_CONFIG_HOME, $XDG_DATA_HOME. */
-int path_expand(const char *in, char **ret);
 
 /* Whether host is a loopback name or address (localhost, 127.0.0.0/8, ::1). */
 bool host_is_loopback(const char *host) _pure_;

@@ -297,16 +297,7 @@ void stored_codes_free(StoredCode *c, size_t n) {
 }
 
 int store_default_path(char **ret) {
-        const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-        int r;
-
-        if (xdg && xdg[0] == '/')
-                r = asprintf(ret, "%s/alcode/alcode.db", xdg);
-        else if (home && home[0] == '/')
-                r = asprintf(ret, "%s/.local/share/alcode/alcode.db", home);
-        else
-                return -ENXIO;
-        return r < 0 ? -ENOMEM : 0;
+        return user_path(USER_DIR_DATA, "alcode/alcode.db", ret);
 }
 
 static int exec(Store *s, const char *sql) {

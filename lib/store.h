@@ -55,7 +55,7 @@ void store_set_busy_timeout(Store *s, unsigned msec);
 const char *store_path(const Store *s);
 bool store_is_read_only(const Store *s);
 
-/* The default path: $XDG_DATA_HOME/alcode/alcode.db or ~/.local/share/alcode/alcode.db. */
+/* The default path: $XDG_DATA_HOME/alcode/alcode.db or ~/.local/share/alcode/alcode.db (user_path()). */
 int store_default_path(char **ret);
 
 /* How long an expired otp code is kept before a commit deletes it (0: as soon as it expires).
