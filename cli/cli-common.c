@@ -44,10 +44,12 @@ static int database_path(char **ret) {
         }
         /* The config may name another database. */
         r = config_load(arg_config, &config, &errors);
-        if (r >= 0) {
+        if (r >= 0 && config->database) {
                 *ret = TAKE_PTR(config->database);
                 return 0;
         }
+        if (r >= 0)
+                return store_default_path(ret);
         if (r == -ENOENT) {
                 fprintf(stderr, _("alcode: cannot read the configuration '%s': no such file.\n"), arg_config);
                 return r;

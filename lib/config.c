@@ -19,8 +19,6 @@
 #include "ini-file.h"
 #include "oauth2.h"
 #include "parse-util.h"
-#include "secret.h"
-#include "store.h"
 #include "strv.h"
 
 static const char *const tls_modes[_TLS_MODE_MAX] = {
@@ -323,8 +321,11 @@ static CONFIG_PARSER_PROTOTYPE(config_parse_seconds) {
 }
 
 static CONFIG_PARSER_PROTOTYPE(config_parse_days) {
-        if (parse_unsigned(value, 3650, data) < 0)
+        unsigned v;
+
+        if (parse_unsigned(value, 3650, &v) < 0)
                 return key_error(f, key, "expected a number of days between 0 and 3650, got '%s'", value);
+        *(int *) data = (int) v;
         return 0;
 }
 
@@ -414,20 +415,11 @@ static CONFIG_PARSER_PROTOTYPE(config_parse_fingerprint) {
 }
 
 static CONFIG_PARSER_PROTOTYPE(config_parse_command) {
-        _cleanup_free_ char *why = NULL;
-        int r;
+        ParseState *st = userdata;
 
-        r = config_parse_string(f, key, value, ltype, data, userdata);
-        if (r < 0)
-                return r;
-        /* A helper that is missing or not executable is a config error, found now rather
-         * than at the first connection. */
-        r = secret_command_check(value, &why);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                return key_error(f, key, "%s", why);
-        return 0;
+        /* Whether it can run is secret_check_accounts()'s to say: no file system here. */
+        st->account->password_command_line = ini_file_line(f);
+        return config_parse_string(f, key, value, ltype, data, userdata);
 }
 
 static CONFIG_PARSER_PROTOTYPE(config_parse_password) {
@@ -665,8 +657,6 @@ static int set_defaults(Config *c, char **rules_extra) {
         _cleanup_free_ char *user_rules = NULL;
         int r;
 
-        if (!c->database && (r = store_default_path(&c->database)) < 0)
-                return r;
         r = strv_extend(&c->rule_dirs, ALCODE_RULES_DIR);
         if (r < 0)
                 return r;
@@ -696,7 +686,7 @@ int config_load(const char *path, Config **ret, char ***errors) {
                 return -ENOMEM;
         c->notify = true;
         c->notify_show_code = true;
-        c->otp_retention_days = STORE_OTP_RETENTION_DEFAULT_SEC / 86400;
+        c->otp_retention_days = -1;
 
         if (!path) {
                 r = config_default_path(&default_path);

@@ -37,6 +37,7 @@ typedef struct Account {
         TlsMode tls;
         char *user;
         char *password_command;    /* run to get the password or token (see secret.h) */
+        unsigned password_command_line; /* of its key: secret_check_accounts() names it */
         char *password;            /* secret: only from a file others cannot read */
         AuthMethod auth;
         char *ca_file;
@@ -70,12 +71,13 @@ static inline bool auth_is_oauth(AuthMethod m) {
 
 typedef struct Config {
         char *path;                /* NULL when no file was read */
-        char *database;
+        char *database;            /* NULL when not set: the caller picks store_default_path() */
         char **rule_dirs;          /* shipped, then user, then `rules =` folders, in that order */
         bool notify;
         bool notify_show_code;
         char **employer_domains;
-        unsigned otp_retention_days; /* expired one-time codes are deleted after this */
+        int otp_retention_days;    /* expired one-time codes are deleted after this; -1 when not
+                                    * set (the store keeps its default) */
         Account *accounts;
         size_t n_accounts;
         StrMap account_index;      /* name → index in accounts */

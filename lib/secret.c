@@ -70,6 +70,29 @@ int secret_command_check(const char *cmd, char **ret_error) {
         return r;
 }
 
+int secret_check_accounts(const Config *c, char ***errors) {
+        int n = 0;
+
+        for (size_t i = 0; i < c->n_accounts; i++) {
+                const Account *a = &c->accounts[i];
+                _cleanup_free_ char *why = NULL;
+                int r;
+
+                if (!a->password_command)
+                        continue;
+                r = secret_command_check(a->password_command, &why);
+                if (r == -ENOMEM)
+                        return r;
+                if (r >= 0)
+                        continue;
+                if (strv_extendf(errors, "%s:%u: key 'password_command': %s", strna(c->path),
+                                 a->password_command_line, why) < 0)
+                        return -ENOMEM;
+                n++;
+        }
+        return n;
+}
+
 /* Tests of the timeout need seconds, not half a minute. */
 static int command_timeout_sec(void) {
 #ifdef ALCODE_TEST_HOOKS

@@ -662,7 +662,7 @@ bool store_is_read_only(const Store *s) {
 }
 
 void store_set_otp_retention(Store *s, int64_t seconds) {
-        s->otp_retention = MAX(seconds, (int64_t) 0);
+        s->otp_retention = seconds < 0 ? STORE_OTP_RETENTION_DEFAULT_SEC : seconds;
 }
 
 static char *column_strdup(sqlite3_stmt *st, int i) {
