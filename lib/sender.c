@@ -19,6 +19,8 @@
  * "actionlogement.fr.espace-securise.example" all reveal the brand they imitate. A look-alike
  * is never trusted; it is flagged so the user sees it. */
 #include <ctype.h>
+#include <idn2.h>
+#include <stdio.h>
 
 #include "mime.h"
 #include "sender.h"
@@ -276,85 +278,26 @@ bool sender_domain_in(const char *domain, char *const *list) {
         return false;
 }
 
-/* ---- punycode (RFC 3492 §6.2) ---- */
-
-enum { PC_BASE = 36, PC_TMIN = 1, PC_TMAX = 26, PC_SKEW = 38, PC_DAMP = 700, PC_BIAS = 72,
-       PC_N = 128, PC_MAX_OUT = 63 };
-
-static unsigned punycode_adapt(unsigned delta, unsigned points, bool first) {
-        unsigned k = 0;
-
-        delta = first ? delta / PC_DAMP : delta / 2;
-        delta += delta / points;
-        while (delta > ((PC_BASE - PC_TMIN) * PC_TMAX) / 2) {
-                delta /= PC_BASE - PC_TMIN;
-                k += PC_BASE;
-        }
-        return k + (PC_BASE - PC_TMIN + 1) * delta / (delta + PC_SKEW);
-}
+/* ---- punycode: libidn2 (RFC 3492, RFC 5891) ---- */
 
 int sender_punycode_decode(const char *label, size_t len, char **ret) {
-        uint32_t out[PC_MAX_OUT];
-        size_t n_out = 0, b = 0, in;
-        uint32_t n = PC_N, i = 0, bias = PC_BIAS;
-        _cleanup_strbuf_ StrBuf sb = STRBUF_INIT(4 * PC_MAX_OUT);
+        _cleanup_free_ char *ace = NULL;
+        char *out = NULL;
+        int r;
 
-        for (size_t j = 0; j < len; j++)
-                if (label[j] == '-')
-                        b = j;
-        if (b > PC_MAX_OUT)
+        /* One label: a '.' or a NUL would make libidn2 read several, or fewer. */
+        if (len > SENDER_LABEL_MAX || memchr(label, '.', len) || memchr(label, 0, len))
                 return -EINVAL;
-        for (size_t j = 0; j < b; j++) {
-                if ((unsigned char) label[j] >= 0x80)
-                        return -EINVAL;
-                out[n_out++] = (unsigned char) label[j];
-        }
-        for (in = b > 0 ? b + 1 : 0; in < len;) {
-                uint32_t oldi = i, w = 1;
-
-                for (uint32_t k = PC_BASE;; k += PC_BASE) {
-                        uint32_t digit, t;
-                        int c;
-
-                        if (in >= len)
-                                return -EINVAL;
-                        c = tolower((unsigned char) label[in++]);
-                        if (c >= 'a' && c <= 'z')
-                                digit = (uint32_t) (c - 'a');
-                        else if (c >= '0' && c <= '9')
-                                digit = (uint32_t) (c - '0' + 26);
-                        else
-                                return -EINVAL;
-                        if (digit > (UINT32_MAX - i) / w)
-                                return -EINVAL;
-                        i += digit * w;
-                        t = k <= bias ? PC_TMIN : k >= bias + PC_TMAX ? PC_TMAX : k - bias;
-                        if (digit < t)
-                                break;
-                        if (w > UINT32_MAX / (PC_BASE - t))
-                                return -EINVAL;
-                        w *= PC_BASE - t;
-                }
-                if (n_out >= PC_MAX_OUT)
-                        return -EINVAL;
-                bias = punycode_adapt(i - oldi, (unsigned) n_out + 1, oldi == 0);
-                if (i / (n_out + 1) > UINT32_MAX - n)
-                        return -EINVAL;
-                n += i / (uint32_t) (n_out + 1);
-                i %= (uint32_t) (n_out + 1);
-                if (n < 0x80 || n > 0x10FFFF || (n >= 0xD800 && n <= 0xDFFF))
-                        return -EINVAL;
-                memmove(out + i + 1, out + i, (n_out - i) * sizeof(uint32_t));
-                out[i++] = n;
-                n_out++;
-        }
-        for (size_t j = 0; j < n_out; j++)
-                if (strbuf_put_utf8(&sb, out[j]) == -ENOMEM)
-                        return -ENOMEM;
-        if (strbuf_ensure(&sb) < 0)
+        if (asprintf(&ace, "xn--%.*s", (int) len, label) < 0)
                 return -ENOMEM;
-        *ret = strbuf_take(&sb, NULL);
-        return 0;
+        r = idn2_to_unicode_8z8z(ace, &out, 0);
+        if (r == IDN2_MALLOC)
+                return -ENOMEM;
+        if (r != IDN2_OK)
+                return -EINVAL;
+        *ret = strdup(out);
+        idn2_free(out);
+        return *ret ? 0 : -ENOMEM;
 }
 
 /* ---- confusable skeleton ---- */

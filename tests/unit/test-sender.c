@@ -41,8 +41,9 @@ static void test_punycode(void **state) {
                 { "mnchen-3ya", "münchen" },
                 { "ihqwcrb4cv8a8dqg056pqjye", "他们为什么不说中文" }, /* RFC 3492 7.1 (A) */
                 { "egbpdaj6bu4bxfgehfvwxn", "ليهمابتكلموشعربي؟" },  /* (B) */
-                { "abc-", "abc" },
-                { "", "" },
+                { "abc-", NULL },                        /* nothing encoded: not an A-label */
+                { "", NULL },
+                { "ab.cd", NULL },                       /* one label only */
                 { "99999999999999", NULL },              /* overflow */
                 { "a-b!", NULL },
                 { "\xc3\xa9-x", NULL },                  /* non-ASCII basic code point */
