@@ -770,16 +770,12 @@ bool sender_folder_is_sent(const char *folder) {
         base = folder + strlen(folder);
         while (base > folder && base[-1] != '/' && base[-1] != '.')
                 base--;
-        /* Fold the few accents these names carry: é and É in UTF-8, or in IMAP's modified
-         * UTF-7 ("&AOk-", RFC 3501 §5.1.3) when the name comes straight from the server. */
+        /* Fold the few accents these names carry: é and É. Names are UTF-8: IMAP's modified
+         * UTF-7 is decoded once, by imap_utf7_decode(). */
         for (const char *p = base; *p && k + 1 < sizeof buf; p++) {
-                const char *q;
                 if ((unsigned char) p[0] == 0xC3 && ((unsigned char) p[1] == 0xA9 || (unsigned char) p[1] == 0x89)) {
                         buf[k++] = 'e';
                         p++;
-                } else if ((q = startswith(p, "&AOk-")) || (q = startswith(p, "&AMk-"))) {
-                        buf[k++] = 'e';
-                        p = q - 1;
                 } else
                         buf[k++] = (char) tolower((unsigned char) *p);
         }

@@ -69,6 +69,7 @@ int sender_punycode_decode(const char *label, size_t len, char **ret);
  * gives "actionlogementfr". Returns NULL on OOM. */
 char *sender_skeleton(const char *s);
 
-/* Whether a folder name is one where the user's own sent mail lives ("Sent", "Sent Items",
- * "[Gmail]/Sent Mail", "Éléments envoyés", "INBOX.Sent"...). */
+/* Whether a folder name (UTF-8) is one where the user's own sent mail lives ("Sent", "Sent
+ * Items", "[Gmail]/Sent Mail", "Éléments envoyés", "INBOX.Sent"...): the guess when the
+ * server marks no folder RFC 6154 \Sent (MessageRef.sent). */
 bool sender_folder_is_sent(const char *folder) _pure_;

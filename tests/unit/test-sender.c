@@ -106,7 +106,7 @@ static void test_folder_is_sent(void **state) {
                 { "INBOX.Sent", true },
                 { "[Gmail]/Sent Mail", true },
                 { "Éléments envoyés", true },
-                { "&AMk-l&AOk-ments envoy&AOk-s", true }, /* the same in modified UTF-7 */
+                { "&AMk-l&AOk-ments envoy&AOk-s", false }, /* names are decoded first (imap.c) */
                 { "Envoyés", true },
                 { "INBOX", false },
                 { "Sent-Archive", false },
