@@ -1,3 +1,6 @@
+/* Folders: creating a path's parents with the right modes, and finding the user's own folders
+ * (home, XDG config and data) through libsystemd's sd_path_lookup(), the one place they are
+ * resolved. */
 #include <assert.h>
 #include <stdint.h>
 #include <sys/stat.h>

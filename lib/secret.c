@@ -1,3 +1,7 @@
+/* Gets an account's secret: runs its password_command (without a shell unless the command needs
+ * one) through spawn-util with a timeout and a cancel fd, reads the first line of its stdout
+ * into a bounded buffer, or takes the `password` from the config. Also checks, without running
+ * them, that the configured helpers can run (secret_check_accounts()). */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>

@@ -149,27 +149,23 @@ static bool name_has_other_address(const char *name, const char *address) {
         return false;
 }
 
-int sender_parse_mailbox(const char *v, size_t n, char **ret_address, const char **ret_why) {
-        const char *e = v + n, *p, *lt = NULL, *gt = NULL, *a0, *a1, *q;
+/* The structure of a From value, outside quoted strings and comments: at most one <...>, no
+ * group, no list. Returns why it is refused, or NULL with the '<' and '>' (NULL when none) and
+ * whether an '@' appears before any '<'. */
+static const char *mailbox_structure_why(const char *v, const char *e, const char **ret_lt, const char **ret_gt,
+                                         bool *ret_at_outside) {
+        const char *lt = NULL, *gt = NULL;
         unsigned comments = 0, n_lt = 0, n_gt = 0, n_comma = 0, n_group = 0, n_at_outside = 0;
-        _cleanup_free_ char *address = NULL;
 
-#define REFUSE(why) do { *ret_why = (why); return -EINVAL; } while (0)
-        if (!v)
-                REFUSE("no From field");
-        for (size_t i = 0; i < n; i++)
-                if (((unsigned char) v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
-                        REFUSE("a NUL or control character");
-        /* The structure, outside quoted strings and comments. */
-        for (q = v; q < e;) {
+        for (const char *q = v; q < e;) {
                 if (*q == '"') {
                         if (!(q = skip_quoted(q, e)))
-                                REFUSE("an unterminated quoted string");
+                                return "an unterminated quoted string";
                         continue;
                 }
                 if (*q == '(') {
                         if (!(q = skip_cfws(q, e, &comments)))
-                                REFUSE("an unterminated comment");
+                                return "an unterminated comment";
                         continue;
                 }
                 bool inside = n_lt > n_gt;
@@ -195,19 +191,40 @@ int sender_parse_mailbox(const char *v, size_t n, char **ret_address, const char
                 q++;
         }
         if (n_lt > 1 || n_gt > 1)
-                REFUSE("several angle addresses");
+                return "several angle addresses";
         if (n_lt == 1 && n_gt == 0)
-                REFUSE("no closing '>'");
+                return "no closing '>'";
         if (n_gt > n_lt || (lt && gt < lt))
-                REFUSE("a stray '>'");
+                return "a stray '>'";
         if (n_group > 0)
-                REFUSE("a group or a source route");
+                return "a group or a source route";
         if (n_comma > 0)
-                REFUSE("several mailboxes");
+                return "several mailboxes";
+        *ret_lt = lt;
+        *ret_gt = gt;
+        *ret_at_outside = n_at_outside > 0;
+        return NULL;
+}
+
+int sender_parse_mailbox(const char *v, size_t n, char **ret_address, const char **ret_why) {
+        const char *e = v + n, *p, *lt = NULL, *gt = NULL, *a0, *a1, *why;
+        unsigned comments = 0;
+        bool at_outside = false;
+        _cleanup_free_ char *address = NULL;
+
+#define REFUSE(why) do { *ret_why = (why); return -EINVAL; } while (0)
+        if (!v)
+                REFUSE("no From field");
+        for (size_t i = 0; i < n; i++)
+                if (((unsigned char) v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+                        REFUSE("a NUL or control character");
+        why = mailbox_structure_why(v, e, &lt, &gt, &at_outside);
+        if (why)
+                REFUSE(why);
 
         if (lt) {
                 /* display-name "<" addr-spec ">": the name is words, quoted strings, comments. */
-                if (n_at_outside > 0)
+                if (at_outside)
                         REFUSE("the display name is an address");
                 for (p = v; p < lt;) {
                         if (*p == '"')
@@ -237,7 +254,7 @@ int sender_parse_mailbox(const char *v, size_t n, char **ret_address, const char
                 if (p != e)
                         REFUSE(a0 == a1 ? "no address" : "junk around the address");
         }
-        const char *why = addr_spec_why(a0, a1);
+        why = addr_spec_why(a0, a1);
         if (why)
                 REFUSE(why);
 
