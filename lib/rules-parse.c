@@ -221,8 +221,45 @@ static CONFIG_PARSER_PROTOTYPE(rule_parse_kind) {
         return 0;
 }
 
-/* senders, exclude_senders: a list that continues on indented lines. */
-static CONFIG_PARSER_PROTOTYPE(rule_parse_domains) {
+/* Which words a list key holds (the ltype of its table row). */
+typedef enum RuleWords {
+        RULE_WORDS_DOMAINS,  /* senders, exclude_senders */
+        RULE_WORDS_KEYWORDS, /* keywords */
+} RuleWords;
+
+/* A sender domain as mail carries it (parse-util's one validator). Returns 0 with *ret, or
+ * the error reported (*ret NULL). */
+static int rule_domain_word(IniFile *f, unsigned col, const char *w, char **ret) {
+        int r = domain_normalize(w, ret);
+
+        if (r == -EINVAL) {
+                *ret = NULL;
+                return ini_file_error(f, col, "invalid domain '%s'", w);
+        }
+        return r;
+}
+
+/* A keyword as the text is matched: folded (accents, quotes), lower case. */
+static int rule_keyword_word(IniFile *f, unsigned col, const char *w, char **ret) {
+        _cleanup_free_ char *folded = NULL;
+        size_t fl;
+        int r;
+
+        *ret = NULL;
+        r = text_fold(w, strlen(w), 256, &folded, &fl);
+        if (r < 0)
+                return r == -ENOMEM ? r : ini_file_error(f, col, "keyword too long");
+        for (char *p = folded; *p; p++)
+                *p = (char) tolower((unsigned char) *p);
+        if (fl < 3)
+                return ini_file_error(f, col, "keyword '%s' is shorter than 3 characters", w);
+        *ret = TAKE_PTR(folded);
+        return 0;
+}
+
+/* senders, exclude_senders, keywords: comma-separated words (ltype says which), continued on
+ * indented lines; each new one is compared with those before it, so the list is bounded. */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_words) {
         char ***list = data;
         unsigned col = ini_file_value_column(f);
         _cleanup_strv_free_ char **l = NULL;
@@ -231,48 +268,17 @@ static CONFIG_PARSER_PROTOTYPE(rule_parse_domains) {
         r = strv_split_comma(value, &l);
         if (r < 0)
                 return r;
-        STRV_FOREACH(d, l) {
+        STRV_FOREACH(w, l) {
                 _cleanup_free_ char *n = NULL;
 
-                r = domain_normalize(*d, &n);
-                if (r == -ENOMEM)
+                r = ltype == RULE_WORDS_DOMAINS ? rule_domain_word(f, col, *w, &n) : rule_keyword_word(f, col, *w, &n);
+                if (r < 0 || !n)
                         return r;
-                if (r < 0)
-                        return ini_file_error(f, col, "invalid domain '%s'", *d);
-                /* Bounded: each new one is compared with those before it. */
                 if (strv_length(*list) >= RULES_MAX_LIST)
-                        return ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key);
+                        return ltype == RULE_WORDS_DOMAINS
+                                       ? ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key)
+                                       : ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
                 if (!strv_contains(*list, n) && (r = strv_consume(list, TAKE_PTR(n))) < 0)
-                        return r;
-        }
-        return 0;
-}
-
-/* keywords: a list that continues on indented lines. */
-static CONFIG_PARSER_PROTOTYPE(rule_parse_keywords) {
-        char ***keywords = data;
-        unsigned col = ini_file_value_column(f);
-        _cleanup_strv_free_ char **l = NULL;
-        int r;
-
-        r = strv_split_comma(value, &l);
-        if (r < 0)
-                return r;
-        STRV_FOREACH(k, l) {
-                _cleanup_free_ char *folded = NULL;
-                size_t fl;
-
-                /* Matched like the text: folded (accents, quotes), caseless. */
-                r = text_fold(*k, strlen(*k), 256, &folded, &fl);
-                if (r < 0)
-                        return r == -ENOMEM ? r : ini_file_error(f, col, "keyword too long");
-                for (char *p = folded; *p; p++)
-                        *p = (char) tolower((unsigned char) *p);
-                if (fl < 3)
-                        return ini_file_error(f, col, "keyword '%s' is shorter than 3 characters", *k);
-                if (strv_length(*keywords) >= RULES_MAX_LIST)
-                        return ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
-                if (!strv_contains(*keywords, folded) && (r = strv_consume(keywords, TAKE_PTR(folded))) < 0)
                         return r;
         }
         return 0;
@@ -370,9 +376,9 @@ static CONFIG_PARSER_PROTOTYPE(rule_parse_where) {
 static const ConfigTableItem rule_items[] = {
         { "rules", "version", rule_parse_version, 0, offsetof(FileState, version) },
         { "rule", "kind", rule_parse_kind, 0, offsetof(Rule, kind) },
-        { "rule", "senders", rule_parse_domains, 0, offsetof(Rule, senders) },
-        { "rule", "exclude_senders", rule_parse_domains, 0, offsetof(Rule, exclude_senders) },
-        { "rule", "keywords", rule_parse_keywords, 0, offsetof(Rule, keywords) },
+        { "rule", "senders", rule_parse_words, RULE_WORDS_DOMAINS, offsetof(Rule, senders) },
+        { "rule", "exclude_senders", rule_parse_words, RULE_WORDS_DOMAINS, offsetof(Rule, exclude_senders) },
+        { "rule", "keywords", rule_parse_words, RULE_WORDS_KEYWORDS, offsetof(Rule, keywords) },
         { "rule", "employer", rule_parse_bool, 0, offsetof(Rule, employer) },
         { "rule", "brand", rule_parse_regex, 0, offsetof(Rule, brand) },
         { "rule", "requires", rule_parse_regex, 0, offsetof(Rule, requires) },
@@ -390,7 +396,7 @@ static const ConfigTableItem rule_items[] = {
 
 /* Lists continue on indented lines as patterns do. */
 static bool item_is_list(const ConfigTableItem *item) {
-        return item->parse == rule_parse_domains || item->parse == rule_parse_keywords;
+        return item->parse == rule_parse_words;
 }
 
 /* A [define] key: NAME = fragment. */
