@@ -6,6 +6,7 @@
  * file is known, so that [define] fragments may come in any order and a value may continue on
  * indented lines. Every regex remembers the line and column of each piece of its source, so a
  * PCRE2 error offset becomes "file:line:column" even after {NAME} expansion and joins. */
+#include <assert.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <stdarg.h>
@@ -180,6 +181,7 @@ typedef enum RuleList {
         RULE_LIST_REJECT,
         RULE_LIST_REJECT_CONTEXT,
         RULE_LIST_REJECT_SENTENCE,
+        _RULE_LIST_MAX,
 } RuleList;
 
 static void rule_regex_list(Rule *rule, RuleList which, Regex ***ret_list, size_t **ret_n) {
@@ -196,6 +198,9 @@ static void rule_regex_list(Rule *rule, RuleList which, Regex ***ret_list, size_
         case RULE_LIST_REJECT_SENTENCE:
                 *ret_list = &rule->reject_sentences, *ret_n = &rule->n_reject_sentences;
                 break;
+        default:
+                assert(!"unknown RuleList");
+                *ret_list = NULL, *ret_n = NULL;
         }
 }
 
@@ -729,26 +734,17 @@ static int rule_finish(FileState *st, Rule *rule, bool *jit) {
                         return r;
                 else
                         bad = bad || r > 0;
-        for (size_t i = 0; i < rule->n_patterns; i++)
-                if ((r = regex_compile(st, &rule->patterns[i], true, jit)) < 0)
-                        return r;
-                else
-                        bad = bad || r > 0;
-        for (size_t i = 0; i < rule->n_rejects; i++)
-                if ((r = regex_compile(st, &rule->rejects[i], false, jit)) < 0)
-                        return r;
-                else
-                        bad = bad || r > 0;
-        for (size_t i = 0; i < rule->n_reject_contexts; i++)
-                if ((r = regex_compile(st, &rule->reject_contexts[i], false, jit)) < 0)
-                        return r;
-                else
-                        bad = bad || r > 0;
-        for (size_t i = 0; i < rule->n_reject_sentences; i++)
-                if ((r = regex_compile(st, &rule->reject_sentences[i], false, jit)) < 0)
-                        return r;
-                else
-                        bad = bad || r > 0;
+        for (RuleList which = 0; which < _RULE_LIST_MAX; which++) {
+                Regex **list;
+                size_t *n;
+
+                rule_regex_list(rule, which, &list, &n);
+                for (size_t i = 0; i < *n; i++)
+                        if ((r = regex_compile(st, &(*list)[i], which == RULE_LIST_PATTERN, jit)) < 0)
+                                return r;
+                        else
+                                bad = bad || r > 0;
+        }
         return bad ? 1 : 0;
 }
 
