@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "i18n.h"
+#include "secret.h"
 #include "strv.h"
 
 int verb_check(int argc, char *argv[]) {
@@ -21,6 +22,8 @@ int verb_check(int argc, char *argv[]) {
                 fprintf(stderr, _("%s: no such file\n"), arg_config);
                 return EXIT_NONE;
         }
+        if (r >= 0 && secret_check_accounts(config, &errors) == -ENOMEM)
+                r = -ENOMEM;
         if (r >= 0) {
                 r = rules_load(config->rule_dirs, &rules, &errors);
                 if (r < 0) {

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "i18n.h"
 #include "strv.h"
+#include "text.h"
 
 const char *ansi_bold(void) { return arg_color ? "\033[1m" : ""; }
 const char *ansi_red(void) { return arg_color ? "\033[1;31m" : ""; }
@@ -44,10 +45,12 @@ static int database_path(char **ret) {
         }
         /* The config may name another database. */
         r = config_load(arg_config, &config, &errors);
-        if (r >= 0) {
+        if (r >= 0 && config->database) {
                 *ret = TAKE_PTR(config->database);
                 return 0;
         }
+        if (r >= 0)
+                return store_default_path(ret);
         if (r == -ENOENT) {
                 fprintf(stderr, _("alcode: cannot read the configuration '%s': no such file.\n"), arg_config);
                 return r;
@@ -174,42 +177,6 @@ int cli_flush_stdout(void) {
         return EXIT_BAD_INPUT;
 }
 
-/* Decodes the UTF-8 sequence at s, of which avail bytes may be read (SIZE_MAX: s is
- * NUL-terminated, and a NUL ends any sequence): returns its length, and the code point, or
- * U+FFFD with length 1 for a byte that starts no valid sequence. */
-static size_t utf8_next(const char *s, size_t avail, uint32_t *ret) {
-        const unsigned char *p = (const unsigned char *) s;
-        uint32_t cp, min;
-        size_t n;
-
-        if (p[0] < 0x80) {
-                *ret = p[0];
-                return 1;
-        }
-        if ((p[0] & 0xE0) == 0xC0)
-                n = 2, cp = p[0] & 0x1F, min = 0x80;
-        else if ((p[0] & 0xF0) == 0xE0)
-                n = 3, cp = p[0] & 0x0F, min = 0x800;
-        else if ((p[0] & 0xF8) == 0xF0)
-                n = 4, cp = p[0] & 0x07, min = 0x10000;
-        else
-                goto invalid;
-        if (n > avail)
-                goto invalid;
-        for (size_t i = 1; i < n; i++) {
-                if ((p[i] & 0xC0) != 0x80)
-                        goto invalid;
-                cp = cp << 6 | (p[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                goto invalid;
-        *ret = cp;
-        return n;
-invalid:
-        *ret = 0xFFFD;
-        return 1;
-}
-
 static bool is_control(uint32_t cp) {
         return cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0x2028 || cp == 0x2029 ||
                (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) || /* bidi overrides */
@@ -242,7 +209,7 @@ size_t cli_text_width(const char *s) {
                         w++;
                         continue;
                 }
-                s += utf8_next(s, SIZE_MAX, &cp);
+                s += text_utf8_decode(s, SIZE_MAX, &cp);
                 w += char_width(cp);
         }
         return w;
@@ -267,7 +234,7 @@ void cli_print_cell(FILE *f, const char *s, size_t width, size_t max) {
                         used += n;
                         continue;
                 }
-                n = utf8_next(s, SIZE_MAX, &cp);
+                n = text_utf8_decode(s, SIZE_MAX, &cp);
                 w = char_width(cp);
                 if (used + w > limit) {
                         fputs("…", f);
@@ -309,7 +276,7 @@ void cli_write_text(FILE *f, const char *s, size_t n, bool multiline) {
                         i = k;
                         continue;
                 }
-                k = utf8_next(s + i, n - i, &cp);
+                k = text_utf8_decode(s + i, n - i, &cp);
                 if (multiline && cp == '\n')
                         putc('\n', f);
                 else if (multiline && cp == '\t')

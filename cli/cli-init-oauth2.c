@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "cli.h"
+#include "fs-util.h"
 #include "i18n.h"
 #include "imap.h"
 #include "init-oauth2.h"

@@ -23,6 +23,7 @@
 #include "init-oauth2.h"
 #include "ini-file.h"
 #include "log.h"
+#include "parse-util.h"
 #include "prompt.h"
 #include "secret.h"
 #include "spawn-util.h"
@@ -155,15 +156,6 @@ int init_set_option(const char *name, const char *value) {
 
 /* ---- checks of what people type ---- */
 
-static bool domain_ok(const char *d) {
-        if (!*d || *d == '.' || *d == '-' || !strchr(d, '.') || strlen(d) > 253 || endswith(d, "."))
-                return false;
-        for (const char *p = d; *p; p++)
-                if (!isalnum((unsigned char) *p) && *p != '-' && *p != '.')
-                        return false;
-        return !strstr(d, "..");
-}
-
 static bool has_control(const char *s) {
         for (; *s; s++)
                 if ((unsigned char) *s < 0x20 || *s == 0x7f)
@@ -177,7 +169,7 @@ static bool email_ok(const char *e) {
         /* It becomes the login (user =) when none is given: one line, no blank. */
         if (!at || at == e || strlen(e) > 254 || strpbrk(e, " \t,;<>\"'") || has_control(e))
                 return false;
-        return domain_ok(at + 1);
+        return domain_valid(at + 1);
 }
 
 /* An INI value as alcode.conf keeps it: no blanks at its ends, no " ;" (a comment), one line,
@@ -321,18 +313,6 @@ static int ask_email(Setup *s) {
                 }
                 printf(_("'%s' is not an e-mail address (name@example.org).\n"), e);
         }
-}
-
-static int parse_port(const char *v, uint16_t *ret) {
-        char *end;
-        unsigned long p;
-
-        errno = 0;
-        p = strtoul(v, &end, 10);
-        if (!isdigit((unsigned char) *v) || *end || errno || p == 0 || p > 65535)
-                return -EINVAL;
-        *ret = (uint16_t) p;
-        return 0;
 }
 
 static int ask_server(Setup *s) {
@@ -963,7 +943,7 @@ static int check_employer_option(void) {
         if (strv_split_comma(opt.employer_domains, &l) < 0)
                 return -ENOMEM;
         STRV_FOREACH(x, l)
-                if (!domain_ok(*x)) {
+                if (!domain_valid(*x)) {
                         fprintf(stderr, _("alcode init: --employer-domains takes domain names separated "
                                           "by commas (mon-employeur.fr), not '%s'.\n"), *x);
                         return -EINVAL;
@@ -996,7 +976,7 @@ static int ask_employer(Setup *s) {
                         if (strv_split_comma(d, &l) < 0)
                                 return -ENOMEM;
                         STRV_FOREACH(x, l)
-                                ok = ok && domain_ok(*x);
+                                ok = ok && domain_valid(*x);
                         if (ok)
                                 break;
                         free(d);

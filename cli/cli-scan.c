@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "i18n.h"
+#include "imap.h"
 #include "log.h"
 #include "pipeline.h"
 #include "sender.h"
@@ -516,7 +517,8 @@ static int scan_file(ScanState *st, const char *path, const char *folder) {
 }
 
 /* The folder a message lives in, as the daemon would name it: the Maildir ("INBOX/cur/x" →
- * "INBOX", Maildir++ ".Sent" → "Sent"), the directory of an .eml, the name of an mbox. */
+ * "INBOX", Maildir++ ".Sent" → "Sent", decoded from modified UTF-7 as an IMAP server's are:
+ * ".Envoy&AOk-s" → "Envoyés"), the directory of an .eml, the name of an mbox. */
 static char *folder_of(const char *path, bool is_mbox) {
         _cleanup_free_ char *copy = strdup(path);
         char *slash, *base;
@@ -537,6 +539,9 @@ static char *folder_of(const char *path, bool is_mbox) {
         if ((streq(base, "cur") || streq(base, "new")) && base > copy) {
                 base[-1] = 0;
                 base = strrchr(copy, '/') ? strrchr(copy, '/') + 1 : copy;
+                if (base[0] == '.' && base[1])
+                        base++;
+                return imap_utf7_decode(base);
         }
         if (base[0] == '.' && base[1])
                 base++;

@@ -7,6 +7,8 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "secret.h"
+#include "store.h"
 #include "settings.h"
 #include "strv.h"
 
@@ -73,6 +75,11 @@ int settings_load(const char *path, Settings **ret, char **ret_first_error) {
                 return log_error_errno(r, "Cannot read the configuration '%s': no such file.", path);
         if (r < 0 && r != -EINVAL)
                 return log_error_errno(r, "Cannot load the configuration: %m");
+        /* What config_load() leaves to its callers: the helpers' run bits, the default store. */
+        if (r >= 0 && secret_check_accounts(s->config, &errors) < 0)
+                return log_oom();
+        if (r >= 0 && !s->config->database && (r = store_default_path(&s->config->database)) < 0)
+                return log_error_errno(r, "Cannot find the default database path: %m");
         if (r >= 0) {
                 r = rules_load(s->config->rule_dirs, &s->rules, &errors);
                 if (r < 0)

@@ -1,7 +1,8 @@
-/* Keys are described once in a table {section, key, parser, offset}; the parser of each key
- * validates its value and reports "file:line: key 'x': expected ..." itself. Checks that need
- * the whole account (host missing, tls = none to a remote host) run after the file is read and
- * point at the [account] header line. */
+/* alcode.conf → an immutable Config. Keys are described once in config_items[] {section, key,
+ * parser, ltype, offset} and dispatched by conf-parser.c, as the rule files' keys are; the
+ * parser of each key validates its value and reports "file:line: key 'x': expected ..."
+ * itself. Checks that need the whole account (host missing, tls = none to a remote host) run
+ * after the file is read and point at the [account] header line. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <fnmatch.h>
@@ -12,11 +13,12 @@
 #include <time.h>
 
 #include "build-config.h"
+#include "conf-parser.h"
 #include "config.h"
+#include "fs-util.h"
 #include "ini-file.h"
 #include "oauth2.h"
-#include "secret.h"
-#include "store.h"
+#include "parse-util.h"
 #include "strv.h"
 
 static const char *const tls_modes[_TLS_MODE_MAX] = {
@@ -42,61 +44,7 @@ const char *auth_method_to_string(AuthMethod m) {
 }
 
 int config_default_path(char **ret) {
-        const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-        int r;
-
-        if (xdg && xdg[0] == '/')
-                r = asprintf(ret, "%s/alcode/alcode.conf", xdg);
-        else if (home && home[0] == '/')
-                r = asprintf(ret, "%s/.config/alcode/alcode.conf", home);
-        else
-                return -ENXIO;
-        return r < 0 ? -ENOMEM : 0;
-}
-
-static int user_rules_dir(char **ret) {
-        const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-        int r;
-
-        if (xdg && xdg[0] == '/')
-                r = asprintf(ret, "%s/alcode/rules.d", xdg);
-        else if (home && home[0] == '/')
-                r = asprintf(ret, "%s/.config/alcode/rules.d", home);
-        else {
-                *ret = NULL;
-                return 0;
-        }
-        return r < 0 ? -ENOMEM : 0;
-}
-
-int path_expand(const char *in, char **ret) {
-        const char *home = getenv("HOME");
-        const char *vars[] = { "XDG_CONFIG_HOME", "XDG_DATA_HOME", "HOME" };
-        char *out;
-
-        if (in[0] == '~' && (in[1] == '/' || in[1] == 0)) {
-                if (!home)
-                        return -ENXIO;
-                return asprintf(ret, "%s%s", home, in + 1) < 0 ? -ENOMEM : 0;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(vars); i++) {
-                size_t l = strlen(vars[i]);
-                if (in[0] == '$' && strncmp(in + 1, vars[i], l) == 0 && (in[l + 1] == '/' || in[l + 1] == 0)) {
-                        const char *v = getenv(vars[i]);
-                        if (!v && streq(vars[i], "XDG_CONFIG_HOME") && home)
-                                return asprintf(ret, "%s/.config%s", home, in + l + 1) < 0 ? -ENOMEM : 0;
-                        if (!v && streq(vars[i], "XDG_DATA_HOME") && home)
-                                return asprintf(ret, "%s/.local/share%s", home, in + l + 1) < 0 ? -ENOMEM : 0;
-                        if (!v)
-                                return -ENXIO;
-                        return asprintf(ret, "%s%s", v, in + l + 1) < 0 ? -ENOMEM : 0;
-                }
-        }
-        out = strdup(in);
-        if (!out)
-                return -ENOMEM;
-        *ret = out;
-        return 0;
+        return user_path(USER_DIR_CONFIG, "alcode/alcode.conf", ret);
 }
 
 bool host_is_loopback(const char *host) {
@@ -231,7 +179,7 @@ bool account_equal(const Account *a, const Account *b) {
 
 typedef struct ParseState {
         Config *config;
-        IniFile *file;
+        Account *account;  /* the [account] whose keys are being read */
         bool file_private; /* not readable by group or others */
         char **rules_extra;
         size_t accounts_allocated;
@@ -241,10 +189,8 @@ typedef struct ParseState {
         uint64_t global_keys_set, account_keys_set;
 } ParseState;
 
-typedef int (*KeyParser)(ParseState *st, const char *key, const char *value, void *field);
-
-static int key_error(ParseState *st, const char *key, const char *fmt, ...) _printf_(3, 4);
-static int key_error(ParseState *st, const char *key, const char *fmt, ...) {
+static int key_error(IniFile *f, const char *key, const char *fmt, ...) _printf_(3, 4);
+static int key_error(IniFile *f, const char *key, const char *fmt, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
         int r;
@@ -254,7 +200,7 @@ static int key_error(ParseState *st, const char *key, const char *fmt, ...) {
         va_end(ap);
         if (r < 0)
                 return -ENOMEM;
-        return ini_file_error(st->file, 0, "key '%s': %s", key, msg);
+        return ini_file_error(f, 0, "key '%s': %s", key, msg);
 }
 
 static bool has_control(const char *s) {
@@ -264,55 +210,51 @@ static bool has_control(const char *s) {
         return false;
 }
 
-static int parse_string(ParseState *st, const char *key, const char *value, void *field) {
-        char **s = field;
+static CONFIG_PARSER_PROTOTYPE(config_parse_string) {
+        char **s = data;
 
         if (isempty(value))
-                return key_error(st, key, "expected a value");
+                return key_error(f, key, "expected a value");
         /* A carriage return or a tab would reach the server inside a command (the login). */
         if (has_control(value))
-                return key_error(st, key, "control character (such as a carriage return) in the value");
+                return key_error(f, key, "control character (such as a carriage return) in the value");
         free(*s);
         *s = strdup(value);
         return *s ? 0 : -ENOMEM;
 }
 
-static int parse_path(ParseState *st, const char *key, const char *value, void *field) {
-        char **s = field;
+static CONFIG_PARSER_PROTOTYPE(config_parse_path) {
+        char **s = data;
         char *p;
         int r;
 
         if (isempty(value))
-                return key_error(st, key, "expected a path");
+                return key_error(f, key, "expected a path");
         r = path_expand(value, &p);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return key_error(st, key, "cannot expand '%s' ($HOME is not set)", value);
+                return key_error(f, key, "cannot expand '%s' ($HOME is not set)", value);
         if (p[0] != '/') {
                 free(p);
-                return key_error(st, key, "expected an absolute path (or ~/...), got '%s'", value);
+                return key_error(f, key, "expected an absolute path (or ~/...), got '%s'", value);
         }
         free(*s);
         *s = p;
         return 0;
 }
 
-static int parse_bool(ParseState *st, const char *key, const char *value, void *field) {
-        bool *b = field;
+static CONFIG_PARSER_PROTOTYPE(config_parse_bool) {
+        int b = parse_boolean(value);
 
-        if (strcaseeq(value, "yes") || strcaseeq(value, "true") || streq(value, "1") || strcaseeq(value, "on"))
-                *b = true;
-        else if (strcaseeq(value, "no") || strcaseeq(value, "false") || streq(value, "0") ||
-                 strcaseeq(value, "off"))
-                *b = false;
-        else
-                return key_error(st, key, "expected yes or no, got '%s'", value);
+        if (b < 0)
+                return key_error(f, key, "expected yes or no, got '%s'", value);
+        *(bool *) data = b;
         return 0;
 }
 
-static int parse_list(ParseState *st, const char *key, const char *value, void *field) {
-        char ***l = field;
+static CONFIG_PARSER_PROTOTYPE(config_parse_list) {
+        char ***l = data;
         char **n;
         int r;
 
@@ -321,8 +263,6 @@ static int parse_list(ParseState *st, const char *key, const char *value, void *
                 return r;
         strv_free(*l);
         *l = n;
-        (void) st;
-        (void) key;
         return 0;
 }
 
@@ -341,114 +281,102 @@ static bool glob_valid(const char *g) {
         return depth == 0 && *g;
 }
 
-static int parse_globs(ParseState *st, const char *key, const char *value, void *field) {
-        int r = parse_list(st, key, value, field);
+static CONFIG_PARSER_PROTOTYPE(config_parse_globs) {
+        int r = config_parse_list(f, key, value, ltype, data, userdata);
 
         if (r < 0)
                 return r;
-        STRV_FOREACH(g, *(char ***) field)
+        STRV_FOREACH(g, *(char ***) data)
                 if (!glob_valid(*g))
-                        return key_error(st, key, "invalid folder pattern '%s' (unbalanced '[')", *g);
+                        return key_error(f, key, "invalid folder pattern '%s' (unbalanced '[')", *g);
         return 0;
 }
 
-static int parse_domains(ParseState *st, const char *key, const char *value, void *field) {
-        int r = parse_list(st, key, value, field);
+static CONFIG_PARSER_PROTOTYPE(config_parse_domains) {
+        int r = config_parse_list(f, key, value, ltype, data, userdata);
 
         if (r < 0)
                 return r;
-        STRV_FOREACH(d, *(char ***) field) {
-                for (char *p = *d; *p; p++) {
-                        *p = (char) tolower((unsigned char) *p);
-                        if (!isalnum((unsigned char) *p) && *p != '-' && *p != '.')
-                                return key_error(st, key, "invalid domain '%s'", *d);
-                }
-                /* As alcode init and the rules check them: labels joined by single dots. */
-                if (!strchr(*d, '.') || (*d)[0] == '.' || (*d)[0] == '-' || endswith(*d, ".") ||
-                    strstr(*d, "..") || strlen(*d) > 253)
-                        return key_error(st, key, "invalid domain '%s'", *d);
+        for (char **d = *(char ***) data; *d; d++) {
+                char *n;
+
+                r = domain_normalize(*d, &n);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return key_error(f, key, "invalid domain '%s'", *d);
+                free(*d);
+                *d = n;
         }
         return 0;
 }
 
-static int parse_host(ParseState *st, const char *key, const char *value, void *field) {
+static CONFIG_PARSER_PROTOTYPE(config_parse_host) {
         if (!host_valid(value))
-                return key_error(st, key, "expected a server name (imap.example.org) or an IP address, "
+                return key_error(f, key, "expected a server name (imap.example.org) or an IP address, "
                                           "got '%s'", value);
-        return parse_string(st, key, value, field);
+        return config_parse_string(f, key, value, ltype, data, userdata);
 }
 
-static int parse_port(ParseState *st, const char *key, const char *value, void *field) {
-        char *end;
-        unsigned long p;
-
-        errno = 0;
-        p = strtoul(value, &end, 10);
-        if (!isdigit((unsigned char) value[0]) || errno || *end || p == 0 || p > 65535)
-                return key_error(st, key, "expected a port number 1-65535, got '%s'", value);
-        *(uint16_t *) field = (uint16_t) p;
+static CONFIG_PARSER_PROTOTYPE(config_parse_port) {
+        if (parse_port(value, data) < 0)
+                return key_error(f, key, "expected a port number 1-65535, got '%s'", value);
         return 0;
 }
 
-static int parse_seconds(ParseState *st, const char *key, const char *value, void *field) {
-        char *end;
-        unsigned long v;
+static CONFIG_PARSER_PROTOTYPE(config_parse_seconds) {
+        unsigned v;
 
-        errno = 0;
-        v = strtoul(value, &end, 10);
-        if (!isdigit((unsigned char) value[0]) || errno || *end || v < 10 || v > 86400)
-                return key_error(st, key, "expected seconds between 10 and 86400, got '%s'", value);
-        *(unsigned *) field = (unsigned) v;
+        if (parse_unsigned(value, 86400, &v) < 0 || v < 10)
+                return key_error(f, key, "expected seconds between 10 and 86400, got '%s'", value);
+        *(unsigned *) data = v;
         return 0;
 }
 
-static int parse_days(ParseState *st, const char *key, const char *value, void *field) {
-        char *end;
-        unsigned long v;
+static CONFIG_PARSER_PROTOTYPE(config_parse_days) {
+        unsigned v;
 
-        errno = 0;
-        v = strtoul(value, &end, 10);
-        if (!isdigit((unsigned char) value[0]) || errno || *end || v > 3650)
-                return key_error(st, key, "expected a number of days between 0 and 3650, got '%s'", value);
-        *(unsigned *) field = (unsigned) v;
+        if (parse_unsigned(value, 3650, &v) < 0)
+                return key_error(f, key, "expected a number of days between 0 and 3650, got '%s'", value);
+        *(int *) data = (int) v;
         return 0;
 }
 
-static int parse_tls(ParseState *st, const char *key, const char *value, void *field) {
+static CONFIG_PARSER_PROTOTYPE(config_parse_tls) {
         for (TlsMode m = 0; m < _TLS_MODE_MAX; m++)
                 if (strcaseeq(value, tls_modes[m])) {
-                        *(TlsMode *) field = m;
+                        *(TlsMode *) data = m;
                         return 0;
                 }
-        return key_error(st, key, "expected implicit, starttls or none, got '%s'", value);
+        return key_error(f, key, "expected implicit, starttls or none, got '%s'", value);
 }
 
-static int parse_auth(ParseState *st, const char *key, const char *value, void *field) {
+static CONFIG_PARSER_PROTOTYPE(config_parse_auth) {
         for (AuthMethod m = 0; m < _AUTH_METHOD_MAX; m++)
                 if (strcaseeq(value, auth_methods[m])) {
-                        *(AuthMethod *) field = m;
+                        *(AuthMethod *) data = m;
                         return 0;
                 }
-        return key_error(st, key, "expected login, plain, oauth2, xoauth2 or oauthbearer, got '%s'", value);
+        return key_error(f, key, "expected login, plain, oauth2, xoauth2 or oauthbearer, got '%s'", value);
 }
 
-static int parse_https_url(ParseState *st, const char *key, const char *value, void *field) {
+static CONFIG_PARSER_PROTOTYPE(config_parse_https_url) {
         const char *host = startswith(value, "https://");
 
         if (!host || !*host || strpbrk(value, " \t\"<>"))
-                return key_error(st, key, "expected an https:// address, got '%s'", value);
-        return parse_string(st, key, value, field);
+                return key_error(f, key, "expected an https:// address, got '%s'", value);
+        return config_parse_string(f, key, value, ltype, data, userdata);
 }
 
-static int parse_oauth2_provider(ParseState *st, const char *key, const char *value, void *field) {
+static CONFIG_PARSER_PROTOTYPE(config_parse_oauth2_provider) {
         if (!oauth2_preset(value))
-                return key_error(st, key, "expected one of " OAUTH2_PRESET_NAMES ", got '%s'", value);
-        return parse_string(st, key, value, field);
+                return key_error(f, key, "expected one of " OAUTH2_PRESET_NAMES ", got '%s'", value);
+        return config_parse_string(f, key, value, ltype, data, userdata);
 }
 
 /* YYYY-MM-DD exactly, and a day that exists: strptime() takes "2026-2-3" and February 30th,
  * which timegm() then turns into March 2nd. */
-static int parse_since(ParseState *st, const char *key, const char *value, void *field) {
+static CONFIG_PARSER_PROTOTYPE(config_parse_since) {
         static const char shape[] = "dddd-dd-dd";
         struct tm tm = {}, back;
         time_t t;
@@ -466,74 +394,69 @@ static int parse_since(ParseState *st, const char *key, const char *value, void 
         back = tm;
         t = timegm(&back); /* normalises back: February 30th becomes March 2nd */
         if (t == (time_t) -1 || back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon || back.tm_mday != tm.tm_mday)
-                return key_error(st, key, "no such day: '%s'", value);
-        *(int64_t *) field = (int64_t) t;
+                return key_error(f, key, "no such day: '%s'", value);
+        *(int64_t *) data = (int64_t) t;
         return 0;
 invalid:
-        return key_error(st, key, "expected a date YYYY-MM-DD (1970 or later), got '%s'", value);
+        return key_error(f, key, "expected a date YYYY-MM-DD (1970 or later), got '%s'", value);
 }
 
-static int parse_fingerprint(ParseState *st, const char *key, const char *value, void *field) {
-        Account *a = (Account *) ((char *) field - offsetof(Account, fingerprint));
+/* data: the Account's fingerprint; userdata's account gets has_fingerprint. */
+static CONFIG_PARSER_PROTOTYPE(config_parse_fingerprint) {
+        ParseState *st = userdata;
+        uint8_t *fp = data;
         const char *p = startswith_no_case(value, "sha256:");
         size_t n = 0;
 
         if (!p)
-                return key_error(st, key, "expected sha256:XX:XX:... (64 hex digits), got '%s'", value);
+                return key_error(f, key, "expected sha256:XX:XX:... (64 hex digits), got '%s'", value);
         for (; *p; p++) {
                 int hi, lo;
                 if (*p == ':' || *p == ' ')
                         continue;
                 if (!isxdigit((unsigned char) p[0]) || !isxdigit((unsigned char) p[1]) || n >= 32)
-                        return key_error(st, key, "expected sha256: and 64 hex digits");
+                        return key_error(f, key, "expected sha256: and 64 hex digits");
                 hi = isdigit((unsigned char) p[0]) ? p[0] - '0' : tolower((unsigned char) p[0]) - 'a' + 10;
                 lo = isdigit((unsigned char) p[1]) ? p[1] - '0' : tolower((unsigned char) p[1]) - 'a' + 10;
-                a->fingerprint[n++] = (uint8_t) (hi << 4 | lo);
+                fp[n++] = (uint8_t) (hi << 4 | lo);
                 p++;
         }
         if (n != 32)
-                return key_error(st, key, "expected sha256: and 64 hex digits, got %zu bytes", n);
-        a->has_fingerprint = true;
+                return key_error(f, key, "expected sha256: and 64 hex digits, got %zu bytes", n);
+        st->account->has_fingerprint = true;
         return 0;
 }
 
-static int parse_command(ParseState *st, const char *key, const char *value, void *field) {
-        _cleanup_free_ char *why = NULL;
-        int r;
+static CONFIG_PARSER_PROTOTYPE(config_parse_command) {
+        ParseState *st = userdata;
 
-        r = parse_string(st, key, value, field);
-        if (r < 0)
-                return r;
-        /* A helper that is missing or not executable is a config error, found now rather
-         * than at the first connection. */
-        r = secret_command_check(value, &why);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                return key_error(st, key, "%s", why);
-        return 0;
+        /* Whether it can run is secret_check_accounts()'s to say: no file system here. */
+        st->account->password_command_line = ini_file_line(f);
+        return config_parse_string(f, key, value, ltype, data, userdata);
 }
 
-static int parse_password(ParseState *st, const char *key, const char *value, void *field) {
+static CONFIG_PARSER_PROTOTYPE(config_parse_password) {
+        ParseState *st = userdata;
+
         if (!st->file_private)
-                return key_error(st, key, "refused: the file can be read by other users; "
+                return key_error(f, key, "refused: the file can be read by other users; "
                                           "chmod 600 it or use password_command");
-        erase_and_free(*(char **) field);
-        *(char **) field = strdup(value);
-        return *(char **) field ? 0 : -ENOMEM;
+        erase_and_free(*(char **) data);
+        *(char **) data = strdup(value);
+        return *(char **) data ? 0 : -ENOMEM;
 }
 
-static int parse_rules(ParseState *st, const char *key, const char *value, void *field) {
+static CONFIG_PARSER_PROTOTYPE(config_parse_rules) {
+        ParseState *st = userdata;
         _cleanup_strv_free_ char **l = NULL;
         int r;
 
-        (void) field;
         r = strv_split_comma(value, &l);
         if (r < 0)
                 return r;
         STRV_FOREACH(d, l) {
                 char *p = NULL;
-                r = parse_path(st, key, *d, &p);
+                r = config_parse_path(f, key, *d, /* ltype= */ 0, &p, userdata);
                 if (r < 0 || !p) {
                         free(p);
                         return r;
@@ -545,46 +468,38 @@ static int parse_rules(ParseState *st, const char *key, const char *value, void 
         return 0;
 }
 
-typedef struct KeyDef {
-        const char *key;
-        KeyParser parse;
-        size_t offset;
-} KeyDef;
-
-static const KeyDef global_keys[] = {
-        { "database", parse_path, offsetof(Config, database) },
-        { "rules", parse_rules, 0 },
-        { "notify", parse_bool, offsetof(Config, notify) },
-        { "notify_show_code", parse_bool, offsetof(Config, notify_show_code) },
-        { "employer_domains", parse_domains, offsetof(Config, employer_domains) },
-        { "otp_retention", parse_days, offsetof(Config, otp_retention_days) },
+/* Every key of alcode.conf: [alcode] keys fill the Config, [account NAME] keys the Account. */
+static const ConfigTableItem config_items[] = {
+        { "alcode", "database", config_parse_path, 0, offsetof(Config, database) },
+        { "alcode", "rules", config_parse_rules, 0, 0 },
+        { "alcode", "notify", config_parse_bool, 0, offsetof(Config, notify) },
+        { "alcode", "notify_show_code", config_parse_bool, 0, offsetof(Config, notify_show_code) },
+        { "alcode", "employer_domains", config_parse_domains, 0, offsetof(Config, employer_domains) },
+        { "alcode", "otp_retention", config_parse_days, 0, offsetof(Config, otp_retention_days) },
+        { "account", "host", config_parse_host, 0, offsetof(Account, host) },
+        { "account", "port", config_parse_port, 0, offsetof(Account, port) },
+        { "account", "tls", config_parse_tls, 0, offsetof(Account, tls) },
+        { "account", "user", config_parse_string, 0, offsetof(Account, user) },
+        { "account", "password_command", config_parse_command, 0, offsetof(Account, password_command) },
+        { "account", "password", config_parse_password, 0, offsetof(Account, password) },
+        { "account", "auth", config_parse_auth, 0, offsetof(Account, auth) },
+        { "account", "ca_file", config_parse_path, 0, offsetof(Account, ca_file) },
+        { "account", "fingerprint", config_parse_fingerprint, 0, offsetof(Account, fingerprint) },
+        { "account", "folders", config_parse_globs, 0, offsetof(Account, folders) },
+        { "account", "exclude", config_parse_globs, 0, offsetof(Account, exclude) },
+        { "account", "since", config_parse_since, 0, offsetof(Account, since) },
+        { "account", "idle", config_parse_globs, 0, offsetof(Account, idle) },
+        { "account", "poll_interval", config_parse_seconds, 0, offsetof(Account, poll_interval) },
+        { "account", "oauth2_provider", config_parse_oauth2_provider, 0, offsetof(Account, oauth2_provider) },
+        { "account", "oauth2_client_id", config_parse_string, 0, offsetof(Account, oauth2_client_id) },
+        { "account", "oauth2_client_secret", config_parse_string, 0, offsetof(Account, oauth2_client_secret) },
+        { "account", "oauth2_authorize_url", config_parse_https_url, 0, offsetof(Account, oauth2_authorize_url) },
+        { "account", "oauth2_token_url", config_parse_https_url, 0, offsetof(Account, oauth2_token_url) },
+        { "account", "oauth2_device_url", config_parse_https_url, 0, offsetof(Account, oauth2_device_url) },
+        { "account", "oauth2_scope", config_parse_string, 0, offsetof(Account, oauth2_scope) },
+        { "account", "oauth2_token_file", config_parse_path, 0, offsetof(Account, oauth2_token_file) },
 };
-
-static const KeyDef account_keys[] = {
-        { "host", parse_host, offsetof(Account, host) },
-        { "port", parse_port, offsetof(Account, port) },
-        { "tls", parse_tls, offsetof(Account, tls) },
-        { "user", parse_string, offsetof(Account, user) },
-        { "password_command", parse_command, offsetof(Account, password_command) },
-        { "password", parse_password, offsetof(Account, password) },
-        { "auth", parse_auth, offsetof(Account, auth) },
-        { "ca_file", parse_path, offsetof(Account, ca_file) },
-        { "fingerprint", parse_fingerprint, offsetof(Account, fingerprint) },
-        { "folders", parse_globs, offsetof(Account, folders) },
-        { "exclude", parse_globs, offsetof(Account, exclude) },
-        { "since", parse_since, offsetof(Account, since) },
-        { "idle", parse_globs, offsetof(Account, idle) },
-        { "poll_interval", parse_seconds, offsetof(Account, poll_interval) },
-        { "oauth2_provider", parse_oauth2_provider, offsetof(Account, oauth2_provider) },
-        { "oauth2_client_id", parse_string, offsetof(Account, oauth2_client_id) },
-        { "oauth2_client_secret", parse_string, offsetof(Account, oauth2_client_secret) },
-        { "oauth2_authorize_url", parse_https_url, offsetof(Account, oauth2_authorize_url) },
-        { "oauth2_token_url", parse_https_url, offsetof(Account, oauth2_token_url) },
-        { "oauth2_device_url", parse_https_url, offsetof(Account, oauth2_device_url) },
-        { "oauth2_scope", parse_string, offsetof(Account, oauth2_scope) },
-        { "oauth2_token_file", parse_path, offsetof(Account, oauth2_token_file) },
-};
-_Static_assert(ELEMENTSOF(global_keys) <= 64 && ELEMENTSOF(account_keys) <= 64, "one bit per key");
+_Static_assert(ELEMENTSOF(config_items) <= 64, "one bit per key");
 
 bool account_name_valid(const char *n) {
         if (!*n || strlen(n) > 64)
@@ -595,70 +510,77 @@ bool account_name_valid(const char *n) {
         return true;
 }
 
+/* The Account that [account NAME] keys go to: the last one when NAME is its name, else a new
+ * one (NULL and an error reported when NAME is invalid or already used). */
+static int account_for_section(ParseState *st, IniFile *f, const char *name, Account **ret) {
+        Config *c = st->config;
+        Account *a = c->n_accounts > 0 ? &c->accounts[c->n_accounts - 1] : NULL;
+
+        name += strspn(name, " ");
+        if (a && streq(a->name, name)) {
+                *ret = a;
+                return 0;
+        }
+        *ret = NULL;
+        if (!account_name_valid(name))
+                return ini_file_error(f, 0, "invalid account name '%s' (letters, digits, -_.@+)", name);
+        if (config_find_account(c, name))
+                return ini_file_error(f, 0, "duplicate account '%s'", name);
+        if (c->n_accounts == st->accounts_allocated) {
+                size_t n = MAX(st->accounts_allocated * 2, (size_t) 4);
+                Account *l = reallocarray(c->accounts, n, sizeof(Account));
+                if (!l)
+                        return -ENOMEM;
+                c->accounts = l;
+                st->accounts_allocated = n;
+        }
+        a = &c->accounts[c->n_accounts];
+        *a = (Account) { .name = strdup(name), .line = ini_file_section_line(f), .tls = TLS_MODE_IMPLICIT,
+                         .auth = AUTH_METHOD_LOGIN, .poll_interval = 300 };
+        if (!a->name)
+                return -ENOMEM;
+        c->n_accounts++;
+        if (strmap_put(&c->account_index, a->name, c->n_accounts - 1) < 0)
+                return -ENOMEM;
+        st->account_keys_set = 0;
+        *ret = a;
+        return 0;
+}
+
 static int handler(IniFile *f, const char *section, const char *key, const char *value,
                    bool continuation, void *userdata) {
         ParseState *st = userdata;
-        const KeyDef *defs;
-        size_t n_defs;
-        void *base;
-        const char *name;
+        const ConfigTableItem *item;
+        const char *name, *kind;
+        void *object;
         uint64_t *set;
+        int r;
 
-        st->file = f;
         if (continuation)
                 return ini_file_error(f, 0, "key '%s': values do not continue on indented lines", key);
         if (streq(section, "alcode")) {
-                defs = global_keys;
-                n_defs = ELEMENTSOF(global_keys);
-                base = st->config;
+                kind = "alcode";
+                object = st->config;
                 set = &st->global_keys_set;
         } else if ((name = startswith(section, "account "))) {
-                Account *a = st->config->n_accounts > 0 ? &st->config->accounts[st->config->n_accounts - 1] : NULL;
-
-                name += strspn(name, " ");
-                if (!a || !streq(a->name, name)) {
-                        Account *l;
-                        if (!account_name_valid(name))
-                                return ini_file_error(f, 0, "invalid account name '%s' (letters, digits, -_.@+)",
-                                                      name);
-                        if (config_find_account(st->config, name))
-                                return ini_file_error(f, 0, "duplicate account '%s'", name);
-                        if (st->config->n_accounts == st->accounts_allocated) {
-                                size_t n = MAX(st->accounts_allocated * 2, (size_t) 4);
-                                l = reallocarray(st->config->accounts, n, sizeof(Account));
-                                if (!l)
-                                        return -ENOMEM;
-                                st->config->accounts = l;
-                                st->accounts_allocated = n;
-                        }
-                        a = &st->config->accounts[st->config->n_accounts];
-                        *a = (Account) { .name = strdup(name), .line = ini_file_section_line(f),
-                                         .tls = TLS_MODE_IMPLICIT, .auth = AUTH_METHOD_LOGIN,
-                                         .poll_interval = 300 };
-                        if (!a->name)
-                                return -ENOMEM;
-                        st->config->n_accounts++;
-                        if (strmap_put(&st->config->account_index, a->name, st->config->n_accounts - 1) < 0)
-                                return -ENOMEM;
-                        st->account_keys_set = 0;
-                }
-                defs = account_keys;
-                n_defs = ELEMENTSOF(account_keys);
-                base = a;
+                r = account_for_section(st, f, name, &st->account);
+                if (!st->account)
+                        return r;
+                kind = "account";
+                object = st->account;
                 set = &st->account_keys_set;
         } else if (streq(section, ""))
                 return ini_file_error(f, 0, "key '%s' outside of a section ([alcode] or [account NAME])", key);
         else
                 return ini_file_error(f, 0, "unknown section [%s] (expected [alcode] or [account NAME])", section);
 
-        for (size_t i = 0; i < n_defs; i++)
-                if (streq(defs[i].key, key)) {
-                        if (*set & UINT64_C(1) << i)
-                                return ini_file_error(f, 0, "key '%s' set twice in [%s]", key, section);
-                        *set |= UINT64_C(1) << i;
-                        return defs[i].parse(st, key, value, (char *) base + defs[i].offset);
-                }
-        return ini_file_error(f, 0, "unknown key '%s' in [%s]", key, section);
+        item = config_table_find(config_items, ELEMENTSOF(config_items), kind, key);
+        if (!item)
+                return ini_file_error(f, 0, "unknown key '%s' in [%s]", key, section);
+        if (*set & UINT64_C(1) << (item - config_items))
+                return ini_file_error(f, 0, "key '%s' set twice in [%s]", key, section);
+        *set |= UINT64_C(1) << (item - config_items);
+        return config_table_parse(item, f, key, value, object, st);
 }
 
 /* Errors of the whole-account checks, appended without counting the list each time: a file
@@ -748,15 +670,14 @@ static int set_defaults(Config *c, char **rules_extra) {
         _cleanup_free_ char *user_rules = NULL;
         int r;
 
-        if (!c->database && (r = store_default_path(&c->database)) < 0)
-                return r;
         r = strv_extend(&c->rule_dirs, ALCODE_RULES_DIR);
         if (r < 0)
                 return r;
-        r = user_rules_dir(&user_rules);
-        if (r < 0)
+        /* Without a home folder there are no user rules; the shipped ones still load. */
+        r = user_path(USER_DIR_CONFIG, "alcode/rules.d", &user_rules);
+        if (r == -ENOMEM)
                 return r;
-        if (user_rules && (r = strv_extend(&c->rule_dirs, user_rules)) < 0)
+        if (r >= 0 && (r = strv_extend(&c->rule_dirs, user_rules)) < 0)
                 return r;
         STRV_FOREACH(d, rules_extra)
                 if (!strv_contains(c->rule_dirs, *d) && (r = strv_extend(&c->rule_dirs, *d)) < 0)
@@ -778,7 +699,7 @@ int config_load(const char *path, Config **ret, char ***errors) {
                 return -ENOMEM;
         c->notify = true;
         c->notify_show_code = true;
-        c->otp_retention_days = STORE_OTP_RETENTION_DEFAULT_SEC / 86400;
+        c->otp_retention_days = -1;
 
         if (!path) {
                 r = config_default_path(&default_path);

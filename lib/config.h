@@ -37,6 +37,7 @@ typedef struct Account {
         TlsMode tls;
         char *user;
         char *password_command;    /* run to get the password or token (see secret.h) */
+        unsigned password_command_line; /* of its key: secret_check_accounts() names it */
         char *password;            /* secret: only from a file others cannot read */
         AuthMethod auth;
         char *ca_file;
@@ -70,18 +71,19 @@ static inline bool auth_is_oauth(AuthMethod m) {
 
 typedef struct Config {
         char *path;                /* NULL when no file was read */
-        char *database;
+        char *database;            /* NULL when not set: the caller picks store_default_path() */
         char **rule_dirs;          /* shipped, then user, then `rules =` folders, in that order */
         bool notify;
         bool notify_show_code;
         char **employer_domains;
-        unsigned otp_retention_days; /* expired one-time codes are deleted after this */
+        int otp_retention_days;    /* expired one-time codes are deleted after this; -1 when not
+                                    * set (the store keeps its default) */
         Account *accounts;
         size_t n_accounts;
         StrMap account_index;      /* name → index in accounts */
 } Config;
 
-/* The default config path: $XDG_CONFIG_HOME/alcode/alcode.conf (~/.config/...). */
+/* The default config path: $XDG_CONFIG_HOME/alcode/alcode.conf (~/.config/...), see user_path(). */
 int config_default_path(char **ret);
 
 /* Loads path (NULL: the default path, which may be missing: then defaults are used). Errors are
@@ -98,9 +100,6 @@ const Account *config_find_account(const Config *c, const char *name);
 int config_user_addresses(const Config *c, char ***ret);
 /* True when the two accounts need no reconnect to go from a to b. */
 bool account_equal(const Account *a, const Account *b);
-
-/* Expands a leading ~ and $HOME, $XDG_CONFIG_HOME, $XDG_DATA_HOME. */
-int path_expand(const char *in, char **ret);
 
 /* Whether host is a loopback name or address (localhost, 127.0.0.0/8, ::1). */
 bool host_is_loopback(const char *host) _pure_;

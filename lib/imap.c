@@ -783,6 +783,16 @@ static unsigned folder_flags(const struct mailimap_mbx_list_flags *fl) {
         return flags;
 }
 
+/* A server that names its Sent folder (RFC 6154 \Sent) is believed; one that names none leaves
+ * it to be recognised by its name. */
+static void mark_sent_unknown(ImapFolder *f, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (f[i].flags & IMAP_FOLDER_SENT)
+                        return;
+        for (size_t i = 0; i < n; i++)
+                f[i].flags |= IMAP_FOLDER_NO_SENT_FLAG;
+}
+
 int imap_list(ImapSession *s, ImapFolder **ret, size_t *ret_n) {
         clist *list = NULL;
         ImapFolder *f = NULL;
@@ -814,6 +824,7 @@ int imap_list(ImapSession *s, ImapFolder **ret, size_t *ret_n) {
                 n++;
         }
         mailimap_list_result_free(list);
+        mark_sent_unknown(f, n);
         *ret = f;
         *ret_n = n;
         return 0;

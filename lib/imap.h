@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "message.h"
 
 typedef struct ImapSession ImapSession;
 
@@ -24,6 +25,7 @@ typedef enum ImapFolderFlags {
         IMAP_FOLDER_ALL = 1 << 4,
         IMAP_FOLDER_SENT = 1 << 5,
         IMAP_FOLDER_DRAFTS = 1 << 6,
+        IMAP_FOLDER_NO_SENT_FLAG = 1 << 7, /* no folder of the LIST is \Sent */
 } ImapFolderFlags;
 
 typedef struct ImapFolder {
@@ -34,6 +36,12 @@ typedef struct ImapFolder {
 } ImapFolder;
 
 void imap_folders_free(ImapFolder *f, size_t n);
+/* For MessageRef.sent: what the server's RFC 6154 \Sent flags say of f. */
+static inline FolderSent imap_folder_sent(const ImapFolder *f) {
+        return f->flags & IMAP_FOLDER_SENT ? FOLDER_SENT_YES
+               : f->flags & IMAP_FOLDER_NO_SENT_FLAG ? FOLDER_SENT_UNKNOWN
+                                                     : FOLDER_SENT_NO;
+}
 /* The RFC 6154 special-use flag called name ("Junk", "\\Trash"...), or 0. */
 unsigned imap_special_use_from_string(const char *name) _pure_;
 

@@ -58,7 +58,7 @@ static int strdup_opt(const char *s, char **ret) {
 }
 
 int message_ref_copy(const MessageRef *from, MessageRef *to) {
-        MessageRef c = { .uidvalidity = from->uidvalidity, .uid = from->uid };
+        MessageRef c = { .uidvalidity = from->uidvalidity, .uid = from->uid, .sent = from->sent };
 
         if (strdup_opt(from->account, &c.account) < 0 || strdup_opt(from->folder, &c.folder) < 0 ||
             strdup_opt(from->source, &c.source) < 0) {

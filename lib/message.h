@@ -35,6 +35,14 @@ typedef struct Code {
 
 void code_done(Code *c);
 
+/* Whether a message's folder holds the user's own sent mail (then no code in it is trusted). */
+typedef enum FolderSent {
+        FOLDER_SENT_UNKNOWN, /* not said (local files, or no folder of the server is RFC 6154
+                              * \Sent): the folder's name tells (sender_folder_is_sent()) */
+        FOLDER_SENT_YES,     /* the server marks it \Sent */
+        FOLDER_SENT_NO,      /* the server marks another folder \Sent */
+} FolderSent;
+
 /* Where a message lives. For IMAP: account, folder, uidvalidity, uid; for local files: source. */
 typedef struct MessageRef {
         char *account;
@@ -42,6 +50,7 @@ typedef struct MessageRef {
         uint32_t uidvalidity;
         uint32_t uid;
         char *source;
+        FolderSent sent;
 } MessageRef;
 
 void message_ref_done(MessageRef *r);

@@ -250,6 +250,15 @@ static bool gmail_sent(const char *labels) {
         return false;
 }
 
+/* RFC 6154's \Sent when the server says; else the folder's name. */
+static bool folder_is_sent(const MessageRef *ref) {
+        if (!ref)
+                return false;
+        if (ref->sent != FOLDER_SENT_UNKNOWN)
+                return ref->sent == FOLDER_SENT_YES;
+        return sender_folder_is_sent(ref->folder);
+}
+
 /* Where re first matches in the sender's own texts (subject included): the text's index, or -1. */
 static int net_find(Pipeline *p, const pcre2_code *re, const Texts *x, size_t *ret_offset) {
         for (size_t i = 0; i < x->n; i++) {
@@ -319,7 +328,7 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
                            &sender);
         if (r < 0)
                 return r;
-        if (!sender.self && ((ref && sender_folder_is_sent(ref->folder)) || gmail_sent(mm->gmail_labels))) {
+        if (!sender.self && (folder_is_sent(ref) || gmail_sent(mm->gmail_labels))) {
                 sender.self = true;
                 sender.why = "a Sent folder: the user's own mail";
         }

@@ -20,8 +20,8 @@ Pipeline *pipeline_free(Pipeline *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pipeline *, pipeline_free);
 
 /* The user's own addresses (borrowed, must outlive the pipeline; NULL: none): their mail is
- * never trusted, nor is mail in a Sent folder (MessageRef.folder, see
- * sender_folder_is_sent()). */
+ * never trusted, nor is mail in a Sent folder (MessageRef.sent, else the name in
+ * MessageRef.folder: sender_folder_is_sent()). */
 void pipeline_set_user_addresses(Pipeline *p, char *const *addresses);
 
 /* For the next messages, until called again with NULL: where they come from makes their

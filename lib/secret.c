@@ -1,3 +1,7 @@
+/* Gets an account's secret: runs its password_command (without a shell unless the command needs
+ * one) through spawn-util with a timeout and a cancel fd, reads the first line of its stdout
+ * into a bounded buffer, or takes the `password` from the config. Also checks, without running
+ * them, that the configured helpers can run (secret_check_accounts()). */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -68,6 +72,29 @@ int secret_command_check(const char *cmd, char **ret_error) {
         if (r < 0 && asprintf(ret_error, "cannot run '%s': %s", argv[0], strerror(-r)) < 0)
                 return -ENOMEM;
         return r;
+}
+
+int secret_check_accounts(const Config *c, char ***errors) {
+        int n = 0;
+
+        for (size_t i = 0; i < c->n_accounts; i++) {
+                const Account *a = &c->accounts[i];
+                _cleanup_free_ char *why = NULL;
+                int r;
+
+                if (!a->password_command)
+                        continue;
+                r = secret_command_check(a->password_command, &why);
+                if (r == -ENOMEM)
+                        return r;
+                if (r >= 0)
+                        continue;
+                if (strv_extendf(errors, "%s:%u: key 'password_command': %s", strna(c->path),
+                                 a->password_command_line, why) < 0)
+                        return -ENOMEM;
+                n++;
+        }
+        return n;
 }
 
 /* Tests of the timeout need seconds, not half a minute. */

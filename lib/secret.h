@@ -20,3 +20,9 @@ int secret_get_cancellable(const Account *a, int cancel_fd, char **ret_secret, c
  * is named by its path (the first word; /bin/sh when cmd needs a shell; a bare name is found
  * in $PATH when it runs). 0, or -errno and *ret_error (owned) in words. */
 int secret_command_check(const char *cmd, char **ret_error);
+/* secret_command_check() on every account's password_command of c, so that a helper that is
+ * missing or not executable is a config error found before the first connection; each is
+ * appended to *errors as "file:line: key 'password_command': why". The config parser does not
+ * look at the file system: its callers (alcode check, alcoded) call this after config_load().
+ * Returns the number of errors appended, or -ENOMEM. */
+int secret_check_accounts(const Config *c, char ***errors);

@@ -19,6 +19,8 @@
  * "actionlogement.fr.espace-securise.example" all reveal the brand they imitate. A look-alike
  * is never trusted; it is flagged so the user sees it. */
 #include <ctype.h>
+#include <idn2.h>
+#include <stdio.h>
 
 #include "mime.h"
 #include "sender.h"
@@ -147,27 +149,23 @@ static bool name_has_other_address(const char *name, const char *address) {
         return false;
 }
 
-int sender_parse_mailbox(const char *v, size_t n, char **ret_address, const char **ret_why) {
-        const char *e = v + n, *p, *lt = NULL, *gt = NULL, *a0, *a1, *q;
+/* The structure of a From value, outside quoted strings and comments: at most one <...>, no
+ * group, no list. Returns why it is refused, or NULL with the '<' and '>' (NULL when none) and
+ * whether an '@' appears before any '<'. */
+static const char *mailbox_structure_why(const char *v, const char *e, const char **ret_lt, const char **ret_gt,
+                                         bool *ret_at_outside) {
+        const char *lt = NULL, *gt = NULL;
         unsigned comments = 0, n_lt = 0, n_gt = 0, n_comma = 0, n_group = 0, n_at_outside = 0;
-        _cleanup_free_ char *address = NULL;
 
-#define REFUSE(why) do { *ret_why = (why); return -EINVAL; } while (0)
-        if (!v)
-                REFUSE("no From field");
-        for (size_t i = 0; i < n; i++)
-                if (((unsigned char) v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
-                        REFUSE("a NUL or control character");
-        /* The structure, outside quoted strings and comments. */
-        for (q = v; q < e;) {
+        for (const char *q = v; q < e;) {
                 if (*q == '"') {
                         if (!(q = skip_quoted(q, e)))
-                                REFUSE("an unterminated quoted string");
+                                return "an unterminated quoted string";
                         continue;
                 }
                 if (*q == '(') {
                         if (!(q = skip_cfws(q, e, &comments)))
-                                REFUSE("an unterminated comment");
+                                return "an unterminated comment";
                         continue;
                 }
                 bool inside = n_lt > n_gt;
@@ -193,19 +191,40 @@ int sender_parse_mailbox(const char *v, size_t n, char **ret_address, const char
                 q++;
         }
         if (n_lt > 1 || n_gt > 1)
-                REFUSE("several angle addresses");
+                return "several angle addresses";
         if (n_lt == 1 && n_gt == 0)
-                REFUSE("no closing '>'");
+                return "no closing '>'";
         if (n_gt > n_lt || (lt && gt < lt))
-                REFUSE("a stray '>'");
+                return "a stray '>'";
         if (n_group > 0)
-                REFUSE("a group or a source route");
+                return "a group or a source route";
         if (n_comma > 0)
-                REFUSE("several mailboxes");
+                return "several mailboxes";
+        *ret_lt = lt;
+        *ret_gt = gt;
+        *ret_at_outside = n_at_outside > 0;
+        return NULL;
+}
+
+int sender_parse_mailbox(const char *v, size_t n, char **ret_address, const char **ret_why) {
+        const char *e = v + n, *p, *lt = NULL, *gt = NULL, *a0, *a1, *why;
+        unsigned comments = 0;
+        bool at_outside = false;
+        _cleanup_free_ char *address = NULL;
+
+#define REFUSE(why) do { *ret_why = (why); return -EINVAL; } while (0)
+        if (!v)
+                REFUSE("no From field");
+        for (size_t i = 0; i < n; i++)
+                if (((unsigned char) v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+                        REFUSE("a NUL or control character");
+        why = mailbox_structure_why(v, e, &lt, &gt, &at_outside);
+        if (why)
+                REFUSE(why);
 
         if (lt) {
                 /* display-name "<" addr-spec ">": the name is words, quoted strings, comments. */
-                if (n_at_outside > 0)
+                if (at_outside)
                         REFUSE("the display name is an address");
                 for (p = v; p < lt;) {
                         if (*p == '"')
@@ -235,7 +254,7 @@ int sender_parse_mailbox(const char *v, size_t n, char **ret_address, const char
                 if (p != e)
                         REFUSE(a0 == a1 ? "no address" : "junk around the address");
         }
-        const char *why = addr_spec_why(a0, a1);
+        why = addr_spec_why(a0, a1);
         if (why)
                 REFUSE(why);
 
@@ -276,85 +295,26 @@ bool sender_domain_in(const char *domain, char *const *list) {
         return false;
 }
 
-/* ---- punycode (RFC 3492 §6.2) ---- */
-
-enum { PC_BASE = 36, PC_TMIN = 1, PC_TMAX = 26, PC_SKEW = 38, PC_DAMP = 700, PC_BIAS = 72,
-       PC_N = 128, PC_MAX_OUT = 63 };
-
-static unsigned punycode_adapt(unsigned delta, unsigned points, bool first) {
-        unsigned k = 0;
-
-        delta = first ? delta / PC_DAMP : delta / 2;
-        delta += delta / points;
-        while (delta > ((PC_BASE - PC_TMIN) * PC_TMAX) / 2) {
-                delta /= PC_BASE - PC_TMIN;
-                k += PC_BASE;
-        }
-        return k + (PC_BASE - PC_TMIN + 1) * delta / (delta + PC_SKEW);
-}
+/* ---- punycode: libidn2 (RFC 3492, RFC 5891) ---- */
 
 int sender_punycode_decode(const char *label, size_t len, char **ret) {
-        uint32_t out[PC_MAX_OUT];
-        size_t n_out = 0, b = 0, in;
-        uint32_t n = PC_N, i = 0, bias = PC_BIAS;
-        _cleanup_strbuf_ StrBuf sb = STRBUF_INIT(4 * PC_MAX_OUT);
+        _cleanup_free_ char *ace = NULL;
+        char *out = NULL;
+        int r;
 
-        for (size_t j = 0; j < len; j++)
-                if (label[j] == '-')
-                        b = j;
-        if (b > PC_MAX_OUT)
+        /* One label: a '.' or a NUL would make libidn2 read several, or fewer. */
+        if (len > SENDER_LABEL_MAX || memchr(label, '.', len) || memchr(label, 0, len))
                 return -EINVAL;
-        for (size_t j = 0; j < b; j++) {
-                if ((unsigned char) label[j] >= 0x80)
-                        return -EINVAL;
-                out[n_out++] = (unsigned char) label[j];
-        }
-        for (in = b > 0 ? b + 1 : 0; in < len;) {
-                uint32_t oldi = i, w = 1;
-
-                for (uint32_t k = PC_BASE;; k += PC_BASE) {
-                        uint32_t digit, t;
-                        int c;
-
-                        if (in >= len)
-                                return -EINVAL;
-                        c = tolower((unsigned char) label[in++]);
-                        if (c >= 'a' && c <= 'z')
-                                digit = (uint32_t) (c - 'a');
-                        else if (c >= '0' && c <= '9')
-                                digit = (uint32_t) (c - '0' + 26);
-                        else
-                                return -EINVAL;
-                        if (digit > (UINT32_MAX - i) / w)
-                                return -EINVAL;
-                        i += digit * w;
-                        t = k <= bias ? PC_TMIN : k >= bias + PC_TMAX ? PC_TMAX : k - bias;
-                        if (digit < t)
-                                break;
-                        if (w > UINT32_MAX / (PC_BASE - t))
-                                return -EINVAL;
-                        w *= PC_BASE - t;
-                }
-                if (n_out >= PC_MAX_OUT)
-                        return -EINVAL;
-                bias = punycode_adapt(i - oldi, (unsigned) n_out + 1, oldi == 0);
-                if (i / (n_out + 1) > UINT32_MAX - n)
-                        return -EINVAL;
-                n += i / (uint32_t) (n_out + 1);
-                i %= (uint32_t) (n_out + 1);
-                if (n < 0x80 || n > 0x10FFFF || (n >= 0xD800 && n <= 0xDFFF))
-                        return -EINVAL;
-                memmove(out + i + 1, out + i, (n_out - i) * sizeof(uint32_t));
-                out[i++] = n;
-                n_out++;
-        }
-        for (size_t j = 0; j < n_out; j++)
-                if (strbuf_put_utf8(&sb, out[j]) == -ENOMEM)
-                        return -ENOMEM;
-        if (strbuf_ensure(&sb) < 0)
+        if (asprintf(&ace, "xn--%.*s", (int) len, label) < 0)
                 return -ENOMEM;
-        *ret = strbuf_take(&sb, NULL);
-        return 0;
+        r = idn2_to_unicode_8z8z(ace, &out, 0);
+        if (r == IDN2_MALLOC)
+                return -ENOMEM;
+        if (r != IDN2_OK)
+                return -EINVAL;
+        *ret = strdup(out);
+        idn2_free(out);
+        return *ret ? 0 : -ENOMEM;
 }
 
 /* ---- confusable skeleton ---- */
@@ -827,16 +787,12 @@ bool sender_folder_is_sent(const char *folder) {
         base = folder + strlen(folder);
         while (base > folder && base[-1] != '/' && base[-1] != '.')
                 base--;
-        /* Fold the few accents these names carry: é and É in UTF-8, or in IMAP's modified
-         * UTF-7 ("&AOk-", RFC 3501 §5.1.3) when the name comes straight from the server. */
+        /* Fold the few accents these names carry: é and É. Names are UTF-8: IMAP's modified
+         * UTF-7 is decoded once, by imap_utf7_decode(). */
         for (const char *p = base; *p && k + 1 < sizeof buf; p++) {
-                const char *q;
                 if ((unsigned char) p[0] == 0xC3 && ((unsigned char) p[1] == 0xA9 || (unsigned char) p[1] == 0x89)) {
                         buf[k++] = 'e';
                         p++;
-                } else if ((q = startswith(p, "&AOk-")) || (q = startswith(p, "&AMk-"))) {
-                        buf[k++] = 'e';
-                        p = q - 1;
                 } else
                         buf[k++] = (char) tolower((unsigned char) *p);
         }

@@ -57,8 +57,10 @@ bool sender_domain_in(const char *domain, char *const *list) _pure_;
  * neither a look-alike, nor suspicious, nor the user. */
 bool sender_trusted(const SenderInfo *s, char *const *domains, bool employer);
 
-/* Decodes one punycode label (RFC 3492, without the "xn--" prefix) into UTF-8. Returns 0,
- * -EINVAL on malformed input, -ENOMEM. */
+/* Longest label sender_punycode_decode() takes (DNS allows 63 bytes; hostile mail may not). */
+#define SENDER_LABEL_MAX 255
+/* Decodes one punycode label (RFC 3492, without the "xn--" prefix) into UTF-8, with libidn2.
+ * Returns 0, -EINVAL on malformed input (or input libidn2 refuses), -ENOMEM. */
 int sender_punycode_decode(const char *label, size_t len, char **ret);
 
 /* The confusable skeleton of a domain or name: "xn--" labels decoded, letters that look alike
@@ -67,6 +69,7 @@ int sender_punycode_decode(const char *label, size_t len, char **ret);
  * gives "actionlogementfr". Returns NULL on OOM. */
 char *sender_skeleton(const char *s);
 
-/* Whether a folder name is one where the user's own sent mail lives ("Sent", "Sent Items",
- * "[Gmail]/Sent Mail", "Éléments envoyés", "INBOX.Sent"...). */
+/* Whether a folder name (UTF-8) is one where the user's own sent mail lives ("Sent", "Sent
+ * Items", "[Gmail]/Sent Mail", "Éléments envoyés", "INBOX.Sent"...): the guess when the
+ * server marks no folder RFC 6154 \Sent (MessageRef.sent). */
 bool sender_folder_is_sent(const char *folder) _pure_;

@@ -297,16 +297,7 @@ void stored_codes_free(StoredCode *c, size_t n) {
 }
 
 int store_default_path(char **ret) {
-        const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-        int r;
-
-        if (xdg && xdg[0] == '/')
-                r = asprintf(ret, "%s/alcode/alcode.db", xdg);
-        else if (home && home[0] == '/')
-                r = asprintf(ret, "%s/.local/share/alcode/alcode.db", home);
-        else
-                return -ENXIO;
-        return r < 0 ? -ENOMEM : 0;
+        return user_path(USER_DIR_DATA, "alcode/alcode.db", ret);
 }
 
 static int exec(Store *s, const char *sql) {
@@ -671,7 +662,7 @@ bool store_is_read_only(const Store *s) {
 }
 
 void store_set_otp_retention(Store *s, int64_t seconds) {
-        s->otp_retention = MAX(seconds, (int64_t) 0);
+        s->otp_retention = seconds < 0 ? STORE_OTP_RETENTION_DEFAULT_SEC : seconds;
 }
 
 static char *column_strdup(sqlite3_stmt *st, int i) {

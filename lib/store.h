@@ -55,11 +55,11 @@ void store_set_busy_timeout(Store *s, unsigned msec);
 const char *store_path(const Store *s);
 bool store_is_read_only(const Store *s);
 
-/* The default path: $XDG_DATA_HOME/alcode/alcode.db or ~/.local/share/alcode/alcode.db. */
+/* The default path: $XDG_DATA_HOME/alcode/alcode.db or ~/.local/share/alcode/alcode.db (user_path()). */
 int store_default_path(char **ret);
 
-/* How long an expired otp code is kept before a commit deletes it (0: as soon as it expires).
- * Default STORE_OTP_RETENTION_DEFAULT_SEC. */
+/* How long an expired otp code is kept before a commit deletes it (0: as soon as it expires;
+ * negative: the default, STORE_OTP_RETENTION_DEFAULT_SEC). */
 void store_set_otp_retention(Store *s, int64_t seconds);
 
 /* What one commit covers: the messages of one folder (or of local files: account and folder

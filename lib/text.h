@@ -14,8 +14,10 @@
 int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char **ret,
                  size_t *ret_len);
 
-/* Decodes one UTF-8 sequence at p (n > 0 bytes left). Returns its length (>= 1) and the code
- * point, or U+FFFD with length 1 for an invalid, overlong, surrogate or truncated sequence. */
+/* Decodes one UTF-8 sequence at p (n > 0 bytes left; SIZE_MAX for a NUL-terminated string,
+ * where a NUL ends any sequence). Returns its length (>= 1) and the code point, or U+FFFD with
+ * length 1 for an invalid, overlong, surrogate or truncated sequence. The one UTF-8 decoder:
+ * the CLI's terminal cleaning uses it too. */
 size_t text_utf8_decode(const char *p, size_t n, unsigned *ret_cp);
 
 /* Length of the character at p (n bytes readable) that could drive a terminal or reorder what it

@@ -2,7 +2,7 @@
 
 Completeness is checked against the sources, not a list kept here: every long and short option
 of alcode's and alcoded's option tables and --help, every command of the verb table, every
-config key of lib/config.c's key tables with its values, every rule-file key of lib/rules.c, and
+config key of lib/config.c's key tables with its values, every rule-file key of lib/rules-parse.c, and
 every kind. Adding any of them without documenting it fails this test. The examples the pages
 give (a config, rules) are loaded by the real programs."""
 
@@ -44,9 +44,10 @@ def help_options(program):
     return set(re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", out)), set(re.findall(r"(?<![\w-])-([A-Za-z])\b", out))
 
 
-def key_table(c_text, table):
-    m = re.search(r"static const KeyDef %s\[\] = \{(.*?)\n\};" % table, c_text, re.S)
-    return re.findall(r'\{\s*"([a-z_]+)",', m.group(1))
+def key_table(c_text, table, section):
+    """The keys of one section in a conf-parser table: rows { "section", "key", parser, ... }."""
+    m = re.search(r"static const ConfigTableItem %s\[\] = \{(.*?)\n\};" % table, c_text, re.S)
+    return re.findall(r'\{\s*"%s",\s*"([a-z_]+)",' % section, m.group(1))
 
 
 def string_table(c_text, name):
@@ -137,8 +138,8 @@ class ManPages(unittest.TestCase):
     def test_config_keys(self):
         c = source("lib/config.c")
         text = page("alcode.conf.5")
-        global_keys = key_table(c, "global_keys")
-        account_keys = key_table(c, "account_keys")
+        global_keys = key_table(c, "config_items", "alcode")
+        account_keys = key_table(c, "config_items", "account")
         self.assertIn("employer_domains", global_keys)
         self.assertIn("password_command", account_keys)
         glob = text.split("# THE [alcode] SECTION", 1)[1].split("\n# ", 1)[0]
@@ -152,9 +153,9 @@ class ManPages(unittest.TestCase):
         self.assert_documented(example, global_keys + account_keys, "%s = ", "keys in alcode.conf.example")
 
     def test_rule_keys(self):
-        c = source("lib/rules.c")
+        c = source("lib/rules-parse.c")
         text = page("alcode.rules.5")
-        keys = set(re.findall(r'streq\(key, "([a-z_]+)"\)', c))
+        keys = set(key_table(c, "rule_items", "rule"))
         self.assertIn("pattern", keys)
         self.assert_documented(text, keys, "\n*%s* =", "rule keys")
         sections = set(re.findall(r'streq\(section, "([a-z]+)"\)', c)) | {"rule NAME"}

@@ -70,6 +70,7 @@ class Scan(unittest.TestCase):
             "tmp/3": "otp-english-cp1252.eml",             # being delivered: not read
             ".Sent/cur/4:2,S": "al-combined-html-base64.eml",  # Maildir++: the user's own mail
             ".Archives.2024/cur/5:2,": "rfc2047-subject.eml",
+            ".Envoy&AOk-s/cur/6:2,S": "al-specific-qp-latin1.eml",  # "Envoyés" in modified UTF-7: sent mail
             "cur/.hidden": "other-otp.eml",
         }
         for rel, src in layout.items():
@@ -85,6 +86,7 @@ class Scan(unittest.TestCase):
             ("specific", "RT58KW2", False),
             ("company", "41234567800012", False),
             ("specific", "ZK41PQ7M", True),
+            ("specific", "ZQ48TK27", False),
         })
         self.assertFalse(any(c["value"] == "482913" for c in codes))
 

@@ -107,6 +107,41 @@ static void test_data_files(void **state) {
         }
 }
 
+/* The RFC 6154 \\Sent flag, carried in MessageRef.sent, decides over the folder's name: a
+ * server that names its Sent folder is believed; one that names none leaves the name to tell. */
+static void test_sent_flag(void **state) {
+        static const struct {
+                const char *folder;
+                FolderSent sent;
+                const char *codes;
+        } cases[] = {
+                { "Archives/2026", FOLDER_SENT_YES, "specific=ZQ48TK27!" },
+                { "Sent", FOLDER_SENT_NO, "specific=ZQ48TK27" },
+                { "Sent", FOLDER_SENT_UNKNOWN, "specific=ZQ48TK27!" },
+                { "Envoyés", FOLDER_SENT_UNKNOWN, "specific=ZQ48TK27!" },
+                { "INBOX", FOLDER_SENT_UNKNOWN, "specific=ZQ48TK27" },
+        };
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+        _cleanup_(pipeline_freep) Pipeline *p = NULL;
+        size_t n;
+        _cleanup_free_ char *raw = test_read_data("al-specific-qp-latin1.eml", &n);
+
+        (void) state;
+        assert_int_equal(pipeline_new(rules, employer, NULL, &p), 0);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                MessageRef ref = { .account = (char *) "perso", .folder = (char *) cases[i].folder, .uid = 1,
+                                   .uidvalidity = 1, .sent = cases[i].sent };
+                _cleanup_(message_freep) Message *m = NULL;
+                _cleanup_free_ char *got = NULL;
+
+                assert_int_equal(pipeline_run(p, raw, n, &ref, &m, NULL, NULL, NULL), 0);
+                assert_int_equal(m->ref.sent, cases[i].sent);
+                got = codes_of(m);
+                if (!streq(got, cases[i].codes))
+                        fail_msg("case %zu (%s): got '%s', expected '%s'", i, cases[i].folder, got, cases[i].codes);
+        }
+}
+
 /* Issue 12, end to end, on mails written here: a code cut by a quoted-printable soft break or
  * a dash at a wrapped line's end, one digit per HTML table cell, lower case kept, and the
  * safety net: a trusted sender's mail that gives a code no rule reads becomes a possible code
@@ -410,7 +445,8 @@ static void test_distrust(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_data_files),     cmocka_unit_test(test_message_fields),
+                cmocka_unit_test(test_data_files),
+                cmocka_unit_test(test_sent_flag),     cmocka_unit_test(test_message_fields),
                 cmocka_unit_test(test_distrust),
                 cmocka_unit_test(test_generalised_mail),
                 cmocka_unit_test(test_user_addresses), cmocka_unit_test(test_explain),

@@ -58,6 +58,10 @@ static void test_errors(void **state) {
                 { "[define]\nlower = x\n", "2: define names are upper case: 'lower'" },
                 { "[rule a]\nkind = secret\n", "2:8: unknown kind 'secret' (expected specific, company, access, otp, request or file)" },
                 { "[rule a]\nkind = otp\nsenders = exa mple.org\n", "3:11: invalid domain 'exa mple.org'" },
+                /* One domain validator with alcode.conf and alcode init: two labels at least, no
+                 * hyphen at either end of a label. */
+                { "[rule a]\nkind = otp\nsenders = localhost\n", "3:11: invalid domain 'localhost'" },
+                { "[rule a]\nkind = otp\nsenders = example.org, al-.fr\n", "3:11: invalid domain 'al-.fr'" },
                 { "[rule a]\nkind = otp\nlength = 9-3\n", "3:10: expected a length range like 6-16, got '9-3'" },
                 { "[rule a]\nkind = otp\ncheck = luhn\n", "3:9: unknown check 'luhn' (expected none, siret or not-siret)" },
                 { "[rule a]\nkind = otp\nwhere = header\n", "3:9: unknown place 'header' (expected subject, body)" },
@@ -111,6 +115,24 @@ static void test_errors(void **state) {
                 }
                 assert_true(rules_count(rules) >= 1);
         }
+}
+
+/* An internationalised sender domain is kept as mail carries it: its xn-- A-label. */
+static void test_idn_sender(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_strv_free_ char **errors = NULL;
+        _cleanup_(rules_freep) Rules *rules = NULL;
+        char *files[2] = { NULL, NULL };
+
+        (void) state;
+        path = write_file("idn", "t.rules", "[rule a]\nkind = otp\nsenders = Exämple.FR, xn--exmple-cua.fr\n"
+                                            "pattern = code (?<code>\\d+)\n");
+        files[0] = path;
+        assert_int_equal(rules_load_files(files, &rules, &errors), 0);
+        assert_null(errors);
+        assert_int_equal(rules_count(rules), 1);
+        assert_int_equal(strv_length((char **) rules_trusted_domains(rules)), 1);
+        assert_string_equal(rules_trusted_domains(rules)[0], "xn--exmple-cua.fr");
 }
 
 static void test_load_dirs(void **state) {
@@ -500,6 +522,7 @@ static void test_generalised(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_idn_sender),
                 cmocka_unit_test(test_load_dirs),
                 cmocka_unit_test(test_shipped_pack),
                 cmocka_unit_test(test_many_rules),
