@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "fs-util.h"
+#include "json-writer.h"
 #include "store.h"
 #include "text.h"
 #include "strbuf.h"
@@ -1258,7 +1259,7 @@ static int write_json_line(const char *line, FILE *out) {
         while (p < end) {
                 const unsigned char *q = p;
                 size_t n;
-                unsigned cp;
+                int r;
 
                 /* Runs of plain text in one write: only these bytes can start a control. */
                 q += strcspn((const char *) p, CONTROL_LEADS);
@@ -1273,10 +1274,9 @@ static int write_json_line(const char *line, FILE *out) {
                                 return negative_errno();
                         continue;
                 }
-                cp = n == 1 ? p[0] : n == 2 ? (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu)
-                                            : (p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
-                if (fprintf(out, "\\u%04x", cp) < 0)
-                        return negative_errno();
+                r = json_write_control(out, p, n);
+                if (r < 0)
+                        return r;
                 p += n;
         }
         return putc('\n', out) < 0 ? negative_errno() : 0;
@@ -1483,52 +1483,50 @@ int store_count_possible(Store *s, uint64_t *ret) {
         return 0;
 }
 
-int store_json_for_message(const Message *m, FILE *out) {
-        sqlite3 *db = NULL;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int rc, r = 0;
+/* SQLite's strftime() knows years 0000 to 9999: a date past them was left out. */
+#define MAX_RFC3339_TIME INT64_C(253402300799)
 
-        if (m->n_codes == 0)
-                return 0;
-        rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_prepare_v2(
-                        db,
-                        "SELECT json_set(json_patch('{}', json_object("
-                        " 'kind', ?1, 'value', ?2, 'display', ?3, 'trusted', json(iif(?4, 'true', 'false')),"
-                        " 'sender', ?5, 'date', iif(?6 > 0, " SQL_RFC3339("?6", "?7") ", NULL),"
-                        " 'account', ?12, 'folder', ?13, 'uid', ?14, 'uidvalidity', ?15,"
-                        " 'message_id', ?8, 'subject', ?9, 'rule', ?10, 'source', ?11)),"
-                        " '$.value', json(coalesce(json_quote(?2), 'null')))",
-                        -1, &st, NULL);
-        for (size_t i = 0; rc == SQLITE_OK && i < m->n_codes && r >= 0; i++) {
+int store_json_for_message(const Message *m, FILE *out) {
+        for (size_t i = 0; i < m->n_codes; i++) {
                 const Code *c = &m->codes[i];
-                (void) sqlite3_reset(st);
-                (void) sqlite3_bind_text(st, 1, code_kind_to_string(c->kind), -1, SQLITE_STATIC);
-                bind_text_or_null(st, 2, c->value);
-                bind_text_or_null(st, 3, c->display);
-                (void) sqlite3_bind_int(st, 4, c->trusted);
-                bind_text_or_null(st, 5, m->sender);
-                (void) sqlite3_bind_int64(st, 6, m->date);
-                (void) sqlite3_bind_int(st, 7, m->date_tz);
-                bind_text_or_null(st, 8, m->message_id);
-                bind_text_or_null(st, 9, m->subject);
-                bind_text_or_null(st, 10, c->rule);
-                bind_text_or_null(st, 11, m->ref.source);
-                bind_text_or_null(st, 12, m->ref.account);
-                bind_text_or_null(st, 13, m->ref.folder);
+                JsonWriter w;
+                char date[40];
+                int r;
+
+                /* DESIGN.md's members in its order; absent ones are left out, not null, except
+                 * "value", which a possible code has as null, last. */
+                json_writer_begin(&w, out);
+                json_writer_string(&w, "kind", code_kind_to_string(c->kind));
+                if (c->value)
+                        json_writer_string(&w, "value", c->value);
+                if (c->display)
+                        json_writer_string(&w, "display", c->display);
+                json_writer_bool(&w, "trusted", c->trusted);
+                if (m->sender)
+                        json_writer_string(&w, "sender", m->sender);
+                if (m->date > 0 && m->date + 60 * (int64_t) m->date_tz <= MAX_RFC3339_TIME)
+                        json_writer_string(&w, "date", format_rfc3339(m->date, m->date_tz, date, sizeof date));
+                if (m->ref.account)
+                        json_writer_string(&w, "account", m->ref.account);
+                if (m->ref.folder)
+                        json_writer_string(&w, "folder", m->ref.folder);
                 if (m->ref.account) {
-                        (void) sqlite3_bind_int64(st, 14, m->ref.uid);
-                        (void) sqlite3_bind_int64(st, 15, m->ref.uidvalidity);
-                } else {
-                        (void) sqlite3_bind_null(st, 14);
-                        (void) sqlite3_bind_null(st, 15);
+                        json_writer_uint(&w, "uid", m->ref.uid);
+                        json_writer_uint(&w, "uidvalidity", m->ref.uidvalidity);
                 }
-                r = write_rows(st, out);
+                if (m->message_id)
+                        json_writer_string(&w, "message_id", m->message_id);
+                if (m->subject)
+                        json_writer_string(&w, "subject", m->subject);
+                if (c->rule)
+                        json_writer_string(&w, "rule", c->rule);
+                if (m->ref.source)
+                        json_writer_string(&w, "source", m->ref.source);
+                if (!c->value)
+                        json_writer_null(&w, "value");
+                r = json_writer_end(&w);
+                if (r < 0)
+                        return r;
         }
-        if (rc != SQLITE_OK)
-                r = errno_from_sqlite(rc);
-        sqlite3_finalize(TAKE_PTR(st));
-        sqlite3_close(db);
-        return r < 0 ? r : 0;
+        return 0;
 }

@@ -176,6 +176,6 @@ int store_account_stats(Store *s, const char *account, uint64_t *ret_messages, u
  * rule read) the store holds. */
 int store_count_possible(Store *s, uint64_t *ret);
 
-/* JSON for codes that are not stored (alcode scan): one line per code of m, built with an
- * in-memory SQLite's json_object(). */
+/* JSON for codes that are not stored (alcode scan): one line per code of m, the members of
+ * store_write_json() that a message not in the store has, written by json-writer.h. */
 int store_json_for_message(const Message *m, FILE *out);
