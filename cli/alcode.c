@@ -1,9 +1,13 @@
 /* alcode: the companion CLI. Options may come before or after the verb (getopt permutes);
- * the first non-option argument is the verb, the rest its arguments.
+ * the first non-option argument is the verb, the rest its arguments. The verb table says, for
+ * each verb, how many arguments it takes and which options, and dispatch_verb() checks both
+ * before the verb's function runs (systemctl's idiom).
  *
- * This file is linked into both `alcode` and `alcode-full` (see cli.h): a verb whose function
- * is not linked in (NULL, weak) is run by executing alcode-full with the same arguments. */
+ * This file is compiled into both `alcode` and `alcode-full` (see cli.h): in `alcode`, a verb
+ * marked VERB_FULL has no function and is run by executing alcode-full with the same
+ * arguments. */
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,26 +30,44 @@ const char *arg_kind = NULL;
 const char *arg_account = NULL;
 bool arg_color = false;
 
+#define VERB_ANY UINT_MAX
+
+typedef enum VerbFlags {
+        VERB_FULL = 1 << 0, /* needs the mail, TLS and D-Bus stack: only alcode-full runs it */
+} VerbFlags;
+
 typedef struct Verb {
         const char *name;
+        unsigned min_args, max_args; /* arguments after the verb's name; VERB_ANY: no limit */
+        VerbFlags flags;
         int (*run)(int argc, char *argv[]);
         const char *options; /* long options it accepts besides the common ones, space-separated */
+        const char *usage;   /* said when the count is wrong; NULL: "unexpected argument" */
 } Verb;
 
+/* alcode does not link the functions of the VERB_FULL verbs. */
+#ifdef ALCODE_CLI_FULL
+#  define FULL(f) f
+#else
+#  define FULL(f) NULL
+#endif
+
 static const Verb verbs[] = {
-        { "list", verb_list, "kind account untrusted" },
-        { "latest", verb_latest, "" },
-        { "show", verb_show, "" },
-        { "scan", verb_scan, "store explain" },
-        { "check", verb_check, "" },
-        { "export", verb_export, "csv" },
-        { "forget", verb_forget, "" },
-        { "status", verb_status, "" },
-        { "rescan", verb_rescan, "" },
-        { "init", verb_init, "account email host port tls user password-command ca-file employer-domains "
-                             "no-test no-enable yes oauth2 oauth2-provider oauth2-client-id oauth2-client-secret "
-                             "oauth2-authorize-url oauth2-token-url oauth2-device-url oauth2-scope device token-file "
-                             "reauth" },
+        { "list", 0, 0, 0, verb_list, "kind account untrusted", NULL },
+        { "latest", 0, 1, 0, verb_latest, "", N_("alcode latest: expected at most one KIND.\n") },
+        { "show", 1, 1, 0, verb_show, "", N_("alcode show: expected one code ID (see 'alcode list').\n") },
+        { "scan", 1, VERB_ANY, VERB_FULL, FULL(verb_scan), "store explain",
+          N_("alcode scan: expected at least one file or folder.\n") },
+        { "check", 0, 0, VERB_FULL, FULL(verb_check), "", NULL },
+        { "export", 0, 0, 0, verb_export, "csv", NULL },
+        { "forget", 1, 1, 0, verb_forget, "", N_("alcode forget: expected one code ID (see 'alcode list').\n") },
+        { "status", 0, 0, VERB_FULL, FULL(verb_status), "", NULL },
+        { "rescan", 0, 1, VERB_FULL, FULL(verb_rescan), "", NULL },
+        { "init", 0, 0, VERB_FULL, FULL(verb_init),
+          "account email host port tls user password-command ca-file employer-domains "
+          "no-test no-enable yes oauth2 oauth2-provider oauth2-client-id oauth2-client-secret "
+          "oauth2-authorize-url oauth2-token-url oauth2-device-url oauth2-scope device token-file "
+          "reauth", NULL },
 };
 
 static void help(void) {
@@ -130,6 +152,35 @@ static int exec_full(const char *verb, char *argv[]) {
         return EXIT_BAD_INPUT;
 }
 
+static const Verb *find_verb(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(name, verbs[i].name))
+                        return &verbs[i];
+        return NULL;
+}
+
+/* Runs verb with argv[0] its name, after checking the number of its arguments; in alcode, a
+ * VERB_FULL verb by executing alcode-full with the arguments as given (original). */
+static int dispatch_verb(const Verb *verb, int argc, char *argv[], char *original[]) {
+        unsigned n = (unsigned) argc - 1;
+
+        if (n < verb->min_args || n > verb->max_args) {
+                if (verb->usage)
+                        fputs(_(verb->usage), stderr);
+                else
+                        fprintf(stderr, _("alcode %s: unexpected argument '%s'.\n"), verb->name,
+                                argv[verb->max_args + 1]);
+                return EXIT_BAD_INPUT;
+        }
+        if (!verb->run)
+                return exec_full(verb->name, original);
+
+        /* https://no-color.org: set and not empty. */
+        arg_color = isatty(STDOUT_FILENO) && isempty(getenv("NO_COLOR")) && !arg_json &&
+                    !streq_ptr(getenv("TERM"), "dumb");
+        return verb->run(argc, argv);
+}
+
 int main(int argc, char *argv[]) {
         enum { ARG_DB = 0x100, ARG_JSON, ARG_CSV, ARG_STORE, ARG_EXPLAIN, ARG_UNTRUSTED, ARG_KIND, ARG_ACCOUNT,
                ARG_INIT };
@@ -175,7 +226,6 @@ int main(int argc, char *argv[]) {
         const char *used[ELEMENTSOF(options)];
         size_t n_used = 0;
         const Verb *verb = NULL;
-        const char *no_color = getenv("NO_COLOR");
         int c, idx = 0;
 
         guard_std_fds();
@@ -207,8 +257,9 @@ int main(int argc, char *argv[]) {
                 case ARG_KIND: arg_kind = optarg; verb_option = "kind"; break;
                 case ARG_ACCOUNT: arg_account = optarg; verb_option = "account"; break;
                 case ARG_INIT:
-                        if (init_set_option) /* only in alcode-full, which parses the options again */
-                                (void) init_set_option(options[idx].name, optarg);
+#ifdef ALCODE_CLI_FULL /* alcode runs alcode-full for init, which parses the options again */
+                        (void) init_set_option(options[idx].name, optarg);
+#endif
                         verb_option = options[idx].name;
                         break;
                 case 'h':
@@ -228,9 +279,7 @@ int main(int argc, char *argv[]) {
                 help();
                 return finish(EXIT_BAD_INPUT);
         }
-        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                if (streq(argv[optind], verbs[i].name))
-                        verb = &verbs[i];
+        verb = find_verb(argv[optind]);
         if (!verb) {
                 fprintf(stderr, _("alcode: unknown command '%s'. Try 'alcode --help'.\n"), argv[optind]);
                 return EXIT_BAD_INPUT;
@@ -240,11 +289,5 @@ int main(int argc, char *argv[]) {
                         fprintf(stderr, _("alcode %s: option --%s does not apply here.\n"), verb->name, used[i]);
                         return EXIT_BAD_INPUT;
                 }
-        if (!verb->run)
-                return exec_full(verb->name, original);
-
-        /* https://no-color.org: set and not empty. */
-        arg_color = isatty(STDOUT_FILENO) && isempty(no_color) && !arg_json &&
-                    !streq_ptr(getenv("TERM"), "dumb");
-        return finish(verb->run(argc - optind, argv + optind));
+        return finish(dispatch_verb(verb, argc - optind, argv + optind, original));
 }

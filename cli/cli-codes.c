@@ -290,7 +290,7 @@ static int explain_nothing(Store *s) {
         return 0;
 }
 
-int verb_list(int argc, char *argv[]) {
+int verb_list(_unused_ int argc, _unused_ char *argv[]) {
         _cleanup_(store_closep) Store *s = NULL;
         StoreFilter f = STORE_FILTER_ALL;
         StoredCode *codes = NULL;
@@ -298,10 +298,6 @@ int verb_list(int argc, char *argv[]) {
         bool company = false, untrusted = false;
         int r;
 
-        if (argc > 1) {
-                fprintf(stderr, _("alcode list: unexpected argument '%s'.\n"), argv[1]);
-                return EXIT_BAD_INPUT;
-        }
         if (arg_kind && parse_kind(arg_kind, &f.kind) < 0)
                 return EXIT_BAD_INPUT;
         f.account = arg_account;
@@ -374,10 +370,6 @@ int verb_latest(int argc, char *argv[]) {
         size_t n = 0;
         int r;
 
-        if (argc > 2) {
-                fprintf(stderr, _("alcode latest: expected at most one KIND.\n"));
-                return EXIT_BAD_INPUT;
-        }
         f.kind = CODE_KIND_SPECIFIC;
         if (argc == 2 && parse_kind(argv[1], &f.kind) < 0)
                 return EXIT_BAD_INPUT;
@@ -430,7 +422,7 @@ static void print_field(const char *label, const char *value) {
         cli_print_cell(stdout, value, 0, 0);
 }
 
-int verb_show(int argc, char *argv[]) {
+int verb_show(_unused_ int argc, char *argv[]) {
         _cleanup_(store_closep) Store *s = NULL;
         StoreFilter f = STORE_FILTER_ALL;
         StoredCode *codes = NULL;
@@ -440,10 +432,6 @@ int verb_show(int argc, char *argv[]) {
         const StoredCode *c;
         int r;
 
-        if (argc != 2) {
-                fprintf(stderr, _("alcode show: expected one code ID (see 'alcode list').\n"));
-                return EXIT_BAD_INPUT;
-        }
         if (parse_id(argv[1], &f.id) < 0)
                 return EXIT_BAD_INPUT;
         if (cli_open_store(STORE_READ_ONLY, &s) < 0)
@@ -533,15 +521,11 @@ int verb_show(int argc, char *argv[]) {
         return cli_flush_stdout();
 }
 
-int verb_export(int argc, char *argv[]) {
+int verb_export(_unused_ int argc, _unused_ char *argv[]) {
         _cleanup_(store_closep) Store *s = NULL;
         StoreFilter f = STORE_FILTER_ALL;
         int r;
 
-        if (argc > 1) {
-                fprintf(stderr, _("alcode export: unexpected argument '%s'.\n"), argv[1]);
-                return EXIT_BAD_INPUT;
-        }
         if (arg_json == arg_csv) {
                 fprintf(stderr, _("alcode export: use exactly one of --json or --csv.\n"));
                 return EXIT_BAD_INPUT;
@@ -554,15 +538,11 @@ int verb_export(int argc, char *argv[]) {
         return cli_flush_stdout();
 }
 
-int verb_forget(int argc, char *argv[]) {
+int verb_forget(_unused_ int argc, char *argv[]) {
         _cleanup_(store_closep) Store *s = NULL;
         int64_t id;
         int r;
 
-        if (argc != 2) {
-                fprintf(stderr, _("alcode forget: expected one code ID (see 'alcode list').\n"));
-                return EXIT_BAD_INPUT;
-        }
         if (parse_id(argv[1], &id) < 0)
                 return EXIT_BAD_INPUT;
         if (cli_open_store(STORE_READ_WRITE_EXISTING, &s) < 0)
