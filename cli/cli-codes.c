@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "store-format.h"
 #include "i18n.h"
 
 /* Cells wider than this are cut with "…", so that one long sender keeps the table readable. */

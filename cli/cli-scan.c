@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "store-format.h"
 #include "i18n.h"
 #include "log.h"
 #include "pipeline.h"

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "store-format.h"
 #include "store.h"
 
 static char dir[] = "/tmp/alcode-test-store-XXXXXX";
