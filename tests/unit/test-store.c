@@ -30,16 +30,20 @@ static int counter = 0;
 
 static int setup(void **state) {
         (void) state;
-        if (!mkdtemp(dir))
-                return -1;
-        return 0;
+        return test_tmpdir_make(dir);
 }
 
 static int teardown(void **state) {
-        char cmd[512];
         (void) state;
-        (void) snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s'; rm -rf '%s'", dir, dir);
-        return system(cmd) == 0 ? 0 : -1;
+        return test_tmpdir_remove(dir);
+}
+
+/* The cursor of account/folder stands at last. */
+static void assert_last_uid(Store *s, const char *account, const char *folder, uint32_t last) {
+        uint32_t uidvalidity, got;
+
+        assert_int_equal(store_get_cursor(s, account, folder, &uidvalidity, &got, NULL), 0);
+        assert_int_equal(got, last);
 }
 
 /* Each test gets its own database file in its own folder. */
@@ -192,7 +196,6 @@ static void test_idempotence(void **state) {
 #ifdef ALCODE_TEST_HOOKS
 static void test_cursor_failure_injected(void **state) {
         Store *s;
-        uint32_t uidvalidity, last;
         Message *m1 = message(10, "AB12CD34", CODE_KIND_SPECIFIC, true);
         Message *m2 = message(11, "EF56GH78", CODE_KIND_SPECIFIC, true);
 
@@ -205,13 +208,11 @@ static void test_cursor_failure_injected(void **state) {
         assert_int_equal(commit_one(s, "perso", "INBOX", m2), -EIO);
         assert_int_equal(unsetenv("ALCODE_TEST_FAIL_BEFORE_COMMIT"), 0);
         assert_int_equal(query_int(path, "SELECT count(*) FROM codes"), 1);
-        assert_int_equal(store_get_cursor(s, "perso", "INBOX", &uidvalidity, &last, NULL), 0);
-        assert_int_equal(last, 10);
+        assert_last_uid(s, "perso", "INBOX", 10);
 
         /* The replay stores both. */
         assert_int_equal(commit_one(s, "perso", "INBOX", m2), 1);
-        assert_int_equal(store_get_cursor(s, "perso", "INBOX", &uidvalidity, &last, NULL), 0);
-        assert_int_equal(last, 11);
+        assert_last_uid(s, "perso", "INBOX", 11);
         message_free(m1);
         message_free(m2);
         store_close(s);
@@ -219,7 +220,6 @@ static void test_cursor_failure_injected(void **state) {
 
 static void test_cursor_crash_injected(void **state) {
         Store *s;
-        uint32_t uidvalidity, last;
         Message *m1 = message(10, "AB12CD34", CODE_KIND_SPECIFIC, true);
         Message *m2 = message(11, "EF56GH78", CODE_KIND_SPECIFIC, true);
         int status;
@@ -249,11 +249,9 @@ static void test_cursor_crash_injected(void **state) {
         /* Whoever opens it next sees the state before that transaction. */
         s = open_rw();
         assert_int_equal(query_int(path, "SELECT count(*) FROM codes"), 1);
-        assert_int_equal(store_get_cursor(s, "perso", "INBOX", &uidvalidity, &last, NULL), 0);
-        assert_int_equal(last, 10);
+        assert_last_uid(s, "perso", "INBOX", 10);
         assert_int_equal(commit_one(s, "perso", "INBOX", m2), 1);
-        assert_int_equal(store_get_cursor(s, "perso", "INBOX", &uidvalidity, &last, NULL), 0);
-        assert_int_equal(last, 11);
+        assert_last_uid(s, "perso", "INBOX", 11);
         store_close(s);
         assert_int_equal(query_int(path, "SELECT count(*) FROM codes"), 2);
         message_free(m1);
