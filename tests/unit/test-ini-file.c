@@ -11,15 +11,7 @@
 
 static char dir[] = "/tmp/alcode-test-ini-XXXXXX";
 
-static int setup(void **state) {
-        (void) state;
-        return test_tmpdir_make(dir);
-}
-
-static int teardown(void **state) {
-        (void) state;
-        return test_tmpdir_remove(dir);
-}
+DEFINE_TEST_TMPDIR(dir)
 
 /* Records every call as "line:column [section] key=value" (+ for a continuation). */
 static int record(IniFile *f, const char *section, const char *key, const char *value, bool continuation,
@@ -156,5 +148,5 @@ int main(void) {
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_many_errors_and_nul),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -19,15 +19,7 @@
 
 static char dir[] = "/tmp/alcode-test-rules-XXXXXX";
 
-static int setup(void **state) {
-        (void) state;
-        return test_tmpdir_make(dir);
-}
-
-static int teardown(void **state) {
-        (void) state;
-        return test_tmpdir_remove(dir);
-}
+DEFINE_TEST_TMPDIR(dir)
 
 /* dir/sub/name with text; returns its path. */
 static char *write_file(const char *sub, const char *name, const char *text) {
@@ -469,5 +461,5 @@ int main(void) {
                 cmocka_unit_test(test_many_rules),
                 cmocka_unit_test(test_generalised),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -28,15 +28,7 @@ static char dir[] = "/tmp/alcode-test-store-XXXXXX";
 static char path[256];
 static int counter = 0;
 
-static int setup(void **state) {
-        (void) state;
-        return test_tmpdir_make(dir);
-}
-
-static int teardown(void **state) {
-        (void) state;
-        return test_tmpdir_remove(dir);
-}
+DEFINE_TEST_TMPDIR(dir)
 
 /* The cursor of account/folder stands at last. */
 static void assert_last_uid(Store *s, const char *account, const char *folder, uint32_t last) {
@@ -1029,5 +1021,5 @@ int main(void) {
                 cmocka_unit_test_setup(test_read_only_folder, fresh_path),
                 cmocka_unit_test_setup(test_concurrent, fresh_path),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

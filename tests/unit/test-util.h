@@ -115,14 +115,10 @@ static inline bool test_valid_utf8(const char *s, size_t n) {
         return true;
 }
 
-/* A private folder for one test executable: test_tmpdir_make() in the group setup (template
- * "/tmp/alcode-test-NAME-XXXXXX", changed in place), test_tmpdir_remove() in its teardown,
- * which removes it whole, even folders a test made read-only. Both return 0 or -1, as cmocka's
- * group setup and teardown do. */
-static inline int test_tmpdir_make(char *template) {
-        return mkdtemp(template) ? 0 : -1;
-}
-
+/* A private folder for one test executable: DEFINE_TEST_TMPDIR(dir) with dir a char array
+ * holding "/tmp/alcode-test-NAME-XXXXXX" defines tmpdir_setup(), which makes it (mkdtemp()
+ * changes dir in place), and tmpdir_teardown(), which removes it whole, even folders a test made
+ * read-only: cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown). */
 static inline int test_tmpdir_remove(const char *dir) {
         char *cmd = NULL;
         int r;
@@ -133,6 +129,16 @@ static inline int test_tmpdir_remove(const char *dir) {
         free(cmd);
         return r == 0 ? 0 : -1;
 }
+
+#define DEFINE_TEST_TMPDIR(dir)                                 \
+        static int tmpdir_setup(void **state) {                 \
+                (void) state;                                   \
+                return mkdtemp(dir) ? 0 : -1;                   \
+        }                                                       \
+        static int tmpdir_teardown(void **state) {              \
+                (void) state;                                   \
+                return test_tmpdir_remove(dir);                 \
+        }
 
 /* Writes text to dir/name (dir is made if missing, one level) and returns the path (free it). */
 static inline char *test_write_file(const char *dir, const char *name, const char *text) {
