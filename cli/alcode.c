@@ -181,67 +181,57 @@ static int dispatch_verb(const Verb *verb, int argc, char *argv[], char *origina
         return verb->run(argc, argv);
 }
 
-int main(int argc, char *argv[]) {
-        enum { ARG_DB = 0x100, ARG_JSON, ARG_CSV, ARG_STORE, ARG_EXPLAIN, ARG_UNTRUSTED, ARG_KIND, ARG_ACCOUNT,
-               ARG_INIT };
-        static const struct option options[] = {
-                { "db", required_argument, NULL, ARG_DB },
-                { "config", required_argument, NULL, 'c' },
-                { "json", no_argument, NULL, ARG_JSON },
-                { "csv", no_argument, NULL, ARG_CSV },
-                { "store", no_argument, NULL, ARG_STORE },
-                { "explain", no_argument, NULL, ARG_EXPLAIN },
-                { "untrusted", no_argument, NULL, ARG_UNTRUSTED },
-                { "kind", required_argument, NULL, ARG_KIND },
-                { "account", required_argument, NULL, ARG_ACCOUNT },
-                /* alcode init's, kept by init_set_option() */
-                { "email", required_argument, NULL, ARG_INIT },
-                { "host", required_argument, NULL, ARG_INIT },
-                { "port", required_argument, NULL, ARG_INIT },
-                { "tls", required_argument, NULL, ARG_INIT },
-                { "user", required_argument, NULL, ARG_INIT },
-                { "password-command", required_argument, NULL, ARG_INIT },
-                { "ca-file", required_argument, NULL, ARG_INIT },
-                { "employer-domains", required_argument, NULL, ARG_INIT },
-                { "no-test", no_argument, NULL, ARG_INIT },
-                { "no-enable", no_argument, NULL, ARG_INIT },
-                { "yes", no_argument, NULL, ARG_INIT },
-                /* alcode init's OAuth2 options (cli/init-oauth2.h) */
-                { "oauth2", no_argument, NULL, ARG_INIT },
-                { "oauth2-provider", required_argument, NULL, ARG_INIT },
-                { "oauth2-client-id", required_argument, NULL, ARG_INIT },
-                { "oauth2-client-secret", required_argument, NULL, ARG_INIT },
-                { "oauth2-authorize-url", required_argument, NULL, ARG_INIT },
-                { "oauth2-token-url", required_argument, NULL, ARG_INIT },
-                { "oauth2-device-url", required_argument, NULL, ARG_INIT },
-                { "oauth2-scope", required_argument, NULL, ARG_INIT },
-                { "device", no_argument, NULL, ARG_INIT },
-                { "token-file", required_argument, NULL, ARG_INIT },
-                { "reauth", required_argument, NULL, ARG_INIT },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' },
-                {},
-        };
-        _cleanup_free_ char **original = NULL;
-        const char *used[ELEMENTSOF(options)];
-        size_t n_used = 0;
-        const Verb *verb = NULL;
+/* Every option: --db, --config, --json, --help and --version go with any verb, the others with
+ * the verbs whose row names them. */
+enum { ARG_DB = 0x100, ARG_JSON, ARG_CSV, ARG_STORE, ARG_EXPLAIN, ARG_UNTRUSTED, ARG_KIND, ARG_ACCOUNT,
+       ARG_INIT };
+static const struct option options[] = {
+        { "db", required_argument, NULL, ARG_DB },
+        { "config", required_argument, NULL, 'c' },
+        { "json", no_argument, NULL, ARG_JSON },
+        { "csv", no_argument, NULL, ARG_CSV },
+        { "store", no_argument, NULL, ARG_STORE },
+        { "explain", no_argument, NULL, ARG_EXPLAIN },
+        { "untrusted", no_argument, NULL, ARG_UNTRUSTED },
+        { "kind", required_argument, NULL, ARG_KIND },
+        { "account", required_argument, NULL, ARG_ACCOUNT },
+        /* alcode init's, kept by init_set_option() */
+        { "email", required_argument, NULL, ARG_INIT },
+        { "host", required_argument, NULL, ARG_INIT },
+        { "port", required_argument, NULL, ARG_INIT },
+        { "tls", required_argument, NULL, ARG_INIT },
+        { "user", required_argument, NULL, ARG_INIT },
+        { "password-command", required_argument, NULL, ARG_INIT },
+        { "ca-file", required_argument, NULL, ARG_INIT },
+        { "employer-domains", required_argument, NULL, ARG_INIT },
+        { "no-test", no_argument, NULL, ARG_INIT },
+        { "no-enable", no_argument, NULL, ARG_INIT },
+        { "yes", no_argument, NULL, ARG_INIT },
+        /* alcode init's OAuth2 options (cli/init-oauth2.h) */
+        { "oauth2", no_argument, NULL, ARG_INIT },
+        { "oauth2-provider", required_argument, NULL, ARG_INIT },
+        { "oauth2-client-id", required_argument, NULL, ARG_INIT },
+        { "oauth2-client-secret", required_argument, NULL, ARG_INIT },
+        { "oauth2-authorize-url", required_argument, NULL, ARG_INIT },
+        { "oauth2-token-url", required_argument, NULL, ARG_INIT },
+        { "oauth2-device-url", required_argument, NULL, ARG_INIT },
+        { "oauth2-scope", required_argument, NULL, ARG_INIT },
+        { "device", no_argument, NULL, ARG_INIT },
+        { "token-file", required_argument, NULL, ARG_INIT },
+        { "reauth", required_argument, NULL, ARG_INIT },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        {},
+};
+
+/* The verb options given (see Verb.options), checked once the verb is known. */
+static const char *arg_verb_options[ELEMENTSOF(options)];
+static size_t arg_n_verb_options = 0;
+
+/* Returns 1 to go on with the verb at argv[optind], 0 when done (--help, --version), -EINVAL
+ * for a usage error (said). */
+static int parse_argv(int argc, char *argv[]) {
         int c, idx = 0;
-
-        guard_std_fds();
-        log_setup("alcode");
-        i18n_setup();
-        (void) signal(SIGPIPE, SIG_IGN);
-        /* One thread: no stdio locking around each of the many writes of a long table. */
-        (void) __fsetlocking(stdout, FSETLOCKING_BYCALLER);
-
-        /* getopt permutes argv; alcode-full gets the arguments as they were given. */
-        original = calloc(argc + 1, sizeof(char *));
-        if (!original) {
-                (void) log_oom();
-                return EXIT_FAILURE;
-        }
-        memcpy(original, argv, argc * sizeof(char *));
 
         while ((c = getopt_long(argc, argv, "c:hV", options, &idx)) >= 0) {
                 const char *verb_option = NULL;
@@ -264,17 +254,43 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'h':
                         help();
-                        return finish(0);
+                        return 0;
                 case 'V':
                         printf("alcode %s\n", ALCODE_VERSION);
-                        return finish(0);
+                        return 0;
                 default:
                         fprintf(stderr, _("Try 'alcode --help'.\n"));
-                        return EXIT_BAD_INPUT;
+                        return -EINVAL;
                 }
-                if (verb_option && n_used < ELEMENTSOF(used))
-                        used[n_used++] = verb_option;
+                if (verb_option && arg_n_verb_options < ELEMENTSOF(arg_verb_options))
+                        arg_verb_options[arg_n_verb_options++] = verb_option;
         }
+        return 1;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_free_ char **original = NULL;
+        const Verb *verb = NULL;
+        int r;
+
+        guard_std_fds();
+        log_setup("alcode");
+        i18n_setup();
+        (void) signal(SIGPIPE, SIG_IGN);
+        /* One thread: no stdio locking around each of the many writes of a long table. */
+        (void) __fsetlocking(stdout, FSETLOCKING_BYCALLER);
+
+        /* getopt permutes argv; alcode-full gets the arguments as they were given. */
+        original = calloc(argc + 1, sizeof(char *));
+        if (!original) {
+                (void) log_oom();
+                return EXIT_FAILURE;
+        }
+        memcpy(original, argv, argc * sizeof(char *));
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r == 0 ? finish(0) : EXIT_BAD_INPUT;
         if (optind >= argc) {
                 help();
                 return finish(EXIT_BAD_INPUT);
@@ -284,9 +300,10 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, _("alcode: unknown command '%s'. Try 'alcode --help'.\n"), argv[optind]);
                 return EXIT_BAD_INPUT;
         }
-        for (size_t i = 0; i < n_used; i++)
-                if (!verb_accepts(verb, used[i])) {
-                        fprintf(stderr, _("alcode %s: option --%s does not apply here.\n"), verb->name, used[i]);
+        for (size_t i = 0; i < arg_n_verb_options; i++)
+                if (!verb_accepts(verb, arg_verb_options[i])) {
+                        fprintf(stderr, _("alcode %s: option --%s does not apply here.\n"), verb->name,
+                                arg_verb_options[i]);
                         return EXIT_BAD_INPUT;
                 }
         return finish(dispatch_verb(verb, argc - optind, argv + optind, original));

@@ -423,37 +423,9 @@ static void print_field(const char *label, const char *value) {
         cli_print_cell(stdout, value, 0, 0);
 }
 
-int verb_show(_unused_ int argc, char *argv[]) {
-        _cleanup_(store_closep) Store *s = NULL;
-        StoreFilter f = STORE_FILTER_ALL;
-        StoredCode *codes = NULL;
-        StoreSighting *seen = NULL;
-        size_t n = 0, n_seen = 0;
+/* alcode show: the code, its sender, subject, dates and state. */
+static void print_code_details(const StoredCode *c) {
         char date[32];
-        const StoredCode *c;
-        int r;
-
-        if (parse_id(argv[1], &f.id) < 0)
-                return EXIT_BAD_INPUT;
-        if (cli_open_store(STORE_READ_ONLY, &s) < 0)
-                return EXIT_BAD_INPUT;
-        if (arg_json) {
-                r = store_write_json(s, &f, stdout);
-                if (r < 0)
-                        return cli_store_error(s, r);
-                if (r == 0)
-                        fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
-                return r == 0 ? EXIT_NONE : cli_flush_stdout();
-        }
-        r = store_list(s, &f, &codes, &n);
-        if (r < 0)
-                return cli_store_error(s, r);
-        if (n == 0) {
-                fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
-                return EXIT_NONE;
-        }
-        c = &codes[0];
-        r = store_list_sightings(s, f.id, &seen, &n_seen);
 
         if (c->kind == CODE_KIND_POSSIBLE) {
                 printf(_("%sA mail from %s may hold a code no rule read.%s\n"), ansi_yellow(), sender_org(c->sender),
@@ -497,8 +469,12 @@ int verb_show(_unused_ int argc, char *argv[]) {
                 print_field(_("Status:  "), _("replaced by a newer one"));
                 putchar('\n');
         }
+}
+
+/* alcode show: each message the code was seen in. */
+static void print_sightings(const StoreSighting *seen, size_t n_seen) {
         printf(_("  Seen in:\n"));
-        for (size_t i = 0; r >= 0 && i < n_seen; i++) {
+        for (size_t i = 0; i < n_seen; i++) {
                 const StoreSighting *g = &seen[i];
 
                 printf("    ");
@@ -515,6 +491,41 @@ int verb_show(_unused_ int argc, char *argv[]) {
                 _cleanup_free_ char *rule = cli_clean(g->rule);
                 printf(_(", rule %s, %s\n"), strna(rule), g->trusted ? _("trusted") : _("untrusted"));
         }
+}
+
+int verb_show(_unused_ int argc, char *argv[]) {
+        _cleanup_(store_closep) Store *s = NULL;
+        StoreFilter f = STORE_FILTER_ALL;
+        StoredCode *codes = NULL;
+        StoreSighting *seen = NULL;
+        size_t n = 0, n_seen = 0;
+        const StoredCode *c;
+        int r;
+
+        if (parse_id(argv[1], &f.id) < 0)
+                return EXIT_BAD_INPUT;
+        if (cli_open_store(STORE_READ_ONLY, &s) < 0)
+                return EXIT_BAD_INPUT;
+        if (arg_json) {
+                r = store_write_json(s, &f, stdout);
+                if (r < 0)
+                        return cli_store_error(s, r);
+                if (r == 0)
+                        fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
+                return r == 0 ? EXIT_NONE : cli_flush_stdout();
+        }
+        r = store_list(s, &f, &codes, &n);
+        if (r < 0)
+                return cli_store_error(s, r);
+        if (n == 0) {
+                fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
+                return EXIT_NONE;
+        }
+        c = &codes[0];
+        r = store_list_sightings(s, f.id, &seen, &n_seen);
+
+        print_code_details(c);
+        print_sightings(seen, r >= 0 ? n_seen : 0);
         store_sightings_free(seen, n_seen);
         stored_codes_free(codes, n);
         if (r < 0)
