@@ -48,7 +48,7 @@ static void assert_quoted(const char *s, const char *expected) {
  * the very bytes SQLite writes. */
 static void test_same_as_sqlite(void **state) {
         static const char *const texts[] = {
-                "", "Votre code sp\xc3\xa9" "cifique", "a\"b\\c/d", "tab\there\r\nnext\f\b", "\x01\x1f",
+                "", ("Votre code sp\xc3\xa9" "cifique"), "a\"b\\c/d", "tab\there\r\nnext\f\b", "\x01\x1f",
                 "\xff\xfe not UTF-8 \xc3", "\xc3(", "\xe2\x82", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
         };
         sqlite3 *db = NULL;

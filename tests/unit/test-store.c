@@ -30,14 +30,6 @@ static int counter = 0;
 
 DEFINE_TEST_TMPDIR(dir)
 
-/* The cursor of account/folder stands at last. */
-static void assert_last_uid(Store *s, const char *account, const char *folder, uint32_t last) {
-        uint32_t uidvalidity, got;
-
-        assert_int_equal(store_get_cursor(s, account, folder, &uidvalidity, &got, NULL), 0);
-        assert_int_equal(got, last);
-}
-
 /* Each test gets its own database file in its own folder. */
 static int fresh_path(void **state) {
         (void) state;
@@ -186,6 +178,14 @@ static void test_idempotence(void **state) {
 }
 
 #ifdef ALCODE_TEST_HOOKS
+/* The cursor of account/folder stands at last. */
+static void assert_last_uid(Store *s, const char *account, const char *folder, uint32_t last) {
+        uint32_t uidvalidity, got;
+
+        assert_int_equal(store_get_cursor(s, account, folder, &uidvalidity, &got, NULL), 0);
+        assert_int_equal(got, last);
+}
+
 static void test_cursor_failure_injected(void **state) {
         Store *s;
         Message *m1 = message(10, "AB12CD34", CODE_KIND_SPECIFIC, true);
