@@ -46,12 +46,13 @@ def main():
             s = corpusscore.score(expected, found)
             print(corpusscore.table(s, "%s half: %d messages (mkmail --seed %d --count %d --half %s)"
                                     % (half, len(expected["messages"]), args.seed + i, args.count, half)))
-            trusted, alarms = corpusscore.possible_alarms(expected, sample, possible)
-            print("  possible codes: %d, on %d mails from trusted senders; false alarms (no code expected): "
-                  "%d (%.2f %%)" % (len(possible), trusted, alarms, 100.0 * alarms / max(1, trusted)))
+            net = corpusscore.possible_alarms(expected, sample, possible, found)
+            print(net.line())
             if args.templates:
                 print("  missed, by template: %s" % corpusscore.by_template(s.misses))
                 print("  extra, by template:  %s" % corpusscore.by_template(s.extras))
+                print("  possible-code false alarms, by template: %s" % dict(net.alarm_templates.most_common()))
+                print("  missed and not kept as possible, by template: %s" % dict(net.silent_templates.most_common()))
             print()
     finally:
         tmp.cleanup()

@@ -5,15 +5,12 @@
 #include <stdio.h>
 #include <systemd/sd-bus.h>
 
-#include "account-state.h"
+#include "bus-names.h"
 #include "cli.h"
-#include "text.h"
 #include "i18n.h"
 #include "json-writer.h"
+#include "worker-state.h"
 
-#define DAEMON_NAME "io.github.alcode.Daemon1"
-#define DAEMON_PATH "/io/github/alcode/Daemon1"
-#define DAEMON_INTERFACE "io.github.alcode.Daemon1"
 #define CALL_TIMEOUT_USEC (25 * 1000000ULL)
 
 static int not_running(void) {
@@ -37,7 +34,7 @@ static int call(const char *method, sd_bus_message **ret_reply, const char *type
         r = sd_bus_open_user(&bus);
         if (r < 0)
                 return not_running(); /* no session bus at all */
-        r = sd_bus_message_new_method_call(bus, &m, DAEMON_NAME, DAEMON_PATH, DAEMON_INTERFACE, method);
+        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, BUS_PATH, BUS_INTERFACE, method);
         if (r >= 0)
                 r = sd_bus_message_set_auto_start(m, false);
         if (r >= 0 && types) {
@@ -54,7 +51,7 @@ static int call(const char *method, sd_bus_message **ret_reply, const char *type
                 return 0;
         if (error_means_not_running(&error) || r == -ENOTCONN || r == -ECONNRESET)
                 return not_running();
-        if (sd_bus_error_has_name(&error, DAEMON_INTERFACE ".Error.NoSuchAccount")) {
+        if (sd_bus_error_has_name(&error, BUS_ERROR_NO_SUCH_ACCOUNT)) {
                 fprintf(stderr, "alcode: %s\n", error.message);
                 return EXIT_BAD_INPUT;
         }
@@ -63,8 +60,9 @@ static int call(const char *method, sd_bus_message **ret_reply, const char *type
         return 1;
 }
 
+/* A state from a newer alcoded that this alcode does not know is shown as it is published. */
 static const char *state_words(const char *state) {
-        const char *words = account_state_words(state);
+        const char *words = worker_state_to_words(worker_state_from_string(state));
 
         return words ? _(words) : state;
 }
@@ -177,8 +175,7 @@ int verb_status(int argc, char *argv[]) {
         for (size_t i = 0; i < n; i++) {
                 const StatusRow *row = &rows[i];
                 char when[32];
-                bool bad = streq(row->state, "failed") || streq(row->state, "stuck") ||
-                           streq(row->state, "backoff") || streq(row->state, "password");
+                bool bad = worker_state_is_trouble(worker_state_from_string(row->state));
 
                 cli_local_date((int64_t) row->last_sync, when, sizeof when);
                 cli_print_cell(stdout, row->account, wa + 2, 30);

@@ -652,18 +652,6 @@ static int scan_path(ScanState *st, const char *path, unsigned depth, bool expli
         return 0;
 }
 
-/* The user's own addresses: the accounts' user names that are addresses. */
-static int user_addresses(const Config *config, char ***ret) {
-        size_t n = strv_length(*ret), allocated = 0;
-
-        /* strv_push(): strv_extend() would count the list at each account. */
-        for (size_t i = 0; i < config->n_accounts; i++)
-                if (config->accounts[i].user && strchr(config->accounts[i].user, '@') &&
-                    strv_push(ret, &n, &allocated, strdup(config->accounts[i].user)) < 0)
-                        return -ENOMEM;
-        return 0;
-}
-
 int verb_scan(int argc, char *argv[]) {
         _cleanup_(config_freep) Config *config = NULL;
         _cleanup_(rules_freep) Rules *rules = NULL;
@@ -682,7 +670,7 @@ int verb_scan(int argc, char *argv[]) {
                 return 1;
         if (cli_load_rules(config, &rules) < 0)
                 return 1;
-        if (pipeline_new(rules, config->employer_domains, NULL, &p) < 0 || user_addresses(config, &self) < 0)
+        if (pipeline_new(rules, config->employer_domains, NULL, &p) < 0 || config_user_addresses(config, &self) < 0)
                 return log_oom(), 1;
         pipeline_set_user_addresses(p, self);
         if (arg_explain)

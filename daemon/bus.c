@@ -11,12 +11,13 @@
 struct Bus {
         sd_bus *bus;
         sd_bus_slot *vtable_slot;
-        Manager *manager;
+        const BusHandlers *handlers;
+        void *userdata;           /* the handlers' */
 };
 
 static int method_status(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        Manager *m = userdata;
+        Bus *b = userdata;
         int r;
 
         r = sd_bus_message_new_method_return(msg, &reply);
@@ -25,14 +26,14 @@ static int method_status(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = sd_bus_message_open_container(reply, 'a', "(sssttx)");
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < manager_n_accounts(m); i++) {
+        for (size_t i = 0; i < b->handlers->n_accounts(b->userdata); i++) {
                 AccountStatus st;
 
-                r = manager_account_status(m, i, &st);
+                r = b->handlers->account_status(b->userdata, i, &st);
                 if (r < 0)
                         return sd_bus_error_set_errnof(error, r, "Cannot read the statistics of the store: %m");
-                r = sd_bus_message_append(reply, "(sssttx)", st.account, st.state, st.error,
-                                          (uint64_t) MAX(st.last_sync, (int64_t) 0), st.messages,
+                r = sd_bus_message_append(reply, "(sssttx)", st.account, worker_state_to_string(st.state),
+                                          st.error, (uint64_t) MAX(st.last_sync, (int64_t) 0), st.messages,
                                           (int64_t) st.codes);
                 if (r < 0)
                         return r;
@@ -44,14 +45,14 @@ static int method_status(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 }
 
 static int method_rescan(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        Bus *b = userdata;
         const char *account;
         int r;
 
         r = sd_bus_message_read(msg, "s", &account);
         if (r < 0)
                 return r;
-        r = manager_rescan(m, account);
+        r = b->handlers->rescan(b->userdata, account);
         if (r == -ENOENT)
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_ACCOUNT, "No account named '%s'.", account);
         if (r < 0)
@@ -64,10 +65,10 @@ static int method_rescan(sd_bus_message *msg, void *userdata, sd_bus_error *erro
  * systemctl fails and says why. */
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_free_ char *why = NULL;
-        Manager *m = userdata;
+        Bus *b = userdata;
         int r;
 
-        r = manager_reload_config(m, &why);
+        r = b->handlers->reload(b->userdata, &why);
         if (r == -ESHUTDOWN)
                 return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, "alcoded is stopping.");
         if (r == -ENOMEM)
@@ -83,7 +84,7 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 static int method_list_codes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         StoreFilter f = STORE_FILTER_ALL;
-        Manager *m = userdata;
+        Bus *b = userdata;
         StoredCode *codes = NULL;
         const char *kind;
         size_t n = 0;
@@ -99,7 +100,7 @@ static int method_list_codes(sd_bus_message *msg, void *userdata, sd_bus_error *
                                                  "Unknown kind '%s' (expected specific, company, access, otp, "
                                                  "request, file or possible).", kind);
         }
-        r = store_list(manager_store(m), &f, &codes, &n);
+        r = store_list(b->handlers->store(b->userdata), &f, &codes, &n);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot read the store: %m");
         r = sd_bus_message_new_method_return(msg, &reply);
@@ -125,14 +126,14 @@ static int property_version(sd_bus *bus, const char *path, const char *interface
 
 static int property_accounts(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        Bus *b = userdata;
         int r;
 
         (void) bus, (void) path, (void) interface, (void) property;
         r = sd_bus_message_open_container(reply, 'a', "s");
-        for (size_t i = 0; i < manager_n_accounts(m) && r >= 0; i++) {
+        for (size_t i = 0; i < b->handlers->n_accounts(b->userdata) && r >= 0; i++) {
                 AccountStatus st;
-                r = manager_account_status(m, i, &st);
+                r = b->handlers->account_status(b->userdata, i, &st);
                 if (r < 0)
                         return sd_bus_error_set_errnof(error, r, "Cannot read the store: %m");
                 r = sd_bus_message_append(reply, "s", st.account);
@@ -160,15 +161,15 @@ static const sd_bus_vtable daemon_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int bus_new(sd_bus *bus, Manager *m, Bus **ret) {
+int bus_new(sd_bus *bus, const BusHandlers *handlers, void *userdata, Bus **ret) {
         Bus *b;
         int r;
 
         b = calloc(1, sizeof(Bus));
         if (!b)
                 return -ENOMEM;
-        *b = (Bus) { .bus = sd_bus_ref(bus), .manager = m };
-        r = sd_bus_add_object_vtable(bus, &b->vtable_slot, BUS_PATH, BUS_INTERFACE, daemon_vtable, m);
+        *b = (Bus) { .bus = sd_bus_ref(bus), .handlers = handlers, .userdata = userdata };
+        r = sd_bus_add_object_vtable(bus, &b->vtable_slot, BUS_PATH, BUS_INTERFACE, daemon_vtable, b);
         if (r >= 0)
                 /* Synchronous, once, before READY=1: clients may call us as soon as systemd
                  * reports the service started. No queueing: a second daemon must not run. */
@@ -201,12 +202,13 @@ void bus_emit_code_found(Bus *b, const StoredCode *c) {
                 log_debug_errno(r, "Cannot emit CodeFound, ignoring: %m");
 }
 
-void bus_emit_account_state(Bus *b, const char *account, const char *state) {
+void bus_emit_account_state(Bus *b, const char *account, WorkerState state) {
         int r;
 
         if (!b)
                 return;
-        r = sd_bus_emit_signal(b->bus, BUS_PATH, BUS_INTERFACE, "AccountStateChanged", "ss", account, state);
+        r = sd_bus_emit_signal(b->bus, BUS_PATH, BUS_INTERFACE, "AccountStateChanged", "ss", account,
+                               worker_state_to_string(state));
         if (r < 0)
                 log_debug_errno(r, "Cannot emit AccountStateChanged, ignoring: %m");
 }

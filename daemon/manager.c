@@ -28,7 +28,6 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
-#include "account-state.h"
 #include "bus.h"
 #include "i18n.h"
 #include "log.h"
@@ -64,12 +63,23 @@ typedef struct CodeList {
         size_t n;
 } CodeList;
 
+/* Why an account shows an error: what clears it depends on the cause, never on its words. */
+typedef enum SlotError {
+        SLOT_ERROR_NONE,
+        SLOT_ERROR_WORKER,       /* the worker's words: server, network, login, configuration */
+        SLOT_ERROR_START,        /* its thread could not start */
+        SLOT_ERROR_STORE_BUSY,   /* another program holds the database's lock: retrying */
+        SLOT_ERROR_STORE_FULL,   /* no space left for the database: retrying */
+        SLOT_ERROR_STORE_FAILED, /* a commit failed: the worker was stopped */
+} SlotError;
+
 typedef struct AccountSlot {
         Settings *settings;       /* ref: the worker borrows account and rules from it */
         const Account *account;   /* borrowed from settings */
         Worker *worker;           /* NULL once its thread ended */
         WorkerState state;
-        char *error;
+        char *error;              /* the last error in words (no secrets), or NULL */
+        SlotError error_cause;    /* why error is set */
         int error_code;           /* -errno of the last failure (-ENOKEY: no password yet) */
         uint64_t password_since;  /* CLOCK_MONOTONIC usec since password_command fails; 0: it works */
         bool password_notified;   /* the user was told that it keeps failing */
@@ -80,7 +90,7 @@ typedef struct AccountSlot {
         bool commit_failed;       /* drop this worker's later batches */
         bool removed;             /* gone from the config: drop the slot when the worker ends */
         Settings *restart_with;   /* ref: start again with these when the worker ends */
-        const char *published;    /* the state last sent as AccountStateChanged */
+        WorkerState published;    /* the state last sent as AccountStateChanged, or invalid */
         uint64_t last_event;      /* CLOCK_MONOTONIC usec of the worker's last event */
         int64_t last_pass;        /* CLOCK_REALTIME seconds of the last finished pass */
         CodeList held;            /* new codes held back while it backfills */
@@ -188,26 +198,23 @@ static bool slot_busy(const AccountSlot *s) {
         return s->worker && (s->state == WORKER_CONNECTING || s->state == WORKER_SCANNING);
 }
 
-/* The state in one word, for Status() and AccountStateChanged. */
-static const char *slot_state(const AccountSlot *s) {
+/* The state as published (Status(), AccountStateChanged, STATUS=): the worker's, and those only
+ * the manager knows (stuck, waiting for the password, the thread gone). */
+static WorkerState slot_state(const AccountSlot *s) {
         if (!s->worker)
-                return s->state == WORKER_FAILED ? "failed" : "stopped";
+                return s->state == WORKER_FAILED ? WORKER_FAILED : WORKER_STOPPED;
         if (s->stuck)
-                return "stuck";
-        switch (s->state) {
-        case WORKER_CONNECTING: return "connecting";
-        case WORKER_SCANNING: return "scanning";
-        case WORKER_IDLE: return "idle";
-        case WORKER_BACKOFF: return s->error_code == -ENOKEY ? "password" : "backoff";
-        case WORKER_FAILED: return "failed";
-        case WORKER_STOPPED: return "stopped";
-        default: return worker_state_to_string(s->state) ?: "unknown";
-        }
+                return WORKER_STUCK;
+        if (s->state == WORKER_BACKOFF && s->error_code == -ENOKEY)
+                return WORKER_PASSWORD;
+        return s->state;
 }
 
-static void slot_set_error(AccountSlot *s, char *error) {
+/* Takes error (NULL: clears it). */
+static void slot_set_error(AccountSlot *s, SlotError cause, char *error) {
         free(s->error);
         s->error = error;
+        s->error_cause = error ? cause : SLOT_ERROR_NONE;
 }
 
 /* The worker starts from the cursors that are on disk, never from anything in memory. */
@@ -234,22 +241,6 @@ static int load_cursors(Manager *m, const Account *a, WorkerCursor **ret, size_t
         return 0;
 }
 
-/* The user's own addresses, as `alcode scan` takes them: mail they sent is never trusted,
- * whatever its domain. (A reload that adds an account does not restart the others for its
- * address: they learn it when they next start.) */
-static int user_addresses(const Config *c, char ***ret) {
-        _cleanup_strv_free_ char **l = NULL;
-        size_t n = 0, allocated = 0;
-
-        /* strv_push(): strv_extend() would count the list at each account. */
-        for (size_t i = 0; i < c->n_accounts; i++)
-                if (c->accounts[i].user && strchr(c->accounts[i].user, '@') &&
-                    strv_push(&l, &n, &allocated, strdup(c->accounts[i].user)) < 0)
-                        return -ENOMEM;
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
 static int slot_start(Manager *m, AccountSlot *s) {
         _cleanup_strv_free_ char **self = NULL;
         WorkerOptions o = {
@@ -260,7 +251,9 @@ static int slot_start(Manager *m, AccountSlot *s) {
         int r;
 
         assert(!s->worker);
-        r = user_addresses(s->settings->config, &self);
+        /* As `alcode scan` takes them. (A reload that adds an account does not restart the
+         * others for its address: they learn it when they next start.) */
+        r = config_user_addresses(s->settings->config, &self);
         if (r < 0)
                 return log_oom();
         o.user_addresses = self; /* copied by the worker */
@@ -272,14 +265,14 @@ static int slot_start(Manager *m, AccountSlot *s) {
         }
         if (r < 0) {
                 s->state = WORKER_FAILED;
-                slot_set_error(s, strdup("cannot start"));
+                slot_set_error(s, SLOT_ERROR_START, strdup("cannot start"));
                 return r;
         }
         s->state = WORKER_CONNECTING;
         s->scanned_once = false;
         s->stuck = s->commit_failed = false;
         s->last_event = now_usec(m);
-        slot_set_error(s, NULL);
+        slot_set_error(s, SLOT_ERROR_NONE, NULL);
         return 0;
 }
 
@@ -299,16 +292,17 @@ static AccountSlot *slot_new(Settings *settings, const Account *a) {
 
         if (!s)
                 return NULL;
-        *s = (AccountSlot) { .settings = settings_ref(settings), .account = a, .state = WORKER_STOPPED };
+        *s = (AccountSlot) { .settings = settings_ref(settings), .account = a, .state = WORKER_STOPPED,
+                             .published = _WORKER_STATE_INVALID };
         return s;
 }
 
 /* ---- status ---- */
 
 static void publish_state(Manager *m, AccountSlot *s) {
-        const char *st = slot_state(s);
+        WorkerState st = slot_state(s);
 
-        if (s->removed || streq_ptr(s->published, st))
+        if (s->removed || s->published == st)
                 return;
         s->published = st;
         bus_emit_account_state(m->api, s->account->name, st);
@@ -335,7 +329,7 @@ static void update_status(Manager *m) {
                 else if (!s->worker && s->state == WORKER_FAILED)
                         (void) strbuf_printf(&b, "error (%s)", strna(s->error));
                 else
-                        (void) strbuf_puts(&b, account_state_words(slot_state(s)) ?: slot_state(s));
+                        (void) strbuf_puts(&b, worker_state_to_words(slot_state(s)));
                 /* What a user waits for after `alcode init`: said as soon as it is stored,
                  * while the exact scan goes on behind it (then the notification says it). */
                 if (s->found_specific && s->worker && s->state == WORKER_SCANNING && !s->stuck)
@@ -522,8 +516,9 @@ static int handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
                         log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot store results yet (%s), retrying",
                                            store_last_error(m->store));
                 if (slot)
-                        slot_set_error(slot, strdup(r == -EBUSY ? "database locked by another program, retrying"
-                                                                : "disk full, retrying"));
+                        slot_set_error(slot, r == -EBUSY ? SLOT_ERROR_STORE_BUSY : SLOT_ERROR_STORE_FULL,
+                                       strdup(r == -EBUSY ? "database locked by another program, retrying"
+                                                          : "disk full, retrying"));
                 return -EAGAIN;
         }
         if (r < 0) {
@@ -533,14 +528,15 @@ static int handle_batch(Manager *m, AccountSlot *slot, WorkerEvent *e) {
                 m->failed = true;
                 if (slot && slot->worker) {
                         slot->commit_failed = true;
-                        slot_set_error(slot, strdup("cannot write to the database"));
+                        slot_set_error(slot, SLOT_ERROR_STORE_FAILED,
+                                       strdup("cannot write to the database"));
                         worker_stop(slot->worker);
                         notify_trouble(m, slot, r, slot->error);
                 }
                 return 0;
         }
         if (slot && slot->error && !slot->commit_failed && m->n_deferred == 0)
-                slot_set_error(slot, NULL);
+                slot_set_error(slot, SLOT_ERROR_NONE, NULL);
         for (size_t i = 0; slot && !slot->found_specific && i < e->n_messages; i++)
                 for (size_t k = 0; k < e->messages[i]->n_codes; k++)
                         if (e->messages[i]->codes[k].kind == CODE_KIND_SPECIFIC && e->messages[i]->codes[k].trusted) {
@@ -616,9 +612,8 @@ static bool retry_deferred(Manager *m) {
                 log_info("The database is usable again: %zu delayed batch(es) stored.", done);
         m->retry_delay = 0;
         for (size_t i = 0; i < m->n_slots; i++)
-                if (!m->slots[i]->commit_failed && m->slots[i]->error &&
-                    startswith(m->slots[i]->error, "database locked"))
-                        slot_set_error(m->slots[i], NULL);
+                if (!m->slots[i]->commit_failed && m->slots[i]->error_cause == SLOT_ERROR_STORE_BUSY)
+                        slot_set_error(m->slots[i], SLOT_ERROR_NONE, NULL);
         return true;
 }
 
@@ -744,7 +739,7 @@ static bool handle_event(Manager *m, WorkerEvent *e) {
                 s->progress = e->progress;
                 s->total = e->total;
                 if (e->error)
-                        slot_set_error(s, TAKE_PTR(e->error));
+                        slot_set_error(s, SLOT_ERROR_WORKER, TAKE_PTR(e->error));
                 if (pass_ended)
                         trim_memory(m);
                 break;
@@ -754,7 +749,7 @@ static bool handle_event(Manager *m, WorkerEvent *e) {
                 s->scanned_once = true;
                 s->last_pass = (int64_t) time(NULL);
                 if (!s->commit_failed)
-                        slot_set_error(s, NULL);
+                        slot_set_error(s, SLOT_ERROR_NONE, NULL);
                 if (code_list_move(&m->pending, &s->held) < 0)
                         log_oom();
                 break;
@@ -887,12 +882,94 @@ static void begin_stop(Manager *m) {
 
 /* ---- reload ---- */
 
+typedef struct ReloadCounts {
+        unsigned started, restarted, stopped, kept;
+} ReloadCounts;
+
+/* The running configuration stays: says so in the log and, since `systemctl --user reload`
+ * succeeds either way, in a notification where the user looks. */
+static void reload_refused(Manager *m, const char *first_error) {
+        _cleanup_free_ char *body = NULL;
+
+        log_error("The new configuration has errors (see above); keeping the running one.");
+        if (m->settings->config->notify &&
+            asprintf(&body, "%s\n%s", strempty(first_error),
+                     _("alcoded goes on with the configuration it had. 'alcode check' lists "
+                       "every error.")) >= 0)
+                (void) notifier_show_trouble(m->notifier, "x-alcode.config.error",
+                                             _("alcode: the new configuration has errors"), body);
+}
+
+/* Fills slots (room for every account of new and every current slot) with the slots of new's
+ * accounts, in its order: a running unchanged one is kept, a changed one is stopped to start
+ * again with new (all: every one), a new one is made. -ENOMEM (logged) when a slot cannot be
+ * made. */
+static int reload_plan_accounts(Manager *m, Settings *new, bool all, AccountSlot **slots, size_t *n,
+                                ReloadCounts *counts) {
+        for (size_t i = 0; i < new->config->n_accounts; i++) {
+                const Account *a = &new->config->accounts[i];
+                AccountSlot *s = slot_find(m, a->name);
+
+                if (!s) {
+                        s = slot_new(new, a);
+                        if (!s)
+                                return log_oom(); /* nothing changed yet */
+                        slots[(*n)++] = s;
+                        counts->started++;
+                        continue;
+                }
+                slots[(*n)++] = s;
+                s->restart_with = settings_unref(s->restart_with);
+                if (s->worker && !all && account_equal(s->account, a) && !s->commit_failed) {
+                        counts->kept++;
+                        continue;
+                }
+                counts->restarted++;
+                s->restart_with = settings_ref(new);
+                if (s->worker)
+                        worker_stop(s->worker);
+        }
+        return 0;
+}
+
+/* Stops the accounts that new does not have: those still stopping join slots after new's. */
+static void reload_drop_accounts(Manager *m, const Settings *new, AccountSlot **slots, size_t *n,
+                                 ReloadCounts *counts) {
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+                if (config_find_account(new->config, s->account->name) && !s->removed)
+                        continue;
+                if (!s->removed)
+                        counts->stopped++;
+                s->removed = true;
+                s->restart_with = settings_unref(s->restart_with);
+                if (s->worker) {
+                        worker_stop(s->worker);
+                        slots[(*n)++] = s;
+                } else
+                        slot_free(s);
+        }
+}
+
+/* Starts what is new, and what was waiting on a worker that is already gone. */
+static void reload_start_accounts(Manager *m) {
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+                if (s->worker || s->removed)
+                        continue;
+                if (s->restart_with)
+                        slot_switch_settings(s);
+                (void) slot_start(m, s);
+                publish_state(m, s);
+        }
+}
+
 /* Returns 0, or -errno with *ret_error (owned, may be NULL) saying what was refused. */
 static int manager_reload(Manager *m, char **ret_error) {
         _cleanup_(settings_unrefp) Settings *new = NULL;
         _cleanup_free_ AccountSlot **slots = NULL;
-        _cleanup_free_ char *first_error = NULL, *body = NULL;
-        unsigned started = 0, restarted = 0, stopped = 0, kept = 0;
+        _cleanup_free_ char *first_error = NULL;
+        ReloadCounts counts = {};
         size_t n = 0;
         bool all;
         int r;
@@ -900,14 +977,7 @@ static int manager_reload(Manager *m, char **ret_error) {
         (void) sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration...");
         r = settings_load(m->config_path, &new, &first_error);
         if (r < 0) {
-                log_error("The new configuration has errors (see above); keeping the running one.");
-                /* `systemctl --user reload` succeeds either way: say it where the user looks. */
-                if (m->settings->config->notify &&
-                    asprintf(&body, "%s\n%s", strempty(first_error),
-                             _("alcoded goes on with the configuration it had. 'alcode check' lists "
-                               "every error.")) >= 0)
-                        (void) notifier_show_trouble(m->notifier, "x-alcode.config.error",
-                                                     _("alcode: the new configuration has errors"), body);
+                reload_refused(m, first_error);
                 update_status(m);
                 (void) sd_notify(0, "READY=1");
                 if (ret_error)
@@ -925,43 +995,10 @@ static int manager_reload(Manager *m, char **ret_error) {
         slots = calloc(new->config->n_accounts + m->n_slots + 1, sizeof(AccountSlot *));
         if (!slots)
                 return log_oom();
-        for (size_t i = 0; i < new->config->n_accounts; i++) {
-                const Account *a = &new->config->accounts[i];
-                AccountSlot *s = slot_find(m, a->name);
-
-                if (!s) {
-                        s = slot_new(new, a);
-                        if (!s)
-                                return log_oom(); /* nothing changed yet */
-                        slots[n++] = s;
-                        started++;
-                        continue;
-                }
-                slots[n++] = s;
-                s->restart_with = settings_unref(s->restart_with);
-                if (s->worker && !all && account_equal(s->account, a) && !s->commit_failed) {
-                        kept++;
-                        continue;
-                }
-                restarted++;
-                s->restart_with = settings_ref(new);
-                if (s->worker)
-                        worker_stop(s->worker);
-        }
-        for (size_t i = 0; i < m->n_slots; i++) {
-                AccountSlot *s = m->slots[i];
-                if (config_find_account(new->config, s->account->name) && !s->removed)
-                        continue;
-                if (!s->removed)
-                        stopped++;
-                s->removed = true;
-                s->restart_with = settings_unref(s->restart_with);
-                if (s->worker) {
-                        worker_stop(s->worker);
-                        slots[n++] = s;
-                } else
-                        slot_free(s);
-        }
+        r = reload_plan_accounts(m, new, all, slots, &n, &counts);
+        if (r < 0)
+                return r;
+        reload_drop_accounts(m, new, slots, &n, &counts);
 
         free(m->slots);
         m->slots = TAKE_PTR(slots);
@@ -971,18 +1008,9 @@ static int manager_reload(Manager *m, char **ret_error) {
         notifier_set_show_code(m->notifier, m->settings->config->notify_show_code);
         store_set_otp_retention(m->store, (int64_t) m->settings->config->otp_retention_days * 86400);
 
-        /* Start what is new, and what was waiting on a worker that is already gone. */
-        for (size_t i = 0; i < m->n_slots; i++) {
-                AccountSlot *s = m->slots[i];
-                if (s->worker || s->removed)
-                        continue;
-                if (s->restart_with)
-                        slot_switch_settings(s);
-                (void) slot_start(m, s);
-                publish_state(m, s);
-        }
+        reload_start_accounts(m);
         log_info("Configuration reloaded: %u account(s) started, %u restarted, %u stopped, %u unchanged.",
-                 started, restarted, stopped, kept);
+                 counts.started, counts.restarted, counts.stopped, counts.kept);
         bus_emit_accounts_changed(m->api);
         update_status(m);
         arm_stuck_timer(m);
@@ -1036,6 +1064,86 @@ static void watch_sleep(Manager *m) {
                 m->system_bus = sd_bus_flush_close_unref(m->system_bus);
         }
 }
+
+/* ---- the D-Bus API's handlers (bus.h) ---- */
+
+static size_t api_n_accounts(void *userdata) {
+        Manager *m = userdata;
+        size_t n = 0;
+
+        for (size_t i = 0; i < m->n_slots; i++)
+                n += !m->slots[i]->removed;
+        return n;
+}
+
+static int api_account_status(void *userdata, size_t i, AccountStatus *ret) {
+        Manager *m = userdata;
+        AccountSlot *s = NULL;
+        int64_t last_sync = 0;
+        int r;
+
+        for (size_t k = 0, j = 0; k < m->n_slots && !s; k++)
+                if (!m->slots[k]->removed && j++ == i)
+                        s = m->slots[k];
+        if (!s)
+                return -ENOENT;
+        *ret = (AccountStatus) { .account = s->account->name, .state = slot_state(s), .error = strempty(s->error) };
+        r = store_account_stats(m->store, s->account->name, &ret->messages, &ret->codes, &last_sync);
+        if (r < 0)
+                return r;
+        ret->last_sync = MAX(last_sync, s->last_pass);
+        return 0;
+}
+
+static int api_reload(void *userdata, char **ret_error) {
+        Manager *m = userdata;
+
+        *ret_error = NULL;
+        if (m->stopping || m->once)
+                return -ESHUTDOWN;
+        log_info("Reload requested over D-Bus, reloading the configuration.");
+        return manager_reload(m, ret_error);
+}
+
+static int api_rescan(void *userdata, const char *account) {
+        Manager *m = userdata;
+        bool found = false;
+
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+
+                if (s->removed || (!isempty(account) && !streq(account, s->account->name)))
+                        continue;
+                found = true;
+                log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = s->account->name },
+                                   "rescan requested");
+                if (!s->worker && slot_start(m, s) < 0)
+                        continue;
+                /* A rescan is a backfill: what it finds is shown in one notification. */
+                s->scanned_once = false;
+                worker_wake(s->worker, true);
+                publish_state(m, s);
+        }
+        if (!found)
+                return -ENOENT;
+        update_status(m);
+        arm_stuck_timer(m);
+        return 0;
+}
+
+static Store *api_store(void *userdata) {
+        Manager *m = userdata;
+
+        return m->store;
+}
+
+static const BusHandlers api_handlers = {
+        .n_accounts = api_n_accounts,
+        .account_status = api_account_status,
+        .rescan = api_rescan,
+        .reload = api_reload,
+        .store = api_store,
+};
 
 /* ---- public ---- */
 
@@ -1112,7 +1220,7 @@ static int open_session_bus(Manager *m) {
                                 "Disconnected", on_bus_disconnected, m);
         if (r < 0)
                 log_warning_errno(r, "Cannot watch the session bus connection, ignoring: %m");
-        r = bus_new(m->bus, m, &m->api);
+        r = bus_new(m->bus, &api_handlers, m, &m->api);
         if (r == -EEXIST)
                 return log_error_errno(r, "Another alcoded already runs on this session bus ('%s' is taken).",
                                        BUS_NAME);
@@ -1230,67 +1338,4 @@ int manager_run(Manager *m) {
 
 bool manager_stuck(const Manager *m) {
         return m->stuck_at_exit;
-}
-
-size_t manager_n_accounts(const Manager *m) {
-        size_t n = 0;
-
-        for (size_t i = 0; i < m->n_slots; i++)
-                n += !m->slots[i]->removed;
-        return n;
-}
-
-int manager_account_status(Manager *m, size_t i, AccountStatus *ret) {
-        AccountSlot *s = NULL;
-        int64_t last_sync = 0;
-        int r;
-
-        for (size_t k = 0, j = 0; k < m->n_slots && !s; k++)
-                if (!m->slots[k]->removed && j++ == i)
-                        s = m->slots[k];
-        if (!s)
-                return -ENOENT;
-        *ret = (AccountStatus) { .account = s->account->name, .state = slot_state(s), .error = strempty(s->error) };
-        r = store_account_stats(m->store, s->account->name, &ret->messages, &ret->codes, &last_sync);
-        if (r < 0)
-                return r;
-        ret->last_sync = MAX(last_sync, s->last_pass);
-        return 0;
-}
-
-int manager_reload_config(Manager *m, char **ret_error) {
-        *ret_error = NULL;
-        if (m->stopping || m->once)
-                return -ESHUTDOWN;
-        log_info("Reload requested over D-Bus, reloading the configuration.");
-        return manager_reload(m, ret_error);
-}
-
-int manager_rescan(Manager *m, const char *account) {
-        bool found = false;
-
-        for (size_t i = 0; i < m->n_slots; i++) {
-                AccountSlot *s = m->slots[i];
-
-                if (s->removed || (!isempty(account) && !streq(account, s->account->name)))
-                        continue;
-                found = true;
-                log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = s->account->name },
-                                   "rescan requested");
-                if (!s->worker && slot_start(m, s) < 0)
-                        continue;
-                /* A rescan is a backfill: what it finds is shown in one notification. */
-                s->scanned_once = false;
-                worker_wake(s->worker, true);
-                publish_state(m, s);
-        }
-        if (!found)
-                return -ENOENT;
-        update_status(m);
-        arm_stuck_timer(m);
-        return 0;
-}
-
-Store *manager_store(Manager *m) {
-        return m->store;
 }

@@ -26,23 +26,3 @@ int manager_run(Manager *m);
 /* True when, after manager_run(), a worker thread did not stop within the bound. */
 bool manager_stuck(const Manager *m);
 
-/* For the D-Bus API (bus.c). Account i in config order, 0 <= i < manager_n_accounts(). Strings
- * are borrowed until the next event is dispatched. */
-typedef struct AccountStatus {
-        const char *account;
-        const char *state;   /* connecting, scanning, idle, backoff, failed, stopped, stuck */
-        const char *error;   /* the last error in words, "" when none */
-        int64_t last_sync;   /* seconds since the epoch of the last finished pass, 0: never */
-        uint64_t messages;   /* messages read */
-        uint64_t codes;      /* distinct codes found */
-} AccountStatus;
-
-size_t manager_n_accounts(const Manager *m);
-int manager_account_status(Manager *m, size_t i, AccountStatus *ret);
-/* Scans account (NULL or "": every account) again from the start of its history; restarts an
- * account that had stopped on an error. -ENOENT when there is no such account. */
-int manager_rescan(Manager *m, const char *account);
-/* Reads the configuration and the rules again (as SIGHUP does). -EINVAL with *ret_error (owned,
- * the first error, may be NULL) when they have errors: the running configuration is kept. */
-int manager_reload_config(Manager *m, char **ret_error);
-Store *manager_store(Manager *m);

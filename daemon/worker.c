@@ -96,16 +96,6 @@ struct Worker {
         unsigned armed_sec;
 };
 
-static const char *const worker_states[_WORKER_STATE_MAX] = {
-        [WORKER_CONNECTING] = "connecting", [WORKER_SCANNING] = "scanning",
-        [WORKER_IDLE] = "idle",             [WORKER_BACKOFF] = "waiting to reconnect",
-        [WORKER_FAILED] = "failed",         [WORKER_STOPPED] = "stopped",
-};
-
-const char *worker_state_to_string(WorkerState s) {
-        return s >= 0 && s < _WORKER_STATE_MAX ? worker_states[s] : NULL;
-}
-
 void worker_event_free(void *p) {
         WorkerEvent *e = p;
 

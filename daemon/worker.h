@@ -10,20 +10,9 @@
 #include "message.h"
 #include "queue.h"
 #include "rules.h"
+#include "worker-state.h"
 
 typedef struct Worker Worker;
-
-typedef enum WorkerState {
-        WORKER_CONNECTING,
-        WORKER_SCANNING,
-        WORKER_IDLE,
-        WORKER_BACKOFF,
-        WORKER_FAILED,  /* stopped: needs the user (login refused, certificate refused) */
-        WORKER_STOPPED,
-        _WORKER_STATE_MAX,
-} WorkerState;
-
-const char *worker_state_to_string(WorkerState s) _pure_;
 
 typedef enum WorkerEventType {
         WORKER_EVENT_BATCH,     /* messages of one folder and the cursor they bring it to */
@@ -46,7 +35,7 @@ typedef struct WorkerEvent {
         uint32_t messages_seen;
         Message **messages;
         size_t n_messages;
-        /* STATE */
+        /* STATE: connecting, scanning, idle, backoff, failed or stopped */
         WorkerState state;
         char *error;             /* what went wrong, in words (no secrets) */
         int error_code;          /* -errno */

@@ -185,6 +185,19 @@ const Account *config_find_account(const Config *c, const char *name) {
         return strmap_get(&c->account_index, name, &i) ? &c->accounts[i] : NULL;
 }
 
+int config_user_addresses(const Config *c, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0, allocated = 0;
+
+        /* strv_push(): strv_extend() would count the list at each account. */
+        for (size_t i = 0; i < c->n_accounts; i++)
+                if (c->accounts[i].user && strchr(c->accounts[i].user, '@') &&
+                    strv_push(&l, &n, &allocated, strdup(c->accounts[i].user)) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 static bool strv_equal(char *const *a, char *const *b) {
         size_t n = strv_length(a);
 

@@ -92,6 +92,10 @@ Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 
 const Account *config_find_account(const Config *c, const char *name);
+/* The user's own addresses: the accounts' user names that are addresses, in config order (mail
+ * they sent is never trusted, whatever its domain). *ret is a new strv, NULL when there is none;
+ * -ENOMEM. */
+int config_user_addresses(const Config *c, char ***ret);
 /* True when the two accounts need no reconnect to go from a to b. */
 bool account_equal(const Account *a, const Account *b);
 

@@ -124,3 +124,18 @@ static inline int negative_errno(void) {
                 int _r_ = (expr);                                                                  \
                 _r_ < 0 ? negative_errno() : _r_;                                                  \
         })
+
+/* systemd's DEFINE_STRING_TABLE_LOOKUP: name##_to_string() and name##_from_string() for an
+ * enum type whose values index table, an array of rows with a member `string` (other members
+ * are other columns of the same table). _from_string() returns -EINVAL for NULL or an unknown
+ * string, so the enum needs its _..._INVALID = -EINVAL. */
+#define DEFINE_STRING_TABLE_LOOKUP(name, type, table)                                              \
+        const char *name##_to_string(type i) {                                                     \
+                return i >= 0 && (size_t) i < ELEMENTSOF(table) ? table[i].string : NULL;          \
+        }                                                                                          \
+        type name##_from_string(const char *s) {                                                   \
+                for (size_t i = 0; s && i < ELEMENTSOF(table); i++)                                \
+                        if (table[i].string && strcmp(table[i].string, s) == 0)                    \
+                                return (type) i;                                                   \
+                return (type) -EINVAL;                                                             \
+        }

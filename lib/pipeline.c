@@ -20,22 +20,36 @@
  * attached). Newsletters, offers, password resets (any mail about a password), appointments,
  * warnings against fraud ("we will never ask for your code") and announcements ("the codes
  * will be sent on ...") speak of codes too, but hold none: they stay quiet. */
-/* A code or number of ours (KIND), given in this mail (CUE: a colon after it, "voici", "ci-dessous",
- * "en objet", "utilisez"...), in one clause. Mail that only speaks of codes ("comment obtenir
- * votre code specifique ?") is not enough. */
+/* A code or number of ours (KIND), said to be given in this mail, in one clause. Mail that only
+ * speaks of codes ("comment obtenir votre code specifique ?", "your specific code is personal",
+ * "le code entreprise est le SIRET de votre employeur") is not enough: either a cue says where
+ * the code is (POSSIBLE_WHERE: "ci-dessous", "en objet", "dans le fichier joint", "voici"...),
+ * or a weaker cue (POSSIBLE_CUE: a colon, "is", "utilisez"...) is followed by something that
+ * looks like a value (POSSIBLE_VALUE: a token holding a digit, in the same clause or alone on
+ * the next line), which no rule read. */
 #define POSSIBLE_KIND                                                                              \
         "(?:\\bcodes?\\b(?!\\s+(?:postal|promo|promotionnel|de\\s+reduction|avantage|de\\s+la\\s+route|du\\s+travail))"     \
         "|\\b(?:numero|n[o\u00b0]|no\\.?|reference|ref\\.?)\\s*(?:unique|de\\s+(?:votre\\s+|la\\s+|du\\s+)?(?:demande|dossier|visa)" \
         "|d'enregistrement|du\\s+dossier)|\\b(?:visa|dossier|demande)\\s+(?:n[o\u00b0]|numero)"                  \
         "|\\bidentifiant\\s+(?:unique|personnel|de\\s+connexion)|\\bpasscode\\b"                          \
         "|\\b(?:file|request|application|visa)\\s+(?:number|no\\.?|reference)\\b)"
+#define POSSIBLE_WHERE                                                                             \
+        "(?:\\bvoici\\b(?!\\s+(?:comment|pourquoi|ce\\s+qu))|\\bhere\\s+(?:is|are)\\b(?!\\s+(?:how|why|what))"     \
+        "|\\bci-(?:dessous|joint|apres)\\b|\\bbelow\\b|\\b(?:piece|document|fichier)\\s+jointe?\\b|\\ben\\s+pj\\b"   \
+        "|\\battache?d\\b|\\battachment\\b|\\bsuivante?\\s*:|\\bfollowing\\s*:|\\bobjet\\b|\\bsubject\\b)"
 #define POSSIBLE_CUE                                                                               \
-        "(?:[^\\S\\n]*:|\\bvoici\\b|\\bhere\\s+(?:is|are)\\b|\\bci-(?:dessous|joint|apres)\\b|\\bbelow\\b"          \
-        "|\\bpiece\\s+jointe\\b|\\battached\\b|\\bsuivante?\\b|\\bfollowing\\b|\\bobjet\\b|\\bsubject\\b"             \
-        "|\\butilisez\\b|\\bsaisissez\\b|\\bentrez\\b|\\btapez\\b|\\buse\\b|\\benter\\b|\\bindiquee?\\b|\\bfigure\\b"   \
-        "|\\bcommunique\\b|\\battribuee?\\b|\\best\\s+le\\b|\\bis\\b)"
+        "(?:[^\\S\\n]*:|\\butilisez\\b|\\bsaisissez\\b|\\bentrez\\b|\\btapez\\b|\\buse\\b|\\benter\\b|\\btype\\b"      \
+        "|\\bindiquee?\\b|\\bfigure\\b|\\bcommunique\\b|\\battribuee?\\b|\\best\\b|\\bis\\b)"
+#define POSSIBLE_TOKEN                                                                             \
+        "(?<![\\w@/:,.+-])(?!(?:\\+33\\s?|0)[1-9](?:[ .]?\\d\\d){4})(?=[A-Za-z0-9 .-]{0,24}?\\d)"                 \
+        "(?:[A-Za-z0-9]{4,}|[A-Za-z0-9](?:[ .-][A-Za-z0-9]){3,}|[A-Za-z0-9]{2,}(?:[ .-][A-Za-z0-9]{2,})+)(?![\\w@/:%]|,\\d)"
+#define POSSIBLE_VALUE                                                                             \
+        "(?=[^.!?\\n]{0,80}?" POSSIBLE_TOKEN "|[^.!?\\n]{0,80}\\n(?:[^\\S\\n]*\\n){0,3}[^\\S\\n]*[\\[\"'*(|>]*"         \
+        POSSIBLE_TOKEN ")"
 static const char possible_mention[] =
-        POSSIBLE_KIND "[^.!?\\n]{0,60}?" POSSIBLE_CUE "|" POSSIBLE_CUE "[^.!?\\n]{0,60}?" POSSIBLE_KIND;
+        POSSIBLE_KIND "[^.!?\\n]{0,60}?" POSSIBLE_WHERE "|" POSSIBLE_WHERE "[^.!?\\n]{0,60}?" POSSIBLE_KIND
+        "|(?:" POSSIBLE_KIND "[^.!?\\n]{0,60}?" POSSIBLE_CUE "|" POSSIBLE_CUE "[^.!?\\n]{0,60}?" POSSIBLE_KIND ")"
+        POSSIBLE_VALUE;
 static const char possible_quiet[] =
         "se\\s+desabonner|desinscri|desabonnement|unsubscribe|newsletter|lettre\\s+d'information"
         "|mot\\s+de\\s+passe\\s+oublie|reinitialis|reset\\s+(?:your\\s+)?password|password\\s+reset"

@@ -744,6 +744,37 @@ class BusMonitor:
         self.proc.stdout.close()
 
 
+class DaemonTestCase(unittest.TestCase):
+    """The setup every test of alcoded repeats. For the class: one private dovecot (cls.dovecot,
+    in cls.tmp) with the users USERS {name: password}, its mailboxes filled by fill() before it
+    starts. For each test: a temp dir (self.t), a private session bus (self.bus), a NOTIFY_SOCKET
+    (self.notify) and the CLI on that bus (self.alcode). Everything goes away at the end."""
+
+    USERS = {}
+
+    @classmethod
+    def fill(cls):
+        """Delivers the class's mail (cls.dovecot.deliver) before dovecot starts."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir()
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.dovecot = Dovecot(cls.tmp, users=cls.USERS)
+        cls.fill()
+        cls.dovecot.start()
+        cls.addClassCleanup(cls.dovecot.stop)
+
+    def setUp(self):
+        self.t = TempDir()
+        self.addCleanup(self.t.cleanup)
+        self.bus = DBusSession(self.t)
+        self.addCleanup(self.bus.stop)
+        self.notify = NotifySocket(self.t)
+        self.addCleanup(self.notify.close)
+        self.alcode = Alcode(self.t, bus=self.bus)
+
+
 def busctl(bus, *args, check=True):
     """busctl --address=BUS ARGS --json=short; returns the parsed JSON (or None)."""
     r = subprocess.run(["busctl", "--address=" + bus.address, "--json=short"] + list(args),

@@ -67,22 +67,48 @@ def sender_domain(path):
     return addr.rpartition("@")[2].lower()
 
 
-def possible_alarms(expected, sample, possible):
-    """How the safety net did: (trusted-sender mails, false alarms, misses it caught, misses in
-    mail it could see). A false alarm is a possible code on a mail with no expected code; a
-    caught miss, one on a mail whose expected code was not read. Trusted senders: the domains
-    of expected.json's config (trusted and employer), subdomains included."""
+def possible_alarms(expected, sample, possible, found=None):
+    """How the safety net did: a NetScore with the mails from trusted senders (`trusted`), the
+    false alarms among them (`alarms`: a possible code on a mail with no expected code, by
+    template in `alarm_templates`), and, when `found` (from findings()) is given, the mails
+    whose expected trusted code was not read (`missed`) and how many of those the net kept as
+    a possible code (`caught`; the others by template in `silent_templates`). Trusted senders:
+    the domains of expected.json's config (trusted and employer), subdomains included."""
     conf = expected["config"]
     domains = [d.lower() for d in conf.get("trusted_domains", []) + conf.get("employer_domains", [])]
-    trusted = alarms = 0
+    n = NetScore()
     for m in expected["messages"]:
         d = sender_domain(os.path.join(sample, m["file"]))
         if not any(d == t or d.endswith("." + t) for t in domains) or "suspicious_sender" in m.get("flags", []):
             continue
-        trusted += 1
-        if m["file"] in possible and not any(not e["optional"] for e in m["extractions"]):
-            alarms += 1
-    return trusted, alarms
+        n.trusted += 1
+        tpl = m.get("template", m.get("category"))
+        wanted = [e for e in m["extractions"] if not e["optional"]]
+        if m["file"] in possible and not wanted:
+            n.alarms += 1
+            n.alarm_templates[tpl] += 1
+        if found is None or not any(e["trusted_sender"] for e in wanted):
+            continue
+        got = found.get(m["file"], {})
+        if any(e["trusted_sender"] and (e["kind"], e["value"].lower()) not in got for e in wanted):
+            n.missed += 1
+            if m["file"] in possible:
+                n.caught += 1
+            else:
+                n.silent_templates[tpl] += 1
+    return n
+
+
+class NetScore:
+    def __init__(self):
+        self.trusted = self.alarms = self.missed = self.caught = 0
+        self.alarm_templates = collections.Counter()
+        self.silent_templates = collections.Counter()
+
+    def line(self):
+        return ("  possible codes: on %d mails from trusted senders, false alarms (no code expected): %d (%.2f %%); "
+                "mails whose trusted code was missed: %d, kept as possible codes: %d"
+                % (self.trusted, self.alarms, 100.0 * self.alarms / max(1, self.trusted), self.missed, self.caught))
 
 
 class Score:

@@ -3,49 +3,35 @@ Status, ListCodes, Rescan, properties and signals; `alcode status|rescan` exit 3
 runs; a second daemon on the same bus refuses to start."""
 
 import json
-import os
-import unittest
 
-from alcodetest import (Alcode, BusMonitor, DBusSession, Dovecot, NotifySocket, TempDir, binary, busctl,
-                        code_mail, main, random_codes, read_log, start_daemon, stop_daemon, wait_for)
+from alcodetest import (Alcode, BusMonitor, DaemonTestCase, busctl, code_mail, main, random_codes, read_log,
+                        start_daemon, stop_daemon, wait_for)
 
 NAME, PATH, IFACE = "io.github.alcode.Daemon1", "/io/github/alcode/Daemon1", "io.github.alcode.Daemon1"
 
 
-class Bus(unittest.TestCase):
+class Bus(DaemonTestCase):
+    USERS = {"ivy": "pw-ivy-5150"}
+
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = TempDir()
-        cls.dovecot = Dovecot(cls.tmp, users={"ivy": "pw-ivy-5150"})
+    def fill(cls):
         cls.codes = random_codes(2, seed=3)
         cls.dovecot.deliver("ivy", "INBOX", code_mail(cls.codes[0]))
         cls.dovecot.deliver("ivy", "Junk", code_mail(cls.codes[1], sender="x@al-in.fr.example",
                                                        auth_domain=None))
-        cls.dovecot.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dovecot.stop()
-        cls.tmp.cleanup()
 
     def setUp(self):
-        self.t = TempDir()
-        self.addCleanup(self.t.cleanup)
-        self.bus = DBusSession(self.t)
-        self.addCleanup(self.bus.stop)
-        self.alcode = Alcode(self.t, bus=self.bus)
+        super().setUp()
         self.alcode.write_config(self.dovecot.account_config("ivy", user="ivy"))
 
     def call(self, method, *args, check=True):
         return busctl(self.bus, "call", NAME, PATH, IFACE, method, *args, check=check)
 
     def test_api(self):
-        notify = NotifySocket(self.t)
-        self.addCleanup(notify.close)
         monitor = BusMonitor(self.bus)
         self.addCleanup(monitor.stop)
-        p = start_daemon(self, self.alcode, notify=notify)
-        notify.wait("STATUS", "ivy: watching")
+        p = start_daemon(self, self.alcode, notify=self.notify)
+        self.notify.wait("STATUS", "ivy: watching")
 
         xml = busctl(self.bus, "call", NAME, PATH, "org.freedesktop.DBus.Introspectable", "Introspect")["data"][0]
         for fragment in ('<interface name="io.github.alcode.Daemon1">',

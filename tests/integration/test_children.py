@@ -11,10 +11,9 @@ import shutil
 import signal
 import subprocess
 import time
-import unittest
 
-from alcodetest import (Alcode, DBusSession, Dovecot, NotifySocket, TempDir, code_mail, main, random_codes,
-                        read_log, require_tools, start_daemon, stop_daemon, wait_for)
+from alcodetest import (DaemonTestCase, code_mail, main, random_codes, read_log, require_tools, start_daemon,
+                        stop_daemon, wait_for)
 
 PASSWORD = "pw-kim-3390"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,30 +71,18 @@ class NotificationServer:
         self.proc.wait(timeout=5)
 
 
-class Children(unittest.TestCase):
+class Children(DaemonTestCase):
+    USERS = {"kim": PASSWORD}
+
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = TempDir()
-        cls.dovecot = Dovecot(cls.tmp, users={"kim": PASSWORD})
+    def fill(cls):
         cls.code = random_codes(1, seed=14)[0]
         cls.dovecot.deliver("kim", "INBOX", code_mail(cls.code))
-        cls.dovecot.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dovecot.stop()
-        cls.tmp.cleanup()
 
     def setUp(self):
-        self.t = TempDir()
-        self.addCleanup(self.t.cleanup)
-        self.bus = DBusSession(self.t)
-        self.addCleanup(self.bus.stop)
+        super().setUp()
         self.server = NotificationServer(self.t, self.bus)
         self.addCleanup(self.server.stop)
-        self.notify = NotifySocket(self.t)
-        self.addCleanup(self.notify.close)
-        self.alcode = Alcode(self.t, bus=self.bus)
 
     def start(self, env, account_extra=""):
         conf = self.dovecot.account_config("kim", user="kim")

@@ -7,6 +7,8 @@ its employer domains and the user's own addresses, scored as expected.json says
   reported as trusted, no phished code trusted, no attachment-only value, and recall per kind
   at least what the shipped rules achieve today (RECALL_FLOOR: raise it when the rules improve,
   never lower it to make a change pass);
+- the safety net on the `train` half: possible-code false alarms under 1 % of trusted-sender
+  mails, and every missed trusted code kept as a possible code;
 - on the `heldout` half (corpus/heldout): the same safety properties (nothing untrusted reported
   trusted, no phished code trusted); its recall and precision are printed, not asserted on:
   rules are never tuned on it (bench/corpus_score.py prints both halves for bench/README.md);
@@ -41,11 +43,15 @@ class Corpus(unittest.TestCase):
         a = Alcode(cls.tmp)
         a.write_config(corpusscore.config_text(expected))
         r = a.run("scan", "--json", sample, timeout=600)
-        return expected, r, corpusscore.findings(r.stdout, sample)
+        possible = set()
+        found = corpusscore.findings(r.stdout, sample, possible)
+        cls.possible[sample] = corpusscore.possible_alarms(expected, sample, possible, found)
+        return expected, r, found
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = TempDir()
+        cls.possible = {}
         cls.sample = require_corpus("sample")
         cls.expected, r, cls.found = cls.scan(cls.sample)
         cls.stderr = r.stderr
@@ -101,6 +107,15 @@ class Corpus(unittest.TestCase):
             self.assertGreaterEqual(round(got, 3), floor, "recall of %s fell" % kind)
         got = self.score.rates()["trusted_recall"]
         self.assertGreaterEqual(round(got, 3), TRUSTED_RECALL_FLOOR["all"], "trusted recall fell")
+
+    def test_train_possible_codes(self):
+        """The safety net: under 1 % of the mails from trusted senders that hold no code become a
+        possible code, and every trusted code the rules miss does."""
+        net = self.possible[self.sample]
+        print(net.line())
+        self.assertGreater(net.trusted, 300)
+        self.assertLess(net.alarms / net.trusted, 0.01, dict(net.alarm_templates))
+        self.assertEqual(dict(net.silent_templates), {}, "trusted codes missed and not kept as possible codes")
 
     def test_heldout_safety(self):
         s = self.heldout.rates()

@@ -7,11 +7,10 @@ import os
 import shutil
 import subprocess
 import types
-import unittest
 
-from alcodetest import (Alcode, BUILD_DIR, RULES_DIR, BusMonitor, DBusSession, Dovecot, NotifySocket, SilentServer,
-                        TempDir, busctl, code_mail, main, random_codes, read_log, start_daemon, stop_daemon,
-                        under_ci, wait_for)
+from alcodetest import (BUILD_DIR, RULES_DIR, BusMonitor, DaemonTestCase, DBusSession, NotifySocket, SilentServer,
+                        busctl, code_mail, main, random_codes, read_log, start_daemon, stop_daemon, under_ci,
+                        wait_for)
 
 USERS = {"dave": "pw-dave-1181", "frank": "pw-frank-4409", "gina": "pw-gina-3317", "hugo": "pw-hugo-2206"}
 BACKFILL_CODES = 150
@@ -30,11 +29,11 @@ def test_hooks_built():
         return False
 
 
-class Reload(unittest.TestCase):
+class Reload(DaemonTestCase):
+    USERS = USERS
+
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = TempDir()
-        cls.dovecot = Dovecot(cls.tmp, users=USERS)
+    def fill(cls):
         cls.codes = random_codes(BACKFILL_CODES + 10, seed=9)
         cls.dovecot.deliver("frank", "INBOX", code_mail(cls.codes[0]))
         filler = b"From: news@shop.example\r\nSubject: offers %d\r\n\r\n" + b"Nothing to see here. " * 200 + b"\r\n"
@@ -43,21 +42,6 @@ class Reload(unittest.TestCase):
             cls.dovecot.deliver("gina", folder, code_mail(c))
             for k in range(BACKFILL_NOISE):
                 cls.dovecot.deliver("gina", folder, filler % (i * 100 + k))
-        cls.dovecot.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dovecot.stop()
-        cls.tmp.cleanup()
-
-    def setUp(self):
-        self.t = TempDir()
-        self.addCleanup(self.t.cleanup)
-        self.bus = DBusSession(self.t)
-        self.addCleanup(self.bus.stop)
-        self.notify = NotifySocket(self.t)
-        self.addCleanup(self.notify.close)
-        self.alcode = Alcode(self.t, bus=self.bus)
 
     def accounts(self, *names, extra=None):
         extra = extra or {}

@@ -1,13 +1,16 @@
 """Possible codes, end to end with the daemon: a mail from a trusted sender that gives a code no
 rule reads is stored without a value, named after the codes by `alcode list`, given as
 "kind": "possible" and "value": null in JSON, notified once (the first one, not the next), and
-dismissed with `alcode forget`; a newsletter from the same sender stays quiet."""
+dismissed with `alcode forget`; a newsletter from the same sender stays quiet. While the daemon
+runs, `alcode status` counts them and D-Bus ListCodes("possible") lists them (sender, date, no
+value); a mail that only explains codes ("your request number is unchanged") stays quiet."""
 
 import email.utils
 import json
 import unittest
 
-from alcodetest import Alcode, BusMonitor, DBusSession, Dovecot, TempDir, main
+from alcodetest import (Alcode, BusMonitor, DBusSession, Dovecot, NotifySocket, TempDir, busctl, main,
+                        read_log, start_daemon, stop_daemon, wait_for)
 
 PASSWORD = "pw-lise-3391"
 
@@ -22,6 +25,10 @@ def al_mail(body, subject="Votre espace AL'in", n=0):
 
 GIVES = "Bonjour Lise,\r\n\r\nVotre code spécifique : voir le document joint à ce message.\r\n"
 NEWS = "Votre code avantage : découvrez nos offres.\r\nSe désabonner\r\n"
+# Mail that only explains codes, gives none and says where none is: it stays quiet.
+EXPLAINS = ("Hello Lise,\r\n\r\nYour request number is unchanged. The company code is the SIRET number "
+            "of your employer.\r\n")
+NAME, PATH, IFACE = "io.github.alcode.Daemon1", "/io/github/alcode/Daemon1", "io.github.alcode.Daemon1"
 
 
 class Possible(unittest.TestCase):
@@ -68,6 +75,44 @@ class Possible(unittest.TestCase):
         self.assertRegex(out, r"2 mails from AL'in may hold a code no rule read: alcode show \d+, \d+ / ")
         self.a.run("forget", "1")
         self.assertIn("1 mail from AL'in", self.a.run("list").stdout)
+
+    def test_running_daemon_shows_them(self):
+        """What a user sees while the daemon runs: `alcode status` counts the possible codes,
+        ListCodes("possible") lists them with their sender and no value, the first one is
+        notified, and a mail that only explains codes adds nothing."""
+        self.dovecot.deliver("lise", "INBOX", al_mail(EXPLAINS, subject="Good to know", n=4))
+        notify = NotifySocket(self.t)
+        self.addCleanup(notify.close)
+        p = start_daemon(self, self.a, notify=notify)
+        notify.wait("STATUS", "lise: watching")
+
+        listed = busctl(self.bus, "call", NAME, PATH, IFACE, "ListCodes", "s", "possible")["data"][0]
+        self.assertEqual(len(listed), 1, listed)
+        _, kind, value, sender, trusted, date = listed[0]
+        self.assertEqual((kind, value, sender, trusted), ("possible", "", "notifications@al-in.fr", True))
+        self.assertGreater(date, 1_700_000_000)
+        self.assertEqual([c[1] for c in busctl(self.bus, "call", NAME, PATH, IFACE, "ListCodes", "s", "specific")
+                          ["data"][0]], [])
+
+        calls = self.monitor.notify_calls()
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(calls[0]["summary"], "Action Logement: a mail may hold a code no rule read")
+        self.assertNotIn("Good to know", calls[0]["body"])
+
+        out = self.a.run("status").stdout
+        self.assertIn("1 mail may hold a code no rule read: alcode list", out)
+        self.assertIn("1 mail from AL'in may hold a code no rule read", self.a.run("list").stdout)
+
+        # A second one: counted and listed, not notified again.
+        self.dovecot.deliver("lise", "INBOX", al_mail(GIVES.replace("Lise", "Madame"), n=5))
+        self.a.run("rescan", "lise")
+        wait_for(lambda: len(busctl(self.bus, "call", NAME, PATH, IFACE, "ListCodes", "s", "possible")["data"][0]) == 2,
+                 what="the second possible code")
+        self.assertIn("2 mails may hold a code no rule read: alcode list", self.a.run("status").stdout)
+        self.assertEqual(len(self.monitor.notify_calls()), 1)
+
+        rc, _ = stop_daemon(p)
+        self.assertEqual(rc, 0, read_log(p))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ Halves
 ------
 Every template (a way of writing one kind of mail: its wording, language and layout) belongs to
 exactly one half, fixed here in the code: within each category, templates alternate train,
-heldout, train, ... in the order they are defined. `--half train` draws only from train
+heldout, train, ... in the order they are defined; templates added later (the "Train templates
+added" section) are train templates by name, so the held-out half stays the same mail. `--half train` draws only from train
 templates, `--half heldout` only from held-out ones. Rules are written and tuned against
 `train`; `heldout` measures them on wording they were never fitted to, so the gap between the
 two halves shows overfitting. Do not read held-out mail, or this file's held-out templates,
@@ -418,14 +419,17 @@ def _inner_html(blocks, r):
 # Templates
 
 
-TEMPLATES = {}  # category -> [(name, half, lang, fn)]
+TEMPLATES = {}  # category -> [(name, half, lang, fn, half named)]
 
 
-def template(category, lang):
+def template(category, lang, half=None):
+    """Registers a template. Without `half`, templates alternate train, heldout, ... within
+    their category; a template added after the first split names its half (always "train":
+    rules are written against it), which leaves the held-out half as it was."""
     def deco(fn):
         lst = TEMPLATES.setdefault(category, [])
-        half = "train" if len(lst) % 2 == 0 else "heldout"
-        lst.append((fn.__name__, half, lang, fn))
+        h = half or ("train" if sum(1 for t in lst if not t[4]) % 2 == 0 else "heldout")
+        lst.append((fn.__name__, h, lang, fn, half is not None))
         return fn
     return deco
 
@@ -1485,6 +1489,122 @@ def fill_association(c, r, ctx):
 
 
 # ---------------------------------------------------------------------------------------------
+# Train templates added for issue 12 (classes the first train half lacked: a request number
+# written before its label, a code spécifique in lower or mixed case, a formal letter, English
+# information mail that speaks of codes without giving one). Each is a train template by name.
+
+
+@template("al_request", "fr", half="train")
+def req_number_before(c, r, ctx):
+    code = c.nur(grouped=r.random() < 0.4) if r.random() < 0.6 else c.aid_request(r.choice(["LP", "MJ", "AM"]))
+    line = r.choice([
+        "%s : c'est le numéro de votre demande, à rappeler dans tous vos échanges avec nous.",
+        "%s - tel est le numéro unique sous lequel votre demande de logement social est enregistrée.",
+        "La référence %s est désormais celle de votre demande ; notez-la.",
+        "%s, voilà votre numéro de demande. Il figure aussi sur l'accusé de réception.",
+    ]) % code
+    return M(r.choice(["Accusé de réception de votre demande", "Votre demande a bien été reçue"]), [
+        hello(ctx, r), "Nous avons bien reçu votre demande et les pièces jointes.", line,
+        "Un conseiller l'étudiera sous quinze jours.", sig_al(r)], r.choice(["al", "alin", "lp"]), [code])
+
+
+@template("al_request", "en", half="train")
+def req_number_before_en(c, r, ctx):
+    code = c.nur() if r.random() < 0.5 else c.aid_request("LP")
+    line = r.choice(["%s is the number of your request: please quote it when you contact us.",
+                     "%s - this is your application number.",
+                     "Reference %s now identifies your housing request."]) % code
+    return M("We have received your request", [
+        hello(ctx, r, "en"), "Thank you, your file is complete.", line, "Kind regards,\nAction Logement"],
+        r.choice(["al", "alin"]), [code])
+
+
+@template("sne_request", "fr", half="train")
+def req_sne_before(c, r, ctx):
+    code = c.nur(grouped=r.random() < 0.3)
+    return M("Votre demande de logement social : renouvellement effectué", [
+        hello(ctx, r), "Le renouvellement de votre demande a été pris en compte le %s." % ctx["date_fr"],
+        r.choice(["%s reste le numéro unique de votre demande.", "%s : numéro unique de votre demande (inchangé)."]) % code,
+        Small("Ne répondez pas à ce message automatique.")], "sne", [code])
+
+
+@template("al_specific", "fr", half="train")
+def spec_case_kept(c, r, ctx):
+    code = c.specific(case=r.choice(["lower", "mixed"]), grouped=r.random() < 0.4)
+    return M(r.choice(["Votre code spécifique AL'in", "AL'in : votre code"]), [
+        hello(ctx, r), r.choice([
+            "Votre code spécifique (à saisir exactement comme écrit) : %s",
+            "Voici le code spécifique qui vous a été attribué : %s. Respectez bien les minuscules.",
+            "Code spécifique personnel\n%s"]) % code,
+        "Il vous sera demandé à chaque candidature.", sig_al(r)], "alin", [code])
+
+
+@template("al_specific", "en", half="train")
+def spec_case_kept_en(c, r, ctx):
+    code = c.specific(case=r.choice(["lower", "mixed"]))
+    return M("Your AL'in specific code", [
+        hello(ctx, r, "en"), r.choice(["Your specific code (case-sensitive): %s",
+                                      "Please type this specific code exactly as shown: %s"]) % code,
+        "The AL'in team"], "alin", [code])
+
+
+@template("al_specific", "fr", half="train")
+def spec_formal(c, r, ctx):
+    code = c.specific()
+    intro = r.choice([
+        "Suite à votre demande du %s, nous vous communiquons ci-après votre code spécifique, strictement "
+        "personnel, qui vous permettra de candidater aux logements proposés sur AL'in." % ctx["date_fr"],
+        "Nous faisons suite à votre appel et vous adressons, comme convenu, le code spécifique attaché "
+        "à votre compte AL'in.",
+    ])
+    return M("Courrier : votre code spécifique", [
+        "Action Logement Services\n19/21 quai d'Austerlitz\n75013 Paris",
+        "%s %s\n12 rue des Tilleuls\n21000 Dijon" % (ctx["first"], ctx["last"]),
+        "Paris, le %s" % ctx["date_fr"], "Objet : code spécifique AL'in",
+        "Madame, Monsieur,", intro, Big(code),
+        "Nous vous prions d'agréer, Madame, Monsieur, l'expression de nos salutations distinguées.",
+        "Le service Relation clients", sig_al(r)], "al", [code])
+
+
+@template("al_nearmiss", "en", half="train")
+def nm_explain_codes_en(c, r, ctx):
+    body = r.choice([
+        ["The company code is the SIRET number of your employer; it is printed on your payslip.",
+         "Your specific code is personal and is sent to you by e-mail when you register on AL'in."],
+        ["Your access code is something your employer gives you; Action Logement does not send it.",
+         "If it is lost, please ask your HR department."],
+        ["Why is a request number needed? It is how the landlords find your social housing request.",
+         "Keep it with your documents."],
+        ["Your file number is required for every claim. It is shown in each letter we send you."],
+    ])
+    return M(r.choice(["Your questions about codes", "Frequently asked questions", "Good to know"]),
+             [hello(ctx, r, "en")] + body + ["Best regards,\nAction Logement"], r.choice(["al", "alin"]), [])
+
+
+@template("al_nearmiss", "en", half="train")
+def nm_reminder_en(c, r, ctx):
+    return M(r.choice(["Reminder: finish your application", "Your application is incomplete"]), [
+        hello(ctx, r, "en"), r.choice([
+            "Your application still lacks a document. The code you received when you registered is "
+            "still valid; nothing else is needed from you.",
+            "To finish your application, upload your last tax notice. Your specific code is the one "
+            "you already have.",
+            "We are waiting for your employer's certificate. Your request number is unchanged."]),
+        "The AL'in team"], "alin", [])
+
+
+@template("al_nearmiss", "fr", half="train")
+def nm_explain_codes(c, r, ctx):
+    return M(r.choice(["Code entreprise, code spécifique : quelle différence ?", "Bon à savoir"]), [
+        hello(ctx, r), r.choice([
+            "Le code entreprise est le numéro SIRET de votre employeur. Le code spécifique est un code "
+            "personnel que vous avez reçu à votre inscription.",
+            "Votre numéro de demande est celui qui figure sur votre attestation d'enregistrement.",
+            "Le code d'accès est fourni par votre employeur : adressez-vous à votre service RH."]),
+        sig_al(r)], r.choice(["al", "alin"]), [])
+
+
+# ---------------------------------------------------------------------------------------------
 # Profiles: category weights, folder choices
 
 FUNCTIONAL = {
@@ -1761,7 +1881,7 @@ def auth_results(domain, status):
 def build_message(i, count, args, ctx_base, weights_pairs, templates_by_cat, profile):
     r = random.Random("%d:%d" % (args.seed, i))
     category = weighted(r, weights_pairs)
-    name, half, lang, fn = r.choice(templates_by_cat[category])
+    name, half, lang, fn = r.choice(templates_by_cat[category])[:4]
     d = make_date(r, i, count)
     ctx = dict(ctx_base)
     ctx["date_fr"] = "%02d/%02d/%d" % (d.day, d.month, d.year)

@@ -133,6 +133,17 @@ static void test_generalised_mail(void **state) {
                   "Votre code sp\xc3\xa9" "cifique : consultez le document joint a ce message.\n", "possible=-" },
                 { HDR("RH <rh@menuiseries-durand.example>") "Content-Type: text/plain; charset=utf-8\n\n"
                   "Voici votre code pour les aides au logement, dans le fichier joint.\n", "possible=-" },
+                { HDR("AL'in <notifications@mail.al-in.fr>") "Content-Type: text/plain; charset=utf-8\n\n"
+                  "Your specific code is 4471.\n", "possible=-" },
+                { HDR("AL'in <notifications@mail.al-in.fr>") "Content-Type: text/plain; charset=utf-8\n\n"
+                  "Votre num\xc3\xa9ro de demande :\n\n  075-12 ALS\n", "possible=-" },
+                /* mail that speaks of codes without giving one: no value, no pointer to one */
+                { HDR("AL'in <notifications@mail.al-in.fr>") "Content-Type: text/plain; charset=utf-8\n\n"
+                  "Your request number is unchanged. We still need your tax notice.\n", "" },
+                { HDR("Action Logement <noreply@actionlogement.fr>") "Content-Type: text/plain; charset=utf-8\n\n"
+                  "Le code entreprise est le SIRET de votre employeur : demandez-le au service RH.\n", "" },
+                { HDR("Action Logement <noreply@actionlogement.fr>") "Content-Type: text/plain; charset=utf-8\n\n"
+                  "Voici comment obtenir votre code sp\xc3\xa9" "cifique : inscrivez-vous sur AL'in.\n", "" },
                 { HDR("Action Logement <noreply@actionlogement.fr>") "Content-Type: text/plain; charset=utf-8\n\n"
                   "Pour changer de mot de passe, utilisez le code que vous recevrez.\n", "" },
                 { HDR("Action Logement <news@actionlogement.fr>") "Content-Type: text/plain; charset=utf-8\n\n"

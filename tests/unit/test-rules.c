@@ -434,6 +434,33 @@ static void test_generalised(void **state) {
                   "specific=KQ4M7TRXZP2W(KQ4M 7TRX ZP2W)" },
                 { AL, NULL, "Votre demande d'aide à la mobilité est enregistrée sous la référence AM-2026-4417302.",
                   "request=AM20264417302(AM-2026-4417302)" },
+                /* groups of four or five in any case, some of them letters only */
+                { AL, NULL, "Votre code spécifique : qbcm-38ar", "specific=qbcm38ar(qbcm-38ar)" },
+                { AL, NULL, "Votre code spécifique : y5tp-44Ew-Mfrr\nÀ bientôt", "specific=y5tp44EwMfrr(y5tp-44Ew-Mfrr)" },
+                { AL, NULL, "Please type your specific code as shown: Rne7 D92M qk", "specific=Rne7D92Mqk(Rne7 D92M qk)" },
+                { AL, NULL, "Code spécifique personnel\nrxxf 8d6x\n", "specific=rxxf8d6x(rxxf 8d6x)" },
+                { AL, NULL, "Votre code spécifique 7VZY G7EH DX reste valable.", "specific=7VZYG7EHDX(7VZY G7EH DX)" },
+                { AL, NULL, "Keep your specific code 7895 7875 with your papers.", "specific=78957875(7895 7875)" },
+                { AL, NULL, "Votre code spécifique AB12 CD34 pour AL'in.", "specific=AB12CD34(AB12 CD34)" },
+                { AL, NULL, "Voici votre code spécifique : k7pm wqza hhrt. Attention aux minuscules.",
+                  "specific=k7pmwqzahhrt(k7pm wqza hhrt)" },
+                { AL, NULL, "Votre code spécifique arrive : 1234 dans deux mois.", "" },
+                /* the access code by its shape is never cut before a further group */
+                { EMPLOYER, NULL, "Pour les aides au logement Action Logement, voici ce qu'il vous faut :\nmb37 wYB7 2alD HGzL\n",
+                  "access=mb37wYB72alDHGzL(mb37 wYB7 2alD HGzL)" },
+                /* a letter: the label in the introduction, the value set apart further down */
+                { AL, NULL, "Objet : votre compte AL'in\n\nMadame,\n\nComme convenu lors de notre entretien, vous trouverez "
+                  "ci-après le code spécifique rattaché à votre compte, à conserver.\n\n      QWRT 4K7P ZM\n\n"
+                  "Veuillez agréer, Madame, nos salutations distinguées.", "specific=QWRT4K7PZM(QWRT 4K7P ZM)" },
+                /* a request number before its label, or named before and its request after */
+                { AL, NULL, "0691225000123GDPUB : voilà le numéro unique de votre demande.",
+                  "request=0691225000123GDPUB(0691225000123GDPUB)" },
+                { AL, NULL, "LP-2027-0041893, c'est désormais le numéro de votre demande.", "request=LP20270041893(LP-2027-0041893)" },
+                { AL, NULL, "MJ-2026-0311204 is the number of your request.", "request=MJ20260311204(MJ-2026-0311204)" },
+                { AL, NULL, "La référence AM-2026-4417302 désigne maintenant votre demande.", "request=AM20264417302(AM-2026-4417302)" },
+                { SNE, NULL, "0751226004417ALS03 demeure le numéro unique de votre demande.",
+                  "request=0751226004417ALS03(0751226004417ALS03)" },
+                { AL, NULL, "0691225000123GDPUB : ancien numéro de votre demande, à ne plus utiliser.", "" },
                 { EMPLOYER, NULL, "Bonjour, voici le code spécifique Action Logement de notre groupe : GRP7731K", "specific=GRP7731K(GRP7731K)" },
                 /* negative wording rejects that value only */
                 { EMPLOYER, NULL, "Pour AL'in, le SIRET 512 487 369 00021 ne fonctionnera pas, saisissez le SIRET 552 100 554 00013.",
