@@ -22,7 +22,7 @@ import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
-# The queries alcode runs (lib/store.c), written out for the shell.
+# The queries alcode runs (lib/store-format.c), written out for the shell.
 RFC3339 = ("(strftime('%Y-%m-%dT%H:%M:%S', {t} + 60 * {tz}, 'unixepoch') || iif({tz} = 0, 'Z',"
            " printf('%s%02d:%02d', iif({tz} < 0, '-', '+'), abs({tz}) / 60, abs({tz}) % 60)))")
 JSON = ("SELECT json_patch('{{}}', json_object('id', c.id, 'kind', c.kind, 'value', c.value,"

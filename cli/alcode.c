@@ -1,9 +1,13 @@
 /* alcode: the companion CLI. Options may come before or after the verb (getopt permutes);
- * the first non-option argument is the verb, the rest its arguments.
+ * the first non-option argument is the verb, the rest its arguments. The verb table says, for
+ * each verb, how many arguments it takes and which options, and dispatch_verb() checks both
+ * before the verb's function runs (systemctl's idiom).
  *
- * This file is linked into both `alcode` and `alcode-full` (see cli.h): a verb whose function
- * is not linked in (NULL, weak) is run by executing alcode-full with the same arguments. */
+ * This file is compiled into both `alcode` and `alcode-full` (see cli.h): in `alcode`, a verb
+ * marked VERB_FULL has no function and is run by executing alcode-full with the same
+ * arguments. */
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,26 +30,44 @@ const char *arg_kind = NULL;
 const char *arg_account = NULL;
 bool arg_color = false;
 
+#define VERB_ANY UINT_MAX
+
+typedef enum VerbFlags {
+        VERB_FULL = 1 << 0, /* needs the mail, TLS and D-Bus stack: only alcode-full runs it */
+} VerbFlags;
+
 typedef struct Verb {
         const char *name;
+        unsigned min_args, max_args; /* arguments after the verb's name; VERB_ANY: no limit */
+        VerbFlags flags;
         int (*run)(int argc, char *argv[]);
         const char *options; /* long options it accepts besides the common ones, space-separated */
+        const char *usage;   /* said when the count is wrong; NULL: "unexpected argument" */
 } Verb;
 
+/* alcode does not link the functions of the VERB_FULL verbs. */
+#ifdef ALCODE_CLI_FULL
+#  define FULL(f) f
+#else
+#  define FULL(f) NULL
+#endif
+
 static const Verb verbs[] = {
-        { "list", verb_list, "kind account untrusted" },
-        { "latest", verb_latest, "" },
-        { "show", verb_show, "" },
-        { "scan", verb_scan, "store explain" },
-        { "check", verb_check, "" },
-        { "export", verb_export, "csv" },
-        { "forget", verb_forget, "" },
-        { "status", verb_status, "" },
-        { "rescan", verb_rescan, "" },
-        { "init", verb_init, "account email host port tls user password-command ca-file employer-domains "
-                             "no-test no-enable yes oauth2 oauth2-provider oauth2-client-id oauth2-client-secret "
-                             "oauth2-authorize-url oauth2-token-url oauth2-device-url oauth2-scope device token-file "
-                             "reauth" },
+        { "list", 0, 0, 0, verb_list, "kind account untrusted", NULL },
+        { "latest", 0, 1, 0, verb_latest, "", N_("alcode latest: expected at most one KIND.\n") },
+        { "show", 1, 1, 0, verb_show, "", N_("alcode show: expected one code ID (see 'alcode list').\n") },
+        { "scan", 1, VERB_ANY, VERB_FULL, FULL(verb_scan), "store explain",
+          N_("alcode scan: expected at least one file or folder.\n") },
+        { "check", 0, 0, VERB_FULL, FULL(verb_check), "", NULL },
+        { "export", 0, 0, 0, verb_export, "csv", NULL },
+        { "forget", 1, 1, 0, verb_forget, "", N_("alcode forget: expected one code ID (see 'alcode list').\n") },
+        { "status", 0, 0, VERB_FULL, FULL(verb_status), "", NULL },
+        { "rescan", 0, 1, VERB_FULL, FULL(verb_rescan), "", NULL },
+        { "init", 0, 0, VERB_FULL, FULL(verb_init),
+          "account email host port tls user password-command ca-file employer-domains "
+          "no-test no-enable yes oauth2 oauth2-provider oauth2-client-id oauth2-client-secret "
+          "oauth2-authorize-url oauth2-token-url oauth2-device-url oauth2-scope device token-file "
+          "reauth", NULL },
 };
 
 static void help(void) {
@@ -130,53 +152,126 @@ static int exec_full(const char *verb, char *argv[]) {
         return EXIT_BAD_INPUT;
 }
 
-int main(int argc, char *argv[]) {
-        enum { ARG_DB = 0x100, ARG_JSON, ARG_CSV, ARG_STORE, ARG_EXPLAIN, ARG_UNTRUSTED, ARG_KIND, ARG_ACCOUNT,
-               ARG_INIT };
-        static const struct option options[] = {
-                { "db", required_argument, NULL, ARG_DB },
-                { "config", required_argument, NULL, 'c' },
-                { "json", no_argument, NULL, ARG_JSON },
-                { "csv", no_argument, NULL, ARG_CSV },
-                { "store", no_argument, NULL, ARG_STORE },
-                { "explain", no_argument, NULL, ARG_EXPLAIN },
-                { "untrusted", no_argument, NULL, ARG_UNTRUSTED },
-                { "kind", required_argument, NULL, ARG_KIND },
-                { "account", required_argument, NULL, ARG_ACCOUNT },
-                /* alcode init's, kept by init_set_option() */
-                { "email", required_argument, NULL, ARG_INIT },
-                { "host", required_argument, NULL, ARG_INIT },
-                { "port", required_argument, NULL, ARG_INIT },
-                { "tls", required_argument, NULL, ARG_INIT },
-                { "user", required_argument, NULL, ARG_INIT },
-                { "password-command", required_argument, NULL, ARG_INIT },
-                { "ca-file", required_argument, NULL, ARG_INIT },
-                { "employer-domains", required_argument, NULL, ARG_INIT },
-                { "no-test", no_argument, NULL, ARG_INIT },
-                { "no-enable", no_argument, NULL, ARG_INIT },
-                { "yes", no_argument, NULL, ARG_INIT },
-                /* alcode init's OAuth2 options (cli/init-oauth2.h) */
-                { "oauth2", no_argument, NULL, ARG_INIT },
-                { "oauth2-provider", required_argument, NULL, ARG_INIT },
-                { "oauth2-client-id", required_argument, NULL, ARG_INIT },
-                { "oauth2-client-secret", required_argument, NULL, ARG_INIT },
-                { "oauth2-authorize-url", required_argument, NULL, ARG_INIT },
-                { "oauth2-token-url", required_argument, NULL, ARG_INIT },
-                { "oauth2-device-url", required_argument, NULL, ARG_INIT },
-                { "oauth2-scope", required_argument, NULL, ARG_INIT },
-                { "device", no_argument, NULL, ARG_INIT },
-                { "token-file", required_argument, NULL, ARG_INIT },
-                { "reauth", required_argument, NULL, ARG_INIT },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' },
-                {},
-        };
-        _cleanup_free_ char **original = NULL;
-        const char *used[ELEMENTSOF(options)];
-        size_t n_used = 0;
-        const Verb *verb = NULL;
-        const char *no_color = getenv("NO_COLOR");
+static const Verb *find_verb(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(name, verbs[i].name))
+                        return &verbs[i];
+        return NULL;
+}
+
+/* Runs verb with argv[0] its name, after checking the number of its arguments; in alcode, a
+ * VERB_FULL verb by executing alcode-full with the arguments as given (original). */
+static int dispatch_verb(const Verb *verb, int argc, char *argv[], char *original[]) {
+        unsigned n = (unsigned) argc - 1;
+
+        if (n < verb->min_args || n > verb->max_args) {
+                if (verb->usage)
+                        fputs(_(verb->usage), stderr);
+                else
+                        fprintf(stderr, _("alcode %s: unexpected argument '%s'.\n"), verb->name,
+                                argv[verb->max_args + 1]);
+                return EXIT_BAD_INPUT;
+        }
+        if (!verb->run)
+                return exec_full(verb->name, original);
+
+        /* https://no-color.org: set and not empty. */
+        arg_color = isatty(STDOUT_FILENO) && isempty(getenv("NO_COLOR")) && !arg_json &&
+                    !streq_ptr(getenv("TERM"), "dumb");
+        return verb->run(argc, argv);
+}
+
+/* Every option: --db, --config, --json, --help and --version go with any verb, the others with
+ * the verbs whose row names them. */
+enum { ARG_DB = 0x100, ARG_JSON, ARG_CSV, ARG_STORE, ARG_EXPLAIN, ARG_UNTRUSTED, ARG_KIND, ARG_ACCOUNT,
+       ARG_INIT };
+static const struct option options[] = {
+        { "db", required_argument, NULL, ARG_DB },
+        { "config", required_argument, NULL, 'c' },
+        { "json", no_argument, NULL, ARG_JSON },
+        { "csv", no_argument, NULL, ARG_CSV },
+        { "store", no_argument, NULL, ARG_STORE },
+        { "explain", no_argument, NULL, ARG_EXPLAIN },
+        { "untrusted", no_argument, NULL, ARG_UNTRUSTED },
+        { "kind", required_argument, NULL, ARG_KIND },
+        { "account", required_argument, NULL, ARG_ACCOUNT },
+        /* alcode init's, kept by init_set_option() */
+        { "email", required_argument, NULL, ARG_INIT },
+        { "host", required_argument, NULL, ARG_INIT },
+        { "port", required_argument, NULL, ARG_INIT },
+        { "tls", required_argument, NULL, ARG_INIT },
+        { "user", required_argument, NULL, ARG_INIT },
+        { "password-command", required_argument, NULL, ARG_INIT },
+        { "ca-file", required_argument, NULL, ARG_INIT },
+        { "employer-domains", required_argument, NULL, ARG_INIT },
+        { "no-test", no_argument, NULL, ARG_INIT },
+        { "no-enable", no_argument, NULL, ARG_INIT },
+        { "yes", no_argument, NULL, ARG_INIT },
+        /* alcode init's OAuth2 options (cli/init-oauth2.h) */
+        { "oauth2", no_argument, NULL, ARG_INIT },
+        { "oauth2-provider", required_argument, NULL, ARG_INIT },
+        { "oauth2-client-id", required_argument, NULL, ARG_INIT },
+        { "oauth2-client-secret", required_argument, NULL, ARG_INIT },
+        { "oauth2-authorize-url", required_argument, NULL, ARG_INIT },
+        { "oauth2-token-url", required_argument, NULL, ARG_INIT },
+        { "oauth2-device-url", required_argument, NULL, ARG_INIT },
+        { "oauth2-scope", required_argument, NULL, ARG_INIT },
+        { "device", no_argument, NULL, ARG_INIT },
+        { "token-file", required_argument, NULL, ARG_INIT },
+        { "reauth", required_argument, NULL, ARG_INIT },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        {},
+};
+
+/* The verb options given (see Verb.options), checked once the verb is known. */
+static const char *arg_verb_options[ELEMENTSOF(options)];
+static size_t arg_n_verb_options = 0;
+
+/* Returns 1 to go on with the verb at argv[optind], 0 when done (--help, --version), -EINVAL
+ * for a usage error (said). */
+static int parse_argv(int argc, char *argv[]) {
         int c, idx = 0;
+
+        while ((c = getopt_long(argc, argv, "c:hV", options, &idx)) >= 0) {
+                const char *verb_option = NULL;
+
+                switch (c) {
+                case ARG_DB: arg_db = optarg; break;
+                case 'c': arg_config = optarg; break;
+                case ARG_JSON: arg_json = true; break;
+                case ARG_CSV: arg_csv = true; verb_option = "csv"; break;
+                case ARG_STORE: arg_store = true; verb_option = "store"; break;
+                case ARG_EXPLAIN: arg_explain = true; verb_option = "explain"; break;
+                case ARG_UNTRUSTED: arg_untrusted = true; verb_option = "untrusted"; break;
+                case ARG_KIND: arg_kind = optarg; verb_option = "kind"; break;
+                case ARG_ACCOUNT: arg_account = optarg; verb_option = "account"; break;
+                case ARG_INIT:
+#ifdef ALCODE_CLI_FULL /* alcode runs alcode-full for init, which parses the options again */
+                        (void) init_set_option(options[idx].name, optarg);
+#endif
+                        verb_option = options[idx].name;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("alcode %s\n", ALCODE_VERSION);
+                        return 0;
+                default:
+                        fprintf(stderr, _("Try 'alcode --help'.\n"));
+                        return -EINVAL;
+                }
+                if (verb_option && arg_n_verb_options < ELEMENTSOF(arg_verb_options))
+                        arg_verb_options[arg_n_verb_options++] = verb_option;
+        }
+        return 1;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_free_ char **original = NULL;
+        const Verb *verb = NULL;
+        int r;
 
         guard_std_fds();
         log_setup("alcode");
@@ -193,58 +288,23 @@ int main(int argc, char *argv[]) {
         }
         memcpy(original, argv, argc * sizeof(char *));
 
-        while ((c = getopt_long(argc, argv, "c:hV", options, &idx)) >= 0) {
-                const char *verb_option = NULL;
-
-                switch (c) {
-                case ARG_DB: arg_db = optarg; break;
-                case 'c': arg_config = optarg; break;
-                case ARG_JSON: arg_json = true; break;
-                case ARG_CSV: arg_csv = true; verb_option = "csv"; break;
-                case ARG_STORE: arg_store = true; verb_option = "store"; break;
-                case ARG_EXPLAIN: arg_explain = true; verb_option = "explain"; break;
-                case ARG_UNTRUSTED: arg_untrusted = true; verb_option = "untrusted"; break;
-                case ARG_KIND: arg_kind = optarg; verb_option = "kind"; break;
-                case ARG_ACCOUNT: arg_account = optarg; verb_option = "account"; break;
-                case ARG_INIT:
-                        if (init_set_option) /* only in alcode-full, which parses the options again */
-                                (void) init_set_option(options[idx].name, optarg);
-                        verb_option = options[idx].name;
-                        break;
-                case 'h':
-                        help();
-                        return finish(0);
-                case 'V':
-                        printf("alcode %s\n", ALCODE_VERSION);
-                        return finish(0);
-                default:
-                        fprintf(stderr, _("Try 'alcode --help'.\n"));
-                        return EXIT_BAD_INPUT;
-                }
-                if (verb_option && n_used < ELEMENTSOF(used))
-                        used[n_used++] = verb_option;
-        }
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r == 0 ? finish(0) : EXIT_BAD_INPUT;
         if (optind >= argc) {
                 help();
                 return finish(EXIT_BAD_INPUT);
         }
-        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                if (streq(argv[optind], verbs[i].name))
-                        verb = &verbs[i];
+        verb = find_verb(argv[optind]);
         if (!verb) {
                 fprintf(stderr, _("alcode: unknown command '%s'. Try 'alcode --help'.\n"), argv[optind]);
                 return EXIT_BAD_INPUT;
         }
-        for (size_t i = 0; i < n_used; i++)
-                if (!verb_accepts(verb, used[i])) {
-                        fprintf(stderr, _("alcode %s: option --%s does not apply here.\n"), verb->name, used[i]);
+        for (size_t i = 0; i < arg_n_verb_options; i++)
+                if (!verb_accepts(verb, arg_verb_options[i])) {
+                        fprintf(stderr, _("alcode %s: option --%s does not apply here.\n"), verb->name,
+                                arg_verb_options[i]);
                         return EXIT_BAD_INPUT;
                 }
-        if (!verb->run)
-                return exec_full(verb->name, original);
-
-        /* https://no-color.org: set and not empty. */
-        arg_color = isatty(STDOUT_FILENO) && isempty(no_color) && !arg_json &&
-                    !streq_ptr(getenv("TERM"), "dumb");
-        return finish(verb->run(argc - optind, argv + optind));
+        return finish(dispatch_verb(verb, argc - optind, argv + optind, original));
 }

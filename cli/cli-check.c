@@ -7,16 +7,12 @@
 #include "secret.h"
 #include "strv.h"
 
-int verb_check(int argc, char *argv[]) {
+int verb_check(_unused_ int argc, _unused_ char *argv[]) {
         _cleanup_(config_freep) Config *config = NULL;
         _cleanup_(rules_freep) Rules *rules = NULL;
         _cleanup_strv_free_ char **errors = NULL;
         int r;
 
-        if (argc > 1) {
-                fprintf(stderr, _("alcode check: unexpected argument '%s'.\n"), argv[1]);
-                return EXIT_BAD_INPUT;
-        }
         r = config_load(arg_config, &config, &errors);
         if (r == -ENOENT) {
                 fprintf(stderr, _("%s: no such file\n"), arg_config);

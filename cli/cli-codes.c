@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "store-format.h"
 #include "i18n.h"
 
 /* Cells wider than this are cut with "…", so that one long sender keeps the table readable. */
@@ -290,7 +291,7 @@ static int explain_nothing(Store *s) {
         return 0;
 }
 
-int verb_list(int argc, char *argv[]) {
+int verb_list(_unused_ int argc, _unused_ char *argv[]) {
         _cleanup_(store_closep) Store *s = NULL;
         StoreFilter f = STORE_FILTER_ALL;
         StoredCode *codes = NULL;
@@ -298,10 +299,6 @@ int verb_list(int argc, char *argv[]) {
         bool company = false, untrusted = false;
         int r;
 
-        if (argc > 1) {
-                fprintf(stderr, _("alcode list: unexpected argument '%s'.\n"), argv[1]);
-                return EXIT_BAD_INPUT;
-        }
         if (arg_kind && parse_kind(arg_kind, &f.kind) < 0)
                 return EXIT_BAD_INPUT;
         f.account = arg_account;
@@ -374,10 +371,6 @@ int verb_latest(int argc, char *argv[]) {
         size_t n = 0;
         int r;
 
-        if (argc > 2) {
-                fprintf(stderr, _("alcode latest: expected at most one KIND.\n"));
-                return EXIT_BAD_INPUT;
-        }
         f.kind = CODE_KIND_SPECIFIC;
         if (argc == 2 && parse_kind(argv[1], &f.kind) < 0)
                 return EXIT_BAD_INPUT;
@@ -430,41 +423,9 @@ static void print_field(const char *label, const char *value) {
         cli_print_cell(stdout, value, 0, 0);
 }
 
-int verb_show(int argc, char *argv[]) {
-        _cleanup_(store_closep) Store *s = NULL;
-        StoreFilter f = STORE_FILTER_ALL;
-        StoredCode *codes = NULL;
-        StoreSighting *seen = NULL;
-        size_t n = 0, n_seen = 0;
+/* alcode show: the code, its sender, subject, dates and state. */
+static void print_code_details(const StoredCode *c) {
         char date[32];
-        const StoredCode *c;
-        int r;
-
-        if (argc != 2) {
-                fprintf(stderr, _("alcode show: expected one code ID (see 'alcode list').\n"));
-                return EXIT_BAD_INPUT;
-        }
-        if (parse_id(argv[1], &f.id) < 0)
-                return EXIT_BAD_INPUT;
-        if (cli_open_store(STORE_READ_ONLY, &s) < 0)
-                return EXIT_BAD_INPUT;
-        if (arg_json) {
-                r = store_write_json(s, &f, stdout);
-                if (r < 0)
-                        return cli_store_error(s, r);
-                if (r == 0)
-                        fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
-                return r == 0 ? EXIT_NONE : cli_flush_stdout();
-        }
-        r = store_list(s, &f, &codes, &n);
-        if (r < 0)
-                return cli_store_error(s, r);
-        if (n == 0) {
-                fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
-                return EXIT_NONE;
-        }
-        c = &codes[0];
-        r = store_list_sightings(s, f.id, &seen, &n_seen);
 
         if (c->kind == CODE_KIND_POSSIBLE) {
                 printf(_("%sA mail from %s may hold a code no rule read.%s\n"), ansi_yellow(), sender_org(c->sender),
@@ -508,8 +469,12 @@ int verb_show(int argc, char *argv[]) {
                 print_field(_("Status:  "), _("replaced by a newer one"));
                 putchar('\n');
         }
+}
+
+/* alcode show: each message the code was seen in. */
+static void print_sightings(const StoreSighting *seen, size_t n_seen) {
         printf(_("  Seen in:\n"));
-        for (size_t i = 0; r >= 0 && i < n_seen; i++) {
+        for (size_t i = 0; i < n_seen; i++) {
                 const StoreSighting *g = &seen[i];
 
                 printf("    ");
@@ -526,6 +491,41 @@ int verb_show(int argc, char *argv[]) {
                 _cleanup_free_ char *rule = cli_clean(g->rule);
                 printf(_(", rule %s, %s\n"), strna(rule), g->trusted ? _("trusted") : _("untrusted"));
         }
+}
+
+int verb_show(_unused_ int argc, char *argv[]) {
+        _cleanup_(store_closep) Store *s = NULL;
+        StoreFilter f = STORE_FILTER_ALL;
+        StoredCode *codes = NULL;
+        StoreSighting *seen = NULL;
+        size_t n = 0, n_seen = 0;
+        const StoredCode *c;
+        int r;
+
+        if (parse_id(argv[1], &f.id) < 0)
+                return EXIT_BAD_INPUT;
+        if (cli_open_store(STORE_READ_ONLY, &s) < 0)
+                return EXIT_BAD_INPUT;
+        if (arg_json) {
+                r = store_write_json(s, &f, stdout);
+                if (r < 0)
+                        return cli_store_error(s, r);
+                if (r == 0)
+                        fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
+                return r == 0 ? EXIT_NONE : cli_flush_stdout();
+        }
+        r = store_list(s, &f, &codes, &n);
+        if (r < 0)
+                return cli_store_error(s, r);
+        if (n == 0) {
+                fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
+                return EXIT_NONE;
+        }
+        c = &codes[0];
+        r = store_list_sightings(s, f.id, &seen, &n_seen);
+
+        print_code_details(c);
+        print_sightings(seen, r >= 0 ? n_seen : 0);
         store_sightings_free(seen, n_seen);
         stored_codes_free(codes, n);
         if (r < 0)
@@ -533,15 +533,11 @@ int verb_show(int argc, char *argv[]) {
         return cli_flush_stdout();
 }
 
-int verb_export(int argc, char *argv[]) {
+int verb_export(_unused_ int argc, _unused_ char *argv[]) {
         _cleanup_(store_closep) Store *s = NULL;
         StoreFilter f = STORE_FILTER_ALL;
         int r;
 
-        if (argc > 1) {
-                fprintf(stderr, _("alcode export: unexpected argument '%s'.\n"), argv[1]);
-                return EXIT_BAD_INPUT;
-        }
         if (arg_json == arg_csv) {
                 fprintf(stderr, _("alcode export: use exactly one of --json or --csv.\n"));
                 return EXIT_BAD_INPUT;
@@ -554,15 +550,11 @@ int verb_export(int argc, char *argv[]) {
         return cli_flush_stdout();
 }
 
-int verb_forget(int argc, char *argv[]) {
+int verb_forget(_unused_ int argc, char *argv[]) {
         _cleanup_(store_closep) Store *s = NULL;
         int64_t id;
         int r;
 
-        if (argc != 2) {
-                fprintf(stderr, _("alcode forget: expected one code ID (see 'alcode list').\n"));
-                return EXIT_BAD_INPUT;
-        }
         if (parse_id(argv[1], &id) < 0)
                 return EXIT_BAD_INPUT;
         if (cli_open_store(STORE_READ_WRITE_EXISTING, &s) < 0)

@@ -8,7 +8,7 @@
 #include "bus-names.h"
 #include "cli.h"
 #include "i18n.h"
-#include "text.h"
+#include "json-writer.h"
 #include "worker-state.h"
 
 #define CALL_TIMEOUT_USEC (25 * 1000000ULL)
@@ -67,55 +67,26 @@ static const char *state_words(const char *state) {
         return words ? _(words) : state;
 }
 
-/* JSON string literal (RFC 8259): quotes and backslashes escaped, and every character that
- * could drive a terminal (text_control_len(): a server's error text is foreign) as \uXXXX. */
-static void print_json_string(const char *s) {
-        putchar('"');
-        for (size_t n = strlen(s); *s;) {
-                const unsigned char *p = (const unsigned char *) s;
-                size_t k = text_control_len(p, n);
-
-                if (k > 0) {
-                        unsigned cp = k == 1 ? p[0] : k == 2 ? (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu)
-                                                             : (p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
-                        printf("\\u%04x", cp);
-                } else {
-                        k = 1;
-                        if (*p == '"' || *p == '\\')
-                                putchar('\\');
-                        putchar(*p);
-                }
-                s += k;
-                n -= k;
-        }
-        putchar('"');
-}
-
 typedef struct StatusRow {
         const char *account, *state, *error;
         uint64_t last_sync, messages;
         int64_t codes;
 } StatusRow;
 
+/* A write error is reported by cli_flush_stdout() at the end of the verb. */
 static void print_status_json(const StatusRow *r) {
+        JsonWriter w;
         char when[40];
 
-        (void) format_rfc3339((int64_t) r->last_sync, 0, when, sizeof when);
-        fputs("{\"account\":", stdout);
-        print_json_string(r->account);
-        fputs(",\"state\":", stdout);
-        print_json_string(r->state);
-        fputs(",\"error\":", stdout);
-        if (isempty(r->error))
-                fputs("null", stdout);
-        else
-                print_json_string(r->error);
-        fputs(",\"last_sync\":", stdout);
-        if (r->last_sync == 0)
-                fputs("null", stdout);
-        else
-                print_json_string(when);
-        printf(",\"messages\":%" PRIu64 ",\"codes\":%" PRIi64 "}\n", r->messages, r->codes);
+        json_writer_begin(&w, stdout);
+        json_writer_string(&w, "account", r->account);
+        json_writer_string(&w, "state", r->state);
+        json_writer_string(&w, "error", isempty(r->error) ? NULL : r->error);
+        json_writer_string(&w, "last_sync",
+                           r->last_sync == 0 ? NULL : format_rfc3339((int64_t) r->last_sync, 0, when, sizeof when));
+        json_writer_uint(&w, "messages", r->messages);
+        json_writer_int(&w, "codes", r->codes);
+        (void) json_writer_end(&w);
 }
 
 /* The possible codes the daemon holds (ListCodes("possible")): mail from a trusted sender that

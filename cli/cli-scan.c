@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "store-format.h"
 #include "i18n.h"
 #include "imap.h"
 #include "log.h"
@@ -665,10 +666,6 @@ int verb_scan(int argc, char *argv[]) {
         ScanState st = { .unquote = STRBUF_INIT(0) };
         int r = 0;
 
-        if (argc < 2) {
-                fprintf(stderr, _("alcode scan: expected at least one file or folder.\n"));
-                return EXIT_BAD_INPUT;
-        }
         if (arg_explain && arg_json) {
                 /* JSON Lines leave no room for the explanation on stdout. */
                 fprintf(stderr, _("alcode scan: --explain and --json do not go together.\n"));

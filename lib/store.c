@@ -1,5 +1,6 @@
-/* SQLite store. SQLite result codes are mapped to -errno here only (errno_from_sqlite());
- * SQLite's own text is kept for the message the caller prints.
+/* SQLite store: schema and migrations, commits, queries. How rows are written out (JSON Lines,
+ * CSV) is store-format.c's. SQLite result codes are mapped to -errno here only
+ * (errno_from_sqlite()); SQLite's own text is kept for the message the caller prints.
  *
  * Dedup is done by the database: codes are UNIQUE(kind, value), sightings UNIQUE(code,
  * message), messages UNIQUE(account, folder, uidvalidity, uid, source). A code is "new" when
@@ -23,7 +24,7 @@
 
 #include "fs-util.h"
 #include "store.h"
-#include "text.h"
+#include "store-internal.h"
 #include "strbuf.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000      /* a writer waits for another writer */
@@ -135,30 +136,6 @@ static const char *const migrations[] = {
         SCHEMA_V2,
 };
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration per schema version");
-
-/* RFC 3339 with the message's own offset ("2026-03-02T09:14:00+01:00", "…Z" for UTC), with
- * SQLite's built-in functions only, so that the sqlite3 shell can run the same query. */
-#define SQL_RFC3339(t, tz)                                                                         \
-        "(strftime('%Y-%m-%dT%H:%M:%S', " t " + 60 * " tz ", 'unixepoch') || iif(" tz " = 0, 'Z',"  \
-        " printf('%s%02d:%02d', iif(" tz " < 0, '-', '+'), abs(" tz ") / 60, abs(" tz ") % 60)))"
-
-/* One JSON object per code, with DESIGN.md's members in its order. json_patch('{}', obj)
- * applies obj as an RFC 7396 merge patch to an empty object, which drops its null members:
- * absent fields are absent, not null; json_set() then puts back "value": null for a
- * possible code. Local files carry "source" instead of the IMAP place;
- * "expired" and "superseded" appear only when true. ?3 is the current time. */
-#define SQL_CODE_OBJECT                                                                            \
-        "json_patch('{}', json_object('id', c.id, 'kind', c.kind, 'value', c.value,"               \
-        " 'display', c.display, 'trusted', json(iif(c.trusted, 'true', 'false')),"                 \
-        " 'sender', m.sender, 'date', " SQL_RFC3339("c.date", "c.date_tz") ","                     \
-        " 'account', nullif(m.account, ''), 'folder', nullif(m.folder, ''),"                       \
-        " 'uid', iif(m.source = '', m.uid, NULL), 'uidvalidity', iif(m.source = '', m.uidvalidity, NULL)," \
-        " 'message_id', m.message_id, 'subject', m.subject, 'rule', c.rule,"                       \
-        " 'found_at', " SQL_RFC3339("c.first_seen", "0") ", 'source', nullif(m.source, ''),"       \
-        " 'expired', iif(c.expires_at <= ?3, json('true'), NULL),"                                 \
-        " 'superseded', iif(c.superseded, json('true'), NULL)))"
-#define SQL_CODE_JSON                                                                              \
-        "iif(c.value IS NULL, json_set(" SQL_CODE_OBJECT ", '$.value', json('null')), " SQL_CODE_OBJECT ")"
 
 /* Statements of the write path, prepared once per Store. */
 typedef enum StatementId {
@@ -273,11 +250,6 @@ static int errno_from_sqlite(int rc) {
                 return -EIO;
         }
 }
-
-static void finalizep(sqlite3_stmt **s) {
-        sqlite3_finalize(*s);
-}
-#define _cleanup_stmt_ _cleanup_(finalizep)
 
 void stored_code_done(StoredCode *c) {
         free(c->value);
@@ -1235,126 +1207,6 @@ int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) 
         return 0;
 }
 
-/* The bytes that may start what text_control_len() finds (a NUL ends the string anyway). */
-#define CONTROL_LEADS                                                                              \
-        "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16" \
-        "\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f\xc2\xd8\xe2\xef"
-
-/* One JSON line. SQLite escapes C0 controls; the characters of text_control_len() that it leaves
- * as they are (C1, bidi, DEL...) are written as \uXXXX: the same string to any JSON reader,
- * nothing a terminal acts on. They can only occur inside strings. */
-static int write_json_line(const char *line, FILE *out) {
-        const unsigned char *p = (const unsigned char *) line, *end = p + strlen(line);
-
-        while (p < end) {
-                const unsigned char *q = p;
-                size_t n;
-                unsigned cp;
-
-                /* Runs of plain text in one write: only these bytes can start a control. */
-                q += strcspn((const char *) p, CONTROL_LEADS);
-                if (q > p && fwrite(p, 1, (size_t) (q - p), out) != (size_t) (q - p))
-                        return negative_errno();
-                p = q;
-                if (p >= end)
-                        break;
-                n = text_control_len(p, (size_t) (end - p));
-                if (n == 0) {
-                        if (putc(*p++, out) < 0)
-                                return negative_errno();
-                        continue;
-                }
-                cp = n == 1 ? p[0] : n == 2 ? (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu)
-                                            : (p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
-                if (fprintf(out, "\\u%04x", cp) < 0)
-                        return negative_errno();
-                p += n;
-        }
-        return putc('\n', out) < 0 ? negative_errno() : 0;
-}
-
-/* Writes column 0 of every row as a line. Returns the number of lines. */
-static int write_rows(sqlite3_stmt *st, FILE *out) {
-        int rc, n = 0, r;
-
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                const char *line = (const char *) sqlite3_column_text(st, 0);
-                if (line && (r = write_json_line(line, out)) < 0)
-                        return r;
-                n++;
-        }
-        return rc == SQLITE_DONE ? n : errno_from_sqlite(rc);
-}
-
-int store_write_json(Store *s, const StoreFilter *f, FILE *out) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r;
-
-        r = filter_query(s, SQL_CODE_JSON, f, &st);
-        if (r < 0)
-                return r;
-        return write_rows(st, out);
-}
-
-/* RFC 4180 field. A cell a spreadsheet would take for a formula (mail is hostile: a subject
- * "=HYPERLINK(…)") is prefixed with an apostrophe, as OWASP advises for CSV exports. Control
- * characters (see text_control_len()) become '?': text from mail carries none into the file,
- * nor to a terminal that shows it. */
-static int write_csv_field(const char *v, FILE *out) {
-        bool quote, formula;
-
-        if (!v)
-                return 0;
-        quote = strpbrk(v, ",\"");
-        formula = v[0] && strchr("=+-@\t\r", v[0]);
-        if ((quote && putc('"', out) < 0) || (formula && putc('\'', out) < 0))
-                return negative_errno();
-        const char *end = v + strlen(v);
-        for (const char *p = v; *p; p++) {
-                unsigned char c = (unsigned char) *p;
-                size_t n = c < 0x20 || c == 0x7f || c == 0xC2 || c == 0xD8 || c == 0xE2 || c == 0xEF
-                                   ? text_control_len((const unsigned char *) p, (size_t) (end - p))
-                                   : 0;
-                if (n > 0) {
-                        if (putc('?', out) < 0)
-                                return negative_errno();
-                        p += n - 1;
-                } else if ((*p == '"' && putc('"', out) < 0) || putc(*p, out) < 0)
-                        return negative_errno();
-        }
-        return quote && putc('"', out) < 0 ? negative_errno() : 0;
-}
-
-int store_write_csv(Store *s, FILE *out) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r, rc;
-
-        r = prepare(s,
-                    "SELECT c.id, c.kind, c.value, c.display, iif(c.trusted, 'true', 'false'), m.sender, "
-                    SQL_RFC3339("c.date", "c.date_tz") ", m.account, m.folder,"
-                    " iif(m.source = '', m.uidvalidity, NULL), iif(m.source = '', m.uid, NULL),"
-                    " m.message_id, m.subject, c.rule, " SQL_RFC3339("c.first_seen", "0") ", m.source"
-                    " FROM codes c JOIN messages m ON m.id = c.message ORDER BY c.date DESC, c.id DESC",
-                    &st);
-        if (r < 0)
-                return r;
-        if (fputs("id,kind,value,display,trusted,sender,date,account,folder,uidvalidity,uid,"
-                  "message_id,subject,rule,found_at,source\r\n", out) < 0)
-                return negative_errno();
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                for (int i = 0; i < 16; i++) {
-                        if (i > 0 && putc(',', out) < 0)
-                                return negative_errno();
-                        r = write_csv_field((const char *) sqlite3_column_text(st, i), out);
-                        if (r < 0)
-                                return r;
-                }
-                if (fputs("\r\n", out) < 0)
-                        return negative_errno();
-        }
-        return errno_from_sqlite(rc);
-}
-
 void store_sightings_free(StoreSighting *l, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 free(l[i].account);
@@ -1474,52 +1326,15 @@ int store_count_possible(Store *s, uint64_t *ret) {
         return 0;
 }
 
-int store_json_for_message(const Message *m, FILE *out) {
-        sqlite3 *db = NULL;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int rc, r = 0;
+/* For store-format.c (store-internal.h). */
+int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
+        return prepare(s, sql, ret);
+}
 
-        if (m->n_codes == 0)
-                return 0;
-        rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_prepare_v2(
-                        db,
-                        "SELECT json_set(json_patch('{}', json_object("
-                        " 'kind', ?1, 'value', ?2, 'display', ?3, 'trusted', json(iif(?4, 'true', 'false')),"
-                        " 'sender', ?5, 'date', iif(?6 > 0, " SQL_RFC3339("?6", "?7") ", NULL),"
-                        " 'account', ?12, 'folder', ?13, 'uid', ?14, 'uidvalidity', ?15,"
-                        " 'message_id', ?8, 'subject', ?9, 'rule', ?10, 'source', ?11)),"
-                        " '$.value', json(coalesce(json_quote(?2), 'null')))",
-                        -1, &st, NULL);
-        for (size_t i = 0; rc == SQLITE_OK && i < m->n_codes && r >= 0; i++) {
-                const Code *c = &m->codes[i];
-                (void) sqlite3_reset(st);
-                (void) sqlite3_bind_text(st, 1, code_kind_to_string(c->kind), -1, SQLITE_STATIC);
-                bind_text_or_null(st, 2, c->value);
-                bind_text_or_null(st, 3, c->display);
-                (void) sqlite3_bind_int(st, 4, c->trusted);
-                bind_text_or_null(st, 5, m->sender);
-                (void) sqlite3_bind_int64(st, 6, m->date);
-                (void) sqlite3_bind_int(st, 7, m->date_tz);
-                bind_text_or_null(st, 8, m->message_id);
-                bind_text_or_null(st, 9, m->subject);
-                bind_text_or_null(st, 10, c->rule);
-                bind_text_or_null(st, 11, m->ref.source);
-                bind_text_or_null(st, 12, m->ref.account);
-                bind_text_or_null(st, 13, m->ref.folder);
-                if (m->ref.account) {
-                        (void) sqlite3_bind_int64(st, 14, m->ref.uid);
-                        (void) sqlite3_bind_int64(st, 15, m->ref.uidvalidity);
-                } else {
-                        (void) sqlite3_bind_null(st, 14);
-                        (void) sqlite3_bind_null(st, 15);
-                }
-                r = write_rows(st, out);
-        }
-        if (rc != SQLITE_OK)
-                r = errno_from_sqlite(rc);
-        sqlite3_finalize(TAKE_PTR(st));
-        sqlite3_close(db);
-        return r < 0 ? r : 0;
+int store_filter_query(Store *s, const char *columns, const StoreFilter *f, sqlite3_stmt **ret) {
+        return filter_query(s, columns, f, ret);
+}
+
+int store_errno_from_sqlite(int rc) {
+        return errno_from_sqlite(rc);
 }

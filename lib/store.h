@@ -139,13 +139,6 @@ typedef struct StoreFilter {
 
 /* Codes matching f, newest first. */
 int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n);
-/* Writes matching codes as JSON Lines (one object per line, per DESIGN.md) to out, built by
- * SQLite's JSON functions. Returns the number written, or -errno (of the failed write, when
- * writing to out failed: ferror(out) tells). */
-int store_write_json(Store *s, const StoreFilter *f, FILE *out);
-/* CSV export of every code with provenance (RFC 4180 quoting; cells a spreadsheet would run
- * as formulas get a leading apostrophe). Errors as store_write_json(). */
-int store_write_csv(Store *s, FILE *out);
 /* One message a code was seen in (full provenance for `alcode show`). */
 typedef struct StoreSighting {
         char *account;     /* "" for local files */
@@ -176,6 +169,3 @@ int store_account_stats(Store *s, const char *account, uint64_t *ret_messages, u
  * rule read) the store holds. */
 int store_count_possible(Store *s, uint64_t *ret);
 
-/* JSON for codes that are not stored (alcode scan): one line per code of m, built with an
- * in-memory SQLite's json_object(). */
-int store_json_for_message(const Message *m, FILE *out);

@@ -309,6 +309,29 @@ class CliStore(unittest.TestCase):
         self.assertEqual(self.run_alcode("latest").stdout, "OLD11111\n")
         self.assertIn("no code with id", self.run_alcode("forget", str(ids["AB12CD34"]), code=1).stderr)
 
+    def test_argument_counts(self):
+        """Each command's number of arguments, checked before it runs (in alcode, before it
+        executes alcode-full for scan, check, status, rescan and init): a clear message, exit 2,
+        nothing on stdout, the database not touched."""
+        cases = [
+            (["list", "x"], "alcode list: unexpected argument 'x'.\n"),
+            (["latest", "otp", "x"], "alcode latest: expected at most one KIND.\n"),
+            (["show"], "alcode show: expected one code ID (see 'alcode list').\n"),
+            (["show", "1", "2"], "alcode show: expected one code ID (see 'alcode list').\n"),
+            (["forget"], "alcode forget: expected one code ID (see 'alcode list').\n"),
+            (["export", "--json", "x"], "alcode export: unexpected argument 'x'.\n"),
+            (["scan"], "alcode scan: expected at least one file or folder.\n"),
+            (["check", "x"], "alcode check: unexpected argument 'x'.\n"),
+            (["status", "x"], "alcode status: unexpected argument 'x'.\n"),
+            (["rescan", "perso", "x"], "alcode rescan: unexpected argument 'x'.\n"),
+            (["init", "x"], "alcode init: unexpected argument 'x'.\n"),
+        ]
+        db = self.tmp.join("none.db")
+        for args, message in cases:
+            r = self.run_alcode("--db", db, *args, code=2)
+            self.assertEqual((r.stdout, r.stderr), ("", message), args)
+        self.assertFalse(os.path.exists(db))
+
     def test_options_before_or_after_the_command(self):
         self.sample()
         db = self.alcode.db

@@ -116,7 +116,7 @@ class ManPages(unittest.TestCase):
         self.assertTrue(help_long)
         self.assert_options(text, longs | help_long, short_options(c) | help_short, "alcode")
         # Every command of the verb table has its entry under COMMANDS.
-        verbs = re.findall(r'\{\s*"([a-z]+)",\s*verb_\w+,', c)
+        verbs = re.findall(r'\{\s*"([a-z]+)",\s*\d+,\s*(?:\d+|VERB_ANY),\s*\w+,\s*(?:FULL\()?verb_\w+\)?,', c)
         self.assertIn("list", verbs)
         commands = text.split("# COMMANDS", 1)[1].split("\n# ", 1)[0]
         self.assert_documented(commands, verbs, "\n*%s*", "alcode commands")

@@ -21,7 +21,8 @@ def verb_table():
     with open(os.path.join(SOURCE_DIR, "cli/alcode.c")) as f:
         c = f.read()
     verbs = {}
-    for name, opts in re.findall(r'\{\s*"([a-z]+)",\s*verb_\w+,\s*((?:"[^"]*"\s*)+)\}', c):
+    for name, opts in re.findall(r'\{\s*"([a-z]+)",\s*\d+,\s*(?:\d+|VERB_ANY),\s*\w+,\s*(?:FULL\()?verb_\w+\)?,'
+                                 r'\s*((?:"[^"]*"\s*)+),', c):
         verbs[name] = " ".join(re.findall(r'"([^"]*)"', opts)).split()
     return verbs
 

@@ -37,16 +37,38 @@ static void test_utf7(void **state) {
 }
 
 static void test_utf7_every_prefix(void **state) {
-        const char *in = "&AMk-l&AOk-ments &ZeVnLIqe- &2D3eAA-";
+        /* The name in pieces: a cut inside an encoded piece (before its '-') leaves a name that
+         * is not modified UTF-7, which is shown as it is; a cut elsewhere, the decoded prefix. */
+        static const struct {
+                const char *raw, *decoded;
+        } pieces[] = {
+                { "&AMk-", "É" }, { "l", "l" }, { "&AOk-", "é" }, { "ments ", "ments " },
+                { "&ZeVnLIqe-", "日本語" }, { " ", " " }, { "&2D3eAA-", "\xf0\x9f\x98\x80" },
+        };
+        char in[64] = "";
         (void) state;
-        /* Cut anywhere, the decoder never reads past the input and returns valid UTF-8: the
-         * decoded name, or the input itself when the cut left it invalid. */
+
+        for (size_t i = 0; i < ELEMENTSOF(pieces); i++)
+                strcat(in, pieces[i].raw);
         for (size_t n = 0; n <= strlen(in); n++) {
-                char *cut = strndup(in, n), *s = imap_utf7_decode(cut);
-                assert_non_null(s);
+                char *cut = strndup(in, n), *s = imap_utf7_decode(cut), expected[64] = "";
+                size_t at = 0;
+
+                for (size_t i = 0; i < ELEMENTSOF(pieces); i++) {
+                        size_t l = strlen(pieces[i].raw);
+                        if (at + l <= n)
+                                strcat(expected, pieces[i].decoded);
+                        else if (pieces[i].raw[0] != '&')
+                                strncat(expected, pieces[i].raw, n - at);
+                        else if (n > at)
+                                strcpy(expected, cut);
+                        at += l;
+                        if (at >= n)
+                                break;
+                }
+                if (!s || !streq(s, expected))
+                        fail_msg("cut at %zu: '%s' decoded as '%s', expected '%s'", n, cut, strna(s), expected);
                 assert_true(test_valid_utf8(s, strlen(s)));
-                if (!strchr(cut, '&'))
-                        assert_string_equal(s, cut);
                 free(s);
                 free(cut);
         }

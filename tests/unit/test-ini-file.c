@@ -11,29 +11,7 @@
 
 static char dir[] = "/tmp/alcode-test-ini-XXXXXX";
 
-static int setup(void **state) {
-        (void) state;
-        return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-        char cmd[256];
-        (void) state;
-        (void) snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *write_file(const char *name, const char *text) {
-        char *path = NULL;
-        FILE *f;
-
-        assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
-        f = fopen(path, "we");
-        assert_non_null(f);
-        assert_int_equal(fputs(text, f) >= 0, 1);
-        assert_int_equal(fclose(f), 0);
-        return path;
-}
+DEFINE_TEST_TMPDIR(dir)
 
 /* Records every call as "line:column [section] key=value" (+ for a continuation). */
 static int record(IniFile *f, const char *section, const char *key, const char *value, bool continuation,
@@ -69,7 +47,7 @@ static void test_parse(void **state) {
         };
         (void) state;
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                _cleanup_free_ char *path = write_file("t.ini", cases[i].text);
+                _cleanup_free_ char *path = test_write_file(dir, "t.ini", cases[i].text);
                 _cleanup_strv_free_ char **errors = NULL;
                 StrBuf calls = STRBUF_INIT(0), errs = STRBUF_INIT(0);
                 int r = ini_file_parse(path, record, &calls, &errors);
@@ -101,7 +79,7 @@ static void test_long_line(void **state) {
         (void) state;
         /* Longer than inih's line buffer: an error for that line, the next lines still read. */
         assert_true(asprintf(&text, "[s]\nk = %0*d\nn = 1\n", INI_FILE_MAX_LINE + 10, 7) > 0);
-        path = write_file("long.ini", text);
+        path = test_write_file(dir, "long.ini", text);
         assert_int_equal(ini_file_parse(path, record, &calls, &errors), 0);
         assert_int_equal(strv_length(errors), 1);
         assert_non_null(strstr(errors[0], ":2: line longer than"));
@@ -136,7 +114,7 @@ static void test_many_errors_and_nul(void **state) {
         for (unsigned i = 0; i < 100000; i++)
                 fputs("nonsense\n", f);
         assert_int_equal(fclose(f), 0);
-        path = write_file("many.ini", text);
+        path = test_write_file(dir, "many.ini", text);
         assert_int_equal(ini_file_parse(path, record, &calls, &errors), 0);
         assert_int_equal(strv_length(errors), INI_FILE_MAX_ERRORS);
         assert_non_null(strstr(errors[INI_FILE_MAX_ERRORS - 1], "the rest of the file is not read"));
@@ -170,5 +148,5 @@ int main(void) {
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_many_errors_and_nul),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -19,31 +19,14 @@
 
 static char dir[] = "/tmp/alcode-test-rules-XXXXXX";
 
-static int setup(void **state) {
-        (void) state;
-        return mkdtemp(dir) ? 0 : -1;
-}
+DEFINE_TEST_TMPDIR(dir)
 
-static int teardown(void **state) {
-        char cmd[256];
-        (void) state;
-        (void) snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        return system(cmd) == 0 ? 0 : -1;
-}
-
+/* dir/sub/name with text; returns its path. */
 static char *write_file(const char *sub, const char *name, const char *text) {
-        char *path = NULL, *d = NULL;
-        FILE *f;
+        _cleanup_free_ char *d = NULL;
 
         assert_true(asprintf(&d, "%s/%s", dir, sub) > 0);
-        (void) mkdir(d, 0755);
-        assert_true(asprintf(&path, "%s/%s", d, name) > 0);
-        free(d);
-        f = fopen(path, "we");
-        assert_non_null(f);
-        assert_true(fputs(text, f) >= 0);
-        assert_int_equal(fclose(f), 0);
-        return path;
+        return test_write_file(d, name, text);
 }
 
 #define GOOD_RULE "[rule good]\nkind = otp\nsenders = example.org\npattern = code (?<code>\\d+)\n"
@@ -245,11 +228,24 @@ static Rules *shipped_rules(void) {
         return rules;
 }
 
+/* Mail written here, and what the shipped pack must read in it. */
+typedef struct RuleCase {
+        Who who;
+        const char *subject, *body;
+        const char *expected; /* "kind=value(display); ...", "" for nothing; '!' ends an untrusted one */
+} RuleCase;
+
+static void assert_rule_cases(const Rules *rules, const RuleCase *cases, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *got = run(rules, cases[i].who, cases[i].subject, cases[i].body, false);
+                if (!streq(got, cases[i].expected))
+                        fail_msg("case %zu: '%s'\n  got      '%s'\n  expected '%s'", i, cases[i].body, got,
+                                 cases[i].expected);
+        }
+}
+
 static void test_shipped_pack(void **state) {
-        static const struct {
-                Who who;
-                const char *subject, *body, *expected;
-        } cases[] = {
+        static const RuleCase cases[] = {
                 /* specific */
                 { AL, NULL, "Votre code spécifique est le suivant : 7K2M 9QXD", "specific=7K2M9QXD(7K2M 9QXD)" },
                 { AL, NULL, "CODE SPÉCIFIQUE\n\n4821 7730\n\nGardez-le.", "specific=48217730(4821 7730)" },
@@ -328,12 +324,7 @@ static void test_shipped_pack(void **state) {
         _cleanup_(rules_freep) Rules *rules = shipped_rules();
 
         (void) state;
-        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                _cleanup_free_ char *got = run(rules, cases[i].who, cases[i].subject, cases[i].body, false);
-                if (!streq(got, cases[i].expected))
-                        fail_msg("case %zu: '%s'\n  got      '%s'\n  expected '%s'", i, cases[i].body, got,
-                                 cases[i].expected);
-        }
+        assert_rule_cases(rules, cases, ELEMENTSOF(cases));
         _cleanup_free_ char *q = run(rules, AL, NULL, "Code spécifique : 9XK2 4PLM", true);
         assert_string_equal(q, "specific=9XK24PLM(9XK2 4PLM)!");
 }
@@ -408,10 +399,7 @@ static void test_many_rules(void **state) {
  * numbers, the national request number, HR's code specifique, negative wording, a brand in a
  * landlord's footer. */
 static void test_generalised(void **state) {
-        static const struct {
-                Who who;
-                const char *subject, *body, *expected;
-        } cases[] = {
+        static const RuleCase cases[] = {
                 /* the code in the subject, the body pointing to it */
                 { AL, "[Q4TZ8MW2] - votre code spécifique AL'in", "Bonjour,\nvous trouverez le code mentionné dans l'objet de ce message.",
                   "specific=Q4TZ8MW2(Q4TZ8MW2)" },
@@ -511,12 +499,7 @@ static void test_generalised(void **state) {
         _cleanup_(rules_freep) Rules *rules = shipped_rules();
 
         (void) state;
-        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                _cleanup_free_ char *got = run(rules, cases[i].who, cases[i].subject, cases[i].body, false);
-                if (!streq(got, cases[i].expected))
-                        fail_msg("case %zu: '%s'\n  got      '%s'\n  expected '%s'", i, cases[i].body, got,
-                                 cases[i].expected);
-        }
+        assert_rule_cases(rules, cases, ELEMENTSOF(cases));
 }
 
 int main(void) {
@@ -528,5 +511,5 @@ int main(void) {
                 cmocka_unit_test(test_many_rules),
                 cmocka_unit_test(test_generalised),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -21,25 +21,14 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "store-format.h"
 #include "store.h"
 
 static char dir[] = "/tmp/alcode-test-store-XXXXXX";
 static char path[256];
 static int counter = 0;
 
-static int setup(void **state) {
-        (void) state;
-        if (!mkdtemp(dir))
-                return -1;
-        return 0;
-}
-
-static int teardown(void **state) {
-        char cmd[512];
-        (void) state;
-        (void) snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s'; rm -rf '%s'", dir, dir);
-        return system(cmd) == 0 ? 0 : -1;
-}
+DEFINE_TEST_TMPDIR(dir)
 
 /* Each test gets its own database file in its own folder. */
 static int fresh_path(void **state) {
@@ -189,9 +178,16 @@ static void test_idempotence(void **state) {
 }
 
 #ifdef ALCODE_TEST_HOOKS
+/* The cursor of account/folder stands at last. */
+static void assert_last_uid(Store *s, const char *account, const char *folder, uint32_t last) {
+        uint32_t uidvalidity, got;
+
+        assert_int_equal(store_get_cursor(s, account, folder, &uidvalidity, &got, NULL), 0);
+        assert_int_equal(got, last);
+}
+
 static void test_cursor_failure_injected(void **state) {
         Store *s;
-        uint32_t uidvalidity, last;
         Message *m1 = message(10, "AB12CD34", CODE_KIND_SPECIFIC, true);
         Message *m2 = message(11, "EF56GH78", CODE_KIND_SPECIFIC, true);
 
@@ -204,13 +200,11 @@ static void test_cursor_failure_injected(void **state) {
         assert_int_equal(commit_one(s, "perso", "INBOX", m2), -EIO);
         assert_int_equal(unsetenv("ALCODE_TEST_FAIL_BEFORE_COMMIT"), 0);
         assert_int_equal(query_int(path, "SELECT count(*) FROM codes"), 1);
-        assert_int_equal(store_get_cursor(s, "perso", "INBOX", &uidvalidity, &last, NULL), 0);
-        assert_int_equal(last, 10);
+        assert_last_uid(s, "perso", "INBOX", 10);
 
         /* The replay stores both. */
         assert_int_equal(commit_one(s, "perso", "INBOX", m2), 1);
-        assert_int_equal(store_get_cursor(s, "perso", "INBOX", &uidvalidity, &last, NULL), 0);
-        assert_int_equal(last, 11);
+        assert_last_uid(s, "perso", "INBOX", 11);
         message_free(m1);
         message_free(m2);
         store_close(s);
@@ -218,7 +212,6 @@ static void test_cursor_failure_injected(void **state) {
 
 static void test_cursor_crash_injected(void **state) {
         Store *s;
-        uint32_t uidvalidity, last;
         Message *m1 = message(10, "AB12CD34", CODE_KIND_SPECIFIC, true);
         Message *m2 = message(11, "EF56GH78", CODE_KIND_SPECIFIC, true);
         int status;
@@ -248,11 +241,9 @@ static void test_cursor_crash_injected(void **state) {
         /* Whoever opens it next sees the state before that transaction. */
         s = open_rw();
         assert_int_equal(query_int(path, "SELECT count(*) FROM codes"), 1);
-        assert_int_equal(store_get_cursor(s, "perso", "INBOX", &uidvalidity, &last, NULL), 0);
-        assert_int_equal(last, 10);
+        assert_last_uid(s, "perso", "INBOX", 10);
         assert_int_equal(commit_one(s, "perso", "INBOX", m2), 1);
-        assert_int_equal(store_get_cursor(s, "perso", "INBOX", &uidvalidity, &last, NULL), 0);
-        assert_int_equal(last, 11);
+        assert_last_uid(s, "perso", "INBOX", 11);
         store_close(s);
         assert_int_equal(query_int(path, "SELECT count(*) FROM codes"), 2);
         message_free(m1);
@@ -1030,5 +1021,5 @@ int main(void) {
                 cmocka_unit_test_setup(test_read_only_folder, fresh_path),
                 cmocka_unit_test_setup(test_concurrent, fresh_path),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

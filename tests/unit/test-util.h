@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Skips are visible. cmocka's exit status counts failures only, so a test that called skip()
  * passed as far as ctest could tell: here the executable exits 77 (ctest's SKIP_RETURN_CODE,
@@ -112,4 +113,43 @@ static inline bool test_valid_utf8(const char *s, size_t n) {
                 i += len;
         }
         return true;
+}
+
+/* A private folder for one test executable: DEFINE_TEST_TMPDIR(dir) with dir a char array
+ * holding "/tmp/alcode-test-NAME-XXXXXX" defines tmpdir_setup(), which makes it (mkdtemp()
+ * changes dir in place), and tmpdir_teardown(), which removes it whole, even folders a test made
+ * read-only: cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown). */
+static inline int test_tmpdir_remove(const char *dir) {
+        char *cmd = NULL;
+        int r;
+
+        if (asprintf(&cmd, "chmod -R u+rwx '%s'; rm -rf '%s'", dir, dir) < 0)
+                return -1;
+        r = system(cmd);
+        free(cmd);
+        return r == 0 ? 0 : -1;
+}
+
+#define DEFINE_TEST_TMPDIR(dir)                                 \
+        static int tmpdir_setup(void **state) {                 \
+                (void) state;                                   \
+                return mkdtemp(dir) ? 0 : -1;                   \
+        }                                                       \
+        static int tmpdir_teardown(void **state) {              \
+                (void) state;                                   \
+                return test_tmpdir_remove(dir);                 \
+        }
+
+/* Writes text to dir/name (dir is made if missing, one level) and returns the path (free it). */
+static inline char *test_write_file(const char *dir, const char *name, const char *text) {
+        char *path = NULL;
+        FILE *f;
+
+        (void) mkdir(dir, 0755);
+        assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        assert_true(fputs(text, f) >= 0);
+        assert_int_equal(fclose(f), 0);
+        return path;
 }
