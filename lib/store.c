@@ -691,10 +691,9 @@ static int add_new_code(CommitState *cs, const StoreBatch *b, const Message *m, 
         return 0;
 }
 
-/* A possible code: stored once per message, with a sighting like any code (alcode show). */
 /* Records that message_id gave code_id through c's rule (a code seen again is seen here). */
 static int add_sighting(Store *s, int64_t code_id, int64_t message_id, const Code *c) {
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         int r = statement(s, STMT_SIGHTING, &st);
 
         if (r < 0)
@@ -706,6 +705,7 @@ static int add_sighting(Store *s, int64_t code_id, int64_t message_id, const Cod
         return step_done(st);
 }
 
+/* A possible code: stored once per message, with a sighting like any code (alcode show). */
 static int commit_possible(Store *s, CommitState *cs, const StoreBatch *b, const Message *m,
                            int64_t message_id, int64_t date, const Code *c) {
         sqlite3_stmt *st = NULL;
