@@ -84,6 +84,7 @@ struct Worker {
         size_t n_folders;
         Conn conns[MAX_IDLE_CONNECTIONS]; /* [0]: the main connection */
         size_t n_conns;
+        bool notify;              /* conns[0] watches every folder with NOTIFY (RFC 5465) */
 
         /* The watchdog: `lock` guards everything below and every Conn.session pointer. */
         pthread_mutex_t lock;
@@ -897,6 +898,23 @@ static int idle_refresh(Worker *w, Conn *c) {
         return r;
 }
 
+/* STATUS of one folder on s; reads it when it has new mail. */
+static int poll_one(Worker *w, ImapSession *s, const ImapFolder *f) {
+        ImapFolderState st;
+        int r;
+
+        r = GUARDED(w, s, imap_status(s, f->name, &st));
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        const WorkerCursor *cur = cursor_find(w, f->display);
+        if (cur && cur->uidvalidity == st.uidvalidity && st.uidnext > 0 && st.uidnext <= cur->last_uid + 1)
+                return 0; /* nothing new */
+        r = scan_folder(w, s, f);
+        return r == -ENOENT ? 0 : r;
+}
+
 /* STATUS of every folder nobody IDLEs on; reads those with new mail. On the main connection,
  * which leaves and re-enters its own IDLE around it. */
 static int poll_folders(Worker *w) {
@@ -908,7 +926,6 @@ static int poll_folders(Worker *w) {
                 return r;
         for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
                 const ImapFolder *f = &w->folders[i];
-                ImapFolderState st;
                 bool watched = false;
 
                 if (!folder_wanted(w, f))
@@ -917,33 +934,132 @@ static int poll_folders(Worker *w) {
                         watched = watched || w->conns[k].folder == f;
                 if (watched)
                         continue; /* IDLE tells us; the main connection's own folder is read below */
-                r = GUARDED(w, main_conn->session, imap_status(main_conn->session, f->name, &st));
-                if (r == -ENOENT) {
-                        r = 0;
-                        continue;
-                }
-                if (r < 0)
-                        break;
-                const WorkerCursor *cur = cursor_find(w, f->display);
-                if (cur && cur->uidvalidity == st.uidvalidity && st.uidnext > 0 && st.uidnext <= cur->last_uid + 1)
-                        continue; /* nothing new */
-                r = scan_folder(w, main_conn->session, f);
-                if (r == -ENOENT)
-                        r = 0;
+                r = poll_one(w, main_conn->session, f);
         }
         if (r >= 0 && main_conn->folder)
                 r = idle_refresh(w, main_conn);
         return r;
 }
 
+/* ---- NOTIFY: every folder on one connection ---- */
+
+/* The folder the NOTIFY connection keeps selected between events (its new mail comes as
+ * EXISTS, the others' as STATUS): the first IDLE folder (INBOX), else the first one read. */
+static const ImapFolder *notify_home(Worker *w) {
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_idle(w, &w->folders[i]))
+                        return &w->folders[i];
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_wanted(w, &w->folders[i]))
+                        return &w->folders[i];
+        return NULL;
+}
+
+static bool folder_named(const ImapFolder *f, const char *name) {
+        return strcaseeq(f->name, "INBOX") ? strcaseeq(name, "INBOX") : streq(f->name, name);
+}
+
+/* Out of IDLE, reads what the notifications named (every folder when sweep, or when the server
+ * lost count: NOTIFICATIONOVERFLOW), the home folder last (which selects it again), until no
+ * notification is left (those mixed into our own commands' answers included), then IDLE. A
+ * folder is read from its cursor, as on any pass: no message read twice, none skipped. */
+static int notify_refresh(Worker *w, bool sweep) {
+        Conn *c = &w->conns[0];
+        int r;
+
+        r = idle_end(w, c);
+        for (unsigned round = 0; r >= 0 && (round == 0 || imap_notify_pending(c->session)); round++) {
+                _cleanup_strv_free_ char **names = NULL;
+                bool all = false;
+
+                (void) imap_notify_take(c->session, &names, &all);
+                if (all && !sweep) {
+                        LogContext ctx = ctx_of(w, NULL);
+                        log_full_errno_ctx(LOG_INFO, 0, &ctx, "the server lost count of its notifications: "
+                                           "looking at every folder");
+                }
+                for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
+                        const ImapFolder *f = &w->folders[i];
+                        bool named = sweep || all;
+
+                        if (f == c->folder || !folder_wanted(w, f))
+                                continue;
+                        STRV_FOREACH(n, names)
+                                named = named || folder_named(f, *n);
+                        if (named)
+                                r = poll_one(w, c->session, f);
+                }
+                if (r >= 0)
+                        r = scan_folder(w, c->session, c->folder);
+                if (r == -ENOENT)
+                        r = 0;
+                sweep = false;
+                if (round >= 16) /* mail never stops coming: IDLE, the next notification goes on */
+                        break;
+        }
+        if (r >= 0)
+                r = idle_begin(w, c);
+        return r;
+}
+
+/* NOTIFY SET for every folder read, on the main connection; 1 when it watches that way, 0 when
+ * the server has no NOTIFY or refused it (then one IDLE connection per `idle` folder and STATUS
+ * polling for the rest, as before). */
+static int notify_begin(Worker *w) {
+        _cleanup_strv_free_ char **names = NULL;
+        Conn *c = &w->conns[0];
+        const ImapFolder *home = notify_home(w);
+        size_t n = 0;
+        int r;
+
+        w->notify = false;
+        if (!home || !imap_has_notify(c->session))
+                return 0;
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_wanted(w, &w->folders[i])) {
+                        if (strv_extend(&names, w->folders[i].name) < 0)
+                                return -ENOMEM;
+                        n++;
+                }
+        r = GUARDED(w, c->session, imap_notify_set(c->session, names));
+        if (r == -EOPNOTSUPP) {
+                LogContext ctx = ctx_of(w, NULL);
+                log_full_errno_ctx(LOG_INFO, 0, &ctx, "%s: one IDLE connection per watched folder",
+                                   imap_last_error(c->session));
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        w->notify = true;
+        c->folder = home;
+        /* Mail that came between the pass and NOTIFY SET. */
+        r = notify_refresh(w, true);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_wanted(w, &w->folders[i])) {
+                        LogContext ctx = ctx_of(w, w->folders[i].display);
+                        log_full_errno_ctx(LOG_DEBUG, 0, &ctx, "watching with IDLE and NOTIFY (%zu folders, "
+                                           "one connection)", n);
+                }
+        return 1;
+}
+
 /* After the first pass: IDLE where asked and possible, poll the rest; returns on error, stop
- * or a request for a new pass (0). */
+ * or a request for a new pass (0). With NOTIFY, one connection watches every folder. */
 static int watch(Worker *w) {
         bool has_idle = imap_has_idle(w->conns[0].session);
         int64_t next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
         int r = 0;
 
-        if (has_idle)
+        if (has_idle) {
+                r = notify_begin(w);
+                if (r < 0)
+                        return r;
+                if (w->notify)
+                        next_poll = INT64_MAX; /* nothing to poll */
+        }
+        if (has_idle && !w->notify)
                 for (size_t i = 0; i < w->n_folders && w->n_conns < MAX_IDLE_CONNECTIONS; i++) {
                         const ImapFolder *f = &w->folders[i];
                         Conn *c;
@@ -983,6 +1099,9 @@ static int watch(Worker *w) {
                         /* The buffered-EXISTS trap: what libetpan holds, poll() cannot see. */
                         if (imap_idle_pending(c->session))
                                 ready[i] = any = true;
+                        /* A notification that came with our own commands' answers. */
+                        if (w->notify && imap_notify_pending(c->session))
+                                any = true;
                         wait = MIN(wait, c->idle_since + 1000 * (int64_t) REIDLE_SEC - now);
                 }
                 r = any ? 0 : poll(p, w->n_conns + 1, (int) MIN(MAX(wait, (int64_t) 0), (int64_t) 86400000));
@@ -998,6 +1117,7 @@ static int watch(Worker *w) {
                 now = now_ms();
                 for (size_t i = 0; i < w->n_conns; i++) {
                         Conn *c = &w->conns[i];
+                        bool reidle = false;
                         if (!c->idling)
                                 continue;
                         if (ready[i] || (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -1005,11 +1125,17 @@ static int watch(Worker *w) {
                                 r = GUARDED(w, c->session, imap_idle_read(c->session));
                                 if (r < 0)
                                         return r;
-                                if (r == 0)
+                                if (r == 0 && !(w->notify && imap_notify_pending(c->session)))
                                         continue;
-                        } else if (now < c->idle_since + 1000 * (int64_t) REIDLE_SEC)
+                        } else if (w->notify && imap_notify_pending(c->session))
+                                ;
+                        else if (now < c->idle_since + 1000 * (int64_t) REIDLE_SEC)
                                 continue;
-                        r = idle_refresh(w, c);
+                        else
+                                reidle = true;
+                        /* With NOTIFY, every 28 minutes each folder's STATUS too: whatever a
+                         * notification could not tell is found then at the latest. */
+                        r = w->notify ? notify_refresh(w, reidle) : idle_refresh(w, c);
                         if (r < 0)
                                 return r;
                 }
