@@ -17,7 +17,7 @@ from notify_mailnag import mailnag_available, memory_kib, start_mailnag, threads
 
 import alcodetest
 from alcodetest import (Alcode, BusMonitor, DBusSession, Dovecot, NotifySocket, Notifications, TempDir, code_mail,
-                        random_codes, wait_for)
+                        random_codes, tcp_connections, wait_for)
 
 WATCHDOG_USEC = 180 * 1000000
 
@@ -28,13 +28,14 @@ def settle(bus):
     time.sleep(1)
 
 
-def measure(pid, window):
-    """(Pss KiB, Rss KiB, private dirty KiB, wake-ups per minute) over window seconds."""
+def measure(pid, window, port):
+    """(Pss KiB, Rss KiB, private dirty KiB, wake-ups per minute, IMAP connections) over window
+    seconds."""
     before = threads_ctxt_switches(pid)
     time.sleep(window)  # the thing being measured is precisely what happens while we wait
     after = threads_ctxt_switches(pid)
     pss, rss, dirty = memory_kib(pid)
-    return pss, rss, dirty, (after - before) * 60.0 / window
+    return pss, rss, dirty, (after - before) * 60.0 / window, tcp_connections(pid, port)
 
 
 def main():
@@ -68,7 +69,7 @@ def main():
                 want = "; ".join("%s: idle" % u for u in names)
                 wait_for(lambda: want in notify.values("STATUS"), timeout=120, what="alcoded idle")
                 settle(bus)
-                rows.append(("alcoded", n) + measure(p.pid, args.window))
+                rows.append(("alcoded", n) + measure(p.pid, args.window, dovecot.tls_port))
                 p.terminate()
                 p.wait(timeout=10)
                 p.logfile.close()
@@ -84,7 +85,7 @@ def main():
                     monitor.stop()
                     time.sleep(5)  # no event tells when its IDLE set-up is over
                     settle(bus)
-                    rows.append(("Mailnag 2.2", n) + measure(m.pid, args.window))
+                    rows.append(("Mailnag 2.2", n) + measure(m.pid, args.window, dovecot.tls_port))
                     m.terminate()
                     m.wait(timeout=15)
             finally:
@@ -98,10 +99,11 @@ def main():
 
     print("\nIdle, %g s window (Pss/RSS in MiB; wake-ups = context switches of all threads per minute)"
           % args.window)
-    print("| daemon | accounts | Pss | RSS | private dirty | wake-ups/min |")
-    print("|---|---|---|---|---|---|")
-    for name, n, pss, rss, dirty, wakeups in rows:
-        print("| %s | %d | %.1f | %.1f | %.1f | %.1f |" % (name, n, pss / 1024, rss / 1024, dirty / 1024, wakeups))
+    print("| daemon | accounts | Pss | RSS | private dirty | wake-ups/min | per account | IMAP connections |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, n, pss, rss, dirty, wakeups, conns in rows:
+        print("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %d |" % (name, n, pss / 1024, rss / 1024, dirty / 1024,
+                                                                  wakeups, wakeups / n, conns))
     by = {(r[0], r[1]): r for r in rows}
     for n in (1, 10):
         a, m = by.get(("alcoded", n)), by.get(("Mailnag 2.2", n))

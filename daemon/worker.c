@@ -944,8 +944,15 @@ static int poll_folders(Worker *w) {
 /* ---- NOTIFY: every folder on one connection ---- */
 
 /* The folder the NOTIFY connection keeps selected between events (its new mail comes as
- * EXISTS, the others' as STATUS): the first IDLE folder (INBOX), else the first one read. */
+ * EXISTS, the others' as STATUS): INBOX (on Gmail All Mail) where it is watched, where most
+ * mail lands, and the one folder whose mail written behind the server's back (a maildir
+ * delivery that bypasses dovecot) the server still notices; else the first IDLE folder, else
+ * the first one read. */
 static const ImapFolder *notify_home(Worker *w) {
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_idle(w, &w->folders[i]) &&
+                    (strcaseeq(w->folders[i].name, "INBOX") || (gmail_all(w) && (w->folders[i].flags & IMAP_FOLDER_ALL))))
+                        return &w->folders[i];
         for (size_t i = 0; i < w->n_folders; i++)
                 if (folder_idle(w, &w->folders[i]))
                         return &w->folders[i];
@@ -1056,8 +1063,6 @@ static int watch(Worker *w) {
                 r = notify_begin(w);
                 if (r < 0)
                         return r;
-                if (w->notify)
-                        next_poll = INT64_MAX; /* nothing to poll */
         }
         if (has_idle && !w->notify)
                 for (size_t i = 0; i < w->n_folders && w->n_conns < MAX_IDLE_CONNECTIONS; i++) {
@@ -1125,6 +1130,11 @@ static int watch(Worker *w) {
                                 r = GUARDED(w, c->session, imap_idle_read(c->session));
                                 if (r < 0)
                                         return r;
+                                /* With NOTIFY nothing is polled: the poll interval only bounds
+                                 * how long the server may stay silent (a keep-alive will do)
+                                 * before we make sure it still answers. */
+                                if (w->notify)
+                                        next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
                                 if (r == 0 && !(w->notify && imap_notify_pending(c->session)))
                                         continue;
                         } else if (w->notify && imap_notify_pending(c->session))
@@ -1140,7 +1150,7 @@ static int watch(Worker *w) {
                                 return r;
                 }
                 if (now_ms() >= next_poll) {
-                        r = poll_folders(w);
+                        r = w->notify ? notify_refresh(w, false) : poll_folders(w);
                         if (r < 0)
                                 return r;
                         next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;

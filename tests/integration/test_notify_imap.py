@@ -7,12 +7,12 @@ What is asserted is what a user sees (the code stored) and what the server sees 
 TCP connections to it, from /proc), and that no message is read twice: the daemon logs each
 message with codes once, by folder and UID."""
 
-import os
 import re
 import time
 import unittest
 
-from alcodetest import Alcode, Dovecot, TempDir, code_mail, main, random_codes, read_log, wait_for
+from alcodetest import (Alcode, Dovecot, TempDir, code_mail, main, random_codes, read_log, tcp_connections,
+                        wait_for)
 
 FOLDERS = "folders = INBOX, Junk, Trash, Archive, Archives/*\n"
 # dovecot 2.3's default capabilities after login, NOTIFY left out.
@@ -21,32 +21,6 @@ NO_NOTIFY = ("  imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE ID
              "CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
              "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE "
              "SAVEDATE LITERAL+ SPECIAL-USE\n")
-
-
-def connections(pid, port):
-    """The daemon's established TCP connections to port (its sockets' inodes in /proc/net/tcp)."""
-    inodes = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        m = re.match(r"socket:\[(\d+)\]$", target)
-        if m:
-            inodes.add(m.group(1))
-    n = 0
-    for table in ("/proc/%d/net/tcp" % pid, "/proc/%d/net/tcp6" % pid):
-        try:
-            with open(table) as f:
-                lines = f.readlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            remote_port = int(fields[2].split(":")[1], 16)
-            if remote_port == port and fields[3] == "01" and fields[9] in inodes:
-                n += 1
-    return n
 
 
 class NotifyImap(unittest.TestCase):
@@ -93,7 +67,7 @@ class NotifyImap(unittest.TestCase):
     def test_one_connection_pushes_every_folder(self):
         p = self.start()
         self.assertIn("watching with IDLE and NOTIFY", read_log(p))
-        self.assertEqual(connections(p.pid, self.dovecot.tls_port), 1, read_log(p))
+        self.assertEqual(tcp_connections(p.pid, self.dovecot.tls_port), 1, read_log(p))
         for folder in ("Trash", "Archive", "Archives/2025", "Junk", "INBOX"):
             took = self.append_and_wait(p, folder, timeout=5)
             print("\n  NOTIFY, %s: APPEND -> stored in %.0f ms" % (folder, 1000 * took))
@@ -106,13 +80,13 @@ class NotifyImap(unittest.TestCase):
         wait_for(lambda: set(want) <= self.stored(), timeout=15, what="the twelve codes")
         time.sleep(1)
         self.assertEqual(self.assert_read_once(p), 3 + 5 + 12)
-        self.assertEqual(connections(p.pid, self.dovecot.tls_port), 1, read_log(p))
+        self.assertEqual(tcp_connections(p.pid, self.dovecot.tls_port), 1, read_log(p))
 
     def test_without_notify_the_old_way(self):
         p = self.start(NO_NOTIFY)
         self.assertNotIn("NOTIFY", read_log(p))
         # INBOX and Junk: one IDLE connection each.
-        self.assertEqual(connections(p.pid, self.dovecot.tls_port), 2, read_log(p))
+        self.assertEqual(tcp_connections(p.pid, self.dovecot.tls_port), 2, read_log(p))
         for folder in ("INBOX", "Junk"):
             self.append_and_wait(p, folder, timeout=5)
         self.assert_read_once(p)
