@@ -66,7 +66,7 @@ def main():
                 alcode.write_config("".join(dovecot.account_config(u, user=u) for u in names))
                 notify = NotifySocket(t)
                 p = alcode.spawn_daemon(env=notify.env(WATCHDOG_USEC))
-                want = "; ".join("%s: idle" % u for u in names)
+                want = "; ".join("%s: watching" % u for u in names)  # STATUS= words (account-state.c)
                 wait_for(lambda: want in notify.values("STATUS"), timeout=120, what="alcoded idle")
                 settle(bus)
                 rows.append(("alcoded", n) + measure(p.pid, args.window, dovecot.tls_port))
