@@ -8,11 +8,13 @@ TCP connections to it, from /proc), and that no message is read twice: the daemo
 message with codes once, by folder and UID."""
 
 import re
+import socket
+import threading
 import time
 import unittest
 
-from alcodetest import (Alcode, Dovecot, TempDir, code_mail, main, random_codes, read_log, tcp_connections,
-                        wait_for)
+from alcodetest import (Alcode, Dovecot, LoopbackServer, TempDir, code_mail, main, random_codes, read_log,
+                        tcp_connections, wait_for)
 
 FOLDERS = "folders = INBOX, Junk, Trash, Archive, Archives/*\n"
 # dovecot 2.3's default capabilities after login, NOTIFY left out.
@@ -23,8 +25,59 @@ NO_NOTIFY = ("  imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE ID
              "SAVEDATE LITERAL+ SPECIAL-USE\n")
 
 
+class LosingProxy(LoopbackServer):
+    """Between the daemon and dovecot's plain port: drops the server's "* STATUS" lines (lost
+    notifications) and, when told, says "* OK [NOTIFICATIONOVERFLOW]" as a server does when it
+    lost count."""
+
+    def __init__(self, port):
+        self.upstream = port
+        self.clients_up = []
+        self.dropped = 0
+        super().__init__()
+
+    def serve(self, c, n):
+        up = socket.create_connection(("127.0.0.1", self.upstream))
+        self.clients_up.append(c)
+
+        def client_to_server():
+            try:
+                while True:
+                    data = c.recv(65536)
+                    if not data:
+                        break
+                    up.sendall(data)
+            except OSError:
+                pass
+            up.close()
+
+        threading.Thread(target=client_to_server, daemon=True).start()
+        buf = b""
+        try:
+            while True:
+                data = up.recv(65536)
+                if not data:
+                    break
+                buf += data
+                *lines, buf = buf.split(b"\n")
+                out = []
+                for line in lines:
+                    if line.startswith(b"* STATUS "):
+                        self.dropped += 1
+                        continue
+                    out.append(line + b"\n")
+                c.sendall(b"".join(out))
+        except OSError:
+            pass
+        c.close()
+
+    def overflow(self):
+        for c in self.clients_up:
+            c.sendall(b"* OK [NOTIFICATIONOVERFLOW] lost count\r\n")
+
+
 class NotifyImap(unittest.TestCase):
-    def start(self, imap_extra=""):
+    def start(self, imap_extra="", config=None):
         tmp = TempDir()
         self.addCleanup(tmp.cleanup)
         self.dovecot = Dovecot(tmp, imap_extra=imap_extra)
@@ -37,7 +90,7 @@ class NotifyImap(unittest.TestCase):
         self.dovecot.start()
         self.addCleanup(self.dovecot.stop)
         self.a = Alcode(tmp)
-        self.a.write_config(self.dovecot.account_config("perso", extra=FOLDERS))
+        self.a.write_config(config(self.dovecot) if config else self.dovecot.account_config("perso", extra=FOLDERS))
         p = self.a.spawn_daemon("--verbose", env={"ALCODE_TEST_POLL_INTERVAL": "3600"})
         self.addCleanup(lambda: (p.poll() is None and p.terminate(), p.wait(), p.logfile.close()))
         wait_for(lambda: p.poll() is not None or "watching with IDLE" in read_log(p), timeout=60, what="IDLE")
@@ -81,6 +134,31 @@ class NotifyImap(unittest.TestCase):
         time.sleep(1)
         self.assertEqual(self.assert_read_once(p), 3 + 5 + 12)
         self.assertEqual(tcp_connections(p.pid, self.dovecot.tls_port), 1, read_log(p))
+
+    def test_overflow_reads_every_folder(self):
+        proxy = LosingProxy(0)
+        self.addCleanup(proxy.stop)
+
+        def config(dovecot):
+            proxy.upstream = dovecot.port
+            return ("[account perso]\nhost = 127.0.0.1\nport = %d\ntls = none\nuser = alice\npassword = %s\n%s"
+                    % (proxy.port, dovecot.users["alice"], FOLDERS))
+
+        p = self.start(config=config)
+        self.assertIn("watching with IDLE and NOTIFY", read_log(p))
+        code = next(self.codes)
+        self.dovecot.append("alice", "Trash", code_mail(code))
+        wait_for(lambda: proxy.dropped > 0, timeout=5, what="the notification (dropped)")
+        time.sleep(2)
+        self.assertNotIn(code.replace(" ", ""), self.stored(), "found without its notification?")
+        proxy.overflow()
+        try:
+            wait_for(lambda: code.replace(" ", "") in self.stored(), timeout=5, what="the code after the overflow")
+        except TimeoutError:
+            print(read_log(p)[-4000:])
+            raise
+        self.assertIn("the server lost count of its notifications", read_log(p))
+        self.assert_read_once(p)
 
     def test_without_notify_the_old_way(self):
         p = self.start(NO_NOTIFY)
