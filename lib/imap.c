@@ -2115,8 +2115,14 @@ int imap_notify_set(ImapSession *s, char *const *folders) {
         return 0;
 }
 
+bool imap_notify_pending(ImapSession *s) {
+        /* Names, not events: the answers to our own STATUS commands count as events too, and
+         * imap_status() forgets their names. */
+        return s->notify.n_names > 0 || s->notify.all;
+}
+
 bool imap_notify_take(ImapSession *s, char ***ret_names, bool *ret_all) {
-        bool any = s->notify.events > 0 || s->notify.all;
+        bool any = imap_notify_pending(s);
 
         *ret_all = s->notify.all;
         *ret_names = TAKE_PTR(s->notify.names);
@@ -2125,9 +2131,6 @@ bool imap_notify_take(ImapSession *s, char ***ret_names, bool *ret_all) {
         return any;
 }
 
-bool imap_notify_pending(ImapSession *s) {
-        return s->notify.events > 0 || s->notify.all;
-}
 
 /* RFC 3501 §5.1.3: "&" starts modified BASE64 of UTF-16BE (',' for '/'), "-" ends it,
  * "&-" is "&". */
