@@ -42,6 +42,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--window", type=float, default=60.0)
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
+    ap.add_argument("--watchdog-sec", type=int, default=WATCHDOG_USEC // 1000000,
+                    help="WatchdogSec= of the build measured (an older build: 60)")
+    ap.add_argument("--no-mailnag", action="store_true", help="alcoded only")
     args = ap.parse_args()
     alcodetest.BUILD_DIR = os.path.abspath(args.build)
 
@@ -65,7 +68,7 @@ def main():
                 alcode = Alcode(t, bus=bus)
                 alcode.write_config("".join(dovecot.account_config(u, user=u) for u in names))
                 notify = NotifySocket(t)
-                p = alcode.spawn_daemon(env=notify.env(WATCHDOG_USEC))
+                p = alcode.spawn_daemon(env=notify.env(args.watchdog_sec * 1000000))
                 want = "; ".join("%s: watching" % u for u in names)  # STATUS= words (account-state.c)
                 wait_for(lambda: want in notify.values("STATUS"), timeout=120, what="alcoded idle")
                 settle(bus)
@@ -75,7 +78,7 @@ def main():
                 p.logfile.close()
                 notify.close()
 
-                if mailnag_available():
+                if mailnag_available() and not args.no_mailnag:
                     m = start_mailnag(t, dovecot, names, bus, notifications.display)
                     # Idle once its first check notified the unread mail of every account.
                     monitor = BusMonitor(bus)
@@ -97,8 +100,8 @@ def main():
             dovecot.stop()
         tmp.cleanup()
 
-    print("\nIdle, %g s window (Pss/RSS in MiB; wake-ups = context switches of all threads per minute)"
-          % args.window)
+    print("\nIdle, %g s window, WatchdogSec=%ds, %s (Pss/RSS in MiB; wake-ups = context switches of all threads "
+          "per minute)" % (args.window, args.watchdog_sec, alcodetest.BUILD_DIR))
     print("| daemon | accounts | Pss | RSS | private dirty | wake-ups/min | per account | IMAP connections |")
     print("|---|---|---|---|---|---|---|---|")
     for name, n, pss, rss, dirty, wakeups, conns in rows:
