@@ -20,9 +20,12 @@
  * plain polling when the server has no IDLE. IDLE is re-issued every 28 minutes (RFC 2177 asks
  * for less than 29).
  *
- * Every IMAP call runs under a watchdog deadline: a thread of this worker cancels the session
+ * Every IMAP command runs under a watchdog deadline: a thread of this worker cancels the session
  * when a command makes no progress for 2 × timeout (libetpan's own per-read timeout does not
  * catch its busy loop on a connection cut inside a literal, nor a server that drips bytes).
+ * The lines read during IDLE (keep-alives, notifications) are not: they would wake that thread
+ * twice each; there a dripping server only delays its own news (the account's thread waits
+ * anyway), and worker_stop() still cancels the read.
  *
  * Failures are classed as isync does: a message that cannot be parsed is read best-effort; a
  * folder that cannot be opened is skipped; a connection failure ends the pass and, unless
@@ -1126,8 +1129,13 @@ static int watch(Worker *w) {
                         if (!c->idling)
                                 continue;
                         if (ready[i] || (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
-                                /* Keep-alives leave IDLE as it is: no round trip, no rescan. */
-                                r = GUARDED(w, c->session, imap_idle_read(c->session));
+                                /* Keep-alives leave IDLE as it is: no round trip, no rescan.
+                                 * Not under the watchdog: arming it wakes its thread twice,
+                                 * which would make each keep-alive three wake-ups, not one.
+                                 * This reads lines poll() announced, each read bounded by the
+                                 * session's timeout (a silent server fails it) and cancelled by
+                                 * worker_stop(); commands keep their watchdog. */
+                                r = imap_idle_read(c->session);
                                 if (r < 0)
                                         return r;
                                 /* With NOTIFY nothing is polled: the poll interval only bounds
