@@ -4,7 +4,7 @@ watching 1 and 10 accounts, beside Mailnag watching the same accounts, on one lo
 
 Each daemon first syncs its accounts (small mailboxes), then sits idle for --window seconds; a
 wake-up is one context switch of any of its threads (/proc/PID/task/*/status). alcoded runs as
-its unit would: WATCHDOG_USEC from WatchdogSec=60s, so sd-event pings every ~15-30 s.
+its unit would: WATCHDOG_USEC from WatchdogSec=180s, so sd-event pings every 90-135 s.
 
 Usage: bench/idle.py [--window SECONDS] [--build DIR]   (plain build: cmake -B build && cmake --build build)"""
 
@@ -17,9 +17,9 @@ from notify_mailnag import mailnag_available, memory_kib, start_mailnag, threads
 
 import alcodetest
 from alcodetest import (Alcode, BusMonitor, DBusSession, Dovecot, NotifySocket, Notifications, TempDir, code_mail,
-                        random_codes, wait_for)
+                        random_codes, tcp_connections, wait_for)
 
-WATCHDOG_USEC = 60 * 1000000
+WATCHDOG_USEC = 180 * 1000000
 
 
 def settle(bus):
@@ -28,19 +28,23 @@ def settle(bus):
     time.sleep(1)
 
 
-def measure(pid, window):
-    """(Pss KiB, Rss KiB, private dirty KiB, wake-ups per minute) over window seconds."""
+def measure(pid, window, port):
+    """(Pss KiB, Rss KiB, private dirty KiB, wake-ups per minute, IMAP connections) over window
+    seconds."""
     before = threads_ctxt_switches(pid)
     time.sleep(window)  # the thing being measured is precisely what happens while we wait
     after = threads_ctxt_switches(pid)
     pss, rss, dirty = memory_kib(pid)
-    return pss, rss, dirty, (after - before) * 60.0 / window
+    return pss, rss, dirty, (after - before) * 60.0 / window, tcp_connections(pid, port)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--window", type=float, default=60.0)
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
+    ap.add_argument("--watchdog-sec", type=int, default=WATCHDOG_USEC // 1000000,
+                    help="WatchdogSec= of the build measured (an older build: 60)")
+    ap.add_argument("--no-mailnag", action="store_true", help="alcoded only")
     args = ap.parse_args()
     alcodetest.BUILD_DIR = os.path.abspath(args.build)
 
@@ -64,17 +68,17 @@ def main():
                 alcode = Alcode(t, bus=bus)
                 alcode.write_config("".join(dovecot.account_config(u, user=u) for u in names))
                 notify = NotifySocket(t)
-                p = alcode.spawn_daemon(env=notify.env(WATCHDOG_USEC))
-                want = "; ".join("%s: idle" % u for u in names)
+                p = alcode.spawn_daemon(env=notify.env(args.watchdog_sec * 1000000))
+                want = "; ".join("%s: watching" % u for u in names)  # STATUS= words (account-state.c)
                 wait_for(lambda: want in notify.values("STATUS"), timeout=120, what="alcoded idle")
                 settle(bus)
-                rows.append(("alcoded", n) + measure(p.pid, args.window))
+                rows.append(("alcoded", n) + measure(p.pid, args.window, dovecot.tls_port))
                 p.terminate()
                 p.wait(timeout=10)
                 p.logfile.close()
                 notify.close()
 
-                if mailnag_available():
+                if mailnag_available() and not args.no_mailnag:
                     m = start_mailnag(t, dovecot, names, bus, notifications.display)
                     # Idle once its first check notified the unread mail of every account.
                     monitor = BusMonitor(bus)
@@ -84,7 +88,7 @@ def main():
                     monitor.stop()
                     time.sleep(5)  # no event tells when its IDLE set-up is over
                     settle(bus)
-                    rows.append(("Mailnag 2.2", n) + measure(m.pid, args.window))
+                    rows.append(("Mailnag 2.2", n) + measure(m.pid, args.window, dovecot.tls_port))
                     m.terminate()
                     m.wait(timeout=15)
             finally:
@@ -96,12 +100,13 @@ def main():
             dovecot.stop()
         tmp.cleanup()
 
-    print("\nIdle, %g s window (Pss/RSS in MiB; wake-ups = context switches of all threads per minute)"
-          % args.window)
-    print("| daemon | accounts | Pss | RSS | private dirty | wake-ups/min |")
-    print("|---|---|---|---|---|---|")
-    for name, n, pss, rss, dirty, wakeups in rows:
-        print("| %s | %d | %.1f | %.1f | %.1f | %.1f |" % (name, n, pss / 1024, rss / 1024, dirty / 1024, wakeups))
+    print("\nIdle, %g s window, WatchdogSec=%ds, %s (Pss/RSS in MiB; wake-ups = context switches of all threads "
+          "per minute)" % (args.window, args.watchdog_sec, alcodetest.BUILD_DIR))
+    print("| daemon | accounts | Pss | RSS | private dirty | wake-ups/min | per account | IMAP connections |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, n, pss, rss, dirty, wakeups, conns in rows:
+        print("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %d |" % (name, n, pss / 1024, rss / 1024, dirty / 1024,
+                                                                  wakeups, wakeups / n, conns))
     by = {(r[0], r[1]): r for r in rows}
     for n in (1, 10):
         a, m = by.get(("alcoded", n)), by.get(("Mailnag 2.2", n))

@@ -51,7 +51,7 @@ def main():
         notify = NotifySocket(tmp)
         daemon = alcode.spawn_daemon(env=notify.env())
         procs.append(daemon)
-        wait_for(lambda: "bench: idle" in notify.values("STATUS"), timeout=60, what="alcoded idle")
+        wait_for(lambda: "bench: watching" in notify.values("STATUS"), timeout=60, what="alcoded idle")
 
         mailnag = None
         if mailnag_available():

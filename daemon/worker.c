@@ -20,9 +20,12 @@
  * plain polling when the server has no IDLE. IDLE is re-issued every 28 minutes (RFC 2177 asks
  * for less than 29).
  *
- * Every IMAP call runs under a watchdog deadline: a thread of this worker cancels the session
+ * Every IMAP command runs under a watchdog deadline: a thread of this worker cancels the session
  * when a command makes no progress for 2 × timeout (libetpan's own per-read timeout does not
  * catch its busy loop on a connection cut inside a literal, nor a server that drips bytes).
+ * The lines read during IDLE (keep-alives, notifications) are not: they would wake that thread
+ * twice each; there a dripping server only delays its own news (the account's thread waits
+ * anyway), and worker_stop() still cancels the read.
  *
  * Failures are classed as isync does: a message that cannot be parsed is read best-effort; a
  * folder that cannot be opened is skipped; a connection failure ends the pass and, unless
@@ -84,6 +87,7 @@ struct Worker {
         size_t n_folders;
         Conn conns[MAX_IDLE_CONNECTIONS]; /* [0]: the main connection */
         size_t n_conns;
+        bool notify;              /* conns[0] watches every folder with NOTIFY (RFC 5465) */
 
         /* The watchdog: `lock` guards everything below and every Conn.session pointer. */
         pthread_mutex_t lock;
@@ -887,6 +891,23 @@ static int idle_refresh(Worker *w, Conn *c) {
         return r;
 }
 
+/* STATUS of one folder on s; reads it when it has new mail. */
+static int poll_one(Worker *w, ImapSession *s, const ImapFolder *f) {
+        ImapFolderState st;
+        int r;
+
+        r = GUARDED(w, s, imap_status(s, f->name, &st));
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        const WorkerCursor *cur = cursor_find(w, f->display);
+        if (cur && cur->uidvalidity == st.uidvalidity && st.uidnext > 0 && st.uidnext <= cur->last_uid + 1)
+                return 0; /* nothing new */
+        r = scan_folder(w, s, f);
+        return r == -ENOENT ? 0 : r;
+}
+
 /* STATUS of every folder nobody IDLEs on; reads those with new mail. On the main connection,
  * which leaves and re-enters its own IDLE around it. */
 static int poll_folders(Worker *w) {
@@ -898,7 +919,6 @@ static int poll_folders(Worker *w) {
                 return r;
         for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
                 const ImapFolder *f = &w->folders[i];
-                ImapFolderState st;
                 bool watched = false;
 
                 if (!folder_wanted(w, f))
@@ -907,33 +927,137 @@ static int poll_folders(Worker *w) {
                         watched = watched || w->conns[k].folder == f;
                 if (watched)
                         continue; /* IDLE tells us; the main connection's own folder is read below */
-                r = GUARDED(w, main_conn->session, imap_status(main_conn->session, f->name, &st));
-                if (r == -ENOENT) {
-                        r = 0;
-                        continue;
-                }
-                if (r < 0)
-                        break;
-                const WorkerCursor *cur = cursor_find(w, f->display);
-                if (cur && cur->uidvalidity == st.uidvalidity && st.uidnext > 0 && st.uidnext <= cur->last_uid + 1)
-                        continue; /* nothing new */
-                r = scan_folder(w, main_conn->session, f);
-                if (r == -ENOENT)
-                        r = 0;
+                r = poll_one(w, main_conn->session, f);
         }
         if (r >= 0 && main_conn->folder)
                 r = idle_refresh(w, main_conn);
         return r;
 }
 
+/* ---- NOTIFY: every folder on one connection ---- */
+
+/* The folder the NOTIFY connection keeps selected between events (its new mail comes as
+ * EXISTS, the others' as STATUS): INBOX (on Gmail All Mail) where it is watched, where most
+ * mail lands, and the one folder whose mail written behind the server's back (a maildir
+ * delivery that bypasses dovecot) the server still notices; else the first IDLE folder, else
+ * the first one read. */
+static const ImapFolder *notify_home(Worker *w) {
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_idle(w, &w->folders[i]) &&
+                    (strcaseeq(w->folders[i].name, "INBOX") || (gmail_all(w) && (w->folders[i].flags & IMAP_FOLDER_ALL))))
+                        return &w->folders[i];
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_idle(w, &w->folders[i]))
+                        return &w->folders[i];
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_wanted(w, &w->folders[i]))
+                        return &w->folders[i];
+        return NULL;
+}
+
+static bool folder_named(const ImapFolder *f, const char *name) {
+        return strcaseeq(f->name, "INBOX") ? strcaseeq(name, "INBOX") : streq(f->name, name);
+}
+
+/* Out of IDLE, reads what the notifications named (every folder when sweep, or when the server
+ * lost count: NOTIFICATIONOVERFLOW), the home folder last (which selects it again), until no
+ * notification is left (those mixed into our own commands' answers included), then IDLE. A
+ * folder is read from its cursor, as on any pass: no message read twice, none skipped. */
+static int notify_refresh(Worker *w, bool sweep) {
+        Conn *c = &w->conns[0];
+        int r;
+
+        r = idle_end(w, c);
+        for (unsigned round = 0; r >= 0 && (round == 0 || imap_notify_pending(c->session)); round++) {
+                _cleanup_strv_free_ char **names = NULL;
+                bool all = false;
+
+                (void) imap_notify_take(c->session, &names, &all);
+                if (all && !sweep) {
+                        LogContext ctx = ctx_of(w, NULL);
+                        log_full_errno_ctx(LOG_INFO, 0, &ctx, "the server lost count of its notifications: "
+                                           "looking at every folder");
+                }
+                for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
+                        const ImapFolder *f = &w->folders[i];
+                        bool named = sweep || all;
+
+                        if (f == c->folder || !folder_wanted(w, f))
+                                continue;
+                        STRV_FOREACH(n, names)
+                                named = named || folder_named(f, *n);
+                        if (named)
+                                r = poll_one(w, c->session, f);
+                }
+                if (r >= 0)
+                        r = scan_folder(w, c->session, c->folder);
+                if (r == -ENOENT)
+                        r = 0;
+                sweep = false;
+                if (round >= 16) /* mail never stops coming: IDLE, the next notification goes on */
+                        break;
+        }
+        if (r >= 0)
+                r = idle_begin(w, c);
+        return r;
+}
+
+/* NOTIFY SET for every folder read, on the main connection; 1 when it watches that way, 0 when
+ * the server has no NOTIFY or refused it (then one IDLE connection per `idle` folder and STATUS
+ * polling for the rest, as before). */
+static int notify_begin(Worker *w) {
+        _cleanup_strv_free_ char **names = NULL;
+        Conn *c = &w->conns[0];
+        const ImapFolder *home = notify_home(w);
+        size_t n = 0;
+        int r;
+
+        w->notify = false;
+        if (!home || !imap_has_notify(c->session))
+                return 0;
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_wanted(w, &w->folders[i])) {
+                        if (strv_extend(&names, w->folders[i].name) < 0)
+                                return -ENOMEM;
+                        n++;
+                }
+        r = GUARDED(w, c->session, imap_notify_set(c->session, names));
+        if (r == -EOPNOTSUPP) {
+                LogContext ctx = ctx_of(w, NULL);
+                log_full_errno_ctx(LOG_INFO, 0, &ctx, "%s: one IDLE connection per watched folder",
+                                   imap_last_error(c->session));
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        w->notify = true;
+        c->folder = home;
+        /* Mail that came between the pass and NOTIFY SET. */
+        r = notify_refresh(w, true);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_wanted(w, &w->folders[i])) {
+                        LogContext ctx = ctx_of(w, w->folders[i].display);
+                        log_full_errno_ctx(LOG_DEBUG, 0, &ctx, "watching with IDLE and NOTIFY (%zu folders, "
+                                           "one connection)", n);
+                }
+        return 1;
+}
+
 /* After the first pass: IDLE where asked and possible, poll the rest; returns on error, stop
- * or a request for a new pass (0). */
+ * or a request for a new pass (0). With NOTIFY, one connection watches every folder. */
 static int watch(Worker *w) {
         bool has_idle = imap_has_idle(w->conns[0].session);
         int64_t next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
         int r = 0;
 
-        if (has_idle)
+        if (has_idle) {
+                r = notify_begin(w);
+                if (r < 0)
+                        return r;
+        }
+        if (has_idle && !w->notify)
                 for (size_t i = 0; i < w->n_folders && w->n_conns < MAX_IDLE_CONNECTIONS; i++) {
                         const ImapFolder *f = &w->folders[i];
                         Conn *c;
@@ -973,6 +1097,9 @@ static int watch(Worker *w) {
                         /* The buffered-EXISTS trap: what libetpan holds, poll() cannot see. */
                         if (imap_idle_pending(c->session))
                                 ready[i] = any = true;
+                        /* A notification that came with our own commands' answers. */
+                        if (w->notify && imap_notify_pending(c->session))
+                                any = true;
                         wait = MIN(wait, c->idle_since + 1000 * (int64_t) REIDLE_SEC - now);
                 }
                 r = any ? 0 : poll(p, w->n_conns + 1, (int) MIN(MAX(wait, (int64_t) 0), (int64_t) 86400000));
@@ -988,23 +1115,40 @@ static int watch(Worker *w) {
                 now = now_ms();
                 for (size_t i = 0; i < w->n_conns; i++) {
                         Conn *c = &w->conns[i];
+                        bool reidle = false;
                         if (!c->idling)
                                 continue;
                         if (ready[i] || (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
-                                /* Keep-alives leave IDLE as it is: no round trip, no rescan. */
-                                r = GUARDED(w, c->session, imap_idle_read(c->session));
+                                /* Keep-alives leave IDLE as it is: no round trip, no rescan.
+                                 * Not under the watchdog: arming it wakes its thread twice,
+                                 * which would make each keep-alive three wake-ups, not one.
+                                 * This reads lines poll() announced, each read bounded by the
+                                 * session's timeout (a silent server fails it) and cancelled by
+                                 * worker_stop(); commands keep their watchdog. */
+                                r = imap_idle_read(c->session);
                                 if (r < 0)
                                         return r;
-                                if (r == 0)
+                                /* With NOTIFY nothing is polled: the poll interval only bounds
+                                 * how long the server may stay silent (a keep-alive will do)
+                                 * before we make sure it still answers. */
+                                if (w->notify)
+                                        next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
+                                if (r == 0 && !(w->notify && imap_notify_pending(c->session)))
                                         continue;
-                        } else if (now < c->idle_since + 1000 * (int64_t) REIDLE_SEC)
+                        } else if (w->notify && imap_notify_pending(c->session))
+                                ;
+                        else if (now < c->idle_since + 1000 * (int64_t) REIDLE_SEC)
                                 continue;
-                        r = idle_refresh(w, c);
+                        else
+                                reidle = true;
+                        /* With NOTIFY, every 28 minutes each folder's STATUS too: whatever a
+                         * notification could not tell is found then at the latest. */
+                        r = w->notify ? notify_refresh(w, reidle) : idle_refresh(w, c);
                         if (r < 0)
                                 return r;
                 }
                 if (now_ms() >= next_poll) {
-                        r = poll_folders(w);
+                        r = w->notify ? notify_refresh(w, false) : poll_folders(w);
                         if (r < 0)
                                 return r;
                         next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;

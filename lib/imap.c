@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "imap.h"
+#include "imap-notify.h"
 #include "imap-sasl.h"
 #include "oauth2.h"
 #include "secret.h"
@@ -72,6 +73,7 @@ struct ImapSession {
         bool held_dropped;
         bool over_budget;
         bool eof;
+        ImapNotifyScan notify;     /* what NOTIFY said, read from every byte received */
 };
 
 /* libetpan only hands FETCH results to a msg_att handler when a progress callback is set; we
@@ -222,6 +224,7 @@ static ssize_t bounded_read(mailstream_low *l, void *buf, size_t n) {
                         return have > 0 ? (ssize_t) have : 0;
                 }
                 s->budget -= (size_t) k;
+                imap_notify_scan_feed(&s->notify, p + have, (size_t) k);
                 have += (size_t) k;
                 if (n < sizeof s->held)
                         return (ssize_t) have;
@@ -375,6 +378,7 @@ ImapSession *imap_session_free(ImapSession *s) {
         }
         free(s->error);
         free(s->resolve_error);
+        imap_notify_scan_clear(&s->notify);
         safe_close(s->cancel_fd);
         free(s);
         return NULL;
@@ -890,6 +894,8 @@ int imap_status(ImapSession *s, const char *folder, ImapFolderState *ret) {
         }
         if (st)
                 mailimap_mailbox_data_status_free(st);
+        /* Our own STATUS answered what a notification about it would have made us ask. */
+        imap_notify_scan_forget(&s->notify, folder);
         *ret = state;
         return 0;
 }
@@ -2013,7 +2019,8 @@ int imap_idle_read(ImapSession *s) {
                         news = 1; /* what it was does not matter: the folder is read again */
         } while (!news && imap_idle_pending(s));
         mmap_string_free(line);
-        return news;
+        /* "* OK [NOTIFICATIONOVERFLOW]" starts like a keep-alive but is not one. */
+        return news || s->notify.all;
 }
 
 int imap_idle_done(ImapSession *s) {
@@ -2028,6 +2035,113 @@ int imap_idle_done(ImapSession *s) {
         r = mailimap_idle_done(s->imap);
         return r == MAILIMAP_NO_ERROR ? 0 : session_error(s, r, "IDLE DONE");
 }
+
+/* ---- NOTIFY (RFC 5465) ---- */
+
+bool imap_has_notify(ImapSession *s) {
+        return imap_has_capability(s, "NOTIFY");
+}
+
+/* A mailbox name as an IMAP astring: an atom when it can be one, else a quoted string; a name
+ * that would need a literal (CR, LF, NUL, 8-bit) returns -EINVAL. */
+static int put_mailbox(StrBuf *b, const char *name) {
+        bool atom = *name != 0;
+        int r;
+
+        for (const char *p = name; *p; p++) {
+                unsigned char c = (unsigned char) *p;
+                if (c < 0x20 || c >= 0x7f)
+                        return -EINVAL;
+                if (strchr("(){ %*\"\\]", c))
+                        atom = false;
+        }
+        if (atom)
+                return strbuf_puts(b, name);
+        r = strbuf_putc(b, '"');
+        for (const char *p = name; *p && r >= 0; p++) {
+                if (strchr("\"\\", *p))
+                        r = strbuf_putc(b, '\\');
+                if (r >= 0)
+                        r = strbuf_putc(b, *p);
+        }
+        return r < 0 ? r : strbuf_putc(b, '"');
+}
+
+int imap_notify_set(ImapSession *s, char *const *folders) {
+        /* Under servers' line limits (dovecot: 64 kB); more folders than fit: no NOTIFY. */
+        _cleanup_strbuf_ StrBuf b = STRBUF_INIT(60000);
+        struct mailimap_response *resp = NULL;
+        bool ok;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        if (!imap_has_notify(s))
+                return -EOPNOTSUPP;
+        /* RFC 5465 §5: MessageNew and MessageExpunge go together. */
+        r = strbuf_puts(&b, "NOTIFY SET (selected (MessageNew MessageExpunge)) (mailboxes (");
+        for (size_t i = 0; folders && folders[i] && r >= 0; i++) {
+                if (i > 0)
+                        r = strbuf_putc(&b, ' ');
+                if (r >= 0)
+                        r = put_mailbox(&b, folders[i]);
+        }
+        if (r >= 0)
+                r = strbuf_puts(&b, ") (MessageNew MessageExpunge))");
+        if (r == -EINVAL || r == -E2BIG) {
+                free(s->error);
+                s->error = strdup(r == -EINVAL ? "NOTIFY: a folder name would need a literal"
+                                               : "NOTIFY: too many folders for one command");
+                return -EOPNOTSUPP;
+        }
+        if (r < 0)
+                return r;
+        /* Only what the server says from now on counts (our own commands' answers before it
+         * are no notifications). */
+        imap_notify_scan_clear(&s->notify);
+        r = mailimap_send_current_tag(s->imap);
+        if (r == MAILIMAP_NO_ERROR && mailstream_write(s->imap->imap_stream, b.data, b.len) != (ssize_t) b.len)
+                r = MAILIMAP_ERROR_STREAM;
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_crlf_send(s->imap->imap_stream);
+        if (r == MAILIMAP_NO_ERROR && mailstream_flush(s->imap->imap_stream) == -1)
+                r = MAILIMAP_ERROR_STREAM;
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "NOTIFY");
+        /* The tagged answer, after any untagged lines (libetpan reads until it). */
+        if (!mailimap_read_line(s->imap))
+                return session_error(s, MAILIMAP_ERROR_STREAM, "NOTIFY");
+        r = mailimap_parse_response(s->imap, &resp);
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "NOTIFY");
+        ok = tagged_ok(resp);
+        mailimap_response_free(resp);
+        if (!ok) {
+                free(s->error);
+                if (asprintf(&s->error, "NOTIFY refused: %s", strna(s->imap->imap_response)) < 0)
+                        s->error = NULL;
+                return -EOPNOTSUPP;
+        }
+        return 0;
+}
+
+bool imap_notify_pending(ImapSession *s) {
+        /* Names, not events: the answers to our own STATUS commands count as events too, and
+         * imap_status() forgets their names. */
+        return s->notify.n_names > 0 || s->notify.all;
+}
+
+bool imap_notify_take(ImapSession *s, char ***ret_names, bool *ret_all) {
+        bool any = imap_notify_pending(s);
+
+        *ret_all = s->notify.all;
+        *ret_names = TAKE_PTR(s->notify.names);
+        s->notify.n_names = 0;
+        imap_notify_scan_clear(&s->notify);
+        return any;
+}
+
 
 /* RFC 3501 §5.1.3: "&" starts modified BASE64 of UTF-16BE (',' for '/'), "-" ends it,
  * "&-" is "&". */

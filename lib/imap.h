@@ -159,9 +159,24 @@ bool imap_idle_pending(ImapSession *s);
 /* While idling, when the fd is readable or imap_idle_pending(): reads the untagged lines that
  * arrived. Returns 0 when they were only keep-alives ("* OK Still here", RFC 2177 §3: servers
  * send them to keep the connection up), so IDLE goes on untouched; 1 when something else came
- * (EXISTS, EXPUNGE, BYE...): end IDLE and look. < 0 when the connection is gone. */
+ * (EXISTS, EXPUNGE, BYE, a NOTIFY STATUS or NOTIFICATIONOVERFLOW...): end IDLE and look. < 0
+ * when the connection is gone. */
 int imap_idle_read(ImapSession *s);
 int imap_idle_done(ImapSession *s);
+
+/* NOTIFY (RFC 5465): one connection watches every folder. imap_notify_set() asks for
+ * "* N EXISTS" on the selected folder and "* STATUS <folder> (...)" for each of folders (as
+ * the server names them) when mail arrives or goes: -EOPNOTSUPP when the server has no NOTIFY,
+ * refused it, or a name cannot be sent (then watch the old way). From then on, every
+ * notification is recorded, whether it came during IDLE (imap_idle_read() returns 1) or mixed
+ * into another command's answer (libetpan drops those): imap_notify_take() hands over the
+ * folders named since the last call (owned strv, or NULL) and sets *ret_all when every folder
+ * must be looked at (NOTIFICATIONOVERFLOW, a name it could not read); false when nothing came.
+ * imap_status() of a folder forgets what was recorded for it (its answer says it all). */
+bool imap_has_notify(ImapSession *s);
+int imap_notify_set(ImapSession *s, char *const *folders);
+bool imap_notify_take(ImapSession *s, char ***ret_names, bool *ret_all);
+bool imap_notify_pending(ImapSession *s);
 
 /* LOGOUT politely (bounded by the timeout). */
 void imap_logout(ImapSession *s);

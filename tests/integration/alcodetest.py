@@ -15,6 +15,7 @@ import contextlib
 import email
 import json
 import os
+import re
 import pwd
 import grp
 import shutil
@@ -1131,3 +1132,29 @@ class LoopbackServer:
                 n = self.connections
             self.clients.append(c)
             threading.Thread(target=self.serve, args=(c, n), daemon=True).start()
+
+
+def tcp_connections(pid, port):
+    """The established TCP connections of process pid to port (its sockets' inodes in /proc/net/tcp)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]$", target)
+        if m:
+            inodes.add(m.group(1))
+    n = 0
+    for table in ("/proc/%d/net/tcp" % pid, "/proc/%d/net/tcp6" % pid):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            remote_port = int(fields[2].split(":")[1], 16)
+            if remote_port == port and fields[3] == "01" and fields[9] in inodes:
+                n += 1
+    return n

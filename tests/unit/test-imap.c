@@ -1,5 +1,5 @@
-/* imap.c's pure parts: modified UTF-7 folder names (RFC 3501 §5.1.3) and special-use names
- * (RFC 6154). The protocol itself is tested against a real dovecot (tests/integration). */
+/* imap.c's pure parts: modified UTF-7 folder names (RFC 3501 §5.1.3), special-use names
+ * (RFC 6154) and the NOTIFY scanner (RFC 5465, imap-notify.c). The protocol itself is tested against a real dovecot (tests/integration). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include "test-util.h"
 
 #include "imap.h"
+#include "imap-notify.h"
 #include "test-util.h"
 
 static void test_utf7(void **state) {
@@ -87,11 +88,113 @@ static void test_special_use(void **state) {
         assert_int_equal(imap_special_use_from_string("Archives/*"), 0);
 }
 
+
+typedef struct NotifyCase {
+        const char *in;
+        const char *names[5]; /* expected, in order */
+        bool all;
+        unsigned events;
+} NotifyCase;
+
+static const NotifyCase notify_cases[] = {
+        { "* OK Still here\r\n* STATUS Trash (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7 UNSEEN 1)\r\n* 1 EXISTS\r\n"
+          "* STATUS \"Archive/2024 x\" (UIDNEXT 3)\r\n* STATUS INBOX (UIDNEXT 3)\r\n* status inbox (UIDNEXT 4)\r\n"
+          "* STATUS Trash (UIDNEXT 3)\r\n",
+          { "Trash", "Archive/2024 x", "INBOX" }, false, 5 },
+        /* Only at a line's start, untagged: a tagged answer or a line inside another is none. */
+        { "a1 STATUS Trash (UIDNEXT 2)\r\n* 3 FETCH (BODY[] {20}\r\nx * STATUS Junk (U)\r\n)\r\n", {}, false, 0 },
+        /* A body line that looks like one is taken as one: a STATUS more, nothing lost. */
+        { "* 3 FETCH (BODY[] {24}\r\n* STATUS Junk (UIDNEXT)\r\n)\r\n", { "Junk" }, false, 1 },
+        { "* OK [NOTIFICATIONOVERFLOW] too many\r\n", {}, true, 1 },
+        { "* OK Still here\n* STATUS Sent\n", { "Sent" }, false, 1 }, /* bare LF */
+        /* Names it cannot read: look everywhere. */
+        { "* STATUS {5}\r\nhello (UIDNEXT 2)\r\n", {}, true, 1 },
+        { "* STATUS \"unterminated (UIDNEXT 2)\r\n", {}, true, 1 },
+        { "* STATUS (UIDNEXT 2)\r\n", {}, true, 1 },
+        { "* STATUS \"a\\\"b\\\\c\" (UIDNEXT 2)\r\n", { "a\"b\\c" }, false, 1 },
+        { "* STATUS &AOk-t&AOk- (UIDNEXT 2)\r\n", { "&AOk-t&AOk-" }, false, 1 },
+        /* Cut in the middle of a notification: nothing until its end of line. */
+        { "* STATUS Trash (UIDNEXT", {}, false, 0 },
+};
+
+static void check_notify(const ImapNotifyScan *n, const NotifyCase *c, const char *how) {
+        size_t want = 0;
+
+        while (want < ELEMENTSOF(c->names) && c->names[want])
+                want++;
+        if (n->n_names != want || n->all != c->all || n->events != c->events)
+                fail_msg("%s: %zu names, all=%d, %u events for %s", how, n->n_names, n->all, n->events, c->in);
+        for (size_t i = 0; i < want; i++)
+                assert_string_equal(n->names[i], c->names[i]);
+        if (want > 0)
+                assert_null(n->names[want]);
+}
+
+static void test_notify_scan_every_split(void **state) {
+        (void) state;
+        for (size_t k = 0; k < ELEMENTSOF(notify_cases); k++) {
+                const NotifyCase *c = &notify_cases[k];
+                size_t len = strlen(c->in);
+                ImapNotifyScan n = {};
+
+                /* In two pieces, cut at every byte. */
+                for (size_t cut = 0; cut <= len; cut++) {
+                        imap_notify_scan_feed(&n, c->in, cut);
+                        imap_notify_scan_feed(&n, c->in + cut, len - cut);
+                        check_notify(&n, c, "two pieces");
+                        imap_notify_scan_clear(&n);
+                        n = (ImapNotifyScan) {};
+                }
+                /* One byte at a time. */
+                for (size_t i = 0; i < len; i++)
+                        imap_notify_scan_feed(&n, c->in + i, 1);
+                check_notify(&n, c, "byte by byte");
+                imap_notify_scan_clear(&n);
+        }
+}
+
+static void test_notify_scan_limits(void **state) {
+        ImapNotifyScan n = {};
+        char line[IMAP_NOTIFY_LINE_MAX + 64];
+
+        (void) state;
+        /* A STATUS line longer than the scanner holds: its name is not read; look everywhere. */
+        memset(line, 'x', sizeof line);
+        memcpy(line, "* STATUS ", 9);
+        imap_notify_scan_feed(&n, line, sizeof line);
+        imap_notify_scan_feed(&n, "\r\n* STATUS Junk (UIDNEXT 2)\r\n", 29);
+        assert_true(n.all);
+        assert_int_equal(n.events, 2);
+        assert_int_equal(n.n_names, 1);
+        assert_string_equal(n.names[0], "Junk");
+        imap_notify_scan_clear(&n);
+        assert_false(n.all);
+        assert_int_equal(n.n_names, 0);
+
+        /* Past IMAP_NOTIFY_NAMES_MAX distinct names: look everywhere, memory stays bounded. */
+        for (unsigned i = 0; i < IMAP_NOTIFY_NAMES_MAX + 10; i++) {
+                char l[64];
+                int k = snprintf(l, sizeof l, "* STATUS f%u (UIDNEXT 2)\r\n", i);
+                imap_notify_scan_feed(&n, l, (size_t) k);
+        }
+        assert_true(n.all);
+        assert_int_equal(n.n_names, IMAP_NOTIFY_NAMES_MAX);
+
+        /* Forgetting a name (our own STATUS answered it). */
+        imap_notify_scan_forget(&n, "f3");
+        assert_int_equal(n.n_names, IMAP_NOTIFY_NAMES_MAX - 1);
+        assert_string_equal(n.names[3], "f4");
+        assert_null(n.names[n.n_names]);
+        imap_notify_scan_clear(&n);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_utf7),
                 cmocka_unit_test(test_utf7_every_prefix),
                 cmocka_unit_test(test_special_use),
+                cmocka_unit_test(test_notify_scan_every_split),
+                cmocka_unit_test(test_notify_scan_limits),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
