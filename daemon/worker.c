@@ -953,6 +953,15 @@ static int watch(Worker *w) {
                         c = &w->conns[w->n_conns > 0 && w->conns[0].folder ? w->n_conns : 0];
                         if (c != &w->conns[0]) {
                                 r = conn_open(w, c, false);
+                                if (r == -EUSERS) {
+                                        /* The server allows no more connections: the folders
+                                         * left are polled on the connections we have. */
+                                        log_full_errno_ctx(LOG_NOTICE, r, &(LogContext) { .account = w->account },
+                                                           "no further connection allowed; polling the other "
+                                                           "folders every %u s", w->poll_interval);
+                                        r = 0;
+                                        break;
+                                }
                                 if (r < 0)
                                         return r;
                                 w->n_conns++;

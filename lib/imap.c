@@ -581,10 +581,16 @@ static int login_with(ImapSession *s, const char *secret, char **ret_error) {
                 const char *resp = s->imap->imap_response;
                 const char *atom = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_atom : NULL;
                 bool temporary = atom && strcaseeq(atom, "UNAVAILABLE");
+                /* Too many connections (RFC 5530 [LIMIT], dovecot's mail_max_userip_connections;
+                 * Gmail says "[ALERT] Too many simultaneous connections") or a throttled
+                 * account: the password is fine, fewer connections or a later try will do. */
+                bool limit = (atom && (strcaseeq(atom, "LIMIT") || strcaseeq(atom, "THROTTLED"))) ||
+                             (resp && (strcasestr(resp, "connections") || strcasestr(resp, "throttled")));
                 if (asprintf(ret_error, "login as '%s' (%s) %s%s%s", a->user, auth_method_to_string(a->auth),
-                             temporary ? "failed for now" : "refused", resp ? ": " : "", resp ? resp : "") < 0)
+                             temporary || limit ? "failed for now" : "refused", resp ? ": " : "",
+                             resp ? resp : "") < 0)
                         *ret_error = NULL;
-                return temporary ? -EAGAIN : -EACCES;
+                return limit ? -EUSERS : temporary ? -EAGAIN : -EACCES;
         }
         r = session_error(s, r, "login");
         *ret_error = s->error ? strdup(s->error) : NULL;
