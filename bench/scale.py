@@ -18,7 +18,7 @@ account is base file i mod --per, in its folder), so the disk holds the base onc
 - accounts `u00` .. `u49` (--fleet x --per): 1,000,000 messages on 50 accounts.
 dovecot's indexes are built first (doveadm mailbox status), so no run pays for the server's first
 look. Each run is `alcoded --once` with an empty store; it reports wall time, time per 10,000
-messages, the process's peak RSS (wait4's ru_maxrss), codes and sightings stored, and checks that
+messages, the process's peak RSS (wait4's ru_maxrss) and CPU time, codes and sightings stored, and checks that
 every folder's cursor reached the folder's last UID (nothing skipped). Then the running daemon:
 on the store of the 50-account backfill, with every account watching (IDLE), --push messages
 carrying fresh codes are appended to one account's INBOX, APPEND -> code row in the store; the
@@ -72,9 +72,10 @@ def populate(d, user, files, count):
 
 
 def peak_rss_wait(p):
+    """Waits for p; returns its peak RSS (MiB) and CPU time (user + system, s)."""
     _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
-    return ru.ru_maxrss / 1024.0  # MiB
+    return ru.ru_maxrss / 1024.0, ru.ru_utime + ru.ru_stime
 
 
 class RunDir:
@@ -162,7 +163,7 @@ def main():
             a.write_config(config(accts))
             t0 = time.monotonic()
             p = a.spawn_daemon("--once")
-            rss = peak_rss_wait(p)
+            rss, cpu = peak_rss_wait(p)
             wall = time.monotonic() - t0
             if p.returncode != 0:
                 raise RuntimeError("alcoded --once failed: " + read_log(p)[-3000:])
@@ -179,11 +180,11 @@ def main():
                     box = line.split(" messages=")[0]
                     if int(parts.get("messages", 0)) and cursors.get((u, box), 0) < int(parts["uidnext"]) - 1:
                         short.append("%s/%s" % (u, box))
-            row = dict(label=label, accounts=len(accts), messages=messages, wall=wall, rss=rss, codes=codes,
+            row = dict(label=label, accounts=len(accts), messages=messages, wall=wall, cpu=cpu, rss=rss, codes=codes,
                        sightings=sightings, short=short)
             runs.append(row)
-            print("%-22s %3d acct %8d msg %8.1f s %6.2f s/10k %7.1f MiB  codes %d sightings %d%s" % (
-                label, len(accts), messages, wall, wall * 10000 / messages, rss, codes, sightings,
+            print("%-22s %3d acct %8d msg %8.1f s %6.2f s/10k cpu %7.1f s %7.1f MiB  codes %d sightings %d%s" % (
+                label, len(accts), messages, wall, wall * 10000 / messages, cpu, rss, codes, sightings,
                 "  NOT READ TO THE END: " + ", ".join(short[:5]) if short else ""))
             sys.stdout.flush()
             return a
@@ -234,12 +235,12 @@ def main():
             push(big, fleet, fleet[0], "after %d messages, %d accounts:" % (args.fleet * args.per, args.fleet))
 
         print()
-        print("| run | accounts | messages | time | per 10,000 | peak RSS | codes / sightings |")
-        print("|---|---|---|---|---|---|---|")
+        print("| run | accounts | messages | time | per 10,000 | alcoded CPU per 10,000 | peak RSS | codes / sightings |")
+        print("|---|---|---|---|---|---|---|---|")
         for r in runs:
-            print("| %s | %d | %d | %.1f s | %.2f s | %.1f MiB | %d / %d |" % (
-                r["label"], r["accounts"], r["messages"], r["wall"], r["wall"] * 10000 / r["messages"], r["rss"],
-                r["codes"], r["sightings"]))
+            print("| %s | %d | %d | %.1f s | %.2f s | %.2f s | %.1f MiB | %d / %d |" % (
+                r["label"], r["accounts"], r["messages"], r["wall"], r["wall"] * 10000 / r["messages"],
+                r["cpu"] * 10000 / r["messages"], r["rss"], r["codes"], r["sightings"]))
         first, last = runs[0], runs[-1]
         print("growth %d -> %d messages (%.0fx): time %.1fx, peak RSS %.2fx" % (
             first["messages"], last["messages"], last["messages"] / first["messages"], last["wall"] / first["wall"],
