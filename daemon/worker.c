@@ -56,6 +56,7 @@
 #define REIDLE_SEC (28 * 60)        /* RFC 2177: re-issue IDLE before 29 minutes */
 #define MAX_IDLE_CONNECTIONS 4
 #define RESCAN_LIMIT 3
+#define MAX_PARALLEL_SCANS 4
 
 typedef struct Conn {
         ImapSession *session;
@@ -79,6 +80,8 @@ struct Worker {
         unsigned backoff_min, backoff_max;
         bool progressed;          /* this session stored something: the server works */
         bool full_fetch;          /* BODYSTRUCTURE failed once: read whole messages */
+        bool no_priority;         /* a pass was cut: go on from the cursors, no first pass */
+        bool gated;               /* holds one of the MAX_PARALLEL_SCANS places */
         bool gmail;               /* the server has X-GM-EXT-1 (see gmail_all()) */
         char **domains;           /* trusted sender domains + employer domains */
         char **self;              /* the user's own addresses (pipeline_set_user_addresses) */
@@ -326,6 +329,40 @@ static bool folder_idle(Worker *w, const ImapFolder *f) {
 }
 
 /* ---- scanning ---- */
+
+/* Sessions that connect and read at once, over every account of the process: 50 accounts
+ * reading at once share the CPU (ours and the server's) fifty ways, and each one's server-side
+ * SEARCH and FETCH then outlast the watchdog. A session holds its place from connecting to the
+ * end of its first pass; watching for new mail needs none. */
+static pthread_mutex_t scan_gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t scan_gate_cond = PTHREAD_COND_INITIALIZER;
+static unsigned scans_running;
+
+static int scan_gate_enter(Worker *w) {
+        pthread_mutex_lock(&scan_gate_lock);
+        while (scans_running >= MAX_PARALLEL_SCANS && !atomic_load(&w->stop)) {
+                struct timespec ts;
+                (void) clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec++; /* worker_stop() does not signal this condition: look again each second */
+                (void) pthread_cond_timedwait(&scan_gate_cond, &scan_gate_lock, &ts);
+        }
+        if (!atomic_load(&w->stop)) {
+                scans_running++;
+                w->gated = true;
+        }
+        pthread_mutex_unlock(&scan_gate_lock);
+        return w->gated ? 0 : -ECANCELED;
+}
+
+static void scan_gate_leave(Worker *w) {
+        if (!w->gated)
+                return;
+        pthread_mutex_lock(&scan_gate_lock);
+        scans_running--;
+        w->gated = false;
+        pthread_cond_signal(&scan_gate_cond);
+        pthread_mutex_unlock(&scan_gate_lock);
+}
 
 typedef struct Scan {
         Worker *w;
@@ -652,7 +689,7 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
                     early->uidvalidity == sc.st.uidvalidity) {
                         prio = TAKE_PTR(early->uids);
                         n_prio = early->n;
-                } else if (!known && sc.st.exists > 0) {
+                } else if (!known && sc.st.exists > 0 && !w->no_priority) {
                         r = scan_priority(&sc, first, &prio, &n_prio);
                         if (r < 0)
                                 goto finish;
@@ -786,6 +823,8 @@ static int scan_early_all(Worker *w, ImapSession *s, Early *early) {
 
         if (!x || !of)
                 return -ENOMEM;
+        if (w->no_priority)
+                return 0;
         for (size_t i = 0; i < w->n_folders; i++) {
                 const WorkerCursor *c = cursor_find(w, w->folders[i].display);
                 /* A folder with a cursor is read from it (its UIDVALIDITY is checked then). */
@@ -854,6 +893,10 @@ static int scan_all(Worker *w) {
         if (r < 0 && r != -ECANCELED)
                 log_full_errno_ctx(LOG_ERR, r, &(LogContext) { .account = w->account },
                                    "scan interrupted: %s", imap_last_error(s));
+        /* The first pass moves no cursor: redone after every cut, a server that cuts sessions
+         * sooner than it takes would never let the scan go on. After a cut, the next sessions
+         * go on from the cursors (what the first pass read is stored; codes are stored once). */
+        w->no_priority = r < 0;
         if (r >= 0) {
                 atomic_store(&w->rescan, false);
                 (void) push(w, event_new(w, WORKER_EVENT_SCAN_DONE));
@@ -1067,6 +1110,15 @@ static int watch(Worker *w) {
                         c = &w->conns[w->n_conns > 0 && w->conns[0].folder ? w->n_conns : 0];
                         if (c != &w->conns[0]) {
                                 r = conn_open(w, c, false);
+                                if (r == -EUSERS) {
+                                        /* The server allows no more connections: the folders
+                                         * left are polled on the connections we have. */
+                                        log_full_errno_ctx(LOG_NOTICE, r, &(LogContext) { .account = w->account },
+                                                           "no further connection allowed; polling the other "
+                                                           "folders every %u s", w->poll_interval);
+                                        r = 0;
+                                        break;
+                                }
                                 if (r < 0)
                                         return r;
                                 w->n_conns++;
@@ -1190,6 +1242,7 @@ static int run_session(Worker *w, bool *ret_scanned) {
                 r = scan_all(w);
                 if (r < 0)
                         return r;
+                scan_gate_leave(w);
                 *ret_scanned = true;
                 if (w->opts.once)
                         return 0;
@@ -1261,7 +1314,10 @@ static void *worker_main(void *userdata) {
                 bool scanned = false;
 
                 w->progressed = false;
-                r = run_session(w, &scanned);
+                r = scan_gate_enter(w);
+                if (r >= 0)
+                        r = run_session(w, &scanned);
+                scan_gate_leave(w);
                 close_all(w);
                 /* A session that got work done was cut, not refused: reconnect soon, not after
                  * a backoff grown by earlier failures. */

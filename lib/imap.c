@@ -585,10 +585,16 @@ static int login_with(ImapSession *s, const char *secret, char **ret_error) {
                 const char *resp = s->imap->imap_response;
                 const char *atom = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_atom : NULL;
                 bool temporary = atom && strcaseeq(atom, "UNAVAILABLE");
+                /* Too many connections (RFC 5530 [LIMIT], dovecot's mail_max_userip_connections;
+                 * Gmail says "[ALERT] Too many simultaneous connections") or a throttled
+                 * account: the password is fine, fewer connections or a later try will do. */
+                bool limit = (atom && (strcaseeq(atom, "LIMIT") || strcaseeq(atom, "THROTTLED"))) ||
+                             (resp && (strcasestr(resp, "connections") || strcasestr(resp, "throttled")));
                 if (asprintf(ret_error, "login as '%s' (%s) %s%s%s", a->user, auth_method_to_string(a->auth),
-                             temporary ? "failed for now" : "refused", resp ? ": " : "", resp ? resp : "") < 0)
+                             temporary || limit ? "failed for now" : "refused", resp ? ": " : "",
+                             resp ? resp : "") < 0)
                         *ret_error = NULL;
-                return temporary ? -EAGAIN : -EACCES;
+                return limit ? -EUSERS : temporary ? -EAGAIN : -EACCES;
         }
         r = session_error(s, r, "login");
         *ret_error = s->error ? strdup(s->error) : NULL;
@@ -1233,6 +1239,25 @@ static void on_msg_att(struct mailimap_msg_att *ma, void *userdata) {
         budget_reset(st->session, st->budget);
 }
 
+/* The server refused a command to slow us down (Gmail, Microsoft 365: "NO [THROTTLED] Request is
+ * throttled", RFC 5530 [UNAVAILABLE] or [LIMIT]): nothing is wrong with the command or with what
+ * it asked for, so no fallback (whole messages, no BODYSTRUCTURE) is right; the session ends
+ * and the worker comes back after its backoff, from the cursor. */
+static bool throttled(ImapSession *s) {
+        const char *resp = s->imap->imap_response;
+        const char *atom = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_atom : NULL;
+
+        return (atom && (strcaseeq(atom, "THROTTLED") || strcaseeq(atom, "UNAVAILABLE") || strcaseeq(atom, "LIMIT"))) ||
+               (resp && strcasestr(resp, "throttled"));
+}
+
+static int throttled_error(ImapSession *s, const char *what) {
+        free(s->error);
+        if (asprintf(&s->error, "the server asks us to slow down: %s", strna(what)) < 0)
+                s->error = NULL;
+        return -EBUSY;
+}
+
 static int fetch_with_handler(ImapSession *s, struct mailimap_set *set, struct mailimap_fetch_type *ft,
                               FetchState *st) {
         clist *res = NULL;
@@ -1242,8 +1267,12 @@ static int fetch_with_handler(ImapSession *s, struct mailimap_set *set, struct m
         budget_reset(s, st->budget);
         r = mailimap_uid_fetch(s->imap, set, ft, &res);
         mailimap_set_msg_att_handler(s->imap, NULL, NULL);
-        if (res)
+        /* Only on success: on a NO or BAD, libetpan 1.9.4 has freed the list already and left
+         * res pointing at it (freeing it again crashed on a server's "NO [THROTTLED]"). */
+        if (r == MAILIMAP_NO_ERROR && res)
                 mailimap_fetch_list_free(res);
+        if (r != MAILIMAP_NO_ERROR && throttled(s))
+                return throttled_error(s, s->imap->imap_response);
         if (r != MAILIMAP_NO_ERROR)
                 return session_error(s, r, "UID FETCH");
         return st->r;
@@ -1728,6 +1757,7 @@ next:
 static int fetch_pipelined(ImapSession *s, struct mailimap_set **sets, struct mailimap_fetch_type **fts, size_t k,
                            mailimap_msg_att_handler *handler, PartsState *st) {
         int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR, failed = MAILIMAP_NO_ERROR;
+        _cleanup_free_ char *slow_down = NULL; /* a refusal that asks us to slow down */
         size_t sent = 0;
 
         for (; sent < k; sent++) {
@@ -1759,14 +1789,19 @@ static int fetch_pipelined(ImapSession *s, struct mailimap_set **sets, struct ma
                 if (r != MAILIMAP_NO_ERROR)
                         break;
                 if (!resp->rsp_resp_done || resp->rsp_resp_done->rsp_type != MAILIMAP_RESP_DONE_TYPE_TAGGED ||
-                    resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type != MAILIMAP_RESP_COND_STATE_OK)
+                    resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type != MAILIMAP_RESP_COND_STATE_OK) {
                         failed = MAILIMAP_ERROR_UID_FETCH; /* read the other answers all the same */
+                        if (throttled(s) && !slow_down)
+                                slow_down = strdup(strna(s->imap->imap_response));
+                }
                 mailimap_response_free(resp);
         }
         mailimap_set_msg_att_handler(s->imap, NULL, NULL);
         s->imap->imap_tag = tag0 + (int) k;
         if (r != MAILIMAP_NO_ERROR)
                 return session_error(s, r, "UID FETCH");
+        if (failed != MAILIMAP_NO_ERROR && st->r >= 0 && slow_down)
+                return throttled_error(s, slow_down);
         if (failed != MAILIMAP_NO_ERROR && st->r >= 0) {
                 /* Refused (NO, BAD), every answer read: the session is still in step. */
                 free(s->error);

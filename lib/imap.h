@@ -50,8 +50,9 @@ unsigned imap_special_use_from_string(const char *name) _pure_;
 int imap_session_new(const Account *a, unsigned timeout_sec, ImapSession **ret);
 /* Connects, verifies TLS, gets the secret and logs in. Errors: -ECONNREFUSED, -ETIMEDOUT,
  * -ECONNRESET (TLS handshake), -EPERM (certificate refused: no credential was sent),
- * -EPROTONOSUPPORT (STARTTLS not offered), -EACCES (login refused), -ENOKEY (secret
- * unavailable), -ECANCELED, -EPROTO. *ret_error (owned) says why in words, never with a
+ * -EPROTONOSUPPORT (STARTTLS not offered), -EACCES (login refused), -EUSERS (login refused
+ * for now: too many connections, or throttled), -EAGAIN (login service unavailable), -ENOKEY
+ * (secret unavailable), -ECANCELED, -EPROTO. *ret_error (owned) says why in words, never with a
  * secret. */
 int imap_session_connect(ImapSession *s, char **ret_error);
 /* The same over fd, a connected socket (taken over, closed with the session), for an
