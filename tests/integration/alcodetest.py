@@ -239,6 +239,14 @@ service stats {{
 """
 
 
+# dovecot 2.3's default capabilities after login, NOTIFY left out.
+NO_NOTIFY = ("  imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY "
+             "THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT "
+             "CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+             "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE "
+             "SAVEDATE LITERAL+ SPECIAL-USE\n")
+
+
 class Dovecot:
     """A private dovecot: plain IMAP (with STARTTLS) on `port`, implicit TLS on `tls_port`."""
 
@@ -392,6 +400,12 @@ class Dovecot:
             c.append('"%s"' % folder, flags or None, None, raw)
         finally:
             c.logout()
+
+    def save(self, user, folder, raw):
+        """Stores a message through dovecot's own storage (doveadm save): as a delivery would, it is
+        seen by NOTIFY, and it needs no IMAP connection (for tests that limit them)."""
+        subprocess.run(["doveadm", "-c", self.conf, "save", "-u", user, "-m", folder], input=raw, check=True,
+                       capture_output=True, timeout=30)
 
     def all_flags(self, user="alice"):
         """{(folder, uid): flags} for every message: to prove a scan changed nothing."""

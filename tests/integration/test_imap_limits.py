@@ -18,7 +18,7 @@ import threading
 import time
 import unittest
 
-from alcodetest import (Alcode, DBusSession, Dovecot, LoopbackServer, TempDir, main, read_log, start_daemon,
+from alcodetest import (NO_NOTIFY, Alcode, DBusSession, Dovecot, LoopbackServer, TempDir, main, read_log, start_daemon,
                         stop_daemon, wait_for)
 from faultkit import employer_config, load_copies, messages_seen, reference_store, snapshot
 
@@ -270,33 +270,49 @@ class Limits(unittest.TestCase):
         self.assertIn("reconnecting in", log)
         self.assertNotIn("reading whole messages", log)
 
-    def test_dovecot_connection_limit(self):
-        # One connection per user and IP: the IDLE connection of a second folder is refused;
-        # the account keeps watching (its other folders polled) instead of stopping.
-        d = Dovecot(self.t, imap_extra="  mail_max_userip_connections = 1\n")
+    def connection_limit(self, imap_extra):
+        # One connection per user and IP; new mail in two folders must still be found.
+        d = Dovecot(self.t, imap_extra="  mail_max_userip_connections = 1\n" + imap_extra)
         d.deliver("alice", "INBOX", b"From: a@b.example\r\nSubject: hello\r\n\r\nnothing here\r\n")
         d.start()
         self.addCleanup(d.stop)
         self.alcode.write_config(self.config + d.account_config("limited", tls="none"))
         p = start_daemon(self, self.alcode, "--verbose", env=dict(FAST, ALCODE_TEST_POLL_INTERVAL="1"))
-        wait_for(lambda: "no further connection allowed" in read_log(p), timeout=60,
-                 what="the refused second connection")
-        time.sleep(2)
+        wait_for(lambda: p.poll() is not None or "watching with IDLE" in read_log(p), timeout=60,
+                 what="the account watching")
+        return d, p
+
+    def deliver_two_and_stop(self, d, p, deliver):
         st = self.status()
         self.assertIsNotNone(st)
         self.assertEqual(st["state"], "idle", read_log(p))
         self.assertIsNone(st["error"])
         self.assertIsNone(p.poll())
-        # New mail in both folders is still found: one by IDLE, the other by polling.
         for folder, code in (("INBOX", "LM7K 3Q9P"), ("Junk", "LM4T 8W2X")):
-            d.deliver("alice", folder, ("From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\n"
-                                        "Subject: Code\r\nMessage-ID: <%s@actionlogement.fr>\r\n"
-                                        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-                                        "Votre code sp\u00e9cifique : %s\r\n" % (folder, code)).encode())
+            deliver("alice", folder, ("From: Action Logement <ne-pas-repondre@actionlogement.fr>\r\n"
+                                  "Subject: Code\r\nMessage-ID: <%s@actionlogement.fr>\r\n"
+                                  "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                                  "Votre code sp\u00e9cifique : %s\r\n" % (folder, code)).encode())
         wait_for(lambda: len(self.alcode.sql("SELECT 1 FROM codes WHERE value IN ('LM7K3Q9P', 'LM4T8W2X')")) == 2,
                  timeout=30, what="both new codes")
         code, _ = stop_daemon(p)
         self.assertEqual(code, 0, read_log(p))
+
+    def test_dovecot_connection_limit_without_notify(self):
+        # Without NOTIFY a second folder wants an IDLE connection of its own: refused, the
+        # account keeps watching (that folder polled) instead of stopping.
+        d, p = self.connection_limit(NO_NOTIFY)
+        wait_for(lambda: "no further connection allowed" in read_log(p), timeout=60,
+                 what="the refused second connection")
+        time.sleep(2)
+        self.deliver_two_and_stop(d, p, d.deliver)
+
+    def test_dovecot_connection_limit_with_notify(self):
+        # With NOTIFY one connection watches every folder: nothing is refused.
+        d, p = self.connection_limit("")
+        self.assertIn("watching with IDLE and NOTIFY", read_log(p))
+        self.deliver_two_and_stop(d, p, d.save)
+        self.assertNotIn("no further connection allowed", read_log(p))
 
 
 if __name__ == "__main__":

@@ -13,16 +13,10 @@ import threading
 import time
 import unittest
 
-from alcodetest import (Alcode, Dovecot, LoopbackServer, TempDir, code_mail, main, random_codes, read_log,
+from alcodetest import (NO_NOTIFY, Alcode, Dovecot, LoopbackServer, TempDir, code_mail, main, random_codes, read_log,
                         tcp_connections, wait_for)
 
 FOLDERS = "folders = INBOX, Junk, Trash, Archive, Archives/*\n"
-# dovecot 2.3's default capabilities after login, NOTIFY left out.
-NO_NOTIFY = ("  imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY "
-             "THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT "
-             "CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
-             "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE "
-             "SAVEDATE LITERAL+ SPECIAL-USE\n")
 
 
 class LosingProxy(LoopbackServer):
