@@ -3,7 +3,7 @@
 on loopback and through a simulated WAN (bench/wanproxy.py).
 
     python3 bench/backfill.py [MAILBOX] [--mkmail N] [--links loopback,wan,slow] [--runs R]
-                              [--no-mbsync] [--no-doveadm]
+                              [--no-mbsync] [--no-doveadm] [--alcoded-only] [--trace]
 
 MAILBOX is a folder tree of .eml files with expected.json, made when missing by the project's
 generator: --mkmail N (default 50,000) messages of its
@@ -20,6 +20,9 @@ images, threads) in /tmp/bench-mkmail-N. It is loaded into a private dovecot (im
 - mbsync full sync of every folder into a Maildir, then rg for the trusted domains and brand
   words over it (the classic "sync then grep");
 - (loopback only) doveadm search for the same candidates on the server itself.
+--alcoded-only runs alcoded alone (no download, mbsync or doveadm: quick figures for the first
+code); --trace prints alcoded's "phase:" debug lines (time into the session of each step of the
+first look: login, LIST, the first look at every folder, each folder's likely code mail).
 Links: loopback (direct), wan (30 ms RTT, 50 Mbit/s), slow (100 ms, 8 Mbit/s), through the
 proxy. Each is run RUNS times (default 1), medians reported. Build first:
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build."""
@@ -132,6 +135,8 @@ def main():
     ap.add_argument("--runs", type=int, default=int(os.environ.get("RUNS", "1")))
     ap.add_argument("--no-mbsync", action="store_true")
     ap.add_argument("--no-doveadm", action="store_true")
+    ap.add_argument("--alcoded-only", action="store_true")
+    ap.add_argument("--trace", action="store_true")
     args = ap.parse_args()
 
     require_tools("dovecot", "doveadm", *([] if args.no_mbsync else ["mbsync", "rg"]))
@@ -193,7 +198,7 @@ def main():
 
                 def alcoded():
                     start = time.monotonic()
-                    p = a.spawn_daemon("--once")
+                    p = a.spawn_daemon("--once", *(["-v"] if args.trace else []))
                     w = threading.Thread(target=watch, args=(p, start))
                     w.start()
                     p.wait(timeout=3600)
@@ -201,6 +206,13 @@ def main():
                     if p.returncode != 0:
                         p.logfile.seek(0)
                         raise RuntimeError("alcoded failed: " + p.logfile.read()[-2000:])
+                    if args.trace:
+                        p.logfile.seek(0)
+                        for line in p.logfile:
+                            if "phase:" in line:
+                                print("  " + line.rstrip())
+                        print("  first trusted code spécifique in the store at +%s s"
+                              % ("%.3f" % first[0] if first else "-"))
                     return len(a.list_json())
 
                 d_before = len(d.log())
@@ -209,6 +221,8 @@ def main():
                     down = sum(int(x) for x in re.findall(r"out=(\d+)", d.log()[d_before:]))
                 record(link, "alcoded --once", t, bytes=down, found=codes, first=first[0] if first else None)
                 a.tmp.cleanup()
+                if args.alcoded_only:
+                    continue
 
                 t, full, down = counted(lambda: Downloader(port, d.ca, folders).run())
                 record(link, "download everything", t, bytes=down or full)
@@ -264,6 +278,8 @@ def main():
                 print("%-28s %9.2f %10s %8s %14s" % (
                     name, med[name], "%.1f" % (last["bytes"] / 1e6) if last.get("bytes") else "-",
                     last.get("found", "-"), "%.2f" % last["first"] if last.get("first") is not None else "-"))
+            if args.alcoded_only:
+                continue
             a = med["alcoded --once"]
             ab = rows["alcoded --once"][-1]["bytes"]
             fb = rows["download everything"][-1]["bytes"]

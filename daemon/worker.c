@@ -29,6 +29,7 @@
  * --once, backs off (exponential, jittered, capped, cancellable) and reconnects; a refused
  * login or certificate stops the worker: retrying would not help and would hammer the server. */
 #include <fnmatch.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -79,6 +80,7 @@ struct Worker {
         bool gmail;               /* the server has X-GM-EXT-1 (see gmail_all()) */
         char **domains;           /* trusted sender domains + employer domains */
         char **self;              /* the user's own addresses (pipeline_set_user_addresses) */
+        int64_t session_start;    /* ms: when this session began connecting (for "phase" debug lines) */
 
         ImapFolder *folders;      /* of the current connection */
         size_t n_folders;
@@ -129,6 +131,14 @@ static int64_t now_ms(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A debug line saying how long into the session a step of the first pass ended: where the
+ * time to the first code goes (alcoded -v; bench/backfill.py --trace). */
+static void phase(Worker *w, const char *what) {
+        if (log_get_max_level() >= LOG_DEBUG)
+                log_full_errno_ctx(LOG_DEBUG, 0, &(LogContext) { .account = w->account }, "phase: %s at +%" PRIi64 " ms",
+                                   what, now_ms() - w->session_start);
 }
 
 static LogContext ctx_of(const Worker *w, const char *folder) {
@@ -803,6 +813,7 @@ static int scan_early_all(Worker *w, ImapSession *s, Early *early) {
         if (n == 0)
                 return 0;
         r = GUARDED(w, s, imap_scout(s, x, n, w->domains, rules_search_keywords(w->opts.rules)));
+        phase(w, "first look at every new folder");
         if (r == -EOPNOTSUPP)
                 return 0; /* nothing to look for: the full pass alone will do */
         for (size_t j = 0; j < n && r >= 0; j++) {
@@ -825,6 +836,7 @@ static int scan_early_all(Worker *w, ImapSession *s, Early *early) {
                 else if (r >= 0)
                         r = scan_priority_read(&sc, 1, TAKE_PTR(x[j].uids), x[j].n, &e->uids, &e->n);
                 scan_done(&sc);
+                phase(w, "read a folder's likely code mail");
         }
         for (size_t j = 0; j < n; j++)
                 free(x[j].uids);
@@ -846,6 +858,7 @@ static int scan_all(Worker *w) {
                 return -ENOMEM;
         push_state(w, WORKER_SCANNING, 0, NULL, 0, (unsigned) selected);
         r = scan_early_all(w, s, early);
+        phase(w, "read the likely code mail");
         for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
                 if (!folder_wanted(w, &w->folders[i]))
                         continue;
@@ -1035,9 +1048,11 @@ static int run_session(Worker *w, bool *ret_scanned) {
         int r;
 
         push_state(w, WORKER_CONNECTING, 0, NULL, 0, 0);
+        w->session_start = now_ms();
         r = conn_open(w, &w->conns[0], true);
         if (r < 0)
                 return r;
+        phase(w, "logged in");
         w->n_conns = 1;
         w->gmail = imap_has_capability(w->conns[0].session, "X-GM-EXT-1");
         log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = w->account }, "connected to %s",
@@ -1053,6 +1068,7 @@ static int run_session(Worker *w, bool *ret_scanned) {
                                            imap_last_error(w->conns[0].session));
                         return r;
                 }
+                phase(w, "listed the folders");
                 r = scan_all(w);
                 if (r < 0)
                         return r;

@@ -470,6 +470,14 @@ static void caps_normalize(ImapSession *s) {
         }
 }
 
+/* libetpan's capability cache, or NULL when it holds none. */
+static const struct mailimap_capability_data *has_caps(ImapSession *s) {
+        struct mailimap_connection_info *ci = s->imap ? s->imap->imap_connection_info : NULL;
+
+        return ci && ci->imap_capability && ci->imap_capability->cap_list &&
+               !clist_isempty(ci->imap_capability->cap_list) ? ci->imap_capability : NULL;
+}
+
 static int refresh_capabilities(ImapSession *s) {
         int r;
 
@@ -708,17 +716,30 @@ static int session_connect(ImapSession *s, int fd, char **ret_error) {
                 if (r < 0)
                         return r;
         }
-        /* Capabilities again: a STARTTLS'd cache is stale, and we need IDLE/CONDSTORE. */
-        r = refresh_capabilities(s);
-        if (r < 0)
-                goto fail_text;
-        if (s->imap->imap_state != MAILIMAP_STATE_AUTHENTICATED) {
-                r = login(s, ret_error);
-                if (r < 0)
-                        return r;
+        /* Capabilities again: a STARTTLS'd cache is stale, and we need IDLE/CONDSTORE. Else
+         * the greeting's [CAPABILITY ...] (libetpan keeps it) is the list CAPABILITY would
+         * give: no round trip for it (a WAN's first code waits for every one of them). */
+        caps_normalize(s);
+        if (a->tls == TLS_MODE_STARTTLS || !has_caps(s)) {
                 r = refresh_capabilities(s);
                 if (r < 0)
                         goto fail_text;
+        }
+        if (s->imap->imap_state != MAILIMAP_STATE_AUTHENTICATED) {
+                const struct mailimap_capability_data *before = has_caps(s);
+
+                r = login(s, ret_error);
+                if (r < 0)
+                        return r;
+                /* Asked again unless the login's answer brought a new list ("OK [CAPABILITY
+                 * ...] Logged in": libetpan replaces its cache with it, the old one freed
+                 * after the new one exists, so a new list is at another address). */
+                caps_normalize(s);
+                if (!has_caps(s) || has_caps(s) == before) {
+                        r = refresh_capabilities(s);
+                        if (r < 0)
+                                goto fail_text;
+                }
         }
         return 0;
 

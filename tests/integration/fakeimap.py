@@ -32,6 +32,8 @@ class FakeImap(LoopbackServer):
     def __init__(self, mode):
         self.mode = mode
         self.examined = []
+        self.commands = []  # every command's name, in order
+        self.login_caps = False  # "OK [CAPABILITY ...] logged in", as dovecot says it
         super().__init__()
 
     def serve(self, c, n):
@@ -47,13 +49,15 @@ class FakeImap(LoopbackServer):
                     continue
                 tag, cmd = parts[0], parts[1].upper()
                 rest = parts[2] if len(parts) > 2 else ""
+                self.commands.append(cmd)
                 if cmd == "CAPABILITY":
                     c.sendall(b"* CAPABILITY %s\r\n%s OK done\r\n" % (caps, tag.encode()))
                 elif cmd == "LOGIN":
                     if self.mode == "garbage":
                         c.sendall(b"\x00\xff garbage }{ (((\r\n* 99999999999999999999 EXISTS\r\n)))\r\n")
                         continue
-                    c.sendall(b"%s OK logged in\r\n" % tag.encode())
+                    c.sendall(b"%s OK %slogged in\r\n" % (tag.encode(), b"[CAPABILITY %s] " % caps
+                                                             if self.login_caps else b""))
                 elif cmd == "LIST" and labels:
                     for flags, name, _ in GMAIL_FOLDERS:
                         c.sendall(b'* LIST (%s) "/" "%s"\r\n' % (flags, name))
