@@ -54,6 +54,7 @@
 #define REIDLE_SEC (28 * 60)        /* RFC 2177: re-issue IDLE before 29 minutes */
 #define MAX_IDLE_CONNECTIONS 4
 #define RESCAN_LIMIT 3
+#define PRIORITY_FIRST 32           /* likely code mails of a folder read (and stored) first */
 
 typedef struct Conn {
         ImapSession *session;
@@ -135,10 +136,12 @@ static int64_t now_ms(void) {
 
 /* A debug line saying how long into the session a step of the first pass ended: where the
  * time to the first code goes (alcoded -v; bench/backfill.py --trace). */
-static void phase(Worker *w, const char *what) {
+static void phase(Worker *w, const char *folder, const char *what) {
+        LogContext ctx = { .account = w->account, .folder = folder };
+
         if (log_get_max_level() >= LOG_DEBUG)
-                log_full_errno_ctx(LOG_DEBUG, 0, &(LogContext) { .account = w->account }, "phase: %s at +%" PRIi64 " ms",
-                                   what, now_ms() - w->session_start);
+                log_full_errno_ctx(LOG_DEBUG, 0, &ctx, "phase: %s at +%" PRIi64 " ms", what,
+                                   now_ms() - w->session_start);
 }
 
 static LogContext ctx_of(const Worker *w, const char *folder) {
@@ -598,10 +601,17 @@ static int scan_priority_read(Scan *sc, uint32_t first, uint32_t *uids, size_t n
         *ret_n = 0;
         if (n > 0) {
                 sc->keep_cursor = true;
-                r = scan_read(sc, uids, n, first);
-                if (r >= 0 && sc->batch && sc->batch->n_messages > 0)
-                        r = batch_push(sc, 0);
-                worker_event_free(TAKE_PTR(sc->batch));
+                /* A first few, stored at once, then the rest: with hundreds of likely code
+                 * mails in a folder the first code need not wait for the server to work out
+                 * every structure. In UID order all the same (the first sighting of a code is
+                 * its source). */
+                for (size_t done = 0, k = PRIORITY_FIRST; done < n && r >= 0; done += k, k = n) {
+                        k = MIN(k, n - done);
+                        r = scan_read(sc, uids + done, k, first);
+                        if (r >= 0 && sc->batch && sc->batch->n_messages > 0)
+                                r = batch_push(sc, 0);
+                        worker_event_free(TAKE_PTR(sc->batch));
+                }
                 sc->keep_cursor = false;
                 sc->last = 0;
                 sc->seen = 0;
@@ -813,7 +823,7 @@ static int scan_early_all(Worker *w, ImapSession *s, Early *early) {
         if (n == 0)
                 return 0;
         r = GUARDED(w, s, imap_scout(s, x, n, w->domains, rules_search_keywords(w->opts.rules)));
-        phase(w, "first look at every new folder");
+        phase(w, NULL, "first look at every new folder");
         if (r == -EOPNOTSUPP)
                 return 0; /* nothing to look for: the full pass alone will do */
         for (size_t j = 0; j < n && r >= 0; j++) {
@@ -836,7 +846,7 @@ static int scan_early_all(Worker *w, ImapSession *s, Early *early) {
                 else if (r >= 0)
                         r = scan_priority_read(&sc, 1, TAKE_PTR(x[j].uids), x[j].n, &e->uids, &e->n);
                 scan_done(&sc);
-                phase(w, "read a folder's likely code mail");
+                phase(w, sc.f->display, "read the folder's likely code mail");
         }
         for (size_t j = 0; j < n; j++)
                 free(x[j].uids);
@@ -858,7 +868,7 @@ static int scan_all(Worker *w) {
                 return -ENOMEM;
         push_state(w, WORKER_SCANNING, 0, NULL, 0, (unsigned) selected);
         r = scan_early_all(w, s, early);
-        phase(w, "read the likely code mail");
+        phase(w, NULL, "read the likely code mail");
         for (size_t i = 0; i < w->n_folders && r >= 0; i++) {
                 if (!folder_wanted(w, &w->folders[i]))
                         continue;
@@ -1052,7 +1062,7 @@ static int run_session(Worker *w, bool *ret_scanned) {
         r = conn_open(w, &w->conns[0], true);
         if (r < 0)
                 return r;
-        phase(w, "logged in");
+        phase(w, NULL, "logged in");
         w->n_conns = 1;
         w->gmail = imap_has_capability(w->conns[0].session, "X-GM-EXT-1");
         log_full_errno_ctx(LOG_INFO, 0, &(LogContext) { .account = w->account }, "connected to %s",
@@ -1068,7 +1078,7 @@ static int run_session(Worker *w, bool *ret_scanned) {
                                            imap_last_error(w->conns[0].session));
                         return r;
                 }
-                phase(w, "listed the folders");
+                phase(w, NULL, "listed the folders");
                 r = scan_all(w);
                 if (r < 0)
                         return r;
