@@ -416,7 +416,7 @@ static uint32_t safe_cursor(const Scan *sc) {
 static int run_pipeline(Scan *sc, const ImapMessage *m) {
         Worker *w = sc->w;
         MessageRef ref = { .account = w->account, .folder = sc->f->display,
-                           .uidvalidity = sc->st.uidvalidity, .uid = m->uid };
+                           .uidvalidity = sc->st.uidvalidity, .uid = m->uid, .labels = (char **) m->labels };
         LogContext ctx = { .account = w->account, .folder = sc->f->display, .uid = m->uid };
         _cleanup_strv_free_ char **warnings = NULL;
         Message *msg = NULL;

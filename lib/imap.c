@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "imap.h"
+#include "strv.h"
 #include "imap-sasl.h"
 #include "oauth2.h"
 #include "secret.h"
@@ -1545,6 +1546,7 @@ static void section_name(const struct mailimap_section *sec, char *buf, size_t s
 typedef struct PartsMsg {
         uint32_t uid;
         uint32_t full_size;
+        char **labels; /* X-GM-LABELS (Gmail), or NULL */
         char *plan;    /* NULL: read whole */
         size_t plan_len;
         char *key;
@@ -1569,6 +1571,7 @@ typedef struct PartsState {
         const uint32_t *skip;  /* ascending: not to be read */
         size_t n_skip;
         bool overflow;         /* more answers than room */
+        bool labels;           /* Gmail: X-GM-LABELS asked for with the structures */
         uint32_t last;         /* the highest UID a chunk held */
 } PartsState;
 
@@ -1576,6 +1579,7 @@ static void parts_done(PartsState *st) {
         for (size_t i = 0; i < st->n; i++) {
                 free(st->msgs[i].plan);
                 free(st->msgs[i].key);
+                strv_free(st->msgs[i].labels);
         }
         free(st->msgs);
         st->msgs = NULL;
@@ -1604,6 +1608,46 @@ static uint32_t msg_att_uid(const struct mailimap_msg_att *ma) {
                     item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID)
                         return item->att_data.att_static->att_data.att_uid;
         }
+        return 0;
+}
+
+/* Gmail's X-GM-LABELS of a FETCH answer: each label decoded from modified UTF-7, the system
+ * labels named as Gmail shows them (\Inbox: "INBOX", \Important: "Important"), control
+ * characters replaced by '?' (a label is the server's text). NULL when there are none. */
+static int msg_att_labels(const struct mailimap_msg_att *ma, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        *ret = NULL;
+        for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+                const struct mailimap_msg_att_item *item = clist_content(j);
+                const struct mailimap_msg_att_xgmlabels *x;
+
+                if (item->att_type != MAILIMAP_MSG_ATT_ITEM_EXTENSION || !item->att_data.att_extension_data ||
+                    item->att_data.att_extension_data->ext_extension != &mailimap_extension_xgmlabels ||
+                    !(x = item->att_data.att_extension_data->ext_data) || !x->att_labels)
+                        continue;
+                for (clistiter *k = clist_begin(x->att_labels); k; k = clist_next(k)) {
+                        const char *raw = clist_content(k);
+                        char *label;
+
+                        if (!raw || !*raw)
+                                continue;
+                        if (strcaseeq(raw, "\\Inbox"))
+                                label = strdup("INBOX");
+                        else
+                                label = imap_utf7_decode(raw[0] == '\\' ? raw + 1 : raw);
+                        if (!label)
+                                return -ENOMEM;
+                        for (char *c = label; *c; c++)
+                                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                                        *c = '?';
+                        r = strv_consume(&l, label);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        *ret = TAKE_PTR(l);
         return 0;
 }
 
@@ -1644,6 +1688,10 @@ static void on_structure(struct mailimap_msg_att *ma, void *userdata) {
                         size = a->att_data.att_rfc822_size;
         }
         m->full_size = size;
+        if (st->labels && !m->labels && msg_att_labels(ma, &m->labels) < 0) {
+                st->r = -ENOMEM;
+                goto next;
+        }
         if (!body)
                 goto next; /* read whole */
         PlanBuilder p = { .max_part = st->max_part };
@@ -1697,7 +1745,7 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
                 if (!bs)
                         goto next;
                 msg = (ImapMessage) { .uid = m->uid, .data = bs->sec_body_part ?: "", .size = bs->sec_length,
-                                      .full_size = m->full_size, .settled = st->settled };
+                                      .full_size = m->full_size, .settled = st->settled, .labels = m->labels };
                 msg.truncated = msg.full_size > msg.size;
         } else {
                 for (size_t i = 0; i < m->plan_len && r >= 0;) {
@@ -1720,7 +1768,7 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
                         goto next;
                 }
                 msg = (ImapMessage) { .uid = m->uid, .data = out.data, .size = out.len, .full_size = m->full_size,
-                                      .settled = st->settled };
+                                      .settled = st->settled, .labels = m->labels };
         }
         m->done = true;
         st->r = st->cb(&msg, st->userdata);
@@ -1852,6 +1900,8 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
         if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
             mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
             mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_bodystructure()) != MAILIMAP_NO_ERROR ||
+            /* Gmail: the labels, where the code was seen (one folder, All Mail, holds them all). */
+            (st->labels && mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_xgmlabels()) != MAILIMAP_NO_ERROR) ||
             !(set = uids ? set_from_uids(uids, n, &used) : mailimap_set_new_interval(st->first_uid, 0))) {
                 r = -ENOMEM;
                 goto finish;
@@ -1923,7 +1973,8 @@ int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t fi
         _cleanup_free_ uint32_t *found = NULL;
         PartsState st = { .session = s, .max_part = max_part, .max_whole = max_whole, .cb = cb,
                           .userdata = userdata, .settled = first_uid > 0 ? first_uid - 1 : 0,
-                          .first_uid = first_uid, .skip = skip, .n_skip = n_skip };
+                          .first_uid = first_uid, .skip = skip, .n_skip = n_skip,
+                          .labels = imap_has_capability(s, "X-GM-EXT-1") };
         size_t done = 0;
         int r;
 

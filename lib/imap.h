@@ -117,6 +117,8 @@ typedef struct ImapMessage {
         uint32_t full_size; /* RFC822.SIZE */
         bool truncated; /* full_size > size: only the first size bytes are in data */
         uint32_t settled; /* every UID asked for up to this one has been handed over (or is gone) */
+        char *const *labels; /* Gmail (X-GM-EXT-1): its X-GM-LABELS, decoded ("INBOX" for
+                              * \Inbox, "Important" for \Important...), or NULL */
 } ImapMessage;
 
 typedef int (*ImapFetchFunc)(const ImapMessage *m, void *userdata);

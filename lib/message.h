@@ -42,6 +42,7 @@ typedef struct MessageRef {
         uint32_t uidvalidity;
         uint32_t uid;
         char *source;
+        char **labels;     /* Gmail: the message's labels (X-GM-LABELS), or NULL */
 } MessageRef;
 
 void message_ref_done(MessageRef *r);

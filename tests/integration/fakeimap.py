@@ -5,7 +5,9 @@ reconnect.
 
 Mode "gmail" speaks as Gmail does (X-GM-EXT-1; labels are folders, [Gmail]/All Mail holds every
 message but Spam and Trash): the same message is in INBOX, a label and All Mail. Mode "labels"
-is the same server without X-GM-EXT-1. Both record the folders examined."""
+is the same server without X-GM-EXT-1. Both record the folders examined. In mode "gmail" the
+labelled message carries its X-GM-LABELS (\\Inbox, \\Important, Logement and a label in
+modified UTF-7, "Équipe") when a FETCH asks for them."""
 
 import socket
 
@@ -33,6 +35,7 @@ class FakeImap(LoopbackServer):
         self.mode = mode
         self.examined = []
         self.commands = []  # every command's name, in order
+        self.asked_labels = False  # a FETCH asked for X-GM-LABELS
         self.login_caps = False  # "OK [CAPABILITY ...] logged in", as dovecot says it
         super().__init__()
 
@@ -80,8 +83,15 @@ class FakeImap(LoopbackServer):
                         c.shutdown(socket.SHUT_RDWR)
                         c.close()
                         return
-                    c.sendall(b"* 1 FETCH (UID 1 RFC822.SIZE %d BODY[]<0> {%d}\r\n%s)\r\n%s OK done\r\n"
-                              % (len(message), len(message), message, tag.encode()))
+                    # Gmail answers X-GM-LABELS when asked (system labels quoted with their
+                    # backslash, others as atoms in modified UTF-7).
+                    gm = b""
+                    if "X-GM-LABELS" in rest.upper():
+                        self.asked_labels = True
+                        if self.mode == "gmail" and message is MESSAGE:
+                            gm = b' X-GM-LABELS ("\\\\Inbox" "\\\\Important" Logement &AMk-quipe)'
+                    c.sendall(b"* 1 FETCH (UID 1 RFC822.SIZE %d%s BODY[]<0> {%d}\r\n%s)\r\n%s OK done\r\n"
+                              % (len(message), gm, len(message), message, tag.encode()))
                 elif cmd == "LOGOUT":
                     c.sendall(b"* BYE\r\n%s OK bye\r\n" % tag.encode())
                     return
