@@ -28,6 +28,7 @@ proxy. Each is run RUNS times (default 1), medians reported. Build first:
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build."""
 
 import argparse
+import email.utils
 import os
 import re
 import socket
@@ -111,6 +112,16 @@ class Downloader:
                 return True
 
 
+def internal_date(raw):
+    """The Date: of a message as seconds since the epoch, or None."""
+    head = raw.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+    m = re.search(rb"^Date:[ \t]*(.+)$", head, re.M | re.I)
+    try:
+        return email.utils.parsedate_to_datetime(m.group(1).decode("latin-1").strip()).timestamp() if m else None
+    except (TypeError, ValueError):
+        return None
+
+
 def load(d, mailbox):
     n, folders = 0, []
     for root, dirs, files in os.walk(mailbox):
@@ -122,7 +133,14 @@ def load(d, mailbox):
         folders.append(folder)
         for name in sorted(files):
             with open(os.path.join(root, name), "rb") as f:
-                d.deliver("alice", folder, f.read(), name=name + "." + str(n))
+                raw = f.read()
+            dest = d.deliver("alice", folder, raw, name=name + "." + str(n))
+            # Its internal date, as the MDA that delivered it would have set it (dovecot's
+            # maildir takes it from the file's mtime): a real mailbox's mail is spread over
+            # years, not all delivered a minute ago.
+            when = internal_date(raw)
+            if when:
+                os.utime(dest, (when, when))
             n += 1
     return n, folders
 

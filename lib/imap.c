@@ -959,6 +959,15 @@ static struct mailimap_search_key *search_key_since(int64_t since) {
         return mailimap_search_key_new_since(mailimap_date_new(tm.tm_mday, tm.tm_mon + 1, tm.tm_year + 1900));
 }
 
+static struct mailimap_search_key *search_key_before(int64_t before) {
+        time_t t = (time_t) before;
+        struct tm tm;
+
+        if (!gmtime_r(&t, &tm))
+                return NULL;
+        return mailimap_search_key_new_before(mailimap_date_new(tm.tm_mday, tm.tm_mon + 1, tm.tm_year + 1900));
+}
+
 int imap_search(ImapSession *s, uint32_t first_uid, int64_t since, uint32_t **ret, size_t *ret_n) {
         struct mailimap_search_key *key = NULL, *k;
         struct mailimap_set *set;
@@ -1014,9 +1023,9 @@ static int or_add(struct mailimap_search_key **tree, struct mailimap_search_key 
         return 0;
 }
 
-/* UID first_uid:* AND (FROM domain OR ... OR SUBJECT keyword OR FROM keyword ...), or NULL
- * in *ret when there is nothing to look for. */
-static int candidates_key(uint32_t first_uid, char *const *domains, char *const *keywords,
+/* UID first_uid:last_uid (0: *) AND (FROM domain OR ... OR SUBJECT keyword OR FROM keyword
+ * ...), or NULL in *ret when there is nothing to look for. */
+static int candidates_key(uint32_t first_uid, uint32_t last_uid, char *const *domains, char *const *keywords,
                           struct mailimap_search_key **ret, bool *ret_ascii) {
         struct mailimap_search_key *key = NULL, *any = NULL;
         struct mailimap_set *set = NULL;
@@ -1038,7 +1047,7 @@ static int candidates_key(uint32_t first_uid, char *const *domains, char *const 
         if (!any)
                 return 0;
         key = mailimap_search_key_new_multiple_empty();
-        set = mailimap_set_new_interval(MAX(first_uid, 1u), 0);
+        set = mailimap_set_new_interval(MAX(first_uid, 1u), last_uid);
         if (!key || !set || mailimap_search_key_multiple_add(key, mailimap_search_key_new_uid(set)) != MAILIMAP_NO_ERROR) {
                 r = -ENOMEM;
                 goto finish;
@@ -1071,7 +1080,7 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
         r = session_check(s);
         if (r < 0)
                 return r;
-        r = candidates_key(first_uid, domains, keywords, &key, &ascii);
+        r = candidates_key(first_uid, 0, domains, keywords, &key, &ascii);
         if (r < 0)
                 return r;
         if (!key) {
@@ -1095,17 +1104,40 @@ int mailimap_uid_search_send(mailstream *fd, const char *charset, struct mailima
 int mailimap_crlf_send(mailstream *fd);
 
 #define SCOUT_WAVE 16 /* folders a wave: 32 short commands */
+#define PIPELINE_STATUS 64 /* STATUS commands a wave */
 
 static bool tagged_ok(const struct mailimap_response *resp) {
         return resp->rsp_resp_done && resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
                resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
 }
 
-static int scout_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_search_key *key, bool ascii) {
+static int scout_wave(ImapSession *s, ImapScout *f, size_t k, char *const *domains, char *const *keywords,
+                      int64_t since, int64_t before) {
         int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR;
         bool selected = false;
 
         for (size_t j = 0; j < k && r == MAILIMAP_NO_ERROR; j++) {
+                struct mailimap_search_key *key = NULL;
+                bool ascii = true;
+                int q;
+
+                /* Each folder's own UIDs (a part of it, read first), the same words. */
+                q = candidates_key(f[j].first_uid, f[j].last_uid, domains, keywords, &key, &ascii);
+                if (q >= 0 && !key)
+                        q = -EOPNOTSUPP;
+                if (q >= 0 && (since > 0 || before > 0)) {
+                        struct mailimap_search_key *d = since > 0 ? search_key_since(since) : search_key_before(before);
+                        if (!d || mailimap_search_key_multiple_add(key, d) != MAILIMAP_NO_ERROR) {
+                                if (d)
+                                        mailimap_search_key_free(d);
+                                q = -ENOMEM;
+                        }
+                }
+                if (q < 0) {
+                        if (key)
+                                mailimap_search_key_free(key);
+                        return q; /* nothing sent for this folder: the session is in step */
+                }
                 r = mailimap_send_current_tag(s->imap);
                 if (r == MAILIMAP_NO_ERROR)
                         r = mailimap_examine_send(s->imap->imap_stream, f[j].folder, 0);
@@ -1117,6 +1149,7 @@ static int scout_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_se
                         r = mailimap_uid_search_send(s->imap->imap_stream, ascii ? NULL : "UTF-8", key);
                 if (r == MAILIMAP_NO_ERROR)
                         r = mailimap_crlf_send(s->imap->imap_stream);
+                mailimap_search_key_free(key);
         }
         if (r != MAILIMAP_NO_ERROR)
                 return session_error(s, r, "EXAMINE");
@@ -1162,7 +1195,10 @@ static int scout_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_se
                 if (x->r == 0 && !ok)
                         x->r = -EOPNOTSUPP;
                 if (x->r == 0 && res)
-                        r = uids_from_search(res, 1, &x->uids, &x->n);
+                        r = uids_from_search(res, MAX(x->first_uid, 1u), &x->uids, &x->n);
+                /* "n:m" is exact; drop what a server answered beyond it all the same. */
+                while (r >= 0 && x->last_uid > 0 && x->n > 0 && x->uids[x->n - 1] > x->last_uid)
+                        x->n--;
                 if (res)
                         mailimap_search_result_free(res);
                 if (r < 0)
@@ -1173,7 +1209,82 @@ static int scout_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_se
         return 0;
 }
 
+int mailimap_status_send(mailstream *fd, const char *mailbox, struct mailimap_status_att_list *status_att_list);
+
+static int status_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_status_att_list *atts) {
+        int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR;
+
+        for (size_t j = 0; j < k && r == MAILIMAP_NO_ERROR; j++) {
+                r = mailimap_send_current_tag(s->imap);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_status_send(s->imap->imap_stream, f[j].folder, atts);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_crlf_send(s->imap->imap_stream);
+        }
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "STATUS");
+        if (mailstream_flush(s->imap->imap_stream) == -1)
+                return session_error(s, MAILIMAP_ERROR_STREAM, "STATUS");
+        for (size_t j = 0; j < k; j++) {
+                struct mailimap_response *resp = NULL;
+                struct mailimap_mailbox_data_status *st;
+
+                s->imap->imap_tag = tag0 + 1 + (int) j;
+                budget_reset(s, IMAP_RESPONSE_MAX);
+                if (!mailimap_read_line(s->imap))
+                        return session_error(s, MAILIMAP_ERROR_STREAM, "STATUS");
+                r = mailimap_parse_response(s->imap, &resp);
+                if (r != MAILIMAP_NO_ERROR)
+                        return session_error(s, r, "STATUS");
+                f[j].r = tagged_ok(resp) ? 0 : -ENOENT;
+                mailimap_response_free(resp);
+                st = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_status : NULL;
+                if (st)
+                        s->imap->imap_response_info->rsp_status = NULL;
+                f[j].st = (ImapFolderState) {};
+                for (clistiter *it = st && st->st_info_list ? clist_begin(st->st_info_list) : NULL; it; it = clist_next(it)) {
+                        const struct mailimap_status_info *i = clist_content(it);
+                        if (i->st_att == MAILIMAP_STATUS_ATT_UIDNEXT)
+                                f[j].st.uidnext = i->st_value;
+                        else if (i->st_att == MAILIMAP_STATUS_ATT_UIDVALIDITY)
+                                f[j].st.uidvalidity = i->st_value;
+                        else if (i->st_att == MAILIMAP_STATUS_ATT_MESSAGES)
+                                f[j].st.exists = i->st_value;
+                }
+                if (st)
+                        mailimap_mailbox_data_status_free(st);
+        }
+        s->imap->imap_tag = tag0 + (int) k;
+        return 0;
+}
+
+int imap_status_all(ImapSession *s, ImapScout *f, size_t n) {
+        struct mailimap_status_att_list *atts;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        atts = mailimap_status_att_list_new_empty();
+        if (!atts || mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT) != MAILIMAP_NO_ERROR ||
+            mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDVALIDITY) != MAILIMAP_NO_ERROR ||
+            mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES) != MAILIMAP_NO_ERROR) {
+                if (atts)
+                        mailimap_status_att_list_free(atts);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n && r >= 0; i += PIPELINE_STATUS)
+                r = status_wave(s, f + i, MIN(n - i, (size_t) PIPELINE_STATUS), atts);
+        mailimap_status_att_list_free(atts);
+        return r;
+}
+
 int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords) {
+        return imap_scout_dated(s, f, n, domains, keywords, 0, 0);
+}
+
+int imap_scout_dated(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords,
+                     int64_t since, int64_t before) {
         struct mailimap_search_key *key = NULL;
         bool ascii = true;
         int r;
@@ -1181,14 +1292,14 @@ int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, cha
         r = session_check(s);
         if (r < 0)
                 return r;
-        r = candidates_key(1, domains, keywords, &key, &ascii);
+        r = candidates_key(1, 0, domains, keywords, &key, &ascii);
         if (r < 0)
                 return r;
         if (!key)
                 return -EOPNOTSUPP;
-        for (size_t i = 0; i < n && r >= 0; i += SCOUT_WAVE)
-                r = scout_wave(s, f + i, MIN(n - i, (size_t) SCOUT_WAVE), key, ascii);
         mailimap_search_key_free(key);
+        for (size_t i = 0; i < n && r >= 0; i += SCOUT_WAVE)
+                r = scout_wave(s, f + i, MIN(n - i, (size_t) SCOUT_WAVE), domains, keywords, since, before);
         return r;
 }
 

@@ -102,12 +102,22 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
  * search for. */
 typedef struct ImapScout {
         const char *folder; /* in: as the server names it */
+        uint32_t first_uid, last_uid; /* in: the UIDs to search, first_uid:last_uid (0, 0: all;
+                                       * last_uid 0: to the end) */
         ImapFolderState st; /* highest_modseq left 0 */
         uint32_t *uids;     /* ascending, owned by the caller */
         size_t n;
         int r;
 } ImapScout;
+/* STATUS (UIDVALIDITY UIDNEXT MESSAGES) of every folder of f, in one round trip: f[i].st, and
+ * f[i].r 0 or -ENOENT (refused). The selected folder stays as it was. */
+int imap_status_all(ImapSession *s, ImapScout *f, size_t n);
 int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords);
+/* The same, only over the messages of internal date since (SINCE, when > 0) or before (BEFORE,
+ * when > 0; days, as IMAP compares dates): the recent mail first, where the server's SEARCH
+ * is quick, then the rest. */
+int imap_scout_dated(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords,
+                     int64_t since, int64_t before);
 
 /* One fetched message. data is borrowed for the duration of the callback. */
 typedef struct ImapMessage {

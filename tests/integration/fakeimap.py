@@ -73,6 +73,10 @@ class FakeImap(LoopbackServer):
                     message = next((m for _, n, m in GMAIL_FOLDERS if n == name), MESSAGE) if labels else MESSAGE
                     c.sendall(b"* 1 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n* OK [UIDNEXT 2] ok\r\n"
                               b"%s OK [READ-ONLY] done\r\n" % tag.encode())
+                elif cmd == "STATUS":
+                    name = rest.rsplit(" (", 1)[0].strip().strip('"').encode()
+                    c.sendall(b'* STATUS "%s" (UIDNEXT 2 UIDVALIDITY 42 MESSAGES 1)\r\n%s OK done\r\n'
+                              % (name, tag.encode()))
                 elif cmd == "UID" and rest.upper().startswith("SEARCH"):
                     c.sendall(b"* SEARCH 1\r\n%s OK done\r\n" % tag.encode())
                 elif cmd == "UID" and rest.upper().startswith("FETCH"):
