@@ -3,7 +3,7 @@
 on loopback and through a simulated WAN (bench/wanproxy.py).
 
     python3 bench/backfill.py [MAILBOX] [--mkmail N] [--links loopback,wan,slow] [--runs R]
-                              [--no-mbsync] [--no-doveadm] [--alcoded-only] [--trace]
+                              [--no-mbsync] [--mbsync-links L] [--no-doveadm] [--alcoded-only] [--trace]
 
 MAILBOX is a folder tree of .eml files with expected.json, made when missing by the project's
 generator: --mkmail N (default 50,000) messages of its
@@ -152,6 +152,7 @@ def main():
     ap.add_argument("--links", default="loopback,wan,slow")
     ap.add_argument("--runs", type=int, default=int(os.environ.get("RUNS", "1")))
     ap.add_argument("--no-mbsync", action="store_true")
+    ap.add_argument("--mbsync-links", default=None, help="links to run mbsync + rg on (default: all)")
     ap.add_argument("--no-doveadm", action="store_true")
     ap.add_argument("--alcoded-only", action="store_true")
     ap.add_argument("--trace", action="store_true")
@@ -252,7 +253,7 @@ def main():
                 t, got, _ = counted(lambda: Downloader(port, d.ca, folders, limit=alcoded_bytes).run())
                 record(link, "download alcoded's bytes", t, bytes=got)
 
-                if not args.no_mbsync:
+                if not args.no_mbsync and (not args.mbsync_links or link in args.mbsync_links.split(",")):
                     local = tmp.join("maildir-%d" % time.monotonic_ns())
                     os.makedirs(local)
                     rc = tmp.join("mbsyncrc")
