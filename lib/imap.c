@@ -959,15 +959,6 @@ static struct mailimap_search_key *search_key_since(int64_t since) {
         return mailimap_search_key_new_since(mailimap_date_new(tm.tm_mday, tm.tm_mon + 1, tm.tm_year + 1900));
 }
 
-static struct mailimap_search_key *search_key_before(int64_t before) {
-        time_t t = (time_t) before;
-        struct tm tm;
-
-        if (!gmtime_r(&t, &tm))
-                return NULL;
-        return mailimap_search_key_new_before(mailimap_date_new(tm.tm_mday, tm.tm_mon + 1, tm.tm_year + 1900));
-}
-
 int imap_search(ImapSession *s, uint32_t first_uid, int64_t since, uint32_t **ret, size_t *ret_n) {
         struct mailimap_search_key *key = NULL, *k;
         struct mailimap_set *set;
@@ -1111,8 +1102,7 @@ static bool tagged_ok(const struct mailimap_response *resp) {
                resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
 }
 
-static int scout_wave(ImapSession *s, ImapScout *f, size_t k, char *const *domains, char *const *keywords,
-                      int64_t since, int64_t before) {
+static int scout_wave(ImapSession *s, ImapScout *f, size_t k, char *const *domains, char *const *keywords) {
         int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR;
         bool selected = false;
 
@@ -1125,14 +1115,6 @@ static int scout_wave(ImapSession *s, ImapScout *f, size_t k, char *const *domai
                 q = candidates_key(f[j].first_uid, f[j].last_uid, domains, keywords, &key, &ascii);
                 if (q >= 0 && !key)
                         q = -EOPNOTSUPP;
-                if (q >= 0 && (since > 0 || before > 0)) {
-                        struct mailimap_search_key *d = since > 0 ? search_key_since(since) : search_key_before(before);
-                        if (!d || mailimap_search_key_multiple_add(key, d) != MAILIMAP_NO_ERROR) {
-                                if (d)
-                                        mailimap_search_key_free(d);
-                                q = -ENOMEM;
-                        }
-                }
                 if (q < 0) {
                         if (key)
                                 mailimap_search_key_free(key);
@@ -1280,11 +1262,6 @@ int imap_status_all(ImapSession *s, ImapScout *f, size_t n) {
 }
 
 int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords) {
-        return imap_scout_dated(s, f, n, domains, keywords, 0, 0);
-}
-
-int imap_scout_dated(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords,
-                     int64_t since, int64_t before) {
         struct mailimap_search_key *key = NULL;
         bool ascii = true;
         int r;
@@ -1299,7 +1276,7 @@ int imap_scout_dated(ImapSession *s, ImapScout *f, size_t n, char *const *domain
                 return -EOPNOTSUPP;
         mailimap_search_key_free(key);
         for (size_t i = 0; i < n && r >= 0; i += SCOUT_WAVE)
-                r = scout_wave(s, f + i, MIN(n - i, (size_t) SCOUT_WAVE), domains, keywords, since, before);
+                r = scout_wave(s, f + i, MIN(n - i, (size_t) SCOUT_WAVE), domains, keywords);
         return r;
 }
 

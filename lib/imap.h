@@ -96,7 +96,8 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
                            char *const *keywords, uint32_t **ret, size_t *ret_n);
 
 /* A first look at folders not read yet, in one round trip (EXAMINE and the candidate SEARCH of
- * imap_search_candidates() for each, pipelined): the folder's state and its likely code mail.
+ * imap_search_candidates() over first_uid:last_uid for each, pipelined): the folder's state and
+ * its likely code mail.
  * r is 0, -ENOENT (the folder cannot be opened) or -EOPNOTSUPP (the search was refused). The
  * session ends with the last folder selected. Returns -EOPNOTSUPP when there is nothing to
  * search for. */
@@ -110,14 +111,9 @@ typedef struct ImapScout {
         int r;
 } ImapScout;
 /* STATUS (UIDVALIDITY UIDNEXT MESSAGES) of every folder of f, in one round trip: f[i].st, and
- * f[i].r 0 or -ENOENT (refused). The selected folder stays as it was. */
+ * f[i].r 0 or -ENOENT (NO: gone since LIST, say). The selected folder stays as it was. */
 int imap_status_all(ImapSession *s, ImapScout *f, size_t n);
 int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords);
-/* The same, only over the messages of internal date since (SINCE, when > 0) or before (BEFORE,
- * when > 0; days, as IMAP compares dates): the recent mail first, where the server's SEARCH
- * is quick, then the rest. */
-int imap_scout_dated(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords,
-                     int64_t since, int64_t before);
 
 /* One fetched message. data is borrowed for the duration of the callback. */
 typedef struct ImapMessage {
