@@ -189,6 +189,9 @@ def main():
 
         def record(link, name, t, **extra):
             results.setdefault(link, {}).setdefault(name, []).append(dict(extra, time=t))
+            # As it comes, too: a long run cut short still says what it measured.
+            print("  %s, %s: %.2f s %s" % (link, name, t, " ".join("%s=%s" % kv for kv in sorted(extra.items()))),
+                  flush=True)
 
         for link in args.links.split(","):
             rtt, mbit = LINKS[link]
