@@ -3,7 +3,7 @@
 on loopback and through a simulated WAN (bench/wanproxy.py).
 
     python3 bench/backfill.py [MAILBOX] [--mkmail N] [--links loopback,wan,slow] [--runs R]
-                              [--no-mbsync] [--no-doveadm]
+                              [--no-mbsync] [--mbsync-links L] [--no-doveadm] [--alcoded-only] [--trace]
 
 MAILBOX is a folder tree of .eml files with expected.json, made when missing by the project's
 generator: --mkmail N (default 50,000) messages of its
@@ -20,11 +20,15 @@ images, threads) in /tmp/bench-mkmail-N. It is loaded into a private dovecot (im
 - mbsync full sync of every folder into a Maildir, then rg for the trusted domains and brand
   words over it (the classic "sync then grep");
 - (loopback only) doveadm search for the same candidates on the server itself.
+--alcoded-only runs alcoded alone (no download, mbsync or doveadm: quick figures for the first
+code); --trace prints alcoded's "phase:" debug lines (time into the session of each step of the
+first look: login, LIST, the first look at every folder, each folder's likely code mail).
 Links: loopback (direct), wan (30 ms RTT, 50 Mbit/s), slow (100 ms, 8 Mbit/s), through the
 proxy. Each is run RUNS times (default 1), medians reported. Build first:
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build."""
 
 import argparse
+import email.utils
 import os
 import re
 import socket
@@ -108,6 +112,16 @@ class Downloader:
                 return True
 
 
+def internal_date(raw):
+    """The Date: of a message as seconds since the epoch, or None."""
+    head = raw.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+    m = re.search(rb"^Date:[ \t]*(.+)$", head, re.M | re.I)
+    try:
+        return email.utils.parsedate_to_datetime(m.group(1).decode("latin-1").strip()).timestamp() if m else None
+    except (TypeError, ValueError):
+        return None
+
+
 def load(d, mailbox):
     n, folders = 0, []
     for root, dirs, files in os.walk(mailbox):
@@ -119,7 +133,14 @@ def load(d, mailbox):
         folders.append(folder)
         for name in sorted(files):
             with open(os.path.join(root, name), "rb") as f:
-                d.deliver("alice", folder, f.read(), name=name + "." + str(n))
+                raw = f.read()
+            dest = d.deliver("alice", folder, raw, name=name + "." + str(n))
+            # Its internal date, as the MDA that delivered it would have set it (dovecot's
+            # maildir takes it from the file's mtime): a real mailbox's mail is spread over
+            # years, not all delivered a minute ago.
+            when = internal_date(raw)
+            if when:
+                os.utime(dest, (when, when))
             n += 1
     return n, folders
 
@@ -131,7 +152,10 @@ def main():
     ap.add_argument("--links", default="loopback,wan,slow")
     ap.add_argument("--runs", type=int, default=int(os.environ.get("RUNS", "1")))
     ap.add_argument("--no-mbsync", action="store_true")
+    ap.add_argument("--mbsync-links", default=None, help="links to run mbsync + rg on (default: all)")
     ap.add_argument("--no-doveadm", action="store_true")
+    ap.add_argument("--alcoded-only", action="store_true")
+    ap.add_argument("--trace", action="store_true")
     args = ap.parse_args()
 
     require_tools("dovecot", "doveadm", *([] if args.no_mbsync else ["mbsync", "rg"]))
@@ -154,6 +178,9 @@ def main():
         doveadm = ["doveadm", "-c", d.conf]
         # Index every folder once, so that no contender pays for dovecot's first look.
         subprocess.run(doveadm + ["search", "-u", "alice", "mailbox", "*", "all"], check=True, capture_output=True)
+        # And write the copied mailbox out: the kernel's writeback of gigabytes of new files
+        # would otherwise slow down whichever contender runs first.
+        os.sync()
         size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(mailbox) for f in fs
                    if f.endswith(".eml"))
         print("mailbox: %d messages, %.1f MB in %d folders (%s)" % (n, size / 1e6, len(folders), mailbox))
@@ -162,6 +189,9 @@ def main():
 
         def record(link, name, t, **extra):
             results.setdefault(link, {}).setdefault(name, []).append(dict(extra, time=t))
+            # As it comes, too: a long run cut short still says what it measured.
+            print("  %s, %s: %.2f s %s" % (link, name, t, " ".join("%s=%s" % kv for kv in sorted(extra.items()))),
+                  flush=True)
 
         for link in args.links.split(","):
             rtt, mbit = LINKS[link]
@@ -193,7 +223,7 @@ def main():
 
                 def alcoded():
                     start = time.monotonic()
-                    p = a.spawn_daemon("--once")
+                    p = a.spawn_daemon("--once", *(["-v"] if args.trace else []))
                     w = threading.Thread(target=watch, args=(p, start))
                     w.start()
                     p.wait(timeout=3600)
@@ -201,6 +231,13 @@ def main():
                     if p.returncode != 0:
                         p.logfile.seek(0)
                         raise RuntimeError("alcoded failed: " + p.logfile.read()[-2000:])
+                    if args.trace:
+                        p.logfile.seek(0)
+                        for line in p.logfile:
+                            if "phase:" in line:
+                                print("  " + line.rstrip())
+                        print("  first trusted code spécifique in the store at +%s s"
+                              % ("%.3f" % first[0] if first else "-"))
                     return len(a.list_json())
 
                 d_before = len(d.log())
@@ -209,6 +246,8 @@ def main():
                     down = sum(int(x) for x in re.findall(r"out=(\d+)", d.log()[d_before:]))
                 record(link, "alcoded --once", t, bytes=down, found=codes, first=first[0] if first else None)
                 a.tmp.cleanup()
+                if args.alcoded_only:
+                    continue
 
                 t, full, down = counted(lambda: Downloader(port, d.ca, folders).run())
                 record(link, "download everything", t, bytes=down or full)
@@ -217,7 +256,7 @@ def main():
                 t, got, _ = counted(lambda: Downloader(port, d.ca, folders, limit=alcoded_bytes).run())
                 record(link, "download alcoded's bytes", t, bytes=got)
 
-                if not args.no_mbsync:
+                if not args.no_mbsync and (not args.mbsync_links or link in args.mbsync_links.split(",")):
                     local = tmp.join("maildir-%d" % time.monotonic_ns())
                     os.makedirs(local)
                     rc = tmp.join("mbsyncrc")
@@ -264,6 +303,8 @@ def main():
                 print("%-28s %9.2f %10s %8s %14s" % (
                     name, med[name], "%.1f" % (last["bytes"] / 1e6) if last.get("bytes") else "-",
                     last.get("found", "-"), "%.2f" % last["first"] if last.get("first") is not None else "-"))
+            if args.alcoded_only:
+                continue
             a = med["alcoded --once"]
             ab = rows["alcoded --once"][-1]["bytes"]
             fb = rows["download everything"][-1]["bytes"]

@@ -486,6 +486,10 @@ static void print_sightings(const StoreSighting *seen, size_t n_seen) {
                         cli_print_cell(stdout, g->folder, 0, 0);
                         printf(_(" UID %" PRIu32 " (UIDVALIDITY %" PRIu32 ")"), g->uid, g->uidvalidity);
                 }
+                if (g->labels) {
+                        printf(_(", labels "));
+                        cli_print_cell(stdout, g->labels, 0, 0);
+                }
                 printf(_(", Message-ID "));
                 cli_print_cell(stdout, g->message_id, 0, 0);
                 _cleanup_free_ char *rule = cli_clean(g->rule);

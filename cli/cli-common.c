@@ -70,6 +70,22 @@ static int database_path(char **ret) {
         return r;
 }
 
+int cli_open_store_quiet(Store **ret) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_strv_free_ char **errors = NULL;
+        _cleanup_free_ char *path = NULL, *error = NULL;
+
+        if (arg_db)
+                path = strdup(arg_db);
+        else if (config_load(arg_config, &config, &errors) >= 0)
+                path = TAKE_PTR(config->database);
+        else if (store_default_path(&path) < 0)
+                return -ENXIO;
+        if (!path)
+                return -ENOMEM;
+        return store_open(path, STORE_READ_ONLY, ret, &error);
+}
+
 int cli_open_store(StoreMode mode, Store **ret) {
         _cleanup_free_ char *path = NULL, *error = NULL;
         int r;

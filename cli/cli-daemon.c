@@ -71,6 +71,7 @@ typedef struct StatusRow {
         const char *account, *state, *error;
         uint64_t last_sync, messages;
         int64_t codes;
+        int64_t specific_found;   /* when its newest trusted code spécifique was stored; 0: none */
 } StatusRow;
 
 /* A write error is reported by cli_flush_stdout() at the end of the verb. */
@@ -86,7 +87,44 @@ static void print_status_json(const StatusRow *r) {
                            r->last_sync == 0 ? NULL : format_rfc3339((int64_t) r->last_sync, 0, when, sizeof when));
         json_writer_uint(&w, "messages", r->messages);
         json_writer_int(&w, "codes", r->codes);
+        json_writer_string(&w, "specific_found",
+                           r->specific_found <= 0 ? NULL : format_rfc3339(r->specific_found, 0, when, sizeof when));
         (void) json_writer_end(&w);
+}
+
+/* What a user waits for after `alcode init` is their code spécifique: when the newest trusted
+ * one of each account was stored, read from the store (the code itself is never printed here:
+ * `alcode latest` does that). Left at 0 when the store cannot be read. */
+static void find_specific(StatusRow *rows, size_t n) {
+        _cleanup_(store_closep) Store *s = NULL;
+
+        if (n == 0 || cli_open_store_quiet(&s) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                StoreFilter f = { .kind = CODE_KIND_SPECIFIC, .account = rows[i].account, .trusted_only = true,
+                                  .limit = 1 };
+                StoredCode *c = NULL;
+                size_t k = 0;
+
+                if (store_list(s, &f, &c, &k) >= 0 && k > 0)
+                        rows[i].specific_found = c[0].found_at;
+                stored_codes_free(c, k);
+        }
+}
+
+/* "Your code spécifique: found 2026-12-03 10:00 (alcode latest specific)", the newest. */
+static void print_specific_found(const StatusRow *rows, size_t n) {
+        const StatusRow *newest = NULL;
+        char when[32];
+
+        for (size_t i = 0; i < n; i++)
+                if (rows[i].specific_found > 0 && (!newest || rows[i].specific_found > newest->specific_found))
+                        newest = &rows[i];
+        if (!newest)
+                return;
+        cli_local_date(newest->specific_found, when, sizeof when);
+        printf(_("\n%sYour code spécifique: found %s%s (alcode latest specific)\n"), ansi_bold(), when,
+               ansi_normal());
 }
 
 /* The possible codes the daemon holds (ListCodes("possible")): mail from a trusted sender that
@@ -129,7 +167,7 @@ int verb_status(int argc, char *argv[]) {
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(sssttx)");
         for (;;) {
-                StatusRow row;
+                StatusRow row = {};
                 if (r < 0)
                         break;
                 r = sd_bus_message_read(reply, "(sssttx)", &row.account, &row.state, &row.error, &row.last_sync,
@@ -150,6 +188,7 @@ int verb_status(int argc, char *argv[]) {
                 return 1;
         }
 
+        find_specific(rows, n);
         if (arg_json) {
                 for (size_t i = 0; i < n; i++)
                         print_status_json(&rows[i]);
@@ -191,6 +230,7 @@ int verb_status(int argc, char *argv[]) {
                         printf("%s\n", ansi_normal());
                 }
         }
+        print_specific_found(rows, n);
         free(rows);
         print_possible_count();
         return 0;

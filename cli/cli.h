@@ -43,6 +43,8 @@ int cli_load_rules(const Config *config, Rules **ret);
 /* Opens the store (--db, else the config's `database`, else the default) read-only for queries
  * or read-write, printing a clear error that names the file. */
 int cli_open_store(StoreMode mode, Store **ret);
+/* The same, read-only, printing nothing (for what a verb only adds to its answer). */
+int cli_open_store_quiet(Store **ret);
 /* Prints what failed when reading or writing the open store failed with r; returns
  * EXIT_BAD_INPUT. */
 int cli_store_error(Store *s, int r);

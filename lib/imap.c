@@ -28,6 +28,7 @@
 
 #include "imap.h"
 #include "imap-notify.h"
+#include "strv.h"
 #include "imap-sasl.h"
 #include "oauth2.h"
 #include "secret.h"
@@ -474,6 +475,14 @@ static void caps_normalize(ImapSession *s) {
         }
 }
 
+/* libetpan's capability cache, or NULL when it holds none. */
+static const struct mailimap_capability_data *has_caps(ImapSession *s) {
+        struct mailimap_connection_info *ci = s->imap ? s->imap->imap_connection_info : NULL;
+
+        return ci && ci->imap_capability && ci->imap_capability->cap_list &&
+               !clist_isempty(ci->imap_capability->cap_list) ? ci->imap_capability : NULL;
+}
+
 static int refresh_capabilities(ImapSession *s) {
         int r;
 
@@ -718,17 +727,30 @@ static int session_connect(ImapSession *s, int fd, char **ret_error) {
                 if (r < 0)
                         return r;
         }
-        /* Capabilities again: a STARTTLS'd cache is stale, and we need IDLE/CONDSTORE. */
-        r = refresh_capabilities(s);
-        if (r < 0)
-                goto fail_text;
-        if (s->imap->imap_state != MAILIMAP_STATE_AUTHENTICATED) {
-                r = login(s, ret_error);
-                if (r < 0)
-                        return r;
+        /* Capabilities again: a STARTTLS'd cache is stale, and we need IDLE/CONDSTORE. Else
+         * the greeting's [CAPABILITY ...] (libetpan keeps it) is the list CAPABILITY would
+         * give: no round trip for it (a WAN's first code waits for every one of them). */
+        caps_normalize(s);
+        if (a->tls == TLS_MODE_STARTTLS || !has_caps(s)) {
                 r = refresh_capabilities(s);
                 if (r < 0)
                         goto fail_text;
+        }
+        if (s->imap->imap_state != MAILIMAP_STATE_AUTHENTICATED) {
+                const struct mailimap_capability_data *before = has_caps(s);
+
+                r = login(s, ret_error);
+                if (r < 0)
+                        return r;
+                /* Asked again unless the login's answer brought a new list ("OK [CAPABILITY
+                 * ...] Logged in": libetpan replaces its cache with it, the old one freed
+                 * after the new one exists, so a new list is at another address). */
+                caps_normalize(s);
+                if (!has_caps(s) || has_caps(s) == before) {
+                        r = refresh_capabilities(s);
+                        if (r < 0)
+                                goto fail_text;
+                }
         }
         return 0;
 
@@ -1015,9 +1037,9 @@ static int or_add(struct mailimap_search_key **tree, struct mailimap_search_key 
         return 0;
 }
 
-/* UID first_uid:* AND (FROM domain OR ... OR SUBJECT keyword OR FROM keyword ...), or NULL
- * in *ret when there is nothing to look for. */
-static int candidates_key(uint32_t first_uid, char *const *domains, char *const *keywords,
+/* UID first_uid:last_uid (0: *) AND (FROM domain OR ... OR SUBJECT keyword OR FROM keyword
+ * ...), or NULL in *ret when there is nothing to look for. */
+static int candidates_key(uint32_t first_uid, uint32_t last_uid, char *const *domains, char *const *keywords,
                           struct mailimap_search_key **ret, bool *ret_ascii) {
         struct mailimap_search_key *key = NULL, *any = NULL;
         struct mailimap_set *set = NULL;
@@ -1039,7 +1061,7 @@ static int candidates_key(uint32_t first_uid, char *const *domains, char *const 
         if (!any)
                 return 0;
         key = mailimap_search_key_new_multiple_empty();
-        set = mailimap_set_new_interval(MAX(first_uid, 1u), 0);
+        set = mailimap_set_new_interval(MAX(first_uid, 1u), last_uid);
         if (!key || !set || mailimap_search_key_multiple_add(key, mailimap_search_key_new_uid(set)) != MAILIMAP_NO_ERROR) {
                 r = -ENOMEM;
                 goto finish;
@@ -1072,7 +1094,7 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
         r = session_check(s);
         if (r < 0)
                 return r;
-        r = candidates_key(first_uid, domains, keywords, &key, &ascii);
+        r = candidates_key(first_uid, 0, domains, keywords, &key, &ascii);
         if (r < 0)
                 return r;
         if (!key) {
@@ -1096,17 +1118,31 @@ int mailimap_uid_search_send(mailstream *fd, const char *charset, struct mailima
 int mailimap_crlf_send(mailstream *fd);
 
 #define SCOUT_WAVE 16 /* folders a wave: 32 short commands */
+#define PIPELINE_STATUS 64 /* STATUS commands a wave */
 
 static bool tagged_ok(const struct mailimap_response *resp) {
         return resp->rsp_resp_done && resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
                resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
 }
 
-static int scout_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_search_key *key, bool ascii) {
+static int scout_wave(ImapSession *s, ImapScout *f, size_t k, char *const *domains, char *const *keywords) {
         int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR;
         bool selected = false;
 
         for (size_t j = 0; j < k && r == MAILIMAP_NO_ERROR; j++) {
+                struct mailimap_search_key *key = NULL;
+                bool ascii = true;
+                int q;
+
+                /* Each folder's own UIDs (a part of it, read first), the same words. */
+                q = candidates_key(f[j].first_uid, f[j].last_uid, domains, keywords, &key, &ascii);
+                if (q >= 0 && !key)
+                        q = -EOPNOTSUPP;
+                if (q < 0) {
+                        if (key)
+                                mailimap_search_key_free(key);
+                        return q; /* nothing sent for this folder: the session is in step */
+                }
                 r = mailimap_send_current_tag(s->imap);
                 if (r == MAILIMAP_NO_ERROR)
                         r = mailimap_examine_send(s->imap->imap_stream, f[j].folder, 0);
@@ -1118,6 +1154,7 @@ static int scout_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_se
                         r = mailimap_uid_search_send(s->imap->imap_stream, ascii ? NULL : "UTF-8", key);
                 if (r == MAILIMAP_NO_ERROR)
                         r = mailimap_crlf_send(s->imap->imap_stream);
+                mailimap_search_key_free(key);
         }
         if (r != MAILIMAP_NO_ERROR)
                 return session_error(s, r, "EXAMINE");
@@ -1163,7 +1200,10 @@ static int scout_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_se
                 if (x->r == 0 && !ok)
                         x->r = -EOPNOTSUPP;
                 if (x->r == 0 && res)
-                        r = uids_from_search(res, 1, &x->uids, &x->n);
+                        r = uids_from_search(res, MAX(x->first_uid, 1u), &x->uids, &x->n);
+                /* "n:m" is exact; drop what a server answered beyond it all the same. */
+                while (r >= 0 && x->last_uid > 0 && x->n > 0 && x->uids[x->n - 1] > x->last_uid)
+                        x->n--;
                 if (res)
                         mailimap_search_result_free(res);
                 if (r < 0)
@@ -1174,6 +1214,76 @@ static int scout_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_se
         return 0;
 }
 
+int mailimap_status_send(mailstream *fd, const char *mailbox, struct mailimap_status_att_list *status_att_list);
+
+static int status_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_status_att_list *atts) {
+        int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR;
+
+        for (size_t j = 0; j < k && r == MAILIMAP_NO_ERROR; j++) {
+                r = mailimap_send_current_tag(s->imap);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_status_send(s->imap->imap_stream, f[j].folder, atts);
+                if (r == MAILIMAP_NO_ERROR)
+                        r = mailimap_crlf_send(s->imap->imap_stream);
+        }
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "STATUS");
+        if (mailstream_flush(s->imap->imap_stream) == -1)
+                return session_error(s, MAILIMAP_ERROR_STREAM, "STATUS");
+        for (size_t j = 0; j < k; j++) {
+                struct mailimap_response *resp = NULL;
+                struct mailimap_mailbox_data_status *st;
+
+                s->imap->imap_tag = tag0 + 1 + (int) j;
+                budget_reset(s, IMAP_RESPONSE_MAX);
+                if (!mailimap_read_line(s->imap))
+                        return session_error(s, MAILIMAP_ERROR_STREAM, "STATUS");
+                r = mailimap_parse_response(s->imap, &resp);
+                if (r != MAILIMAP_NO_ERROR)
+                        return session_error(s, r, "STATUS");
+                f[j].r = tagged_ok(resp) ? 0 : -ENOENT;
+                mailimap_response_free(resp);
+                st = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_status : NULL;
+                if (st)
+                        s->imap->imap_response_info->rsp_status = NULL;
+                f[j].st = (ImapFolderState) {};
+                for (clistiter *it = st && st->st_info_list ? clist_begin(st->st_info_list) : NULL; it; it = clist_next(it)) {
+                        const struct mailimap_status_info *i = clist_content(it);
+                        if (i->st_att == MAILIMAP_STATUS_ATT_UIDNEXT)
+                                f[j].st.uidnext = i->st_value;
+                        else if (i->st_att == MAILIMAP_STATUS_ATT_UIDVALIDITY)
+                                f[j].st.uidvalidity = i->st_value;
+                        else if (i->st_att == MAILIMAP_STATUS_ATT_MESSAGES)
+                                f[j].st.exists = i->st_value;
+                }
+                if (st)
+                        mailimap_mailbox_data_status_free(st);
+        }
+        s->imap->imap_tag = tag0 + (int) k;
+        return 0;
+}
+
+int imap_status_all(ImapSession *s, ImapScout *f, size_t n) {
+        struct mailimap_status_att_list *atts;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        atts = mailimap_status_att_list_new_empty();
+        if (!atts || mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT) != MAILIMAP_NO_ERROR ||
+            mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDVALIDITY) != MAILIMAP_NO_ERROR ||
+            mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES) != MAILIMAP_NO_ERROR) {
+                if (atts)
+                        mailimap_status_att_list_free(atts);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n && r >= 0; i += PIPELINE_STATUS)
+                r = status_wave(s, f + i, MIN(n - i, (size_t) PIPELINE_STATUS), atts);
+        mailimap_status_att_list_free(atts);
+        return r;
+}
+
 int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords) {
         struct mailimap_search_key *key = NULL;
         bool ascii = true;
@@ -1182,14 +1292,14 @@ int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, cha
         r = session_check(s);
         if (r < 0)
                 return r;
-        r = candidates_key(1, domains, keywords, &key, &ascii);
+        r = candidates_key(1, 0, domains, keywords, &key, &ascii);
         if (r < 0)
                 return r;
         if (!key)
                 return -EOPNOTSUPP;
-        for (size_t i = 0; i < n && r >= 0; i += SCOUT_WAVE)
-                r = scout_wave(s, f + i, MIN(n - i, (size_t) SCOUT_WAVE), key, ascii);
         mailimap_search_key_free(key);
+        for (size_t i = 0; i < n && r >= 0; i += SCOUT_WAVE)
+                r = scout_wave(s, f + i, MIN(n - i, (size_t) SCOUT_WAVE), domains, keywords);
         return r;
 }
 
@@ -1570,6 +1680,7 @@ static void section_name(const struct mailimap_section *sec, char *buf, size_t s
 typedef struct PartsMsg {
         uint32_t uid;
         uint32_t full_size;
+        char **labels; /* X-GM-LABELS (Gmail), or NULL */
         char *plan;    /* NULL: read whole */
         size_t plan_len;
         char *key;
@@ -1594,6 +1705,7 @@ typedef struct PartsState {
         const uint32_t *skip;  /* ascending: not to be read */
         size_t n_skip;
         bool overflow;         /* more answers than room */
+        bool labels;           /* Gmail: X-GM-LABELS asked for with the structures */
         uint32_t last;         /* the highest UID a chunk held */
 } PartsState;
 
@@ -1601,6 +1713,7 @@ static void parts_done(PartsState *st) {
         for (size_t i = 0; i < st->n; i++) {
                 free(st->msgs[i].plan);
                 free(st->msgs[i].key);
+                strv_free(st->msgs[i].labels);
         }
         free(st->msgs);
         st->msgs = NULL;
@@ -1629,6 +1742,46 @@ static uint32_t msg_att_uid(const struct mailimap_msg_att *ma) {
                     item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID)
                         return item->att_data.att_static->att_data.att_uid;
         }
+        return 0;
+}
+
+/* Gmail's X-GM-LABELS of a FETCH answer: each label decoded from modified UTF-7, the system
+ * labels named as Gmail shows them (\Inbox: "INBOX", \Important: "Important"), control
+ * characters replaced by '?' (a label is the server's text). NULL when there are none. */
+static int msg_att_labels(const struct mailimap_msg_att *ma, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        *ret = NULL;
+        for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+                const struct mailimap_msg_att_item *item = clist_content(j);
+                const struct mailimap_msg_att_xgmlabels *x;
+
+                if (item->att_type != MAILIMAP_MSG_ATT_ITEM_EXTENSION || !item->att_data.att_extension_data ||
+                    item->att_data.att_extension_data->ext_extension != &mailimap_extension_xgmlabels ||
+                    !(x = item->att_data.att_extension_data->ext_data) || !x->att_labels)
+                        continue;
+                for (clistiter *k = clist_begin(x->att_labels); k; k = clist_next(k)) {
+                        const char *raw = clist_content(k);
+                        char *label;
+
+                        if (!raw || !*raw)
+                                continue;
+                        if (strcaseeq(raw, "\\Inbox"))
+                                label = strdup("INBOX");
+                        else
+                                label = imap_utf7_decode(raw[0] == '\\' ? raw + 1 : raw);
+                        if (!label)
+                                return -ENOMEM;
+                        for (char *c = label; *c; c++)
+                                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                                        *c = '?';
+                        r = strv_consume(&l, label);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        *ret = TAKE_PTR(l);
         return 0;
 }
 
@@ -1669,6 +1822,10 @@ static void on_structure(struct mailimap_msg_att *ma, void *userdata) {
                         size = a->att_data.att_rfc822_size;
         }
         m->full_size = size;
+        if (st->labels && !m->labels && msg_att_labels(ma, &m->labels) < 0) {
+                st->r = -ENOMEM;
+                goto next;
+        }
         if (!body)
                 goto next; /* read whole */
         PlanBuilder p = { .max_part = st->max_part };
@@ -1722,7 +1879,7 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
                 if (!bs)
                         goto next;
                 msg = (ImapMessage) { .uid = m->uid, .data = bs->sec_body_part ?: "", .size = bs->sec_length,
-                                      .full_size = m->full_size, .settled = st->settled };
+                                      .full_size = m->full_size, .settled = st->settled, .labels = m->labels };
                 msg.truncated = msg.full_size > msg.size;
         } else {
                 for (size_t i = 0; i < m->plan_len && r >= 0;) {
@@ -1745,7 +1902,7 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
                         goto next;
                 }
                 msg = (ImapMessage) { .uid = m->uid, .data = out.data, .size = out.len, .full_size = m->full_size,
-                                      .settled = st->settled };
+                                      .settled = st->settled, .labels = m->labels };
         }
         m->done = true;
         st->r = st->cb(&msg, st->userdata);
@@ -1883,6 +2040,8 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
         if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
             mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
             mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_bodystructure()) != MAILIMAP_NO_ERROR ||
+            /* Gmail: the labels, where the code was seen (one folder, All Mail, holds them all). */
+            (st->labels && mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_xgmlabels()) != MAILIMAP_NO_ERROR) ||
             !(set = uids ? set_from_uids(uids, n, &used) : mailimap_set_new_interval(st->first_uid, 0))) {
                 r = -ENOMEM;
                 goto finish;
@@ -1954,7 +2113,8 @@ int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t fi
         _cleanup_free_ uint32_t *found = NULL;
         PartsState st = { .session = s, .max_part = max_part, .max_whole = max_whole, .cb = cb,
                           .userdata = userdata, .settled = first_uid > 0 ? first_uid - 1 : 0,
-                          .first_uid = first_uid, .skip = skip, .n_skip = n_skip };
+                          .first_uid = first_uid, .skip = skip, .n_skip = n_skip,
+                          .labels = imap_has_capability(s, "X-GM-EXT-1") };
         size_t done = 0;
         int r;
 

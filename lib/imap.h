@@ -105,17 +105,23 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
                            char *const *keywords, uint32_t **ret, size_t *ret_n);
 
 /* A first look at folders not read yet, in one round trip (EXAMINE and the candidate SEARCH of
- * imap_search_candidates() for each, pipelined): the folder's state and its likely code mail.
+ * imap_search_candidates() over first_uid:last_uid for each, pipelined): the folder's state and
+ * its likely code mail.
  * r is 0, -ENOENT (the folder cannot be opened) or -EOPNOTSUPP (the search was refused). The
  * session ends with the last folder selected. Returns -EOPNOTSUPP when there is nothing to
  * search for. */
 typedef struct ImapScout {
         const char *folder; /* in: as the server names it */
+        uint32_t first_uid, last_uid; /* in: the UIDs to search, first_uid:last_uid (0, 0: all;
+                                       * last_uid 0: to the end) */
         ImapFolderState st; /* highest_modseq left 0 */
         uint32_t *uids;     /* ascending, owned by the caller */
         size_t n;
         int r;
 } ImapScout;
+/* STATUS (UIDVALIDITY UIDNEXT MESSAGES) of every folder of f, in one round trip: f[i].st, and
+ * f[i].r 0 or -ENOENT (NO: gone since LIST, say). The selected folder stays as it was. */
+int imap_status_all(ImapSession *s, ImapScout *f, size_t n);
 int imap_scout(ImapSession *s, ImapScout *f, size_t n, char *const *domains, char *const *keywords);
 
 /* One fetched message. data is borrowed for the duration of the callback. */
@@ -126,6 +132,8 @@ typedef struct ImapMessage {
         uint32_t full_size; /* RFC822.SIZE */
         bool truncated; /* full_size > size: only the first size bytes are in data */
         uint32_t settled; /* every UID asked for up to this one has been handed over (or is gone) */
+        char *const *labels; /* Gmail (X-GM-EXT-1): its X-GM-LABELS, decoded ("INBOX" for
+                              * \Inbox, "Important" for \Important...), or NULL */
 } ImapMessage;
 
 typedef int (*ImapFetchFunc)(const ImapMessage *m, void *userdata);

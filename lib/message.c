@@ -4,6 +4,7 @@
 
 #include "i18n.h"
 #include "message.h"
+#include "strv.h"
 
 static const struct {
         const char *name;
@@ -46,6 +47,7 @@ void message_ref_done(MessageRef *r) {
         free(r->account);
         free(r->folder);
         free(r->source);
+        strv_free(r->labels);
         *r = (MessageRef) {};
 }
 
@@ -61,7 +63,7 @@ int message_ref_copy(const MessageRef *from, MessageRef *to) {
         MessageRef c = { .uidvalidity = from->uidvalidity, .uid = from->uid, .sent = from->sent };
 
         if (strdup_opt(from->account, &c.account) < 0 || strdup_opt(from->folder, &c.folder) < 0 ||
-            strdup_opt(from->source, &c.source) < 0) {
+            strdup_opt(from->source, &c.source) < 0 || (from->labels && !(c.labels = strv_copy(from->labels)))) {
                 message_ref_done(&c);
                 return -ENOMEM;
         }

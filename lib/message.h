@@ -51,6 +51,7 @@ typedef struct MessageRef {
         uint32_t uid;
         char *source;
         FolderSent sent;
+        char **labels;     /* Gmail: the message's labels (X-GM-LABELS), or NULL */
 } MessageRef;
 
 void message_ref_done(MessageRef *r);

@@ -29,7 +29,7 @@
         " 'sender', m.sender, 'date', " SQL_RFC3339("c.date", "c.date_tz") ","                     \
         " 'account', nullif(m.account, ''), 'folder', nullif(m.folder, ''),"                       \
         " 'uid', iif(m.source = '', m.uid, NULL), 'uidvalidity', iif(m.source = '', m.uidvalidity, NULL)," \
-        " 'message_id', m.message_id, 'subject', m.subject, 'rule', c.rule,"                       \
+        " 'message_id', m.message_id, 'subject', m.subject, 'labels', json(m.labels), 'rule', c.rule," \
         " 'found_at', " SQL_RFC3339("c.first_seen", "0") ", 'source', nullif(m.source, ''),"       \
         " 'expired', iif(c.expires_at <= ?3, json('true'), NULL),"                                 \
         " 'superseded', iif(c.superseded, json('true'), NULL)))"

@@ -131,9 +131,14 @@ static bool kind_supersedes(CodeKind k) {
         "CREATE INDEX codes_expiring ON codes (expires_at) WHERE expires_at IS NOT NULL;"          \
         "CREATE UNIQUE INDEX codes_possible ON codes (message) WHERE kind = 'possible';"
 
+/* Version 2 → 3: a message's Gmail labels (X-GM-LABELS, read in [Gmail]/All Mail where a
+ * labelled message is read once), a JSON array of strings, NULL elsewhere. */
+#define SCHEMA_V3 "ALTER TABLE messages ADD COLUMN labels TEXT;"
+
 static const char *const migrations[] = {
         SCHEMA_V1,
         SCHEMA_V2,
+        SCHEMA_V3,
 };
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration per schema version");
 
@@ -156,10 +161,10 @@ typedef enum StatementId {
 static const char *const statement_sql[_STMT_MAX] = {
         [STMT_MESSAGE] =
                 "INSERT INTO messages (account, folder, uidvalidity, uid, source, message_id,"
-                " sender, sender_name, subject, date, date_tz, seen_at)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                " sender, sender_name, subject, date, date_tz, seen_at, labels)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                 " ON CONFLICT (account, folder, uidvalidity, uid, source)"
-                " DO UPDATE SET seen_at = excluded.seen_at RETURNING id",
+                " DO UPDATE SET seen_at = excluded.seen_at, labels = coalesce(excluded.labels, labels) RETURNING id",
         [STMT_CODE_INSERT] =
                 "INSERT INTO codes (kind, value, display, trusted, rule, message, date, date_tz,"
                 " first_seen, last_seen, expires_at)"
@@ -812,7 +817,31 @@ static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Mes
         return cs->want_new ? add_new_code(cs, b, m, c, code_id, date, expires_at) : 0;
 }
 
+/* A JSON array of the labels (RFC 8259 strings: quotes, backslashes and control characters
+ * escaped). */
+static int labels_json(char *const *labels, StrBuf *out) {
+        int r = strbuf_puts(out, "[");
+
+        for (char *const *l = labels; r >= 0 && *l; l++) {
+                r = strbuf_puts(out, l == labels ? "\"" : ",\"");
+                for (const unsigned char *c = (const unsigned char *) *l; r >= 0 && *c; c++) {
+                        char esc[8];
+                        if (*c < 0x20 || *c == '"' || *c == '\\') {
+                                (void) snprintf(esc, sizeof esc, *c < 0x20 ? "\\u%04x" : "\\%c", *c);
+                                r = strbuf_puts(out, esc);
+                        } else
+                                r = strbuf_append(out, (const char *) c, 1);
+                }
+                if (r >= 0)
+                        r = strbuf_puts(out, "\"");
+        }
+        if (r >= 0)
+                r = strbuf_puts(out, "]");
+        return r >= 0 ? strbuf_ensure(out) : r;
+}
+
 static int commit_message(Store *s, CommitState *cs, const StoreBatch *b, const Message *m) {
+        _cleanup_strbuf_ StrBuf labels = STRBUF_INIT(0);
         int64_t message_id, date = m->date > 0 ? m->date : cs->now;
         sqlite3_stmt *st = NULL;
         int r, rc;
@@ -832,6 +861,14 @@ static int commit_message(Store *s, CommitState *cs, const StoreBatch *b, const 
         (void) sqlite3_bind_int64(st, 10, date);
         (void) sqlite3_bind_int(st, 11, m->date_tz);
         (void) sqlite3_bind_int64(st, 12, cs->now);
+        if (m->ref.labels) {
+                r = labels_json(m->ref.labels, &labels);
+                if (r < 0) {
+                        sqlite3_reset(st);
+                        return r;
+                }
+        }
+        bind_text_or_null(st, 13, labels.data);
         rc = sqlite3_step(st);
         message_id = sqlite3_column_int64(st, 0);
         r = step_done(st);
@@ -1215,6 +1252,7 @@ void store_sightings_free(StoreSighting *l, size_t n) {
                 free(l[i].message_id);
                 free(l[i].sender);
                 free(l[i].rule);
+                free(l[i].labels);
         }
         free(l);
 }
@@ -1227,7 +1265,8 @@ int store_list_sightings(Store *s, int64_t code_id, StoreSighting **ret, size_t 
 
         r = prepare(s,
                     "SELECT m.account, m.folder, m.source, m.uidvalidity, m.uid, m.message_id, m.sender,"
-                    " m.date, m.date_tz, s.rule, s.trusted"
+                    " m.date, m.date_tz, s.rule, s.trusted,"
+                    " (SELECT group_concat(value, ', ') FROM json_each(m.labels))"
                     " FROM sightings s JOIN messages m ON m.id = s.message WHERE s.code = ?1"
                     " ORDER BY m.date, m.id",
                     &st);
@@ -1254,6 +1293,7 @@ int store_list_sightings(Store *s, int64_t code_id, StoreSighting **ret, size_t 
                         .date_tz = sqlite3_column_int(st, 8),
                         .rule = column_strdup(st, 9),
                         .trusted = sqlite3_column_int(st, 10),
+                        .labels = column_strdup(st, 11),
                 };
                 if (!g->account || !g->folder || !g->source || !g->rule) {
                         store_sightings_free(list, n);

@@ -29,7 +29,7 @@ typedef enum StoreMode {
 } StoreMode;
 
 /* The schema this program writes; store.c holds one migration per earlier version. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 #define STORE_OTP_LIFETIME_SEC (30 * 60)
 #define STORE_OTP_RETENTION_DEFAULT_SEC (7 * 86400)
@@ -152,6 +152,7 @@ typedef struct StoreSighting {
         int date_tz;
         char *rule;
         bool trusted;
+        char *labels;      /* Gmail: the message's labels, ", "-separated, or NULL */
 } StoreSighting;
 
 int store_list_sightings(Store *s, int64_t code_id, StoreSighting **ret, size_t *ret_n);

@@ -5,7 +5,9 @@ reconnect.
 
 Mode "gmail" speaks as Gmail does (X-GM-EXT-1; labels are folders, [Gmail]/All Mail holds every
 message but Spam and Trash): the same message is in INBOX, a label and All Mail. Mode "labels"
-is the same server without X-GM-EXT-1. Both record the folders examined."""
+is the same server without X-GM-EXT-1. Both record the folders examined. In mode "gmail" the
+labelled message carries its X-GM-LABELS (\\Inbox, \\Important, Logement and a label in
+modified UTF-7, "Équipe") when a FETCH asks for them."""
 
 import socket
 
@@ -32,6 +34,9 @@ class FakeImap(LoopbackServer):
     def __init__(self, mode):
         self.mode = mode
         self.examined = []
+        self.commands = []  # every command's name, in order
+        self.asked_labels = False  # a FETCH asked for X-GM-LABELS
+        self.login_caps = False  # "OK [CAPABILITY ...] logged in", as dovecot says it
         super().__init__()
 
     def serve(self, c, n):
@@ -47,13 +52,15 @@ class FakeImap(LoopbackServer):
                     continue
                 tag, cmd = parts[0], parts[1].upper()
                 rest = parts[2] if len(parts) > 2 else ""
+                self.commands.append(cmd)
                 if cmd == "CAPABILITY":
                     c.sendall(b"* CAPABILITY %s\r\n%s OK done\r\n" % (caps, tag.encode()))
                 elif cmd == "LOGIN":
                     if self.mode == "garbage":
                         c.sendall(b"\x00\xff garbage }{ (((\r\n* 99999999999999999999 EXISTS\r\n)))\r\n")
                         continue
-                    c.sendall(b"%s OK logged in\r\n" % tag.encode())
+                    c.sendall(b"%s OK %slogged in\r\n" % (tag.encode(), b"[CAPABILITY %s] " % caps
+                                                             if self.login_caps else b""))
                 elif cmd == "LIST" and labels:
                     for flags, name, _ in GMAIL_FOLDERS:
                         c.sendall(b'* LIST (%s) "/" "%s"\r\n' % (flags, name))
@@ -66,6 +73,10 @@ class FakeImap(LoopbackServer):
                     message = next((m for _, n, m in GMAIL_FOLDERS if n == name), MESSAGE) if labels else MESSAGE
                     c.sendall(b"* 1 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n* OK [UIDNEXT 2] ok\r\n"
                               b"%s OK [READ-ONLY] done\r\n" % tag.encode())
+                elif cmd == "STATUS":
+                    name = rest.rsplit(" (", 1)[0].strip().strip('"').encode()
+                    c.sendall(b'* STATUS "%s" (UIDNEXT 2 UIDVALIDITY 42 MESSAGES 1)\r\n%s OK done\r\n'
+                              % (name, tag.encode()))
                 elif cmd == "UID" and rest.upper().startswith("SEARCH"):
                     c.sendall(b"* SEARCH 1\r\n%s OK done\r\n" % tag.encode())
                 elif cmd == "UID" and rest.upper().startswith("FETCH"):
@@ -76,8 +87,15 @@ class FakeImap(LoopbackServer):
                         c.shutdown(socket.SHUT_RDWR)
                         c.close()
                         return
-                    c.sendall(b"* 1 FETCH (UID 1 RFC822.SIZE %d BODY[]<0> {%d}\r\n%s)\r\n%s OK done\r\n"
-                              % (len(message), len(message), message, tag.encode()))
+                    # Gmail answers X-GM-LABELS when asked (system labels quoted with their
+                    # backslash, others as atoms in modified UTF-7).
+                    gm = b""
+                    if "X-GM-LABELS" in rest.upper():
+                        self.asked_labels = True
+                        if self.mode == "gmail" and message is MESSAGE:
+                            gm = b' X-GM-LABELS ("\\\\Inbox" "\\\\Important" Logement &AMk-quipe)'
+                    c.sendall(b"* 1 FETCH (UID 1 RFC822.SIZE %d%s BODY[]<0> {%d}\r\n%s)\r\n%s OK done\r\n"
+                              % (len(message), gm, len(message), message, tag.encode()))
                 elif cmd == "LOGOUT":
                     c.sendall(b"* BYE\r\n%s OK bye\r\n" % tag.encode())
                     return

@@ -92,6 +92,12 @@ class Bus(DaemonTestCase):
         self.assertRegex(table[1], r"^ivy\s+watching\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\d+\s+2$")
         row = json.loads(self.alcode.run("status", "--json").stdout)
         self.assertEqual((row["account"], row["state"], row["codes"]), ("ivy", "idle", 2))
+        # The user's code spécifique is said found (when it was stored), never printed.
+        out = self.alcode.run("status").stdout
+        self.assertRegex(out, r"\nYour code spécifique: found \d{4}-\d\d-\d\d \d\d:\d\d "
+                              r"\(alcode latest specific\)\n")
+        self.assertNotIn(trusted[2], out.replace(" ", ""))
+        self.assertRegex(row["specific_found"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
         # A second daemon on the same session bus does not start.
         r = self.alcode.daemon(check=False, timeout=30)
@@ -108,6 +114,19 @@ class Bus(DaemonTestCase):
             self.assertEqual(r.returncode, 3, verb)
             self.assertIn("alcoded is not running", r.stderr)
             self.assertEqual(r.stdout, "")
+
+    def test_no_specific_found(self):
+        # Only the untrusted code (Junk, a look-alike sender): nothing said found.
+        self.alcode.write_config(self.dovecot.account_config("ivy", user="ivy", extra="folders = Junk\n"))
+        notify = NotifySocket(self.t)
+        self.addCleanup(notify.close)
+        p = start_daemon(self, self.alcode, notify=notify)
+        notify.wait("STATUS", "ivy: watching")
+        self.assertEqual(self.call("Status")["data"][0][0][5], 1)
+        self.assertNotIn("code spécifique", self.alcode.run("status").stdout)
+        self.assertIsNone(json.loads(self.alcode.run("status", "--json").stdout)["specific_found"])
+        rc, _ = stop_daemon(p)
+        self.assertEqual(rc, 0, read_log(p))
 
     def test_no_session_bus_at_all(self):
         alcode = Alcode(self.t, bus=None)
