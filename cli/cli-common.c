@@ -77,7 +77,7 @@ int cli_open_store_quiet(Store **ret) {
 
         if (arg_db)
                 path = strdup(arg_db);
-        else if (config_load(arg_config, &config, &errors) >= 0)
+        else if (config_load(arg_config, &config, &errors) >= 0 && config->database)
                 path = TAKE_PTR(config->database);
         else if (store_default_path(&path) < 0)
                 return -ENXIO;

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "fs-util.h"
+#include "json-writer.h"
 #include "store.h"
 #include "store-internal.h"
 #include "strbuf.h"
@@ -817,31 +818,37 @@ static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Mes
         return cs->want_new ? add_new_code(cs, b, m, c, code_id, date, expires_at) : 0;
 }
 
-/* A JSON array of the labels (RFC 8259 strings: quotes, backslashes and control characters
- * escaped). */
-static int labels_json(char *const *labels, StrBuf *out) {
-        int r = strbuf_puts(out, "[");
+/* A JSON array of the labels, each string escaped by the one JSON writer; *ret is malloc'ed. */
+static int labels_json(char *const *labels, char **ret) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        int r = 0;
 
+        if (!f)
+                return -errno;
+        if (fputc('[', f) == EOF)
+                r = -EIO;
         for (char *const *l = labels; r >= 0 && *l; l++) {
-                r = strbuf_puts(out, l == labels ? "\"" : ",\"");
-                for (const unsigned char *c = (const unsigned char *) *l; r >= 0 && *c; c++) {
-                        char esc[8];
-                        if (*c < 0x20 || *c == '"' || *c == '\\') {
-                                (void) snprintf(esc, sizeof esc, *c < 0x20 ? "\\u%04x" : "\\%c", *c);
-                                r = strbuf_puts(out, esc);
-                        } else
-                                r = strbuf_append(out, (const char *) c, 1);
-                }
+                if (l != labels && fputc(',', f) == EOF)
+                        r = -EIO;
                 if (r >= 0)
-                        r = strbuf_puts(out, "\"");
+                        r = json_write_string(f, *l);
         }
-        if (r >= 0)
-                r = strbuf_puts(out, "]");
-        return r >= 0 ? strbuf_ensure(out) : r;
+        if (r >= 0 && fputc(']', f) == EOF)
+                r = -EIO;
+        if (fclose(f) == EOF && r >= 0)
+                r = -errno;
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        *ret = buf;
+        return 0;
 }
 
 static int commit_message(Store *s, CommitState *cs, const StoreBatch *b, const Message *m) {
-        _cleanup_strbuf_ StrBuf labels = STRBUF_INIT(0);
+        _cleanup_free_ char *labels = NULL;
         int64_t message_id, date = m->date > 0 ? m->date : cs->now;
         sqlite3_stmt *st = NULL;
         int r, rc;
@@ -868,7 +875,7 @@ static int commit_message(Store *s, CommitState *cs, const StoreBatch *b, const 
                         return r;
                 }
         }
-        bind_text_or_null(st, 13, labels.data);
+        bind_text_or_null(st, 13, labels);
         rc = sqlite3_step(st);
         message_id = sqlite3_column_int64(st, 0);
         r = step_done(st);

@@ -118,10 +118,8 @@ class Bus(DaemonTestCase):
     def test_no_specific_found(self):
         # Only the untrusted code (Junk, a look-alike sender): nothing said found.
         self.alcode.write_config(self.dovecot.account_config("ivy", user="ivy", extra="folders = Junk\n"))
-        notify = NotifySocket(self.t)
-        self.addCleanup(notify.close)
-        p = start_daemon(self, self.alcode, notify=notify)
-        notify.wait("STATUS", "ivy: watching")
+        p = start_daemon(self, self.alcode, notify=self.notify)
+        self.notify.wait("STATUS", "ivy: watching")
         self.assertEqual(self.call("Status")["data"][0][0][5], 1)
         self.assertNotIn("code spécifique", self.alcode.run("status").stdout)
         self.assertIsNone(json.loads(self.alcode.run("status", "--json").stdout)["specific_found"])
