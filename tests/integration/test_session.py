@@ -121,8 +121,12 @@ class Container:
         return os.path.join(self.tree, p.lstrip("/"))
 
     def run(self, *argv, check=True, timeout=60, input=None):
-        r = subprocess.run(["nsenter", "-t", str(self.leader), "-a", "--"] + list(argv), capture_output=True,
-                           text=True, timeout=timeout, input=input)
+        # -r -w: the container's root and cwd. Entering its mount namespace alone lands at that
+        # namespace's root mount, which is the container's tree only when the caller's / is the
+        # root of its own namespace: in a chroot (a fresh machine's minbase tree, scripts/prove-fresh)
+        # it is the host's /, where no systemd runs ("offline").
+        r = subprocess.run(["nsenter", "-t", str(self.leader), "-a", "-r", "-w", "--"] + list(argv),
+                           capture_output=True, text=True, timeout=timeout, input=input)
         if check and r.returncode != 0:
             raise AssertionError("%s exited %d:\n%s%s" % (" ".join(argv), r.returncode, r.stdout, r.stderr))
         return r
