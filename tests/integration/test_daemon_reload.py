@@ -177,7 +177,9 @@ class Reload(DaemonTestCase):
         self.assertEqual(self.alcode.sql("SELECT sum(messages_seen) FROM cursors")[0][0],
                          BACKFILL_CODES * (1 + BACKFILL_NOISE))
         wait_for(lambda: announced() == BACKFILL_CODES, what="the rest announced")
-        self.assertEqual(len(monitor.notify_calls()), 2)
+        # One more notification for the rest, none when the first daemon had stored every code
+        # (the likely code mail is read first).
+        self.assertEqual(len(monitor.notify_calls()), 1 + (first < BACKFILL_CODES))
         rc, _ = stop_daemon(p2)
         self.assertEqual(rc, 0)
         for c in self.codes[10:]:
