@@ -149,6 +149,7 @@ typedef enum StatementId {
         STMT_CODE_INSERT,
         STMT_POSSIBLE_INSERT,
         STMT_CODE_UPGRADE,
+        STMT_CODE_EARLIER,
         STMT_CODE_SEEN,
         STMT_SIGHTING,
         STMT_CURSOR,
@@ -181,6 +182,11 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "UPDATE codes SET trusted = 1, display = ?3, rule = ?4, message = ?5, date = ?6,"
                 " date_tz = ?7, expires_at = ?8"
                 " WHERE kind = ?1 AND value = ?2 AND trusted = 0",
+        /* A code's date and source are those of its earliest sighting of the same trust, so
+         * that they (and what supersedes what) do not depend on the order mail is read in. */
+        [STMT_CODE_EARLIER] =
+                "UPDATE codes SET display = ?3, rule = ?4, message = ?5, date = ?6, date_tz = ?7, expires_at = ?8"
+                " WHERE kind = ?1 AND value = ?2 AND trusted = ?9 AND date > ?6",
         [STMT_CODE_SEEN] =
                 "UPDATE codes SET last_seen = max(last_seen, ?3) WHERE kind = ?1 AND value = ?2 RETURNING id",
         [STMT_SIGHTING] =
@@ -197,16 +203,18 @@ static const char *const statement_sql[_STMT_MAX] = {
                 " highest_modseq = excluded.highest_modseq,"
                 " updated_at = excluded.updated_at",
         [STMT_NEWEST_TRUSTED] =
-                "SELECT id, date FROM codes WHERE kind = ?1 AND trusted = 1"
-                " ORDER BY date DESC, id DESC LIMIT 1",
-        /* Everything older than the newest trusted code (?2 id, ?3 date) is superseded, the
-         * rest is not. Both touch only the rows that change (codes_current, codes_by_kind). */
+                "SELECT value, date FROM codes WHERE kind = ?1 AND trusted = 1"
+                " ORDER BY date DESC, value DESC LIMIT 1",
+        /* Everything older than the newest trusted code (?2 value, ?3 date) is superseded, the
+         * rest is not; codes of the same date are ordered by value, not by the order they were
+         * read in, which a resumed or throttled scan changes. Both touch only the rows that
+         * change (codes_current, codes_by_kind). */
         [STMT_SUPERSEDE] =
                 "UPDATE codes SET superseded = 1"
-                " WHERE kind = ?1 AND superseded = 0 AND (date < ?3 OR (date = ?3 AND id < ?2))",
+                " WHERE kind = ?1 AND superseded = 0 AND (date < ?3 OR (date = ?3 AND value < ?2))",
         [STMT_UNSUPERSEDE] =
                 "UPDATE codes SET superseded = 0"
-                " WHERE kind = ?1 AND superseded = 1 AND (date > ?3 OR (date = ?3 AND id >= ?2))",
+                " WHERE kind = ?1 AND superseded = 1 AND (date > ?3 OR (date = ?3 AND value >= ?2))",
         [STMT_EXPIRED_ANY] = "SELECT 1 FROM codes WHERE expires_at < ?1 LIMIT 1",
 };
 
@@ -737,6 +745,33 @@ static int commit_possible(Store *s, CommitState *cs, const StoreBatch *b, const
         return cs->want_new ? add_new_code(cs, b, m, c, code_id, date, 0) : 0;
 }
 
+/* The code was stored from another message: if this one is of the same trust and older, it
+ * becomes the code's source. */
+static int code_seen_earlier(Store *s, CommitState *cs, const char *kind, int64_t message_id, int64_t date,
+                             int64_t expires_at, const Message *m, const Code *c) {
+        sqlite3_stmt *st = NULL;
+        int r = statement(s, STMT_CODE_EARLIER, &st);
+
+        if (r < 0)
+                return r;
+        (void) sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        (void) sqlite3_bind_text(st, 2, c->value, -1, SQLITE_STATIC);
+        (void) sqlite3_bind_text(st, 3, c->display ?: c->value, -1, SQLITE_STATIC);
+        (void) sqlite3_bind_text(st, 4, strempty(c->rule), -1, SQLITE_STATIC);
+        (void) sqlite3_bind_int64(st, 5, message_id);
+        (void) sqlite3_bind_int64(st, 6, date);
+        (void) sqlite3_bind_int(st, 7, m->date_tz);
+        if (expires_at > 0)
+                (void) sqlite3_bind_int64(st, 8, expires_at);
+        (void) sqlite3_bind_int(st, 9, c->trusted);
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        if (sqlite3_changes(s->db) > 0)
+                cs->touched[c->kind] = true;
+        return 0;
+}
+
 static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Message *m,
                        int64_t message_id, int64_t date, const Code *c) {
         const char *kind = code_kind_to_string(c->kind);
@@ -791,6 +826,11 @@ static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Mes
                         if (r < 0)
                                 return r;
                         is_new = sqlite3_changes(s->db) > 0;
+                }
+                if (!is_new) {
+                        r = code_seen_earlier(s, cs, kind, message_id, date, expires_at, m, c);
+                        if (r < 0)
+                                return r;
                 }
 
                 r = statement(s, STMT_CODE_SEEN, &st);
@@ -913,7 +953,8 @@ static int commit_cursor(Store *s, const StoreBatch *b, int64_t now) {
  * not (after a forget, the previous one comes back). */
 static int refresh_superseded(Store *s, CodeKind kind) {
         const char *k = code_kind_to_string(kind);
-        int64_t newest_id = INT64_MIN, newest_date = INT64_MIN;
+        _cleanup_free_ char *newest_value = NULL;
+        int64_t newest_date = INT64_MIN;
         sqlite3_stmt *st = NULL;
         int r;
 
@@ -924,8 +965,12 @@ static int refresh_superseded(Store *s, CodeKind kind) {
                 return r;
         (void) sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
-                newest_id = sqlite3_column_int64(st, 0);
+                newest_value = column_strdup(st, 0);
                 newest_date = sqlite3_column_int64(st, 1);
+                if (!newest_value) {
+                        sqlite3_reset(st);
+                        return -ENOMEM;
+                }
         }
         r = step_done(st);
         if (r < 0)
@@ -936,7 +981,7 @@ static int refresh_superseded(Store *s, CodeKind kind) {
                 if (r < 0)
                         return r;
                 (void) sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
-                (void) sqlite3_bind_int64(st, 2, newest_id);
+                (void) sqlite3_bind_text(st, 2, newest_value, -1, SQLITE_STATIC);
                 (void) sqlite3_bind_int64(st, 3, newest_date);
                 r = step_done(st);
                 if (r < 0)
@@ -1180,7 +1225,7 @@ static int filter_query(Store *s, const char *columns, const StoreFilter *f, sql
         if (r >= 0 && f->id > 0)
                 r = strbuf_puts(&sql, " AND c.id = ?4");
         if (r >= 0)
-                r = strbuf_puts(&sql, " ORDER BY c.date DESC, c.id DESC LIMIT ?5");
+                r = strbuf_puts(&sql, " ORDER BY c.date DESC, c.value DESC, c.id DESC LIMIT ?5");
         if (r < 0)
                 return r;
         r = prepare(s, sql.data, &st);

@@ -411,6 +411,51 @@ static void test_supersede(void **state) {
         store_close(s);
 }
 
+/* A code's date and source are its earliest sighting's, whatever the order mail is read in:
+ * what supersedes what must not change when a resumed scan reads the same mail in another order. */
+static void test_earliest_sighting(void **state) {
+        Store *s;
+        StoredCode *c;
+        size_t n;
+        char buf[256];
+        StoreFilter f = STORE_FILTER_ALL;
+        Message *feb = message_at(40, "FEB22222", CODE_KIND_SPECIFIC, true, 1769904000);
+        Message *mar = message_at(41, "OLD11111", CODE_KIND_SPECIFIC, true, 1772323200);
+        Message *jan = message_at(42, "OLD11111", CODE_KIND_SPECIFIC, true, 1767225600);
+        Message *spoof = message_at(43, "OLD11111", CODE_KIND_SPECIFIC, false, 1764547200);
+
+        (void) state;
+        s = open_rw();
+        f.kind = CODE_KIND_SPECIFIC;
+        assert_int_equal(commit_one(s, "perso", "INBOX", feb), 1);
+        assert_int_equal(commit_one(s, "perso", "INBOX", mar), 1);
+        c = list(s, f, &n);
+        assert_string_equal(values(c, n, buf, sizeof buf), "OLD11111 FEB22222-");
+        stored_codes_free(c, n);
+
+        /* Read later, the January mail that first gave OLD11111: the code is January's, and
+         * February's is the current one, as when January's mail is read first. */
+        assert_int_equal(commit_one(s, "perso", "Archives", jan), 0);
+        c = list(s, f, &n);
+        assert_string_equal(values(c, n, buf, sizeof buf), "FEB22222 OLD11111-");
+        assert_int_equal(c[1].date, 1767225600);
+        assert_string_equal(c[1].folder, "Archives");
+        stored_codes_free(c, n);
+
+        /* An older look-alike is a sighting, not the trusted code's source. */
+        assert_int_equal(commit_one(s, "perso", "Junk", spoof), 0);
+        c = list(s, f, &n);
+        assert_int_equal(c[1].date, 1767225600);
+        assert_string_equal(c[1].folder, "Archives");
+        stored_codes_free(c, n);
+
+        message_free(feb);
+        message_free(mar);
+        message_free(jan);
+        message_free(spoof);
+        store_close(s);
+}
+
 static void test_json(void **state) {
         Store *s;
         char *buf = NULL, expected[1024], found[40];
@@ -1008,6 +1053,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_untrusted_then_trusted, fresh_path),
                 cmocka_unit_test_setup(test_otp_lifecycle, fresh_path),
                 cmocka_unit_test_setup(test_supersede, fresh_path),
+                cmocka_unit_test_setup(test_earliest_sighting, fresh_path),
                 cmocka_unit_test_setup(test_json, fresh_path),
                 cmocka_unit_test_setup(test_migrations, fresh_path),
                 cmocka_unit_test_setup(test_migration_keeps_case, fresh_path),
