@@ -643,7 +643,8 @@ oom:
         return -ENOMEM;
 }
 
-/* The newest trusted code of kind among codes, skipping expired ones; NULL if none. */
+/* The newest trusted code of kind among codes, skipping expired ones; NULL if none. Codes of
+ * one date are ordered by value, as the store orders them (alcode latest, superseded). */
 static const StoredCode *newest_trusted(const StoredCode *codes, size_t n_codes, CodeKind kind, int64_t now) {
         const StoredCode *best = NULL;
 
@@ -651,7 +652,8 @@ static const StoredCode *newest_trusted(const StoredCode *codes, size_t n_codes,
                 const StoredCode *c = &codes[i];
                 if (c->kind != kind || !c->trusted || (c->expires_at > 0 && c->expires_at <= now))
                         continue;
-                if (!best || c->date > best->date || (c->date == best->date && c->id > best->id))
+                if (!best || c->date > best->date ||
+                    (c->date == best->date && strcmp(strempty(c->value), strempty(best->value)) > 0))
                         best = c;
         }
         return best;
