@@ -81,6 +81,7 @@ typedef struct MatchRun {
         size_t n_texts;
         const SenderInfo *sender;
         const char *sender_name; /* folded display name, or NULL */
+        const char *sender_address; /* the sender's address, valid UTF-8, or NULL */
         RuleExplainFunc explain;
         void *userdata;
         char ***warnings;
@@ -397,7 +398,7 @@ static int keywords_scan(MatchRun *run) {
         const Rules *rules = run->rules;
         RuleMatcher *m = run->m;
         size_t n = strv_length(rules->keywords);
-        const char *extra[2] = { run->sender_name, run->sender ? run->sender->address : NULL };
+        const char *extra[2] = { run->sender_name, run->sender_address };
 
         if (run->keywords_done)
                 return 0;
@@ -470,7 +471,7 @@ static int regex_in_texts(MatchRun *run, const Rule *rule, const Regex *x, Where
                         return r;
         }
         if (where & IN_SENDER) {
-                const char *extra[2] = { run->sender_name, run->sender ? run->sender->address : NULL };
+                const char *extra[2] = { run->sender_name, run->sender_address };
                 for (size_t i = 0; i < ELEMENTSOF(extra); i++)
                         if (extra[i] && (r = regex_find_warn(run, rule, x, extra[i], strlen(extra[i]), 0)) != 0)
                                 return r;
@@ -570,7 +571,7 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
 int rules_match(const Rules *rules, RuleMatcher *m, const RuleText *texts, size_t n_texts,
                 const SenderInfo *sender, Message *msg, RuleExplainFunc explain, void *userdata,
                 char ***warnings) {
-        _cleanup_free_ char *name = NULL;
+        _cleanup_free_ char *name = NULL, *address = NULL;
         Candidates cs = {};
         MatchRun run = {
                 .rules = rules, .m = m, .texts = texts, .n_texts = n_texts, .sender = sender,
@@ -579,11 +580,24 @@ int rules_match(const Rules *rules, RuleMatcher *m, const RuleText *texts, size_
         int r = 0, added = 0;
 
         if (sender && sender->name) {
+                /* Header text may hold bytes that are not UTF-8 (a raw byte in an address, an
+                 * encoded word's bytes): PCRE2 reads it unchecked, and its JIT read out of
+                 * bounds on such a byte in the From address (found by fuzz-pipeline). */
+                _cleanup_free_ char *valid = NULL;
                 size_t l;
-                r = text_fold(sender->name, strlen(sender->name), 1024, &name, &l);
+                r = text_utf8_sanitize(sender->name, strlen(sender->name), 1024, &valid, &l);
+                if (r >= 0)
+                        r = text_fold(valid, l, 1024, &name, &l);
                 if (r == -ENOMEM)
                         return r;
                 run.sender_name = name;
+        }
+        if (sender && sender->address) {
+                size_t l;
+                r = text_utf8_sanitize(sender->address, strlen(sender->address), 1024, &address, &l);
+                if (r == -ENOMEM)
+                        return r;
+                run.sender_address = address;
         }
         r = 0;
         for (size_t i = 0; i < rules->n_rules && r >= 0; i++)
