@@ -745,12 +745,13 @@ static int commit_possible(Store *s, CommitState *cs, const StoreBatch *b, const
         return cs->want_new ? add_new_code(cs, b, m, c, code_id, date, 0) : 0;
 }
 
-/* The code was stored from another message: if this one is of the same trust and older, it
- * becomes the code's source. */
-static int code_seen_earlier(Store *s, CommitState *cs, const char *kind, int64_t message_id, int64_t date,
-                             int64_t expires_at, const Message *m, const Code *c) {
+/* Makes message the source of the stored code c (date, display, rule, expiry) where the
+ * statement's condition holds: STMT_CODE_UPGRADE (a trusted sighting of an untrusted code) or
+ * STMT_CODE_EARLIER (an older sighting of the same trust). Returns the rows changed (0 or 1). */
+static int code_set_source(Store *s, StatementId id, const char *kind, int64_t message_id, int64_t date,
+                           int64_t expires_at, const Message *m, const Code *c) {
         sqlite3_stmt *st = NULL;
-        int r = statement(s, STMT_CODE_EARLIER, &st);
+        int r = statement(s, id, &st);
 
         if (r < 0)
                 return r;
@@ -763,13 +764,10 @@ static int code_seen_earlier(Store *s, CommitState *cs, const char *kind, int64_
         (void) sqlite3_bind_int(st, 7, m->date_tz);
         if (expires_at > 0)
                 (void) sqlite3_bind_int64(st, 8, expires_at);
-        (void) sqlite3_bind_int(st, 9, c->trusted);
+        if (id == STMT_CODE_EARLIER)
+                (void) sqlite3_bind_int(st, 9, c->trusted);
         r = step_done(st);
-        if (r < 0)
-                return r;
-        if (sqlite3_changes(s->db) > 0)
-                cs->touched[c->kind] = true;
-        return 0;
+        return r < 0 ? r : sqlite3_changes(s->db);
 }
 
 static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Message *m,
@@ -810,27 +808,19 @@ static int commit_code(Store *s, CommitState *cs, const StoreBatch *b, const Mes
         } else {
                 is_new = false;
                 if (c->trusted) {
-                        r = statement(s, STMT_CODE_UPGRADE, &st);
+                        r = code_set_source(s, STMT_CODE_UPGRADE, kind, message_id, date, expires_at, m, c);
                         if (r < 0)
                                 return r;
-                        (void) sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-                        (void) sqlite3_bind_text(st, 2, c->value, -1, SQLITE_STATIC);
-                        (void) sqlite3_bind_text(st, 3, c->display ?: c->value, -1, SQLITE_STATIC);
-                        (void) sqlite3_bind_text(st, 4, strempty(c->rule), -1, SQLITE_STATIC);
-                        (void) sqlite3_bind_int64(st, 5, message_id);
-                        (void) sqlite3_bind_int64(st, 6, date);
-                        (void) sqlite3_bind_int(st, 7, m->date_tz);
-                        if (expires_at > 0)
-                                (void) sqlite3_bind_int64(st, 8, expires_at);
-                        r = step_done(st);
-                        if (r < 0)
-                                return r;
-                        is_new = sqlite3_changes(s->db) > 0;
+                        is_new = r > 0;
                 }
                 if (!is_new) {
-                        r = code_seen_earlier(s, cs, kind, message_id, date, expires_at, m, c);
+                        /* A code's source is its earliest sighting of the same trust, whatever
+                         * the order mail is read in (what supersedes what depends on it). */
+                        r = code_set_source(s, STMT_CODE_EARLIER, kind, message_id, date, expires_at, m, c);
                         if (r < 0)
                                 return r;
+                        if (r > 0)
+                                cs->touched[c->kind] = true;
                 }
 
                 r = statement(s, STMT_CODE_SEEN, &st);
