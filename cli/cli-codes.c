@@ -291,6 +291,25 @@ static int explain_nothing(Store *s) {
         return 0;
 }
 
+/* Opens the store read-only and runs f, for list, latest and show: with --json the codes are
+ * written as JSON Lines and *ret_codes is left NULL, else they are returned for the verb to
+ * print. *ret_n is how many there are either way. Returns 0, or the exit code after saying
+ * what failed. */
+static int query_codes(const StoreFilter *f, Store **ret_store, StoredCode **ret_codes, size_t *ret_n) {
+        int r;
+
+        *ret_codes = NULL;
+        *ret_n = 0;
+        if (cli_open_store(STORE_READ_ONLY, ret_store) < 0)
+                return EXIT_BAD_INPUT;
+        r = arg_json ? store_write_json(*ret_store, f, stdout) : store_list(*ret_store, f, ret_codes, ret_n);
+        if (r < 0)
+                return cli_store_error(*ret_store, r);
+        if (arg_json)
+                *ret_n = (size_t) r;
+        return 0;
+}
+
 int verb_list(_unused_ int argc, _unused_ char *argv[]) {
         _cleanup_(store_closep) Store *s = NULL;
         StoreFilter f = STORE_FILTER_ALL;
@@ -303,16 +322,10 @@ int verb_list(_unused_ int argc, _unused_ char *argv[]) {
                 return EXIT_BAD_INPUT;
         f.account = arg_account;
         f.untrusted_only = arg_untrusted;
-        if (cli_open_store(STORE_READ_ONLY, &s) < 0)
-                return EXIT_BAD_INPUT;
-        if (arg_json) {
-                r = store_write_json(s, &f, stdout);
-                return r < 0 ? cli_store_error(s, r) : cli_flush_stdout();
-        }
+        r = query_codes(&f, &s, &codes, &n);
+        if (r != 0 || arg_json)
+                return r != 0 ? r : cli_flush_stdout();
 
-        r = store_list(s, &f, &codes, &n);
-        if (r < 0)
-                return cli_store_error(s, r);
         /* Possible codes go after the codes, as one line per sender, not as rows. */
         size_t n_codes = 0, n_possible;
         for (size_t i = 0; i < n; i++)
@@ -377,21 +390,12 @@ int verb_latest(int argc, char *argv[]) {
         f.trusted_only = true;
         f.unexpired_only = f.kind == CODE_KIND_OTP; /* an expired login code is no use to a script */
         f.limit = 1;
-        if (cli_open_store(STORE_READ_ONLY, &s) < 0)
-                return EXIT_BAD_INPUT;
-        if (arg_json) {
-                r = store_write_json(s, &f, stdout);
-                if (r < 0)
-                        return cli_store_error(s, r);
-                n = (size_t) r;
-        } else {
-                r = store_list(s, &f, &codes, &n);
-                if (r < 0)
-                        return cli_store_error(s, r);
-                if (n > 0)
-                        printf("%s\n", codes[0].value);
-                stored_codes_free(codes, n);
-        }
+        r = query_codes(&f, &s, &codes, &n);
+        if (r != 0)
+                return r;
+        if (codes && n > 0)
+                printf("%s\n", codes[0].value);
+        stored_codes_free(codes, codes ? n : 0);
         if (n > 0)
                 return cli_flush_stdout();
 
@@ -508,23 +512,15 @@ int verb_show(_unused_ int argc, char *argv[]) {
 
         if (parse_id(argv[1], &f.id) < 0)
                 return EXIT_BAD_INPUT;
-        if (cli_open_store(STORE_READ_ONLY, &s) < 0)
-                return EXIT_BAD_INPUT;
-        if (arg_json) {
-                r = store_write_json(s, &f, stdout);
-                if (r < 0)
-                        return cli_store_error(s, r);
-                if (r == 0)
-                        fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
-                return r == 0 ? EXIT_NONE : cli_flush_stdout();
-        }
-        r = store_list(s, &f, &codes, &n);
-        if (r < 0)
-                return cli_store_error(s, r);
+        r = query_codes(&f, &s, &codes, &n);
+        if (r != 0)
+                return r;
         if (n == 0) {
                 fprintf(stderr, _("alcode: no code with id %s.\n"), argv[1]);
                 return EXIT_NONE;
         }
+        if (!codes) /* written as JSON */
+                return cli_flush_stdout();
         c = &codes[0];
         r = store_list_sightings(s, f.id, &seen, &n_seen);
 
