@@ -51,10 +51,26 @@ static int read_line(char **ret) {
         return 0;
 }
 
-int prompt_line(const char *question, const char *def, char **ret) {
+/* One answer, blanks trimmed: 1 with *ret (owned by the caller), 0 when the answer is empty
+ * (the default), or -ECANCELED / -errno as read_line(). */
+static int read_answer(char **ret) {
         _cleanup_free_ char *line = NULL;
-        const char *answer;
-        char *copy;
+        char *answer;
+        int r;
+
+        r = read_line(&line);
+        if (r < 0)
+                return r;
+        answer = trim(line);
+        if (!*answer)
+                return 0;
+        memmove(line, answer, strlen(answer) + 1);
+        *ret = TAKE_PTR(line);
+        return 1;
+}
+
+int prompt_line(const char *question, const char *def, char **ret) {
+        char *answer = NULL;
         int r;
 
         if (def && *def)
@@ -64,14 +80,12 @@ int prompt_line(const char *question, const char *def, char **ret) {
         else
                 /* TRANSLATORS: a question without a default answer: "Login name: ". */
                 printf(_("%s: "), question);
-        r = read_line(&line);
+        r = read_answer(&answer);
         if (r < 0)
                 return r;
-        answer = trim(line);
-        copy = strdup(*answer ? answer : strempty(def));
-        if (!copy)
+        if (r == 0 && !(answer = strdup(strempty(def))))
                 return -ENOMEM;
-        *ret = copy;
+        *ret = answer;
         return 0;
 }
 
@@ -136,20 +150,17 @@ finish:
 
 int prompt_yes_no(const char *question, bool def, bool *ret) {
         for (;;) {
-                _cleanup_free_ char *line = NULL;
-                char *answer;
+                _cleanup_free_ char *answer = NULL;
                 int r;
 
                 /* TRANSLATORS: the answers a yes/no question takes; keep the default in
                  * capitals. Answers are read with the locale's yes/no patterns (o/n in French). */
                 printf("%s %s ", question, def ? _("[Y/n]") : _("[y/N]"));
-                r = read_line(&line);
-                if (r < 0)
+                r = read_answer(&answer);
+                if (r <= 0) {
+                        if (r == 0)
+                                *ret = def;
                         return r;
-                answer = trim(line);
-                if (!*answer) {
-                        *ret = def;
-                        return 0;
                 }
                 r = rpmatch(answer);
                 if (r >= 0) {
@@ -162,20 +173,18 @@ int prompt_yes_no(const char *question, bool def, bool *ret) {
 
 int prompt_number(const char *question, unsigned max, unsigned def, unsigned *ret) {
         for (;;) {
-                _cleanup_free_ char *line = NULL;
-                char *answer, *end;
+                _cleanup_free_ char *answer = NULL;
+                char *end;
                 unsigned long v;
                 int r;
 
                 /* TRANSLATORS: a question and the number answered by default: "Your choice [1]: ". */
                 printf(_("%s [%u]: "), question, def);
-                r = read_line(&line);
-                if (r < 0)
+                r = read_answer(&answer);
+                if (r <= 0) {
+                        if (r == 0)
+                                *ret = def;
                         return r;
-                answer = trim(line);
-                if (!*answer) {
-                        *ret = def;
-                        return 0;
                 }
                 errno = 0;
                 v = strtoul(answer, &end, 10);
