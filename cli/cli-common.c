@@ -18,23 +18,32 @@ const char *ansi_yellow(void) { return arg_color ? "\033[33m" : ""; }
 const char *ansi_grey(void) { return arg_color ? "\033[2m" : ""; }
 const char *ansi_normal(void) { return arg_color ? "\033[0m" : ""; }
 
+/* Says why config_load() failed with r: the file's errors (file:line), else the reason. */
+static void print_config_error(int r, char **errors) {
+        if (r == -ENOENT) {
+                fprintf(stderr, _("alcode: cannot read the configuration '%s': no such file.\n"), arg_config);
+                return;
+        }
+        STRV_FOREACH(e, errors)
+                fprintf(stderr, "%s\n", *e);
+        if (!errors)
+                fprintf(stderr, _("alcode: cannot load the configuration: %s\n"), strerror(-r));
+}
+
 int cli_load_config(Config **ret) {
         _cleanup_strv_free_ char **errors = NULL;
         int r;
 
         r = config_load(arg_config, ret, &errors);
-        if (r == -ENOENT) {
-                fprintf(stderr, _("alcode: cannot read the configuration '%s': no such file.\n"), arg_config);
-                return r;
-        }
-        STRV_FOREACH(e, errors)
-                fprintf(stderr, "%s\n", *e);
-        if (r < 0 && !errors)
-                fprintf(stderr, _("alcode: cannot load the configuration: %s\n"), strerror(-r));
+        if (r < 0)
+                print_config_error(r, errors);
         return r;
 }
 
-static int database_path(char **ret) {
+/* The database: --db, else the config's `database`, else the default. A config that cannot be
+ * read is an error, except the default config with errors, which only warns (alcode check
+ * lists them) and leaves the default database. quiet: nothing is printed. */
+static int database_path(bool quiet, char **ret) {
         _cleanup_(config_freep) Config *config = NULL;
         _cleanup_strv_free_ char **errors = NULL;
         int r;
@@ -43,46 +52,32 @@ static int database_path(char **ret) {
                 *ret = strdup(arg_db);
                 return *ret ? 0 : -ENOMEM;
         }
-        /* The config may name another database. */
         r = config_load(arg_config, &config, &errors);
         if (r >= 0 && config->database) {
                 *ret = TAKE_PTR(config->database);
                 return 0;
         }
-        if (r >= 0)
-                return store_default_path(ret);
-        if (r == -ENOENT) {
-                fprintf(stderr, _("alcode: cannot read the configuration '%s': no such file.\n"), arg_config);
+        if (r < 0 && (arg_config || r != -EINVAL)) {
+                if (!quiet)
+                        print_config_error(r, errors);
                 return r;
         }
-        if (arg_config || r != -EINVAL) {
-                STRV_FOREACH(e, errors)
-                        fprintf(stderr, "%s\n", *e);
-                if (!errors)
-                        fprintf(stderr, _("alcode: cannot load the configuration: %s\n"), strerror(-r));
-                return r;
-        }
-        fprintf(stderr, _("alcode: warning: the configuration has errors ('alcode check' lists them); "
-                          "using the default database.\n"));
+        if (r < 0 && !quiet)
+                fprintf(stderr, _("alcode: warning: the configuration has errors ('alcode check' lists them); "
+                                  "using the default database.\n"));
         r = store_default_path(ret);
-        if (r == -ENXIO)
+        if (r == -ENXIO && !quiet)
                 fprintf(stderr, _("alcode: cannot find the database: set $HOME or use --db.\n"));
         return r;
 }
 
 int cli_open_store_quiet(Store **ret) {
-        _cleanup_(config_freep) Config *config = NULL;
-        _cleanup_strv_free_ char **errors = NULL;
         _cleanup_free_ char *path = NULL, *error = NULL;
+        int r;
 
-        if (arg_db)
-                path = strdup(arg_db);
-        else if (config_load(arg_config, &config, &errors) >= 0 && config->database)
-                path = TAKE_PTR(config->database);
-        else if (store_default_path(&path) < 0)
-                return -ENXIO;
-        if (!path)
-                return -ENOMEM;
+        r = database_path(/* quiet= */ true, &path);
+        if (r < 0)
+                return r;
         return store_open(path, STORE_READ_ONLY, ret, &error);
 }
 
@@ -90,7 +85,7 @@ int cli_open_store(StoreMode mode, Store **ret) {
         _cleanup_free_ char *path = NULL, *error = NULL;
         int r;
 
-        r = database_path(&path);
+        r = database_path(/* quiet= */ false, &path);
         if (r < 0)
                 return r;
 
