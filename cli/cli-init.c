@@ -315,11 +315,8 @@ static int ask_email(Setup *s) {
         }
 }
 
-static int ask_server(Setup *s) {
-        const char *domain = strrchr(s->email, '@') + 1;
-        int r;
-
-        s->provider = provider_for(domain);
+/* --tls and --port, checked before anything is asked. */
+static int parse_server_options(Setup *s) {
         s->tls = _TLS_MODE_INVALID;
         if (opt.tls) {
                 if (streq(opt.tls, "implicit"))
@@ -338,6 +335,45 @@ static int ask_server(Setup *s) {
                 fprintf(stderr, _("alcode init: --port takes a number from 1 to 65535, not '%s'.\n"), opt.port);
                 return -EINVAL;
         }
+        return 0;
+}
+
+/* The server a provider of the table does not give: asked, with its port unless --port. */
+static int ask_unknown_server(Setup *s, const char *domain) {
+        int r;
+
+        if (!s->interactive) {
+                fprintf(stderr, _("alcode init: alcode does not know the IMAP server of %s: give --host.\n"),
+                        domain);
+                return -EINVAL;
+        }
+        printf(_("alcode does not know the mail server of %s. Its help pages give it (look for\n"
+                 "\"IMAP\" or \"incoming server\").\n"), domain);
+        for (;;) {
+                r = prompt_line(_("IMAP server (for example imap.example.org)"), NULL, &s->host);
+                if (r < 0)
+                        return r;
+                if (host_valid(s->host))
+                        break;
+                printf(_("Type the server's name alone, for example imap.example.org.\n"));
+                free(s->host);
+                s->host = NULL;
+        }
+        if (!opt.port)
+                for (;;) {
+                        _cleanup_free_ char *p = NULL;
+                        r = prompt_line(_("Port (993 for TLS, 143 for STARTTLS)"), "993", &p);
+                        if (r < 0)
+                                return r;
+                        if (parse_port(p, &s->port) >= 0)
+                                break;
+                }
+        return 0;
+}
+
+/* The server's name: --host, else the provider's, else asked. */
+static int ask_host(Setup *s, const char *domain) {
+        int r;
 
         if (opt.host) {
                 if (!host_valid(opt.host)) {
@@ -346,39 +382,20 @@ static int ask_server(Setup *s) {
                         return -EINVAL;
                 }
                 s->host = strdup(opt.host);
-        }
-        else if (s->provider)
+        } else if (s->provider)
                 s->host = strdup(s->provider->host);
         else {
-                if (!s->interactive) {
-                        fprintf(stderr, _("alcode init: alcode does not know the IMAP server of %s: give --host.\n"),
-                                domain);
-                        return -EINVAL;
-                }
-                printf(_("alcode does not know the mail server of %s. Its help pages give it (look for\n"
-                         "\"IMAP\" or \"incoming server\").\n"), domain);
-                for (;;) {
-                        r = prompt_line(_("IMAP server (for example imap.example.org)"), NULL, &s->host);
-                        if (r < 0)
-                                return r;
-                        if (host_valid(s->host))
-                                break;
-                        printf(_("Type the server's name alone, for example imap.example.org.\n"));
-                        free(s->host);
-                        s->host = NULL;
-                }
-                if (!opt.port)
-                        for (;;) {
-                                _cleanup_free_ char *p = NULL;
-                                r = prompt_line(_("Port (993 for TLS, 143 for STARTTLS)"), "993", &p);
-                                if (r < 0)
-                                        return r;
-                                if (parse_port(p, &s->port) >= 0)
-                                        break;
-                        }
+                r = ask_unknown_server(s, domain);
+                if (r < 0)
+                        return r;
         }
-        if (!s->host)
-                return -ENOMEM;
+        return s->host ? 0 : -ENOMEM;
+}
+
+/* The port and TLS mode that were not given: from each other, else asked for an unusual port. */
+static int choose_port_and_tls(Setup *s) {
+        int r;
+
         if (s->port == 0)
                 s->port = s->tls == TLS_MODE_STARTTLS || s->tls == TLS_MODE_NONE ? 143 : 993;
         if (s->tls < 0 && s->port != 993 && s->port != 143 && s->interactive) {
@@ -401,20 +418,42 @@ static int ask_server(Setup *s) {
                                   "the password would cross the network in clear.\n"));
                 return -EINVAL;
         }
-        if (opt.ca_file) {
-                r = path_expand(opt.ca_file, &s->ca_file);
-                if (r >= 0 && (s->ca_file[0] != '/' || !ini_value_ok("ca_file", s->ca_file))) {
-                        fprintf(stderr, _("alcode init: alcode.conf cannot hold that --ca-file (a path on one "
-                                          "line, absolute or from ~/, without \" ;\" in it), not '%s'.\n"),
-                                opt.ca_file);
-                        return -EINVAL;
-                }
-                if (r < 0 || access(s->ca_file, R_OK) < 0) {
-                        fprintf(stderr, _("alcode init: cannot read the CA file '%s'.\n"), opt.ca_file);
-                        return -EINVAL;
-                }
+        return 0;
+}
+
+/* --ca-file: a readable file that alcode.conf can hold. */
+static int check_ca_file(Setup *s) {
+        int r;
+
+        if (!opt.ca_file)
+                return 0;
+        r = path_expand(opt.ca_file, &s->ca_file);
+        if (r >= 0 && (s->ca_file[0] != '/' || !ini_value_ok("ca_file", s->ca_file))) {
+                fprintf(stderr, _("alcode init: alcode.conf cannot hold that --ca-file (a path on one "
+                                  "line, absolute or from ~/, without \" ;\" in it), not '%s'.\n"),
+                        opt.ca_file);
+                return -EINVAL;
+        }
+        if (r < 0 || access(s->ca_file, R_OK) < 0) {
+                fprintf(stderr, _("alcode init: cannot read the CA file '%s'.\n"), opt.ca_file);
+                return -EINVAL;
         }
         return 0;
+}
+
+static int ask_server(Setup *s) {
+        const char *domain = strrchr(s->email, '@') + 1;
+        int r;
+
+        s->provider = provider_for(domain);
+        r = parse_server_options(s);
+        if (r >= 0)
+                r = ask_host(s, domain);
+        if (r >= 0)
+                r = choose_port_and_tls(s);
+        if (r >= 0)
+                r = check_ca_file(s);
+        return r;
 }
 
 static int ask_user(Setup *s) {
@@ -1023,9 +1062,102 @@ static void offer_service(const Setup *s) {
                  "To start it at every login: systemctl --user enable --now alcoded\n"));
 }
 
+/* The config to write: --config, else the default path. */
+static int find_config_path(Setup *s) {
+        int r;
+
+        if (arg_config)
+                s->config_path = strdup(arg_config);
+        else if ((r = config_default_path(&s->config_path)) < 0 && r != -ENOMEM) {
+                fprintf(stderr, _("alcode init: $HOME is not set; give --config FILE.\n"));
+                return -EINVAL;
+        }
+        return s->config_path ? 0 : -ENOMEM;
+}
+
+/* What happens, and whether to add an account to an existing config: -ECANCELED when not. */
+static int greet(const Setup *s) {
+        bool go_on = true;
+        int r;
+
+        if (!s->interactive)
+                return 0;
+        printf(_("This sets up alcode for one mailbox. Nothing leaves this computer except the "
+                 "connection to\nyour mail server, and nothing is written before the end "
+                 "(Ctrl-C stops).\n\n"));
+        if (!s->existing)
+                return 0;
+        printf(_("%s already exists (%zu account(s)).\n"), s->config_path, s->existing_config->n_accounts);
+        r = prompt_yes_no(_("Add a new account to it?"), true, &go_on);
+        return r < 0 || !go_on ? -ECANCELED : 0; /* Ctrl-D too: nothing was written */
+}
+
+/* The password and where it goes, tested unless --no-test; asked again when it cannot go where
+ * the user chose (the file, the keyring). */
+static int ask_and_test_password(Setup *s) {
+        int r = 0;
+
+        while (r >= 0) {
+                r = ask_password(s);
+                if (r >= 0 && !opt.no_test)
+                        r = test_loop(s);
+                if (r == -EAGAIN) {
+                        r = 0; /* that password cannot go in the file: choose another place */
+                        continue;
+                }
+                if (r < 0 || s->place != PLACE_KEYRING)
+                        break;
+                r = store_in_keyring(s);
+                if (r != -ENOKEY || !s->interactive)
+                        break;
+                /* The keyring failed: choose another place (the password is asked again). */
+                erase_and_free(s->password);
+                s->password = NULL;
+                free(s->password_command);
+                s->password_command = NULL;
+                r = 0;
+        }
+        return r;
+}
+
+/* Every question, in order; nothing is written yet. */
+static int ask_everything(Setup *s) {
+        int r;
+
+        r = check_employer_option();
+        if (r >= 0)
+                r = ask_email(s);
+        if (r >= 0)
+                r = ask_server(s);
+        if (r >= 0)
+                r = ask_user(s);
+        if (r >= 0)
+                r = ask_name(s);
+        if (r >= 0)
+                r = init_oauth2_ask(&s->oauth, s->provider ? s->provider->host : s->host, s->existing_config,
+                                    s->interactive);
+        if (r > 0)
+                r = sign_in_oauth2(s);
+        else if (r >= 0)
+                r = ask_and_test_password(s);
+        if (r >= 0)
+                r = ask_employer(s);
+        return r;
+}
+
+/* The exit code for a failure r of the steps above (each printed its error). */
+static int exit_code(int r) {
+        if (r == -ECANCELED) {
+                printf(_("Stopped; nothing was written.\n"));
+                return 1;
+        }
+        if (r == -ENOMEM)
+                return log_oom(), 1;
+        return r == -EINVAL || r == -EEXIST ? EXIT_BAD_INPUT : 1;
+}
+
 int verb_init(int argc, char *argv[]) {
         _cleanup_(setup_done) Setup s = { .auth = AUTH_METHOD_LOGIN };
-        bool go_on = true;
         int r;
 
         if (argc > 1) {
@@ -1047,71 +1179,17 @@ int verb_init(int argc, char *argv[]) {
                                   "as options with --yes (see 'man alcode').\n"));
                 return EXIT_BAD_INPUT;
         }
-        if (arg_config)
-                s.config_path = strdup(arg_config);
-        else if ((r = config_default_path(&s.config_path)) < 0 && r != -ENOMEM) {
-                fprintf(stderr, _("alcode init: $HOME is not set; give --config FILE.\n"));
-                return EXIT_BAD_INPUT;
-        }
-        if (!s.config_path)
-                return log_oom(), 1;
-
+        r = find_config_path(&s);
+        if (r < 0)
+                return exit_code(r);
         r = read_existing(&s);
         if (r < 0)
                 return 1;
-        if (s.interactive) {
-                printf(_("This sets up alcode for one mailbox. Nothing leaves this computer except the "
-                         "connection to\nyour mail server, and nothing is written before the end "
-                         "(Ctrl-C stops).\n\n"));
-                if (s.existing) {
-                        printf(_("%s already exists (%zu account(s)).\n"), s.config_path,
-                               s.existing_config->n_accounts);
-                        r = prompt_yes_no(_("Add a new account to it?"), true, &go_on);
-                        if (r < 0 || !go_on)
-                                goto cancel;
-                }
-        }
-
-        r = check_employer_option();
+        r = greet(&s);
         if (r >= 0)
-                r = ask_email(&s);
-        if (r >= 0)
-                r = ask_server(&s);
-        if (r >= 0)
-                r = ask_user(&s);
-        if (r >= 0)
-                r = ask_name(&s);
-        if (r >= 0)
-                r = init_oauth2_ask(&s.oauth, s.provider ? s.provider->host : s.host, s.existing_config,
-                                    s.interactive);
-        if (r > 0)
-                r = sign_in_oauth2(&s);
-        else while (r >= 0) {
-                r = ask_password(&s);
-                if (r >= 0 && !opt.no_test)
-                        r = test_loop(&s);
-                if (r == -EAGAIN) {
-                        r = 0; /* that password cannot go in the file: choose another place */
-                        continue;
-                }
-                if (r < 0 || s.place != PLACE_KEYRING)
-                        break;
-                r = store_in_keyring(&s);
-                if (r != -ENOKEY || !s.interactive)
-                        break;
-                /* The keyring failed: choose another place (the password is asked again). */
-                erase_and_free(s.password);
-                s.password = NULL;
-                free(s.password_command);
-                s.password_command = NULL;
-                r = 0;
-        }
-        if (r >= 0)
-                r = ask_employer(&s);
-        if (r == -ECANCELED)
-                goto cancel;
+                r = ask_everything(&s);
         if (r < 0)
-                return r == -ENOMEM ? (log_oom(), 1) : r == -EINVAL || r == -EEXIST ? EXIT_BAD_INPUT : 1;
+                return exit_code(r);
 
         r = write_config(&s);
         if (r < 0)
@@ -1125,8 +1203,4 @@ int verb_init(int argc, char *argv[]) {
                  "spécifique, the code entreprise, access codes from HR...). 'alcode scan FILE' reads saved\n"
                  "mail (.eml, mbox) too.\n"));
         return 0;
-
-cancel:
-        printf(_("Stopped; nothing was written.\n"));
-        return 1;
 }
