@@ -152,16 +152,12 @@ static void print_possible_count(void) {
                        ansi_yellow(), n, ansi_normal());
 }
 
-int verb_status(int argc, char *argv[]) {
+int verb_status(_unused_ int argc, _unused_ char *argv[]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         StatusRow *rows = NULL;
         size_t n = 0, wa, ws;
         int r;
 
-        if (argc > 1) {
-                fprintf(stderr, _("alcode status: unexpected argument '%s'.\n"), argv[1]);
-                return EXIT_BAD_INPUT;
-        }
         r = call("Status", &reply, NULL);
         if (r != 0)
                 return r;
@@ -240,11 +236,6 @@ int verb_rescan(int argc, char *argv[]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *account = argc > 1 ? argv[1] : "";
         int r;
-
-        if (argc > 2) {
-                fprintf(stderr, _("alcode rescan: unexpected argument '%s'.\n"), argv[2]);
-                return EXIT_BAD_INPUT;
-        }
         r = call("Rescan", &reply, "s", account);
         if (r != 0)
                 return r;

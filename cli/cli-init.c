@@ -1156,14 +1156,10 @@ static int exit_code(int r) {
         return r == -EINVAL || r == -EEXIST ? EXIT_BAD_INPUT : 1;
 }
 
-int verb_init(int argc, char *argv[]) {
+int verb_init(_unused_ int argc, _unused_ char *argv[]) {
         _cleanup_(setup_done) Setup s = { .auth = AUTH_METHOD_LOGIN };
         int r;
 
-        if (argc > 1) {
-                fprintf(stderr, _("alcode init: unexpected argument '%s'.\n"), argv[1]);
-                return EXIT_BAD_INPUT;
-        }
         s.interactive = !opt.yes;
         if (init_oauth2_reauth_account()) {
                 /* The sign-in happens in the browser: no terminal needed. */

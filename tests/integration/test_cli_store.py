@@ -310,8 +310,9 @@ class CliStore(unittest.TestCase):
         self.assertIn("no code with id", self.run_alcode("forget", str(ids["AB12CD34"]), code=1).stderr)
 
     def test_argument_counts(self):
-        """Each command's number of arguments, checked before it runs (in alcode, before it
-        executes alcode-full for scan, check, status, rescan and init): a clear message, exit 2,
+        """Each command's number of arguments, checked before it runs by the verb table, the only
+        place that checks it (in alcode, before it executes alcode-full for scan, check, status,
+        rescan and init; alcode-full, run by itself, says the same): a clear message, exit 2,
         nothing on stdout, the database not touched."""
         cases = [
             (["list", "x"], "alcode list: unexpected argument 'x'.\n"),
@@ -330,6 +331,10 @@ class CliStore(unittest.TestCase):
         for args, message in cases:
             r = self.run_alcode("--db", db, *args, code=2)
             self.assertEqual((r.stdout, r.stderr), ("", message), args)
+            if args[0] in ("scan", "check", "status", "rescan", "init"):
+                r = subprocess.run([binary("alcode-full"), "--db", db] + args, capture_output=True, text=True,
+                                   env=self.alcode.env(None), timeout=60)
+                self.assertEqual((r.returncode, r.stdout, r.stderr), (2, "", message), args)
         self.assertFalse(os.path.exists(db))
 
     def test_options_before_or_after_the_command(self):
