@@ -72,6 +72,7 @@ typedef struct StatusRow {
         uint64_t last_sync, messages;
         int64_t codes;
         int64_t specific_found;   /* when its newest trusted code spécifique was stored; 0: none */
+        int64_t possible;         /* possible codes seen in its mail; -1: the store cannot be read */
 } StatusRow;
 
 /* A write error is reported by cli_flush_stdout() at the end of the verb. */
@@ -87,19 +88,31 @@ static void print_status_json(const StatusRow *r) {
                            r->last_sync == 0 ? NULL : format_rfc3339((int64_t) r->last_sync, 0, when, sizeof when));
         json_writer_uint(&w, "messages", r->messages);
         json_writer_int(&w, "codes", r->codes);
+        if (r->possible >= 0)
+                json_writer_int(&w, "possible", r->possible);
+        else
+                json_writer_null(&w, "possible");
         json_writer_string(&w, "specific_found",
                            r->specific_found <= 0 ? NULL : format_rfc3339(r->specific_found, 0, when, sizeof when));
         (void) json_writer_end(&w);
 }
 
-/* What a user waits for after `alcode init` is their code spécifique: when the newest trusted
- * one of each account was stored, read from the store (the code itself is never printed here:
- * `alcode latest` does that). Left at 0 when the store cannot be read. */
-static void find_specific(StatusRow *rows, size_t n) {
+/* What the store adds to the daemon's answer, never a code itself (`alcode latest` prints that):
+ * when each account's newest trusted code spécifique was stored (what a user waits for after
+ * `alcode init`), and how many possible codes (mail from a trusted sender that may hold a code
+ * no rule read) were seen in each account and in all (local files stored by `alcode scan
+ * --store` too). Left at 0, -1 and *ret_total -1 when the store cannot be read. */
+static void read_store(StatusRow *rows, size_t n, int64_t *ret_total) {
         _cleanup_(store_closep) Store *s = NULL;
+        uint64_t total;
 
-        if (n == 0 || cli_open_store_quiet(&s) < 0)
+        *ret_total = -1;
+        for (size_t i = 0; i < n; i++)
+                rows[i].possible = -1;
+        if (cli_open_store_quiet(&s) < 0)
                 return;
+        if (store_count_possible(s, &total) >= 0)
+                *ret_total = (int64_t) total;
         for (size_t i = 0; i < n; i++) {
                 StoreFilter f = { .kind = CODE_KIND_SPECIFIC, .account = rows[i].account, .trusted_only = true,
                                   .limit = 1 };
@@ -108,6 +121,13 @@ static void find_specific(StatusRow *rows, size_t n) {
 
                 if (store_list(s, &f, &c, &k) >= 0 && k > 0)
                         rows[i].specific_found = c[0].found_at;
+                stored_codes_free(c, k);
+
+                f = (StoreFilter) { .kind = CODE_KIND_POSSIBLE, .account = rows[i].account };
+                c = NULL;
+                k = 0;
+                if (store_list(s, &f, &c, &k) >= 0)
+                        rows[i].possible = (int64_t) k;
                 stored_codes_free(c, k);
         }
 }
@@ -127,35 +147,19 @@ static void print_specific_found(const StatusRow *rows, size_t n) {
                ansi_normal());
 }
 
-/* The possible codes the daemon holds (ListCodes("possible")): mail from a trusted sender that
- * may hold a code no rule read. Nothing is printed when there is none or on error. */
-static void print_possible_count(void) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        size_t n = 0;
-        int r;
-
-        if (call("ListCodes", &reply, "s", "possible") != 0)
-                return;
-        r = sd_bus_message_enter_container(reply, 'a', "(xsssbx)");
-        while (r >= 0) {
-                int64_t id, date;
-                const char *kind, *value, *sender;
-                int trusted;
-                r = sd_bus_message_read(reply, "(xsssbx)", &id, &kind, &value, &sender, &trusted, &date);
-                if (r <= 0)
-                        break;
-                n++;
-        }
+/* "2 mails may hold a code no rule read: alcode list", when the store holds possible codes. */
+static void print_possible_count(int64_t n) {
         if (n > 0)
                 printf(ngettext("\n%s%zu mail may hold a code no rule read:%s alcode list\n",
-                                "\n%s%zu mails may hold a code no rule read:%s alcode list\n", n),
-                       ansi_yellow(), n, ansi_normal());
+                                "\n%s%zu mails may hold a code no rule read:%s alcode list\n", (unsigned long) n),
+                       ansi_yellow(), (size_t) n, ansi_normal());
 }
 
 int verb_status(_unused_ int argc, _unused_ char *argv[]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         StatusRow *rows = NULL;
         size_t n = 0, wa, ws;
+        int64_t possible;
         int r;
 
         r = call("Status", &reply, NULL);
@@ -184,7 +188,7 @@ int verb_status(_unused_ int argc, _unused_ char *argv[]) {
                 return 1;
         }
 
-        find_specific(rows, n);
+        read_store(rows, n, &possible);
         if (arg_json) {
                 for (size_t i = 0; i < n; i++)
                         print_status_json(&rows[i]);
@@ -228,7 +232,7 @@ int verb_status(_unused_ int argc, _unused_ char *argv[]) {
         }
         print_specific_found(rows, n);
         free(rows);
-        print_possible_count();
+        print_possible_count(possible);
         return 0;
 }
 

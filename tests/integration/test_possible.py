@@ -2,7 +2,7 @@
 rule reads is stored without a value, named after the codes by `alcode list`, given as
 "kind": "possible" and "value": null in JSON, notified once (the first one, not the next), and
 dismissed with `alcode forget`; a newsletter from the same sender stays quiet. While the daemon
-runs, `alcode status` counts them and D-Bus ListCodes("possible") lists them (sender, date, no
+runs, `alcode status` counts them (and `status --json` per account, "possible") and D-Bus ListCodes("possible") lists them (sender, date, no
 value); a mail that only explains codes ("your request number is unchanged") stays quiet."""
 
 import email.utils
@@ -46,6 +46,11 @@ class Possible(unittest.TestCase):
         self.addCleanup(self.monitor.stop)
         self.a = Alcode(self.t, bus=self.bus)
         self.a.write_config(self.dovecot.account_config("lise", user="lise"))
+
+    def status_json(self):
+        """`alcode status --json`: (account, codes, possible) per line."""
+        return [(o["account"], o["codes"], o["possible"])
+                for o in map(json.loads, self.a.run("status", "--json").stdout.splitlines())]
 
     def test_possible_codes(self):
         self.a.daemon("--once")
@@ -101,6 +106,10 @@ class Possible(unittest.TestCase):
 
         out = self.a.run("status").stdout
         self.assertIn("1 mail may hold a code no rule read: alcode list", out)
+        self.assertEqual(self.status_json(), [("lise", 0, 1)])
+        # A store that cannot be read: not known, rather than none.
+        o = json.loads(self.a.run("status", "--json", "--db", self.t.join("none.db")).stdout)
+        self.assertEqual((o["account"], o["possible"], o["specific_found"]), ("lise", None, None))
         self.assertIn("1 mail from AL'in may hold a code no rule read", self.a.run("list").stdout)
 
         # A second one: counted and listed, not notified again.
@@ -109,6 +118,11 @@ class Possible(unittest.TestCase):
         wait_for(lambda: len(busctl(self.bus, "call", NAME, PATH, IFACE, "ListCodes", "s", "possible")["data"][0]) == 2,
                  what="the second possible code")
         self.assertIn("2 mails may hold a code no rule read: alcode list", self.a.run("status").stdout)
+        self.assertEqual(self.status_json(), [("lise", 0, 2)])
+        # Read from the store: one dismissed is no longer counted, by the account or in all.
+        self.a.run("forget", str(self.a.sql("SELECT id FROM codes WHERE kind = 'possible'")[0][0]))
+        self.assertEqual(self.status_json(), [("lise", 0, 1)])
+        self.assertIn("1 mail may hold a code no rule read: alcode list", self.a.run("status").stdout)
         self.assertEqual(len(self.monitor.notify_calls()), 1)
 
         rc, _ = stop_daemon(p)
