@@ -1,5 +1,6 @@
-/* alcode check: validates the configuration and every rule file, printing each error as
- * "file:line: message", without touching the network or the store. */
+/* alcode check: validates the configuration (with each account's password_command, which must
+ * exist and be executable) and every rule file, printing each error as "file:line: message",
+ * without touching the network or the store. */
 #include <stdio.h>
 
 #include "cli.h"

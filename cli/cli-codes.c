@@ -1,6 +1,6 @@
-/* Verbs over the stored codes: list, latest, show, export, forget. Queries open the store
- * read-only, so they never block the daemon. Text for people goes through gettext; what
- * scripts read (latest's value, --json, --csv) does not. */
+/* Verbs over the stored codes: list, latest, show, export, forget. The queries open the store
+ * read-only, so they never block the daemon; forget alone writes. Text for people goes through
+ * gettext; what scripts read (latest's value, --json, --csv) does not. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,6 +1,8 @@
-/* What every verb shares: loading the config, opening the store with errors a person can act
- * on, colours, and table cells measured in terminal columns. Linked into `alcode`, so it uses
- * nothing beyond the config and the store (see cli.h). */
+/* What every verb shares: loading the config and opening the store with errors a person can
+ * act on, the one output path for text from outside (cli_write_text(): nothing that drives a
+ * terminal gets through), table cells measured in terminal columns, colours, local dates, and
+ * the final flush of stdout. Linked into `alcode`, so it uses nothing beyond the config and the
+ * store (see cli.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdio_ext.h>

@@ -1,6 +1,8 @@
 /* Verbs that talk to the running daemon over its D-Bus API (DESIGN.md): status and rescan.
  * The daemon has no D-Bus service file, so asking never starts it: no bus, or no owner of the
- * name, means "not running" (exit 3). */
+ * name, means "not running" (exit 3). status adds what only the store knows, read-only: when
+ * each account's code spécifique was found and how many possible codes there are, never a
+ * code. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <systemd/sd-bus.h>

@@ -5,9 +5,10 @@
  * the account with the daemon's own code (imap_session_connect(): the certificate is checked before the
  * password is sent), puts the password where the user chose (the Secret Service through
  * secret-tool, a command of theirs, or the config file, then readable by them only), and writes
- * a commented config. Nothing is written before the end. An existing config is never replaced:
- * the account is appended to it, after asking, through a temporary file that is checked with
- * config_load() and then renamed over it. A typed password lives in one buffer, wiped after use;
+ * a commented config. The config is written only at the end (a password chosen for the
+ * keyring goes there once tested, before the last question). An existing config keeps its
+ * text: after asking, the account is appended to a copy of it in a temporary file, which is
+ * checked with config_load() and then renamed over it. A typed password lives in one buffer, wiped after use;
  * it is never echoed, logged, or put in an error message. */
 #include <ctype.h>
 #include <fcntl.h>

@@ -1,5 +1,6 @@
-/* Loading the rules for the verbs that read mail (scan, check). Kept apart from cli-common.c:
- * rules bring in PCRE2 and the mail parser, which the store verbs of `alcode` do without. */
+/* Loading the rules for alcode scan, with its errors on stderr (alcode check prints them as its
+ * findings, on stdout). Kept apart from cli-common.c: rules bring in PCRE2 and the mail parser,
+ * which the store verbs of `alcode` do without. */
 #include <stdio.h>
 
 #include "cli.h"

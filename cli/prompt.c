@@ -1,3 +1,6 @@
+/* Questions on the terminal for alcode init (see prompt.h): each prints its question on stdout
+ * and reads one answer from stdin, a secret with echo off and the terminal put back whatever
+ * happens. */
 #include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
