@@ -242,6 +242,7 @@ int verb_rescan(int argc, char *argv[]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *account = argc > 1 ? argv[1] : "";
         int r;
+
         r = call("Rescan", &reply, "s", account);
         if (r != 0)
                 return r;
