@@ -1162,23 +1162,17 @@ int verb_init(_unused_ int argc, _unused_ char *argv[]) {
         int r;
 
         s.interactive = !opt.yes;
-        if (init_oauth2_reauth_account()) {
+        r = find_config_path(&s);
+        if (r < 0)
+                return exit_code(r);
+        if (init_oauth2_reauth_account())
                 /* The sign-in happens in the browser: no terminal needed. */
-                _cleanup_free_ char *path = NULL;
-                if (!arg_config && config_default_path(&path) < 0) {
-                        fprintf(stderr, _("alcode init: $HOME is not set; give --config FILE.\n"));
-                        return EXIT_BAD_INPUT;
-                }
-                return init_oauth2_reauth(arg_config ?: path, s.interactive && isatty(STDIN_FILENO));
-        }
+                return init_oauth2_reauth(s.config_path, s.interactive && isatty(STDIN_FILENO));
         if (s.interactive && !isatty(STDIN_FILENO)) {
                 fprintf(stderr, _("alcode init: the questions need a terminal; without one, give the settings "
                                   "as options with --yes (see 'man alcode').\n"));
                 return EXIT_BAD_INPUT;
         }
-        r = find_config_path(&s);
-        if (r < 0)
-                return exit_code(r);
         r = read_existing(&s);
         if (r < 0)
                 return 1;
