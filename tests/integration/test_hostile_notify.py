@@ -2,7 +2,9 @@
 encoded-word, as any sender can write one) carries terminal escapes, a BEL, bidi overrides and
 isolates, a C1 control, and a newline followed by a forged "From:" line. The notification and its
 Details (the "default" action, which shows the subject) must show none of those characters and
-no second "From:" line, while the subject's words stay readable.
+no second "From:" line, while the subject's words stay readable. The same for a server's own
+words: a login refused with escapes and a U+202E in its text, shown in the "login refused"
+notification and by `alcode status`.
 
 Found in the user trial of 2026-12-03 (a Debian 12 systemd session, python3-dbus notification
 server): Details showed the subject with its ESC, BEL and U+202E as they came."""
@@ -10,7 +12,8 @@ server): Details showed the subject with its ESC, BEL and U+202E as they came.""
 import base64
 import unicodedata
 
-from alcodetest import DaemonTestCase, main, random_codes, start_daemon, wait_for
+from alcodetest import DBusSession, DaemonTestCase, NotifySocket, main, random_codes, start_daemon, wait_for
+from hostileimap import HostileImap
 import test_children
 
 PASSWORD = "pw-ines-7714"
@@ -66,6 +69,40 @@ class HostileNotify(DaemonTestCase):
             self.assertEqual(hostile_chars(n["summary"] + n["body"]), [], n)
             from_lines = [l for l in n["body"].split("\n") if l.startswith("From:")]
             self.assertEqual(from_lines, ["From: notifications@al-in.fr"], n["body"])
+
+
+
+class HostileServerWords(DaemonTestCase):
+    def setUp(self):
+        super().setUp()
+        self.server = test_children.NotificationServer(self.t, self.bus)
+        self.addCleanup(self.server.stop)
+
+    def test_login_refusal_text_is_clean(self):
+        def refuse(server, conn, tag, cmd, rest):
+            if cmd != "LOGIN":
+                return False
+            conn.sendall(tag + b" NO [AUTHENTICATIONFAILED] Bad \x1b]0;PWNED\x07\x1b[31mpassword"
+                               b"\x1b[0m \xe2\x80\xaetxt.exe\xc2\x9b\r\n")
+            return True
+        imap = HostileImap(refuse)
+        self.addCleanup(imap.stop)
+        self.alcode.write_config("[account mairie]\nhost = 127.0.0.1\nport = %d\ntls = none\nuser = u\n"
+                                 "password = p\nfolders = INBOX\n" % imap.port)
+        start_daemon(self, self.alcode, notify=self.notify)
+        wait_for(lambda: self.server.shown(), timeout=30, what="the login-refused notification")
+        n = self.server.shown()[0]
+        self.assertIn("login refused", n["summary"])
+        self.assertIn("PWNED", n["body"])
+        self.assertEqual(hostile_chars(n["summary"] + n["body"]), [], n)
+        self.server.invoke(n["id"], "default")
+        wait_for(lambda: len(self.server.shown()) == 2, what="the Details notification")
+        details = self.server.shown()[1]
+        self.assertIn("PWNED", details["body"])
+        self.assertEqual(hostile_chars(details["summary"] + details["body"]), [], details)
+        status = self.alcode.run("status", check=False).stdout
+        self.assertIn("PWNED", status)
+        self.assertEqual(hostile_chars(status), [], status)
 
 
 if __name__ == "__main__":
