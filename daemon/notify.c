@@ -27,6 +27,7 @@
 #include "spawn-util.h"
 #include "strbuf.h"
 #include "strv.h"
+#include "text.h"
 
 #define NOTIFY_REMEMBERED 32
 #define NOTIFY_HELD 8
@@ -123,14 +124,31 @@ static const char *kind_summary(CodeKind k) {
         }
 }
 
-/* Servers that support body markup interpret &, < and >: escape them. */
-static int put_escaped(StrBuf *b, const char *s) {
+/* Servers that support body markup interpret &, < and >: escape them. Text from mail or a
+ * server (a subject, a folder, an error) must not drive a terminal a notification daemon logs
+ * to, reorder what is shown (U+202E), or start a forged line: what text_control_len() finds
+ * becomes '?', as in the logs; keep_newlines keeps the '\n' of a body we composed. */
+static int put_escaped_full(StrBuf *b, const char *s, bool keep_newlines) {
+        size_t n = s ? strlen(s) : 0;
         int r = 0;
 
-        for (; s && *s && r >= 0; s++)
-                r = *s == '&' ? strbuf_puts(b, "&amp;") : *s == '<' ? strbuf_puts(b, "&lt;")
-                  : *s == '>' ? strbuf_puts(b, "&gt;") : strbuf_putc(b, *s);
+        for (size_t i = 0; i < n && r >= 0;) {
+                size_t bad = keep_newlines && s[i] == '\n' ? 0 : text_control_len((const unsigned char *) s + i, n - i);
+
+                if (bad > 0) {
+                        r = strbuf_putc(b, '?');
+                        i += bad;
+                        continue;
+                }
+                r = s[i] == '&' ? strbuf_puts(b, "&amp;") : s[i] == '<' ? strbuf_puts(b, "&lt;")
+                  : s[i] == '>' ? strbuf_puts(b, "&gt;") : strbuf_putc(b, s[i]);
+                i++;
+        }
         return r;
+}
+
+static int put_escaped(StrBuf *b, const char *s) {
+        return put_escaped_full(b, s, false);
 }
 
 /* In the user's time zone, not the sender's: the user compares it with their own clock. */
@@ -748,7 +766,7 @@ int notifier_show_trouble(Notifier *n, const char *category, const char *summary
         int r;
 
         /* The server's error text is foreign: escaped like any other. */
-        if (put_escaped(&b, body) < 0 || strbuf_ensure(&b) < 0)
+        if (put_escaped_full(&b, body, true) < 0 || strbuf_ensure(&b) < 0)
                 return -ENOMEM;
         r = notify_new_call(n, summary, b.data, category, 2, &c);
         if (r < 0)
