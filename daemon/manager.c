@@ -390,47 +390,50 @@ static void flush_notifications(Manager *m) {
         code_list_done(&m->pending);
 }
 
+/* What the notification says for each way an account stops (gettext ids: N_ here, _ when shown). */
+static const struct {
+        int error_code;
+        const char *summary; /* printf format, one %s: the account's name */
+        const char *advice;
+} trouble_texts[] = {
+        { -EACCES, N_("alcode: login refused for '%s'"),
+          N_("Check the user name and password of this account, then run "
+             "'systemctl --user reload alcoded'.") },
+        { -EPERM, N_("alcode: the certificate of '%s' was refused"),
+          N_("No password was sent. If the server changed its certificate on purpose, "
+             "update ca_file or fingerprint and reload alcoded; otherwise someone may be "
+             "intercepting your mail.") },
+        { -ENOKEY, N_("alcode: no password for '%s'"),
+          N_("The password_command of this account gives no password (is the keyring "
+             "locked?). alcoded tries again by itself; unlock the keyring or fix the "
+             "command.") },
+        /* error says "needs you to sign in again: alcode init --reauth NAME (...)". */
+        { -EKEYREVOKED, N_("alcode: sign in again for '%s'"),
+          N_("Your provider no longer accepts alcode's sign-in (revoked, expired, or the password "
+             "changed). alcode will not try again until you sign in.") },
+        { -EPROTONOSUPPORT, N_("alcode: '%s' offers no secure connection"),
+          N_("The server does not offer STARTTLS and alcode never sends a password in "
+             "clear text. Try tls = implicit.") },
+        /* Last: any other error. */
+        { 0, N_("alcode: account '%s' stopped"),
+          N_("See 'alcode status' and 'journalctl --user -u alcoded'.") },
+};
+
 static void notify_trouble(Manager *m, const AccountSlot *s, int error_code, const char *error) {
         _cleanup_free_ char *summary = NULL, *body = NULL;
-        const char *name = s->account->name, *advice;
+        size_t i = 0;
         int k;
 
         if (!m->settings->config->notify)
                 return;
-        switch (error_code) {
-        case -EACCES:
-                k = asprintf(&summary, _("alcode: login refused for '%s'"), name);
-                advice = _("Check the user name and password of this account, then run "
-                           "'systemctl --user reload alcoded'.");
-                break;
-        case -EPERM:
-                k = asprintf(&summary, _("alcode: the certificate of '%s' was refused"), name);
-                advice = _("No password was sent. If the server changed its certificate on purpose, "
-                           "update ca_file or fingerprint and reload alcoded; otherwise someone may be "
-                           "intercepting your mail.");
-                break;
-        case -ENOKEY:
-                k = asprintf(&summary, _("alcode: no password for '%s'"), name);
-                advice = _("The password_command of this account gives no password (is the keyring "
-                           "locked?). alcoded tries again by itself; unlock the keyring or fix the "
-                           "command.");
-                break;
-        case -EKEYREVOKED:
-                /* error says "needs you to sign in again: alcode init --reauth NAME (...)". */
-                k = asprintf(&summary, _("alcode: sign in again for '%s'"), name);
-                advice = _("Your provider no longer accepts alcode's sign-in (revoked, expired, or the password "
-                           "changed). alcode will not try again until you sign in.");
-                break;
-        case -EPROTONOSUPPORT:
-                k = asprintf(&summary, _("alcode: '%s' offers no secure connection"), name);
-                advice = _("The server does not offer STARTTLS and alcode never sends a password in "
-                           "clear text. Try tls = implicit.");
-                break;
-        default:
-                k = asprintf(&summary, _("alcode: account '%s' stopped"), name);
-                advice = _("See 'alcode status' and 'journalctl --user -u alcoded'.");
-        }
-        if (k < 0 || asprintf(&body, "%s%s%s", strempty(error), isempty(error) ? "" : "\n", advice) < 0) {
+        while (i < ELEMENTSOF(trouble_texts) - 1 && trouble_texts[i].error_code != error_code)
+                i++;
+        /* Each summary is a literal above with one %s; msgfmt --check holds translations to it. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        k = asprintf(&summary, _(trouble_texts[i].summary), s->account->name);
+#pragma GCC diagnostic pop
+        if (k < 0 || asprintf(&body, "%s%s%s", strempty(error), isempty(error) ? "" : "\n", _(trouble_texts[i].advice)) < 0) {
                 log_oom();
                 return;
         }
