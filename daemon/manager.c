@@ -614,9 +614,13 @@ static bool retry_deferred(Manager *m) {
         if (done > 0)
                 log_info("The database is usable again: %zu delayed batch(es) stored.", done);
         m->retry_delay = 0;
-        for (size_t i = 0; i < m->n_slots; i++)
-                if (!m->slots[i]->commit_failed && m->slots[i]->error_cause == SLOT_ERROR_STORE_BUSY)
-                        slot_set_error(m->slots[i], SLOT_ERROR_NONE, NULL);
+        /* Whatever made the store wait (a lock, a full disk) is over for every account. */
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+                if (!s->commit_failed &&
+                    (s->error_cause == SLOT_ERROR_STORE_BUSY || s->error_cause == SLOT_ERROR_STORE_FULL))
+                        slot_set_error(s, SLOT_ERROR_NONE, NULL);
+        }
         return true;
 }
 
