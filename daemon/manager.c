@@ -121,6 +121,7 @@ struct Manager {
         bool failed;
         bool bus_lost;            /* the session bus went away: exit 1, systemd restarts us */
         bool stuck_at_exit;
+        bool reload_failed;       /* the last reload kept the running configuration (STATUS= says so) */
 };
 
 static void code_list_done(CodeList *l) {
@@ -337,6 +338,8 @@ static void update_status(Manager *m) {
         }
         if (first)
                 (void) strbuf_puts(&b, "no accounts configured");
+        if (m->reload_failed)
+                (void) strbuf_puts(&b, " (reload failed: the previous configuration is in use)");
         if (strbuf_ensure(&b) >= 0)
                 (void) sd_notifyf(0, "STATUS=%s", b.data);
 }
@@ -907,27 +910,54 @@ static void reload_refused(Manager *m, const char *first_error) {
                                              _("alcode: the new configuration has errors"), body);
 }
 
+/* A slot for an account that new adds. */
+static AccountSlot *reload_slot_new(Settings *new, const Account *a) {
+#ifdef ALCODE_TEST_HOOKS
+        /* =N: the first N of these run out of memory. */
+        static int made = 0;
+        const char *e = getenv("ALCODE_TEST_RELOAD_ENOMEM");
+        if (e && ++made <= atoi(e))
+                return NULL;
+#endif
+        return slot_new(new, a);
+}
+
+/* After RELOADING=1, every way out says READY=1, or systemd waits for it (and `systemctl
+ * reload` with it) until it times out; STATUS= says the running configuration stays. */
+static void reload_failed(Manager *m) {
+        m->reload_failed = true;
+        update_status(m);
+        (void) sd_notify(0, "READY=1");
+}
+
 /* Fills slots (room for every account of new and every current slot) with the slots of new's
  * accounts, in its order: a running unchanged one is kept, a changed one is stopped to start
  * again with new (all: every one), a new one is made. -ENOMEM (logged) when a slot cannot be
- * made. */
+ * made: then nothing has changed, since the slots are all made before any worker is stopped. */
 static int reload_plan_accounts(Manager *m, Settings *new, bool all, AccountSlot **slots, size_t *n,
                                 ReloadCounts *counts) {
         for (size_t i = 0; i < new->config->n_accounts; i++) {
                 const Account *a = &new->config->accounts[i];
-                AccountSlot *s = slot_find(m, a->name);
+                AccountSlot *s = slot_find(m, a->name) ?: reload_slot_new(new, a);
 
                 if (!s) {
-                        s = slot_new(new, a);
-                        if (!s)
-                                return log_oom(); /* nothing changed yet */
-                        slots[(*n)++] = s;
+                        for (size_t k = 0; k < *n; k++)
+                                if (slots[k]->settings == new)
+                                        slot_free(slots[k]);
+                        *n = 0;
+                        return log_oom();
+                }
+                slots[(*n)++] = s;
+        }
+        for (size_t i = 0; i < *n; i++) {
+                AccountSlot *s = slots[i];
+
+                if (s->settings == new) { /* made above */
                         counts->started++;
                         continue;
                 }
-                slots[(*n)++] = s;
                 s->restart_with = settings_unref(s->restart_with);
-                if (s->worker && !all && account_equal(s->account, a) && !s->commit_failed) {
+                if (s->worker && !all && account_equal(s->account, &new->config->accounts[i]) && !s->commit_failed) {
                         counts->kept++;
                         continue;
                 }
@@ -985,8 +1015,7 @@ static int manager_reload(Manager *m, char **ret_error) {
         r = settings_load(m->config_path, &new, &first_error);
         if (r < 0) {
                 reload_refused(m, first_error);
-                update_status(m);
-                (void) sd_notify(0, "READY=1");
+                reload_failed(m);
                 if (ret_error)
                         *ret_error = TAKE_PTR(first_error);
                 return r;
@@ -1000,11 +1029,12 @@ static int manager_reload(Manager *m, char **ret_error) {
 
         /* The new order is the new config's; removed accounts that are still stopping follow. */
         slots = calloc(new->config->n_accounts + m->n_slots + 1, sizeof(AccountSlot *));
-        if (!slots)
-                return log_oom();
-        r = reload_plan_accounts(m, new, all, slots, &n, &counts);
-        if (r < 0)
+        r = slots ? reload_plan_accounts(m, new, all, slots, &n, &counts) : log_oom();
+        if (r < 0) {
+                log_error("Cannot reload: out of memory; keeping the running configuration.");
+                reload_failed(m);
                 return r;
+        }
         reload_drop_accounts(m, new, slots, &n, &counts);
 
         free(m->slots);
@@ -1016,6 +1046,7 @@ static int manager_reload(Manager *m, char **ret_error) {
         store_set_otp_retention(m->store, (int64_t) m->settings->config->otp_retention_days * 86400);
 
         reload_start_accounts(m);
+        m->reload_failed = false;
         log_info("Configuration reloaded: %u account(s) started, %u restarted, %u stopped, %u unchanged.",
                  counts.started, counts.restarted, counts.stopped, counts.kept);
         bus_emit_accounts_changed(m->api);
