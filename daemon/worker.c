@@ -1326,6 +1326,18 @@ static const char *conns_error(Worker *w) {
         return "no reason given";
 }
 
+/* Closes the extra connections and ends IDLE on the first: what a pass starts from. */
+static int conns_keep_first(Worker *w) {
+        int r;
+
+        for (size_t i = 1; i < w->n_conns; i++)
+                conn_close(w, &w->conns[i], true);
+        w->n_conns = 1;
+        r = idle_end(w, &w->conns[0]);
+        w->conns[0].folder = NULL;
+        return r;
+}
+
 /* Connect, LIST, one pass over every folder, then watch until something fails. */
 static int run_session(Worker *w, bool *ret_scanned) {
         int r;
@@ -1360,11 +1372,7 @@ static int run_session(Worker *w, bool *ret_scanned) {
                 if (w->opts.once)
                         return 0;
                 /* A new pass (Rescan) starts from a clean state: no IDLE anywhere. */
-                for (size_t i = 1; i < w->n_conns; i++)
-                        conn_close(w, &w->conns[i], true);
-                w->n_conns = 1;
-                r = idle_end(w, &w->conns[0]);
-                w->conns[0].folder = NULL;
+                r = conns_keep_first(w);
                 if (r < 0)
                         return r;
                 r = watch(w);
@@ -1375,11 +1383,7 @@ static int run_session(Worker *w, bool *ret_scanned) {
                                                    conns_error(w));
                         return r;
                 }
-                for (size_t i = 1; i < w->n_conns; i++)
-                        conn_close(w, &w->conns[i], true);
-                w->n_conns = 1;
-                r = idle_end(w, &w->conns[0]);
-                w->conns[0].folder = NULL;
+                r = conns_keep_first(w);
                 if (r < 0)
                         return r;
         }
