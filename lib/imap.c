@@ -1311,11 +1311,15 @@ typedef struct FetchState {
         ImapFetchFunc cb;
         void *userdata;
         uint32_t first_uid;
+        bool labels;              /* Gmail: X-GM-LABELS asked for with each message */
         int r;
 } FetchState;
 
+static int msg_att_labels(const struct mailimap_msg_att *ma, char ***ret);
+
 static void on_msg_att(struct mailimap_msg_att *ma, void *userdata) {
         FetchState *st = userdata;
+        _cleanup_strv_free_ char **labels = NULL;
         ImapMessage m = { .data = "" };
         bool have_body = false;
 
@@ -1344,7 +1348,12 @@ static void on_msg_att(struct mailimap_msg_att *ma, void *userdata) {
                 return;
         m.truncated = m.full_size > m.size;
         m.settled = m.uid;
-        st->r = st->cb(&m, st->userdata);
+        if (st->labels && msg_att_labels(ma, &labels) < 0)
+                st->r = -ENOMEM;
+        else {
+                m.labels = labels;
+                st->r = st->cb(&m, st->userdata);
+        }
         /* libetpan frees this message when we return: the next one has a budget of its own. */
         budget_reset(st->session, st->budget);
 }
@@ -1391,7 +1400,8 @@ static int fetch_with_handler(ImapSession *s, struct mailimap_set *set, struct m
 int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid,
                size_t max_size, ImapFetchFunc cb, void *userdata) {
         FetchState st = { .session = s, .budget = MIN(max_size, (size_t) UINT32_MAX) + IMAP_RESPONSE_SLACK,
-                          .cb = cb, .userdata = userdata, .first_uid = first_uid };
+                          .cb = cb, .userdata = userdata, .first_uid = first_uid,
+                          .labels = imap_has_capability(s, "X-GM-EXT-1") };
         struct mailimap_fetch_type *ft = NULL;
         size_t done = 0;
         int r;
@@ -1408,7 +1418,9 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
             /* BODY.PEEK: RFC 3501 §6.4.5, does not set \Seen. Partial: bounded memory. */
             mailimap_fetch_type_new_fetch_att_list_add(
                     ft, mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new(NULL), 0,
-                                                                         (uint32_t) MIN(max_size, (size_t) UINT32_MAX))) != MAILIMAP_NO_ERROR) {
+                                                                         (uint32_t) MIN(max_size, (size_t) UINT32_MAX))) != MAILIMAP_NO_ERROR ||
+            /* Gmail: the labels, where the code was seen. */
+            (st.labels && mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_xgmlabels()) != MAILIMAP_NO_ERROR)) {
                 if (ft)
                         mailimap_fetch_type_free(ft);
                 return -ENOMEM;
@@ -1878,6 +1890,10 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
                 const struct mailimap_msg_att_body_section *bs = msg_att_section(ma, "");
                 if (!bs)
                         goto next;
+                if (st->labels && !m->labels && msg_att_labels(ma, &m->labels) < 0) {
+                        st->r = -ENOMEM;
+                        goto next;
+                }
                 msg = (ImapMessage) { .uid = m->uid, .data = bs->sec_body_part ?: "", .size = bs->sec_length,
                                       .full_size = m->full_size, .settled = st->settled, .labels = m->labels };
                 msg.truncated = msg.full_size > msg.size;
@@ -1969,7 +1985,7 @@ static int fetch_pipelined(ImapSession *s, struct mailimap_set **sets, struct ma
         return st->r;
 }
 
-static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t max_part, size_t max_whole) {
+static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t max_part, size_t max_whole, bool labels) {
         struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
         _cleanup_free_ char *key = NULL;
         char *save = NULL;
@@ -1981,6 +1997,10 @@ static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t ma
                             ft, mailimap_fetch_att_new_body_peek_section_partial(
                                         mailimap_section_new(NULL), 0, (uint32_t) MIN(max_whole, (size_t) UINT32_MAX))) !=
                     MAILIMAP_NO_ERROR)
+                        goto oom;
+                /* Read whole, maybe without its structure (refused): the labels come with it. */
+                if (labels && mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_xgmlabels()) !=
+                                      MAILIMAP_NO_ERROR)
                         goto oom;
                 return ft;
         }
@@ -2075,7 +2095,7 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
                 size_t j = i, g = 0;
                 while (j < n && streq(order[j]->key ?: "", order[i]->key ?: ""))
                         group[g++] = order[j++]->uid;
-                fts[k] = parts_fetch_type(order[i], st->max_part, st->max_whole);
+                fts[k] = parts_fetch_type(order[i], st->max_part, st->max_whole, st->labels);
                 sets[k] = fts[k] ? set_from_uids(group, g, &used) : NULL;
                 k++;
                 if (!sets[k - 1]) {
