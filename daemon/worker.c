@@ -1198,123 +1198,144 @@ static int notify_begin(Worker *w) {
         return 1;
 }
 
+/* The old way: one IDLE connection per `idle` folder (the first one on the main connection),
+ * as many as the server allows up to MAX_IDLE_CONNECTIONS; poll_folders() does the rest. */
+static int idle_connections_begin(Worker *w) {
+        int r;
+
+        for (size_t i = 0; i < w->n_folders && w->n_conns < MAX_IDLE_CONNECTIONS; i++) {
+                const ImapFolder *f = &w->folders[i];
+                Conn *c;
+
+                if (!folder_idle(w, f))
+                        continue;
+                c = &w->conns[w->n_conns > 0 && w->conns[0].folder ? w->n_conns : 0];
+                if (c != &w->conns[0]) {
+                        r = conn_open(w, c, false);
+                        if (r == -EUSERS) {
+                                /* The server allows no more connections: the folders left are
+                                 * polled on the connections we have. */
+                                log_full_errno_ctx(LOG_NOTICE, r, &(LogContext) { .account = w->account },
+                                                   "no further connection allowed; polling the other "
+                                                   "folders every %u s", w->poll_interval);
+                                return 0;
+                        }
+                        if (r < 0)
+                                return r;
+                        w->n_conns++;
+                }
+                c->folder = f;
+                r = scan_folder(w, c->session, f); /* selects it, reads what came meanwhile */
+                if (r >= 0)
+                        r = idle_begin(w, c);
+                if (r < 0)
+                        return r;
+                LogContext ctx = ctx_of(w, f->display);
+                log_full_errno_ctx(LOG_DEBUG, 0, &ctx, "watching with IDLE");
+        }
+        return 0;
+}
+
+/* Waits for a connection to have something to say, a wake-up, or the deadline; ready[i] is
+ * set for a connection whose news libetpan holds already. 0 when a new pass was asked for, 1
+ * otherwise (look at the connections), < 0 on error or stop. */
+static int watch_wait(Worker *w, int64_t next_poll, struct pollfd *p, bool *ready) {
+        int64_t now = now_ms(), wait = next_poll - now;
+        bool any = false;
+        int r;
+
+        p[0] = (struct pollfd) { .fd = w->wake_fd, .events = POLLIN };
+        if (atomic_load(&w->stop))
+                return -ECANCELED;
+        for (size_t i = 0; i < w->n_conns; i++) {
+                Conn *c = &w->conns[i];
+                p[i + 1] = (struct pollfd) { .fd = c->idling ? c->idle_fd : -1, .events = POLLIN };
+                ready[i] = false;
+                if (!c->idling)
+                        continue;
+                /* The buffered-EXISTS trap: what libetpan holds, poll() cannot see. */
+                if (imap_idle_pending(c->session))
+                        ready[i] = any = true;
+                /* A notification that came with our own commands' answers. */
+                if (w->notify && imap_notify_pending(c->session))
+                        any = true;
+                wait = MIN(wait, c->idle_since + 1000 * (int64_t) REIDLE_SEC - now);
+        }
+        r = any ? 0 : poll(p, w->n_conns + 1, (int) MIN(MAX(wait, (int64_t) 0), (int64_t) 86400000));
+        if (r < 0 && errno != EINTR)
+                return -errno;
+        if (r > 0 && (p[0].revents & POLLIN)) {
+                uint64_t v;
+                (void) !read(w->wake_fd, &v, sizeof v);
+                return atomic_load(&w->stop) ? -ECANCELED : 0;
+        }
+        return 1;
+}
+
+/* One connection after watch_wait(): its news read (keep-alives leave IDLE as it is), and the
+ * folders it watches read when something happened or their 28 minutes are up. */
+static int watch_conn(Worker *w, Conn *c, bool ready, short revents, int64_t *next_poll) {
+        bool reidle = false;
+        int r;
+
+        if (!c->idling)
+                return 0;
+        if (ready || (revents & (POLLIN | POLLHUP | POLLERR))) {
+                /* Not under the watchdog: arming it wakes its thread twice, which would make
+                 * each keep-alive three wake-ups, not one. This reads lines poll() announced,
+                 * each read bounded by the session's timeout (a silent server fails it) and
+                 * cancelled by worker_stop(); commands keep their watchdog. */
+                r = imap_idle_read(c->session);
+                if (r < 0)
+                        return r;
+                /* With NOTIFY nothing is polled: the poll interval only bounds how long the
+                 * server may stay silent (a keep-alive will do) before we make sure it still
+                 * answers. */
+                if (w->notify)
+                        *next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
+                if (r == 0 && !(w->notify && imap_notify_pending(c->session)))
+                        return 0;
+        } else if (w->notify && imap_notify_pending(c->session))
+                ;
+        else if (now_ms() < c->idle_since + 1000 * (int64_t) REIDLE_SEC)
+                return 0;
+        else
+                reidle = true;
+        /* With NOTIFY, every 28 minutes each folder's STATUS too: whatever a notification could
+         * not tell is found then at the latest. */
+        return w->notify ? notify_refresh(w, reidle) : idle_refresh(w, c);
+}
+
 /* After the first pass: IDLE where asked and possible, poll the rest; returns on error, stop
  * or a request for a new pass (0). With NOTIFY, one connection watches every folder. */
 static int watch(Worker *w) {
-        bool has_idle = imap_has_idle(w->conns[0].session);
         int64_t next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
         int r = 0;
 
-        if (has_idle) {
+        if (imap_has_idle(w->conns[0].session)) {
                 r = notify_begin(w);
+                if (r >= 0 && !w->notify)
+                        r = idle_connections_begin(w);
                 if (r < 0)
                         return r;
         }
-        if (has_idle && !w->notify)
-                for (size_t i = 0; i < w->n_folders && w->n_conns < MAX_IDLE_CONNECTIONS; i++) {
-                        const ImapFolder *f = &w->folders[i];
-                        Conn *c;
-
-                        if (!folder_idle(w, f))
-                                continue;
-                        c = &w->conns[w->n_conns > 0 && w->conns[0].folder ? w->n_conns : 0];
-                        if (c != &w->conns[0]) {
-                                r = conn_open(w, c, false);
-                                if (r == -EUSERS) {
-                                        /* The server allows no more connections: the folders
-                                         * left are polled on the connections we have. */
-                                        log_full_errno_ctx(LOG_NOTICE, r, &(LogContext) { .account = w->account },
-                                                           "no further connection allowed; polling the other "
-                                                           "folders every %u s", w->poll_interval);
-                                        r = 0;
-                                        break;
-                                }
-                                if (r < 0)
-                                        return r;
-                                w->n_conns++;
-                        }
-                        c->folder = f;
-                        r = scan_folder(w, c->session, f); /* selects it, reads what came meanwhile */
-                        if (r >= 0)
-                                r = idle_begin(w, c);
-                        if (r < 0)
-                                return r;
-                        LogContext ctx = ctx_of(w, f->display);
-                        log_full_errno_ctx(LOG_DEBUG, 0, &ctx, "watching with IDLE");
-                }
         push_state(w, WORKER_IDLE, 0, NULL, 0, 0);
 
         for (;;) {
-                struct pollfd p[MAX_IDLE_CONNECTIONS + 1] = { { .fd = w->wake_fd, .events = POLLIN } };
-                int64_t now = now_ms(), wait = next_poll - now;
-                bool ready[MAX_IDLE_CONNECTIONS] = {}, any = false;
+                struct pollfd p[MAX_IDLE_CONNECTIONS + 1];
+                bool ready[MAX_IDLE_CONNECTIONS];
 
-                if (atomic_load(&w->stop))
-                        return -ECANCELED;
-                for (size_t i = 0; i < w->n_conns; i++) {
-                        Conn *c = &w->conns[i];
-                        p[i + 1] = (struct pollfd) { .fd = c->idling ? c->idle_fd : -1, .events = POLLIN };
-                        if (!c->idling)
-                                continue;
-                        /* The buffered-EXISTS trap: what libetpan holds, poll() cannot see. */
-                        if (imap_idle_pending(c->session))
-                                ready[i] = any = true;
-                        /* A notification that came with our own commands' answers. */
-                        if (w->notify && imap_notify_pending(c->session))
-                                any = true;
-                        wait = MIN(wait, c->idle_since + 1000 * (int64_t) REIDLE_SEC - now);
-                }
-                r = any ? 0 : poll(p, w->n_conns + 1, (int) MIN(MAX(wait, (int64_t) 0), (int64_t) 86400000));
-                if (r < 0 && errno != EINTR)
-                        return -errno;
-                if (p[0].revents & POLLIN) {
-                        uint64_t v;
-                        (void) !read(w->wake_fd, &v, sizeof v);
-                        if (atomic_load(&w->stop))
-                                return -ECANCELED;
-                        return 0; /* a new pass was asked for */
-                }
-                now = now_ms();
-                for (size_t i = 0; i < w->n_conns; i++) {
-                        Conn *c = &w->conns[i];
-                        bool reidle = false;
-                        if (!c->idling)
-                                continue;
-                        if (ready[i] || (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
-                                /* Keep-alives leave IDLE as it is: no round trip, no rescan.
-                                 * Not under the watchdog: arming it wakes its thread twice,
-                                 * which would make each keep-alive three wake-ups, not one.
-                                 * This reads lines poll() announced, each read bounded by the
-                                 * session's timeout (a silent server fails it) and cancelled by
-                                 * worker_stop(); commands keep their watchdog. */
-                                r = imap_idle_read(c->session);
-                                if (r < 0)
-                                        return r;
-                                /* With NOTIFY nothing is polled: the poll interval only bounds
-                                 * how long the server may stay silent (a keep-alive will do)
-                                 * before we make sure it still answers. */
-                                if (w->notify)
-                                        next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
-                                if (r == 0 && !(w->notify && imap_notify_pending(c->session)))
-                                        continue;
-                        } else if (w->notify && imap_notify_pending(c->session))
-                                ;
-                        else if (now < c->idle_since + 1000 * (int64_t) REIDLE_SEC)
-                                continue;
-                        else
-                                reidle = true;
-                        /* With NOTIFY, every 28 minutes each folder's STATUS too: whatever a
-                         * notification could not tell is found then at the latest. */
-                        r = w->notify ? notify_refresh(w, reidle) : idle_refresh(w, c);
-                        if (r < 0)
-                                return r;
-                }
-                if (now_ms() >= next_poll) {
+                r = watch_wait(w, next_poll, p, ready);
+                if (r <= 0)
+                        return r;
+                for (size_t i = 0; i < w->n_conns && r >= 0; i++)
+                        r = watch_conn(w, &w->conns[i], ready[i], p[i + 1].revents, &next_poll);
+                if (r >= 0 && now_ms() >= next_poll) {
                         r = w->notify ? notify_refresh(w, false) : poll_folders(w);
-                        if (r < 0)
-                                return r;
                         next_poll = now_ms() + 1000 * (int64_t) w->poll_interval;
                 }
+                if (r < 0)
+                        return r;
         }
 }
 
