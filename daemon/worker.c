@@ -94,6 +94,8 @@ struct Worker {
         Conn conns[MAX_IDLE_CONNECTIONS]; /* [0]: the main connection */
         size_t n_conns;
         bool notify;              /* conns[0] watches every folder with NOTIFY (RFC 5465) */
+        bool notify_names;        /* ... and the server says when folders come and go (MailboxName) */
+        bool no_mailbox_names;    /* the server refused MailboxName once: not asked again */
 
         /* The watchdog: `lock` guards everything below and every Conn.session pointer. */
         pthread_mutex_t lock;
@@ -1112,10 +1114,14 @@ static bool folder_named(const ImapFolder *f, const char *name) {
         return strcaseeq(f->name, "INBOX") ? strcaseeq(name, "INBOX") : streq(f->name, name);
 }
 
+static int notify_relist(Worker *w);
+
 /* Out of IDLE, reads what the notifications named (every folder when sweep, or when the server
  * lost count: NOTIFICATIONOVERFLOW), the home folder last (which selects it again), until no
  * notification is left (those mixed into our own commands' answers included), then IDLE. A
- * folder is read from its cursor, as on any pass: no message read twice, none skipped. */
+ * folder is read from its cursor, as on any pass: no message read twice, none skipped. Folders
+ * created, deleted or renamed (MailboxName; or, where the server cannot say, at every sweep and
+ * every notification) are looked for first. */
 static int notify_refresh(Worker *w, bool sweep) {
         Conn *c = &w->conns[0];
         int r;
@@ -1125,6 +1131,10 @@ static int notify_refresh(Worker *w, bool sweep) {
                 _cleanup_strv_free_ char **names = NULL;
                 bool all = false;
 
+                if (imap_notify_folders_changed(c->session) || sweep || !w->notify_names)
+                        r = notify_relist(w);
+                if (r < 0)
+                        break;
                 (void) imap_notify_take(c->session, &names, &all);
                 if (all && !sweep) {
                         LogContext ctx = ctx_of(w, NULL);
@@ -1155,11 +1165,112 @@ static int notify_refresh(Worker *w, bool sweep) {
         return r;
 }
 
+/* The names of the folders read, as the server names them. */
+static int wanted_names(Worker *w, char ***ret) {
+        _cleanup_strv_free_ char **names = NULL;
+
+        for (size_t i = 0; i < w->n_folders; i++)
+                if (folder_wanted(w, &w->folders[i]) && strv_extend(&names, w->folders[i].name) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(names);
+        return 0;
+}
+
+/* NOTIFY SET for the folders read, with MailboxName events unless the server refused them once
+ * (then notify_refresh() lists the folders again at every sweep and every notification). */
+static int notify_set(Worker *w) {
+        _cleanup_strv_free_ char **names = NULL;
+        ImapSession *s = w->conns[0].session;
+        int r;
+
+        r = wanted_names(w, &names);
+        if (r < 0)
+                return r;
+        if (!w->no_mailbox_names) {
+                r = GUARDED(w, s, imap_notify_set(s, names, true));
+                /* Refused, or answered in a way libetpan cannot read: never asked again. */
+                if (r == -EOPNOTSUPP || r == -EPROTO) {
+                        LogContext ctx = ctx_of(w, NULL);
+                        log_full_errno_ctx(LOG_INFO, 0, &ctx, "%s: looking for new folders at every notification",
+                                           imap_last_error(s));
+                        w->no_mailbox_names = true;
+                }
+                if (r != -EOPNOTSUPP)
+                        goto done;
+        }
+        r = GUARDED(w, s, imap_notify_set(s, names, false));
+done:
+        w->notify_names = r >= 0 && !w->no_mailbox_names;
+        return r;
+}
+
+/* The folders changed (or may have): LIST again. When the folders read are not the same any
+ * more, NOTIFY SET for the new ones, then each new folder is read from its cursor (a new one in
+ * full) and watched from then on; a folder gone is no longer asked for. Out of IDLE. */
+static int notify_relist(Worker *w) {
+        _cleanup_strv_free_ char **before = NULL, **after = NULL;
+        _cleanup_free_ char *home = NULL;
+        Conn *c = &w->conns[0];
+        ImapFolder *old = w->folders, *f = NULL;
+        size_t n_old = w->n_folders, n = 0;
+        bool same;
+        int r;
+
+        r = wanted_names(w, &before);
+        if (r < 0)
+                return r;
+        if (c->folder && !(home = strdup(c->folder->name)))
+                return -ENOMEM;
+        r = GUARDED(w, c->session, imap_list(c->session, &f, &n));
+        if (r < 0)
+                return r;
+        w->folders = f;
+        w->n_folders = n;
+        r = wanted_names(w, &after);
+        if (r < 0)
+                goto fail;
+        same = strv_length(before) == strv_length(after);
+        STRV_FOREACH(a, after)
+                same = same && strv_contains(before, *a);
+        if (same) {
+                w->folders = old;
+                w->n_folders = n_old;
+                imap_folders_free(f, n);
+                return 0;
+        }
+        /* The home folder stays, unless it is gone. */
+        c->folder = NULL;
+        for (size_t i = 0; home && i < n && !c->folder; i++)
+                if (folder_wanted(w, &f[i]) && folder_named(&f[i], home))
+                        c->folder = &f[i];
+        if (!c->folder)
+                c->folder = notify_home(w);
+        imap_folders_free(old, n_old);
+        if (!c->folder)
+                return -ENOENT; /* nothing left to watch: a new pass says so */
+        r = notify_set(w);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                LogContext ctx = ctx_of(w, f[i].display);
+
+                if (!folder_wanted(w, &f[i]) || strv_contains(before, f[i].name))
+                        continue;
+                log_full_errno_ctx(LOG_INFO, 0, &ctx, "new folder: reading it, then watching it");
+                r = scan_folder(w, c->session, &f[i]);
+                if (r == -ENOENT)
+                        r = 0;
+        }
+        return r;
+fail:
+        w->folders = old;
+        w->n_folders = n_old;
+        imap_folders_free(f, n);
+        return r;
+}
+
 /* NOTIFY SET for every folder read, on the main connection; 1 when it watches that way, 0 when
  * the server has no NOTIFY or refused it (then one IDLE connection per `idle` folder and STATUS
  * polling for the rest, as before). */
 static int notify_begin(Worker *w) {
-        _cleanup_strv_free_ char **names = NULL;
         Conn *c = &w->conns[0];
         const ImapFolder *home = notify_home(w);
         size_t n = 0;
@@ -1168,13 +1279,7 @@ static int notify_begin(Worker *w) {
         w->notify = false;
         if (!home || !imap_has_notify(c->session))
                 return 0;
-        for (size_t i = 0; i < w->n_folders; i++)
-                if (folder_wanted(w, &w->folders[i])) {
-                        if (strv_extend(&names, w->folders[i].name) < 0)
-                                return -ENOMEM;
-                        n++;
-                }
-        r = GUARDED(w, c->session, imap_notify_set(c->session, names));
+        r = notify_set(w);
         if (r == -EOPNOTSUPP) {
                 LogContext ctx = ctx_of(w, NULL);
                 log_full_errno_ctx(LOG_INFO, 0, &ctx, "%s: one IDLE connection per watched folder",
@@ -1189,6 +1294,8 @@ static int notify_begin(Worker *w) {
         r = notify_refresh(w, true);
         if (r < 0)
                 return r;
+        for (size_t i = 0; i < w->n_folders; i++)
+                n += folder_wanted(w, &w->folders[i]);
         for (size_t i = 0; i < w->n_folders; i++)
                 if (folder_wanted(w, &w->folders[i])) {
                         LogContext ctx = ctx_of(w, w->folders[i].display);
