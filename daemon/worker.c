@@ -59,6 +59,8 @@
 #define RESCAN_LIMIT 3
 #define MAX_PARALLEL_SCANS 4
 #define PRIORITY_FIRST 32           /* likely code mails of a folder read (and stored) first */
+#define THROTTLE_MIN_MS 1000        /* Gmail's "OK [THROTTLED]": the first pause, doubled while it */
+#define THROTTLE_MAX_MS 60000       /* lasts, up to this, halved once it stopped */
 
 typedef struct Conn {
         ImapSession *session;
@@ -84,6 +86,10 @@ struct Worker {
         bool full_fetch;          /* BODYSTRUCTURE failed once: read whole messages */
         bool no_priority;         /* a pass was cut: go on from the cursors, no first pass */
         bool gated;               /* holds one of the MAX_PARALLEL_SCANS places */
+        unsigned throttle_ms;     /* the pause at each chunk while the server says [THROTTLED] */
+        unsigned throttle_min_ms, throttle_max_ms;
+        WorkerState state;        /* what push_state() said last, with its progress */
+        unsigned progress, total;
         bool gmail;               /* the server has X-GM-EXT-1 (see gmail_all()) */
         char **domains;           /* trusted sender domains + employer domains */
         char **self;              /* the user's own addresses (pipeline_set_user_addresses) */
@@ -251,6 +257,9 @@ static void push_state(Worker *w, WorkerState state, int error_code, const char 
                        unsigned progress, unsigned total) {
         WorkerEvent *e = event_new(w, WORKER_EVENT_STATE);
 
+        w->state = state;
+        w->progress = progress;
+        w->total = total;
         if (!e)
                 return;
         e->state = state;
@@ -259,6 +268,46 @@ static void push_state(Worker *w, WorkerState state, int error_code, const char 
         e->progress = progress;
         e->total = total;
         (void) push(w, e);
+}
+
+/* Gmail's "OK [THROTTLED]" (untagged, or at the end of a command's OK): the command is done,
+ * but the account is slowed down. Where a scan may pause (between two chunks of a folder,
+ * before a folder), it pauses: from throttle_min_ms, doubled each time the server said it again
+ * since the last pause, up to throttle_max_ms, halved each time it did not. Never an error,
+ * never a message skipped: only gaps between commands. alcode status says so while it lasts. */
+static int throttle_pause(Worker *w, ImapSession *s) {
+        struct pollfd p = { .fd = w->wake_fd, .events = POLLIN };
+        unsigned before = w->throttle_ms;
+        LogContext ctx = ctx_of(w, NULL);
+        bool armed;
+        char said[128];
+
+        if (imap_throttled_take(s) > 0)
+                w->throttle_ms = before ? MIN(2 * before, w->throttle_max_ms) : w->throttle_min_ms;
+        else
+                w->throttle_ms = before / 2 >= w->throttle_min_ms ? before / 2 : 0;
+        if (w->throttle_ms == 0) {
+                if (before > 0) {
+                        log_full_errno_ctx(LOG_INFO, 0, &ctx, "the server no longer asks us to slow down");
+                        push_state(w, w->state, 0, "", w->progress, w->total); /* "": the words said go */
+                }
+                return 0;
+        }
+        if (before == 0)
+                log_full_errno_ctx(LOG_NOTICE, 0, &ctx, "the server asks us to slow down ([THROTTLED]): "
+                                   "pausing between reads");
+        (void) snprintf(said, sizeof said, "the server asks us to slow down: pausing %.1f s between reads",
+                        w->throttle_ms / 1000.0);
+        push_state(w, w->state, 0, said, w->progress, w->total);
+        /* Not a stalled server: no deadline while we wait (a command's is armed again after). */
+        pthread_mutex_lock(&w->lock);
+        armed = w->deadline != 0;
+        pthread_mutex_unlock(&w->lock);
+        watchdog_disarm(w);
+        (void) poll(&p, 1, (int) w->throttle_ms);
+        if (armed)
+                watchdog_arm(w, s);
+        return atomic_load(&w->stop) ? -ECANCELED : 0;
 }
 
 /* ---- cursors ---- */
@@ -510,8 +559,8 @@ static int on_message(const ImapMessage *m, void *userdata) {
                  * out only here, so that the messages it counts are exactly those below it. */
                 sc->last = MAX(sc->last, m->settled);
                 if (sc->batch && sc->batch->messages_seen >= BATCH_MESSAGES)
-                        return batch_push(sc, safe_cursor(sc));
-                return 0;
+                        r = batch_push(sc, safe_cursor(sc));
+                return r < 0 ? r : throttle_pause(sc->w, sc->s);
         }
         if (sc->n_skip > 0 && bsearch(&m->uid, sc->skip, sc->n_skip, sizeof(uint32_t), cmp_u32))
                 return 0; /* read in the first pass already (and counted by count_skipped()) */
@@ -688,6 +737,9 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
         int r;
 
         for (unsigned round = 0; round < RESCAN_LIMIT; round++) {
+                r = throttle_pause(w, s);
+                if (r < 0)
+                        return r;
                 r = GUARDED(w, s, imap_examine(s, f->name, &sc.st));
                 if (r == -ENOENT) {
                         log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot open folder (%s), skipping",
@@ -1609,6 +1661,8 @@ int worker_start(const WorkerOptions *opts, Worker **ret) {
         w->backoff_max = seconds_from_env("ALCODE_TEST_BACKOFF_MAX", BACKOFF_MAX_SEC);
         /* The jitter test needs a first delay wide enough to tell processes apart. */
         w->backoff_min = MIN(seconds_from_env("ALCODE_TEST_BACKOFF_MIN", BACKOFF_MIN_SEC), w->backoff_max);
+        w->throttle_max_ms = seconds_from_env("ALCODE_TEST_THROTTLE_MAX_MS", THROTTLE_MAX_MS);
+        w->throttle_min_ms = MIN(seconds_from_env("ALCODE_TEST_THROTTLE_MIN_MS", THROTTLE_MIN_MS), w->throttle_max_ms);
 #ifdef ALCODE_TEST_HOOKS
         /* The old way, whole messages: tests compare what both find. */
         w->full_fetch = getenv("ALCODE_TEST_FULL_FETCH") != NULL;
