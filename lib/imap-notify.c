@@ -74,14 +74,16 @@ static void parse_status(ImapNotifyScan *n, const char *p, size_t len) {
         add_name(n, name);
 }
 
-/* The length of the tag of a tagged "OK" line (libetpan's tags are numbers; any atom will
- * do), or 0 when p (n bytes, maybe the start of a line only) cannot be one. */
+#define TAG_MAX 16 /* libetpan's tags are numbers; a longer word starts no tagged line of ours */
+
+/* The length of the tag of a tagged "OK" line, or 0 when p (n bytes, maybe the start of a line
+ * only) cannot be one. Called for each byte of a line's start: bounded work per byte. */
 static size_t tagged_ok(const char *p, size_t n) {
         size_t i = 0;
 
-        while (i < n && (isalnum((unsigned char) p[i]) || p[i] == '.'))
+        while (i < n && i <= TAG_MAX && (isalnum((unsigned char) p[i]) || p[i] == '.'))
                 i++;
-        if (i == 0 || (i < n && !prefix_of(p + i, n - i, " OK ")))
+        if (i == 0 || i > TAG_MAX || (i < n && !prefix_of(p + i, n - i, " OK ")))
                 return 0;
         return i;
 }

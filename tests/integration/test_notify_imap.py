@@ -134,7 +134,11 @@ class NotifyImap(unittest.TestCase):
             code = next(self.codes)
             want.append(code.replace(" ", ""))
             self.dovecot.append("alice", ("INBOX", "Trash", "Archive", "Junk")[i % 4], code_mail(code))
-        wait_for(lambda: set(want) <= self.stored(), timeout=15, what="the twelve codes")
+        try:
+            wait_for(lambda: set(want) <= self.stored(), timeout=15, what="the twelve codes")
+        except TimeoutError:
+            print(read_log(p)[-6000:])
+            raise
         time.sleep(1)
         self.assertEqual(self.assert_read_once(p), 3 + 5 + 12)
         self.assertEqual(tcp_connections(p.pid, self.dovecot.tls_port), 1, read_log(p))

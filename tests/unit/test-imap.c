@@ -127,6 +127,8 @@ static const NotifyCase notify_cases[] = {
         { "12 OK done\r\n13 NO [THROTTLED] refused\r\n* OK Still here [THROTTLED]\r\nab.1 OK\r\n", {}, false, 0,
           false, 0 },
         { "* STATUS Trash (UIDNEXT 2)\r\n7 OK Success [THROTTLED]\n", { "Trash" }, false, 1, false, 1 },
+        /* A body line starting with a long word is no tagged answer of ours (and costs little). */
+        { "12345678901234567 OK [THROTTLED]\r\nBonjour OK [THROTTLED]\r\n", {}, false, 0, false, 1 },
 };
 
 static void check_notify(const ImapNotifyScan *n, const NotifyCase *c, const char *how) {
