@@ -74,6 +74,9 @@ struct ImapSession {
         bool held_dropped;
         bool over_budget;
         bool eof;
+        bool mid_line;             /* the byte before the next one defuse() sees is no '\n' */
+        bool listing;              /* our own LIST runs: its "* LIST" lines are left alone */
+        bool notifying;            /* a NOTIFY SET was accepted */
         ImapNotifyScan notify;     /* what NOTIFY said, read from every byte received */
 };
 
@@ -173,17 +176,33 @@ static int session_error(ImapSession *s, int r, const char *what) {
  * response code that libetpan skips; a read-only client has no use for it. */
 static const char defused[] = "[PERMANENTFLAGS";
 #define DEFUSED_LEN (sizeof defused - 1)
+/* A "* LIST" line outside our own LIST is a NOTIFY MailboxName event (RFC 5465 §5.4), and a
+ * rename's carries extended data ("OLDNAME") that libetpan 1.9.4 cannot parse: the session
+ * would fail. The ImapNotifyScan has seen it already; libetpan gets an "* OK" line it skips. */
+static const char unlisted[] = "* LIST ";
+#define UNLISTED_LEN (sizeof unlisted - 1)
 
-static void defuse(char *p, size_t n) {
+static bool line_start(const ImapSession *s, const char *p, const char *q) {
+        return q == p ? !s->mid_line : q[-1] == '\n';
+}
+
+static void defuse(ImapSession *s, char *p, size_t n) {
         for (char *q = p; (q = memchr(q, '[', (size_t) (p + n - q))); q++)
                 if ((size_t) (p + n - q) >= DEFUSED_LEN && strncasecmp(q, defused, DEFUSED_LEN) == 0)
                         q[1] = 'X';
+        for (char *q = p; !s->listing && (q = memchr(q, '*', (size_t) (p + n - q))); q++)
+                if ((size_t) (p + n - q) >= UNLISTED_LEN && line_start(s, p, q) &&
+                    strncasecmp(q, unlisted, UNLISTED_LEN) == 0)
+                        memcpy(q, "* OK   ", UNLISTED_LEN);
 }
 
-/* How many bytes at the end of p could start the token: held back until the next read. */
-static size_t defuse_tail(const char *p, size_t n) {
+/* How many bytes at the end of p could start a token: held back until the next read. */
+static size_t defuse_tail(const ImapSession *s, const char *p, size_t n) {
         for (size_t m = MIN(n, DEFUSED_LEN - 1); m > 0; m--)
                 if (strncasecmp(p + n - m, defused, m) == 0)
+                        return m;
+        for (size_t m = MIN(n, UNLISTED_LEN - 1); m > 0 && !s->listing; m--)
+                if (line_start(s, p, p + n - m) && strncasecmp(p + n - m, unlisted, m) == 0)
                         return m;
         return 0;
 }
@@ -201,6 +220,7 @@ static ssize_t bounded_read(mailstream_low *l, void *buf, size_t n) {
                         memcpy(p, s->held, have);
                         memmove(s->held, s->held + have, s->n_held - have);
                         s->n_held -= have;
+                        s->mid_line = p[have - 1] != '\n';
                         return (ssize_t) have;
                 }
         }
@@ -227,11 +247,15 @@ static ssize_t bounded_read(mailstream_low *l, void *buf, size_t n) {
                 s->budget -= (size_t) k;
                 imap_notify_scan_feed(&s->notify, p + have, (size_t) k);
                 have += (size_t) k;
-                if (n < sizeof s->held)
+                if (n < sizeof s->held) {
+                        s->mid_line = p[have - 1] != '\n';
                         return (ssize_t) have;
-                defuse(p, have);
-                s->n_held = defuse_tail(p, have);
+                }
+                defuse(s, p, have);
+                s->n_held = defuse_tail(s, p, have);
                 memcpy(s->held, p + have - s->n_held, s->n_held);
+                if (have > s->n_held)
+                        s->mid_line = p[have - s->n_held - 1] != '\n';
                 if (have > s->n_held)
                         return (ssize_t) (have - s->n_held);
                 /* All of it may be the token's start: read on. */
@@ -834,7 +858,9 @@ int imap_list(ImapSession *s, ImapFolder **ret, size_t *ret_n) {
         r = session_check(s);
         if (r < 0)
                 return r;
+        s->listing = true;
         r = mailimap_list(s->imap, "", "*", &list);
+        s->listing = false;
         if (r != MAILIMAP_NO_ERROR)
                 return session_error(s, r, "LIST");
         f = calloc(clist_count(list) + 1, sizeof(ImapFolder));
@@ -857,6 +883,8 @@ int imap_list(ImapSession *s, ImapFolder **ret, size_t *ret_n) {
         }
         mailimap_list_result_free(list);
         mark_sent_unknown(f, n);
+        /* Its own "* LIST" lines were no MailboxName notifications, and it says it all. */
+        s->notify.folders_changed = false;
         *ret = f;
         *ret_n = n;
         return 0;
@@ -1311,11 +1339,15 @@ typedef struct FetchState {
         ImapFetchFunc cb;
         void *userdata;
         uint32_t first_uid;
+        bool labels;              /* Gmail: X-GM-LABELS asked for with each message */
         int r;
 } FetchState;
 
+static int msg_att_labels(const struct mailimap_msg_att *ma, char ***ret);
+
 static void on_msg_att(struct mailimap_msg_att *ma, void *userdata) {
         FetchState *st = userdata;
+        _cleanup_strv_free_ char **labels = NULL;
         ImapMessage m = { .data = "" };
         bool have_body = false;
 
@@ -1344,7 +1376,12 @@ static void on_msg_att(struct mailimap_msg_att *ma, void *userdata) {
                 return;
         m.truncated = m.full_size > m.size;
         m.settled = m.uid;
-        st->r = st->cb(&m, st->userdata);
+        if (st->labels && msg_att_labels(ma, &labels) < 0)
+                st->r = -ENOMEM;
+        else {
+                m.labels = labels;
+                st->r = st->cb(&m, st->userdata);
+        }
         /* libetpan frees this message when we return: the next one has a budget of its own. */
         budget_reset(st->session, st->budget);
 }
@@ -1391,7 +1428,8 @@ static int fetch_with_handler(ImapSession *s, struct mailimap_set *set, struct m
 int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid,
                size_t max_size, ImapFetchFunc cb, void *userdata) {
         FetchState st = { .session = s, .budget = MIN(max_size, (size_t) UINT32_MAX) + IMAP_RESPONSE_SLACK,
-                          .cb = cb, .userdata = userdata, .first_uid = first_uid };
+                          .cb = cb, .userdata = userdata, .first_uid = first_uid,
+                          .labels = imap_has_capability(s, "X-GM-EXT-1") };
         struct mailimap_fetch_type *ft = NULL;
         size_t done = 0;
         int r;
@@ -1408,7 +1446,9 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
             /* BODY.PEEK: RFC 3501 §6.4.5, does not set \Seen. Partial: bounded memory. */
             mailimap_fetch_type_new_fetch_att_list_add(
                     ft, mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new(NULL), 0,
-                                                                         (uint32_t) MIN(max_size, (size_t) UINT32_MAX))) != MAILIMAP_NO_ERROR) {
+                                                                         (uint32_t) MIN(max_size, (size_t) UINT32_MAX))) != MAILIMAP_NO_ERROR ||
+            /* Gmail: the labels, where the code was seen. */
+            (st.labels && mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_xgmlabels()) != MAILIMAP_NO_ERROR)) {
                 if (ft)
                         mailimap_fetch_type_free(ft);
                 return -ENOMEM;
@@ -1878,6 +1918,10 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
                 const struct mailimap_msg_att_body_section *bs = msg_att_section(ma, "");
                 if (!bs)
                         goto next;
+                if (st->labels && !m->labels && msg_att_labels(ma, &m->labels) < 0) {
+                        st->r = -ENOMEM;
+                        goto next;
+                }
                 msg = (ImapMessage) { .uid = m->uid, .data = bs->sec_body_part ?: "", .size = bs->sec_length,
                                       .full_size = m->full_size, .settled = st->settled, .labels = m->labels };
                 msg.truncated = msg.full_size > msg.size;
@@ -1969,7 +2013,7 @@ static int fetch_pipelined(ImapSession *s, struct mailimap_set **sets, struct ma
         return st->r;
 }
 
-static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t max_part, size_t max_whole) {
+static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t max_part, size_t max_whole, bool labels) {
         struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
         _cleanup_free_ char *key = NULL;
         char *save = NULL;
@@ -1981,6 +2025,10 @@ static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t ma
                             ft, mailimap_fetch_att_new_body_peek_section_partial(
                                         mailimap_section_new(NULL), 0, (uint32_t) MIN(max_whole, (size_t) UINT32_MAX))) !=
                     MAILIMAP_NO_ERROR)
+                        goto oom;
+                /* Read whole, maybe without its structure (refused): the labels come with it. */
+                if (labels && mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_xgmlabels()) !=
+                                      MAILIMAP_NO_ERROR)
                         goto oom;
                 return ft;
         }
@@ -2075,7 +2123,7 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
                 size_t j = i, g = 0;
                 while (j < n && streq(order[j]->key ?: "", order[i]->key ?: ""))
                         group[g++] = order[j++]->uid;
-                fts[k] = parts_fetch_type(order[i], st->max_part, st->max_whole);
+                fts[k] = parts_fetch_type(order[i], st->max_part, st->max_whole, st->labels);
                 sets[k] = fts[k] ? set_from_uids(group, g, &used) : NULL;
                 k++;
                 if (!sets[k - 1]) {
@@ -2262,11 +2310,35 @@ static int put_mailbox(StrBuf *b, const char *name) {
         return r < 0 ? r : strbuf_putc(b, '"');
 }
 
-int imap_notify_set(ImapSession *s, char *const *folders) {
+/* Sends one command (without its tag and CRLF) and reads its answer; *ret_ok: tagged OK. */
+static int notify_command(ImapSession *s, const char *cmd, size_t len, bool *ret_ok) {
+        struct mailimap_response *resp = NULL;
+        int r;
+
+        r = mailimap_send_current_tag(s->imap);
+        if (r == MAILIMAP_NO_ERROR && mailstream_write(s->imap->imap_stream, cmd, len) != (ssize_t) len)
+                r = MAILIMAP_ERROR_STREAM;
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_crlf_send(s->imap->imap_stream);
+        if (r == MAILIMAP_NO_ERROR && mailstream_flush(s->imap->imap_stream) == -1)
+                r = MAILIMAP_ERROR_STREAM;
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "NOTIFY");
+        /* The tagged answer, after any untagged lines (libetpan reads until it). */
+        if (!mailimap_read_line(s->imap))
+                return session_error(s, MAILIMAP_ERROR_STREAM, "NOTIFY");
+        r = mailimap_parse_response(s->imap, &resp);
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "NOTIFY");
+        *ret_ok = tagged_ok(resp);
+        mailimap_response_free(resp);
+        return 0;
+}
+
+int imap_notify_set(ImapSession *s, char *const *folders, bool mailbox_names) {
         /* Under servers' line limits (dovecot: 64 kB); more folders than fit: no NOTIFY. */
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(60000);
-        struct mailimap_response *resp = NULL;
-        bool ok;
+        bool ok = false;
         int r;
 
         r = session_check(s);
@@ -2282,8 +2354,11 @@ int imap_notify_set(ImapSession *s, char *const *folders) {
                 if (r >= 0)
                         r = put_mailbox(&b, folders[i]);
         }
+        /* MailboxName (a folder created, deleted or renamed) for the folders read and every
+         * other of the user's: the new one is read and watched at once. */
         if (r >= 0)
-                r = strbuf_puts(&b, ") (MessageNew MessageExpunge))");
+                r = strbuf_puts(&b, mailbox_names ? ") (MessageNew MessageExpunge MailboxName)) (personal (MailboxName))"
+                                                  : ") (MessageNew MessageExpunge))");
         if (r == -EINVAL || r == -E2BIG) {
                 free(s->error);
                 s->error = strdup(r == -EINVAL ? "NOTIFY: a folder name would need a literal"
@@ -2292,39 +2367,45 @@ int imap_notify_set(ImapSession *s, char *const *folders) {
         }
         if (r < 0)
                 return r;
+        /* dovecot 2.3 sends nothing more after a second NOTIFY SET on a session (the first
+         * one's watches are dropped, the new ones never start): NOTIFY NONE first. */
+        if (s->notifying) {
+                r = notify_command(s, "NOTIFY NONE", strlen("NOTIFY NONE"), &ok);
+                if (r < 0)
+                        return r;
+                s->notifying = false;
+        }
         /* Only what the server says from now on counts (our own commands' answers before it
          * are no notifications). */
         imap_notify_scan_clear(&s->notify);
-        r = mailimap_send_current_tag(s->imap);
-        if (r == MAILIMAP_NO_ERROR && mailstream_write(s->imap->imap_stream, b.data, b.len) != (ssize_t) b.len)
-                r = MAILIMAP_ERROR_STREAM;
-        if (r == MAILIMAP_NO_ERROR)
-                r = mailimap_crlf_send(s->imap->imap_stream);
-        if (r == MAILIMAP_NO_ERROR && mailstream_flush(s->imap->imap_stream) == -1)
-                r = MAILIMAP_ERROR_STREAM;
-        if (r != MAILIMAP_NO_ERROR)
-                return session_error(s, r, "NOTIFY");
-        /* The tagged answer, after any untagged lines (libetpan reads until it). */
-        if (!mailimap_read_line(s->imap))
-                return session_error(s, MAILIMAP_ERROR_STREAM, "NOTIFY");
-        r = mailimap_parse_response(s->imap, &resp);
-        if (r != MAILIMAP_NO_ERROR)
-                return session_error(s, r, "NOTIFY");
-        ok = tagged_ok(resp);
-        mailimap_response_free(resp);
+        r = notify_command(s, b.data, b.len, &ok);
+        if (r < 0)
+                return r;
         if (!ok) {
                 free(s->error);
                 if (asprintf(&s->error, "NOTIFY refused: %s", strna(s->imap->imap_response)) < 0)
                         s->error = NULL;
                 return -EOPNOTSUPP;
         }
+        s->notifying = true;
         return 0;
 }
 
 bool imap_notify_pending(ImapSession *s) {
         /* Names, not events: the answers to our own STATUS commands count as events too, and
          * imap_status() forgets their names. */
-        return s->notify.n_names > 0 || s->notify.all;
+        return s->notify.n_names > 0 || s->notify.all || s->notify.folders_changed;
+}
+
+bool imap_notify_folders_changed(ImapSession *s) {
+        return s->notify.folders_changed;
+}
+
+unsigned imap_throttled_take(ImapSession *s) {
+        unsigned n = s->notify.throttled;
+
+        s->notify.throttled = 0;
+        return n;
 }
 
 bool imap_notify_take(ImapSession *s, char ***ret_names, bool *ret_all) {

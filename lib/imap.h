@@ -181,11 +181,21 @@ int imap_idle_done(ImapSession *s);
  * into another command's answer (libetpan drops those): imap_notify_take() hands over the
  * folders named since the last call (owned strv, or NULL) and sets *ret_all when every folder
  * must be looked at (NOTIFICATIONOVERFLOW, a name it could not read); false when nothing came.
- * imap_status() of a folder forgets what was recorded for it (its answer says it all). */
+ * imap_status() of a folder forgets what was recorded for it (its answer says it all).
+ * With mailbox_names, it also asks for MailboxName events in the personal namespace (a folder
+ * created, deleted or renamed: "* LIST" lines): imap_notify_folders_changed() says one came
+ * since the last imap_list() (which forgets them: its answer says it all); -EOPNOTSUPP when
+ * the server refused that (try again without). */
 bool imap_has_notify(ImapSession *s);
-int imap_notify_set(ImapSession *s, char *const *folders);
+int imap_notify_set(ImapSession *s, char *const *folders, bool mailbox_names);
 bool imap_notify_take(ImapSession *s, char ***ret_names, bool *ret_all);
 bool imap_notify_pending(ImapSession *s);
+bool imap_notify_folders_changed(ImapSession *s);
+
+/* How many times the server said "OK [THROTTLED]" since the last call (Gmail: the command is
+ * done, but slow down; untagged, or at the end of a command's OK), then forgets them. A
+ * refusal ("NO [THROTTLED]") is an error of the command instead (-EBUSY). */
+unsigned imap_throttled_take(ImapSession *s);
 
 /* LOGOUT politely (bounded by the timeout). */
 void imap_logout(ImapSession *s);

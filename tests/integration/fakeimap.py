@@ -7,7 +7,11 @@ Mode "gmail" speaks as Gmail does (X-GM-EXT-1; labels are folders, [Gmail]/All M
 message but Spam and Trash): the same message is in INBOX, a label and All Mail. Mode "labels"
 is the same server without X-GM-EXT-1. Both record the folders examined. In mode "gmail" the
 labelled message carries its X-GM-LABELS (\\Inbox, \\Important, Logement and a label in
-modified UTF-7, "Équipe") when a FETCH asks for them."""
+modified UTF-7, "Équipe") when a FETCH asks for them.
+
+structure says how a FETCH that asks for BODYSTRUCTURE is answered: "ok" (the body, as to any
+FETCH), "refused" (BAD: a server without it) or "garbled" (a structure libetpan cannot parse, on
+the first connection only): the client then reads whole messages."""
 
 import socket
 
@@ -31,8 +35,9 @@ class FakeImap(LoopbackServer):
     """mode: "stall" (FETCH never answered), "cut" (literal announced, connection closed inside
     it), "garbage" (nonsense after login), or "ok" (serves one message)."""
 
-    def __init__(self, mode):
+    def __init__(self, mode, structure="ok"):
         self.mode = mode
+        self.structure = structure
         self.examined = []
         self.commands = []  # every command's name, in order
         self.asked_labels = False  # a FETCH asked for X-GM-LABELS
@@ -87,6 +92,13 @@ class FakeImap(LoopbackServer):
                         c.shutdown(socket.SHUT_RDWR)
                         c.close()
                         return
+                    if "BODYSTRUCTURE" in rest.upper() and self.structure == "refused":
+                        c.sendall(b"%s NO unknown fetch item\r\n" % tag.encode())
+                        continue
+                    if "BODYSTRUCTURE" in rest.upper() and self.structure == "garbled" and n == 1:
+                        c.sendall(b'* 1 FETCH (UID 1 BODYSTRUCTURE ("text" "plain" ((\r\n%s OK done\r\n'
+                                  % tag.encode())
+                        continue
                     # Gmail answers X-GM-LABELS when asked (system labels quoted with their
                     # backslash, others as atoms in modified UTF-7).
                     gm = b""
