@@ -193,14 +193,11 @@ static int key_error(IniFile *f, const char *key, const char *fmt, ...) _printf_
 static int key_error(IniFile *f, const char *key, const char *fmt, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
-        int r;
 
         va_start(ap, fmt);
-        r = vasprintf(&msg, fmt, ap);
+        msg = vasprintf_safe(fmt, ap);
         va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        return ini_file_error(f, 0, "key '%s': %s", key, msg);
+        return msg ? ini_file_error(f, 0, "key '%s': %s", key, msg) : -ENOMEM;
 }
 
 static bool has_control(const char *s) {
@@ -590,19 +587,7 @@ typedef struct ErrorList {
         size_t n, allocated;
 } ErrorList;
 
-static int error_add(ErrorList *e, const char *fmt, ...) _printf_(2, 3);
-static int error_add(ErrorList *e, const char *fmt, ...) {
-        va_list ap;
-        char *s;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        return strv_push(e->l, &e->n, &e->allocated, s);
-}
+#define error_add(e, ...) strv_pushf((e)->l, &(e)->n, &(e)->allocated, __VA_ARGS__)
 
 /* An account with built-in OAuth2: a client id, a token endpoint (from the preset or set), and
  * no password besides. auth defaults to oauth2 (chosen from the server's capabilities). */

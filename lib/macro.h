@@ -2,7 +2,9 @@
 #pragma once
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -113,6 +115,14 @@ static inline void erase_and_freep(char **p) {
         erase_and_free(*p);
 }
 #define _cleanup_erase_ _cleanup_(erase_and_freep)
+
+/* vasprintf() that returns the string, or NULL when out of memory (where vasprintf() leaves its
+ * pointer undefined): the one formatter under every printf-like error and list helper. */
+_printf_(1, 0) static inline char *vasprintf_safe(const char *fmt, va_list ap) {
+        char *s;
+
+        return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
 
 /* Convert a libc -1/errno result into -errno. */
 static inline int negative_errno(void) {

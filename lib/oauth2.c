@@ -64,8 +64,7 @@ static int set_error(char **ret_error, const char *fmt, ...) {
                 return 0;
         free(*ret_error);
         va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
+        *ret_error = vasprintf_safe(fmt, ap);
         va_end(ap);
         return 0;
 }

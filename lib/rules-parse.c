@@ -619,34 +619,24 @@ void regex_position(const Regex *x, size_t offset, unsigned *ret_line, unsigned 
         *ret_column = p->column + (unsigned) (offset - p->offset);
 }
 
-static int regex_error(const FileState *st, const Regex *x, size_t offset, const char *fmt, ...) _printf_(4, 5);
-static int regex_error(const FileState *st, const Regex *x, size_t offset, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
-        unsigned line, column;
-        va_list ap;
+/* Where a pattern starts in its file, for the errors that concern it whole. */
+static SourcePos regex_start(const Regex *x) {
+        SourcePos p;
 
-        va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
-        va_end(ap);
-        if (!msg)
-                return -ENOMEM;
-        regex_position(x, offset, &line, &column);
-        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, line, column, msg) < 0 ? -ENOMEM : 1;
+        regex_position(x, 0, &p.line, &p.column);
+        return p;
 }
 
+/* Records "path:line:column: message"; returns 1 (an error reported) or -ENOMEM. */
 static int pos_error(const FileState *st, SourcePos pos, const char *fmt, ...) _printf_(3, 4);
 static int pos_error(const FileState *st, SourcePos pos, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
         va_list ap;
+        int r;
 
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        r = ini_file_append_error(st->errors, st->path, pos.line, pos.column, fmt, ap);
         va_end(ap);
-        if (!msg)
-                return -ENOMEM;
-        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, pos.line, pos.column, msg) < 0 ? -ENOMEM : 1;
+        return r < 0 ? r : 1;
 }
 
 /* 0 when compiled (or empty), 1 when an error was reported, -ENOMEM. */
@@ -667,7 +657,7 @@ static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *ji
                                                  STRINGIFY(RULES_MAX_NESTING) " levels deep",
                                  (int) e.unknown_len, e.unknown);
         if (r == -E2BIG)
-                return regex_error(st, x, 0, "pattern longer than %d bytes once expanded", RULES_MAX_SOURCE * 4);
+                return pos_error(st, regex_start(x), "pattern longer than %d bytes once expanded", RULES_MAX_SOURCE * 4);
         if (r < 0)
                 return r;
         if (strbuf_ensure(&e.text) < 0 || expansion_append(&e, "", 0, x, strlen(x->source)) < 0)
@@ -684,14 +674,14 @@ static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *ji
         if (pcre2_pattern_info(x->code, PCRE2_INFO_CAPTURECOUNT, &captures) == 0 &&
             captures >= RULES_OVECTOR_PAIRS) {
                 pcre2_code_free(TAKE_PTR(x->code));
-                return regex_error(st, x, 0, "more than %d capture groups", RULES_OVECTOR_PAIRS - 1);
+                return pos_error(st, regex_start(x), "more than %d capture groups", RULES_OVECTOR_PAIRS - 1);
         }
         x->code_group = pcre2_substring_number_from_name(x->code, (PCRE2_SPTR) "code");
         if (x->code_group < 0)
                 x->code_group = -1;
         if (need_code && x->code_group < 0) {
                 pcre2_code_free(TAKE_PTR(x->code));
-                return regex_error(st, x, 0, "pattern has no (?<code>...) group");
+                return pos_error(st, regex_start(x), "pattern has no (?<code>...) group");
         }
         /* JIT may be refused (MemoryDenyWriteExecute=, no executable memory): the interpreter
          * gives the same results, only slower. */
