@@ -443,26 +443,22 @@ static CONFIG_PARSER_PROTOTYPE(config_parse_password) {
         return *(char **) data ? 0 : -ENOMEM;
 }
 
-static CONFIG_PARSER_PROTOTYPE(config_parse_rules) {
+/* One folder of the rules list. */
+static CONFIG_PARSER_PROTOTYPE(config_parse_rules_dir) {
         ParseState *st = userdata;
-        _cleanup_strv_free_ char **l = NULL;
+        char *p = NULL;
         int r;
 
-        r = strv_split_comma(value, &l);
-        if (r < 0)
-                return r;
-        STRV_FOREACH(d, l) {
-                char *p = NULL;
-                r = config_parse_path(f, key, *d, /* ltype= */ 0, &p, userdata);
-                if (r < 0 || !p) {
-                        free(p);
-                        return r;
-                }
-                r = strv_consume(&st->rules_extra, p);
-                if (r < 0)
-                        return r;
+        r = config_parse_path(f, key, value, /* ltype= */ 0, &p, userdata);
+        if (r < 0 || !p) {
+                free(p);
+                return r < 0 ? r : 1;
         }
-        return 0;
+        return strv_consume(&st->rules_extra, p);
+}
+
+static CONFIG_PARSER_PROTOTYPE(config_parse_rules) {
+        return config_parse_words(f, key, value, ltype, data, userdata, config_parse_rules_dir);
 }
 
 /* Every key of alcode.conf: [alcode] keys fill the Config, [account NAME] keys the Account. */

@@ -262,31 +262,31 @@ static int rule_keyword_word(IniFile *f, unsigned col, const char *w, char **ret
         return 0;
 }
 
-/* senders, exclude_senders, keywords: comma-separated words (ltype says which), continued on
- * indented lines; each new one is compared with those before it, so the list is bounded. */
-static CONFIG_PARSER_PROTOTYPE(rule_parse_words) {
+/* One word of senders, exclude_senders or keywords (ltype says which). */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_word) {
         char ***list = data;
         unsigned col = ini_file_value_column(f);
-        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ char *n = NULL;
         int r;
 
-        r = strv_split_comma(value, &l);
-        if (r < 0)
-                return r;
-        STRV_FOREACH(w, l) {
-                _cleanup_free_ char *n = NULL;
-
-                r = ltype == RULE_WORDS_DOMAINS ? rule_domain_word(f, col, *w, &n) : rule_keyword_word(f, col, *w, &n);
-                if (r < 0 || !n)
-                        return r;
-                if (strv_length(*list) >= RULES_MAX_LIST)
-                        return ltype == RULE_WORDS_DOMAINS
-                                       ? ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key)
-                                       : ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
-                if (!strv_contains(*list, n) && (r = strv_consume(list, TAKE_PTR(n))) < 0)
-                        return r;
+        r = ltype == RULE_WORDS_DOMAINS ? rule_domain_word(f, col, value, &n) : rule_keyword_word(f, col, value, &n);
+        if (r < 0 || !n)
+                return r < 0 ? r : 1;
+        if (strv_length(*list) >= RULES_MAX_LIST) {
+                r = ltype == RULE_WORDS_DOMAINS
+                            ? ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key)
+                            : ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
+                return r < 0 ? r : 1;
         }
+        if (!strv_contains(*list, n))
+                return strv_consume(list, TAKE_PTR(n));
         return 0;
+}
+
+/* senders, exclude_senders, keywords: comma-separated words, continued on indented lines; each
+ * new one is compared with those before it, so the list is bounded. */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_words) {
+        return config_parse_words(f, key, value, ltype, data, userdata, rule_parse_word);
 }
 
 static CONFIG_PARSER_PROTOTYPE(rule_parse_bool) {
@@ -354,26 +354,28 @@ static CONFIG_PARSER_PROTOTYPE(rule_parse_check) {
                               value);
 }
 
+/* One place of where. */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_place) {
+        Rule *rule = data;
+        int r;
+
+        if (streq(value, "subject"))
+                rule->in_subject = true;
+        else if (streq(value, "body"))
+                rule->in_body = true;
+        else {
+                r = ini_file_error(f, ini_file_value_column(f), "unknown place '%s' (expected subject, body)", value);
+                return r < 0 ? r : 1;
+        }
+        return 0;
+}
+
 /* where: data is the Rule (in_subject and in_body). */
 static CONFIG_PARSER_PROTOTYPE(rule_parse_where) {
         Rule *rule = data;
-        _cleanup_strv_free_ char **l = NULL;
-        int r;
 
-        r = strv_split_comma(value, &l);
-        if (r < 0)
-                return r;
         rule->in_subject = rule->in_body = false;
-        STRV_FOREACH(w, l) {
-                if (streq(*w, "subject"))
-                        rule->in_subject = true;
-                else if (streq(*w, "body"))
-                        rule->in_body = true;
-                else
-                        return ini_file_error(f, ini_file_value_column(f), "unknown place '%s' (expected subject, body)",
-                                              *w);
-        }
-        return 0;
+        return config_parse_words(f, key, value, ltype, data, userdata, rule_parse_place);
 }
 
 /* Every key of a rule file but [define]'s (whose keys are the fragments' names): [rules] keys
