@@ -530,6 +530,20 @@ static FoldClass fold_cp(unsigned cp, const char **ret) {
         return FOLD_KEEP;
 }
 
+/* Before a kept character: writes what the blanks since the last one stand for, a paragraph
+ * break (two newlines at most) or one space, and nothing at the start of the text. */
+static inline int fold_separator(StrBuf *b, unsigned *newlines, bool *pending_space) {
+        int r = 0;
+
+        if (*newlines > 0 && b->len > 0)
+                r = strbuf_append(b, "\n\n", MIN(*newlines, 2u));
+        else if (*pending_space && b->len > 0)
+                r = strbuf_putc(b, ' ');
+        *newlines = 0;
+        *pending_space = false;
+        return r;
+}
+
 int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len) {
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(max);
         const unsigned char *p = (const unsigned char *) in;
@@ -548,12 +562,7 @@ int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len)
                         size_t e = i + 1;
                         while (e < n && p[e] > ' ' && p[e] < 0x7F && p[e] != '`')
                                 e++;
-                        if (newlines > 0 && b.len > 0)
-                                r = strbuf_append(&b, "\n\n", MIN(newlines, 2u));
-                        else if (pending_space && b.len > 0)
-                                r = strbuf_putc(&b, ' ');
-                        newlines = 0;
-                        pending_space = false;
+                        r = fold_separator(&b, &newlines, &pending_space);
                         if (r >= 0)
                                 r = strbuf_append(&b, p + i, e - i);
                         i = e;
@@ -582,12 +591,7 @@ int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len)
                         break;
                 }
 
-                if (newlines > 0 && b.len > 0)
-                        r = strbuf_append(&b, "\n\n", MIN(newlines, 2u));
-                else if (pending_space && b.len > 0)
-                        r = strbuf_putc(&b, ' ');
-                newlines = 0;
-                pending_space = false;
+                r = fold_separator(&b, &newlines, &pending_space);
                 if (r < 0)
                         break;
                 if (rep)
