@@ -21,27 +21,28 @@
 #include "parse-util.h"
 #include "strv.h"
 
-static const char *const tls_modes[_TLS_MODE_MAX] = {
-        [TLS_MODE_IMPLICIT] = "implicit",
-        [TLS_MODE_STARTTLS] = "starttls",
-        [TLS_MODE_NONE] = "none",
+static const struct {
+        const char *string;
+} tls_mode_table[_TLS_MODE_MAX] = {
+        [TLS_MODE_IMPLICIT] = { "implicit" },
+        [TLS_MODE_STARTTLS] = { "starttls" },
+        [TLS_MODE_NONE] = { "none" },
 };
 
-static const char *const auth_methods[_AUTH_METHOD_MAX] = {
-        [AUTH_METHOD_LOGIN] = "login",
-        [AUTH_METHOD_PLAIN] = "plain",
-        [AUTH_METHOD_XOAUTH2] = "xoauth2",
-        [AUTH_METHOD_OAUTHBEARER] = "oauthbearer",
-        [AUTH_METHOD_OAUTH2] = "oauth2",
+static const struct {
+        const char *string;
+} auth_method_table[_AUTH_METHOD_MAX] = {
+        [AUTH_METHOD_LOGIN] = { "login" },
+        [AUTH_METHOD_PLAIN] = { "plain" },
+        [AUTH_METHOD_XOAUTH2] = { "xoauth2" },
+        [AUTH_METHOD_OAUTHBEARER] = { "oauthbearer" },
+        [AUTH_METHOD_OAUTH2] = { "oauth2" },
 };
 
-const char *tls_mode_to_string(TlsMode m) {
-        return m >= 0 && m < _TLS_MODE_MAX ? tls_modes[m] : NULL;
-}
-
-const char *auth_method_to_string(AuthMethod m) {
-        return m >= 0 && m < _AUTH_METHOD_MAX ? auth_methods[m] : NULL;
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(tls_mode, TlsMode, tls_mode_table);
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP_FROM_STRING_CASE(tls_mode, TlsMode, tls_mode_table);
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(auth_method, AuthMethod, auth_method_table);
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP_FROM_STRING_CASE(auth_method, AuthMethod, auth_method_table);
 
 int config_default_path(char **ret) {
         return user_path(USER_DIR_CONFIG, "alcode/alcode.conf", ret);
@@ -340,21 +341,21 @@ static CONFIG_PARSER_PROTOTYPE(config_parse_days) {
 }
 
 static CONFIG_PARSER_PROTOTYPE(config_parse_tls) {
-        for (TlsMode m = 0; m < _TLS_MODE_MAX; m++)
-                if (strcaseeq(value, tls_modes[m])) {
-                        *(TlsMode *) data = m;
-                        return 0;
-                }
-        return key_error(f, key, "expected implicit, starttls or none, got '%s'", value);
+        TlsMode m = tls_mode_from_string(value);
+
+        if (m < 0)
+                return key_error(f, key, "expected implicit, starttls or none, got '%s'", value);
+        *(TlsMode *) data = m;
+        return 0;
 }
 
 static CONFIG_PARSER_PROTOTYPE(config_parse_auth) {
-        for (AuthMethod m = 0; m < _AUTH_METHOD_MAX; m++)
-                if (strcaseeq(value, auth_methods[m])) {
-                        *(AuthMethod *) data = m;
-                        return 0;
-                }
-        return key_error(f, key, "expected login, plain, oauth2, xoauth2 or oauthbearer, got '%s'", value);
+        AuthMethod m = auth_method_from_string(value);
+
+        if (m < 0)
+                return key_error(f, key, "expected login, plain, oauth2, xoauth2 or oauthbearer, got '%s'", value);
+        *(AuthMethod *) data = m;
+        return 0;
 }
 
 static CONFIG_PARSER_PROTOTYPE(config_parse_https_url) {

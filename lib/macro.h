@@ -138,14 +138,27 @@ static inline int negative_errno(void) {
 /* systemd's DEFINE_STRING_TABLE_LOOKUP: name##_to_string() and name##_from_string() for an
  * enum type whose values index table, an array of rows with a member `string` (other members
  * are other columns of the same table). _from_string() returns -EINVAL for NULL or an unknown
- * string, so the enum needs its _..._INVALID = -EINVAL. */
-#define DEFINE_STRING_TABLE_LOOKUP(name, type, table)                                              \
-        const char *name##_to_string(type i) {                                                     \
+ * string, so the enum needs its _..._INVALID = -EINVAL. The _PRIVATE_ forms define static
+ * functions, one direction each; _FROM_STRING_CASE ignores ASCII case (config values). */
+#define _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table, scope)                            \
+        scope const char *name##_to_string(type i) {                                               \
                 return i >= 0 && (size_t) i < ELEMENTSOF(table) ? table[i].string : NULL;          \
-        }                                                                                          \
-        type name##_from_string(const char *s) {                                                   \
+        }
+#define _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, table, scope, eq)                      \
+        scope type name##_from_string(const char *s) {                                             \
                 for (size_t i = 0; s && i < ELEMENTSOF(table); i++)                                \
-                        if (table[i].string && strcmp(table[i].string, s) == 0)                    \
+                        if (table[i].string && eq(table[i].string, s))                             \
                                 return (type) i;                                                   \
                 return (type) -EINVAL;                                                             \
         }
+#define DEFINE_STRING_TABLE_LOOKUP(name, type, table)                                              \
+        _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table, )                                 \
+        _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, table, , streq)
+#define DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table)                                    \
+        _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table, )
+#define DEFINE_PRIVATE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table)                            \
+        _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table, static)
+#define DEFINE_PRIVATE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, table)                          \
+        _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, table, static, streq)
+#define DEFINE_PRIVATE_STRING_TABLE_LOOKUP_FROM_STRING_CASE(name, type, table)                     \
+        _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, table, static, strcaseeq)

@@ -47,11 +47,15 @@ static bool use_jit(void) {
 #endif
 }
 
-static const char *const rule_check_names[_RULE_CHECK_MAX] = {
-        [RULE_CHECK_NONE] = "none",
-        [RULE_CHECK_SIRET] = "siret",
-        [RULE_CHECK_NOT_SIRET] = "not-siret",
+static const struct {
+        const char *string;
+} rule_check_table[_RULE_CHECK_MAX] = {
+        [RULE_CHECK_NONE] = { "none" },
+        [RULE_CHECK_SIRET] = { "siret" },
+        [RULE_CHECK_NOT_SIRET] = { "not-siret" },
 };
+
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP_FROM_STRING(rule_check, RuleCheck, rule_check_table);
 static void regex_done(Regex *x) {
         free(x->source);
         free(x->pieces);
@@ -345,13 +349,13 @@ static CONFIG_PARSER_PROTOTYPE(rule_parse_unsigned) {
 }
 
 static CONFIG_PARSER_PROTOTYPE(rule_parse_check) {
-        for (RuleCheck c = 0; c < _RULE_CHECK_MAX; c++)
-                if (streq(value, rule_check_names[c])) {
-                        *(RuleCheck *) data = c;
-                        return 0;
-                }
-        return ini_file_error(f, ini_file_value_column(f), "unknown check '%s' (expected none, siret or not-siret)",
-                              value);
+        RuleCheck c = rule_check_from_string(value);
+
+        if (c < 0)
+                return ini_file_error(f, ini_file_value_column(f), "unknown check '%s' (expected none, siret or not-siret)",
+                                      value);
+        *(RuleCheck *) data = c;
+        return 0;
 }
 
 /* One place of where. */

@@ -152,19 +152,25 @@ typedef enum Verdict {
         VERDICT_REJECT_SENTENCE,
         VERDICT_NOMEM,
         _VERDICT_MAX,
+        _VERDICT_INVALID = -EINVAL,
 } Verdict;
 
-static const char *const verdict_text[_VERDICT_MAX] = {
-        [VERDICT_TOO_SHORT] = "too short for this kind",
-        [VERDICT_TOO_LONG] = "too long for this kind",
-        [VERDICT_FEW_DIGITS] = "too few digits",
-        [VERDICT_SIRET] = "a SIRET (the employer's company number), not this kind",
-        [VERDICT_NOT_SIRET] = "digits only, but not a valid SIREN/SIRET",
-        [VERDICT_REJECT] = "matches a reject pattern",
-        [VERDICT_REJECT_CONTEXT] = "its line matches a reject_context pattern",
-        [VERDICT_REJECT_SENTENCE] = "its clause matches a reject_sentence pattern (it says the value is wrong, old or not to be used)",
-        [VERDICT_NOMEM] = "out of memory",
+/* What alcode scan --explain says of a rejected candidate. */
+static const struct {
+        const char *string;
+} verdict_table[_VERDICT_MAX] = {
+        [VERDICT_TOO_SHORT] = { "too short for this kind" },
+        [VERDICT_TOO_LONG] = { "too long for this kind" },
+        [VERDICT_FEW_DIGITS] = { "too few digits" },
+        [VERDICT_SIRET] = { "a SIRET (the employer's company number), not this kind" },
+        [VERDICT_NOT_SIRET] = { "digits only, but not a valid SIREN/SIRET" },
+        [VERDICT_REJECT] = { "matches a reject pattern" },
+        [VERDICT_REJECT_CONTEXT] = { "its line matches a reject_context pattern" },
+        [VERDICT_REJECT_SENTENCE] = { "its clause matches a reject_sentence pattern (it says the value is wrong, old or not to be used)" },
+        [VERDICT_NOMEM] = { "out of memory" },
 };
+
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP_TO_STRING(verdict, Verdict, verdict_table);
 
 static Verdict candidate_check(MatchRun *run, const Rule *rule, const char *canonical,
                                const char *display, size_t display_len, const char *line,
@@ -383,7 +389,7 @@ static int rule_candidate(MatchRun *run, const Rule *rule, size_t rule_index, co
                         size_t distance = MAX(cs - ms, me > ce ? me - ce : 0);
                         return candidate_add(out, rule, rule_index, tx->text + cs, ce - cs, trusted, distance);
                 }
-                explain_verdict(run, rule, x, t, cs, ce, trusted, verdict_text[v]);
+                explain_verdict(run, rule, x, t, cs, ce, trusted, verdict_to_string(v));
                 if (v != VERDICT_TOO_LONG && v != VERDICT_FEW_DIGITS)
                         return 0;
                 skip = skip_leading_word(tx->text + cs, ce - cs);
