@@ -105,12 +105,18 @@ int text_utf8_sanitize(const char *in, size_t n, size_t max, char **ret, size_t 
         return finish(&b, r, ret, ret_len);
 }
 
-static bool utf8_valid(const char *in, size_t n) {
+bool text_utf8_valid(const char *in, size_t n) {
         const unsigned char *p = (const unsigned char *) in;
         unsigned cp;
 
         for (size_t i = 0; i < n;) {
-                size_t l = utf8_decode(p + i, n - i, &cp);
+                size_t l;
+
+                if (p[i] < 0x80) {
+                        i++;
+                        continue;
+                }
+                l = utf8_decode(p + i, n - i, &cp);
                 if (cp == REPLACEMENT && l == 1)
                         return false;
                 i += l;
@@ -214,7 +220,7 @@ int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char
             streq(cs, "latin1") || streq(cs, "l1") || streq(cs, "windows-1252") ||
             streq(cs, "cp1252") || streq(cs, "x-cp1252")) {
                 /* Real ASCII/UTF-8 mislabelled as ASCII is common too: prefer UTF-8 if valid. */
-                if ((streq(cs, "us-ascii") || streq(cs, "ascii")) && utf8_valid(in, n))
+                if ((streq(cs, "us-ascii") || streq(cs, "ascii")) && text_utf8_valid(in, n))
                         return text_utf8_sanitize(in, n, max, ret, ret_len);
                 r = single_byte_to_utf8(SB_CP1252, in, n, &b);
         } else if (streq(cs, "iso-8859-15") || streq(cs, "iso8859-15") || streq(cs, "latin9") ||
@@ -224,7 +230,7 @@ int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char
                 cd = iconv_open("UTF-8", cs);
                 if (cd == (iconv_t) -1) {
                         unknown = 1;
-                        if (utf8_valid(in, n)) {
+                        if (text_utf8_valid(in, n)) {
                                 r = text_utf8_sanitize(in, n, max, ret, ret_len);
                                 return r < 0 ? r : unknown;
                         }
@@ -237,7 +243,7 @@ int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char
         r = finish(&b, r, ret, ret_len);
         if (r < 0)
                 return r;
-        if (!utf8_valid(*ret, *ret_len)) {
+        if (!text_utf8_valid(*ret, *ret_len)) {
                 /* iconv may emit NULs for odd inputs: sanitize once more. */
                 _cleanup_free_ char *t = TAKE_PTR(*ret);
                 return text_utf8_sanitize(t, *ret_len, max, ret, ret_len);
