@@ -1,6 +1,8 @@
-/* inih calls a reader for each line; ours counts lines, remembers the current line's text (to
- * know where a value starts, and whether it is a continuation) and refuses lines too long for
- * inih's fixed buffer instead of letting inih split them silently. */
+/* INI files read with inih, each key placed at its file:line:column (see ini-file.h). inih calls
+ * a reader for each line; ours counts lines, remembers the current line's text (to know where
+ * a value starts, and whether it is a continuation) and refuses lines too long for inih's fixed
+ * buffer instead of letting inih split them silently. Errors of config and rule files alike
+ * take their one form here (ini_file_append_error()). */
 #include <ini.h>
 #include <stdarg.h>
 #include <stdint.h>

@@ -1,4 +1,5 @@
-/* Small helpers in the systemd idiom: cleanup attributes, ownership transfer, string tests. */
+/* Small helpers in the systemd idiom: cleanup attributes, ownership transfer, string tests,
+ * string tables (DEFINE_STRING_TABLE_LOOKUP), a vasprintf() that cannot leave garbage. */
 #pragma once
 
 #include <errno.h>

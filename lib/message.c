@@ -1,3 +1,6 @@
+/* The shared value types of message.h: the code kinds' one string table (published names and
+ * labels), the life of a Code, a MessageRef and a Message (copy, add a code, free), a code's
+ * canonical value, and the RFC 3339 dates codes are shown with. */
 #include <ctype.h>
 #include <stdio.h>
 #include <time.h>

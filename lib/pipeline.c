@@ -1,7 +1,10 @@
-/* Each MIME text part becomes one or two RuleTexts: HTML is turned into text, everything is
- * folded (text_fold()), links and addresses are blanked, and quoted or forwarded lines are
- * split off into a text of their own that can never yield a trusted code. The subject is one
- * more text. */
+/* One message through the whole extraction (see pipeline.h): MIME decoding, texts for the
+ * rules, the rules, then the safety net for a trusted sender's mail that speaks of a code no
+ * rule read. Each MIME text part becomes one or two RuleTexts: HTML is turned into text,
+ * everything is folded (text_fold()), links and addresses are blanked, and quoted or forwarded
+ * lines are split off into a text of their own that can never yield a trusted code. The
+ * subject is one more text. No PCRE2 here: the safety net's patterns are RulePatterns, matched
+ * the one way rules.c matches everything. */
 #include <stdio.h>
 
 #include "pipeline.h"

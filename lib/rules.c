@@ -7,7 +7,12 @@
  * needs it, so that the bulk of the mail (no trusted sender, no keyword) costs one scan.
  * Guards narrow further; each pattern's (?<code>...) capture is then checked (length, digits,
  * SIRET/Luhn, reject patterns) and canonicalised; of the codes found, one value goes to the
- * kind whose label is closest. */
+ * kind whose label is closest.
+ *
+ * PCRE2 reads its subjects without checking their UTF-8 (PCRE2_NO_UTF_CHECK: checking every
+ * call would cost a pass over the text per pattern), so this file makes sure once: every text
+ * becomes a Subject when rules_match() starts (valid, or copied with U+FFFD), parts of it are
+ * cut at character boundaries, and subject_match() is the only call of pcre2_match(). */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,3 +1,5 @@
+/* NULL-terminated string vectors (see strv.h): append, search, split, copy, free, and the
+ * "NAME=value" environment blocks built with them. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
