@@ -343,7 +343,7 @@ static int query_int64(Store *s, const char *sql, int64_t *ret) {
 
 /* Reads one integer pragma (user_version, application_id). */
 static int pragma_int(Store *s, const char *pragma, int *ret) {
-        int64_t v;
+        int64_t v = 0;
         int r = query_int64(s, pragma, &v);
 
         if (r >= 0)
@@ -1430,7 +1430,7 @@ int store_account_stats(Store *s, const char *account, uint64_t *ret_messages, u
 }
 
 int store_count_possible(Store *s, uint64_t *ret) {
-        int64_t n;
+        int64_t n = 0;
         int r = query_int64(s, "SELECT count(*) FROM codes WHERE kind = 'possible'", &n);
 
         if (r >= 0)
