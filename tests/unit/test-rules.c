@@ -29,6 +29,16 @@ static char *write_file(const char *sub, const char *name, const char *text) {
         return test_write_file(d, name, text);
 }
 
+/* Loads text as the one rule file dir/sub/t.rules; its errors go to *errors. */
+static Rules *load_text(const char *sub, const char *text, char ***errors) {
+        _cleanup_free_ char *path = write_file(sub, "t.rules", text);
+        char *files[2] = { path, NULL };
+        Rules *rules = NULL;
+
+        assert_int_equal(rules_load_files(files, &rules, errors), 0);
+        return rules;
+}
+
 #define GOOD_RULE "[rule good]\nkind = otp\nsenders = example.org\npattern = code (?<code>\\d+)\n"
 
 static void test_errors(void **state) {
@@ -102,16 +112,12 @@ static void test_errors(void **state) {
 
 /* An internationalised sender domain is kept as mail carries it: its xn-- A-label. */
 static void test_idn_sender(void **state) {
-        _cleanup_free_ char *path = NULL;
         _cleanup_strv_free_ char **errors = NULL;
         _cleanup_(rules_freep) Rules *rules = NULL;
-        char *files[2] = { NULL, NULL };
 
         (void) state;
-        path = write_file("idn", "t.rules", "[rule a]\nkind = otp\nsenders = Exämple.FR, xn--exmple-cua.fr\n"
-                                            "pattern = code (?<code>\\d+)\n");
-        files[0] = path;
-        assert_int_equal(rules_load_files(files, &rules, &errors), 0);
+        rules = load_text("idn", "[rule a]\nkind = otp\nsenders = Exämple.FR, xn--exmple-cua.fr\n"
+                                 "pattern = code (?<code>\\d+)\n", &errors);
         assert_null(errors);
         assert_int_equal(rules_count(rules), 1);
         assert_int_equal(strv_length((char **) rules_trusted_domains(rules)), 1);
@@ -517,18 +523,14 @@ static void test_invalid_utf8(void **state) {
                 { "ton code:482913 \xF0", "482913" },
                 { "\xFF\xFE code:\xE2\x80 482913", NULL }, /* a space between label and value */
         };
-        _cleanup_free_ char *path = NULL;
         _cleanup_strv_free_ char **errors = NULL;
         _cleanup_(rules_freep) Rules *rules = NULL;
         _cleanup_(rule_matcher_freep) RuleMatcher *m = NULL;
-        char *files[2] = { NULL, NULL };
         SenderInfo s = { .address = "no\xC3reply@example.org", .domain = "example.org", .name = "Ex\xE9mple" };
 
         (void) state;
-        path = write_file("utf8", "t.rules", "[rule good]\nkind = otp\nsenders = example.org\n"
-                                             "pattern = code[^\\d\\s]*(?<code>\\d+)\n");
-        files[0] = path;
-        assert_int_equal(rules_load_files(files, &rules, &errors), 0);
+        rules = load_text("utf8", "[rule good]\nkind = otp\nsenders = example.org\n"
+                                  "pattern = code[^\\d\\s]*(?<code>\\d+)\n", &errors);
         assert_null(errors);
         assert_int_equal(rule_matcher_new(&m), 0);
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
