@@ -53,7 +53,7 @@ def key_table(c_text, table, section):
 def string_table(c_text, name):
     """The strings of a DEFINE_STRING_TABLE_LOOKUP table: rows [ENUM] = { "string", ... }."""
     m = re.search(r"%s\[[^]]*\] = \{(.*?)\};" % re.escape(name), c_text, re.S)
-    return re.findall(r'=\s*\{\s*"([a-z-]+)"', m.group(1))
+    return re.findall(r'=\s*\{\s*"([a-z0-9-]+)"', m.group(1))
 
 
 def defined_options(text):
