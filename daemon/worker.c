@@ -661,6 +661,7 @@ static int scan_priority_read(Scan *sc, uint32_t first, uint32_t *uids, size_t n
 typedef struct Early {
         bool done;
         uint32_t uidvalidity;
+        ImapFolderState st;       /* as the first look saw it */
         uint32_t *uids;
         size_t n;
 } Early;
@@ -682,11 +683,20 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
         Scan sc = { .w = w, .s = s, .f = f };
         WorkerCursor *c;
         uint32_t first;
-        bool known;
+        bool known, ahead;
         int r;
 
         for (unsigned round = 0; round < RESCAN_LIMIT; round++) {
-                r = GUARDED(w, s, imap_examine(s, f->name, &sc.st));
+                c = cursor_find(w, f->display);
+                /* A new folder the first look has seen, read from its first UID: its EXAMINE
+                 * goes with the first FETCH (whose answer says whether it is still the same). */
+                ahead = round == 0 && early && early->done && early->st.exists > 0 && a->since == 0 &&
+                        (!c || atomic_load(&w->rescan));
+                if (ahead) {
+                        sc.st = early->st;
+                        r = GUARDED(w, s, imap_examine_ahead(s, f->name, early->uidvalidity, &sc.st));
+                } else
+                        r = GUARDED(w, s, imap_examine(s, f->name, &sc.st));
                 if (r == -ENOENT) {
                         log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot open folder (%s), skipping",
                                            imap_last_error(s));
@@ -695,7 +705,6 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
                 if (r < 0)
                         return r;
 
-                c = cursor_find(w, f->display);
                 known = c && c->uidvalidity == sc.st.uidvalidity && !(round == 0 && atomic_load(&w->rescan));
                 if (c && c->uidvalidity != sc.st.uidvalidity)
                         log_full_errno_ctx(LOG_NOTICE, 0, &ctx, "UIDVALIDITY changed (%u → %u): rescanning the folder",
@@ -729,6 +738,19 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
                                 r = n > 0 ? scan_read(&sc, uids, n, first) : 0;
                         } else
                                 r = scan_read(&sc, NULL, 0, first);
+                        if (r == -ESTALE && ahead) {
+                                /* Changed since the first look (nothing was read): the usual way. */
+                                free(TAKE_PTR(prio));
+                                n_prio = 0;
+                                sc.skip = NULL;
+                                sc.n_skip = 0;
+                                continue;
+                        }
+                        if (r == -ENOENT && ahead) {
+                                log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot open folder (%s), skipping",
+                                                   imap_last_error(s));
+                                goto finish;
+                        }
                         if (r < 0)
                                 goto finish;
                 }
@@ -948,21 +970,20 @@ static int scan_early_all(Worker *w, ImapSession *s, Early *early) {
                         if (x[j].r < 0 || x[j].st.exists == 0)
                                 continue; /* said (or found empty) when the folder is read */
                         e->uidvalidity = x[j].st.uidvalidity;
+                        if (wave == 0)
+                                e->st = x[j].st;
                         e->done = true;
                         if (x[j].n == 0)
                                 continue;
-                        Scan sc = { .w = w, .s = s, .f = &w->folders[of2[j]] };
-                        r = GUARDED(w, s, imap_examine(s, sc.f->name, &sc.st));
-                        if (r == -ENOENT) {
-                                e->done = false;
-                                r = 0;
-                                continue;
-                        }
-                        if (r >= 0 && sc.st.uidvalidity != e->uidvalidity)
-                                e->done = false; /* changed meanwhile: the full pass looks again */
-                        else if (r >= 0)
-                                r = scan_priority_read(&sc, 1, TAKE_PTR(x[j].uids), x[j].n, &got, &n_got);
+                        /* Its EXAMINE goes with the first FETCH of its likely code mail. */
+                        Scan sc = { .w = w, .s = s, .f = &w->folders[of2[j]], .st = x[j].st };
+                        r = GUARDED(w, s, imap_examine_ahead(s, sc.f->name, e->uidvalidity, &sc.st));
                         if (r >= 0)
+                                r = scan_priority_read(&sc, 1, TAKE_PTR(x[j].uids), x[j].n, &got, &n_got);
+                        if (r == -ENOENT || r == -ESTALE) {
+                                e->done = false; /* gone or changed meanwhile: the full pass looks again */
+                                r = 0;
+                        } else if (r >= 0)
                                 r = early_add(e, got, n_got);
                         scan_done(&sc);
                         if (log_get_max_level() >= LOG_DEBUG) {

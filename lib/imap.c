@@ -75,6 +75,11 @@ struct ImapSession {
         bool over_budget;
         bool eof;
         ImapNotifyScan notify;     /* what NOTIFY said, read from every byte received */
+        /* An EXAMINE sent ahead of the next FETCH (imap_examine_ahead()), its answer not read yet. */
+        bool ahead;
+        int ahead_tag;
+        uint32_t ahead_uidvalidity;
+        ImapFolderState *ahead_ret;
 };
 
 /* libetpan only hands FETCH results to a msg_att handler when a progress callback is set; we
@@ -325,14 +330,35 @@ static void budget_reset(ImapSession *s, size_t max) {
         caps_normalize(s);
 }
 
-/* Every command starts here: a cancelled or broken session does not talk any more. */
-static int session_check(ImapSession *s) {
+static int ahead_read(ImapSession *s);
+
+static bool tagged_ok(const struct mailimap_response *resp) {
+        return resp->rsp_resp_done && resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
+               resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
+}
+
+/* What every command checks first: a cancelled or broken session does not talk any more. An
+ * EXAMINE sent ahead is left for the command to read (imap_fetch_parts() only). */
+static int session_check_ahead(ImapSession *s) {
         if (atomic_load(&s->cancelled))
                 return -ECANCELED;
         if (s->broken || !s->imap || !s->imap->imap_stream)
                 return -ENOTCONN;
         budget_reset(s, IMAP_RESPONSE_MAX);
         return 0;
+}
+
+/* Every other command starts here: an EXAMINE sent ahead is answered first. */
+static int session_check(ImapSession *s) {
+        int r = session_check_ahead(s);
+
+        if (r < 0 || !s->ahead)
+                return r;
+        if (mailstream_flush(s->imap->imap_stream) == -1)
+                return session_error(s, MAILIMAP_ERROR_STREAM, "EXAMINE");
+        r = ahead_read(s);
+        budget_reset(s, IMAP_RESPONSE_MAX);
+        return r;
 }
 
 const char *imap_last_error(const ImapSession *s) {
@@ -886,6 +912,91 @@ int imap_examine(ImapSession *s, const char *folder, ImapFolderState *ret) {
         return 0;
 }
 
+/* Not in Debian's installed headers, exported by libetpan. */
+int mailimap_examine_send(mailstream *fd, const char *mb, int condstore); /* 1.9.4: 3 arguments */
+int mailimap_crlf_send(mailstream *fd);
+
+/* HIGHESTMODSEQ of the EXAMINE answer just parsed (what mailimap_examine_condstore() reads). */
+static uint64_t answer_modseq(ImapSession *s) {
+        clist *l = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_extension_list : NULL;
+
+        for (clistiter *it = l ? clist_begin(l) : NULL; it; it = clist_next(it)) {
+                const struct mailimap_extension_data *e = clist_content(it);
+                const struct mailimap_condstore_resptextcode *c = e->ext_data;
+                if (e->ext_extension->ext_id == MAILIMAP_EXTENSION_CONDSTORE &&
+                    e->ext_type == MAILIMAP_CONDSTORE_TYPE_RESP_TEXT_CODE && c &&
+                    c->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_HIGHESTMODSEQ)
+                        return c->cs_data.cs_modseq_value;
+        }
+        return 0;
+}
+
+int imap_examine_ahead(ImapSession *s, const char *folder, uint32_t uidvalidity, ImapFolderState *ret) {
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        r = mailimap_send_current_tag(s->imap);
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_examine_send(s->imap->imap_stream, folder, mailimap_has_condstore(s->imap) ? 1 : 0);
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_crlf_send(s->imap->imap_stream);
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "EXAMINE");
+        s->ahead = true;
+        s->ahead_tag = s->imap->imap_tag;
+        s->ahead_uidvalidity = uidvalidity;
+        s->ahead_ret = ret;
+        return 0;
+}
+
+/* Reads the answer to the EXAMINE sent ahead (sent and flushed): 0, -ENOENT (refused: the
+ * session is in step, nothing selected), -ESTALE (its UIDVALIDITY is not the one expected), or
+ * an error for the connection. */
+static int ahead_read(ImapSession *s) {
+        struct mailimap_response *resp = NULL;
+        int tag = s->imap->imap_tag;
+        bool ok;
+        int r;
+
+        s->ahead = false;
+        s->imap->imap_tag = s->ahead_tag;
+        budget_reset(s, IMAP_RESPONSE_MAX);
+        /* What mailimap_examine() does: a fresh selection to fill. */
+        if (s->imap->imap_selection_info)
+                mailimap_selection_info_free(s->imap->imap_selection_info);
+        s->imap->imap_selection_info = mailimap_selection_info_new();
+        if (!s->imap->imap_selection_info || !mailimap_read_line(s->imap))
+                r = MAILIMAP_ERROR_STREAM;
+        else
+                r = mailimap_parse_response(s->imap, &resp);
+        s->imap->imap_tag = tag;
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "EXAMINE");
+        ok = tagged_ok(resp);
+        mailimap_response_free(resp);
+        s->imap->imap_state = ok ? MAILIMAP_STATE_SELECTED : MAILIMAP_STATE_AUTHENTICATED;
+        free(s->error);
+        s->error = NULL;
+        if (!ok) {
+                if (asprintf(&s->error, "EXAMINE failed: %s", strna(s->imap->imap_response)) < 0)
+                        s->error = NULL;
+                return -ENOENT;
+        }
+        *s->ahead_ret = (ImapFolderState) {
+                .uidvalidity = s->imap->imap_selection_info->sel_uidvalidity,
+                .uidnext = s->imap->imap_selection_info->sel_uidnext,
+                .exists = s->imap->imap_selection_info->sel_exists,
+                .highest_modseq = answer_modseq(s),
+        };
+        if (s->ahead_ret->uidvalidity != s->ahead_uidvalidity) {
+                s->error = strdup("the folder's UIDVALIDITY changed");
+                return -ESTALE;
+        }
+        return 0;
+}
+
 bool imap_has_new_mail(ImapSession *s, uint32_t exists) {
         return s->imap->imap_selection_info && s->imap->imap_selection_info->sel_exists > exists;
 }
@@ -1112,18 +1223,10 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
         return r;
 }
 
-/* Not in Debian's installed headers, exported by libetpan. */
-int mailimap_examine_send(mailstream *fd, const char *mb, int condstore); /* 1.9.4: 3 arguments */
 int mailimap_uid_search_send(mailstream *fd, const char *charset, struct mailimap_search_key *key);
-int mailimap_crlf_send(mailstream *fd);
 
 #define SCOUT_WAVE 16 /* folders a wave: 32 short commands */
 #define PIPELINE_STATUS 64 /* STATUS commands a wave */
-
-static bool tagged_ok(const struct mailimap_response *resp) {
-        return resp->rsp_resp_done && resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
-               resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
-}
 
 static int scout_wave(ImapSession *s, ImapScout *f, size_t k, char *const *domains, char *const *keywords) {
         int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR;
@@ -1913,7 +2016,7 @@ next:
 /* Sends the k commands at once, then reads their k answers, each message going to handler. */
 static int fetch_pipelined(ImapSession *s, struct mailimap_set **sets, struct mailimap_fetch_type **fts, size_t k,
                            mailimap_msg_att_handler *handler, PartsState *st) {
-        int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR, failed = MAILIMAP_NO_ERROR;
+        int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR, failed = MAILIMAP_NO_ERROR, ahead = 0;
         _cleanup_free_ char *slow_down = NULL; /* a refusal that asks us to slow down */
         size_t sent = 0;
 
@@ -1928,6 +2031,15 @@ static int fetch_pipelined(ImapSession *s, struct mailimap_set **sets, struct ma
         }
         if (mailstream_flush(s->imap->imap_stream) == -1)
                 return session_error(s, MAILIMAP_ERROR_STREAM, "UID FETCH");
+        if (s->ahead) {
+                /* The EXAMINE sent ahead answers first. Refused or another UIDVALIDITY: no
+                 * message of these answers is ours, but they are read all the same. */
+                ahead = ahead_read(s);
+                if (ahead < 0 && s->broken)
+                        return ahead;
+                if (ahead < 0 && st->r >= 0)
+                        st->r = ahead;
+        }
         mailimap_set_msg_att_handler(s->imap, handler, st);
         for (size_t i = 0; i < k; i++) {
                 struct mailimap_response *resp = NULL;
@@ -1957,6 +2069,8 @@ static int fetch_pipelined(ImapSession *s, struct mailimap_set **sets, struct ma
         s->imap->imap_tag = tag0 + (int) k;
         if (r != MAILIMAP_NO_ERROR)
                 return session_error(s, r, "UID FETCH");
+        if (ahead < 0)
+                return ahead; /* what the FETCH answered (NO: no folder selected) says nothing more */
         if (failed != MAILIMAP_NO_ERROR && st->r >= 0 && slow_down)
                 return throttled_error(s, slow_down);
         if (failed != MAILIMAP_NO_ERROR && st->r >= 0) {
@@ -2108,8 +2222,8 @@ finish:
         return r;
 }
 
-int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
-                     size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata) {
+static int fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
+                       size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata) {
         _cleanup_free_ uint32_t *found = NULL;
         PartsState st = { .session = s, .max_part = max_part, .max_whole = max_whole, .cb = cb,
                           .userdata = userdata, .settled = first_uid > 0 ? first_uid - 1 : 0,
@@ -2118,13 +2232,14 @@ int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t fi
         size_t done = 0;
         int r;
 
-        r = session_check(s);
+        r = session_check_ahead(s);
         if (r < 0)
                 return r;
         if (n == 0 && first_uid == 0)
                 return 0;
-        if (n == 0 && !s->no_structure && s->imap->imap_selection_info &&
-            s->imap->imap_selection_info->sel_exists <= PARTS_CHUNK) {
+        if (n == 0 && !s->no_structure &&
+            (s->ahead ? s->ahead_ret->exists
+                      : s->imap->imap_selection_info ? s->imap->imap_selection_info->sel_exists : UINT32_MAX) <= PARTS_CHUNK) {
                 /* A small folder: its structures straight away, no SEARCH (one round trip
                  * less). Room for twice what EXAMINE counted; mail arriving beyond it waits
                  * for the next round. */
@@ -2170,6 +2285,16 @@ int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t fi
                         return r;
         }
         return 0;
+}
+
+int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
+                     size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata) {
+        int r = fetch_parts(s, uids, n, first_uid, skip, n_skip, max_part, max_whole, cb, userdata);
+
+        /* Nothing was asked after an EXAMINE sent ahead: its answer all the same. */
+        if (r >= 0 && s->ahead)
+                r = session_check(s);
+        return r;
 }
 
 /* ---- IDLE (RFC 2177) ---- */

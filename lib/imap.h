@@ -86,6 +86,12 @@ typedef struct ImapFolderState {
 
 /* EXAMINE (RFC 3501 §6.3.2: read-only, \Seen never set). -ENOENT: no such folder. */
 int imap_examine(ImapSession *s, const char *folder, ImapFolderState *ret);
+/* The same, its answer read by the next command (one round trip less when that is
+ * imap_fetch_parts(), whose first FETCH goes with it): *ret (borrowed until then) holds the
+ * state expected until the answer fills it. The next command fails with -ENOENT when the folder
+ * cannot be opened, -ESTALE when its UIDVALIDITY is not uidvalidity (no message handed over
+ * either way, the session still usable). */
+int imap_examine_ahead(ImapSession *s, const char *folder, uint32_t uidvalidity, ImapFolderState *ret);
 /* True when the selected folder grew past `exists` messages (an EXISTS the server sent
  * during the last commands). */
 bool imap_has_new_mail(ImapSession *s, uint32_t exists);
