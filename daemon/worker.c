@@ -578,6 +578,18 @@ static size_t uids_remove(uint32_t *a, size_t n, const uint32_t *b, size_t m) {
         return k;
 }
 
+static int scan_read_failed(Scan *sc, int r) {
+        if (r == -EPROTO) {
+                /* libetpan 1.9.4 could not parse what the server said (BODYSTRUCTURE
+                 * trips it on some servers): whole messages from the next connection on. */
+                LogContext ctx = ctx_of(sc->w, sc->f->display);
+                log_full_errno_ctx(LOG_WARNING, r, &ctx, "reading text parts failed (%s); reading whole "
+                                   "messages from now on", imap_last_error(sc->s));
+                sc->w->full_fetch = true;
+        }
+        return r;
+}
+
 /* Reads the UIDs given (or first:* when uids is NULL) and pushes their batches. */
 static int scan_read(Scan *sc, const uint32_t *uids, size_t n, uint32_t first) {
         Worker *w = sc->w;
@@ -588,15 +600,7 @@ static int scan_read(Scan *sc, const uint32_t *uids, size_t n, uint32_t first) {
                 r = GUARDED(w, sc->s, imap_fetch_parts(sc->s, uids, n, first, sc->skip, sc->n_skip, MAX_TEXT_PART, 4 * MAX_TEXT_PART,
                                                        on_message, sc));
                 sc->parts = false;
-                if (r == -EPROTO) {
-                        /* libetpan 1.9.4 could not parse what the server said (BODYSTRUCTURE
-                         * trips it on some servers): whole messages from the next connection on. */
-                        LogContext ctx = ctx_of(w, sc->f->display);
-                        log_full_errno_ctx(LOG_WARNING, r, &ctx, "reading text parts failed (%s); reading whole "
-                                           "messages from now on", imap_last_error(sc->s));
-                        w->full_fetch = true;
-                }
-                return r;
+                return scan_read_failed(sc, r);
         }
         r = GUARDED(w, sc->s, imap_fetch(sc->s, uids, n, first, LARGE_MESSAGE, on_message, sc));
         if (r < 0)
@@ -886,6 +890,84 @@ static int early_add(Early *e, uint32_t *b, size_t m) {
         return 0;
 }
 
+static void early_phase(Worker *w, const ImapFolder *f, size_t n) {
+        char what[96];
+
+        if (log_get_max_level() < LOG_DEBUG)
+                return;
+        (void) snprintf(what, sizeof what, "read the folder's likely code mail (%zu messages)", n);
+        phase(w, f->display, what);
+}
+
+/* The jobs one after the other (reading whole messages: no imap_fetch_parts_folders()). */
+static int early_read_each(Worker *w, ImapSession *s, ImapPartsJob *jobs, size_t q) {
+        int r = 0;
+
+        for (size_t i = 0; i < q && r >= 0; i++) {
+                Scan *sc = jobs[i].userdata;
+                r = GUARDED(w, s, imap_examine_ahead(s, jobs[i].folder, jobs[i].uidvalidity, jobs[i].st));
+                if (r >= 0)
+                        r = scan_read(sc, jobs[i].uids, jobs[i].n, 1);
+                jobs[i].r = r;
+                if (r == -ENOENT || r == -ESTALE || r == -EPROTO)
+                        r = 0; /* that folder's (the caller says) */
+        }
+        return r;
+}
+
+/* Reads the likely code mail the first look found in the m folders x (of: their index in
+ * w->folders) at once: every folder's first few (PRIORITY_FIRST), stored, then the rest, two
+ * round trips each time whatever the number of folders (imap_fetch_parts_folders()). */
+static int early_read(Worker *w, ImapSession *s, ImapScout *x, const size_t *of, size_t m, Early *early) {
+        _cleanup_free_ Scan *sc = calloc(MAX(m, 1u), sizeof(Scan));
+        _cleanup_free_ ImapPartsJob *jobs = calloc(MAX(m, 1u), sizeof(ImapPartsJob));
+        _cleanup_free_ size_t *done = calloc(MAX(m, 1u), sizeof(size_t)), *at = calloc(MAX(m, 1u), sizeof(size_t));
+        int r = 0;
+
+        if (!sc || !jobs || !done || !at)
+                return -ENOMEM;
+        for (size_t j = 0; j < m; j++)
+                sc[j] = (Scan) { .w = w, .s = s, .f = &w->folders[of[j]], .st = x[j].st, .keep_cursor = true,
+                                 .parts = !w->full_fetch };
+        for (size_t k = PRIORITY_FIRST; r >= 0; k = IMAP_PARTS_JOB_MAX) {
+                size_t q = 0;
+
+                for (size_t j = 0; j < m; j++)
+                        if (early[of[j]].done && done[j] < x[j].n) {
+                                size_t c = MIN(k, x[j].n - done[j]);
+                                jobs[q] = (ImapPartsJob) { .folder = sc[j].f->name, .uidvalidity = early[of[j]].uidvalidity,
+                                                           .st = &sc[j].st, .uids = x[j].uids + done[j], .n = c,
+                                                           .cb = on_message, .userdata = &sc[j] };
+                                at[q++] = j;
+                                done[j] += c;
+                        }
+                if (q == 0)
+                        break;
+                if (w->full_fetch)
+                        r = early_read_each(w, s, jobs, q);
+                else
+                        r = GUARDED(w, s, imap_fetch_parts_folders(s, jobs, q, MAX_TEXT_PART, 4 * MAX_TEXT_PART));
+                for (size_t i = 0; i < q && r >= 0; i++) {
+                        Scan *c = &sc[at[i]];
+                        if (jobs[i].r == -ENOENT || jobs[i].r == -ESTALE)
+                                early[of[at[i]]].done = false; /* gone or changed: the full pass looks again */
+                        else if (jobs[i].r < 0)
+                                r = scan_read_failed(c, jobs[i].r);
+                        else if (c->batch && c->batch->n_messages > 0)
+                                r = batch_push(c, 0);
+                        worker_event_free(TAKE_PTR(c->batch));
+                }
+        }
+        for (size_t j = 0; j < m; j++) {
+                if (r >= 0 && early[of[j]].done && x[j].n > 0) {
+                        early_phase(w, sc[j].f, x[j].n);
+                        r = early_add(&early[of[j]], TAKE_PTR(x[j].uids), x[j].n);
+                }
+                scan_done(&sc[j]);
+        }
+        return r;
+}
+
 /* The first look at every folder not read yet, in one round trip a wave (imap_scout()), then
  * the likely code mail of those that have some. In two waves: each folder's newest messages
  * (a sixteenth of it, at least EARLY_RECENT_MIN), then the older ones, their UIDs from one
@@ -958,40 +1040,25 @@ static int scan_early_all(Worker *w, ImapSession *s, Early *early) {
                                          : "first look at the older mail");
                 if (r == -EOPNOTSUPP)
                         return 0; /* nothing to look for: the full pass alone will do */
-                for (size_t j = 0; j < m && r >= 0; j++) {
+                for (size_t j = 0; j < m; j++) {
                         Early *e = &early[of2[j]];
-                        uint32_t *got = NULL;
-                        size_t n_got = 0;
 
                         if (wave == 1 && (x[j].r < 0 || x[j].st.uidvalidity != e->uidvalidity)) {
                                 e->done = false; /* gone or changed meanwhile: the full pass looks again */
+                                x[j].n = 0;
                                 continue;
                         }
-                        if (x[j].r < 0 || x[j].st.exists == 0)
+                        if (x[j].r < 0 || x[j].st.exists == 0) {
+                                x[j].n = 0;
                                 continue; /* said (or found empty) when the folder is read */
+                        }
                         e->uidvalidity = x[j].st.uidvalidity;
                         if (wave == 0)
                                 e->st = x[j].st;
                         e->done = true;
-                        if (x[j].n == 0)
-                                continue;
-                        /* Its EXAMINE goes with the first FETCH of its likely code mail. */
-                        Scan sc = { .w = w, .s = s, .f = &w->folders[of2[j]], .st = x[j].st };
-                        r = GUARDED(w, s, imap_examine_ahead(s, sc.f->name, e->uidvalidity, &sc.st));
-                        if (r >= 0)
-                                r = scan_priority_read(&sc, 1, TAKE_PTR(x[j].uids), x[j].n, &got, &n_got);
-                        if (r == -ENOENT || r == -ESTALE) {
-                                e->done = false; /* gone or changed meanwhile: the full pass looks again */
-                                r = 0;
-                        } else if (r >= 0)
-                                r = early_add(e, got, n_got);
-                        scan_done(&sc);
-                        if (log_get_max_level() >= LOG_DEBUG) {
-                                char what[64];
-                                (void) snprintf(what, sizeof what, "read the folder's likely code mail (%zu messages)", n_got);
-                                phase(w, sc.f->display, what);
-                        }
                 }
+                if (r >= 0)
+                        r = early_read(w, s, x, of2, m, early);
                 for (size_t j = 0; j < m; j++)
                         free(TAKE_PTR(x[j].uids));
         }

@@ -1810,9 +1810,16 @@ typedef struct PartsState {
         bool overflow;         /* more answers than room */
         bool labels;           /* Gmail: X-GM-LABELS asked for with the structures */
         uint32_t last;         /* the highest UID a chunk held */
+        /* What the answers said (parts_result()). */
+        bool refused;
+        char *refusal;
+        char *slow_down;       /* a refusal that asks us to slow down */
+        int unselected;        /* the EXAMINE before them refused: -ENOENT or -ESTALE */
 } PartsState;
 
 static void parts_done(PartsState *st) {
+        free(TAKE_PTR(st->slow_down));
+        free(TAKE_PTR(st->refusal));
         for (size_t i = 0; i < st->n; i++) {
                 free(st->msgs[i].plan);
                 free(st->msgs[i].key);
@@ -2013,74 +2020,134 @@ next:
         budget_reset(st->session, st->budget);
 }
 
-/* Sends the k commands at once, then reads their k answers, each message going to handler. */
-static int fetch_pipelined(ImapSession *s, struct mailimap_set **sets, struct mailimap_fetch_type **fts, size_t k,
-                           mailimap_msg_att_handler *handler, PartsState *st) {
-        int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR, failed = MAILIMAP_NO_ERROR, ahead = 0;
-        _cleanup_free_ char *slow_down = NULL; /* a refusal that asks us to slow down */
-        size_t sent = 0;
+/* One FETCH of a pipeline: its messages go to handler with ps; examine: the folder opened
+ * first, in the same flush (its UIDVALIDITY must be uidvalidity, its state goes to *st). */
+typedef struct FetchCmd {
+        struct mailimap_set *set;
+        struct mailimap_fetch_type *ft;
+        mailimap_msg_att_handler *handler;
+        PartsState *ps;
+        const char *examine;
+        uint32_t uidvalidity;
+        ImapFolderState *st;
+} FetchCmd;
 
-        for (; sent < k; sent++) {
+static int cmd_send(ImapSession *s, const FetchCmd *c) {
+        int r = MAILIMAP_NO_ERROR;
+
+        if (c->examine) {
                 r = mailimap_send_current_tag(s->imap);
                 if (r == MAILIMAP_NO_ERROR)
-                        r = mailimap_uid_fetch_send(s->imap->imap_stream, sets[sent], fts[sent]);
+                        r = mailimap_examine_send(s->imap->imap_stream, c->examine, mailimap_has_condstore(s->imap) ? 1 : 0);
                 if (r == MAILIMAP_NO_ERROR)
                         r = mailimap_crlf_send(s->imap->imap_stream);
                 if (r != MAILIMAP_NO_ERROR)
-                        return session_error(s, r, "UID FETCH");
+                        return r;
+                s->ahead_tag = s->imap->imap_tag;
         }
-        if (mailstream_flush(s->imap->imap_stream) == -1)
-                return session_error(s, MAILIMAP_ERROR_STREAM, "UID FETCH");
-        if (s->ahead) {
-                /* The EXAMINE sent ahead answers first. Refused or another UIDVALIDITY: no
-                 * message of these answers is ours, but they are read all the same. */
-                ahead = ahead_read(s);
-                if (ahead < 0 && s->broken)
-                        return ahead;
-                if (ahead < 0 && st->r >= 0)
-                        st->r = ahead;
-        }
-        mailimap_set_msg_att_handler(s->imap, handler, st);
-        for (size_t i = 0; i < k; i++) {
-                struct mailimap_response *resp = NULL;
+        r = mailimap_send_current_tag(s->imap);
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_uid_fetch_send(s->imap->imap_stream, c->set, c->ft);
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_crlf_send(s->imap->imap_stream);
+        return r;
+}
 
-                s->imap->imap_tag = tag0 + 1 + (int) i; /* the answer we are reading */
-                budget_reset(s, st->budget);
-                if (!mailimap_read_line(s->imap)) {
-                        r = MAILIMAP_ERROR_STREAM;
-                        break;
-                }
-                r = mailimap_parse_response(s->imap, &resp);
-                if (s->imap->imap_response_info && s->imap->imap_response_info->rsp_fetch_list) {
-                        mailimap_fetch_list_free(s->imap->imap_response_info->rsp_fetch_list);
-                        s->imap->imap_response_info->rsp_fetch_list = NULL;
-                }
-                if (r != MAILIMAP_NO_ERROR)
-                        break;
-                if (!resp->rsp_resp_done || resp->rsp_resp_done->rsp_type != MAILIMAP_RESP_DONE_TYPE_TAGGED ||
-                    resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type != MAILIMAP_RESP_COND_STATE_OK) {
-                        failed = MAILIMAP_ERROR_UID_FETCH; /* read the other answers all the same */
-                        if (throttled(s) && !slow_down)
-                                slow_down = strdup(strna(s->imap->imap_response));
-                }
-                mailimap_response_free(resp);
-        }
+/* Reads the answer to one FETCH, its messages going to the command's handler. */
+static int cmd_read(ImapSession *s, const FetchCmd *c, int tag) {
+        struct mailimap_response *resp = NULL;
+        int r;
+
+        mailimap_set_msg_att_handler(s->imap, c->handler, c->ps);
+        s->imap->imap_tag = tag;
+        budget_reset(s, c->ps->budget);
+        r = mailimap_read_line(s->imap) ? mailimap_parse_response(s->imap, &resp) : MAILIMAP_ERROR_STREAM;
         mailimap_set_msg_att_handler(s->imap, NULL, NULL);
-        s->imap->imap_tag = tag0 + (int) k;
+        if (s->imap->imap_response_info && s->imap->imap_response_info->rsp_fetch_list) {
+                mailimap_fetch_list_free(s->imap->imap_response_info->rsp_fetch_list);
+                s->imap->imap_response_info->rsp_fetch_list = NULL;
+        }
+        if (r != MAILIMAP_NO_ERROR)
+                return r;
+        if (!tagged_ok(resp)) {
+                /* Refused (NO, BAD): the other answers are read all the same. */
+                c->ps->refused = true;
+                if (throttled(s) && !c->ps->slow_down)
+                        c->ps->slow_down = strdup(strna(s->imap->imap_response));
+                if (!c->ps->refusal)
+                        c->ps->refusal = strdup(strna(s->imap->imap_response));
+        }
+        mailimap_response_free(resp);
+        return MAILIMAP_NO_ERROR;
+}
+
+/* Sends the k commands at once (an EXAMINE sent ahead before them answers first), then reads
+ * their answers in turn. A refused EXAMINE or FETCH is its command's PartsState's (ps->r,
+ * ps->refused); the result is an error for the connection only. */
+static int fetch_cmds(ImapSession *s, FetchCmd *c, size_t k) {
+        int tag0, r = MAILIMAP_NO_ERROR;
+        _cleanup_free_ int *tags = calloc(k, 2 * sizeof(int));
+
+        if (!tags)
+                return -ENOMEM;
+        for (size_t i = 0; i < k && r == MAILIMAP_NO_ERROR; i++) {
+                tag0 = s->imap->imap_tag;
+                r = cmd_send(s, &c[i]);
+                tags[2 * i] = c[i].examine ? tag0 + 1 : 0;
+                tags[2 * i + 1] = s->imap->imap_tag;
+        }
         if (r != MAILIMAP_NO_ERROR)
                 return session_error(s, r, "UID FETCH");
-        if (ahead < 0)
-                return ahead; /* what the FETCH answered (NO: no folder selected) says nothing more */
-        if (failed != MAILIMAP_NO_ERROR && st->r >= 0 && slow_down)
-                return throttled_error(s, slow_down);
-        if (failed != MAILIMAP_NO_ERROR && st->r >= 0) {
-                /* Refused (NO, BAD), every answer read: the session is still in step. */
-                free(s->error);
-                if (asprintf(&s->error, "UID FETCH refused: %s", strna(s->imap->imap_response)) < 0)
-                        s->error = NULL;
-                return -EREMOTEIO;
+        tag0 = s->imap->imap_tag;
+        if (mailstream_flush(s->imap->imap_stream) == -1)
+                return session_error(s, MAILIMAP_ERROR_STREAM, "UID FETCH");
+        for (size_t i = 0; i < k; i++) {
+                int ahead = 0;
+
+                if (c[i].examine) {
+                        s->ahead = true;
+                        s->ahead_tag = tags[2 * i];
+                        s->ahead_uidvalidity = c[i].uidvalidity;
+                        s->ahead_ret = c[i].st;
+                }
+                /* The EXAMINE first. Refused or another UIDVALIDITY: no message of this
+                 * command's answer is ours, but it is read all the same. */
+                if (s->ahead)
+                        ahead = ahead_read(s);
+                if (ahead < 0 && s->broken)
+                        return ahead;
+                if (ahead < 0 && c[i].ps->r >= 0)
+                        c[i].ps->r = ahead;
+                if (ahead < 0)
+                        c[i].ps->unselected = ahead;
+                r = cmd_read(s, &c[i], tags[2 * i + 1]);
+                if (r != MAILIMAP_NO_ERROR) {
+                        s->imap->imap_tag = tag0;
+                        return session_error(s, r, "UID FETCH");
+                }
         }
-        return st->r;
+        s->imap->imap_tag = tag0;
+        return 0;
+}
+
+/* What the answers of one PartsState's commands come to: its callback's error, a refused EXAMINE
+ * (-ENOENT, -ESTALE), the server asking us to slow down (-EBUSY), or a refused FETCH (-EREMOTEIO). */
+static int parts_result(ImapSession *s, PartsState *st) {
+        int r = st->unselected < 0 ? st->unselected : st->r;
+
+        if (r >= 0 && st->refused && st->slow_down)
+                r = throttled_error(s, st->slow_down);
+        else if (r >= 0 && st->refused) {
+                free(s->error);
+                if (asprintf(&s->error, "UID FETCH refused: %s", strna(st->refusal)) < 0)
+                        s->error = NULL;
+                r = -EREMOTEIO;
+        }
+        st->refused = false;
+        st->unselected = 0;
+        free(TAKE_PTR(st->slow_down));
+        free(TAKE_PTR(st->refusal));
+        return r;
 }
 
 static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t max_part, size_t max_whole) {
@@ -2123,65 +2190,68 @@ static int cmp_key(const void *a, const void *b) {
         return c ? c : (x->uid > y->uid) - (x->uid < y->uid);
 }
 
-/* One chunk: the UIDs given, or (uids NULL) what "first_uid:*" brings, up to n messages. */
-static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
-        ImapSession *s = st->session;
-        _cleanup_free_ PartsMsg **order = NULL;
-        _cleanup_free_ uint32_t *group = NULL;
-        struct mailimap_fetch_type *ft = NULL;
-        /* One command per shape: at most one per message (open-ended: twice a chunk). */
-        struct mailimap_fetch_type *fts[2 * PARTS_CHUNK] = {};
-        struct mailimap_set *sets[2 * PARTS_CHUNK] = {};
-        struct mailimap_set *set = NULL;
-        size_t k = 0, used;
-        int r = 0;
+/* A chunk's messages (the UIDs given, or none yet when uids is NULL: what "first_uid:*" brings,
+ * up to n), and the FETCH of their structures in *c. */
+static int chunk_begin(PartsState *st, const uint32_t *uids, size_t n, FetchCmd *c) {
+        size_t used;
 
         assert(n <= 2 * PARTS_CHUNK);
-
-        st->msgs = calloc(n, sizeof(PartsMsg));
-        order = calloc(n, sizeof(PartsMsg *));
-        group = calloc(n, sizeof(uint32_t));
-        if (!st->msgs || !order || !group)
+        *c = (FetchCmd) { .handler = on_structure, .ps = st };
+        st->msgs = calloc(MAX(n, 1u), sizeof(PartsMsg));
+        if (!st->msgs)
                 return -ENOMEM;
         st->open_ended = !uids;
         st->capacity = n;
         for (size_t i = 0; uids && i < n; i++)
                 st->msgs[i].uid = uids[i];
         st->n = uids ? n : 0;
-
-        /* 1: the structures. */
-        ft = mailimap_fetch_type_new_fetch_att_list_empty();
-        if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
-            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
-            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_bodystructure()) != MAILIMAP_NO_ERROR ||
+        st->budget = IMAP_RESPONSE_LARGE;
+        c->ft = mailimap_fetch_type_new_fetch_att_list_empty();
+        if (!c->ft || mailimap_fetch_type_new_fetch_att_list_add(c->ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
+            mailimap_fetch_type_new_fetch_att_list_add(c->ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
+            mailimap_fetch_type_new_fetch_att_list_add(c->ft, mailimap_fetch_att_new_bodystructure()) != MAILIMAP_NO_ERROR ||
             /* Gmail: the labels, where the code was seen (one folder, All Mail, holds them all). */
-            (st->labels && mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_xgmlabels()) != MAILIMAP_NO_ERROR) ||
-            !(set = uids ? set_from_uids(uids, n, &used) : mailimap_set_new_interval(st->first_uid, 0))) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        if (!s->no_structure) {
-                st->budget = IMAP_RESPONSE_LARGE;
-                r = fetch_pipelined(s, &set, &ft, 1, on_structure, st);
-                if (r == -EREMOTEIO) {
-                        /* No BODYSTRUCTURE here: whole messages, on this session and after. */
-                        s->no_structure = true;
-                        for (size_t i = 0; i < n; i++) {
-                                free(TAKE_PTR(st->msgs[i].plan));
-                                free(TAKE_PTR(st->msgs[i].key));
-                        }
-                        r = 0;
-                }
-                if (r < 0)
-                        goto finish;
-        }
-        if (!uids && s->no_structure) {
-                r = -EREMOTEIO; /* the caller lists the UIDs with SEARCH instead */
-                goto finish;
-        }
-        n = st->n;
+            (st->labels && mailimap_fetch_type_new_fetch_att_list_add(c->ft, mailimap_fetch_att_new_xgmlabels()) != MAILIMAP_NO_ERROR) ||
+            !(c->set = uids ? set_from_uids(uids, n, &used) : mailimap_set_new_interval(st->first_uid, 0)))
+                return -ENOMEM;
+        return 0;
+}
 
-        /* 2: the sections, one command per shape. */
+/* What the structures answered: BODYSTRUCTURE refused (-EREMOTEIO) means whole messages, on
+ * this session and after. */
+static int chunk_structures(PartsState *st, int r) {
+        if (r != -EREMOTEIO)
+                return r;
+        st->session->no_structure = true;
+        for (size_t i = 0; i < st->n; i++) {
+                free(TAKE_PTR(st->msgs[i].plan));
+                free(TAKE_PTR(st->msgs[i].key));
+        }
+        return 0;
+}
+
+static void cmds_free(FetchCmd *c, size_t k) {
+        for (size_t i = 0; c && i < k; i++) {
+                if (c[i].ft)
+                        mailimap_fetch_type_free(c[i].ft);
+                if (c[i].set)
+                        mailimap_set_free(c[i].set);
+        }
+        free(c);
+}
+
+/* Then the sections, one FETCH per shape (most messages share theirs with many others): *ret
+ * (*ret_k of them) to cmds_free(). */
+static int chunk_sections(PartsState *st, FetchCmd **ret, size_t *ret_k) {
+        size_t n = st->n, k = 0, used;
+        _cleanup_free_ PartsMsg **order = calloc(MAX(n, 1u), sizeof(PartsMsg *));
+        _cleanup_free_ uint32_t *group = calloc(MAX(n, 1u), sizeof(uint32_t));
+        FetchCmd *c = calloc(MAX(n, 1u), sizeof(FetchCmd));
+
+        *ret = c;
+        *ret_k = 0;
+        if (!order || !group || !c)
+                return -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 order[i] = &st->msgs[i];
         qsort(order, n, sizeof(PartsMsg *), cmp_key);
@@ -2189,36 +2259,63 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
                 size_t j = i, g = 0;
                 while (j < n && streq(order[j]->key ?: "", order[i]->key ?: ""))
                         group[g++] = order[j++]->uid;
-                fts[k] = parts_fetch_type(order[i], st->max_part, st->max_whole);
-                sets[k] = fts[k] ? set_from_uids(group, g, &used) : NULL;
-                k++;
-                if (!sets[k - 1]) {
-                        r = -ENOMEM;
-                        goto finish;
-                }
+                c[k] = (FetchCmd) { .handler = on_sections, .ps = st };
+                c[k].ft = parts_fetch_type(order[i], st->max_part, st->max_whole);
+                c[k].set = c[k].ft ? set_from_uids(group, g, &used) : NULL;
+                *ret_k = ++k;
+                if (!c[k - 1].set)
+                        return -ENOMEM;
                 i = j;
         }
         st->budget = MAX(st->max_whole, (size_t) TEXTS_MAX_BYTES) + IMAP_RESPONSE_MAX;
-        /* In waves: commands the server has not read yet must fit in the sockets' buffers,
-         * or both sides would wait for the other to read. */
+        return 0;
+}
+
+/* Sends the commands in waves and reads their answers: commands the server has not read yet
+ * must fit in the sockets' buffers, or both sides would wait for the other to read. */
+static int fetch_waves(ImapSession *s, FetchCmd *c, size_t k) {
+        int r = 0;
+
         for (size_t i = 0; i < k && r >= 0; i += PIPELINE_MAX)
-                r = fetch_pipelined(s, sets + i, fts + i, MIN(k - i, (size_t) PIPELINE_MAX), on_sections, st);
-        if (r == -EREMOTEIO)
-                r = -EPROTO; /* a message the server cannot give: as imap_fetch() says it */
-finish:
-        if (ft)
-                mailimap_fetch_type_free(ft);
-        if (set)
-                mailimap_set_free(set);
-        for (size_t i = 0; i < k; i++) {
-                if (fts[i])
-                        mailimap_fetch_type_free(fts[i]);
-                if (sets[i])
-                        mailimap_set_free(sets[i]);
-        }
+                r = fetch_cmds(s, c + i, MIN(k - i, (size_t) PIPELINE_MAX));
+        return r;
+}
+
+static void chunk_end(PartsState *st) {
         if (st->n > 0)
                 st->last = MAX(st->last, st->msgs[st->n - 1].uid);
         parts_done(st);
+}
+
+/* One chunk: the UIDs given, or (uids NULL) what "first_uid:*" brings, up to n messages. */
+static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
+        ImapSession *s = st->session;
+        FetchCmd structure = {}, *c = NULL;
+        size_t k = 0;
+        int r;
+
+        r = chunk_begin(st, uids, n, &structure);
+        if (r >= 0 && !s->no_structure) {
+                r = fetch_cmds(s, &structure, 1);
+                r = chunk_structures(st, r < 0 ? r : parts_result(s, st));
+        }
+        if (r >= 0 && !uids && s->no_structure)
+                r = -EREMOTEIO; /* the caller lists the UIDs with SEARCH instead */
+        else if (r >= 0) {
+                r = chunk_sections(st, &c, &k);
+                if (r >= 0)
+                        r = fetch_waves(s, c, k);
+                if (r >= 0)
+                        r = parts_result(s, st);
+                if (r == -EREMOTEIO)
+                        r = -EPROTO; /* a message the server cannot give: as imap_fetch() says it */
+        }
+        cmds_free(c, k);
+        if (structure.ft)
+                mailimap_fetch_type_free(structure.ft);
+        if (structure.set)
+                mailimap_set_free(structure.set);
+        chunk_end(st);
         return r;
 }
 
@@ -2294,6 +2391,83 @@ int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t fi
         /* Nothing was asked after an EXAMINE sent ahead: its answer all the same. */
         if (r >= 0 && s->ahead)
                 r = session_check(s);
+        return r;
+}
+
+int imap_fetch_parts_folders(ImapSession *s, ImapPartsJob *jobs, size_t n, size_t max_part, size_t max_whole) {
+        _cleanup_free_ PartsState *st = NULL;
+        _cleanup_free_ FetchCmd *c = NULL;
+        FetchCmd *all = NULL;
+        size_t k = 0, n_all = 0;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        for (size_t j = 0; j < n; j++) {
+                if (jobs[j].n > IMAP_PARTS_JOB_MAX || jobs[j].n == 0)
+                        return -EINVAL;
+                jobs[j].r = 0;
+        }
+        st = calloc(MAX(n, 1u), sizeof(PartsState));
+        c = calloc(MAX(n, 1u), sizeof(FetchCmd));
+        if (!st || !c)
+                return -ENOMEM;
+        /* 1: every folder's EXAMINE and structures, at once. */
+        for (size_t j = 0; j < n && r >= 0; j++) {
+                st[j] = (PartsState) { .session = s, .max_part = max_part, .max_whole = max_whole, .cb = jobs[j].cb,
+                                       .userdata = jobs[j].userdata, .first_uid = 1,
+                                       .labels = imap_has_capability(s, "X-GM-EXT-1") };
+                r = chunk_begin(&st[j], jobs[j].uids, jobs[j].n, &c[j]);
+                c[j].examine = jobs[j].folder;
+                c[j].uidvalidity = jobs[j].uidvalidity;
+                c[j].st = jobs[j].st;
+                k = j + 1;
+        }
+        if (r >= 0 && !s->no_structure) {
+                r = fetch_waves(s, c, k);
+                for (size_t j = 0; j < n && r >= 0; j++)
+                        jobs[j].r = chunk_structures(&st[j], parts_result(s, &st[j]));
+        }
+        /* 2: every folder's sections, each folder's EXAMINE before its first. */
+        for (size_t j = 0; j < n && r >= 0; j++) {
+                FetchCmd *l = NULL, *m;
+                size_t q = 0;
+
+                if (jobs[j].r < 0)
+                        continue;
+                r = chunk_sections(&st[j], &l, &q);
+                m = r >= 0 ? reallocarray(all, n_all + q, sizeof(FetchCmd)) : NULL;
+                if (!m) {
+                        cmds_free(l, q);
+                        r = -ENOMEM;
+                        break;
+                }
+                all = m;
+                memcpy(all + n_all, l, q * sizeof(FetchCmd));
+                free(l);
+                all[n_all] = (FetchCmd) { .set = all[n_all].set, .ft = all[n_all].ft, .handler = on_sections, .ps = &st[j],
+                                          .examine = jobs[j].folder, .uidvalidity = jobs[j].uidvalidity,
+                                          .st = jobs[j].st };
+                n_all += q;
+        }
+        if (r >= 0)
+                r = fetch_waves(s, all, n_all);
+        for (size_t j = 0; j < n && r >= 0; j++) {
+                if (jobs[j].r < 0)
+                        continue;
+                jobs[j].r = parts_result(s, &st[j]);
+                if (jobs[j].r == -EREMOTEIO)
+                        jobs[j].r = -EPROTO;
+                if (jobs[j].r >= 0 && st[j].n > 0)
+                        /* Every UID asked for is done (handed over, or gone from the server). */
+                        jobs[j].r = jobs[j].cb(&(ImapMessage) { .data = "", .settled = jobs[j].uids[jobs[j].n - 1] },
+                                               jobs[j].userdata);
+        }
+        cmds_free(all, n_all);
+        for (size_t j = 0; j < k; j++)
+                chunk_end(&st[j]);
+        cmds_free(TAKE_PTR(c), k);
         return r;
 }
 
