@@ -1001,27 +1001,24 @@ bool imap_has_new_mail(ImapSession *s, uint32_t exists) {
         return s->imap->imap_selection_info && s->imap->imap_selection_info->sel_exists > exists;
 }
 
-int imap_status(ImapSession *s, const char *folder, ImapFolderState *ret) {
-        struct mailimap_status_att_list *atts = NULL;
-        struct mailimap_mailbox_data_status *st = NULL;
-        ImapFolderState state = {};
-        int r;
+/* What STATUS asks for: UIDNEXT, UIDVALIDITY, MESSAGES. */
+static struct mailimap_status_att_list *status_atts(void) {
+        struct mailimap_status_att_list *atts = mailimap_status_att_list_new_empty();
 
-        r = session_check(s);
-        if (r < 0)
-                return r;
-        atts = mailimap_status_att_list_new_empty();
         if (!atts || mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT) != MAILIMAP_NO_ERROR ||
             mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDVALIDITY) != MAILIMAP_NO_ERROR ||
             mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES) != MAILIMAP_NO_ERROR) {
                 if (atts)
                         mailimap_status_att_list_free(atts);
-                return -ENOMEM;
+                return NULL;
         }
-        r = mailimap_status(s->imap, folder, atts, &st);
-        mailimap_status_att_list_free(atts);
-        if (r != MAILIMAP_NO_ERROR)
-                return session_error(s, r, "STATUS");
+        return atts;
+}
+
+/* What a STATUS answer said (st freed; NULL: nothing). */
+static ImapFolderState status_state(struct mailimap_mailbox_data_status *st) {
+        ImapFolderState state = {};
+
         for (clistiter *it = st && st->st_info_list ? clist_begin(st->st_info_list) : NULL; it; it = clist_next(it)) {
                 const struct mailimap_status_info *i = clist_content(it);
                 if (i->st_att == MAILIMAP_STATUS_ATT_UIDNEXT)
@@ -1033,9 +1030,25 @@ int imap_status(ImapSession *s, const char *folder, ImapFolderState *ret) {
         }
         if (st)
                 mailimap_mailbox_data_status_free(st);
+        return state;
+}
+
+int imap_status(ImapSession *s, const char *folder, ImapFolderState *ret) {
+        ImapScout x = { .folder = folder };
+        int r;
+
+        r = imap_status_all(s, &x, 1);
+        if (r < 0)
+                return r;
+        if (x.r < 0) {
+                free(s->error);
+                if (asprintf(&s->error, "STATUS failed: %s", strna(s->imap->imap_response)) < 0)
+                        s->error = NULL;
+                return x.r;
+        }
         /* Our own STATUS answered what a notification about it would have made us ask. */
         imap_notify_scan_forget(&s->notify, folder);
-        *ret = state;
+        *ret = x.st;
         return 0;
 }
 
@@ -1349,18 +1362,7 @@ static int status_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_s
                 st = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_status : NULL;
                 if (st)
                         s->imap->imap_response_info->rsp_status = NULL;
-                f[j].st = (ImapFolderState) {};
-                for (clistiter *it = st && st->st_info_list ? clist_begin(st->st_info_list) : NULL; it; it = clist_next(it)) {
-                        const struct mailimap_status_info *i = clist_content(it);
-                        if (i->st_att == MAILIMAP_STATUS_ATT_UIDNEXT)
-                                f[j].st.uidnext = i->st_value;
-                        else if (i->st_att == MAILIMAP_STATUS_ATT_UIDVALIDITY)
-                                f[j].st.uidvalidity = i->st_value;
-                        else if (i->st_att == MAILIMAP_STATUS_ATT_MESSAGES)
-                                f[j].st.exists = i->st_value;
-                }
-                if (st)
-                        mailimap_mailbox_data_status_free(st);
+                f[j].st = status_state(st);
         }
         s->imap->imap_tag = tag0 + (int) k;
         return 0;
@@ -1373,14 +1375,9 @@ int imap_status_all(ImapSession *s, ImapScout *f, size_t n) {
         r = session_check(s);
         if (r < 0)
                 return r;
-        atts = mailimap_status_att_list_new_empty();
-        if (!atts || mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT) != MAILIMAP_NO_ERROR ||
-            mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDVALIDITY) != MAILIMAP_NO_ERROR ||
-            mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES) != MAILIMAP_NO_ERROR) {
-                if (atts)
-                        mailimap_status_att_list_free(atts);
+        atts = status_atts();
+        if (!atts)
                 return -ENOMEM;
-        }
         for (size_t i = 0; i < n && r >= 0; i += PIPELINE_STATUS)
                 r = status_wave(s, f + i, MIN(n - i, (size_t) PIPELINE_STATUS), atts);
         mailimap_status_att_list_free(atts);
