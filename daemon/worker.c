@@ -91,7 +91,7 @@ struct Worker {
         WorkerState state;        /* what push_state() said last, with its progress */
         unsigned progress, total;
         bool gmail;               /* the server has X-GM-EXT-1 (see gmail_all()) */
-        char **domains;           /* trusted sender domains + employer domains */
+        char **domains;           /* trusted sender domains (the first look's FROM) */
         char **self;              /* the user's own addresses (pipeline_set_user_addresses) */
         int64_t session_start;    /* ms: when this session began connecting (for "phase" debug lines) */
 
@@ -629,6 +629,18 @@ static size_t uids_remove(uint32_t *a, size_t n, const uint32_t *b, size_t m) {
         return k;
 }
 
+static int scan_read_failed(Scan *sc, int r) {
+        if (r == -EPROTO) {
+                /* libetpan 1.9.4 could not parse what the server said (BODYSTRUCTURE
+                 * trips it on some servers): whole messages from the next connection on. */
+                LogContext ctx = ctx_of(sc->w, sc->f->display);
+                log_full_errno_ctx(LOG_WARNING, r, &ctx, "reading text parts failed (%s); reading whole "
+                                   "messages from now on", imap_last_error(sc->s));
+                sc->w->full_fetch = true;
+        }
+        return r;
+}
+
 /* Reads the UIDs given (or first:* when uids is NULL) and pushes their batches. */
 static int scan_read(Scan *sc, const uint32_t *uids, size_t n, uint32_t first) {
         Worker *w = sc->w;
@@ -639,15 +651,7 @@ static int scan_read(Scan *sc, const uint32_t *uids, size_t n, uint32_t first) {
                 r = GUARDED(w, sc->s, imap_fetch_parts(sc->s, uids, n, first, sc->skip, sc->n_skip, MAX_TEXT_PART, 4 * MAX_TEXT_PART,
                                                        on_message, sc));
                 sc->parts = false;
-                if (r == -EPROTO) {
-                        /* libetpan 1.9.4 could not parse what the server said (BODYSTRUCTURE
-                         * trips it on some servers): whole messages from the next connection on. */
-                        LogContext ctx = ctx_of(w, sc->f->display);
-                        log_full_errno_ctx(LOG_WARNING, r, &ctx, "reading text parts failed (%s); reading whole "
-                                           "messages from now on", imap_last_error(sc->s));
-                        w->full_fetch = true;
-                }
-                return r;
+                return scan_read_failed(sc, r);
         }
         r = GUARDED(w, sc->s, imap_fetch(sc->s, uids, n, first, LARGE_MESSAGE, on_message, sc));
         if (r < 0)
@@ -712,6 +716,7 @@ static int scan_priority_read(Scan *sc, uint32_t first, uint32_t *uids, size_t n
 typedef struct Early {
         bool done;
         uint32_t uidvalidity;
+        ImapFolderState st;       /* as the first look saw it */
         uint32_t *uids;
         size_t n;
 } Early;
@@ -733,14 +738,23 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
         Scan sc = { .w = w, .s = s, .f = f };
         WorkerCursor *c;
         uint32_t first;
-        bool known;
+        bool known, ahead;
         int r;
 
         for (unsigned round = 0; round < RESCAN_LIMIT; round++) {
                 r = throttle_pause(w, s);
                 if (r < 0)
                         return r;
-                r = GUARDED(w, s, imap_examine(s, f->name, &sc.st));
+                c = cursor_find(w, f->display);
+                /* A new folder the first look has seen, read from its first UID: its EXAMINE
+                 * goes with the first FETCH (whose answer says whether it is still the same). */
+                ahead = round == 0 && early && early->done && early->st.exists > 0 && a->since == 0 &&
+                        (!c || atomic_load(&w->rescan));
+                if (ahead) {
+                        sc.st = early->st;
+                        r = GUARDED(w, s, imap_examine_ahead(s, f->name, early->uidvalidity, &sc.st));
+                } else
+                        r = GUARDED(w, s, imap_examine(s, f->name, &sc.st));
                 if (r == -ENOENT) {
                         log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot open folder (%s), skipping",
                                            imap_last_error(s));
@@ -749,7 +763,6 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
                 if (r < 0)
                         return r;
 
-                c = cursor_find(w, f->display);
                 known = c && c->uidvalidity == sc.st.uidvalidity && !(round == 0 && atomic_load(&w->rescan));
                 if (c && c->uidvalidity != sc.st.uidvalidity)
                         log_full_errno_ctx(LOG_NOTICE, 0, &ctx, "UIDVALIDITY changed (%u → %u): rescanning the folder",
@@ -783,6 +796,19 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
                                 r = n > 0 ? scan_read(&sc, uids, n, first) : 0;
                         } else
                                 r = scan_read(&sc, NULL, 0, first);
+                        if (r == -ESTALE && ahead) {
+                                /* Changed since the first look (nothing was read): the usual way. */
+                                free(TAKE_PTR(prio));
+                                n_prio = 0;
+                                sc.skip = NULL;
+                                sc.n_skip = 0;
+                                continue;
+                        }
+                        if (r == -ENOENT && ahead) {
+                                log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot open folder (%s), skipping",
+                                                   imap_last_error(s));
+                                goto finish;
+                        }
                         if (r < 0)
                                 goto finish;
                 }
@@ -918,6 +944,84 @@ static int early_add(Early *e, uint32_t *b, size_t m) {
         return 0;
 }
 
+static void early_phase(Worker *w, const ImapFolder *f, size_t n) {
+        char what[96];
+
+        if (log_get_max_level() < LOG_DEBUG)
+                return;
+        (void) snprintf(what, sizeof what, "read the folder's likely code mail (%zu messages)", n);
+        phase(w, f->display, what);
+}
+
+/* The jobs one after the other (reading whole messages: no imap_fetch_parts_folders()). */
+static int early_read_each(Worker *w, ImapSession *s, ImapPartsJob *jobs, size_t q) {
+        int r = 0;
+
+        for (size_t i = 0; i < q && r >= 0; i++) {
+                Scan *sc = jobs[i].userdata;
+                r = GUARDED(w, s, imap_examine_ahead(s, jobs[i].folder, jobs[i].uidvalidity, jobs[i].st));
+                if (r >= 0)
+                        r = scan_read(sc, jobs[i].uids, jobs[i].n, 1);
+                jobs[i].r = r;
+                if (r == -ENOENT || r == -ESTALE || r == -EPROTO)
+                        r = 0; /* that folder's (the caller says) */
+        }
+        return r;
+}
+
+/* Reads the likely code mail the first look found in the m folders x (of: their index in
+ * w->folders) at once: every folder's first few (PRIORITY_FIRST), stored, then the rest, two
+ * round trips each time whatever the number of folders (imap_fetch_parts_folders()). */
+static int early_read(Worker *w, ImapSession *s, ImapScout *x, const size_t *of, size_t m, Early *early) {
+        _cleanup_free_ Scan *sc = calloc(MAX(m, 1u), sizeof(Scan));
+        _cleanup_free_ ImapPartsJob *jobs = calloc(MAX(m, 1u), sizeof(ImapPartsJob));
+        _cleanup_free_ size_t *done = calloc(MAX(m, 1u), sizeof(size_t)), *at = calloc(MAX(m, 1u), sizeof(size_t));
+        int r = 0;
+
+        if (!sc || !jobs || !done || !at)
+                return -ENOMEM;
+        for (size_t j = 0; j < m; j++)
+                sc[j] = (Scan) { .w = w, .s = s, .f = &w->folders[of[j]], .st = x[j].st, .keep_cursor = true,
+                                 .parts = !w->full_fetch };
+        for (size_t k = PRIORITY_FIRST; r >= 0; k = IMAP_PARTS_JOB_MAX) {
+                size_t q = 0;
+
+                for (size_t j = 0; j < m; j++)
+                        if (early[of[j]].done && done[j] < x[j].n) {
+                                size_t c = MIN(k, x[j].n - done[j]);
+                                jobs[q] = (ImapPartsJob) { .folder = sc[j].f->name, .uidvalidity = early[of[j]].uidvalidity,
+                                                           .st = &sc[j].st, .uids = x[j].uids + done[j], .n = c,
+                                                           .cb = on_message, .userdata = &sc[j] };
+                                at[q++] = j;
+                                done[j] += c;
+                        }
+                if (q == 0)
+                        break;
+                if (w->full_fetch)
+                        r = early_read_each(w, s, jobs, q);
+                else
+                        r = GUARDED(w, s, imap_fetch_parts_folders(s, jobs, q, MAX_TEXT_PART, 4 * MAX_TEXT_PART));
+                for (size_t i = 0; i < q && r >= 0; i++) {
+                        Scan *c = &sc[at[i]];
+                        if (jobs[i].r == -ENOENT || jobs[i].r == -ESTALE)
+                                early[of[at[i]]].done = false; /* gone or changed: the full pass looks again */
+                        else if (jobs[i].r < 0)
+                                r = scan_read_failed(c, jobs[i].r);
+                        else if (c->batch && c->batch->n_messages > 0)
+                                r = batch_push(c, 0);
+                        worker_event_free(TAKE_PTR(c->batch));
+                }
+        }
+        for (size_t j = 0; j < m; j++) {
+                if (r >= 0 && early[of[j]].done && x[j].n > 0) {
+                        early_phase(w, sc[j].f, x[j].n);
+                        r = early_add(&early[of[j]], TAKE_PTR(x[j].uids), x[j].n);
+                }
+                scan_done(&sc[j]);
+        }
+        return r;
+}
+
 /* The first look at every folder not read yet, in one round trip a wave (imap_scout()), then
  * the likely code mail of those that have some. In two waves: each folder's newest messages
  * (a sixteenth of it, at least EARLY_RECENT_MIN), then the older ones, their UIDs from one
@@ -990,37 +1094,25 @@ static int scan_early_all(Worker *w, ImapSession *s, Early *early) {
                                          : "first look at the older mail");
                 if (r == -EOPNOTSUPP)
                         return 0; /* nothing to look for: the full pass alone will do */
-                for (size_t j = 0; j < m && r >= 0; j++) {
+                for (size_t j = 0; j < m; j++) {
                         Early *e = &early[of2[j]];
-                        uint32_t *got = NULL;
-                        size_t n_got = 0;
 
                         if (wave == 1 && (x[j].r < 0 || x[j].st.uidvalidity != e->uidvalidity)) {
                                 e->done = false; /* gone or changed meanwhile: the full pass looks again */
+                                x[j].n = 0;
                                 continue;
                         }
-                        if (x[j].r < 0 || x[j].st.exists == 0)
+                        if (x[j].r < 0 || x[j].st.exists == 0) {
+                                x[j].n = 0;
                                 continue; /* said (or found empty) when the folder is read */
-                        e->uidvalidity = x[j].st.uidvalidity;
-                        e->done = true;
-                        if (x[j].n == 0)
-                                continue;
-                        Scan sc = { .w = w, .s = s, .f = &w->folders[of2[j]] };
-                        r = GUARDED(w, s, imap_examine(s, sc.f->name, &sc.st));
-                        if (r == -ENOENT) {
-                                e->done = false;
-                                r = 0;
-                                continue;
                         }
-                        if (r >= 0 && sc.st.uidvalidity != e->uidvalidity)
-                                e->done = false; /* changed meanwhile: the full pass looks again */
-                        else if (r >= 0)
-                                r = scan_priority_read(&sc, 1, TAKE_PTR(x[j].uids), x[j].n, &got, &n_got);
-                        if (r >= 0)
-                                r = early_add(e, got, n_got);
-                        scan_done(&sc);
-                        phase(w, sc.f->display, "read the folder's likely code mail");
+                        e->uidvalidity = x[j].st.uidvalidity;
+                        if (wave == 0)
+                                e->st = x[j].st;
+                        e->done = true;
                 }
+                if (r >= 0)
+                        r = early_read(w, s, x, of2, m, early);
                 for (size_t j = 0; j < m; j++)
                         free(TAKE_PTR(x[j].uids));
         }
@@ -1679,16 +1771,14 @@ int worker_start(const WorkerOptions *opts, Worker **ret) {
         pthread_cond_init(&w->cond, &ca);
         pthread_condattr_destroy(&ca);
         w->account = strdup(opts->account->name);
+        /* Not the employer's: its domain sends a work mailbox's everyday mail (colleagues,
+         * payslips: 40 % of a work INBOX), and the first look would read all of it. Its
+         * likely code mail names the brand in the subject, which the first look asks for. */
         w->domains = strv_copy(rules_trusted_domains(opts->rules));
         if (!w->account || !w->domains) {
                 worker_free(w);
                 return -ENOMEM;
         }
-        STRV_FOREACH(d, opts->employer_domains)
-                if (!strv_contains(w->domains, *d) && strv_extend(&w->domains, *d) < 0) {
-                        worker_free(w);
-                        return -ENOMEM;
-                }
         w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (w->wake_fd < 0) {
                 r = -errno;

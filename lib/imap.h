@@ -86,6 +86,12 @@ typedef struct ImapFolderState {
 
 /* EXAMINE (RFC 3501 §6.3.2: read-only, \Seen never set). -ENOENT: no such folder. */
 int imap_examine(ImapSession *s, const char *folder, ImapFolderState *ret);
+/* The same, its answer read by the next command (one round trip less when that is
+ * imap_fetch_parts(), whose first FETCH goes with it): *ret (borrowed until then) holds the
+ * state expected until the answer fills it. The next command fails with -ENOENT when the folder
+ * cannot be opened, -ESTALE when its UIDVALIDITY is not uidvalidity (no message handed over
+ * either way, the session still usable). */
+int imap_examine_ahead(ImapSession *s, const char *folder, uint32_t uidvalidity, ImapFolderState *ret);
 /* True when the selected folder grew past `exists` messages (an EXISTS the server sent
  * during the last commands). */
 bool imap_has_new_mail(ImapSession *s, uint32_t exists);
@@ -159,6 +165,26 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
  * by one message. */
 int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
                      size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata);
+
+/* imap_fetch_parts() of the given UIDs of several folders at once: every folder's EXAMINE and
+ * structures in one round trip, then every folder's sections in another (each folder's EXAMINE
+ * again before its first), where one folder after the other takes two round trips each. Each
+ * job's uids (ascending, 1 to IMAP_PARTS_JOB_MAX of them) go to its cb, then a settled message; its result
+ * in r: 0, -ENOENT (cannot be opened), -ESTALE (its UIDVALIDITY is no longer uidvalidity; no
+ * message handed over), or what imap_fetch_parts() would return. The function's own result is
+ * an error for the connection (or -EINVAL: a job with no UIDs or too many). */
+#define IMAP_PARTS_JOB_MAX 1000
+typedef struct ImapPartsJob {
+        const char *folder;
+        uint32_t uidvalidity;
+        ImapFolderState *st;      /* its EXAMINE's answer */
+        const uint32_t *uids;
+        size_t n;
+        ImapFetchFunc cb;
+        void *userdata;
+        int r;
+} ImapPartsJob;
+int imap_fetch_parts_folders(ImapSession *s, ImapPartsJob *jobs, size_t n, size_t max_part, size_t max_whole);
 
 /* RFC 2177 IDLE on the selected folder. imap_idle_start() returns the fd to poll for input;
  * imap_idle_pending() is true when libetpan already buffered the server's news (then poll()
