@@ -1570,7 +1570,9 @@ static int watch(Worker *w) {
                 if (r < 0)
                         return r;
         }
-        push_state(w, WORKER_IDLE, 0, NULL, 0, 0);
+        /* The backfill is done: no more reads to pause between ("": the words said go). */
+        push_state(w, WORKER_IDLE, 0, w->throttle_ms > 0 ? "" : NULL, 0, 0);
+        w->throttle_ms = 0;
 
         for (;;) {
                 struct pollfd p[MAX_IDLE_CONNECTIONS + 1];

@@ -11,7 +11,8 @@ modified UTF-7, "Équipe") when a FETCH asks for them.
 
 structure says how a FETCH that asks for BODYSTRUCTURE is answered: "ok" (the body, as to any
 FETCH), "refused" (BAD: a server without it) or "garbled" (a structure libetpan cannot parse, on
-the first connection only): the client then reads whole messages.
+the first two connections: the first look's, cut, then the full pass's): the client then reads
+whole messages.
 
 Mode "vanish" has three folders, INBOX, Gone and Keep, a code mail in each: Gone can be opened
 once (the first look's EXAMINE), then no more (deleted meanwhile), and a FETCH after a refused
@@ -114,7 +115,7 @@ class FakeImap(LoopbackServer):
                     if "BODYSTRUCTURE" in rest.upper() and self.structure == "refused":
                         c.sendall(b"%s NO unknown fetch item\r\n" % tag.encode())
                         continue
-                    if "BODYSTRUCTURE" in rest.upper() and self.structure == "garbled" and n == 1:
+                    if "BODYSTRUCTURE" in rest.upper() and self.structure == "garbled" and n <= 2:
                         c.sendall(b'* 1 FETCH (UID 1 BODYSTRUCTURE ("text" "plain" ((\r\n%s OK done\r\n'
                                   % tag.encode())
                         continue
