@@ -21,7 +21,8 @@ static void view_of(const StoredCode *codes, size_t n, const CodeTally *t, int64
         for (size_t k = 0; k < ELEMENTSOF(code_group_listed); k++) {
                 for (size_t i = 0; i < n; i++) {
                         const StoredCode *c = &codes[i], *b = shown[k];
-                        if (c->kind != code_group_listed[k] || !c->trusted || (c->expires_at > 0 && c->expires_at <= now))
+                        if (c->kind != code_group_listed[k] || !c->trusted ||
+                            (c->expires_at > 0 && c->expires_at <= now))
                                 continue;
                         if (!b || c->date > b->date || (c->date == b->date && strcmp(c->value, b->value) > 0))
                                 shown[k] = c;
@@ -82,7 +83,9 @@ static void test_same_notification(void **state) {
         for (unsigned i = 0; i < N; i++) {
                 CodeKind kind = (CodeKind) (rand() % _CODE_KIND_MAX);
                 int64_t date = 1000 + rand() % 50;
-                int64_t expires = kind == CODE_KIND_OTP ? date + (rand() % 2 ? 10 : 40) : (rand() % 10 == 0 ? date + 30 : 0);
+                int64_t expires = kind == CODE_KIND_OTP ? date + (rand() % 2 ? 10 : 40)
+                                  : rand() % 10 == 0     ? date + 30
+                                                         : 0;
                 all[i] = make(i, kind, rand() % 5 != 0, date, expires);
                 all[i].value[1] = (char) ('0' + rand() % 3); /* same date, value decides */
         }
@@ -125,7 +128,9 @@ static void test_bounded(void **state) {
                 l = a;
                 l[n++] = make(i, CODE_KIND_OTP, true, 1000 + i, 1000 + i + 600);
                 CodeKind kind = (CodeKind) (i % _CODE_KIND_MAX);
-                l[n++] = make(100000 + i, kind == CODE_KIND_OTP ? CODE_KIND_SPECIFIC : kind, i % 3 != 0, 5000 + i % 7000, 0);
+                if (kind == CODE_KIND_OTP)
+                        kind = CODE_KIND_SPECIFIC;
+                l[n++] = make(100000 + i, kind, i % 3 != 0, 5000 + i % 7000, 0);
                 n = code_group_fold(l, n, &t);
                 assert_true(n <= ELEMENTSOF(code_group_listed));
         }
