@@ -182,6 +182,7 @@ def main():
     users.update({u: "pw-" + u for u in fleet})
     tmp = RunDir(os.path.join(args.dir, "run-%d" % os.getpid()))
     d = None
+    stores = []  # each run's alcoded home (under /tmp): removed at the end unless --keep
     try:
         d = Dovecot(tmp, users=users)
         with open(d.conf, "a") as f:
@@ -212,6 +213,7 @@ def main():
 
         def backfill(label, accts, messages):
             a = Alcode(TempDir(prefix="alcode-scale-run-"))
+            stores.append(a)
             a.write_config(config(accts))
             t0 = time.monotonic()
             p = a.spawn_daemon("--once")
@@ -317,6 +319,8 @@ def main():
         if d:
             d.stop()
         if not args.keep:
+            for a in stores:
+                a.tmp.cleanup()
             tmp.cleanup()
             shutil.rmtree(args.dir, ignore_errors=True)
 
