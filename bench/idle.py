@@ -38,6 +38,24 @@ def measure(pid, window, port):
     return pss, rss, dirty, (after - before) * 60.0 / window, tcp_connections(pid, port)
 
 
+def by_library(pid):
+    """Rss and private dirty memory (KiB) of each mapped file (libraries), [heap], [stack] and
+    anonymous mappings, from /proc/PID/smaps, largest first."""
+    sums = {}
+    name = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if parts and not parts[0].endswith(":"):
+                name = os.path.basename(parts[5]) if len(parts) > 5 else "[anon]"
+                sums.setdefault(name, [0, 0])
+            elif parts[0] == "Rss:":
+                sums[name][0] += int(parts[1])
+            elif parts[0] == "Private_Dirty:":
+                sums[name][1] += int(parts[1])
+    return sorted(sums.items(), key=lambda x: -x[1][0])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--window", type=float, default=60.0)
@@ -45,6 +63,8 @@ def main():
     ap.add_argument("--watchdog-sec", type=int, default=WATCHDOG_USEC // 1000000,
                     help="WatchdogSec= of the build measured (an older build: 60)")
     ap.add_argument("--no-mailnag", action="store_true", help="alcoded only")
+    ap.add_argument("--by-library", action="store_true",
+                    help="also print idle alcoded's Rss and private dirty memory per library (1 account)")
     args = ap.parse_args()
     alcodetest.BUILD_DIR = os.path.abspath(args.build)
 
@@ -73,6 +93,13 @@ def main():
                 wait_for(lambda: want in notify.values("STATUS"), timeout=120, what="alcoded idle")
                 settle(bus)
                 rows.append(("alcoded", n) + measure(p.pid, args.window, dovecot.tls_port))
+                if args.by_library and n == 1:
+                    libs = by_library(p.pid)
+                    print("alcoded, 1 account, idle: %d mappings, Rss %.1f MiB; by file (KiB Rss / private dirty):" % (
+                        len(libs), sum(v[0] for _, v in libs) / 1024))
+                    for name, (rss, dirty) in libs:
+                        if rss >= 64:
+                            print("  %-32s %6d %6d" % (name, rss, dirty))
                 p.terminate()
                 p.wait(timeout=10)
                 p.logfile.close()

@@ -4,7 +4,7 @@ dovecot; peak RSS; push latency after the big backfill against a small one.
 
     python3 bench/scale.py [--dir /var/tmp/alcode-scale] [--fleet 50] [--per 20000]
                            [--singles 10000,50000,100000] [--subsets 5] [--push 20]
-                           [--build build-rel] [--keep]
+                           [--build build-rel] [--keep] [--trace DIR]
 
 The mailbox: mkmail.py's *functional* profile (about 5 KB a message, 30 % of them carrying
 codes), --per messages (seed 42) written once under DIR/base. The realistic profile averages
@@ -72,13 +72,37 @@ def populate(d, user, files, count):
         os.link(src, os.path.join(dirs[folder], "%d.M%dP0.scale:2," % (1700000000 + i, i)))
 
 
-def peak_rss_wait(p):
+def heap_kib(pid):
+    """Rss of the process's [heap] (brk: glibc's main arena) and of its anonymous mappings, KiB."""
+    heap = anon = 0
+    cur = None
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                if not line[0].isupper() or ":" not in line.split()[0]:
+                    parts = line.split()
+                    cur = parts[5] if len(parts) > 5 else ""
+                elif line.startswith("Rss:"):
+                    kb = int(line.split()[1])
+                    if cur == "[heap]":
+                        heap += kb
+                    elif cur == "":
+                        anon += kb
+    except OSError:
+        pass
+    return heap, anon
+
+
+def peak_rss_wait(p, trace=None, done=None):
     """Waits for p; returns its peak RSS (MiB) and CPU time (user + system, s).
 
     The peak is VmHWM from /proc, read every 50 ms until the process is a zombie (then it is
     final): wait4's ru_maxrss is kept across exec, so it counts the Python process that forked
-    (60 MiB and more here), not alcoded."""
+    (60 MiB and more here), not alcoded. With trace (a file), every second a line: seconds,
+    messages read (done()), VmRSS, VmHWM, [heap] Rss, other anonymous Rss (MiB), threads."""
     hwm = 0
+    t0 = time.monotonic()
+    next_sample = t0
     while True:
         try:
             with open("/proc/%d/status" % p.pid) as f:
@@ -88,6 +112,15 @@ def peak_rss_wait(p):
         m = re.search(r"^VmHWM:\s+(\d+) kB", st, re.M)
         if m:
             hwm = max(hwm, int(m.group(1)))
+        if trace and m and time.monotonic() >= next_sample:
+            next_sample += 1.0
+            rss = re.search(r"^VmRSS:\s+(\d+) kB", st, re.M)
+            thr = re.search(r"^Threads:\s+(\d+)", st, re.M)
+            heap, anon = heap_kib(p.pid)
+            trace.write("%.1f %d %.1f %.1f %.1f %.1f %s\n" % (
+                time.monotonic() - t0, done() if done else 0, int(rss.group(1)) / 1024 if rss else 0,
+                int(m.group(1)) / 1024, heap / 1024, anon / 1024, thr.group(1) if thr else "?"))
+            trace.flush()
         if re.search(r"^State:\s+Z", st, re.M) or not m:
             break
         time.sleep(0.05)
@@ -125,6 +158,7 @@ def main():
     ap.add_argument("--subsets", default="5", help="also run the first K fleet accounts (comma list)")
     ap.add_argument("--push", type=int, default=20, help="messages appended in the push test (0: none)")
     ap.add_argument("--build", default="build-rel")
+    ap.add_argument("--trace", metavar="DIR", help="write each run's memory every second to DIR/RUN.txt")
     ap.add_argument("--keep", action="store_true", help="keep DIR (the mailbox and dovecot) afterwards")
     args = ap.parse_args()
     os.environ.setdefault("ALCODE_BUILD_DIR", os.path.abspath(os.path.join(HERE, "..", args.build)))
@@ -148,6 +182,7 @@ def main():
     users.update({u: "pw-" + u for u in fleet})
     tmp = RunDir(os.path.join(args.dir, "run-%d" % os.getpid()))
     d = None
+    stores = []  # each run's alcoded home (under /tmp): removed at the end unless --keep
     try:
         d = Dovecot(tmp, users=users)
         with open(d.conf, "a") as f:
@@ -178,10 +213,25 @@ def main():
 
         def backfill(label, accts, messages):
             a = Alcode(TempDir(prefix="alcode-scale-run-"))
+            stores.append(a)
             a.write_config(config(accts))
             t0 = time.monotonic()
             p = a.spawn_daemon("--once")
-            rss, cpu = peak_rss_wait(p)
+
+            def done():
+                try:
+                    return a.sql("SELECT coalesce(sum(last_uid), 0) FROM cursors")[0][0]
+                except sqlite3.Error:
+                    return 0
+
+            trace = None
+            if args.trace:
+                os.makedirs(args.trace, exist_ok=True)
+                trace = open(os.path.join(args.trace, "%s-%d.txt" % (label.replace(" ", "-"), messages)), "w")
+                trace.write("# s messages VmRSS VmHWM heap anon threads (MiB)\n")
+            rss, cpu = peak_rss_wait(p, trace, done)
+            if trace:
+                trace.close()
             wall = time.monotonic() - t0
             if p.returncode != 0:
                 raise RuntimeError("alcoded --once failed: " + read_log(p)[-3000:])
@@ -269,6 +319,8 @@ def main():
         if d:
             d.stop()
         if not args.keep:
+            for a in stores:
+                a.tmp.cleanup()
             tmp.cleanup()
             shutil.rmtree(args.dir, ignore_errors=True)
 

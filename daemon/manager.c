@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "bus.h"
+#include "code-group.h"
 #include "i18n.h"
 #include "log.h"
 #include "manager.h"
@@ -61,6 +62,7 @@
 typedef struct CodeList {
         StoredCode *codes;
         size_t n;
+        CodeTally folded;         /* codes the group notification only counts (code_group_fold()) */
 } CodeList;
 
 /* Why an account shows an error: what clears it depends on the cause, never on its words. */
@@ -129,7 +131,9 @@ static void code_list_done(CodeList *l) {
         *l = (CodeList) {};
 }
 
-/* Moves n codes (and the array holding them) into l. */
+/* Moves n codes (and the array holding them) into l. Two or more make a group notification:
+ * what it will only count is folded into l->folded, so that a backfill that brings thousands of
+ * codes (login codes expire and come back as new) holds a handful, not all of them. */
 static int code_list_take(CodeList *l, StoredCode *codes, size_t n) {
         StoredCode *a;
 
@@ -146,6 +150,8 @@ static int code_list_take(CodeList *l, StoredCode *codes, size_t n) {
         free(codes);
         l->codes = a;
         l->n += n;
+        if (l->n + l->folded.n >= 2)
+                l->n = code_group_fold(l->codes, l->n, &l->folded);
         return 0;
 }
 
@@ -153,6 +159,10 @@ static int code_list_move(CodeList *to, CodeList *from) {
         CodeList f = *from;
 
         *from = (CodeList) {};
+        to->folded.n += f.folded.n;
+        to->folded.untrusted += f.folded.untrusted;
+        for (CodeKind k = 0; k < _CODE_KIND_MAX; k++)
+                to->folded.trusted[k] += f.folded.trusted[k];
         return code_list_take(to, f.codes, f.n);
 }
 
@@ -386,10 +396,10 @@ static int on_stuck_timer(sd_event_source *source, uint64_t usec, void *userdata
 /* ---- notifications ---- */
 
 static void flush_notifications(Manager *m) {
-        if (m->pending.n == 0)
+        if (m->pending.n + m->pending.folded.n == 0)
                 return;
         if (m->settings->config->notify)
-                (void) notifier_show_codes(m->notifier, m->pending.codes, m->pending.n);
+                (void) notifier_show_codes(m->notifier, m->pending.codes, m->pending.n, &m->pending.folded);
         code_list_done(&m->pending);
 }
 
@@ -844,8 +854,8 @@ static int on_post(sd_event_source *s, void *userdata) {
 
         (void) s;
         /* A notification reply may have been the last thing we waited for. */
-        if ((m->once || m->stopping) && all_exited(m) && m->pending.n == 0 && m->n_deferred == 0 &&
-            notifier_pending(m->notifier) == 0)
+        if ((m->once || m->stopping) && all_exited(m) && m->pending.n + m->pending.folded.n == 0 &&
+            m->n_deferred == 0 && notifier_pending(m->notifier) == 0)
                 (void) sd_event_exit(m->event, exit_code(m));
         return 0;
 }

@@ -681,18 +681,18 @@ static const StoredCode *newest_trusted(const StoredCode *codes, size_t n_codes,
  * spécifique leads, with the Copy action; then the employer's newest access and company codes
  * and a login code still valid; everything else is counted per kind, never listed: an older
  * code of a kind is superseded by the newest, a login code expires within minutes. */
-static int show_group(Notifier *n, const StoredCode *codes, size_t n_codes) {
-        static const CodeKind listed[] = { CODE_KIND_SPECIFIC, CODE_KIND_ACCESS, CODE_KIND_COMPANY, CODE_KIND_OTP };
+static int show_group(Notifier *n, const StoredCode *codes, size_t n_codes, const CodeTally *folded) {
+        const CodeKind *listed = code_group_listed;
         _cleanup_strbuf_ StrBuf body = STRBUF_INIT(8192);
         _cleanup_free_ char *summary = NULL;
-        const StoredCode *shown[ELEMENTSOF(listed)] = {};
+        const StoredCode *shown[ELEMENTSOF(code_group_listed)] = {};
         size_t counts[_CODE_KIND_MAX] = {}, untrusted = 0, others = 0;
         bool any_untrusted = false;
         int64_t now = (int64_t) time(NULL);
         Call *c;
         int r;
 
-        for (size_t i = 0; i < ELEMENTSOF(listed); i++) {
+        for (size_t i = 0; i < ELEMENTSOF(code_group_listed); i++) {
                 shown[i] = newest_trusted(codes, n_codes, listed[i], now);
                 if (!shown[i])
                         continue;
@@ -714,6 +714,15 @@ static int show_group(Notifier *n, const StoredCode *codes, size_t n_codes) {
                         others++;
                 }
         }
+        /* What code_group_fold() took out of the list, counted the same way. */
+        for (CodeKind k = 0; folded && k < _CODE_KIND_MAX; k++) {
+                counts[k] += folded->trusted[k];
+                others += folded->trusted[k];
+        }
+        if (folded && folded->untrusted > 0) {
+                untrusted += folded->untrusted;
+                any_untrusted = true;
+        }
         if (others > 0) {
                 bool first = true;
                 (void) strbuf_puts(&body, _("Also found: "));
@@ -729,7 +738,8 @@ static int show_group(Notifier *n, const StoredCode *codes, size_t n_codes) {
         (void) strbuf_puts(&body, _("Run 'alcode list' to see every code with its sender and date."));
 
         if (asprintf(&summary, any_untrusted ? _("Action Logement: %zu codes found (some unverified)")
-                                             : _("Action Logement: %zu codes found"), n_codes) < 0)
+                                             : _("Action Logement: %zu codes found"),
+                     n_codes + (folded ? folded->n : 0)) < 0)
                 summary = NULL;
         if (!summary || strbuf_ensure(&body) < 0)
                 return -ENOMEM;
@@ -752,12 +762,14 @@ oom:
         return -ENOMEM;
 }
 
-int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes) {
-        if (n_codes == 0)
+int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes, const CodeTally *folded) {
+        size_t total = n_codes + (folded ? folded->n : 0);
+
+        if (total == 0)
                 return 0;
         /* Normal urgency: a look-alike in the Junk folder must not pin a notification that
          * never expires; the warning is in the words. */
-        return n_codes == 1 ? show_one(n, &codes[0]) : show_group(n, codes, n_codes);
+        return total == 1 && n_codes == 1 ? show_one(n, &codes[0]) : show_group(n, codes, n_codes, folded);
 }
 
 int notifier_show_trouble(Notifier *n, const char *category, const char *summary, const char *body) {

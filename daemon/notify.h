@@ -7,6 +7,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "code-group.h"
 #include "store.h"
 
 typedef struct Notifier Notifier;
@@ -18,8 +19,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Notifier *, notifier_free);
 /* After a reload: mask the codes shown from now on, or not. */
 void notifier_set_show_code(Notifier *n, bool show_code);
 
-/* One notification for one code, one grouped notification for several (a backfill). */
-int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes);
+/* One notification for one code, one grouped notification for several (a backfill); folded
+ * (may be NULL): the codes code_group_fold() took out of the list, counted in the group. */
+int notifier_show_codes(Notifier *n, const StoredCode *codes, size_t n_codes, const CodeTally *folded);
 /* Something the user must act on (refused login, changed certificate): critical urgency.
  * category: the hint, e.g. "network.error" or "x-alcode.config.error". */
 int notifier_show_trouble(Notifier *n, const char *category, const char *summary, const char *body);
