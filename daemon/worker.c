@@ -729,6 +729,46 @@ static int scan_folder(Worker *w, ImapSession *s, const ImapFolder *f) {
         return scan_folder_early(w, s, f, NULL);
 }
 
+/* Opens f for one round of scan_folder_early(): after a pause if the server asked for one, its
+ * EXAMINE sent with the first FETCH (*ret_ahead) when the first look has just seen it new. */
+static int folder_open(Worker *w, ImapSession *s, const ImapFolder *f, Early *early, unsigned round, Scan *sc,
+                       WorkerCursor **ret_c, bool *ret_ahead) {
+        LogContext ctx = ctx_of(w, f->display);
+        WorkerCursor *c;
+        bool ahead;
+        int r;
+
+        r = throttle_pause(w, s);
+        if (r < 0)
+                return r;
+        c = cursor_find(w, f->display);
+        /* A new folder the first look has seen, read from its first UID: its EXAMINE goes with
+         * the first FETCH (whose answer says whether it is still the same). */
+        ahead = round == 0 && early && early->done && early->st.exists > 0 && w->opts.account->since == 0 &&
+                (!c || atomic_load(&w->rescan));
+        if (ahead) {
+                sc->st = early->st;
+                r = GUARDED(w, s, imap_examine_ahead(s, f->name, early->uidvalidity, &sc->st));
+        } else
+                r = GUARDED(w, s, imap_examine(s, f->name, &sc->st));
+        if (r == -ENOENT)
+                log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot open folder (%s), skipping", imap_last_error(s));
+        *ret_c = c;
+        *ret_ahead = ahead;
+        return r;
+}
+
+/* What one round of scan_folder_early() leaves in sc goes before the next. */
+static void scan_round_reset(Scan *sc, uint32_t **prio, size_t *n_prio) {
+        free(TAKE_PTR(*prio));
+        *n_prio = 0;
+        sc->skip = NULL;
+        sc->n_skip = 0;
+        sc->n_skip_counted = 0;
+        sc->last = 0;
+        sc->seen = 0;
+}
+
 /* The same, the likely code mail already read when early says so. */
 static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Early *early) {
         const Account *a = w->opts.account;
@@ -742,24 +782,7 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
         int r;
 
         for (unsigned round = 0; round < RESCAN_LIMIT; round++) {
-                r = throttle_pause(w, s);
-                if (r < 0)
-                        return r;
-                c = cursor_find(w, f->display);
-                /* A new folder the first look has seen, read from its first UID: its EXAMINE
-                 * goes with the first FETCH (whose answer says whether it is still the same). */
-                ahead = round == 0 && early && early->done && early->st.exists > 0 && a->since == 0 &&
-                        (!c || atomic_load(&w->rescan));
-                if (ahead) {
-                        sc.st = early->st;
-                        r = GUARDED(w, s, imap_examine_ahead(s, f->name, early->uidvalidity, &sc.st));
-                } else
-                        r = GUARDED(w, s, imap_examine(s, f->name, &sc.st));
-                if (r == -ENOENT) {
-                        log_full_errno_ctx(LOG_WARNING, r, &ctx, "cannot open folder (%s), skipping",
-                                           imap_last_error(s));
-                        return r;
-                }
+                r = folder_open(w, s, f, early, round, &sc, &c, &ahead);
                 if (r < 0)
                         return r;
 
@@ -798,10 +821,7 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
                                 r = scan_read(&sc, NULL, 0, first);
                         if (r == -ESTALE && ahead) {
                                 /* Changed since the first look (nothing was read): the usual way. */
-                                free(TAKE_PTR(prio));
-                                n_prio = 0;
-                                sc.skip = NULL;
-                                sc.n_skip = 0;
+                                scan_round_reset(&sc, &prio, &n_prio);
                                 continue;
                         }
                         if (r == -ENOENT && ahead) {
@@ -820,13 +840,7 @@ static int scan_folder_early(Worker *w, ImapSession *s, const ImapFolder *f, Ear
                         goto finish;
                 total += sc.seen;
                 free(TAKE_PTR(uids));
-                free(TAKE_PTR(prio));
-                n_prio = 0;
-                sc.skip = NULL;
-                sc.n_skip = 0;
-                sc.n_skip_counted = 0;
-                sc.last = 0;
-                sc.seen = 0;
+                scan_round_reset(&sc, &prio, &n_prio);
                 /* Mail that arrived while we read (an EXISTS inside our FETCH): once more. */
                 if (!imap_has_new_mail(s, sc.st.exists))
                         break;
