@@ -52,6 +52,7 @@ typedef struct MimeMessage {
         char *gmail_labels;      /* X-Gmail-Labels (Google Takeout), or NULL */
         MimeText *texts;
         size_t n_texts;
+        bool cut;                /* text was not all read: cut at max_text, max_message or max_parts */
         char **warnings;         /* what was malformed or skipped; never message content */
         size_t n_warnings;
 } MimeMessage;
