@@ -409,6 +409,10 @@ static int read_fields(MimeMessage *m, const struct mailimf_fields *fields) {
                                 m->subject = mime_decode_header(v, strlen(v));
                                 if (!m->subject)
                                         r = -ENOMEM;
+                                else if (strlen(v) > MAX_HEADER_VALUE) {
+                                        m->cut = true;
+                                        r = warn(m, "Subject: longer than %d bytes, truncated", MAX_HEADER_VALUE);
+                                }
                         }
                         break;
                 case MAILIMF_FIELD_MESSAGE_ID:

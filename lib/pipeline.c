@@ -364,11 +364,6 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
                 r = text_fold(mm->subject, strlen(mm->subject), SUBJECT_MAX, &s, &l);
                 if (r == -ENOMEM)
                         return r;
-                if (r == -E2BIG && warnings && strv_extendf(warnings, "subject longer than %d bytes, truncated",
-                                                            SUBJECT_MAX) < 0) {
-                        free(s);
-                        return -ENOMEM;
-                }
                 cut = cut || r == -E2BIG;
                 l = text_remove_links(s, l);
                 r = texts_add(&texts, s, l, (RuleText) { .subject = true });
