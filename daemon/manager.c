@@ -121,6 +121,7 @@ struct Manager {
         bool failed;
         bool bus_lost;            /* the session bus went away: exit 1, systemd restarts us */
         bool stuck_at_exit;
+        bool reload_failed;       /* the last reload kept the running configuration (STATUS= says so) */
 };
 
 static void code_list_done(CodeList *l) {
@@ -337,6 +338,8 @@ static void update_status(Manager *m) {
         }
         if (first)
                 (void) strbuf_puts(&b, "no accounts configured");
+        if (m->reload_failed)
+                (void) strbuf_puts(&b, " (reload failed: the previous configuration is in use)");
         if (strbuf_ensure(&b) >= 0)
                 (void) sd_notifyf(0, "STATUS=%s", b.data);
 }
@@ -390,47 +393,50 @@ static void flush_notifications(Manager *m) {
         code_list_done(&m->pending);
 }
 
+/* What the notification says for each way an account stops (gettext ids: N_ here, _ when shown). */
+static const struct {
+        int error_code;
+        const char *summary; /* printf format, one %s: the account's name */
+        const char *advice;
+} trouble_texts[] = {
+        { -EACCES, N_("alcode: login refused for '%s'"),
+          N_("Check the user name and password of this account, then run "
+             "'systemctl --user reload alcoded'.") },
+        { -EPERM, N_("alcode: the certificate of '%s' was refused"),
+          N_("No password was sent. If the server changed its certificate on purpose, "
+             "update ca_file or fingerprint and reload alcoded; otherwise someone may be "
+             "intercepting your mail.") },
+        { -ENOKEY, N_("alcode: no password for '%s'"),
+          N_("The password_command of this account gives no password (is the keyring "
+             "locked?). alcoded tries again by itself; unlock the keyring or fix the "
+             "command.") },
+        /* error says "needs you to sign in again: alcode init --reauth NAME (...)". */
+        { -EKEYREVOKED, N_("alcode: sign in again for '%s'"),
+          N_("Your provider no longer accepts alcode's sign-in (revoked, expired, or the password "
+             "changed). alcode will not try again until you sign in.") },
+        { -EPROTONOSUPPORT, N_("alcode: '%s' offers no secure connection"),
+          N_("The server does not offer STARTTLS and alcode never sends a password in "
+             "clear text. Try tls = implicit.") },
+        /* Last: any other error. */
+        { 0, N_("alcode: account '%s' stopped"),
+          N_("See 'alcode status' and 'journalctl --user -u alcoded'.") },
+};
+
 static void notify_trouble(Manager *m, const AccountSlot *s, int error_code, const char *error) {
         _cleanup_free_ char *summary = NULL, *body = NULL;
-        const char *name = s->account->name, *advice;
+        size_t i = 0;
         int k;
 
         if (!m->settings->config->notify)
                 return;
-        switch (error_code) {
-        case -EACCES:
-                k = asprintf(&summary, _("alcode: login refused for '%s'"), name);
-                advice = _("Check the user name and password of this account, then run "
-                           "'systemctl --user reload alcoded'.");
-                break;
-        case -EPERM:
-                k = asprintf(&summary, _("alcode: the certificate of '%s' was refused"), name);
-                advice = _("No password was sent. If the server changed its certificate on purpose, "
-                           "update ca_file or fingerprint and reload alcoded; otherwise someone may be "
-                           "intercepting your mail.");
-                break;
-        case -ENOKEY:
-                k = asprintf(&summary, _("alcode: no password for '%s'"), name);
-                advice = _("The password_command of this account gives no password (is the keyring "
-                           "locked?). alcoded tries again by itself; unlock the keyring or fix the "
-                           "command.");
-                break;
-        case -EKEYREVOKED:
-                /* error says "needs you to sign in again: alcode init --reauth NAME (...)". */
-                k = asprintf(&summary, _("alcode: sign in again for '%s'"), name);
-                advice = _("Your provider no longer accepts alcode's sign-in (revoked, expired, or the password "
-                           "changed). alcode will not try again until you sign in.");
-                break;
-        case -EPROTONOSUPPORT:
-                k = asprintf(&summary, _("alcode: '%s' offers no secure connection"), name);
-                advice = _("The server does not offer STARTTLS and alcode never sends a password in "
-                           "clear text. Try tls = implicit.");
-                break;
-        default:
-                k = asprintf(&summary, _("alcode: account '%s' stopped"), name);
-                advice = _("See 'alcode status' and 'journalctl --user -u alcoded'.");
-        }
-        if (k < 0 || asprintf(&body, "%s%s%s", strempty(error), isempty(error) ? "" : "\n", advice) < 0) {
+        while (i < ELEMENTSOF(trouble_texts) - 1 && trouble_texts[i].error_code != error_code)
+                i++;
+        /* Each summary is a literal above with one %s; msgfmt --check holds translations to it. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        k = asprintf(&summary, _(trouble_texts[i].summary), s->account->name);
+#pragma GCC diagnostic pop
+        if (k < 0 || asprintf(&body, "%s%s%s", strempty(error), isempty(error) ? "" : "\n", _(trouble_texts[i].advice)) < 0) {
                 log_oom();
                 return;
         }
@@ -611,9 +617,13 @@ static bool retry_deferred(Manager *m) {
         if (done > 0)
                 log_info("The database is usable again: %zu delayed batch(es) stored.", done);
         m->retry_delay = 0;
-        for (size_t i = 0; i < m->n_slots; i++)
-                if (!m->slots[i]->commit_failed && m->slots[i]->error_cause == SLOT_ERROR_STORE_BUSY)
-                        slot_set_error(m->slots[i], SLOT_ERROR_NONE, NULL);
+        /* Whatever made the store wait (a lock, a full disk) is over for every account. */
+        for (size_t i = 0; i < m->n_slots; i++) {
+                AccountSlot *s = m->slots[i];
+                if (!s->commit_failed &&
+                    (s->error_cause == SLOT_ERROR_STORE_BUSY || s->error_cause == SLOT_ERROR_STORE_FULL))
+                        slot_set_error(s, SLOT_ERROR_NONE, NULL);
+        }
         return true;
 }
 
@@ -900,27 +910,54 @@ static void reload_refused(Manager *m, const char *first_error) {
                                              _("alcode: the new configuration has errors"), body);
 }
 
+/* A slot for an account that new adds. */
+static AccountSlot *reload_slot_new(Settings *new, const Account *a) {
+#ifdef ALCODE_TEST_HOOKS
+        /* =N: the first N of these run out of memory. */
+        static int made = 0;
+        const char *e = getenv("ALCODE_TEST_RELOAD_ENOMEM");
+        if (e && ++made <= atoi(e))
+                return NULL;
+#endif
+        return slot_new(new, a);
+}
+
+/* After RELOADING=1, every way out says READY=1, or systemd waits for it (and `systemctl
+ * reload` with it) until it times out; STATUS= says the running configuration stays. */
+static void reload_failed(Manager *m) {
+        m->reload_failed = true;
+        update_status(m);
+        (void) sd_notify(0, "READY=1");
+}
+
 /* Fills slots (room for every account of new and every current slot) with the slots of new's
  * accounts, in its order: a running unchanged one is kept, a changed one is stopped to start
  * again with new (all: every one), a new one is made. -ENOMEM (logged) when a slot cannot be
- * made. */
+ * made: then nothing has changed, since the slots are all made before any worker is stopped. */
 static int reload_plan_accounts(Manager *m, Settings *new, bool all, AccountSlot **slots, size_t *n,
                                 ReloadCounts *counts) {
         for (size_t i = 0; i < new->config->n_accounts; i++) {
                 const Account *a = &new->config->accounts[i];
-                AccountSlot *s = slot_find(m, a->name);
+                AccountSlot *s = slot_find(m, a->name) ?: reload_slot_new(new, a);
 
                 if (!s) {
-                        s = slot_new(new, a);
-                        if (!s)
-                                return log_oom(); /* nothing changed yet */
-                        slots[(*n)++] = s;
+                        for (size_t k = 0; k < *n; k++)
+                                if (slots[k]->settings == new)
+                                        slot_free(slots[k]);
+                        *n = 0;
+                        return log_oom();
+                }
+                slots[(*n)++] = s;
+        }
+        for (size_t i = 0; i < *n; i++) {
+                AccountSlot *s = slots[i];
+
+                if (s->settings == new) { /* made above */
                         counts->started++;
                         continue;
                 }
-                slots[(*n)++] = s;
                 s->restart_with = settings_unref(s->restart_with);
-                if (s->worker && !all && account_equal(s->account, a) && !s->commit_failed) {
+                if (s->worker && !all && account_equal(s->account, &new->config->accounts[i]) && !s->commit_failed) {
                         counts->kept++;
                         continue;
                 }
@@ -978,8 +1015,7 @@ static int manager_reload(Manager *m, char **ret_error) {
         r = settings_load(m->config_path, &new, &first_error);
         if (r < 0) {
                 reload_refused(m, first_error);
-                update_status(m);
-                (void) sd_notify(0, "READY=1");
+                reload_failed(m);
                 if (ret_error)
                         *ret_error = TAKE_PTR(first_error);
                 return r;
@@ -993,11 +1029,12 @@ static int manager_reload(Manager *m, char **ret_error) {
 
         /* The new order is the new config's; removed accounts that are still stopping follow. */
         slots = calloc(new->config->n_accounts + m->n_slots + 1, sizeof(AccountSlot *));
-        if (!slots)
-                return log_oom();
-        r = reload_plan_accounts(m, new, all, slots, &n, &counts);
-        if (r < 0)
+        r = slots ? reload_plan_accounts(m, new, all, slots, &n, &counts) : log_oom();
+        if (r < 0) {
+                log_error("Cannot reload: out of memory; keeping the running configuration.");
+                reload_failed(m);
                 return r;
+        }
         reload_drop_accounts(m, new, slots, &n, &counts);
 
         free(m->slots);
@@ -1009,6 +1046,7 @@ static int manager_reload(Manager *m, char **ret_error) {
         store_set_otp_retention(m->store, (int64_t) m->settings->config->otp_retention_days * 86400);
 
         reload_start_accounts(m);
+        m->reload_failed = false;
         log_info("Configuration reloaded: %u account(s) started, %u restarted, %u stopped, %u unchanged.",
                  counts.started, counts.restarted, counts.stopped, counts.kept);
         bus_emit_accounts_changed(m->api);

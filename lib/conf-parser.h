@@ -35,6 +35,13 @@ typedef struct ConfigTableItem {
 const ConfigTableItem *config_table_find(const ConfigTableItem *table, size_t n_table, const char *section,
                                          const char *key);
 
+/* For a key whose value is a list: calls parse_word on each comma-separated word of value
+ * (blanks around it trimmed, empty ones skipped), in order, with the key's own ltype, data and
+ * userdata. parse_word returns 0 to go on, 1 when it reported its word as bad (the rest of the
+ * list is then left unread), or a negative errno, which is returned. */
+int config_parse_words(IniFile *f, const char *key, const char *value, int ltype, void *data, void *userdata,
+                       ConfigParserCallback parse_word);
+
 /* Calls item's parser on value, with data = object + item->offset. */
 int config_table_parse(const ConfigTableItem *item, IniFile *f, const char *key, const char *value,
                        void *object, void *userdata);

@@ -21,27 +21,28 @@
 #include "parse-util.h"
 #include "strv.h"
 
-static const char *const tls_modes[_TLS_MODE_MAX] = {
-        [TLS_MODE_IMPLICIT] = "implicit",
-        [TLS_MODE_STARTTLS] = "starttls",
-        [TLS_MODE_NONE] = "none",
+static const struct {
+        const char *string;
+} tls_mode_table[_TLS_MODE_MAX] = {
+        [TLS_MODE_IMPLICIT] = { "implicit" },
+        [TLS_MODE_STARTTLS] = { "starttls" },
+        [TLS_MODE_NONE] = { "none" },
 };
 
-static const char *const auth_methods[_AUTH_METHOD_MAX] = {
-        [AUTH_METHOD_LOGIN] = "login",
-        [AUTH_METHOD_PLAIN] = "plain",
-        [AUTH_METHOD_XOAUTH2] = "xoauth2",
-        [AUTH_METHOD_OAUTHBEARER] = "oauthbearer",
-        [AUTH_METHOD_OAUTH2] = "oauth2",
+static const struct {
+        const char *string;
+} auth_method_table[_AUTH_METHOD_MAX] = {
+        [AUTH_METHOD_LOGIN] = { "login" },
+        [AUTH_METHOD_PLAIN] = { "plain" },
+        [AUTH_METHOD_XOAUTH2] = { "xoauth2" },
+        [AUTH_METHOD_OAUTHBEARER] = { "oauthbearer" },
+        [AUTH_METHOD_OAUTH2] = { "oauth2" },
 };
 
-const char *tls_mode_to_string(TlsMode m) {
-        return m >= 0 && m < _TLS_MODE_MAX ? tls_modes[m] : NULL;
-}
-
-const char *auth_method_to_string(AuthMethod m) {
-        return m >= 0 && m < _AUTH_METHOD_MAX ? auth_methods[m] : NULL;
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(tls_mode, TlsMode, tls_mode_table);
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP_FROM_STRING_CASE(tls_mode, TlsMode, tls_mode_table);
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(auth_method, AuthMethod, auth_method_table);
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP_FROM_STRING_CASE(auth_method, AuthMethod, auth_method_table);
 
 int config_default_path(char **ret) {
         return user_path(USER_DIR_CONFIG, "alcode/alcode.conf", ret);
@@ -193,14 +194,11 @@ static int key_error(IniFile *f, const char *key, const char *fmt, ...) _printf_
 static int key_error(IniFile *f, const char *key, const char *fmt, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
-        int r;
 
         va_start(ap, fmt);
-        r = vasprintf(&msg, fmt, ap);
+        msg = vasprintf_safe(fmt, ap);
         va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        return ini_file_error(f, 0, "key '%s': %s", key, msg);
+        return msg ? ini_file_error(f, 0, "key '%s': %s", key, msg) : -ENOMEM;
 }
 
 static bool has_control(const char *s) {
@@ -343,21 +341,21 @@ static CONFIG_PARSER_PROTOTYPE(config_parse_days) {
 }
 
 static CONFIG_PARSER_PROTOTYPE(config_parse_tls) {
-        for (TlsMode m = 0; m < _TLS_MODE_MAX; m++)
-                if (strcaseeq(value, tls_modes[m])) {
-                        *(TlsMode *) data = m;
-                        return 0;
-                }
-        return key_error(f, key, "expected implicit, starttls or none, got '%s'", value);
+        TlsMode m = tls_mode_from_string(value);
+
+        if (m < 0)
+                return key_error(f, key, "expected implicit, starttls or none, got '%s'", value);
+        *(TlsMode *) data = m;
+        return 0;
 }
 
 static CONFIG_PARSER_PROTOTYPE(config_parse_auth) {
-        for (AuthMethod m = 0; m < _AUTH_METHOD_MAX; m++)
-                if (strcaseeq(value, auth_methods[m])) {
-                        *(AuthMethod *) data = m;
-                        return 0;
-                }
-        return key_error(f, key, "expected login, plain, oauth2, xoauth2 or oauthbearer, got '%s'", value);
+        AuthMethod m = auth_method_from_string(value);
+
+        if (m < 0)
+                return key_error(f, key, "expected login, plain, oauth2, xoauth2 or oauthbearer, got '%s'", value);
+        *(AuthMethod *) data = m;
+        return 0;
 }
 
 static CONFIG_PARSER_PROTOTYPE(config_parse_https_url) {
@@ -446,26 +444,22 @@ static CONFIG_PARSER_PROTOTYPE(config_parse_password) {
         return *(char **) data ? 0 : -ENOMEM;
 }
 
-static CONFIG_PARSER_PROTOTYPE(config_parse_rules) {
+/* One folder of the rules list. */
+static CONFIG_PARSER_PROTOTYPE(config_parse_rules_dir) {
         ParseState *st = userdata;
-        _cleanup_strv_free_ char **l = NULL;
+        char *p = NULL;
         int r;
 
-        r = strv_split_comma(value, &l);
-        if (r < 0)
-                return r;
-        STRV_FOREACH(d, l) {
-                char *p = NULL;
-                r = config_parse_path(f, key, *d, /* ltype= */ 0, &p, userdata);
-                if (r < 0 || !p) {
-                        free(p);
-                        return r;
-                }
-                r = strv_consume(&st->rules_extra, p);
-                if (r < 0)
-                        return r;
+        r = config_parse_path(f, key, value, /* ltype= */ 0, &p, userdata);
+        if (r < 0 || !p) {
+                free(p);
+                return r < 0 ? r : 1;
         }
-        return 0;
+        return strv_consume(&st->rules_extra, p);
+}
+
+static CONFIG_PARSER_PROTOTYPE(config_parse_rules) {
+        return config_parse_words(f, key, value, ltype, data, userdata, config_parse_rules_dir);
 }
 
 /* Every key of alcode.conf: [alcode] keys fill the Config, [account NAME] keys the Account. */
@@ -590,19 +584,7 @@ typedef struct ErrorList {
         size_t n, allocated;
 } ErrorList;
 
-static int error_add(ErrorList *e, const char *fmt, ...) _printf_(2, 3);
-static int error_add(ErrorList *e, const char *fmt, ...) {
-        va_list ap;
-        char *s;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        return strv_push(e->l, &e->n, &e->allocated, s);
-}
+#define error_add(e, ...) strv_pushf((e)->l, &(e)->n, &(e)->allocated, __VA_ARGS__)
 
 /* An account with built-in OAuth2: a client id, a token endpoint (from the preset or set), and
  * no password besides. auth defaults to oauth2 (chosen from the server's capabilities). */

@@ -1,4 +1,5 @@
 /* See imap-notify.h. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -7,6 +8,9 @@
 
 static const char status_prefix[] = "* STATUS ";
 static const char overflow_prefix[] = "* OK [NOTIFICATIONOVERFLOW]";
+static const char list_prefix[] = "* LIST ";
+static const char throttled_prefix[] = "* OK [THROTTLED]";
+static const char throttled_code[] = "[THROTTLED]";
 
 static bool prefix_of(const char *p, size_t n, const char *full) {
         size_t m = strlen(full);
@@ -70,11 +74,54 @@ static void parse_status(ImapNotifyScan *n, const char *p, size_t len) {
         add_name(n, name);
 }
 
+#define TAG_MAX 16 /* libetpan's tags are numbers; a longer word starts no tagged line of ours */
+
+/* The length of the tag of a tagged "OK" line, or 0 when p (n bytes, maybe the start of a line
+ * only) cannot be one. Called for each byte of a line's start: bounded work per byte. */
+static size_t tagged_ok(const char *p, size_t n) {
+        size_t i = 0;
+
+        while (i < n && i <= TAG_MAX && (isalnum((unsigned char) p[i]) || p[i] == '.'))
+                i++;
+        if (i == 0 || i > TAG_MAX || (i < n && !prefix_of(p + i, n - i, " OK ")))
+                return 0;
+        return i;
+}
+
+/* Whether the n bytes at the start of a line may still be one that counts. */
+static bool wanted(const char *p, size_t n) {
+        return prefix_of(p, n, status_prefix) || prefix_of(p, n, overflow_prefix) || prefix_of(p, n, list_prefix) ||
+               prefix_of(p, n, throttled_prefix) || tagged_ok(p, n) > 0;
+}
+
+static bool contains(const char *p, size_t n, const char *word) {
+        size_t m = strlen(word);
+
+        for (size_t i = 0; i + m <= n; i++)
+                if (strncasecmp(p + i, word, m) == 0)
+                        return true;
+        return false;
+}
+
+static bool starts(const ImapNotifyScan *n, const char *prefix) {
+        size_t m = strlen(prefix);
+        return n->len >= m && strncasecmp(n->line, prefix, m) == 0;
+}
+
 /* A whole line (without its CRLF) that starts like a notification, or a longer one cut. */
 static void line_done(ImapNotifyScan *n, bool cut) {
         size_t sp = sizeof status_prefix - 1, op = sizeof overflow_prefix - 1;
 
-        if (n->len >= sp && strncasecmp(n->line, status_prefix, sp) == 0) {
+        /* Gmail's "OK [THROTTLED]", untagged or as a command's answer: done, but slow down. */
+        if (starts(n, throttled_prefix) ||
+            (!starts(n, "* ") && tagged_ok(n->line, n->len) > 0 && contains(n->line, n->len, throttled_code)))
+                n->throttled++;
+        if (starts(n, list_prefix)) {
+                /* RFC 5465 MailboxName: a folder was created, deleted or renamed (also our
+                 * own LIST's answers: imap.c forgets those). */
+                n->events++;
+                n->folders_changed = true;
+        } else if (n->len >= sp && strncasecmp(n->line, status_prefix, sp) == 0) {
                 n->events++;
                 if (cut)
                         n->all = true;
@@ -115,7 +162,7 @@ void imap_notify_scan_feed(ImapNotifyScan *n, const char *p, size_t k) {
                 }
                 n->line[n->len++] = c;
                 /* Not a notification: skip to the next line without copying it. */
-                if (!prefix_of(n->line, n->len, status_prefix) && !prefix_of(n->line, n->len, overflow_prefix))
+                if (!wanted(n->line, n->len))
                         n->skipping = true;
         }
 }

@@ -5,7 +5,10 @@
  * So imap.c feeds every byte the server sends through this scanner, which notes the mailboxes
  * that "* STATUS" lines name and "* OK [NOTIFICATIONOVERFLOW]". Bytes come in any chunks
  * (a line may be cut anywhere). A line inside a literal (a message body) that looks like a
- * notification is taken as one: that costs a STATUS round trip, never a lost message. */
+ * notification is taken as one: that costs a STATUS round trip, never a lost message.
+ *
+ * It also notes "* LIST" lines (RFC 5465 MailboxName: a folder created, deleted or renamed) and
+ * Gmail's "OK [THROTTLED]" (untagged, or at the end of a command's OK: done, but slow down). */
 #pragma once
 
 #include <stdbool.h>
@@ -23,7 +26,9 @@ typedef struct ImapNotifyScan {
         char **names;   /* mailboxes named by "* STATUS" (as sent: modified UTF-7), no repeats */
         size_t n_names;
         bool all;       /* NOTIFICATIONOVERFLOW, a name that could not be read, or too many */
+        bool folders_changed; /* a "* LIST" line: not forgotten by imap_notify_scan_clear() */
         unsigned events;
+        unsigned throttled;   /* "OK [THROTTLED]" lines: not forgotten by imap_notify_scan_clear() */
 } ImapNotifyScan;
 
 void imap_notify_scan_feed(ImapNotifyScan *n, const char *p, size_t k);

@@ -74,7 +74,15 @@ struct ImapSession {
         bool held_dropped;
         bool over_budget;
         bool eof;
+        bool mid_line;             /* the byte before the next one defuse() sees is no '\n' */
+        bool listing;              /* our own LIST runs: its "* LIST" lines are left alone */
+        bool notifying;            /* a NOTIFY SET was accepted */
         ImapNotifyScan notify;     /* what NOTIFY said, read from every byte received */
+        /* An EXAMINE sent ahead of the next FETCH (imap_examine_ahead()), its answer not read yet. */
+        bool ahead;
+        int ahead_tag;
+        uint32_t ahead_uidvalidity;
+        ImapFolderState *ahead_ret;
 };
 
 /* libetpan only hands FETCH results to a msg_att handler when a progress callback is set; we
@@ -173,17 +181,33 @@ static int session_error(ImapSession *s, int r, const char *what) {
  * response code that libetpan skips; a read-only client has no use for it. */
 static const char defused[] = "[PERMANENTFLAGS";
 #define DEFUSED_LEN (sizeof defused - 1)
+/* A "* LIST" line outside our own LIST is a NOTIFY MailboxName event (RFC 5465 §5.4), and a
+ * rename's carries extended data ("OLDNAME") that libetpan 1.9.4 cannot parse: the session
+ * would fail. The ImapNotifyScan has seen it already; libetpan gets an "* OK" line it skips. */
+static const char unlisted[] = "* LIST ";
+#define UNLISTED_LEN (sizeof unlisted - 1)
 
-static void defuse(char *p, size_t n) {
+static bool line_start(const ImapSession *s, const char *p, const char *q) {
+        return q == p ? !s->mid_line : q[-1] == '\n';
+}
+
+static void defuse(ImapSession *s, char *p, size_t n) {
         for (char *q = p; (q = memchr(q, '[', (size_t) (p + n - q))); q++)
                 if ((size_t) (p + n - q) >= DEFUSED_LEN && strncasecmp(q, defused, DEFUSED_LEN) == 0)
                         q[1] = 'X';
+        for (char *q = p; !s->listing && (q = memchr(q, '*', (size_t) (p + n - q))); q++)
+                if ((size_t) (p + n - q) >= UNLISTED_LEN && line_start(s, p, q) &&
+                    strncasecmp(q, unlisted, UNLISTED_LEN) == 0)
+                        memcpy(q, "* OK   ", UNLISTED_LEN);
 }
 
-/* How many bytes at the end of p could start the token: held back until the next read. */
-static size_t defuse_tail(const char *p, size_t n) {
+/* How many bytes at the end of p could start a token: held back until the next read. */
+static size_t defuse_tail(const ImapSession *s, const char *p, size_t n) {
         for (size_t m = MIN(n, DEFUSED_LEN - 1); m > 0; m--)
                 if (strncasecmp(p + n - m, defused, m) == 0)
+                        return m;
+        for (size_t m = MIN(n, UNLISTED_LEN - 1); m > 0 && !s->listing; m--)
+                if (line_start(s, p, p + n - m) && strncasecmp(p + n - m, unlisted, m) == 0)
                         return m;
         return 0;
 }
@@ -201,6 +225,7 @@ static ssize_t bounded_read(mailstream_low *l, void *buf, size_t n) {
                         memcpy(p, s->held, have);
                         memmove(s->held, s->held + have, s->n_held - have);
                         s->n_held -= have;
+                        s->mid_line = p[have - 1] != '\n';
                         return (ssize_t) have;
                 }
         }
@@ -227,11 +252,15 @@ static ssize_t bounded_read(mailstream_low *l, void *buf, size_t n) {
                 s->budget -= (size_t) k;
                 imap_notify_scan_feed(&s->notify, p + have, (size_t) k);
                 have += (size_t) k;
-                if (n < sizeof s->held)
+                if (n < sizeof s->held) {
+                        s->mid_line = p[have - 1] != '\n';
                         return (ssize_t) have;
-                defuse(p, have);
-                s->n_held = defuse_tail(p, have);
+                }
+                defuse(s, p, have);
+                s->n_held = defuse_tail(s, p, have);
                 memcpy(s->held, p + have - s->n_held, s->n_held);
+                if (have > s->n_held)
+                        s->mid_line = p[have - s->n_held - 1] != '\n';
                 if (have > s->n_held)
                         return (ssize_t) (have - s->n_held);
                 /* All of it may be the token's start: read on. */
@@ -325,14 +354,35 @@ static void budget_reset(ImapSession *s, size_t max) {
         caps_normalize(s);
 }
 
-/* Every command starts here: a cancelled or broken session does not talk any more. */
-static int session_check(ImapSession *s) {
+static int ahead_read(ImapSession *s);
+
+static bool tagged_ok(const struct mailimap_response *resp) {
+        return resp->rsp_resp_done && resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
+               resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
+}
+
+/* What every command checks first: a cancelled or broken session does not talk any more. An
+ * EXAMINE sent ahead is left for the command to read (imap_fetch_parts() only). */
+static int session_check_ahead(ImapSession *s) {
         if (atomic_load(&s->cancelled))
                 return -ECANCELED;
         if (s->broken || !s->imap || !s->imap->imap_stream)
                 return -ENOTCONN;
         budget_reset(s, IMAP_RESPONSE_MAX);
         return 0;
+}
+
+/* Every other command starts here: an EXAMINE sent ahead is answered first. */
+static int session_check(ImapSession *s) {
+        int r = session_check_ahead(s);
+
+        if (r < 0 || !s->ahead)
+                return r;
+        if (mailstream_flush(s->imap->imap_stream) == -1)
+                return session_error(s, MAILIMAP_ERROR_STREAM, "EXAMINE");
+        r = ahead_read(s);
+        budget_reset(s, IMAP_RESPONSE_MAX);
+        return r;
 }
 
 const char *imap_last_error(const ImapSession *s) {
@@ -834,7 +884,9 @@ int imap_list(ImapSession *s, ImapFolder **ret, size_t *ret_n) {
         r = session_check(s);
         if (r < 0)
                 return r;
+        s->listing = true;
         r = mailimap_list(s->imap, "", "*", &list);
+        s->listing = false;
         if (r != MAILIMAP_NO_ERROR)
                 return session_error(s, r, "LIST");
         f = calloc(clist_count(list) + 1, sizeof(ImapFolder));
@@ -857,6 +909,8 @@ int imap_list(ImapSession *s, ImapFolder **ret, size_t *ret_n) {
         }
         mailimap_list_result_free(list);
         mark_sent_unknown(f, n);
+        /* Its own "* LIST" lines were no MailboxName notifications, and it says it all. */
+        s->notify.folders_changed = false;
         *ret = f;
         *ret_n = n;
         return 0;
@@ -886,31 +940,113 @@ int imap_examine(ImapSession *s, const char *folder, ImapFolderState *ret) {
         return 0;
 }
 
-bool imap_has_new_mail(ImapSession *s, uint32_t exists) {
-        return s->imap->imap_selection_info && s->imap->imap_selection_info->sel_exists > exists;
+/* Not in Debian's installed headers, exported by libetpan. */
+int mailimap_examine_send(mailstream *fd, const char *mb, int condstore); /* 1.9.4: 3 arguments */
+int mailimap_crlf_send(mailstream *fd);
+
+/* HIGHESTMODSEQ of the EXAMINE answer just parsed (what mailimap_examine_condstore() reads). */
+static uint64_t answer_modseq(ImapSession *s) {
+        clist *l = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_extension_list : NULL;
+
+        for (clistiter *it = l ? clist_begin(l) : NULL; it; it = clist_next(it)) {
+                const struct mailimap_extension_data *e = clist_content(it);
+                const struct mailimap_condstore_resptextcode *c = e->ext_data;
+                if (e->ext_extension->ext_id == MAILIMAP_EXTENSION_CONDSTORE &&
+                    e->ext_type == MAILIMAP_CONDSTORE_TYPE_RESP_TEXT_CODE && c &&
+                    c->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_HIGHESTMODSEQ)
+                        return c->cs_data.cs_modseq_value;
+        }
+        return 0;
 }
 
-int imap_status(ImapSession *s, const char *folder, ImapFolderState *ret) {
-        struct mailimap_status_att_list *atts = NULL;
-        struct mailimap_mailbox_data_status *st = NULL;
-        ImapFolderState state = {};
+int imap_examine_ahead(ImapSession *s, const char *folder, uint32_t uidvalidity, ImapFolderState *ret) {
         int r;
 
         r = session_check(s);
         if (r < 0)
                 return r;
-        atts = mailimap_status_att_list_new_empty();
+        r = mailimap_send_current_tag(s->imap);
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_examine_send(s->imap->imap_stream, folder, mailimap_has_condstore(s->imap) ? 1 : 0);
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_crlf_send(s->imap->imap_stream);
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "EXAMINE");
+        s->ahead = true;
+        s->ahead_tag = s->imap->imap_tag;
+        s->ahead_uidvalidity = uidvalidity;
+        s->ahead_ret = ret;
+        return 0;
+}
+
+/* Reads the answer to the EXAMINE sent ahead (sent and flushed): 0, -ENOENT (refused: the
+ * session is in step, nothing selected), -ESTALE (its UIDVALIDITY is not the one expected), or
+ * an error for the connection. */
+static int ahead_read(ImapSession *s) {
+        struct mailimap_response *resp = NULL;
+        int tag = s->imap->imap_tag;
+        bool ok;
+        int r;
+
+        s->ahead = false;
+        s->imap->imap_tag = s->ahead_tag;
+        budget_reset(s, IMAP_RESPONSE_MAX);
+        /* What mailimap_examine() does: a fresh selection to fill. */
+        if (s->imap->imap_selection_info)
+                mailimap_selection_info_free(s->imap->imap_selection_info);
+        s->imap->imap_selection_info = mailimap_selection_info_new();
+        if (!s->imap->imap_selection_info || !mailimap_read_line(s->imap))
+                r = MAILIMAP_ERROR_STREAM;
+        else
+                r = mailimap_parse_response(s->imap, &resp);
+        s->imap->imap_tag = tag;
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "EXAMINE");
+        ok = tagged_ok(resp);
+        mailimap_response_free(resp);
+        s->imap->imap_state = ok ? MAILIMAP_STATE_SELECTED : MAILIMAP_STATE_AUTHENTICATED;
+        free(s->error);
+        s->error = NULL;
+        if (!ok) {
+                if (asprintf(&s->error, "EXAMINE failed: %s", strna(s->imap->imap_response)) < 0)
+                        s->error = NULL;
+                return -ENOENT;
+        }
+        *s->ahead_ret = (ImapFolderState) {
+                .uidvalidity = s->imap->imap_selection_info->sel_uidvalidity,
+                .uidnext = s->imap->imap_selection_info->sel_uidnext,
+                .exists = s->imap->imap_selection_info->sel_exists,
+                .highest_modseq = answer_modseq(s),
+        };
+        if (s->ahead_ret->uidvalidity != s->ahead_uidvalidity) {
+                s->error = strdup("the folder's UIDVALIDITY changed");
+                return -ESTALE;
+        }
+        return 0;
+}
+
+bool imap_has_new_mail(ImapSession *s, uint32_t exists) {
+        return s->imap->imap_selection_info && s->imap->imap_selection_info->sel_exists > exists;
+}
+
+/* What STATUS asks for: UIDNEXT, UIDVALIDITY, MESSAGES. */
+static struct mailimap_status_att_list *status_atts(void) {
+        struct mailimap_status_att_list *atts = mailimap_status_att_list_new_empty();
+
         if (!atts || mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT) != MAILIMAP_NO_ERROR ||
             mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDVALIDITY) != MAILIMAP_NO_ERROR ||
             mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES) != MAILIMAP_NO_ERROR) {
                 if (atts)
                         mailimap_status_att_list_free(atts);
-                return -ENOMEM;
+                return NULL;
         }
-        r = mailimap_status(s->imap, folder, atts, &st);
-        mailimap_status_att_list_free(atts);
-        if (r != MAILIMAP_NO_ERROR)
-                return session_error(s, r, "STATUS");
+        return atts;
+}
+
+/* What a STATUS answer said (st freed; NULL: nothing). */
+static ImapFolderState status_state(struct mailimap_mailbox_data_status *st) {
+        ImapFolderState state = {};
+
         for (clistiter *it = st && st->st_info_list ? clist_begin(st->st_info_list) : NULL; it; it = clist_next(it)) {
                 const struct mailimap_status_info *i = clist_content(it);
                 if (i->st_att == MAILIMAP_STATUS_ATT_UIDNEXT)
@@ -922,9 +1058,25 @@ int imap_status(ImapSession *s, const char *folder, ImapFolderState *ret) {
         }
         if (st)
                 mailimap_mailbox_data_status_free(st);
+        return state;
+}
+
+int imap_status(ImapSession *s, const char *folder, ImapFolderState *ret) {
+        ImapScout x = { .folder = folder };
+        int r;
+
+        r = imap_status_all(s, &x, 1);
+        if (r < 0)
+                return r;
+        if (x.r < 0) {
+                free(s->error);
+                if (asprintf(&s->error, "STATUS failed: %s", strna(s->imap->imap_response)) < 0)
+                        s->error = NULL;
+                return x.r;
+        }
         /* Our own STATUS answered what a notification about it would have made us ask. */
         imap_notify_scan_forget(&s->notify, folder);
-        *ret = state;
+        *ret = x.st;
         return 0;
 }
 
@@ -1112,18 +1264,10 @@ int imap_search_candidates(ImapSession *s, uint32_t first_uid, char *const *doma
         return r;
 }
 
-/* Not in Debian's installed headers, exported by libetpan. */
-int mailimap_examine_send(mailstream *fd, const char *mb, int condstore); /* 1.9.4: 3 arguments */
 int mailimap_uid_search_send(mailstream *fd, const char *charset, struct mailimap_search_key *key);
-int mailimap_crlf_send(mailstream *fd);
 
 #define SCOUT_WAVE 16 /* folders a wave: 32 short commands */
 #define PIPELINE_STATUS 64 /* STATUS commands a wave */
-
-static bool tagged_ok(const struct mailimap_response *resp) {
-        return resp->rsp_resp_done && resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
-               resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
-}
 
 static int scout_wave(ImapSession *s, ImapScout *f, size_t k, char *const *domains, char *const *keywords) {
         int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR;
@@ -1246,18 +1390,7 @@ static int status_wave(ImapSession *s, ImapScout *f, size_t k, struct mailimap_s
                 st = s->imap->imap_response_info ? s->imap->imap_response_info->rsp_status : NULL;
                 if (st)
                         s->imap->imap_response_info->rsp_status = NULL;
-                f[j].st = (ImapFolderState) {};
-                for (clistiter *it = st && st->st_info_list ? clist_begin(st->st_info_list) : NULL; it; it = clist_next(it)) {
-                        const struct mailimap_status_info *i = clist_content(it);
-                        if (i->st_att == MAILIMAP_STATUS_ATT_UIDNEXT)
-                                f[j].st.uidnext = i->st_value;
-                        else if (i->st_att == MAILIMAP_STATUS_ATT_UIDVALIDITY)
-                                f[j].st.uidvalidity = i->st_value;
-                        else if (i->st_att == MAILIMAP_STATUS_ATT_MESSAGES)
-                                f[j].st.exists = i->st_value;
-                }
-                if (st)
-                        mailimap_mailbox_data_status_free(st);
+                f[j].st = status_state(st);
         }
         s->imap->imap_tag = tag0 + (int) k;
         return 0;
@@ -1270,14 +1403,9 @@ int imap_status_all(ImapSession *s, ImapScout *f, size_t n) {
         r = session_check(s);
         if (r < 0)
                 return r;
-        atts = mailimap_status_att_list_new_empty();
-        if (!atts || mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT) != MAILIMAP_NO_ERROR ||
-            mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDVALIDITY) != MAILIMAP_NO_ERROR ||
-            mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES) != MAILIMAP_NO_ERROR) {
-                if (atts)
-                        mailimap_status_att_list_free(atts);
+        atts = status_atts();
+        if (!atts)
                 return -ENOMEM;
-        }
         for (size_t i = 0; i < n && r >= 0; i += PIPELINE_STATUS)
                 r = status_wave(s, f + i, MIN(n - i, (size_t) PIPELINE_STATUS), atts);
         mailimap_status_att_list_free(atts);
@@ -1311,11 +1439,15 @@ typedef struct FetchState {
         ImapFetchFunc cb;
         void *userdata;
         uint32_t first_uid;
+        bool labels;              /* Gmail: X-GM-LABELS asked for with each message */
         int r;
 } FetchState;
 
+static int msg_att_labels(const struct mailimap_msg_att *ma, char ***ret);
+
 static void on_msg_att(struct mailimap_msg_att *ma, void *userdata) {
         FetchState *st = userdata;
+        _cleanup_strv_free_ char **labels = NULL;
         ImapMessage m = { .data = "" };
         bool have_body = false;
 
@@ -1344,7 +1476,12 @@ static void on_msg_att(struct mailimap_msg_att *ma, void *userdata) {
                 return;
         m.truncated = m.full_size > m.size;
         m.settled = m.uid;
-        st->r = st->cb(&m, st->userdata);
+        if (st->labels && msg_att_labels(ma, &labels) < 0)
+                st->r = -ENOMEM;
+        else {
+                m.labels = labels;
+                st->r = st->cb(&m, st->userdata);
+        }
         /* libetpan frees this message when we return: the next one has a budget of its own. */
         budget_reset(st->session, st->budget);
 }
@@ -1391,7 +1528,8 @@ static int fetch_with_handler(ImapSession *s, struct mailimap_set *set, struct m
 int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid,
                size_t max_size, ImapFetchFunc cb, void *userdata) {
         FetchState st = { .session = s, .budget = MIN(max_size, (size_t) UINT32_MAX) + IMAP_RESPONSE_SLACK,
-                          .cb = cb, .userdata = userdata, .first_uid = first_uid };
+                          .cb = cb, .userdata = userdata, .first_uid = first_uid,
+                          .labels = imap_has_capability(s, "X-GM-EXT-1") };
         struct mailimap_fetch_type *ft = NULL;
         size_t done = 0;
         int r;
@@ -1408,7 +1546,9 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
             /* BODY.PEEK: RFC 3501 §6.4.5, does not set \Seen. Partial: bounded memory. */
             mailimap_fetch_type_new_fetch_att_list_add(
                     ft, mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new(NULL), 0,
-                                                                         (uint32_t) MIN(max_size, (size_t) UINT32_MAX))) != MAILIMAP_NO_ERROR) {
+                                                                         (uint32_t) MIN(max_size, (size_t) UINT32_MAX))) != MAILIMAP_NO_ERROR ||
+            /* Gmail: the labels, where the code was seen. */
+            (st.labels && mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_xgmlabels()) != MAILIMAP_NO_ERROR)) {
                 if (ft)
                         mailimap_fetch_type_free(ft);
                 return -ENOMEM;
@@ -1707,9 +1847,16 @@ typedef struct PartsState {
         bool overflow;         /* more answers than room */
         bool labels;           /* Gmail: X-GM-LABELS asked for with the structures */
         uint32_t last;         /* the highest UID a chunk held */
+        /* What the answers said (parts_result()). */
+        bool refused;
+        char *refusal;
+        char *slow_down;       /* a refusal that asks us to slow down */
+        int unselected;        /* the EXAMINE before them refused: -ENOENT or -ESTALE */
 } PartsState;
 
 static void parts_done(PartsState *st) {
+        free(TAKE_PTR(st->slow_down));
+        free(TAKE_PTR(st->refusal));
         for (size_t i = 0; i < st->n; i++) {
                 free(st->msgs[i].plan);
                 free(st->msgs[i].key);
@@ -1878,6 +2025,10 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
                 const struct mailimap_msg_att_body_section *bs = msg_att_section(ma, "");
                 if (!bs)
                         goto next;
+                if (st->labels && !m->labels && msg_att_labels(ma, &m->labels) < 0) {
+                        st->r = -ENOMEM;
+                        goto next;
+                }
                 msg = (ImapMessage) { .uid = m->uid, .data = bs->sec_body_part ?: "", .size = bs->sec_length,
                                       .full_size = m->full_size, .settled = st->settled, .labels = m->labels };
                 msg.truncated = msg.full_size > msg.size;
@@ -1910,66 +2061,137 @@ next:
         budget_reset(st->session, st->budget);
 }
 
-/* Sends the k commands at once, then reads their k answers, each message going to handler. */
-static int fetch_pipelined(ImapSession *s, struct mailimap_set **sets, struct mailimap_fetch_type **fts, size_t k,
-                           mailimap_msg_att_handler *handler, PartsState *st) {
-        int tag0 = s->imap->imap_tag, r = MAILIMAP_NO_ERROR, failed = MAILIMAP_NO_ERROR;
-        _cleanup_free_ char *slow_down = NULL; /* a refusal that asks us to slow down */
-        size_t sent = 0;
+/* One FETCH of a pipeline: its messages go to handler with ps; examine: the folder opened
+ * first, in the same flush (its UIDVALIDITY must be uidvalidity, its state goes to *st). */
+typedef struct FetchCmd {
+        struct mailimap_set *set;
+        struct mailimap_fetch_type *ft;
+        mailimap_msg_att_handler *handler;
+        PartsState *ps;
+        const char *examine;
+        uint32_t uidvalidity;
+        ImapFolderState *st;
+} FetchCmd;
 
-        for (; sent < k; sent++) {
+static int cmd_send(ImapSession *s, const FetchCmd *c) {
+        int r = MAILIMAP_NO_ERROR;
+
+        if (c->examine) {
                 r = mailimap_send_current_tag(s->imap);
                 if (r == MAILIMAP_NO_ERROR)
-                        r = mailimap_uid_fetch_send(s->imap->imap_stream, sets[sent], fts[sent]);
+                        r = mailimap_examine_send(s->imap->imap_stream, c->examine, mailimap_has_condstore(s->imap) ? 1 : 0);
                 if (r == MAILIMAP_NO_ERROR)
                         r = mailimap_crlf_send(s->imap->imap_stream);
                 if (r != MAILIMAP_NO_ERROR)
-                        return session_error(s, r, "UID FETCH");
+                        return r;
+                s->ahead_tag = s->imap->imap_tag;
         }
-        if (mailstream_flush(s->imap->imap_stream) == -1)
-                return session_error(s, MAILIMAP_ERROR_STREAM, "UID FETCH");
-        mailimap_set_msg_att_handler(s->imap, handler, st);
-        for (size_t i = 0; i < k; i++) {
-                struct mailimap_response *resp = NULL;
-
-                s->imap->imap_tag = tag0 + 1 + (int) i; /* the answer we are reading */
-                budget_reset(s, st->budget);
-                if (!mailimap_read_line(s->imap)) {
-                        r = MAILIMAP_ERROR_STREAM;
-                        break;
-                }
-                r = mailimap_parse_response(s->imap, &resp);
-                if (s->imap->imap_response_info && s->imap->imap_response_info->rsp_fetch_list) {
-                        mailimap_fetch_list_free(s->imap->imap_response_info->rsp_fetch_list);
-                        s->imap->imap_response_info->rsp_fetch_list = NULL;
-                }
-                if (r != MAILIMAP_NO_ERROR)
-                        break;
-                if (!resp->rsp_resp_done || resp->rsp_resp_done->rsp_type != MAILIMAP_RESP_DONE_TYPE_TAGGED ||
-                    resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type != MAILIMAP_RESP_COND_STATE_OK) {
-                        failed = MAILIMAP_ERROR_UID_FETCH; /* read the other answers all the same */
-                        if (throttled(s) && !slow_down)
-                                slow_down = strdup(strna(s->imap->imap_response));
-                }
-                mailimap_response_free(resp);
-        }
-        mailimap_set_msg_att_handler(s->imap, NULL, NULL);
-        s->imap->imap_tag = tag0 + (int) k;
-        if (r != MAILIMAP_NO_ERROR)
-                return session_error(s, r, "UID FETCH");
-        if (failed != MAILIMAP_NO_ERROR && st->r >= 0 && slow_down)
-                return throttled_error(s, slow_down);
-        if (failed != MAILIMAP_NO_ERROR && st->r >= 0) {
-                /* Refused (NO, BAD), every answer read: the session is still in step. */
-                free(s->error);
-                if (asprintf(&s->error, "UID FETCH refused: %s", strna(s->imap->imap_response)) < 0)
-                        s->error = NULL;
-                return -EREMOTEIO;
-        }
-        return st->r;
+        r = mailimap_send_current_tag(s->imap);
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_uid_fetch_send(s->imap->imap_stream, c->set, c->ft);
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_crlf_send(s->imap->imap_stream);
+        return r;
 }
 
-static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t max_part, size_t max_whole) {
+/* Reads the answer to one FETCH, its messages going to the command's handler. */
+static int cmd_read(ImapSession *s, const FetchCmd *c, int tag) {
+        struct mailimap_response *resp = NULL;
+        int r;
+
+        mailimap_set_msg_att_handler(s->imap, c->handler, c->ps);
+        s->imap->imap_tag = tag;
+        budget_reset(s, c->ps->budget);
+        r = mailimap_read_line(s->imap) ? mailimap_parse_response(s->imap, &resp) : MAILIMAP_ERROR_STREAM;
+        mailimap_set_msg_att_handler(s->imap, NULL, NULL);
+        if (s->imap->imap_response_info && s->imap->imap_response_info->rsp_fetch_list) {
+                mailimap_fetch_list_free(s->imap->imap_response_info->rsp_fetch_list);
+                s->imap->imap_response_info->rsp_fetch_list = NULL;
+        }
+        if (r != MAILIMAP_NO_ERROR)
+                return r;
+        if (!tagged_ok(resp)) {
+                /* Refused (NO, BAD): the other answers are read all the same. */
+                c->ps->refused = true;
+                if (throttled(s) && !c->ps->slow_down)
+                        c->ps->slow_down = strdup(strna(s->imap->imap_response));
+                if (!c->ps->refusal)
+                        c->ps->refusal = strdup(strna(s->imap->imap_response));
+        }
+        mailimap_response_free(resp);
+        return MAILIMAP_NO_ERROR;
+}
+
+/* Sends the k commands at once (an EXAMINE sent ahead before them answers first), then reads
+ * their answers in turn. A refused EXAMINE or FETCH is its command's PartsState's (ps->r,
+ * ps->refused); the result is an error for the connection only. */
+static int fetch_cmds(ImapSession *s, FetchCmd *c, size_t k) {
+        int tag0, r = MAILIMAP_NO_ERROR;
+        _cleanup_free_ int *tags = calloc(k, 2 * sizeof(int));
+
+        if (!tags)
+                return -ENOMEM;
+        for (size_t i = 0; i < k && r == MAILIMAP_NO_ERROR; i++) {
+                tag0 = s->imap->imap_tag;
+                r = cmd_send(s, &c[i]);
+                tags[2 * i] = c[i].examine ? tag0 + 1 : 0;
+                tags[2 * i + 1] = s->imap->imap_tag;
+        }
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "UID FETCH");
+        tag0 = s->imap->imap_tag;
+        if (mailstream_flush(s->imap->imap_stream) == -1)
+                return session_error(s, MAILIMAP_ERROR_STREAM, "UID FETCH");
+        for (size_t i = 0; i < k; i++) {
+                int ahead = 0;
+
+                if (c[i].examine) {
+                        s->ahead = true;
+                        s->ahead_tag = tags[2 * i];
+                        s->ahead_uidvalidity = c[i].uidvalidity;
+                        s->ahead_ret = c[i].st;
+                }
+                /* The EXAMINE first. Refused or another UIDVALIDITY: no message of this
+                 * command's answer is ours, but it is read all the same. */
+                if (s->ahead)
+                        ahead = ahead_read(s);
+                if (ahead < 0 && s->broken)
+                        return ahead;
+                if (ahead < 0 && c[i].ps->r >= 0)
+                        c[i].ps->r = ahead;
+                if (ahead < 0)
+                        c[i].ps->unselected = ahead;
+                r = cmd_read(s, &c[i], tags[2 * i + 1]);
+                if (r != MAILIMAP_NO_ERROR) {
+                        s->imap->imap_tag = tag0;
+                        return session_error(s, r, "UID FETCH");
+                }
+        }
+        s->imap->imap_tag = tag0;
+        return 0;
+}
+
+/* What the answers of one PartsState's commands come to: its callback's error, a refused EXAMINE
+ * (-ENOENT, -ESTALE), the server asking us to slow down (-EBUSY), or a refused FETCH (-EREMOTEIO). */
+static int parts_result(ImapSession *s, PartsState *st) {
+        int r = st->unselected < 0 ? st->unselected : st->r;
+
+        if (r >= 0 && st->refused && st->slow_down)
+                r = throttled_error(s, st->slow_down);
+        else if (r >= 0 && st->refused) {
+                free(s->error);
+                if (asprintf(&s->error, "UID FETCH refused: %s", strna(st->refusal)) < 0)
+                        s->error = NULL;
+                r = -EREMOTEIO;
+        }
+        st->refused = false;
+        st->unselected = 0;
+        free(TAKE_PTR(st->slow_down));
+        free(TAKE_PTR(st->refusal));
+        return r;
+}
+
+static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t max_part, size_t max_whole, bool labels) {
         struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
         _cleanup_free_ char *key = NULL;
         char *save = NULL;
@@ -1981,6 +2203,10 @@ static struct mailimap_fetch_type *parts_fetch_type(const PartsMsg *m, size_t ma
                             ft, mailimap_fetch_att_new_body_peek_section_partial(
                                         mailimap_section_new(NULL), 0, (uint32_t) MIN(max_whole, (size_t) UINT32_MAX))) !=
                     MAILIMAP_NO_ERROR)
+                        goto oom;
+                /* Read whole, maybe without its structure (refused): the labels come with it. */
+                if (labels && mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_xgmlabels()) !=
+                                      MAILIMAP_NO_ERROR)
                         goto oom;
                 return ft;
         }
@@ -2009,65 +2235,68 @@ static int cmp_key(const void *a, const void *b) {
         return c ? c : (x->uid > y->uid) - (x->uid < y->uid);
 }
 
-/* One chunk: the UIDs given, or (uids NULL) what "first_uid:*" brings, up to n messages. */
-static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
-        ImapSession *s = st->session;
-        _cleanup_free_ PartsMsg **order = NULL;
-        _cleanup_free_ uint32_t *group = NULL;
-        struct mailimap_fetch_type *ft = NULL;
-        /* One command per shape: at most one per message (open-ended: twice a chunk). */
-        struct mailimap_fetch_type *fts[2 * PARTS_CHUNK] = {};
-        struct mailimap_set *sets[2 * PARTS_CHUNK] = {};
-        struct mailimap_set *set = NULL;
-        size_t k = 0, used;
-        int r = 0;
+/* A chunk's messages (the UIDs given, or none yet when uids is NULL: what "first_uid:*" brings,
+ * up to n), and the FETCH of their structures in *c. */
+static int chunk_begin(PartsState *st, const uint32_t *uids, size_t n, FetchCmd *c) {
+        size_t used;
 
         assert(n <= 2 * PARTS_CHUNK);
-
-        st->msgs = calloc(n, sizeof(PartsMsg));
-        order = calloc(n, sizeof(PartsMsg *));
-        group = calloc(n, sizeof(uint32_t));
-        if (!st->msgs || !order || !group)
+        *c = (FetchCmd) { .handler = on_structure, .ps = st };
+        st->msgs = calloc(MAX(n, 1u), sizeof(PartsMsg));
+        if (!st->msgs)
                 return -ENOMEM;
         st->open_ended = !uids;
         st->capacity = n;
         for (size_t i = 0; uids && i < n; i++)
                 st->msgs[i].uid = uids[i];
         st->n = uids ? n : 0;
-
-        /* 1: the structures. */
-        ft = mailimap_fetch_type_new_fetch_att_list_empty();
-        if (!ft || mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
-            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
-            mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_bodystructure()) != MAILIMAP_NO_ERROR ||
+        st->budget = IMAP_RESPONSE_LARGE;
+        c->ft = mailimap_fetch_type_new_fetch_att_list_empty();
+        if (!c->ft || mailimap_fetch_type_new_fetch_att_list_add(c->ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
+            mailimap_fetch_type_new_fetch_att_list_add(c->ft, mailimap_fetch_att_new_rfc822_size()) != MAILIMAP_NO_ERROR ||
+            mailimap_fetch_type_new_fetch_att_list_add(c->ft, mailimap_fetch_att_new_bodystructure()) != MAILIMAP_NO_ERROR ||
             /* Gmail: the labels, where the code was seen (one folder, All Mail, holds them all). */
-            (st->labels && mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_xgmlabels()) != MAILIMAP_NO_ERROR) ||
-            !(set = uids ? set_from_uids(uids, n, &used) : mailimap_set_new_interval(st->first_uid, 0))) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        if (!s->no_structure) {
-                st->budget = IMAP_RESPONSE_LARGE;
-                r = fetch_pipelined(s, &set, &ft, 1, on_structure, st);
-                if (r == -EREMOTEIO) {
-                        /* No BODYSTRUCTURE here: whole messages, on this session and after. */
-                        s->no_structure = true;
-                        for (size_t i = 0; i < n; i++) {
-                                free(TAKE_PTR(st->msgs[i].plan));
-                                free(TAKE_PTR(st->msgs[i].key));
-                        }
-                        r = 0;
-                }
-                if (r < 0)
-                        goto finish;
-        }
-        if (!uids && s->no_structure) {
-                r = -EREMOTEIO; /* the caller lists the UIDs with SEARCH instead */
-                goto finish;
-        }
-        n = st->n;
+            (st->labels && mailimap_fetch_type_new_fetch_att_list_add(c->ft, mailimap_fetch_att_new_xgmlabels()) != MAILIMAP_NO_ERROR) ||
+            !(c->set = uids ? set_from_uids(uids, n, &used) : mailimap_set_new_interval(st->first_uid, 0)))
+                return -ENOMEM;
+        return 0;
+}
 
-        /* 2: the sections, one command per shape. */
+/* What the structures answered: BODYSTRUCTURE refused (-EREMOTEIO) means whole messages, on
+ * this session and after. */
+static int chunk_structures(PartsState *st, int r) {
+        if (r != -EREMOTEIO)
+                return r;
+        st->session->no_structure = true;
+        for (size_t i = 0; i < st->n; i++) {
+                free(TAKE_PTR(st->msgs[i].plan));
+                free(TAKE_PTR(st->msgs[i].key));
+        }
+        return 0;
+}
+
+static void cmds_free(FetchCmd *c, size_t k) {
+        for (size_t i = 0; c && i < k; i++) {
+                if (c[i].ft)
+                        mailimap_fetch_type_free(c[i].ft);
+                if (c[i].set)
+                        mailimap_set_free(c[i].set);
+        }
+        free(c);
+}
+
+/* Then the sections, one FETCH per shape (most messages share theirs with many others): *ret
+ * (*ret_k of them) to cmds_free(). */
+static int chunk_sections(PartsState *st, FetchCmd **ret, size_t *ret_k) {
+        size_t n = st->n, k = 0, used;
+        _cleanup_free_ PartsMsg **order = calloc(MAX(n, 1u), sizeof(PartsMsg *));
+        _cleanup_free_ uint32_t *group = calloc(MAX(n, 1u), sizeof(uint32_t));
+        FetchCmd *c = calloc(MAX(n, 1u), sizeof(FetchCmd));
+
+        *ret = c;
+        *ret_k = 0;
+        if (!order || !group || !c)
+                return -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 order[i] = &st->msgs[i];
         qsort(order, n, sizeof(PartsMsg *), cmp_key);
@@ -2075,41 +2304,157 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
                 size_t j = i, g = 0;
                 while (j < n && streq(order[j]->key ?: "", order[i]->key ?: ""))
                         group[g++] = order[j++]->uid;
-                fts[k] = parts_fetch_type(order[i], st->max_part, st->max_whole);
-                sets[k] = fts[k] ? set_from_uids(group, g, &used) : NULL;
-                k++;
-                if (!sets[k - 1]) {
-                        r = -ENOMEM;
-                        goto finish;
-                }
+                c[k] = (FetchCmd) { .handler = on_sections, .ps = st };
+                c[k].ft = parts_fetch_type(order[i], st->max_part, st->max_whole, st->labels);
+                c[k].set = c[k].ft ? set_from_uids(group, g, &used) : NULL;
+                *ret_k = ++k;
+                if (!c[k - 1].set)
+                        return -ENOMEM;
                 i = j;
         }
         st->budget = MAX(st->max_whole, (size_t) TEXTS_MAX_BYTES) + IMAP_RESPONSE_MAX;
-        /* In waves: commands the server has not read yet must fit in the sockets' buffers,
-         * or both sides would wait for the other to read. */
+        return 0;
+}
+
+/* Sends the commands in waves and reads their answers: commands the server has not read yet
+ * must fit in the sockets' buffers, or both sides would wait for the other to read. */
+static int fetch_waves(ImapSession *s, FetchCmd *c, size_t k) {
+        int r = 0;
+
         for (size_t i = 0; i < k && r >= 0; i += PIPELINE_MAX)
-                r = fetch_pipelined(s, sets + i, fts + i, MIN(k - i, (size_t) PIPELINE_MAX), on_sections, st);
-        if (r == -EREMOTEIO)
-                r = -EPROTO; /* a message the server cannot give: as imap_fetch() says it */
-finish:
-        if (ft)
-                mailimap_fetch_type_free(ft);
-        if (set)
-                mailimap_set_free(set);
-        for (size_t i = 0; i < k; i++) {
-                if (fts[i])
-                        mailimap_fetch_type_free(fts[i]);
-                if (sets[i])
-                        mailimap_set_free(sets[i]);
-        }
-        if (st->n > 0)
-                st->last = MAX(st->last, st->msgs[st->n - 1].uid);
-        parts_done(st);
+                r = fetch_cmds(s, c + i, MIN(k - i, (size_t) PIPELINE_MAX));
         return r;
 }
 
-int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
-                     size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata) {
+static void chunk_end(PartsState *st) {
+        if (st->n > 0)
+                st->last = MAX(st->last, st->msgs[st->n - 1].uid);
+        parts_done(st);
+}
+
+/* One chunk: the UIDs given, or (uids NULL) what "first_uid:*" brings, up to n messages. */
+static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
+        ImapSession *s = st->session;
+        FetchCmd structure = {}, *c = NULL;
+        size_t k = 0;
+        int r;
+
+        r = chunk_begin(st, uids, n, &structure);
+        if (r >= 0 && !s->no_structure) {
+                r = fetch_cmds(s, &structure, 1);
+                r = chunk_structures(st, r < 0 ? r : parts_result(s, st));
+        }
+        if (r >= 0 && !uids && s->no_structure)
+                r = -EREMOTEIO; /* the caller lists the UIDs with SEARCH instead */
+        else if (r >= 0) {
+                r = chunk_sections(st, &c, &k);
+                if (r >= 0)
+                        r = fetch_waves(s, c, k);
+                if (r >= 0)
+                        r = parts_result(s, st);
+                if (r == -EREMOTEIO)
+                        r = -EPROTO; /* a message the server cannot give: as imap_fetch() says it */
+        }
+        cmds_free(c, k);
+        if (structure.ft)
+                mailimap_fetch_type_free(structure.ft);
+        if (structure.set)
+                mailimap_set_free(structure.set);
+        chunk_end(st);
+        return r;
+}
+
+/* A new chunk's state: st's settings, no messages. */
+static PartsState chunk_state(const PartsState *st) {
+        return (PartsState) { .session = st->session, .max_part = st->max_part, .max_whole = st->max_whole,
+                              .cb = st->cb, .userdata = st->userdata, .first_uid = st->first_uid, .skip = st->skip,
+                              .n_skip = st->n_skip, .labels = st->labels, .settled = st->settled, .last = st->last };
+}
+
+/* A chunk begun (r: what chunk_begin() returned) and its structures read; c (chunk_begin()'s
+ * command) freed. */
+static int chunk_structures_read(PartsState *st, FetchCmd *c, int r) {
+        if (r >= 0 && !st->session->no_structure) {
+                r = fetch_cmds(st->session, c, 1);
+                r = chunk_structures(st, r < 0 ? r : parts_result(st->session, st));
+        }
+        if (c->ft)
+                mailimap_fetch_type_free(c->ft);
+        if (c->set)
+                mailimap_set_free(c->set);
+        *c = (FetchCmd) {};
+        return r;
+}
+
+/* The n UIDs in chunks of PARTS_CHUNK: each chunk's sections, and with them (pipelined) the
+ * next chunk's structures, so that the server works them out while the sections are on their
+ * way (one round trip a chunk, where structures then sections took two). */
+static int parts_chunks(PartsState *st, const uint32_t *uids, size_t n) {
+        ImapSession *s = st->session;
+        PartsState nx = {};
+        FetchCmd head = {}, *c = NULL;
+        size_t done = 0, len = MIN(n, (size_t) PARTS_CHUNK), k = 0;
+        bool ahead = false; /* nx holds the next chunk, its structures asked for */
+        int r;
+
+        if (n == 0)
+                return 0;
+        r = chunk_structures_read(st, &head, chunk_begin(st, uids, len, &head));
+        while (r >= 0) {
+                size_t next = MIN(n - done - len, (size_t) PARTS_CHUNK);
+                FetchCmd *m;
+
+                r = chunk_sections(st, &c, &k);
+                if (r >= 0 && next > 0 && !s->no_structure) {
+                        nx = chunk_state(st);
+                        ahead = true;
+                        m = reallocarray(c, k + 1, sizeof(FetchCmd));
+                        if (!m)
+                                r = -ENOMEM;
+                        else {
+                                c = m;
+                                r = chunk_begin(&nx, uids + done + len, next, &c[k++]);
+                        }
+                }
+                if (r >= 0)
+                        r = fetch_waves(s, c, k);
+                if (r >= 0)
+                        r = parts_result(s, st);
+                if (r == -EREMOTEIO)
+                        r = -EPROTO; /* a message the server cannot give: as imap_fetch() says it */
+                if (r >= 0 && ahead)
+                        r = chunk_structures(&nx, parts_result(s, &nx));
+                cmds_free(TAKE_PTR(c), k);
+                k = 0;
+                chunk_end(st);
+                if (r < 0)
+                        break;
+                done += len;
+                st->settled = uids[done - 1];
+                /* Every UID of the chunk is done (handed over, or gone from the server). */
+                r = st->cb(&(ImapMessage) { .data = "", .settled = st->settled }, st->userdata);
+                if (r < 0 || done >= n)
+                        break;
+                len = next;
+                if (ahead) {
+                        nx.settled = st->settled;
+                        nx.last = st->last;
+                        *st = nx;
+                        nx = (PartsState) {};
+                        ahead = false;
+                } else {
+                        *st = chunk_state(st);
+                        r = chunk_structures_read(st, &head, chunk_begin(st, uids + done, len, &head));
+                }
+        }
+        if (ahead)
+                chunk_end(&nx);
+        chunk_end(st);
+        return r;
+}
+
+static int fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
+                       size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata) {
         _cleanup_free_ uint32_t *found = NULL;
         PartsState st = { .session = s, .max_part = max_part, .max_whole = max_whole, .cb = cb,
                           .userdata = userdata, .settled = first_uid > 0 ? first_uid - 1 : 0,
@@ -2118,13 +2463,14 @@ int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t fi
         size_t done = 0;
         int r;
 
-        r = session_check(s);
+        r = session_check_ahead(s);
         if (r < 0)
                 return r;
         if (n == 0 && first_uid == 0)
                 return 0;
-        if (n == 0 && !s->no_structure && s->imap->imap_selection_info &&
-            s->imap->imap_selection_info->sel_exists <= PARTS_CHUNK) {
+        if (n == 0 && !s->no_structure &&
+            (s->ahead ? s->ahead_ret->exists
+                      : s->imap->imap_selection_info ? s->imap->imap_selection_info->sel_exists : UINT32_MAX) <= PARTS_CHUNK) {
                 /* A small folder: its structures straight away, no SEARCH (one round trip
                  * less). Room for twice what EXAMINE counted; mail arriving beyond it waits
                  * for the next round. */
@@ -2157,19 +2503,94 @@ int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t fi
         }
         while (done < n && uids[done] < first_uid)
                 done++;
-        while (done < n) {
-                size_t k = MIN(n - done, (size_t) PARTS_CHUNK);
-                r = parts_chunk(&st, uids + done, k);
-                if (r < 0)
-                        return r;
-                done += k;
-                st.settled = uids[done - 1];
-                /* Every UID of the chunk is done (handed over, or gone from the server). */
-                r = cb(&(ImapMessage) { .data = "", .settled = st.settled }, userdata);
-                if (r < 0)
-                        return r;
+        return parts_chunks(&st, uids + done, n - done);
+}
+
+int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
+                     size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata) {
+        int r = fetch_parts(s, uids, n, first_uid, skip, n_skip, max_part, max_whole, cb, userdata);
+
+        /* Nothing was asked after an EXAMINE sent ahead: its answer all the same. */
+        if (r >= 0 && s->ahead)
+                r = session_check(s);
+        return r;
+}
+
+int imap_fetch_parts_folders(ImapSession *s, ImapPartsJob *jobs, size_t n, size_t max_part, size_t max_whole) {
+        _cleanup_free_ PartsState *st = NULL;
+        _cleanup_free_ FetchCmd *c = NULL;
+        FetchCmd *all = NULL;
+        size_t k = 0, n_all = 0;
+        int r;
+
+        r = session_check(s);
+        if (r < 0)
+                return r;
+        for (size_t j = 0; j < n; j++) {
+                if (jobs[j].n > IMAP_PARTS_JOB_MAX || jobs[j].n == 0)
+                        return -EINVAL;
+                jobs[j].r = 0;
         }
-        return 0;
+        st = calloc(MAX(n, 1u), sizeof(PartsState));
+        c = calloc(MAX(n, 1u), sizeof(FetchCmd));
+        if (!st || !c)
+                return -ENOMEM;
+        /* 1: every folder's EXAMINE and structures, at once. */
+        for (size_t j = 0; j < n && r >= 0; j++) {
+                st[j] = (PartsState) { .session = s, .max_part = max_part, .max_whole = max_whole, .cb = jobs[j].cb,
+                                       .userdata = jobs[j].userdata, .first_uid = 1,
+                                       .labels = imap_has_capability(s, "X-GM-EXT-1") };
+                r = chunk_begin(&st[j], jobs[j].uids, jobs[j].n, &c[j]);
+                c[j].examine = jobs[j].folder;
+                c[j].uidvalidity = jobs[j].uidvalidity;
+                c[j].st = jobs[j].st;
+                k = j + 1;
+        }
+        if (r >= 0 && !s->no_structure) {
+                r = fetch_waves(s, c, k);
+                for (size_t j = 0; j < n && r >= 0; j++)
+                        jobs[j].r = chunk_structures(&st[j], parts_result(s, &st[j]));
+        }
+        /* 2: every folder's sections, each folder's EXAMINE before its first. */
+        for (size_t j = 0; j < n && r >= 0; j++) {
+                FetchCmd *l = NULL, *m;
+                size_t q = 0;
+
+                if (jobs[j].r < 0)
+                        continue;
+                r = chunk_sections(&st[j], &l, &q);
+                m = r >= 0 ? reallocarray(all, n_all + q, sizeof(FetchCmd)) : NULL;
+                if (!m) {
+                        cmds_free(l, q);
+                        r = -ENOMEM;
+                        break;
+                }
+                all = m;
+                memcpy(all + n_all, l, q * sizeof(FetchCmd));
+                free(l);
+                all[n_all] = (FetchCmd) { .set = all[n_all].set, .ft = all[n_all].ft, .handler = on_sections, .ps = &st[j],
+                                          .examine = jobs[j].folder, .uidvalidity = jobs[j].uidvalidity,
+                                          .st = jobs[j].st };
+                n_all += q;
+        }
+        if (r >= 0)
+                r = fetch_waves(s, all, n_all);
+        for (size_t j = 0; j < n && r >= 0; j++) {
+                if (jobs[j].r < 0)
+                        continue;
+                jobs[j].r = parts_result(s, &st[j]);
+                if (jobs[j].r == -EREMOTEIO)
+                        jobs[j].r = -EPROTO;
+                if (jobs[j].r >= 0 && st[j].n > 0)
+                        /* Every UID asked for is done (handed over, or gone from the server). */
+                        jobs[j].r = jobs[j].cb(&(ImapMessage) { .data = "", .settled = jobs[j].uids[jobs[j].n - 1] },
+                                               jobs[j].userdata);
+        }
+        cmds_free(all, n_all);
+        for (size_t j = 0; j < k; j++)
+                chunk_end(&st[j]);
+        cmds_free(TAKE_PTR(c), k);
+        return r;
 }
 
 /* ---- IDLE (RFC 2177) ---- */
@@ -2262,11 +2683,35 @@ static int put_mailbox(StrBuf *b, const char *name) {
         return r < 0 ? r : strbuf_putc(b, '"');
 }
 
-int imap_notify_set(ImapSession *s, char *const *folders) {
+/* Sends one command (without its tag and CRLF) and reads its answer; *ret_ok: tagged OK. */
+static int notify_command(ImapSession *s, const char *cmd, size_t len, bool *ret_ok) {
+        struct mailimap_response *resp = NULL;
+        int r;
+
+        r = mailimap_send_current_tag(s->imap);
+        if (r == MAILIMAP_NO_ERROR && mailstream_write(s->imap->imap_stream, cmd, len) != (ssize_t) len)
+                r = MAILIMAP_ERROR_STREAM;
+        if (r == MAILIMAP_NO_ERROR)
+                r = mailimap_crlf_send(s->imap->imap_stream);
+        if (r == MAILIMAP_NO_ERROR && mailstream_flush(s->imap->imap_stream) == -1)
+                r = MAILIMAP_ERROR_STREAM;
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "NOTIFY");
+        /* The tagged answer, after any untagged lines (libetpan reads until it). */
+        if (!mailimap_read_line(s->imap))
+                return session_error(s, MAILIMAP_ERROR_STREAM, "NOTIFY");
+        r = mailimap_parse_response(s->imap, &resp);
+        if (r != MAILIMAP_NO_ERROR)
+                return session_error(s, r, "NOTIFY");
+        *ret_ok = tagged_ok(resp);
+        mailimap_response_free(resp);
+        return 0;
+}
+
+int imap_notify_set(ImapSession *s, char *const *folders, bool mailbox_names) {
         /* Under servers' line limits (dovecot: 64 kB); more folders than fit: no NOTIFY. */
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(60000);
-        struct mailimap_response *resp = NULL;
-        bool ok;
+        bool ok = false;
         int r;
 
         r = session_check(s);
@@ -2282,8 +2727,11 @@ int imap_notify_set(ImapSession *s, char *const *folders) {
                 if (r >= 0)
                         r = put_mailbox(&b, folders[i]);
         }
+        /* MailboxName (a folder created, deleted or renamed) for the folders read and every
+         * other of the user's: the new one is read and watched at once. */
         if (r >= 0)
-                r = strbuf_puts(&b, ") (MessageNew MessageExpunge))");
+                r = strbuf_puts(&b, mailbox_names ? ") (MessageNew MessageExpunge MailboxName)) (personal (MailboxName))"
+                                                  : ") (MessageNew MessageExpunge))");
         if (r == -EINVAL || r == -E2BIG) {
                 free(s->error);
                 s->error = strdup(r == -EINVAL ? "NOTIFY: a folder name would need a literal"
@@ -2292,39 +2740,45 @@ int imap_notify_set(ImapSession *s, char *const *folders) {
         }
         if (r < 0)
                 return r;
+        /* dovecot 2.3 sends nothing more after a second NOTIFY SET on a session (the first
+         * one's watches are dropped, the new ones never start): NOTIFY NONE first. */
+        if (s->notifying) {
+                r = notify_command(s, "NOTIFY NONE", strlen("NOTIFY NONE"), &ok);
+                if (r < 0)
+                        return r;
+                s->notifying = false;
+        }
         /* Only what the server says from now on counts (our own commands' answers before it
          * are no notifications). */
         imap_notify_scan_clear(&s->notify);
-        r = mailimap_send_current_tag(s->imap);
-        if (r == MAILIMAP_NO_ERROR && mailstream_write(s->imap->imap_stream, b.data, b.len) != (ssize_t) b.len)
-                r = MAILIMAP_ERROR_STREAM;
-        if (r == MAILIMAP_NO_ERROR)
-                r = mailimap_crlf_send(s->imap->imap_stream);
-        if (r == MAILIMAP_NO_ERROR && mailstream_flush(s->imap->imap_stream) == -1)
-                r = MAILIMAP_ERROR_STREAM;
-        if (r != MAILIMAP_NO_ERROR)
-                return session_error(s, r, "NOTIFY");
-        /* The tagged answer, after any untagged lines (libetpan reads until it). */
-        if (!mailimap_read_line(s->imap))
-                return session_error(s, MAILIMAP_ERROR_STREAM, "NOTIFY");
-        r = mailimap_parse_response(s->imap, &resp);
-        if (r != MAILIMAP_NO_ERROR)
-                return session_error(s, r, "NOTIFY");
-        ok = tagged_ok(resp);
-        mailimap_response_free(resp);
+        r = notify_command(s, b.data, b.len, &ok);
+        if (r < 0)
+                return r;
         if (!ok) {
                 free(s->error);
                 if (asprintf(&s->error, "NOTIFY refused: %s", strna(s->imap->imap_response)) < 0)
                         s->error = NULL;
                 return -EOPNOTSUPP;
         }
+        s->notifying = true;
         return 0;
 }
 
 bool imap_notify_pending(ImapSession *s) {
         /* Names, not events: the answers to our own STATUS commands count as events too, and
          * imap_status() forgets their names. */
-        return s->notify.n_names > 0 || s->notify.all;
+        return s->notify.n_names > 0 || s->notify.all || s->notify.folders_changed;
+}
+
+bool imap_notify_folders_changed(ImapSession *s) {
+        return s->notify.folders_changed;
+}
+
+unsigned imap_throttled_take(ImapSession *s) {
+        unsigned n = s->notify.throttled;
+
+        s->notify.throttled = 0;
+        return n;
 }
 
 bool imap_notify_take(ImapSession *s, char ***ret_names, bool *ret_all) {

@@ -86,6 +86,12 @@ typedef struct ImapFolderState {
 
 /* EXAMINE (RFC 3501 §6.3.2: read-only, \Seen never set). -ENOENT: no such folder. */
 int imap_examine(ImapSession *s, const char *folder, ImapFolderState *ret);
+/* The same, its answer read by the next command (one round trip less when that is
+ * imap_fetch_parts(), whose first FETCH goes with it): *ret (borrowed until then) holds the
+ * state expected until the answer fills it. The next command fails with -ENOENT when the folder
+ * cannot be opened, -ESTALE when its UIDVALIDITY is not uidvalidity (no message handed over
+ * either way, the session still usable). */
+int imap_examine_ahead(ImapSession *s, const char *folder, uint32_t uidvalidity, ImapFolderState *ret);
 /* True when the selected folder grew past `exists` messages (an EXISTS the server sent
  * during the last commands). */
 bool imap_has_new_mail(ImapSession *s, uint32_t exists);
@@ -160,6 +166,26 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
 int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
                      size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata);
 
+/* imap_fetch_parts() of the given UIDs of several folders at once: every folder's EXAMINE and
+ * structures in one round trip, then every folder's sections in another (each folder's EXAMINE
+ * again before its first), where one folder after the other takes two round trips each. Each
+ * job's uids (ascending, 1 to IMAP_PARTS_JOB_MAX of them) go to its cb, then a settled message; its result
+ * in r: 0, -ENOENT (cannot be opened), -ESTALE (its UIDVALIDITY is no longer uidvalidity; no
+ * message handed over), or what imap_fetch_parts() would return. The function's own result is
+ * an error for the connection (or -EINVAL: a job with no UIDs or too many). */
+#define IMAP_PARTS_JOB_MAX 1000
+typedef struct ImapPartsJob {
+        const char *folder;
+        uint32_t uidvalidity;
+        ImapFolderState *st;      /* its EXAMINE's answer */
+        const uint32_t *uids;
+        size_t n;
+        ImapFetchFunc cb;
+        void *userdata;
+        int r;
+} ImapPartsJob;
+int imap_fetch_parts_folders(ImapSession *s, ImapPartsJob *jobs, size_t n, size_t max_part, size_t max_whole);
+
 /* RFC 2177 IDLE on the selected folder. imap_idle_start() returns the fd to poll for input;
  * imap_idle_pending() is true when libetpan already buffered the server's news (then poll()
  * would not see it); imap_idle_done() ends IDLE. */
@@ -181,11 +207,21 @@ int imap_idle_done(ImapSession *s);
  * into another command's answer (libetpan drops those): imap_notify_take() hands over the
  * folders named since the last call (owned strv, or NULL) and sets *ret_all when every folder
  * must be looked at (NOTIFICATIONOVERFLOW, a name it could not read); false when nothing came.
- * imap_status() of a folder forgets what was recorded for it (its answer says it all). */
+ * imap_status() of a folder forgets what was recorded for it (its answer says it all).
+ * With mailbox_names, it also asks for MailboxName events in the personal namespace (a folder
+ * created, deleted or renamed: "* LIST" lines): imap_notify_folders_changed() says one came
+ * since the last imap_list() (which forgets them: its answer says it all); -EOPNOTSUPP when
+ * the server refused that (try again without). */
 bool imap_has_notify(ImapSession *s);
-int imap_notify_set(ImapSession *s, char *const *folders);
+int imap_notify_set(ImapSession *s, char *const *folders, bool mailbox_names);
 bool imap_notify_take(ImapSession *s, char ***ret_names, bool *ret_all);
 bool imap_notify_pending(ImapSession *s);
+bool imap_notify_folders_changed(ImapSession *s);
+
+/* How many times the server said "OK [THROTTLED]" since the last call (Gmail: the command is
+ * done, but slow down; untagged, or at the end of a command's OK), then forgets them. A
+ * refusal ("NO [THROTTLED]") is an error of the command instead (-EBUSY). */
+unsigned imap_throttled_take(ImapSession *s);
 
 /* LOGOUT politely (bounded by the timeout). */
 void imap_logout(ImapSession *s);

@@ -1,6 +1,8 @@
-/* inih calls a reader for each line; ours counts lines, remembers the current line's text (to
- * know where a value starts, and whether it is a continuation) and refuses lines too long for
- * inih's fixed buffer instead of letting inih split them silently. */
+/* INI files read with inih, each key placed at its file:line:column (see ini-file.h). inih calls
+ * a reader for each line; ours counts lines, remembers the current line's text (to know where
+ * a value starts, and whether it is a continuation) and refuses lines too long for inih's fixed
+ * buffer instead of letting inih split them silently. Errors of config and rule files alike
+ * take their one form here (ini_file_append_error()). */
 #include <ini.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -54,27 +56,30 @@ unsigned ini_file_value_column(const IniFile *f) {
         return (unsigned) (p - f->text) + 1;
 }
 
+int ini_file_append_error(char ***errors, const char *path, unsigned line, unsigned column, const char *fmt,
+                          va_list ap) {
+        _cleanup_free_ char *msg = vasprintf_safe(fmt, ap);
+
+        if (!msg)
+                return -ENOMEM;
+        if (column > 0)
+                return strv_extendf(errors, "%s:%u:%u: %s", path, line, column, msg);
+        return strv_extendf(errors, "%s:%u: %s", path, line, msg);
+}
+
 int ini_file_error(IniFile *f, unsigned column, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
         va_list ap;
         int r;
 
-        va_start(ap, fmt);
-        r = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
         if (f->n_errors >= INI_FILE_MAX_ERRORS)
                 return 0;
-        if (++f->n_errors == INI_FILE_MAX_ERRORS &&
-            strv_extendf(f->errors, "%s:%u: more than %d errors; the rest of the file is not read", f->path,
-                         f->line, INI_FILE_MAX_ERRORS - 1) < 0)
-                return -ENOMEM;
-        if (f->n_errors == INI_FILE_MAX_ERRORS)
-                return 0;
-        if (column > 0)
-                return strv_extendf(f->errors, "%s:%u:%u: %s", f->path, f->line, column, msg);
-        return strv_extendf(f->errors, "%s:%u: %s", f->path, f->line, msg);
+        if (++f->n_errors == INI_FILE_MAX_ERRORS)
+                return strv_extendf(f->errors, "%s:%u: more than %d errors; the rest of the file is not read",
+                                    f->path, f->line, INI_FILE_MAX_ERRORS - 1);
+        va_start(ap, fmt);
+        r = ini_file_append_error(f->errors, f->path, f->line, column, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 /* inih reports only the first malformed line; check each one here to report them all. */

@@ -35,3 +35,9 @@ const char *ini_file_path(const IniFile *f);
 /* Inside a handler: records "path:line: message" (column 0) or "path:line:column: message".
  * After INI_FILE_MAX_ERRORS of them, says so once and stops reading the file. */
 int ini_file_error(IniFile *f, unsigned column, const char *fmt, ...) _printf_(3, 4);
+
+/* The one form of a located error in alcode.conf and the rule files, appended to *errors:
+ * "path:line: message", or "path:line:column: message" when column > 0. For errors found
+ * after the file was read (a pattern's, placed by its own source map). */
+int ini_file_append_error(char ***errors, const char *path, unsigned line, unsigned column, const char *fmt,
+                          va_list ap) _printf_(5, 0);

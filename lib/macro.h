@@ -1,8 +1,11 @@
-/* Small helpers in the systemd idiom: cleanup attributes, ownership transfer, string tests. */
+/* Small helpers in the systemd idiom: cleanup attributes, ownership transfer, string tests,
+ * string tables (DEFINE_STRING_TABLE_LOOKUP), a vasprintf() that cannot leave garbage. */
 #pragma once
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -114,6 +117,14 @@ static inline void erase_and_freep(char **p) {
 }
 #define _cleanup_erase_ _cleanup_(erase_and_freep)
 
+/* vasprintf() that returns the string, or NULL when out of memory (where vasprintf() leaves its
+ * pointer undefined): the one formatter under every printf-like error and list helper. */
+_printf_(1, 0) static inline char *vasprintf_safe(const char *fmt, va_list ap) {
+        char *s;
+
+        return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
+
 /* Convert a libc -1/errno result into -errno. */
 static inline int negative_errno(void) {
         return errno > 0 ? -errno : -EIO;
@@ -128,14 +139,27 @@ static inline int negative_errno(void) {
 /* systemd's DEFINE_STRING_TABLE_LOOKUP: name##_to_string() and name##_from_string() for an
  * enum type whose values index table, an array of rows with a member `string` (other members
  * are other columns of the same table). _from_string() returns -EINVAL for NULL or an unknown
- * string, so the enum needs its _..._INVALID = -EINVAL. */
-#define DEFINE_STRING_TABLE_LOOKUP(name, type, table)                                              \
-        const char *name##_to_string(type i) {                                                     \
+ * string, so the enum needs its _..._INVALID = -EINVAL. The _PRIVATE_ forms define static
+ * functions, one direction each; _FROM_STRING_CASE ignores ASCII case (config values). */
+#define _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table, scope)                            \
+        scope const char *name##_to_string(type i) {                                               \
                 return i >= 0 && (size_t) i < ELEMENTSOF(table) ? table[i].string : NULL;          \
-        }                                                                                          \
-        type name##_from_string(const char *s) {                                                   \
+        }
+#define _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, table, scope, eq)                      \
+        scope type name##_from_string(const char *s) {                                             \
                 for (size_t i = 0; s && i < ELEMENTSOF(table); i++)                                \
-                        if (table[i].string && strcmp(table[i].string, s) == 0)                    \
+                        if (table[i].string && eq(table[i].string, s))                             \
                                 return (type) i;                                                   \
                 return (type) -EINVAL;                                                             \
         }
+#define DEFINE_STRING_TABLE_LOOKUP(name, type, table)                                              \
+        _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table, )                                 \
+        _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, table, , streq)
+#define DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table)                                    \
+        _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table, )
+#define DEFINE_PRIVATE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table)                            \
+        _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, table, static)
+#define DEFINE_PRIVATE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, table)                          \
+        _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, table, static, streq)
+#define DEFINE_PRIVATE_STRING_TABLE_LOOKUP_FROM_STRING_CASE(name, type, table)                     \
+        _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, table, static, strcaseeq)

@@ -1,3 +1,6 @@
+/* The shared value types of message.h: the code kinds' one string table (published names and
+ * labels), the life of a Code, a MessageRef and a Message (copy, add a code, free), a code's
+ * canonical value, and the RFC 3339 dates codes are shown with. */
 #include <ctype.h>
 #include <stdio.h>
 #include <time.h>
@@ -7,9 +10,9 @@
 #include "strv.h"
 
 static const struct {
-        const char *name;
+        const char *string; /* stored and published: never change one */
         const char *label;
-} code_kinds[_CODE_KIND_MAX] = {
+} code_kind_table[_CODE_KIND_MAX] = {
         [CODE_KIND_SPECIFIC] = { "specific", N_("specific code") },
         [CODE_KIND_COMPANY] = { "company", N_("company code") },
         [CODE_KIND_ACCESS] = { "access", N_("access code") },
@@ -19,21 +22,10 @@ static const struct {
         [CODE_KIND_POSSIBLE] = { "possible", N_("possible code") },
 };
 
-const char *code_kind_to_string(CodeKind k) {
-        return k >= 0 && k < _CODE_KIND_MAX ? code_kinds[k].name : NULL;
-}
+DEFINE_STRING_TABLE_LOOKUP(code_kind, CodeKind, code_kind_table);
 
 const char *code_kind_to_words(CodeKind k) {
-        return k >= 0 && k < _CODE_KIND_MAX ? _(code_kinds[k].label) : _("code");
-}
-
-CodeKind code_kind_from_string(const char *s) {
-        if (!s)
-                return _CODE_KIND_INVALID;
-        for (CodeKind k = 0; k < _CODE_KIND_MAX; k++)
-                if (streq(s, code_kinds[k].name))
-                        return k;
-        return _CODE_KIND_INVALID;
+        return k >= 0 && k < _CODE_KIND_MAX ? _(code_kind_table[k].label) : _("code");
 }
 
 void code_done(Code *c) {

@@ -6,92 +6,51 @@
  * The token goes to secret-tool on its stdin and comes back on its stdout, never in argv. */
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "oauth2.h"
+#include "spawn-util.h"
 #include "strv.h"
 
 #define TOKEN_MAX 16384
 #define HELPER_TIMEOUT_MS 30000
 
-extern char **environ;
-
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Runs argv with input on its stdin (may be NULL) and its stdout's first line in *ret_output
- * (may be NULL). stderr goes to /dev/null. Returns the exit status, or -errno. */
-static int run_helper(char *const *argv, const char *input, char **ret_output) {
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        int in[2] = { -EBADF, -EBADF }, out[2] = { -EBADF, -EBADF }, status = 0, r;
-        char *buf = NULL;
+/* Writes input (may be NULL) to the child's stdin and reads its stdout into buf (TOKEN_MAX bytes)
+ * at the same time, so that neither side waits on the other, until its stdout ends, the cap is
+ * reached or the deadline passes (-ETIMEDOUT). Closes *in_fd once all is written. */
+static int helper_exchange(int *in_fd, int out_fd, const char *input, int64_t deadline, char *buf,
+                           size_t *ret_len) {
         size_t len = 0, in_off = 0, in_len = input ? strlen(input) : 0;
-        int64_t deadline = mono_ms() + HELPER_TIMEOUT_MS;
-        bool timed_out = false;
-        pid_t pid;
 
-        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
-                r = -errno;
-                safe_close(in[0]), safe_close(in[1]);
-                return r;
-        }
-        buf = malloc(TOKEN_MAX + 1);
-        if (!buf) {
-                r = -ENOMEM;
-                goto fail_pipes;
-        }
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
-        posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-        posix_spawnattr_init(&attr);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-        posix_spawnattr_setpgroup(&attr, 0);
-        r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
-        posix_spawnattr_destroy(&attr);
-        posix_spawn_file_actions_destroy(&fa);
-        in[0] = safe_close(in[0]);
-        out[1] = safe_close(out[1]);
-        if (r != 0) {
-                r = -r;
-                goto fail_pipes;
-        }
         if (in_len == 0)
-                in[1] = safe_close(in[1]);
-        (void) fcntl(in[1], F_SETFL, O_NONBLOCK);
+                *in_fd = safe_close(*in_fd);
+        (void) fcntl(*in_fd, F_SETFL, O_NONBLOCK);
         for (;;) {
-                struct pollfd p[2] = { { .fd = out[0], .events = POLLIN }, { .fd = in[1], .events = POLLOUT } };
-                int64_t left = deadline - mono_ms();
+                struct pollfd p[2] = { { .fd = out_fd, .events = POLLIN }, { .fd = *in_fd, .events = POLLOUT } };
+                int64_t left = deadline - spawn_now_ms();
                 ssize_t n;
-                if (left <= 0) {
-                        timed_out = true;
-                        break;
-                }
-                r = poll(p, in[1] >= 0 ? 2 : 1, (int) left);
+                int r;
+
+                if (left <= 0)
+                        return *ret_len = len, -ETIMEDOUT;
+                r = poll(p, *in_fd >= 0 ? 2 : 1, (int) left);
                 if (r < 0 && errno == EINTR)
                         continue;
                 if (r < 0)
                         break;
-                if (in[1] >= 0 && (p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-                        n = write(in[1], input + in_off, in_len - in_off);
+                if (*in_fd >= 0 && (p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+                        n = write(*in_fd, input + in_off, in_len - in_off);
                         if (n > 0)
                                 in_off += (size_t) n;
                         if (n < 0 || in_off == in_len)
-                                in[1] = safe_close(in[1]);
+                                *in_fd = safe_close(*in_fd);
                 }
                 if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                         if (len >= TOKEN_MAX)
                                 break;
-                        n = read(out[0], buf + len, TOKEN_MAX - len);
+                        n = read(out_fd, buf + len, TOKEN_MAX - len);
                         if (n < 0 && errno == EINTR)
                                 continue;
                         if (n <= 0)
@@ -99,32 +58,56 @@ static int run_helper(char *const *argv, const char *input, char **ret_output) {
                         len += (size_t) n;
                 }
         }
-        if (timed_out)
-                (void) kill(-pid, SIGKILL);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-        safe_close(in[1]);
-        safe_close(out[0]);
+        *ret_len = len;
+        return 0;
+}
+
+/* Runs argv with input on its stdin (may be NULL) and its stdout's first line in *ret_output
+ * (may be NULL), within HELPER_TIMEOUT_MS for its whole life. stderr goes to /dev/null. Returns
+ * the exit status (128 + the signal that killed it), or -errno. */
+static int run_helper(char *const *argv, const char *input, char **ret_output) {
+        _cleanup_close_ int in_r = -EBADF, in_w = -EBADF, out_r = -EBADF, out_w = -EBADF;
+        int64_t deadline = spawn_now_ms() + HELPER_TIMEOUT_MS;
+        int fds[2], status = 0, r, rx;
+        size_t len = 0;
+        char *buf;
+        pid_t pid;
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        in_r = fds[0], in_w = fds[1];
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        out_r = fds[0], out_w = fds[1];
+        buf = malloc(TOKEN_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
+        r = spawn_start(&(SpawnOptions) { .argv = argv, .stdin_fd = in_r, .stdout_fd = out_w,
+                                          .stderr_fd = SPAWN_NULL }, &pid);
+        in_r = safe_close(in_r);
+        out_w = safe_close(out_w);
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        rx = helper_exchange(&in_w, out_r, input, deadline, buf, &len);
+        in_w = safe_close(in_w);
+        out_r = safe_close(out_r);
+        r = spawn_wait(pid, rx < 0 ? 0 : deadline, -1, &status);
         buf[len] = 0;
-        if (ret_output && !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        if (ret_output && rx >= 0 && r >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
                 size_t l = strcspn(buf, "\r\n");
                 explicit_bzero(buf + l, len - l);
                 buf[l] = 0;
-                *ret_output = buf;
-                buf = NULL;
+                *ret_output = TAKE_PTR(buf);
         }
         if (buf) {
                 explicit_bzero(buf, len);
                 free(buf);
         }
-        if (timed_out)
+        if (rx < 0 || r < 0)
                 return -ETIMEDOUT;
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-
-fail_pipes:
-        free(buf);
-        safe_close(in[0]), safe_close(in[1]), safe_close(out[0]), safe_close(out[1]);
-        return r;
 }
 
 static int file_load(const Account *a, char **ret, char **ret_error) {

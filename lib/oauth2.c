@@ -64,8 +64,7 @@ static int set_error(char **ret_error, const char *fmt, ...) {
                 return 0;
         free(*ret_error);
         va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
+        *ret_error = vasprintf_safe(fmt, ap);
         va_end(ap);
         return 0;
 }
@@ -550,16 +549,110 @@ static int listen_loopback(bool localhost, int fds[2], uint16_t *ret_port) {
         return 0;
 }
 
+/* The authorization request (RFC 6749 §4.1.1 with PKCE, RFC 7636 §4.3) the browser opens. */
+static int browser_url(const OAuth2Client *c, const char *login_hint, const char *redirect, const char *state,
+                       const char *challenge, char **ret) {
+        _cleanup_free_ char *url = strdup(c->authorize_url);
+        const OAuth2Preset *google = oauth2_preset("google");
+
+        if (!url || url_add(&url, "response_type", "code") < 0 || url_add(&url, "client_id", c->client_id) < 0 ||
+            url_add(&url, "redirect_uri", redirect) < 0 || (c->scope && url_add(&url, "scope", c->scope) < 0) ||
+            url_add(&url, "state", state) < 0 || url_add(&url, "code_challenge", challenge) < 0 ||
+            url_add(&url, "code_challenge_method", "S256") < 0 ||
+            (login_hint && url_add(&url, "login_hint", login_hint) < 0) ||
+            /* Google gives a refresh token only when asked for offline access. */
+            (streq(c->authorize_url, google->authorize_url) &&
+             (url_add(&url, "access_type", "offline") < 0 || url_add(&url, "prompt", "consent") < 0)))
+                return -ENOMEM;
+        *ret = TAKE_PTR(url);
+        return 0;
+}
+
+/* Answers the browser connections on lfd until one brings the answer to our request (its
+ * state): the code (wiped and freed by the caller) to *ret_code, or why not. */
+static int browser_wait_code(const int lfd[2], unsigned timeout_sec, const char *state, char **ret_code,
+                             char **ret_error) {
+        int64_t deadline = now_ms() + (int64_t) timeout_sec * 1000;
+
+        for (;;) {
+                struct pollfd p[2] = { { .fd = lfd[0], .events = POLLIN }, { .fd = lfd[1], .events = POLLIN } };
+                _cleanup_close_ int fd = -EBADF;
+                int64_t left = deadline - now_ms();
+                char *q, *got_state, *err, *code;
+                int r;
+
+                if (left <= 0)
+                        return set_error(ret_error, "no answer from the browser within %u s", timeout_sec), -ECANCELED;
+                r = poll(p, lfd[1] >= 0 ? 2 : 1, (int) MIN(left, (int64_t) INT32_MAX));
+                if (r < 0 && errno == EINTR)
+                        return set_error(ret_error, "interrupted"), -ECANCELED;
+                if (r <= 0)
+                        continue;
+                fd = accept4((p[0].revents & POLLIN) ? lfd[0] : lfd[1], NULL, NULL, SOCK_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                q = read_request(fd);
+                if (!q) {
+                        http_reply(fd, 404, "not found");
+                        continue;
+                }
+                got_state = query_get(q, "state");
+                err = query_get(q, "error");
+                code = query_get(q, "code");
+                explicit_bzero(q, strlen(q));
+                free(q);
+                if (!got_state || !streq(got_state, state)) {
+                        /* Not the answer to our request (CSRF, RFC 6749 §10.12): ignore it. */
+                        http_reply(fd, 400, page_error);
+                        free(got_state);
+                        free(err);
+                        erase_and_free(code);
+                        continue;
+                }
+                free(got_state);
+                if (err || !code) {
+                        _cleanup_free_ char *e = clean_text(err);
+                        http_reply(fd, 400, page_error);
+                        free(err);
+                        erase_and_free(code);
+                        return set_error(ret_error, "the provider did not sign you in: %s", e ? e : "no code"),
+                               -EACCES;
+                }
+                http_reply(fd, 200, page_ok);
+                *ret_code = code;
+                return 0;
+        }
+}
+
+/* The code for tokens (RFC 6749 §4.1.3), proven by the PKCE verifier. */
+static int browser_redeem_code(const OAuth2Client *c, const char *code, const char *redirect, const char *verifier,
+                               OAuth2Tokens *ret, char **ret_error) {
+        Form f = {};
+        int r;
+
+        form_add(&f, "grant_type", "authorization_code");
+        form_add(&f, "code", code);
+        form_add(&f, "redirect_uri", redirect);
+        form_add(&f, "code_verifier", verifier);
+        form_client(&f, c);
+        r = token_request(c, &f, ret, ret_error, NULL, 0);
+        form_done(&f);
+        if (r >= 0 && !ret->refresh_token) {
+                oauth2_tokens_done(ret);
+                set_error(ret_error, "the provider gave no refresh token (is offline_access in the scope?)");
+                r = -EPROTO;
+        }
+        return r;
+}
+
 int oauth2_sign_in_browser(const OAuth2Client *c, const char *login_hint, unsigned timeout_sec,
                            OAuth2ShowFunc show, void *userdata, OAuth2Tokens *ret, char **ret_error) {
         int lfd[2] = { -EBADF, -EBADF };
         char verifier[64], challenge[64], state[32], redirect[64];
         uint8_t digest[32];
         _cleanup_free_ char *url = NULL;
-        const OAuth2Preset *google = oauth2_preset("google");
         bool localhost = c->redirect_host && streq(c->redirect_host, "localhost");
         uint16_t port = 0;
-        int64_t deadline;
         char *code = NULL;
         int r;
 
@@ -585,95 +678,17 @@ int oauth2_sign_in_browser(const OAuth2Client *c, const char *login_hint, unsign
         }
         (void) snprintf(redirect, sizeof redirect, "http://%s:%u/", localhost ? "localhost" : "127.0.0.1", port);
 
-        url = strdup(c->authorize_url);
-        if (!url || url_add(&url, "response_type", "code") < 0 || url_add(&url, "client_id", c->client_id) < 0 ||
-            url_add(&url, "redirect_uri", redirect) < 0 || (c->scope && url_add(&url, "scope", c->scope) < 0) ||
-            url_add(&url, "state", state) < 0 || url_add(&url, "code_challenge", challenge) < 0 ||
-            url_add(&url, "code_challenge_method", "S256") < 0 ||
-            (login_hint && url_add(&url, "login_hint", login_hint) < 0) ||
-            /* Google gives a refresh token only when asked for offline access. */
-            (streq(c->authorize_url, google->authorize_url) &&
-             (url_add(&url, "access_type", "offline") < 0 || url_add(&url, "prompt", "consent") < 0))) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        show(url, NULL, userdata);
-
-        deadline = now_ms() + (int64_t) timeout_sec * 1000;
-        for (;;) {
-                struct pollfd p[2] = { { .fd = lfd[0], .events = POLLIN }, { .fd = lfd[1], .events = POLLIN } };
-                _cleanup_close_ int fd = -EBADF;
-                int64_t left = deadline - now_ms();
-                char *q, *got_state, *err;
-
-                if (left <= 0) {
-                        set_error(ret_error, "no answer from the browser within %u s", timeout_sec);
-                        r = -ECANCELED;
-                        goto finish;
-                }
-                r = poll(p, lfd[1] >= 0 ? 2 : 1, (int) MIN(left, (int64_t) INT32_MAX));
-                if (r < 0 && errno == EINTR) {
-                        set_error(ret_error, "interrupted");
-                        r = -ECANCELED;
-                        goto finish;
-                }
-                if (r <= 0)
-                        continue;
-                fd = accept4((p[0].revents & POLLIN) ? lfd[0] : lfd[1], NULL, NULL, SOCK_CLOEXEC);
-                if (fd < 0)
-                        continue;
-                q = read_request(fd);
-                if (!q) {
-                        http_reply(fd, 404, "not found");
-                        continue;
-                }
-                got_state = query_get(q, "state");
-                err = query_get(q, "error");
-                code = query_get(q, "code");
-                explicit_bzero(q, strlen(q));
-                free(q);
-                if (!got_state || !streq(got_state, state)) {
-                        /* Not the answer to our request (CSRF, RFC 6749 §10.12): ignore it. */
-                        http_reply(fd, 400, page_error);
-                        free(got_state);
-                        free(err);
-                        erase_and_free(code);
-                        code = NULL;
-                        continue;
-                }
-                free(got_state);
-                if (err || !code) {
-                        _cleanup_free_ char *e = clean_text(err);
-                        http_reply(fd, 400, page_error);
-                        free(err);
-                        set_error(ret_error, "the provider did not sign you in: %s", e ? e : "no code");
-                        r = -EACCES;
-                        goto finish;
-                }
-                http_reply(fd, 200, page_ok);
-                break;
+        r = browser_url(c, login_hint, redirect, state, challenge, &url);
+        if (r >= 0) {
+                show(url, NULL, userdata);
+                r = browser_wait_code(lfd, timeout_sec, state, &code, ret_error);
         }
         lfd[0] = safe_close(lfd[0]);
         lfd[1] = safe_close(lfd[1]);
-
-        Form f = {};
-        form_add(&f, "grant_type", "authorization_code");
-        form_add(&f, "code", code);
-        form_add(&f, "redirect_uri", redirect);
-        form_add(&f, "code_verifier", verifier);
-        form_client(&f, c);
-        r = token_request(c, &f, ret, ret_error, NULL, 0);
-        form_done(&f);
-        if (r >= 0 && !ret->refresh_token) {
-                oauth2_tokens_done(ret);
-                set_error(ret_error, "the provider gave no refresh token (is offline_access in the scope?)");
-                r = -EPROTO;
-        }
-finish:
+        if (r >= 0)
+                r = browser_redeem_code(c, code, redirect, verifier, ret, ret_error);
         erase_and_free(code);
         explicit_bzero(verifier, sizeof verifier);
-        safe_close(lfd[0]);
-        safe_close(lfd[1]);
         return r;
 }
 

@@ -1,10 +1,10 @@
-/* Each MIME text part becomes one or two RuleTexts: HTML is turned into text, everything is
- * folded (text_fold()), links and addresses are blanked, and quoted or forwarded lines are
- * split off into a text of their own that can never yield a trusted code. The subject is one
- * more text. */
-#define PCRE2_CODE_UNIT_WIDTH 8
-
-#include <pcre2.h>
+/* One message through the whole extraction (see pipeline.h): MIME decoding, texts for the
+ * rules, the rules, then the safety net for a trusted sender's mail that speaks of a code no
+ * rule read. Each MIME text part becomes one or two RuleTexts: HTML is turned into text,
+ * everything is folded (text_fold()), links and addresses are blanked, and quoted or forwarded
+ * lines are split off into a text of their own that can never yield a trusted code. The
+ * subject is one more text. No PCRE2 here: the safety net's patterns are RulePatterns, matched
+ * the one way rules.c matches everything. */
 #include <stdio.h>
 
 #include "pipeline.h"
@@ -79,17 +79,8 @@ struct Pipeline {
         PipelineTextFunc text_cb;
         void *text_userdata;
         const char *distrust;
-        pcre2_code *mention, *quiet;
-        pcre2_match_data *md;
+        RulePattern *mention, *quiet;
 };
-
-static pcre2_code *compile_net(const char *pattern) {
-        int err;
-        PCRE2_SIZE off;
-        pcre2_code *c = pcre2_compile((PCRE2_SPTR) pattern, PCRE2_ZERO_TERMINATED,
-                                      PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS, &err, &off, NULL);
-        return c; /* fixed patterns: only memory can fail */
-}
 
 int pipeline_new(const Rules *rules, char *const *employer_domains, const MimeLimits *limits,
                  Pipeline **ret) {
@@ -104,11 +95,13 @@ int pipeline_new(const Rules *rules, char *const *employer_domains, const MimeLi
         r = rule_matcher_new(&p->matcher);
         if (r < 0)
                 return r;
-        p->mention = compile_net(possible_mention);
-        p->quiet = compile_net(possible_quiet);
-        p->md = pcre2_match_data_create(1, NULL);
-        if (!p->mention || !p->quiet || !p->md)
-                return -ENOMEM;
+        /* Fixed patterns: only memory can fail. */
+        r = rule_pattern_new(possible_mention, &p->mention);
+        if (r < 0)
+                return r;
+        r = rule_pattern_new(possible_quiet, &p->quiet);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(p);
         return 0;
 }
@@ -117,9 +110,8 @@ Pipeline *pipeline_free(Pipeline *p) {
         if (!p)
                 return NULL;
         rule_matcher_free(p->matcher);
-        pcre2_code_free(p->mention);
-        pcre2_code_free(p->quiet);
-        pcre2_match_data_free(p->md);
+        rule_pattern_free(p->mention);
+        rule_pattern_free(p->quiet);
         free(p);
         return NULL;
 }
@@ -262,15 +254,19 @@ static bool folder_is_sent(const MessageRef *ref) {
         return sender_folder_is_sent(ref->folder);
 }
 
-/* Where re first matches in the sender's own texts (subject included): the text's index, or -1. */
-static int net_find(Pipeline *p, const pcre2_code *re, const Texts *x, size_t *ret_offset) {
+/* Where re first matches in the sender's own texts (subject included): the text's index, -1
+ * for none, or -ENOMEM (< -1). */
+static int net_find(Pipeline *p, const RulePattern *re, const Texts *x, size_t *ret_offset) {
         for (size_t i = 0; i < x->n; i++) {
+                int r;
+
                 if (x->t[i].quoted || x->t[i].attached)
                         continue;
-                if (pcre2_match(re, (PCRE2_SPTR) x->t[i].text, x->t[i].len, 0, PCRE2_NO_UTF_CHECK, p->md, NULL) >= 0) {
-                        *ret_offset = pcre2_get_ovector_pointer(p->md)[0];
+                r = rule_pattern_find(re, p->matcher, x->t[i].text, x->t[i].len, ret_offset);
+                if (r < 0)
+                        return r;
+                if (r > 0)
                         return (int) i;
-                }
         }
         return -1;
 }
@@ -298,8 +294,11 @@ static int possible_code(Pipeline *p, const Texts *x, const SenderInfo *sender, 
         }
         t = net_find(p, p->mention, x, &offset);
         if (t < 0)
-                return 0;
-        if (net_find(p, p->quiet, x, &offset) >= 0) {
+                return t < -1 ? t : 0;
+        r = net_find(p, p->quiet, x, &offset);
+        if (r < -1)
+                return r;
+        if (r >= 0) {
                 if (explain)
                         explain(&(RuleVerdict) { .rule = "possible", .kind = CODE_KIND_POSSIBLE, .text_index = (unsigned) t,
                                                  .rejected = "a trusted sender speaks of a code, but this looks like a "

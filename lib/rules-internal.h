@@ -31,6 +31,7 @@ typedef enum RuleCheck {
         RULE_CHECK_SIRET,     /* all-digit values must be a Luhn-valid SIREN (9) or SIRET (14) */
         RULE_CHECK_NOT_SIRET, /* a Luhn-valid 14-digit value is a SIRET, not this kind */
         _RULE_CHECK_MAX,
+        _RULE_CHECK_INVALID = -EINVAL,
 } RuleCheck;
 
 typedef struct Rule Rule;

@@ -47,11 +47,15 @@ static bool use_jit(void) {
 #endif
 }
 
-static const char *const rule_check_names[_RULE_CHECK_MAX] = {
-        [RULE_CHECK_NONE] = "none",
-        [RULE_CHECK_SIRET] = "siret",
-        [RULE_CHECK_NOT_SIRET] = "not-siret",
+static const struct {
+        const char *string;
+} rule_check_table[_RULE_CHECK_MAX] = {
+        [RULE_CHECK_NONE] = { "none" },
+        [RULE_CHECK_SIRET] = { "siret" },
+        [RULE_CHECK_NOT_SIRET] = { "not-siret" },
 };
+
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP_FROM_STRING(rule_check, RuleCheck, rule_check_table);
 static void regex_done(Regex *x) {
         free(x->source);
         free(x->pieces);
@@ -262,31 +266,31 @@ static int rule_keyword_word(IniFile *f, unsigned col, const char *w, char **ret
         return 0;
 }
 
-/* senders, exclude_senders, keywords: comma-separated words (ltype says which), continued on
- * indented lines; each new one is compared with those before it, so the list is bounded. */
-static CONFIG_PARSER_PROTOTYPE(rule_parse_words) {
+/* One word of senders, exclude_senders or keywords (ltype says which). */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_word) {
         char ***list = data;
         unsigned col = ini_file_value_column(f);
-        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ char *n = NULL;
         int r;
 
-        r = strv_split_comma(value, &l);
-        if (r < 0)
-                return r;
-        STRV_FOREACH(w, l) {
-                _cleanup_free_ char *n = NULL;
-
-                r = ltype == RULE_WORDS_DOMAINS ? rule_domain_word(f, col, *w, &n) : rule_keyword_word(f, col, *w, &n);
-                if (r < 0 || !n)
-                        return r;
-                if (strv_length(*list) >= RULES_MAX_LIST)
-                        return ltype == RULE_WORDS_DOMAINS
-                                       ? ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key)
-                                       : ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
-                if (!strv_contains(*list, n) && (r = strv_consume(list, TAKE_PTR(n))) < 0)
-                        return r;
+        r = ltype == RULE_WORDS_DOMAINS ? rule_domain_word(f, col, value, &n) : rule_keyword_word(f, col, value, &n);
+        if (r < 0 || !n)
+                return r < 0 ? r : 1;
+        if (strv_length(*list) >= RULES_MAX_LIST) {
+                r = ltype == RULE_WORDS_DOMAINS
+                            ? ini_file_error(f, col, "more than %d domains in '%s'", RULES_MAX_LIST, key)
+                            : ini_file_error(f, col, "more than %d keywords in one rule", RULES_MAX_LIST);
+                return r < 0 ? r : 1;
         }
+        if (!strv_contains(*list, n))
+                return strv_consume(list, TAKE_PTR(n));
         return 0;
+}
+
+/* senders, exclude_senders, keywords: comma-separated words, continued on indented lines; each
+ * new one is compared with those before it, so the list is bounded. */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_words) {
+        return config_parse_words(f, key, value, ltype, data, userdata, rule_parse_word);
 }
 
 static CONFIG_PARSER_PROTOTYPE(rule_parse_bool) {
@@ -345,35 +349,37 @@ static CONFIG_PARSER_PROTOTYPE(rule_parse_unsigned) {
 }
 
 static CONFIG_PARSER_PROTOTYPE(rule_parse_check) {
-        for (RuleCheck c = 0; c < _RULE_CHECK_MAX; c++)
-                if (streq(value, rule_check_names[c])) {
-                        *(RuleCheck *) data = c;
-                        return 0;
-                }
-        return ini_file_error(f, ini_file_value_column(f), "unknown check '%s' (expected none, siret or not-siret)",
-                              value);
+        RuleCheck c = rule_check_from_string(value);
+
+        if (c < 0)
+                return ini_file_error(f, ini_file_value_column(f), "unknown check '%s' (expected none, siret or not-siret)",
+                                      value);
+        *(RuleCheck *) data = c;
+        return 0;
+}
+
+/* One place of where. */
+static CONFIG_PARSER_PROTOTYPE(rule_parse_place) {
+        Rule *rule = data;
+        int r;
+
+        if (streq(value, "subject"))
+                rule->in_subject = true;
+        else if (streq(value, "body"))
+                rule->in_body = true;
+        else {
+                r = ini_file_error(f, ini_file_value_column(f), "unknown place '%s' (expected subject, body)", value);
+                return r < 0 ? r : 1;
+        }
+        return 0;
 }
 
 /* where: data is the Rule (in_subject and in_body). */
 static CONFIG_PARSER_PROTOTYPE(rule_parse_where) {
         Rule *rule = data;
-        _cleanup_strv_free_ char **l = NULL;
-        int r;
 
-        r = strv_split_comma(value, &l);
-        if (r < 0)
-                return r;
         rule->in_subject = rule->in_body = false;
-        STRV_FOREACH(w, l) {
-                if (streq(*w, "subject"))
-                        rule->in_subject = true;
-                else if (streq(*w, "body"))
-                        rule->in_body = true;
-                else
-                        return ini_file_error(f, ini_file_value_column(f), "unknown place '%s' (expected subject, body)",
-                                              *w);
-        }
-        return 0;
+        return config_parse_words(f, key, value, ltype, data, userdata, rule_parse_place);
 }
 
 /* Every key of a rule file but [define]'s (whose keys are the fragments' names): [rules] keys
@@ -619,34 +625,24 @@ void regex_position(const Regex *x, size_t offset, unsigned *ret_line, unsigned 
         *ret_column = p->column + (unsigned) (offset - p->offset);
 }
 
-static int regex_error(const FileState *st, const Regex *x, size_t offset, const char *fmt, ...) _printf_(4, 5);
-static int regex_error(const FileState *st, const Regex *x, size_t offset, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
-        unsigned line, column;
-        va_list ap;
+/* Where a pattern starts in its file, for the errors that concern it whole. */
+static SourcePos regex_start(const Regex *x) {
+        SourcePos p;
 
-        va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
-        va_end(ap);
-        if (!msg)
-                return -ENOMEM;
-        regex_position(x, offset, &line, &column);
-        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, line, column, msg) < 0 ? -ENOMEM : 1;
+        regex_position(x, 0, &p.line, &p.column);
+        return p;
 }
 
+/* Records "path:line:column: message"; returns 1 (an error reported) or -ENOMEM. */
 static int pos_error(const FileState *st, SourcePos pos, const char *fmt, ...) _printf_(3, 4);
 static int pos_error(const FileState *st, SourcePos pos, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
         va_list ap;
+        int r;
 
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        r = ini_file_append_error(st->errors, st->path, pos.line, pos.column, fmt, ap);
         va_end(ap);
-        if (!msg)
-                return -ENOMEM;
-        return strv_extendf(st->errors, "%s:%u:%u: %s", st->path, pos.line, pos.column, msg) < 0 ? -ENOMEM : 1;
+        return r < 0 ? r : 1;
 }
 
 /* 0 when compiled (or empty), 1 when an error was reported, -ENOMEM. */
@@ -667,7 +663,7 @@ static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *ji
                                                  STRINGIFY(RULES_MAX_NESTING) " levels deep",
                                  (int) e.unknown_len, e.unknown);
         if (r == -E2BIG)
-                return regex_error(st, x, 0, "pattern longer than %d bytes once expanded", RULES_MAX_SOURCE * 4);
+                return pos_error(st, regex_start(x), "pattern longer than %d bytes once expanded", RULES_MAX_SOURCE * 4);
         if (r < 0)
                 return r;
         if (strbuf_ensure(&e.text) < 0 || expansion_append(&e, "", 0, x, strlen(x->source)) < 0)
@@ -684,14 +680,14 @@ static int regex_compile(const FileState *st, Regex *x, bool need_code, bool *ji
         if (pcre2_pattern_info(x->code, PCRE2_INFO_CAPTURECOUNT, &captures) == 0 &&
             captures >= RULES_OVECTOR_PAIRS) {
                 pcre2_code_free(TAKE_PTR(x->code));
-                return regex_error(st, x, 0, "more than %d capture groups", RULES_OVECTOR_PAIRS - 1);
+                return pos_error(st, regex_start(x), "more than %d capture groups", RULES_OVECTOR_PAIRS - 1);
         }
         x->code_group = pcre2_substring_number_from_name(x->code, (PCRE2_SPTR) "code");
         if (x->code_group < 0)
                 x->code_group = -1;
         if (need_code && x->code_group < 0) {
                 pcre2_code_free(TAKE_PTR(x->code));
-                return regex_error(st, x, 0, "pattern has no (?<code>...) group");
+                return pos_error(st, regex_start(x), "pattern has no (?<code>...) group");
         }
         /* JIT may be refused (MemoryDenyWriteExecute=, no executable memory): the interpreter
          * gives the same results, only slower. */

@@ -7,7 +7,12 @@
  * needs it, so that the bulk of the mail (no trusted sender, no keyword) costs one scan.
  * Guards narrow further; each pattern's (?<code>...) capture is then checked (length, digits,
  * SIRET/Luhn, reject patterns) and canonicalised; of the codes found, one value goes to the
- * kind whose label is closest. */
+ * kind whose label is closest.
+ *
+ * PCRE2 reads its subjects without checking their UTF-8 (PCRE2_NO_UTF_CHECK: checking every
+ * call would cost a pass over the text per pattern), so this file makes sure once: every text
+ * becomes a Subject when rules_match() starts (valid, or copied with U+FFFD), parts of it are
+ * cut at character boundaries, and subject_match() is the only call of pcre2_match(). */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,10 +68,107 @@ RuleMatcher *rule_matcher_free(RuleMatcher *m) {
         return NULL;
 }
 
+#define CONTINUATION_BYTE(c) (((unsigned char) (c) & 0xC0) == 0x80)
+
+/* A text PCRE2 reads: valid UTF-8, so that PCRE2 need not check it again at every call
+ * (PCRE2_NO_UTF_CHECK, where an unchecked raw byte or cut character made its JIT read out of
+ * bounds three times: fuzz-pipeline). Made only by subject_new(), which checks once and, when it
+ * must, copies with U+FFFD for each bad byte (owned), and by subject_slice(), which cuts at
+ * character boundaries; read only by subject_match(). */
+typedef struct Subject {
+        const char *text;
+        size_t len;
+        char *owned;
+} Subject;
+
+static void subject_done(Subject *s) {
+        free(s->owned);
+        *s = (Subject) { .text = "" };
+}
+
+/* text (len bytes, any bytes; NULL: empty) as a Subject. Returns 0 or -ENOMEM. */
+static int subject_new(const char *text, size_t len, Subject *ret) {
+        int r;
+
+        *ret = (Subject) { .text = text ?: "", .len = text ? len : 0 };
+        if (text_utf8_valid(ret->text, ret->len))
+                return 0;
+        r = text_utf8_sanitize(text, len, /* max= */ 0, &ret->owned, &ret->len);
+        if (r < 0) {
+                *ret = (Subject) { .text = "" };
+                return -ENOMEM;
+        }
+        ret->text = ret->owned;
+        return 0;
+}
+
+/* The part [start, end) of s, narrowed to whole characters (borrowed from s). */
+static Subject subject_slice(const Subject *s, size_t start, size_t end) {
+        end = MIN(end, s->len);
+        start = MIN(start, end);
+        while (start < end && CONTINUATION_BYTE(s->text[start]))
+                start++;
+        while (end > start && end < s->len && CONTINUATION_BYTE(s->text[end]))
+                end--;
+        return (Subject) { .text = s->text + start, .len = end - start };
+}
+
+/* The one call of pcre2_match() in alcode. start is moved to the next character boundary (a
+ * search resumed after an empty match may point inside a character). Returns PCRE2's result. */
+static int subject_match(const pcre2_code *code, const Subject *s, size_t start, pcre2_match_data *md,
+                         pcre2_match_context *mc) {
+        if (start > s->len)
+                return PCRE2_ERROR_NOMATCH;
+        while (start < s->len && CONTINUATION_BYTE(s->text[start]))
+                start++;
+        return pcre2_match(code, (PCRE2_SPTR) s->text, s->len, start, PCRE2_NO_UTF_CHECK, md, mc);
+}
+
 /* Returns 1 on a match, 0 none, or a PCRE2 error (< 0). */
-static int regex_find(const pcre2_code *code, RuleMatcher *m, const char *s, size_t len, size_t start) {
-        int r = pcre2_match(code, (PCRE2_SPTR) s, len, start, PCRE2_NO_UTF_CHECK, m->md, m->mc);
+static int regex_find(const pcre2_code *code, RuleMatcher *m, const Subject *s, size_t start) {
+        int r = subject_match(code, s, start, m->md, m->mc);
         return r >= 0 ? 1 : r == PCRE2_ERROR_NOMATCH ? 0 : r;
+}
+
+struct RulePattern {
+        pcre2_code *code;
+};
+
+int rule_pattern_new(const char *pattern, RulePattern **ret) {
+        _cleanup_(rule_pattern_freep) RulePattern *p = calloc(1, sizeof(RulePattern));
+        PCRE2_SIZE off;
+        int err;
+
+        if (!p)
+                return -ENOMEM;
+        p->code = pcre2_compile((PCRE2_SPTR) pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS,
+                                &err, &off, NULL);
+        if (!p->code)
+                return err == PCRE2_ERROR_NOMEMORY ? -ENOMEM : -EINVAL;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+RulePattern *rule_pattern_free(RulePattern *p) {
+        if (p) {
+                pcre2_code_free(p->code);
+                free(p);
+        }
+        return NULL;
+}
+
+int rule_pattern_find(const RulePattern *p, RuleMatcher *m, const char *text, size_t len, size_t *ret_offset) {
+        Subject s;
+        int r;
+
+        r = subject_new(text, len, &s);
+        if (r < 0)
+                return r;
+        r = regex_find(p->code, m, &s, 0);
+        if (r > 0)
+                *ret_offset = pcre2_get_ovector_pointer(m->md)[0];
+        subject_done(&s);
+        return MAX(r, 0);
 }
 
 static bool is_limit_error(int r) {
@@ -78,10 +180,10 @@ typedef struct MatchRun {
         const Rules *rules;
         RuleMatcher *m;
         const RuleText *texts;
+        Subject *subjects;       /* texts[i] as PCRE2 reads it */
         size_t n_texts;
         const SenderInfo *sender;
-        const char *sender_name; /* folded display name, or NULL */
-        const char *sender_address; /* the sender's address, valid UTF-8, or NULL */
+        Subject sender_subjects[2]; /* folded display name, address ("" when none) */
         RuleExplainFunc explain;
         void *userdata;
         char ***warnings;
@@ -99,9 +201,8 @@ static int limit_warning(MatchRun *run, const Rule *rule, const Regex *x, int er
 }
 
 /* Runs x over s; a limit error is reported as a warning and counts as no match. */
-static int regex_find_warn(MatchRun *run, const Rule *rule, const Regex *x, const char *s, size_t len,
-                           size_t start) {
-        int r = regex_find(x->code, run->m, s, len, start);
+static int regex_find_warn(MatchRun *run, const Rule *rule, const Regex *x, const Subject *s, size_t start) {
+        int r = regex_find(x->code, run->m, s, start);
 
         if (r < 0) {
                 if (is_limit_error(r) && limit_warning(run, rule, x, r) < 0)
@@ -152,23 +253,28 @@ typedef enum Verdict {
         VERDICT_REJECT_SENTENCE,
         VERDICT_NOMEM,
         _VERDICT_MAX,
+        _VERDICT_INVALID = -EINVAL,
 } Verdict;
 
-static const char *const verdict_text[_VERDICT_MAX] = {
-        [VERDICT_TOO_SHORT] = "too short for this kind",
-        [VERDICT_TOO_LONG] = "too long for this kind",
-        [VERDICT_FEW_DIGITS] = "too few digits",
-        [VERDICT_SIRET] = "a SIRET (the employer's company number), not this kind",
-        [VERDICT_NOT_SIRET] = "digits only, but not a valid SIREN/SIRET",
-        [VERDICT_REJECT] = "matches a reject pattern",
-        [VERDICT_REJECT_CONTEXT] = "its line matches a reject_context pattern",
-        [VERDICT_REJECT_SENTENCE] = "its clause matches a reject_sentence pattern (it says the value is wrong, old or not to be used)",
-        [VERDICT_NOMEM] = "out of memory",
+/* What alcode scan --explain says of a rejected candidate. */
+static const struct {
+        const char *string;
+} verdict_table[_VERDICT_MAX] = {
+        [VERDICT_TOO_SHORT] = { "too short for this kind" },
+        [VERDICT_TOO_LONG] = { "too long for this kind" },
+        [VERDICT_FEW_DIGITS] = { "too few digits" },
+        [VERDICT_SIRET] = { "a SIRET (the employer's company number), not this kind" },
+        [VERDICT_NOT_SIRET] = { "digits only, but not a valid SIREN/SIRET" },
+        [VERDICT_REJECT] = { "matches a reject pattern" },
+        [VERDICT_REJECT_CONTEXT] = { "its line matches a reject_context pattern" },
+        [VERDICT_REJECT_SENTENCE] = { "its clause matches a reject_sentence pattern (it says the value is wrong, old or not to be used)" },
+        [VERDICT_NOMEM] = { "out of memory" },
 };
 
-static Verdict candidate_check(MatchRun *run, const Rule *rule, const char *canonical,
-                               const char *display, size_t display_len, const char *line,
-                               size_t line_len, const char *sentence, size_t sentence_len) {
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP_TO_STRING(verdict, Verdict, verdict_table);
+
+static Verdict candidate_check(MatchRun *run, const Rule *rule, const char *canonical, const Subject *display,
+                               const Subject *line, const Subject *sentence) {
         size_t len = strlen(canonical), digits = 0;
         int r;
 
@@ -186,21 +292,21 @@ static Verdict candidate_check(MatchRun *run, const Rule *rule, const char *cano
             !((len == 14 || len == 9) && luhn_valid(canonical)))
                 return VERDICT_NOT_SIRET;
         for (size_t i = 0; i < rule->n_rejects; i++) {
-                r = regex_find_warn(run, rule, &rule->rejects[i], display, display_len, 0);
+                r = regex_find_warn(run, rule, &rule->rejects[i], display, 0);
                 if (r < 0)
                         return VERDICT_NOMEM;
                 if (r > 0)
                         return VERDICT_REJECT;
         }
         for (size_t i = 0; i < rule->n_reject_contexts; i++) {
-                r = regex_find_warn(run, rule, &rule->reject_contexts[i], line, line_len, 0);
+                r = regex_find_warn(run, rule, &rule->reject_contexts[i], line, 0);
                 if (r < 0)
                         return VERDICT_NOMEM;
                 if (r > 0)
                         return VERDICT_REJECT_CONTEXT;
         }
         for (size_t i = 0; i < rule->n_reject_sentences; i++) {
-                r = regex_find_warn(run, rule, &rule->reject_sentences[i], sentence, sentence_len, 0);
+                r = regex_find_warn(run, rule, &rule->reject_sentences[i], sentence, 0);
                 if (r < 0)
                         return VERDICT_NOMEM;
                 if (r > 0)
@@ -248,36 +354,26 @@ static bool clause_end(const char *text, size_t len, size_t k) {
         return c == '-' && k > 0 && text[k - 1] == ' ' && next == ' ';
 }
 
-#define CONTINUATION_BYTE(c) (((unsigned char) (c) & 0xC0) == 0x80)
-
-/* The clause holding [start, end) (see clause_end()), at most 400 bytes each side, cut at
- * character boundaries: PCRE2 runs on it without checking UTF-8 again (a cut character made
- * its JIT read out of bounds: fuzz-pipeline). */
-static void clause_around(const char *text, size_t len, size_t start, size_t end, size_t *ret_start,
-                          size_t *ret_len) {
+/* The clause holding [start, end) of t (see clause_end()), at most 400 bytes each side (cut at
+ * character boundaries by subject_slice()). */
+static Subject clause_around(const Subject *t, size_t start, size_t end) {
         size_t s = start, e = end;
 
-        while (s > 0 && start - s < 400 && !clause_end(text, len, s - 1))
+        while (s > 0 && start - s < 400 && !clause_end(t->text, t->len, s - 1))
                 s--;
-        while (e < len && e - end < 400 && !clause_end(text, len, e))
+        while (e < t->len && e - end < 400 && !clause_end(t->text, t->len, e))
                 e++;
-        while (s < start && CONTINUATION_BYTE(text[s]))
-                s++;
-        while (e > end && e < len && CONTINUATION_BYTE(text[e]))
-                e--;
-        *ret_start = s;
-        *ret_len = e - s;
+        return subject_slice(t, s, e);
 }
 
-static void line_around(const char *text, size_t len, size_t offset, size_t *ret_start, size_t *ret_len) {
+static Subject line_around(const Subject *t, size_t offset) {
         size_t s = offset, e = offset;
 
-        while (s > 0 && text[s - 1] != '\n')
+        while (s > 0 && t->text[s - 1] != '\n')
                 s--;
-        while (e < len && text[e] != '\n')
+        while (e < t->len && t->text[e] != '\n')
                 e++;
-        *ret_start = s;
-        *ret_len = e - s;
+        return subject_slice(t, s, e);
 }
 
 /* A captured value may start with words that are not part of it: in "CODE D'ACCES ACTION
@@ -303,7 +399,7 @@ static void explain_verdict(MatchRun *run, const Rule *rule, const Regex *x, siz
         regex_position(x, 0, &line, &col);
         run->explain(&(RuleVerdict) {
                              .rule = rule->id, .file = rule->file, .line = line, .kind = rule->kind,
-                             .display = run->texts[text_index].text + cs, .display_len = ce - cs,
+                             .display = run->subjects[text_index].text + cs, .display_len = ce - cs,
                              .offset = cs, .text_index = (unsigned) text_index, .trusted = trusted,
                              .rejected = why,
                      },
@@ -353,27 +449,26 @@ static int candidate_add(Candidates *cs, const Rule *rule, size_t rule_index, co
 static int rule_candidate(MatchRun *run, const Rule *rule, size_t rule_index, const Regex *x,
                           size_t t, size_t ms, size_t me, size_t cs, size_t ce, bool trusted,
                           Candidates *out) {
-        const RuleText *tx = &run->texts[t];
-        size_t ls, ll;
+        const Subject *tx = &run->subjects[t];
+        Subject line;
 
         /* Separators at the edges are not part of the value. */
         while (ce > cs && strchr(" .-", tx->text[ce - 1]))
                 ce--;
         while (cs < ce && strchr(" .-", tx->text[cs]))
                 cs++;
-        line_around(tx->text, tx->len, cs, &ls, &ll);
+        line = line_around(tx, cs);
 
         for (;;) {
-                size_t ss, sl;
                 _cleanup_free_ char *display = strndup(tx->text + cs, ce - cs);
                 _cleanup_free_ char *canonical = display ? code_canonicalize(display) : NULL;
+                Subject value = subject_slice(tx, cs, ce), clause = clause_around(tx, cs, ce);
                 Verdict v;
                 size_t skip;
 
                 if (!canonical)
                         return -ENOMEM;
-                clause_around(tx->text, tx->len, cs, ce, &ss, &sl);
-                v = candidate_check(run, rule, canonical, display, ce - cs, tx->text + ls, ll, tx->text + ss, sl);
+                v = candidate_check(run, rule, canonical, &value, &line, &clause);
                 if (v == VERDICT_NOMEM)
                         return -ENOMEM;
                 if (v == VERDICT_OK) {
@@ -383,7 +478,7 @@ static int rule_candidate(MatchRun *run, const Rule *rule, size_t rule_index, co
                         size_t distance = MAX(cs - ms, me > ce ? me - ce : 0);
                         return candidate_add(out, rule, rule_index, tx->text + cs, ce - cs, trusted, distance);
                 }
-                explain_verdict(run, rule, x, t, cs, ce, trusted, verdict_text[v]);
+                explain_verdict(run, rule, x, t, cs, ce, trusted, verdict_to_string(v));
                 if (v != VERDICT_TOO_LONG && v != VERDICT_FEW_DIGITS)
                         return 0;
                 skip = skip_leading_word(tx->text + cs, ce - cs);
@@ -398,8 +493,6 @@ static int keywords_scan(MatchRun *run) {
         const Rules *rules = run->rules;
         RuleMatcher *m = run->m;
         size_t n = strv_length(rules->keywords);
-        const char *extra[2] = { run->sender_name, run->sender_address };
-
         if (run->keywords_done)
                 return 0;
         run->keywords_done = true;
@@ -421,13 +514,11 @@ static int keywords_scan(MatchRun *run) {
                 if (!m->keyword_md)
                         return -ENOMEM;
         }
-        for (size_t t = 0; t < run->n_texts + ELEMENTSOF(extra); t++) {
-                const char *s = t < run->n_texts ? run->texts[t].text : extra[t - run->n_texts];
-                size_t len = t < run->n_texts ? run->texts[t].len : s ? strlen(s) : 0;
+        for (size_t t = 0; t < run->n_texts + ELEMENTSOF(run->sender_subjects); t++) {
+                const Subject *s = t < run->n_texts ? &run->subjects[t] : &run->sender_subjects[t - run->n_texts];
 
-                for (size_t start = 0; s && start < len;) {
-                        int r = pcre2_match(rules->keyword_re, (PCRE2_SPTR) s, len, start,
-                                            PCRE2_NO_UTF_CHECK, m->keyword_md, m->mc);
+                for (size_t start = 0; start < s->len;) {
+                        int r = subject_match(rules->keyword_re, s, start, m->keyword_md, m->mc);
                         PCRE2_SIZE *ov;
 
                         if (r <= 0)
@@ -466,16 +557,15 @@ static int regex_in_texts(MatchRun *run, const Rule *rule, const Regex *x, Where
         for (size_t t = 0; t < run->n_texts; t++) {
                 if (!(where & (run->texts[t].subject ? IN_SUBJECT : IN_BODY)))
                         continue;
-                r = regex_find_warn(run, rule, x, run->texts[t].text, run->texts[t].len, 0);
+                r = regex_find_warn(run, rule, x, &run->subjects[t], 0);
                 if (r != 0)
                         return r;
         }
-        if (where & IN_SENDER) {
-                const char *extra[2] = { run->sender_name, run->sender_address };
-                for (size_t i = 0; i < ELEMENTSOF(extra); i++)
-                        if (extra[i] && (r = regex_find_warn(run, rule, x, extra[i], strlen(extra[i]), 0)) != 0)
+        if (where & IN_SENDER)
+                for (size_t i = 0; i < ELEMENTSOF(run->sender_subjects); i++)
+                        if (run->sender_subjects[i].len > 0 &&
+                            (r = regex_find_warn(run, rule, x, &run->sender_subjects[i], 0)) != 0)
                                 return r;
-        }
         return 0;
 }
 
@@ -524,6 +614,7 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
         bool matched = false;
         for (size_t t = 0; t < run->n_texts; t++) {
                 const RuleText *tx = &run->texts[t];
+                const Subject *sx = &run->subjects[t];
                 bool trusted = trusted_sender && tx->attached == 0 && !tx->quoted;
 
                 if ((tx->subject && !rule->in_subject) || (!tx->subject && !rule->in_body))
@@ -531,11 +622,11 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                 for (size_t p = 0; p < rule->n_patterns; p++) {
                         const Regex *x = &rule->patterns[p];
 
-                        for (size_t start = 0; start <= tx->len && out->n < RULES_MAX_CANDIDATES;) {
+                        for (size_t start = 0; start <= sx->len && out->n < RULES_MAX_CANDIDATES;) {
                                 PCRE2_SIZE *ov;
                                 size_t ms, me, cs, ce;
 
-                                r = regex_find_warn(run, rule, x, tx->text, tx->len, start);
+                                r = regex_find_warn(run, rule, x, sx, start);
                                 if (r <= 0) {
                                         if (r < 0)
                                                 return r;
@@ -546,10 +637,9 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                                 me = ov[1];
                                 cs = ov[2 * x->code_group];
                                 ce = ov[2 * x->code_group + 1];
-                                /* Next search after this match (one character on an empty one). */
+                                /* Next search after this match (one character on an empty one:
+                                 * subject_match() moves it to the character's end). */
                                 start = me > ms ? me : me + 1;
-                                while (start < tx->len && ((unsigned char) tx->text[start] & 0xC0) == 0x80)
-                                        start++;
                                 matched = true;
                                 if (cs == PCRE2_UNSET || ce <= cs)
                                         continue;
@@ -568,38 +658,57 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
         return 0;
 }
 
+static void match_run_done(MatchRun *run) {
+        for (size_t i = 0; run->subjects && i < run->n_texts; i++)
+                subject_done(&run->subjects[i]);
+        free(run->subjects);
+        for (size_t i = 0; i < ELEMENTSOF(run->sender_subjects); i++)
+                subject_done(&run->sender_subjects[i]);
+}
+
+/* Every text the rules read becomes a Subject once, here: the texts, the folded display name
+ * and the address (header bytes, which may be anything). */
+static int match_run_subjects(MatchRun *run) {
+        const SenderInfo *sender = run->sender;
+        _cleanup_free_ char *name = NULL;
+        size_t l = 0;
+        int r;
+
+        run->subjects = calloc(MAX(run->n_texts, (size_t) 1), sizeof(Subject));
+        if (!run->subjects)
+                return -ENOMEM;
+        for (size_t i = 0; i < run->n_texts; i++) {
+                r = subject_new(run->texts[i].text, run->texts[i].len, &run->subjects[i]);
+                if (r < 0)
+                        return r;
+        }
+        if (sender && sender->name) {
+                r = text_fold(sender->name, strlen(sender->name), 1024, &name, &l);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        r = subject_new(name, l, &run->sender_subjects[0]);
+        if (r < 0)
+                return r;
+        if (!run->sender_subjects[0].owned) /* it reads name: keep it as long */
+                run->sender_subjects[0].owned = TAKE_PTR(name);
+        return subject_new(sender ? sender->address : NULL, sender && sender->address ? strlen(sender->address) : 0,
+                           &run->sender_subjects[1]);
+}
+
 int rules_match(const Rules *rules, RuleMatcher *m, const RuleText *texts, size_t n_texts,
                 const SenderInfo *sender, Message *msg, RuleExplainFunc explain, void *userdata,
                 char ***warnings) {
-        _cleanup_free_ char *name = NULL, *address = NULL;
-        Candidates cs = {};
-        MatchRun run = {
+        _cleanup_(match_run_done) MatchRun run = {
                 .rules = rules, .m = m, .texts = texts, .n_texts = n_texts, .sender = sender,
                 .explain = explain, .userdata = userdata, .warnings = warnings,
         };
-        int r = 0, added = 0;
+        Candidates cs = {};
+        int r, added = 0;
 
-        if (sender && sender->name) {
-                /* Header text may hold bytes that are not UTF-8 (a raw byte in an address, an
-                 * encoded word's bytes): PCRE2 reads it unchecked, and its JIT read out of
-                 * bounds on such a byte in the From address (found by fuzz-pipeline). */
-                _cleanup_free_ char *valid = NULL;
-                size_t l;
-                r = text_utf8_sanitize(sender->name, strlen(sender->name), 1024, &valid, &l);
-                if (r >= 0)
-                        r = text_fold(valid, l, 1024, &name, &l);
-                if (r == -ENOMEM)
-                        return r;
-                run.sender_name = name;
-        }
-        if (sender && sender->address) {
-                size_t l;
-                r = text_utf8_sanitize(sender->address, strlen(sender->address), 1024, &address, &l);
-                if (r == -ENOMEM)
-                        return r;
-                run.sender_address = address;
-        }
-        r = 0;
+        r = match_run_subjects(&run);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < rules->n_rules && r >= 0; i++)
                 r = rule_run(&run, i, &cs);
 

@@ -90,6 +90,18 @@ typedef struct RuleVerdict {
 
 typedef void (*RuleExplainFunc)(const RuleVerdict *v, void *userdata);
 
+/* A fixed pattern of the program's own (UTF, UCP, caseless), for matching outside the rules:
+ * through the same one PCRE2 call as the rules, so any text may be given. */
+typedef struct RulePattern RulePattern;
+/* Returns 0, -EINVAL for a pattern PCRE2 refuses, or -ENOMEM. */
+int rule_pattern_new(const char *pattern, RulePattern **ret);
+RulePattern *rule_pattern_free(RulePattern *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(RulePattern *, rule_pattern_free);
+/* Where p first matches in text (len bytes, any bytes): 1 with *ret_offset, 0 for none (a
+ * PCRE2 error such as a match limit counts as none), or -ENOMEM. m lends its match data and
+ * limits. */
+int rule_pattern_find(const RulePattern *p, RuleMatcher *m, const char *text, size_t len, size_t *ret_offset);
+
 int rule_matcher_new(RuleMatcher **ret);
 RuleMatcher *rule_matcher_free(RuleMatcher *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(RuleMatcher *, rule_matcher_free);

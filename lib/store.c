@@ -325,32 +325,37 @@ static int step_done(sqlite3_stmt *st) {
         return errno_from_sqlite(rc);
 }
 
-/* Reads one integer pragma (user_version, application_id). */
-static int pragma_int(Store *s, const char *pragma, int *ret) {
+/* Runs sql, a query without parameters that yields one row, and reads the row's first column:
+ * a count or a pragma. */
+static int query_int64(Store *s, const char *sql, int64_t *ret) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r, rc;
 
-        r = prepare(s, pragma, &st);
+        r = prepare(s, sql, &st);
         if (r < 0)
                 return r;
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW)
                 return errno_from_sqlite(rc);
-        *ret = sqlite3_column_int(st, 0);
+        *ret = sqlite3_column_int64(st, 0);
         return 0;
 }
 
-static int schema_is_empty(Store *s) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r, rc;
+/* Reads one integer pragma (user_version, application_id). */
+static int pragma_int(Store *s, const char *pragma, int *ret) {
+        int64_t v = 0;
+        int r = query_int64(s, pragma, &v);
 
-        r = prepare(s, "SELECT count(*) FROM sqlite_schema", &st);
-        if (r < 0)
-                return r;
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-                return errno_from_sqlite(rc);
-        return sqlite3_column_int(st, 0) == 0;
+        if (r >= 0)
+                *ret = (int) v;
+        return r;
+}
+
+static int schema_is_empty(Store *s) {
+        int64_t n = 0;
+        int r = query_int64(s, "SELECT count(*) FROM sqlite_schema", &n);
+
+        return r < 0 ? r : n == 0;
 }
 
 /* Keeps the first reason given for a failure (owned by the caller of store_open()). */
@@ -496,11 +501,23 @@ static int immutable_uri(const char *path, char **ret) {
         return 0;
 }
 
+/* Opens the database at uri (a path, or a file: URI with SQLITE_OPEN_URI in flags) with
+ * extended result codes and busy_ms of patience for locks, and reads its schema version. */
+static int db_open(Store *s, const char *uri, int flags, int busy_ms, int *ret_version, char **reason) {
+        int rc = sqlite3_open_v2(uri, &s->db, flags, NULL);
+
+        if (rc != SQLITE_OK)
+                return errno_from_sqlite(rc);
+        (void) sqlite3_extended_result_codes(s->db, 1);
+        (void) sqlite3_busy_timeout(s->db, busy_ms);
+        return schema_version_snapshot(s, ret_version, reason);
+}
+
 static int open_read_only(Store *s, const char *path, char **reason) {
         _cleanup_free_ char *uri = NULL;
         struct stat st;
         bool wal_empty = true;
-        int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, version = 0, rc, r;
+        int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, version = 0, r;
 
         /* A symbolic link is refused, as writers refuse it (O_NOFOLLOW below): SQLite would put
          * the -wal and -shm files next to its target while the checks here look next to it. */
@@ -525,13 +542,7 @@ static int open_read_only(Store *s, const char *path, char **reason) {
                         return r;
                 flags |= SQLITE_OPEN_URI;
         }
-        rc = sqlite3_open_v2(uri ?: path, &s->db, flags, NULL);
-        if (rc != SQLITE_OK)
-                return errno_from_sqlite(rc);
-        (void) sqlite3_extended_result_codes(s->db, 1);
-        (void) sqlite3_busy_timeout(s->db, STORE_READ_BUSY_TIMEOUT_MS);
-
-        r = schema_version_snapshot(s, &version, reason);
+        r = db_open(s, uri ?: path, flags, STORE_READ_BUSY_TIMEOUT_MS, &version, reason);
         if (r < 0)
                 return r;
         if (version == 0)
@@ -546,7 +557,7 @@ static int open_read_only(Store *s, const char *path, char **reason) {
 static int open_read_write(Store *s, const char *path, bool create, char **reason) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
-        int version = 0, rc, r;
+        int version = 0, r;
 
         if (create) {
                 /* Parents (~/.local/share) get the usual 0755; ours is 0700. */
@@ -570,15 +581,9 @@ static int open_read_write(Store *s, const char *path, bool create, char **reaso
          * connection would then think it the last one and delete the WAL under our feet. */
         fd = safe_close(fd);
 
-        rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
-                             NULL);
-        if (rc != SQLITE_OK)
-                return errno_from_sqlite(rc);
-        (void) sqlite3_extended_result_codes(s->db, 1);
-        (void) sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-
-        /* Refuse a foreign or newer database before anything writes to it. */
-        r = schema_version_snapshot(s, &version, reason);
+        /* db_open() refuses a foreign or newer database before anything writes to it. */
+        r = db_open(s, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                    STORE_BUSY_TIMEOUT_MS, &version, reason);
         if (r < 0)
                 return r;
         r = exec(s, "PRAGMA journal_mode = WAL");
@@ -669,6 +674,63 @@ static int grow(void **list, size_t *alloc, size_t n, size_t size) {
                 return -ENOMEM;
         *list = l;
         *alloc = a;
+        return 0;
+}
+
+/* How the rows of a listing become an array of structs: the element's size, how one row fills
+ * one (-ENOMEM when a value it needs could not be copied; the element is freed with the others
+ * then) and how one is freed. */
+typedef struct RowType {
+        size_t size;
+        int (*read)(sqlite3_stmt *st, void *elem, void *userdata);
+        void (*done)(void *elem);
+} RowType;
+
+static void rows_free(const RowType *t, void *list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                t->done((char *) list + i * t->size);
+        free(list);
+}
+
+/* Defines name_rows from name_read() and name_done(), and free_func(), which frees an array of
+ * them. */
+#define DEFINE_ROW_TYPE(name, type, free_func)                                                     \
+        static const RowType name##_rows = {                                                       \
+                .size = sizeof(type),                                                              \
+                .read = name##_read,                                                               \
+                .done = name##_done,                                                               \
+        };                                                                                         \
+        void free_func(type *l, size_t n) {                                                        \
+                rows_free(&name##_rows, l, n);                                                     \
+        }
+
+/* Steps st to its end, reading each row into a growing array of t's elements, which goes to
+ * *ret with its count to *ret_n. */
+static int rows_read(sqlite3_stmt *st, const RowType *t, void *userdata, void **ret, size_t *ret_n) {
+        void *list = NULL;
+        size_t n = 0, alloc = 0;
+        int rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                void *elem;
+
+                if (grow(&list, &alloc, n, t->size) < 0) {
+                        rows_free(t, list, n);
+                        return -ENOMEM;
+                }
+                elem = (char *) list + n++ * t->size;
+                memset(elem, 0, t->size);
+                if (t->read(st, elem, userdata) < 0) {
+                        rows_free(t, list, n);
+                        return -ENOMEM;
+                }
+        }
+        if (rc != SQLITE_DONE) {
+                rows_free(t, list, n);
+                return errno_from_sqlite(rc);
+        }
+        *ret = list;
+        *ret_n = n;
         return 0;
 }
 
@@ -1131,19 +1193,33 @@ int store_get_cursor(Store *s, const char *account, const char *folder, uint32_t
         return 0;
 }
 
-void store_cursors_free(StoreCursor *c, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                free(c[i].account);
-                free(c[i].folder);
-        }
-        free(c);
+static int cursor_read(sqlite3_stmt *st, void *elem, _unused_ void *userdata) {
+        StoreCursor *c = elem;
+
+        *c = (StoreCursor) {
+                .account = column_strdup(st, 0),
+                .folder = column_strdup(st, 1),
+                .uidvalidity = (uint32_t) sqlite3_column_int64(st, 2),
+                .last_uid = (uint32_t) sqlite3_column_int64(st, 3),
+                .highest_modseq = (uint64_t) sqlite3_column_int64(st, 4),
+                .messages_seen = (uint64_t) sqlite3_column_int64(st, 5),
+                .updated_at = sqlite3_column_int64(st, 6),
+        };
+        return c->account && c->folder ? 0 : -ENOMEM;
 }
+
+static void cursor_done(void *elem) {
+        StoreCursor *c = elem;
+
+        free(c->account);
+        free(c->folder);
+}
+
+DEFINE_ROW_TYPE(cursor, StoreCursor, store_cursors_free);
 
 int store_list_cursors(Store *s, const char *account, StoreCursor **ret, size_t *ret_n) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        StoreCursor *list = NULL;
-        size_t n = 0, alloc = 0;
-        int r, rc;
+        int r;
 
         r = prepare(s, "SELECT account, folder, uidvalidity, last_uid, highest_modseq, messages_seen,"
                        " updated_at FROM cursors WHERE ?1 IS NULL OR account = ?1 ORDER BY account, folder",
@@ -1151,32 +1227,7 @@ int store_list_cursors(Store *s, const char *account, StoreCursor **ret, size_t 
         if (r < 0)
                 return r;
         bind_text_or_null(st, 1, account);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if (grow((void **) &list, &alloc, n, sizeof(StoreCursor)) < 0) {
-                        store_cursors_free(list, n);
-                        return -ENOMEM;
-                }
-                list[n] = (StoreCursor) {
-                        .account = column_strdup(st, 0),
-                        .folder = column_strdup(st, 1),
-                        .uidvalidity = (uint32_t) sqlite3_column_int64(st, 2),
-                        .last_uid = (uint32_t) sqlite3_column_int64(st, 3),
-                        .highest_modseq = (uint64_t) sqlite3_column_int64(st, 4),
-                        .messages_seen = (uint64_t) sqlite3_column_int64(st, 5),
-                        .updated_at = sqlite3_column_int64(st, 6),
-                };
-                if (!list[n].account || !list[n++].folder) {
-                        store_cursors_free(list, n);
-                        return -ENOMEM;
-                }
-        }
-        if (rc != SQLITE_DONE) {
-                store_cursors_free(list, n);
-                return errno_from_sqlite(rc);
-        }
-        *ret = list;
-        *ret_n = n;
-        return 0;
+        return rows_read(st, &cursor_rows, NULL, (void **) ret, ret_n);
 }
 
 int store_reset_cursors(Store *s, const char *account) {
@@ -1233,12 +1284,47 @@ static int filter_query(Store *s, const char *columns, const StoreFilter *f, sql
         return 0;
 }
 
+static int code_read(sqlite3_stmt *st, void *elem, void *userdata) {
+        StoredCode *c = elem;
+        int64_t now = *(const int64_t *) userdata;
+
+        *c = (StoredCode) {
+                .id = sqlite3_column_int64(st, 0),
+                .kind = code_kind_from_string((const char *) sqlite3_column_text(st, 1)),
+                .value = column_strdup(st, 2),
+                .display = column_strdup(st, 3),
+                .trusted = sqlite3_column_int(st, 4),
+                .sender = column_strdup(st, 5),
+                .sender_name = column_strdup(st, 6),
+                .date = sqlite3_column_int64(st, 7),
+                .date_tz = sqlite3_column_int(st, 8),
+                .account = column_strdup(st, 9),
+                .folder = column_strdup(st, 10),
+                .subject = column_strdup(st, 11),
+                .found_at = sqlite3_column_int64(st, 12),
+                .expires_at = sqlite3_column_int64(st, 13),
+                .superseded = sqlite3_column_int(st, 14),
+        };
+        c->expired = c->expires_at > 0 && c->expires_at <= now;
+        if ((c->kind != CODE_KIND_POSSIBLE && (!c->value || !c->display)) || !c->account || !c->folder)
+                return -ENOMEM;
+        return 0;
+}
+
+static void stored_code_elem_done(void *elem) {
+        stored_code_done(elem);
+}
+
+static const RowType code_rows = {
+        .size = sizeof(StoredCode),
+        .read = code_read,
+        .done = stored_code_elem_done,
+};
+
 int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        StoredCode *list = NULL;
-        size_t n = 0, alloc = 0;
         int64_t now = (int64_t) time(NULL);
-        int r, rc;
+        int r;
 
         r = filter_query(s,
                          "c.id, c.kind, c.value, c.display, c.trusted, m.sender, m.sender_name, c.date,"
@@ -1246,64 +1332,46 @@ int store_list(Store *s, const StoreFilter *f, StoredCode **ret, size_t *ret_n) 
                          f, &st);
         if (r < 0)
                 return r;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                StoredCode *c;
-
-                if (grow((void **) &list, &alloc, n, sizeof(StoredCode)) < 0) {
-                        stored_codes_free(list, n);
-                        return -ENOMEM;
-                }
-                c = &list[n++];
-                *c = (StoredCode) {
-                        .id = sqlite3_column_int64(st, 0),
-                        .kind = code_kind_from_string((const char *) sqlite3_column_text(st, 1)),
-                        .value = column_strdup(st, 2),
-                        .display = column_strdup(st, 3),
-                        .trusted = sqlite3_column_int(st, 4),
-                        .sender = column_strdup(st, 5),
-                        .sender_name = column_strdup(st, 6),
-                        .date = sqlite3_column_int64(st, 7),
-                        .date_tz = sqlite3_column_int(st, 8),
-                        .account = column_strdup(st, 9),
-                        .folder = column_strdup(st, 10),
-                        .subject = column_strdup(st, 11),
-                        .found_at = sqlite3_column_int64(st, 12),
-                        .expires_at = sqlite3_column_int64(st, 13),
-                        .superseded = sqlite3_column_int(st, 14),
-                };
-                c->expired = c->expires_at > 0 && c->expires_at <= now;
-                if ((c->kind != CODE_KIND_POSSIBLE && (!c->value || !c->display)) || !c->account || !c->folder) {
-                        stored_codes_free(list, n);
-                        return -ENOMEM;
-                }
-        }
-        if (rc != SQLITE_DONE) {
-                stored_codes_free(list, n);
-                return errno_from_sqlite(rc);
-        }
-        *ret = list;
-        *ret_n = n;
-        return 0;
+        return rows_read(st, &code_rows, &now, (void **) ret, ret_n);
 }
 
-void store_sightings_free(StoreSighting *l, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                free(l[i].account);
-                free(l[i].folder);
-                free(l[i].source);
-                free(l[i].message_id);
-                free(l[i].sender);
-                free(l[i].rule);
-                free(l[i].labels);
-        }
-        free(l);
+static int sighting_read(sqlite3_stmt *st, void *elem, _unused_ void *userdata) {
+        StoreSighting *g = elem;
+
+        *g = (StoreSighting) {
+                .account = column_strdup(st, 0),
+                .folder = column_strdup(st, 1),
+                .source = column_strdup(st, 2),
+                .uidvalidity = (uint32_t) sqlite3_column_int64(st, 3),
+                .uid = (uint32_t) sqlite3_column_int64(st, 4),
+                .message_id = column_strdup(st, 5),
+                .sender = column_strdup(st, 6),
+                .date = sqlite3_column_int64(st, 7),
+                .date_tz = sqlite3_column_int(st, 8),
+                .rule = column_strdup(st, 9),
+                .trusted = sqlite3_column_int(st, 10),
+                .labels = column_strdup(st, 11),
+        };
+        return g->account && g->folder && g->source && g->rule ? 0 : -ENOMEM;
 }
+
+static void sighting_done(void *elem) {
+        StoreSighting *g = elem;
+
+        free(g->account);
+        free(g->folder);
+        free(g->source);
+        free(g->message_id);
+        free(g->sender);
+        free(g->rule);
+        free(g->labels);
+}
+
+DEFINE_ROW_TYPE(sighting, StoreSighting, store_sightings_free);
 
 int store_list_sightings(Store *s, int64_t code_id, StoreSighting **ret, size_t *ret_n) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        StoreSighting *list = NULL;
-        size_t n = 0, alloc = 0;
-        int r, rc;
+        int r;
 
         r = prepare(s,
                     "SELECT m.account, m.folder, m.source, m.uidvalidity, m.uid, m.message_id, m.sender,"
@@ -1315,40 +1383,7 @@ int store_list_sightings(Store *s, int64_t code_id, StoreSighting **ret, size_t 
         if (r < 0)
                 return r;
         (void) sqlite3_bind_int64(st, 1, code_id);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                StoreSighting *g;
-
-                if (grow((void **) &list, &alloc, n, sizeof(StoreSighting)) < 0) {
-                        store_sightings_free(list, n);
-                        return -ENOMEM;
-                }
-                g = &list[n++];
-                *g = (StoreSighting) {
-                        .account = column_strdup(st, 0),
-                        .folder = column_strdup(st, 1),
-                        .source = column_strdup(st, 2),
-                        .uidvalidity = (uint32_t) sqlite3_column_int64(st, 3),
-                        .uid = (uint32_t) sqlite3_column_int64(st, 4),
-                        .message_id = column_strdup(st, 5),
-                        .sender = column_strdup(st, 6),
-                        .date = sqlite3_column_int64(st, 7),
-                        .date_tz = sqlite3_column_int(st, 8),
-                        .rule = column_strdup(st, 9),
-                        .trusted = sqlite3_column_int(st, 10),
-                        .labels = column_strdup(st, 11),
-                };
-                if (!g->account || !g->folder || !g->source || !g->rule) {
-                        store_sightings_free(list, n);
-                        return -ENOMEM;
-                }
-        }
-        if (rc != SQLITE_DONE) {
-                store_sightings_free(list, n);
-                return errno_from_sqlite(rc);
-        }
-        *ret = list;
-        *ret_n = n;
-        return 0;
+        return rows_read(st, &sighting_rows, NULL, (void **) ret, ret_n);
 }
 
 int store_forget(Store *s, int64_t id) {
@@ -1395,17 +1430,12 @@ int store_account_stats(Store *s, const char *account, uint64_t *ret_messages, u
 }
 
 int store_count_possible(Store *s, uint64_t *ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r, rc;
+        int64_t n = 0;
+        int r = query_int64(s, "SELECT count(*) FROM codes WHERE kind = 'possible'", &n);
 
-        r = prepare(s, "SELECT count(*) FROM codes WHERE kind = 'possible'", &st);
-        if (r < 0)
-                return r;
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-                return errno_from_sqlite(rc);
-        *ret = (uint64_t) sqlite3_column_int64(st, 0);
-        return 0;
+        if (r >= 0)
+                *ret = (uint64_t) n;
+        return r;
 }
 
 /* For store-format.c (store-internal.h). */

@@ -1,3 +1,5 @@
+/* NULL-terminated string vectors (see strv.h): append, search, split, copy, free, and the
+ * "NAME=value" environment blocks built with them. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,14 +57,21 @@ int strv_extend(char ***l, const char *s) {
 int strv_extendf(char ***l, const char *fmt, ...) {
         va_list ap;
         char *s;
-        int r;
 
         va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
+        s = vasprintf_safe(fmt, ap);
         va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        return strv_consume(l, s);
+        return strv_consume(l, s); /* -ENOMEM for NULL */
+}
+
+int strv_pushf(char ***l, size_t *n, size_t *allocated, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+
+        va_start(ap, fmt);
+        s = vasprintf_safe(fmt, ap);
+        va_end(ap);
+        return strv_push(l, n, allocated, s); /* -ENOMEM for NULL */
 }
 
 bool strv_contains(char *const *l, const char *s) {

@@ -16,6 +16,8 @@ int strv_extendf(char ***l, const char *fmt, ...) _printf_(2, 3);
  * doubling: appends cost O(1), where strv_consume() counts the whole list each time. For lists
  * built in a loop whose length is not bounded by a small constant. */
 int strv_push(char ***l, size_t *n, size_t *allocated, char *s);
+/* strv_push() of a formatted string. */
+int strv_pushf(char ***l, size_t *n, size_t *allocated, const char *fmt, ...) _printf_(4, 5);
 bool strv_contains(char *const *l, const char *s);
 bool strv_contains_case(char *const *l, const char *s);
 /* Splits s at commas, trimming blanks around each item; empty items are dropped. */

@@ -123,12 +123,18 @@ static bool utf8_mislabelled(const char *in, size_t n) {
         return bad > good;
 }
 
-static bool utf8_valid(const char *in, size_t n) {
+bool text_utf8_valid(const char *in, size_t n) {
         const unsigned char *p = (const unsigned char *) in;
         unsigned cp;
 
         for (size_t i = 0; i < n;) {
-                size_t l = utf8_decode(p + i, n - i, &cp);
+                size_t l;
+
+                if (p[i] < 0x80) {
+                        i++;
+                        continue;
+                }
+                l = utf8_decode(p + i, n - i, &cp);
                 if (cp == REPLACEMENT && l == 1)
                         return false;
                 i += l;
@@ -226,7 +232,7 @@ int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char
         charset_normalize(charset, cs, sizeof cs);
         if (isempty(cs) || streq(cs, "utf-8") || streq(cs, "utf8") || streq(cs, "unicode-1-1-utf-8")) {
                 /* Latin-1 labelled UTF-8 (or unlabelled) is common too: Windows-1252, not U+FFFD. */
-                if (utf8_mislabelled(in, n))
+                if (!text_utf8_valid(in, n) && utf8_mislabelled(in, n))
                         return finish(&b, single_byte_to_utf8(SB_CP1252, in, n, &b), ret, ret_len);
                 return text_utf8_sanitize(in, n, max, ret, ret_len);
         }
@@ -236,7 +242,7 @@ int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char
             streq(cs, "latin1") || streq(cs, "l1") || streq(cs, "windows-1252") ||
             streq(cs, "cp1252") || streq(cs, "x-cp1252")) {
                 /* Real ASCII/UTF-8 mislabelled as ASCII is common too: prefer UTF-8 if valid. */
-                if ((streq(cs, "us-ascii") || streq(cs, "ascii")) && utf8_valid(in, n))
+                if ((streq(cs, "us-ascii") || streq(cs, "ascii")) && text_utf8_valid(in, n))
                         return text_utf8_sanitize(in, n, max, ret, ret_len);
                 r = single_byte_to_utf8(SB_CP1252, in, n, &b);
         } else if (streq(cs, "iso-8859-15") || streq(cs, "iso8859-15") || streq(cs, "latin9") ||
@@ -246,7 +252,7 @@ int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char
                 cd = iconv_open("UTF-8", cs);
                 if (cd == (iconv_t) -1) {
                         unknown = 1;
-                        if (utf8_valid(in, n)) {
+                        if (text_utf8_valid(in, n)) {
                                 r = text_utf8_sanitize(in, n, max, ret, ret_len);
                                 return r < 0 ? r : unknown;
                         }
@@ -259,7 +265,7 @@ int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char
         r = finish(&b, r, ret, ret_len);
         if (r < 0)
                 return r;
-        if (!utf8_valid(*ret, *ret_len)) {
+        if (!text_utf8_valid(*ret, *ret_len)) {
                 /* iconv may emit NULs for odd inputs: sanitize once more. */
                 _cleanup_free_ char *t = TAKE_PTR(*ret);
                 return text_utf8_sanitize(t, *ret_len, max, ret, ret_len);
@@ -391,9 +397,68 @@ static int put_break(StrBuf *b, char c) {
         return strbuf_putc(b, c);
 }
 
+#define HTML_NAME_MAX 16 /* tag names are cut to 15 bytes: longer ones are none we know */
+
+/* Reads the tag that starts at html[i] ('<'): returns where the text after it starts, with its
+ * lower-case name and whether it closes; or 0 when the '<' opens no tag (a lone '<' is text). */
+static size_t html_tag_read(const char *html, size_t n, size_t i, char name[static HTML_NAME_MAX],
+                            bool *ret_closing) {
+        size_t j = i + 1, k = 0;
+        bool closing = j < n && html[j] == '/';
+        char quote = 0;
+
+        if (closing)
+                j++;
+        if (!(j < n && (isalpha((unsigned char) html[j]) || html[j] == '!' || html[j] == '?')))
+                return 0;
+        while (j < n && (isalnum((unsigned char) html[j]) || html[j] == '!' || html[j] == '?' || html[j] == ':' ||
+                         html[j] == '-')) {
+                if (k + 1 < HTML_NAME_MAX)
+                        name[k++] = (char) tolower((unsigned char) html[j]);
+                j++;
+        }
+        name[k] = 0;
+        /* Find the end of the tag. A quote opens a value only after '=' (as HTML tokenizers read
+         * it), so a stray apostrophe in a tag does not swallow the document. */
+        for (char prev = 0; j < n; j++) {
+                if (quote) {
+                        if (html[j] == quote)
+                                quote = 0;
+                } else if ((html[j] == '"' || html[j] == '\'') && prev == '=')
+                        quote = html[j];
+                else if (html[j] == '>')
+                        break;
+                if (!isspace((unsigned char) html[j]))
+                        prev = html[j];
+        }
+        *ret_closing = closing;
+        return j < n ? j + 1 : n;
+}
+
+/* What a tag does to the text: starts or ends an element whose content is dropped
+ * (skip_until: the closing tag awaited, "" outside one), or breaks a line or a table cell. */
+static int html_tag_apply(StrBuf *b, const char *name, bool closing, char skip_until[static HTML_NAME_MAX]) {
+        TagClass tc = tag_class(name);
+
+        if (*skip_until) {
+                if ((closing && streq(name, skip_until)) || (streq(skip_until, "head") && streq(name, "body")))
+                        *skip_until = 0;
+                return 0;
+        }
+        if (!closing && tc == TAG_SKIP) {
+                (void) snprintf(skip_until, HTML_NAME_MAX, "%s", name);
+                return 0;
+        }
+        if (tc == TAG_BLOCK)
+                return put_break(b, '\n');
+        if (tc == TAG_CELL && !closing)
+                return put_break(b, '\t');
+        return 0;
+}
+
 int text_html_to_text(const char *html, size_t n, size_t max, char **ret, size_t *ret_len) {
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(max);
-        char skip_until[16] = ""; /* inside script/style/...: the closing tag we wait for */
+        char skip_until[HTML_NAME_MAX] = ""; /* inside script/style/...: the closing tag we wait for */
         int r = 0;
 
         for (size_t i = 0; i < n && r >= 0;) {
@@ -406,53 +471,13 @@ int text_html_to_text(const char *html, size_t n, size_t max, char **ret, size_t
                                 i = e ? (size_t) (e - html) + 3 : n;
                                 continue;
                         }
-                        size_t j = i + 1;
-                        bool closing = j < n && html[j] == '/';
-                        if (closing)
-                                j++;
-                        if (j < n && (isalpha((unsigned char) html[j]) || html[j] == '!' || html[j] == '?')) {
-                                char name[16];
-                                size_t k = 0;
-                                char quote = 0;
+                        char name[HTML_NAME_MAX];
+                        bool closing;
+                        size_t end = html_tag_read(html, n, i, name, &closing);
 
-                                while (j < n && (isalnum((unsigned char) html[j]) || html[j] == '!' ||
-                                                 html[j] == '?' || html[j] == ':' || html[j] == '-')) {
-                                        if (k + 1 < sizeof name)
-                                                name[k++] = (char) tolower((unsigned char) html[j]);
-                                        j++;
-                                }
-                                name[k] = 0;
-                                /* Find the end of the tag. A quote opens a value only after
-                                 * '=' (as HTML tokenizers read it), so a stray apostrophe in a
-                                 * tag does not swallow the document. */
-                                for (char prev = 0; j < n; j++) {
-                                        if (quote) {
-                                                if (html[j] == quote)
-                                                        quote = 0;
-                                        } else if ((html[j] == '"' || html[j] == '\'') && prev == '=')
-                                                quote = html[j];
-                                        else if (html[j] == '>')
-                                                break;
-                                        if (!isspace((unsigned char) html[j]))
-                                                prev = html[j];
-                                }
-                                i = j < n ? j + 1 : n;
-
-                                TagClass tc = tag_class(name);
-                                if (*skip_until) {
-                                        if ((closing && streq(name, skip_until)) ||
-                                            (streq(skip_until, "head") && streq(name, "body")))
-                                                *skip_until = 0;
-                                        continue;
-                                }
-                                if (!closing && tc == TAG_SKIP) {
-                                        (void) snprintf(skip_until, sizeof skip_until, "%s", name);
-                                        continue;
-                                }
-                                if (tc == TAG_BLOCK)
-                                        r = put_break(&b, '\n');
-                                else if (tc == TAG_CELL && !closing)
-                                        r = put_break(&b, '\t');
+                        if (end > 0) {
+                                i = end;
+                                r = html_tag_apply(&b, name, closing, skip_until);
                                 continue;
                         }
                         /* A lone '<' is text. */
@@ -552,6 +577,20 @@ static FoldClass fold_cp(unsigned cp, const char **ret) {
         return FOLD_KEEP;
 }
 
+/* Before a kept character: writes what the blanks since the last one stand for, a paragraph
+ * break (two newlines at most) or one space, and nothing at the start of the text. */
+static inline int fold_separator(StrBuf *b, unsigned *newlines, bool *pending_space) {
+        int r = 0;
+
+        if (*newlines > 0 && b->len > 0)
+                r = strbuf_append(b, "\n\n", MIN(*newlines, 2u));
+        else if (*pending_space && b->len > 0)
+                r = strbuf_putc(b, ' ');
+        *newlines = 0;
+        *pending_space = false;
+        return r;
+}
+
 int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len) {
         _cleanup_strbuf_ StrBuf b = STRBUF_INIT(max);
         const unsigned char *p = (const unsigned char *) in;
@@ -570,12 +609,7 @@ int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len)
                         size_t e = i + 1;
                         while (e < n && p[e] > ' ' && p[e] < 0x7F && p[e] != '`')
                                 e++;
-                        if (newlines > 0 && b.len > 0)
-                                r = strbuf_append(&b, "\n\n", MIN(newlines, 2u));
-                        else if (pending_space && b.len > 0)
-                                r = strbuf_putc(&b, ' ');
-                        newlines = 0;
-                        pending_space = false;
+                        r = fold_separator(&b, &newlines, &pending_space);
                         if (r >= 0)
                                 r = strbuf_append(&b, p + i, e - i);
                         i = e;
@@ -604,12 +638,7 @@ int text_fold(const char *in, size_t n, size_t max, char **ret, size_t *ret_len)
                         break;
                 }
 
-                if (newlines > 0 && b.len > 0)
-                        r = strbuf_append(&b, "\n\n", MIN(newlines, 2u));
-                else if (pending_space && b.len > 0)
-                        r = strbuf_putc(&b, ' ');
-                newlines = 0;
-                pending_space = false;
+                r = fold_separator(&b, &newlines, &pending_space);
                 if (r < 0)
                         break;
                 if (rep)

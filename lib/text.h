@@ -3,7 +3,10 @@
  * Every output is capped at `max` bytes (0 = no cap) and NUL-terminated; ret_len excludes the NUL. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "macro.h"
 
 /* Converts n bytes in `charset` (NULL or empty: us-ascii) to UTF-8. Invalid sequences become
  * U+FFFD. ISO-8859-1 labels are read as Windows-1252, as browsers do (mislabelled curly quotes
@@ -27,6 +30,10 @@ size_t text_utf8_decode(const char *p, size_t n, unsigned *ret_cp);
  * embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069), BOM. Byte-level, for
  * the writers of logs, CSV and JSON; the CLI's printers judge code points the same way. */
 size_t text_control_len(const unsigned char *p, size_t n);
+
+/* Whether the n bytes at in are valid UTF-8 (NULs included): what text_utf8_decode() reads
+ * without a U+FFFD of its own. */
+bool text_utf8_valid(const char *in, size_t n) _pure_;
 
 /* Returns a copy of in with every invalid UTF-8 sequence replaced by U+FFFD and NULs dropped. */
 int text_utf8_sanitize(const char *in, size_t n, size_t max, char **ret, size_t *ret_len);

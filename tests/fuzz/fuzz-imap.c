@@ -80,6 +80,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         (void) imap_fetch(s, NULL, 0, 1, 262144, on_message, NULL);
         (void) imap_fetch_parts(s, NULL, 0, 3, NULL, 0, 65536, 262144, on_message, NULL);
+        /* An EXAMINE sent ahead of the FETCH, and several folders' reads pipelined. */
+        st = (ImapFolderState) { .uidvalidity = 1, .exists = 2 };
+        if (imap_examine_ahead(s, "Junk", 1, &st) >= 0)
+                (void) imap_fetch_parts(s, NULL, 0, 1, NULL, 0, 65536, 262144, on_message, NULL);
+        {
+                static const uint32_t some[] = { 1, 2, 5 };
+                ImapFolderState st2[2] = {};
+                ImapPartsJob jobs[2] = {
+                        { .folder = "INBOX", .uidvalidity = 1, .st = &st2[0], .uids = some, .n = 3, .cb = on_message },
+                        { .folder = "Junk", .uidvalidity = 7, .st = &st2[1], .uids = some + 1, .n = 2, .cb = on_message },
+                };
+                (void) imap_fetch_parts_folders(s, jobs, 2, 65536, 262144);
+        }
         {
                 ImapScout x[2] = { { .folder = "INBOX" }, { .folder = "Junk" } };
                 (void) imap_scout(s, x, 2, domains, keywords);

@@ -110,6 +110,34 @@ class Reload(DaemonTestCase):
         rc, _ = stop_daemon(p)
         self.assertEqual(rc, 0, read_log(p))
 
+    def test_reload_out_of_memory_keeps_the_running_configuration(self):
+        if not test_hooks_built():
+            self.skipTest("needs a build with -DALCODE_TEST_HOOKS=ON (scripts/test makes one)")
+        self.alcode.write_config(self.accounts("dave"))
+        # The first slot made by a reload cannot be allocated (as if out of memory).
+        p = start_daemon(self, self.alcode, notify=self.notify, env={"ALCODE_TEST_RELOAD_ENOMEM": "1"})
+        self.notify.wait("STATUS", "dave: watching")
+
+        # dave changed and frank added: frank's slot fails, after RELOADING=1. systemd must get
+        # READY=1 all the same, and nothing may have changed, dave's connection included.
+        self.alcode.write_config(self.accounts("dave", "frank", extra={"dave": "poll_interval = 600\n"}))
+        since = len(self.notify.fields())
+        self.reload(p)
+        self.notify.wait("STATUS", "dave: watching (reload failed: the previous configuration is in use)",
+                         since=since)
+        self.assertIn("keeping the running configuration", read_log(p))
+        rows = [json.loads(l) for l in self.alcode.run("status", "--json").stdout.splitlines()]
+        self.assertEqual([(r["account"], r["state"]) for r in rows], [("dave", "idle")])
+        self.assertEqual(connects(read_log(p), "dave"), 1)
+
+        # The next reload applies it, and STATUS= no longer says a reload failed.
+        self.reload(p)
+        self.notify.wait("STATUS", "dave: watching; frank: watching", since=since)
+        self.assertIn("1 account(s) started, 1 restarted, 0 stopped, 0 unchanged", read_log(p))
+        wait_for(lambda: connects(read_log(p), "dave") == 2, what="dave to reconnect")
+        rc, _ = stop_daemon(p)
+        self.assertEqual(rc, 0, read_log(p))
+
     def test_rules_change_restarts_every_account(self):
         rules = self.t.join("rules")
         shutil.copytree(RULES_DIR, rules)

@@ -51,8 +51,9 @@ def key_table(c_text, table, section):
 
 
 def string_table(c_text, name):
+    """The strings of a DEFINE_STRING_TABLE_LOOKUP table: rows [ENUM] = { "string", ... }."""
     m = re.search(r"%s\[[^]]*\] = \{(.*?)\};" % re.escape(name), c_text, re.S)
-    return re.findall(r'=\s*"([a-z-]+)"', m.group(1))
+    return re.findall(r'=\s*\{\s*"([a-z0-9-]+)"', m.group(1))
 
 
 def defined_options(text):
@@ -146,8 +147,8 @@ class ManPages(unittest.TestCase):
         acct = text.split("# THE [account NAME] SECTIONS", 1)[1].split("\n# ", 1)[0]
         self.assert_documented(glob, global_keys, "\n*%s* =", "[alcode] keys")
         self.assert_documented(acct, account_keys, "\n*%s* =", "[account] keys")
-        self.assert_documented(acct, string_table(c, "tls_modes"), "*%s*", "tls values")
-        self.assert_documented(acct, string_table(c, "auth_methods"), "*%s*", "auth values")
+        self.assert_documented(acct, string_table(c, "tls_mode_table"), "*%s*", "tls values")
+        self.assert_documented(acct, string_table(c, "auth_method_table"), "*%s*", "auth values")
         # The shipped example config mentions every key too.
         example = source("config/alcode.conf.example")
         self.assert_documented(example, global_keys + account_keys, "%s = ", "keys in alcode.conf.example")
@@ -160,7 +161,7 @@ class ManPages(unittest.TestCase):
         self.assert_documented(text, keys, "\n*%s* =", "rule keys")
         sections = set(re.findall(r'streq\(section, "([a-z]+)"\)', c)) | {"rule NAME"}
         self.assert_documented(text, sections, "\n## [%s]\n", "rule file sections")
-        self.assert_documented(text, string_table(c, "rule_check_names"), "*%s*", "check values")
+        self.assert_documented(text, string_table(c, "rule_check_table"), "*%s*", "check values")
 
     def test_examples_work(self):
         tmp = TempDir()

@@ -1,7 +1,8 @@
 """Store faults: a clear error, no crash, nothing lost that was committed, and a clean stop
 (or a wait, for a short lock), then a complete store once the fault is gone.
 
-- disk full: the database lives on a small tmpfs (as root; else RLIMIT_FSIZE);
+- disk full: the database lives on a small tmpfs (as root; else RLIMIT_FSIZE); a running
+  daemon says so in `alcode status` while it waits, and stops saying it once the space is back;
 - locked by another writer: briefly (alcoded waits) and for longer than its busy timeout;
 - read-only: the file system remounted read-only (as root; else the file made 0400);
 - corrupt: pages overwritten, and a file that is not a database at all;
@@ -9,6 +10,8 @@
   complete one, never a half-made one."""
 
 import contextlib
+import errno
+import json
 import os
 import resource
 import signal
@@ -18,7 +21,8 @@ import threading
 import time
 import unittest
 
-from alcodetest import Alcode, Dovecot, TempDir, binary, main, under_ci
+from alcodetest import (Alcode, DaemonTestCase, Dovecot, TempDir, binary, code_mail, main, random_codes,
+                        read_log, start_daemon, under_ci, wait_for)
 from faultkit import employer_config, load_copies, reference_store, snapshot
 
 AS_ROOT = os.geteuid() == 0
@@ -210,6 +214,65 @@ class StoreFaults(unittest.TestCase):
                     bad.append(r.stderr.strip())
             self.assertEqual(p.wait(), 0)
         self.assertEqual(bad, [])
+
+
+def fill_up(path):
+    """Writes path until the file system is full (ENOSPC)."""
+    with open(path, "wb", buffering=0) as f:
+        for chunk in (1 << 16, 1 << 12, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+
+
+class DiskFullWhileRunning(DaemonTestCase):
+    USERS = {"sam": "pw-sam-5210"}
+
+    def status_row(self):
+        return json.loads(self.alcode.run("status", "--json").stdout.splitlines()[0])
+
+    def test_status_says_disk_full_then_recovers(self):
+        folder = self.t.join("small")
+        if not (AS_ROOT and mount_tmpfs(folder, "2m")):
+            if under_ci():
+                self.fail("cannot mount a tmpfs (CI runs this as root)")
+            self.skipTest("a full disk needs a tmpfs, mounted as root")
+        self.addCleanup(umount, folder)
+        self.alcode.db = os.path.join(folder, "alcode.db")
+        self.alcode.write_config("database = %s\nnotify = no\n" % self.alcode.db +
+                                 self.dovecot.account_config("sam", user="sam",
+                                                             extra="folders = INBOX\nidle = INBOX\n"))
+        p = start_daemon(self, self.alcode, "--verbose", notify=self.notify)
+        self.notify.wait("STATUS", "sam: watching", timeout=30)
+        fill_up(os.path.join(folder, "filler"))
+
+        codes = random_codes(3, seed=15)
+        self.dovecot.append("sam", "INBOX", code_mail(codes[0]))
+        wait_for(lambda: "cannot store results yet" in read_log(p), timeout=30, what="the deferred batch")
+        row = self.status_row()
+        self.assertIn("disk full, retrying", json.dumps(row))
+        self.assertNotEqual(row["state"], "failed", row)
+        self.assertIn("disk full", self.alcode.run("status").stdout)
+
+        # Room again: every code is stored, and the status no longer says the disk is full.
+        os.unlink(os.path.join(folder, "filler"))
+        wait_for(lambda: [x["value"] for x in self.alcode.list_json()] == [codes[0].replace(" ", "")],
+                 timeout=120, what="the code stored once there is room")
+        wait_for(lambda: "usable again" in read_log(p), timeout=10, what="the retry's log line")
+        row = self.status_row()
+        self.assertNotIn("disk full", json.dumps(row))
+        self.assertEqual(row["state"], "idle", row)
+        self.assertNotIn("disk full", self.alcode.run("status").stdout)
+        # and the account goes on: later mail is stored directly.
+        for c in codes[1:]:
+            self.dovecot.append("sam", "INBOX", code_mail(c))
+        want = sorted(c.replace(" ", "") for c in codes)
+        wait_for(lambda: sorted(x["value"] for x in self.alcode.list_json()) == want, timeout=30,
+                 what="the later codes")
+        self.assertIsNone(p.poll(), read_log(p))
 
 
 if __name__ == "__main__":

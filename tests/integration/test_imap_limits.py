@@ -1,8 +1,9 @@
 """Server limits: a server that refuses logins for too many connections (Gmail's "[ALERT] Too many
 simultaneous connections", dovecot's mail_max_userip_connections), says BYE in the middle of a
 backfill, or throttles commands ("NO [THROTTLED]", Gmail's "OK Success [THROTTLED]"). alcode slows
-down (backs off, says so in `alcode status`), never loses a message, never stores one twice, and
-never starts a folder's scan again from its first message: it resumes after the last UID it stored.
+down (backs off, or pauses between reads for a command done but throttled; says so in `alcode
+status`), never loses a message, never stores one twice, and never starts a folder's scan again
+from its first message: it resumes after the last UID it stored.
 
 The faults come from LimitProxy, a proxy of our own between alcoded and a real dovecot (plain
 IMAP, `tls = none`): it forwards both ways, parsing the server's literals so that it can count
@@ -22,7 +23,8 @@ from alcodetest import (NO_NOTIFY, Alcode, DBusSession, Dovecot, LoopbackServer,
                         stop_daemon, wait_for)
 from faultkit import employer_config, load_copies, messages_seen, reference_store, snapshot
 
-FAST = {"ALCODE_TEST_IMAP_TIMEOUT": "5", "ALCODE_TEST_BACKOFF_MIN": "1", "ALCODE_TEST_BACKOFF_MAX": "2"}
+FAST = {"ALCODE_TEST_IMAP_TIMEOUT": "5", "ALCODE_TEST_BACKOFF_MIN": "1", "ALCODE_TEST_BACKOFF_MAX": "2",
+        "ALCODE_TEST_THROTTLE_MIN_MS": "200", "ALCODE_TEST_THROTTLE_MAX_MS": "800"}
 
 
 class LimitProxy(LoopbackServer):
@@ -269,6 +271,30 @@ class Limits(unittest.TestCase):
         self.assertIn("the server asks us to slow down: Request is throttled", log)
         self.assertIn("reconnecting in", log)
         self.assertNotIn("reading whole messages", log)
+
+    def test_throttled_ok_slows_down(self):
+        # Gmail's "OK Success [THROTTLED]": each command is done, but the account is slowed
+        # down. No error, no reconnect: pauses between reads, growing (0.2, 0.4, 0.8 s here)
+        # while the server says it, shown in alcode status; then gone once it stops.
+        self.proxy.throttle_ok = True
+        p = self.daemon()
+
+        def said(words):
+            st = self.status()
+            return st if st and words in (st["error"] or "") else None
+        st = wait_for(lambda: said("the server asks us to slow down: pausing"), timeout=120, interval=0.05,
+                      what="alcode status to say the server slows us down")
+        self.assertEqual(st["state"], "scanning")
+        wait_for(lambda: said("pausing 0.8 s between reads"), timeout=120, interval=0.05, what="the pause to grow")
+        self.proxy.throttle_ok = False
+        wait_for(lambda: messages_seen(self.alcode.db) >= self.n and (self.status() or {}).get("state") == "idle",
+                 timeout=180, what="the backfill to finish", interval=0.2)
+        self.assertIsNone(self.status()["error"])
+        log = read_log(p)
+        self.assertIn("the server asks us to slow down ([THROTTLED]): pausing between reads", log)
+        self.assertNotIn("reconnecting", log)
+        self.assertEqual(self.proxy.connections, 1)
+        self.finished(p)
 
     def connection_limit(self, imap_extra):
         # One connection per user and IP; new mail in two folders must still be found.

@@ -3,6 +3,11 @@ every folder it reads on one connection, and new mail in Trash or an archive fol
 like mail in INBOX (no polling: the poll interval is an hour here). Where it does not, the old
 way: one IDLE connection each for INBOX and Junk, the other folders polled.
 
+A folder created while the daemon watches is read and watched at once: NOTIFY asks for
+MailboxName events too (a "* LIST" line when a folder is created, deleted or renamed); where
+the server refuses them, the folders are listed again at every notification. A folder deleted
+or renamed under the daemon is no error: it stops being asked for.
+
 What is asserted is what a user sees (the code stored) and what the server sees (the daemon's
 TCP connections to it, from /proc), and that no message is read twice: the daemon logs each
 message with codes once, by folder and UID."""
@@ -22,12 +27,15 @@ FOLDERS = "folders = INBOX, Junk, Trash, Archive, Archives/*\n"
 class LosingProxy(LoopbackServer):
     """Between the daemon and dovecot's plain port: drops the server's "* STATUS" lines (lost
     notifications) and, when told, says "* OK [NOTIFICATIONOVERFLOW]" as a server does when it
-    lost count."""
+    lost count. With refuse_names, it forwards every STATUS but refuses a NOTIFY that asks for
+    MailboxName, as a server without those events would."""
 
-    def __init__(self, port):
+    def __init__(self, port, refuse_names=False):
         self.upstream = port
         self.clients_up = []
         self.dropped = 0
+        self.refuse_names = refuse_names
+        self.refused = 0
         super().__init__()
 
     def serve(self, c, n):
@@ -35,12 +43,14 @@ class LosingProxy(LoopbackServer):
         self.clients_up.append(c)
 
         def client_to_server():
+            f = c.makefile("rb")
             try:
-                while True:
-                    data = c.recv(65536)
-                    if not data:
-                        break
-                    up.sendall(data)
+                for line in f:
+                    if self.refuse_names and b" NOTIFY " in line.upper() and b"MAILBOXNAME" in line.upper():
+                        self.refused += 1
+                        c.sendall(line.split(b" ", 1)[0] + b" NO [BADEVENT] (MessageNew MessageExpunge)\r\n")
+                        continue
+                    up.sendall(line)
             except OSError:
                 pass
             up.close()
@@ -56,7 +66,7 @@ class LosingProxy(LoopbackServer):
                 *lines, buf = buf.split(b"\n")
                 out = []
                 for line in lines:
-                    if line.startswith(b"* STATUS "):
+                    if line.startswith(b"* STATUS ") and not self.refuse_names:
                         self.dropped += 1
                         continue
                     out.append(line + b"\n")
@@ -124,7 +134,11 @@ class NotifyImap(unittest.TestCase):
             code = next(self.codes)
             want.append(code.replace(" ", ""))
             self.dovecot.append("alice", ("INBOX", "Trash", "Archive", "Junk")[i % 4], code_mail(code))
-        wait_for(lambda: set(want) <= self.stored(), timeout=15, what="the twelve codes")
+        try:
+            wait_for(lambda: set(want) <= self.stored(), timeout=15, what="the twelve codes")
+        except TimeoutError:
+            print(read_log(p)[-6000:])
+            raise
         time.sleep(1)
         self.assertEqual(self.assert_read_once(p), 3 + 5 + 12)
         self.assertEqual(tcp_connections(p.pid, self.dovecot.tls_port), 1, read_log(p))
@@ -152,6 +166,72 @@ class NotifyImap(unittest.TestCase):
             print(read_log(p)[-4000:])
             raise
         self.assertIn("the server lost count of its notifications", read_log(p))
+        self.assert_read_once(p)
+
+    def proxied(self, proxy):
+        def config(dovecot):
+            proxy.upstream = dovecot.port
+            return ("[account perso]\nhost = 127.0.0.1\nport = %d\ntls = none\nuser = alice\npassword = %s\n%s"
+                    % (proxy.port, dovecot.users["alice"], FOLDERS))
+        return config
+
+    def create(self, *names):
+        c = self.dovecot.imap()
+        try:
+            for name in names:
+                self.assertEqual(c.create('"%s"' % name)[0], "OK")
+        finally:
+            c.logout()
+
+    def test_new_folder_watched_at_once(self):
+        # Polling is an hour away: only the server's word makes the new folder known.
+        p = self.start()
+        self.create("Archives/2026")
+        took = self.append_and_wait(p, "Archives/2026", timeout=5)
+        print("\n  NOTIFY, a new folder: APPEND -> stored in %.0f ms" % (1000 * took))
+        self.assertIn("folder 'Archives/2026': new folder: reading it, then watching it", read_log(p))
+        # Watched from then on, like the others.
+        self.append_and_wait(p, "Archives/2026", timeout=5)
+        self.append_and_wait(p, "INBOX", timeout=5)
+        self.assertEqual(self.assert_read_once(p), 3 + 3)
+        self.assertEqual(tcp_connections(p.pid, self.dovecot.tls_port), 1, read_log(p))
+
+    def test_folders_deleted_and_renamed(self):
+        p = self.start()
+        c = self.dovecot.imap()
+        try:
+            self.assertEqual(c.rename("Archive", '"Archives/Old"')[0], "OK")
+            self.assertEqual(c.delete('"Archives/2025"')[0], "OK")
+        finally:
+            c.logout()
+        # The renamed folder is read under its new name and watched; nothing else changes.
+        self.append_and_wait(p, "Archives/Old", timeout=5)
+        for folder in ("Trash", "INBOX"):
+            self.append_and_wait(p, folder, timeout=5)
+        time.sleep(1)
+        log = read_log(p)
+        self.assertNotIn("cannot open folder", log)
+        self.assertNotIn("reconnecting", log)
+        self.assertNotIn("connection lost", log)
+        self.assertIsNone(p.poll(), log)
+        self.assertEqual(tcp_connections(p.pid, self.dovecot.tls_port), 1, log)
+        self.assert_read_once(p)
+
+    def test_new_folder_without_mailbox_name_events(self):
+        # A server that refuses MailboxName: the folders are listed again at every
+        # notification, so the new folder is found with the next mail anywhere.
+        proxy = LosingProxy(0, refuse_names=True)
+        self.addCleanup(proxy.stop)
+        p = self.start(config=self.proxied(proxy))
+        self.assertEqual(proxy.refused, 1)
+        self.assertIn("looking for new folders at every notification", read_log(p))
+        self.create("Archives/2026")
+        code = next(self.codes)
+        self.dovecot.append("alice", "Archives/2026", code_mail(code))
+        self.append_and_wait(p, "INBOX", timeout=5)
+        wait_for(lambda: code.replace(" ", "") in self.stored(), timeout=5, what="the code in the new folder")
+        self.append_and_wait(p, "Archives/2026", timeout=5)
+        self.assertEqual(proxy.refused, 1, "asked again for what the server refused")
         self.assert_read_once(p)
 
     def test_without_notify_the_old_way(self):

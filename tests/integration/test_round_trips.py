@@ -34,5 +34,30 @@ class RoundTrips(unittest.TestCase):
         self.assertEqual(commands.count("CAPABILITY"), 1, commands)
 
 
+class PipelinedFirstLook(unittest.TestCase):
+    """The first look reads every folder's likely code mail at once (each folder's EXAMINE, then
+    its FETCH, all sent before any answer is read). A folder deleted since the look (its EXAMINE
+    refused, then the FETCH after it) costs only that folder: the answers after it still go to
+    their own folders, and the session goes on."""
+
+    def test_refused_folder_between_others(self):
+        tmp = TempDir()
+        self.addCleanup(tmp.cleanup)
+        fake = FakeImap("vanish")
+        self.addCleanup(fake.stop)
+        a = Alcode(tmp)
+        a.write_config("[account f]\nhost = 127.0.0.1\nport = %d\ntls = none\nuser = u\npassword = p\n" % fake.port)
+        r = a.daemon("--once", "-v")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([c[0] for c in a.sql("SELECT value FROM codes")], ["FA7K3Q9P"], r.stderr)
+        # Keep's answer, after Gone's refusals, went to Keep: its code read in the first look.
+        self.assertIn("folder 'Keep' UID 1: found 1 code(s)", r.stderr)
+        self.assertIn("folder 'Keep': phase: read the folder's likely code mail (1 messages)", r.stderr)
+        self.assertNotIn("folder 'Gone': phase: read the folder's likely code mail", r.stderr)
+        self.assertIn("folder 'Gone': cannot open folder", r.stderr)
+        self.assertNotIn("scan interrupted", r.stderr)
+        # Looked at in the first look (scout), then read: INBOX and Keep (Gone refused).
+        self.assertEqual(fake.examined[:5], ["INBOX", "Gone", "Keep", "INBOX", "Keep"], fake.examined)
+
 if __name__ == "__main__":
     main()

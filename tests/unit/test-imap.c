@@ -94,27 +94,41 @@ typedef struct NotifyCase {
         const char *names[5]; /* expected, in order */
         bool all;
         unsigned events;
+        bool folders;       /* a "* LIST" line (MailboxName) */
+        unsigned throttled; /* "OK [THROTTLED]" lines */
 } NotifyCase;
 
 static const NotifyCase notify_cases[] = {
         { "* OK Still here\r\n* STATUS Trash (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7 UNSEEN 1)\r\n* 1 EXISTS\r\n"
           "* STATUS \"Archive/2024 x\" (UIDNEXT 3)\r\n* STATUS INBOX (UIDNEXT 3)\r\n* status inbox (UIDNEXT 4)\r\n"
           "* STATUS Trash (UIDNEXT 3)\r\n",
-          { "Trash", "Archive/2024 x", "INBOX" }, false, 5 },
+          { "Trash", "Archive/2024 x", "INBOX" }, false, 5, false, 0 },
         /* Only at a line's start, untagged: a tagged answer or a line inside another is none. */
-        { "a1 STATUS Trash (UIDNEXT 2)\r\n* 3 FETCH (BODY[] {20}\r\nx * STATUS Junk (U)\r\n)\r\n", {}, false, 0 },
+        { "a1 STATUS Trash (UIDNEXT 2)\r\n* 3 FETCH (BODY[] {20}\r\nx * STATUS Junk (U)\r\n)\r\n", {}, false, 0, false, 0 },
         /* A body line that looks like one is taken as one: a STATUS more, nothing lost. */
-        { "* 3 FETCH (BODY[] {24}\r\n* STATUS Junk (UIDNEXT)\r\n)\r\n", { "Junk" }, false, 1 },
-        { "* OK [NOTIFICATIONOVERFLOW] too many\r\n", {}, true, 1 },
-        { "* OK Still here\n* STATUS Sent\n", { "Sent" }, false, 1 }, /* bare LF */
+        { "* 3 FETCH (BODY[] {24}\r\n* STATUS Junk (UIDNEXT)\r\n)\r\n", { "Junk" }, false, 1, false, 0 },
+        { "* OK [NOTIFICATIONOVERFLOW] too many\r\n", {}, true, 1, false, 0 },
+        { "* OK Still here\n* STATUS Sent\n", { "Sent" }, false, 1, false, 0 }, /* bare LF */
         /* Names it cannot read: look everywhere. */
-        { "* STATUS {5}\r\nhello (UIDNEXT 2)\r\n", {}, true, 1 },
-        { "* STATUS \"unterminated (UIDNEXT 2)\r\n", {}, true, 1 },
-        { "* STATUS (UIDNEXT 2)\r\n", {}, true, 1 },
-        { "* STATUS \"a\\\"b\\\\c\" (UIDNEXT 2)\r\n", { "a\"b\\c" }, false, 1 },
-        { "* STATUS &AOk-t&AOk- (UIDNEXT 2)\r\n", { "&AOk-t&AOk-" }, false, 1 },
+        { "* STATUS {5}\r\nhello (UIDNEXT 2)\r\n", {}, true, 1, false, 0 },
+        { "* STATUS \"unterminated (UIDNEXT 2)\r\n", {}, true, 1, false, 0 },
+        { "* STATUS (UIDNEXT 2)\r\n", {}, true, 1, false, 0 },
+        { "* STATUS \"a\\\"b\\\\c\" (UIDNEXT 2)\r\n", { "a\"b\\c" }, false, 1, false, 0 },
+        { "* STATUS &AOk-t&AOk- (UIDNEXT 2)\r\n", { "&AOk-t&AOk-" }, false, 1, false, 0 },
         /* Cut in the middle of a notification: nothing until its end of line. */
-        { "* STATUS Trash (UIDNEXT", {}, false, 0 },
+        { "* STATUS Trash (UIDNEXT", {}, false, 0, false, 0 },
+        /* MailboxName (RFC 5465 §5.4): a folder created, deleted or renamed. */
+        { "* LIST () \"/\" New\r\n", {}, false, 1, true, 0 },
+        { "* LIST (\\NonExistent) \"/\" Old\r\n* STATUS Trash (UIDNEXT 2)\r\n", { "Trash" }, false, 2, true, 0 },
+        { "* 3 FETCH (BODY[] {10}\r\nx * LIST y\r\n)\r\n", {}, false, 0, false, 0 },
+        /* Gmail slowing us down: on a command's OK (at its end or as its code), or untagged. */
+        { "12 OK Success [THROTTLED]\r\n* OK [THROTTLED] slow down\r\n13 OK [throttled] done\r\n", {}, false, 0,
+          false, 3 },
+        { "12 OK done\r\n13 NO [THROTTLED] refused\r\n* OK Still here [THROTTLED]\r\nab.1 OK\r\n", {}, false, 0,
+          false, 0 },
+        { "* STATUS Trash (UIDNEXT 2)\r\n7 OK Success [THROTTLED]\n", { "Trash" }, false, 1, false, 1 },
+        /* A body line starting with a long word is no tagged answer of ours (and costs little). */
+        { "12345678901234567 OK [THROTTLED]\r\nBonjour OK [THROTTLED]\r\n", {}, false, 0, false, 1 },
 };
 
 static void check_notify(const ImapNotifyScan *n, const NotifyCase *c, const char *how) {
@@ -122,8 +136,10 @@ static void check_notify(const ImapNotifyScan *n, const NotifyCase *c, const cha
 
         while (want < ELEMENTSOF(c->names) && c->names[want])
                 want++;
-        if (n->n_names != want || n->all != c->all || n->events != c->events)
-                fail_msg("%s: %zu names, all=%d, %u events for %s", how, n->n_names, n->all, n->events, c->in);
+        if (n->n_names != want || n->all != c->all || n->events != c->events || n->folders_changed != c->folders ||
+            n->throttled != c->throttled)
+                fail_msg("%s: %zu names, all=%d, %u events, folders=%d, throttled %u for %s", how, n->n_names, n->all,
+                         n->events, n->folders_changed, n->throttled, c->in);
         for (size_t i = 0; i < want; i++)
                 assert_string_equal(n->names[i], c->names[i]);
         if (want > 0)

@@ -29,6 +29,16 @@ static char *write_file(const char *sub, const char *name, const char *text) {
         return test_write_file(d, name, text);
 }
 
+/* Loads text as the one rule file dir/sub/t.rules; its errors go to *errors. */
+static Rules *load_text(const char *sub, const char *text, char ***errors) {
+        _cleanup_free_ char *path = write_file(sub, "t.rules", text);
+        char *files[2] = { path, NULL };
+        Rules *rules = NULL;
+
+        assert_int_equal(rules_load_files(files, &rules, errors), 0);
+        return rules;
+}
+
 #define GOOD_RULE "[rule good]\nkind = otp\nsenders = example.org\npattern = code (?<code>\\d+)\n"
 
 static void test_errors(void **state) {
@@ -102,16 +112,12 @@ static void test_errors(void **state) {
 
 /* An internationalised sender domain is kept as mail carries it: its xn-- A-label. */
 static void test_idn_sender(void **state) {
-        _cleanup_free_ char *path = NULL;
         _cleanup_strv_free_ char **errors = NULL;
         _cleanup_(rules_freep) Rules *rules = NULL;
-        char *files[2] = { NULL, NULL };
 
         (void) state;
-        path = write_file("idn", "t.rules", "[rule a]\nkind = otp\nsenders = Exämple.FR, xn--exmple-cua.fr\n"
-                                            "pattern = code (?<code>\\d+)\n");
-        files[0] = path;
-        assert_int_equal(rules_load_files(files, &rules, &errors), 0);
+        rules = load_text("idn", "[rule a]\nkind = otp\nsenders = Exämple.FR, xn--exmple-cua.fr\n"
+                                 "pattern = code (?<code>\\d+)\n", &errors);
         assert_null(errors);
         assert_int_equal(rules_count(rules), 1);
         assert_int_equal(strv_length((char **) rules_trusted_domains(rules)), 1);
@@ -502,6 +508,45 @@ static void test_generalised(void **state) {
         assert_rule_cases(rules, cases, ELEMENTSOF(cases));
 }
 
+/* Whatever bytes a caller hands rules_match(), PCRE2 reads valid UTF-8: a raw lead byte
+ * between label and value no longer swallows the value's first digit (PCRE2 took "\xC34" for
+ * one character, and the code lost its 4), and one at the very end no longer makes it read past
+ * the text. Each bad byte reads as one U+FFFD. */
+static void test_invalid_utf8(void **state) {
+        static const struct {
+                const char *text, *want;
+        } cases[] = {
+                { "code\xC3" "482913", "482913" },
+                { "code\xE2\x80" "482913", "482913" },
+                { "code\xF0\x9F" "482913", "482913" },
+                { "\xC3" "code:482913", "482913" },
+                { "ton code:482913 \xF0", "482913" },
+                { "\xFF\xFE code:\xE2\x80 482913", NULL }, /* a space between label and value */
+        };
+        _cleanup_strv_free_ char **errors = NULL;
+        _cleanup_(rules_freep) Rules *rules = NULL;
+        _cleanup_(rule_matcher_freep) RuleMatcher *m = NULL;
+        SenderInfo s = { .address = "no\xC3reply@example.org", .domain = "example.org", .name = "Ex\xE9mple" };
+
+        (void) state;
+        rules = load_text("utf8", "[rule good]\nkind = otp\nsenders = example.org\n"
+                                  "pattern = code[^\\d\\s]*(?<code>\\d+)\n", &errors);
+        assert_null(errors);
+        assert_int_equal(rule_matcher_new(&m), 0);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(message_freep) Message *msg = calloc(1, sizeof(Message));
+                RuleText t = { .text = cases[i].text, .len = strlen(cases[i].text) };
+
+                assert_non_null(msg);
+                assert_int_equal(rules_match(rules, m, &t, 1, &s, msg, NULL, NULL, NULL), cases[i].want ? 1 : 0);
+                if (cases[i].want) {
+                        assert_string_equal(msg->codes[0].value, cases[i].want);
+                        assert_int_equal(msg->codes[0].kind, CODE_KIND_OTP);
+                        assert_true(msg->codes[0].trusted);
+                }
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_errors),
@@ -510,6 +555,7 @@ int main(void) {
                 cmocka_unit_test(test_shipped_pack),
                 cmocka_unit_test(test_many_rules),
                 cmocka_unit_test(test_generalised),
+                cmocka_unit_test(test_invalid_utf8),
         };
         return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
