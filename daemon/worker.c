@@ -511,6 +511,12 @@ static int run_pipeline(Scan *sc, const ImapMessage *m) {
                 return r;
         STRV_FOREACH(wn, warnings)
                 log_full_errno_ctx(LOG_DEBUG, 0, &ctx, "%s", *wn);
+        if (r > 0)
+                log_full_errno_ctx(LOG_WARNING, 0, &ctx, "message not read whole (text cut at a size limit or "
+                                   "a rule stopped by PCRE2's limits)%s; alcode scan --explain says which",
+                                   msg->n_codes == 0 ? ", no code found"
+                                   : msg->codes[0].kind == CODE_KIND_POSSIBLE ? ", no code found: kept as a possible code"
+                                                                              : "");
         if (msg->n_codes == 0) {
                 message_free(msg);
                 return 0;

@@ -409,6 +409,10 @@ static int read_fields(MimeMessage *m, const struct mailimf_fields *fields) {
                                 m->subject = mime_decode_header(v, strlen(v));
                                 if (!m->subject)
                                         r = -ENOMEM;
+                                else if (strlen(v) > MAX_HEADER_VALUE) {
+                                        m->cut = true;
+                                        r = warn(m, "Subject: longer than %d bytes, truncated", MAX_HEADER_VALUE);
+                                }
                         }
                         break;
                 case MAILIMF_FIELD_MESSAGE_ID:
@@ -459,15 +463,19 @@ static int add_text(Walker *w, const char *data, size_t len, const char *charset
         MimeText *n;
         int r;
 
-        if (budget == 0)
+        if (budget == 0) {
+                m->cut = true;
                 return warn(m, "part %u: text limit of %zu bytes reached, skipping", part_no,
                             w->limits->max_text);
+        }
         r = text_to_utf8(charset, data, len, budget, &text, &text_len);
         if (r == -ENOMEM)
                 return r;
         if (r == 1 && warn(m, "part %u: unknown charset '%.40s', read as UTF-8 or Windows-1252", part_no,
                            charset) < 0)
                 r = -ENOMEM;
+        if (r == -E2BIG)
+                m->cut = true;
         if (r == -E2BIG && warn(m, "part %u: text limit of %zu bytes reached, truncated", part_no,
                                 w->limits->max_text) < 0)
                 r = -ENOMEM;
@@ -802,10 +810,12 @@ static int parse_buffer(Walker *w, const char *raw, size_t size, unsigned attach
         int r;
 
         n = MIN(size, w->limits->max_message);
+        m->cut = m->cut || n < size;
         if (n < size && (r = warn(m, "message larger than %zu bytes, reading only the start",
                                   w->limits->max_message)) < 0)
                 return r;
         n = bounded_length(raw, n, budget, &cut);
+        m->cut = m->cut || cut;
         if (cut && (r = warn(m, "more than %u MIME parts, ignoring the rest", w->limits->max_parts)) < 0)
                 return r;
 

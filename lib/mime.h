@@ -52,6 +52,8 @@ typedef struct MimeMessage {
         char *gmail_labels;      /* X-Gmail-Labels (Google Takeout), or NULL */
         MimeText *texts;
         size_t n_texts;
+        bool cut;                /* text not all read: cut at max_text, max_message, max_parts, or a
+                                  * Subject longer than 4 KiB */
         char **warnings;         /* what was malformed or skipped; never message content */
         size_t n_warnings;
 } MimeMessage;

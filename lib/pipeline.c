@@ -196,8 +196,9 @@ static int texts_add(Texts *x, char *s, size_t len, RuleText proto) {
         return 0;
 }
 
-/* Decoded text of one MIME part → folded, link-free RuleTexts (own words, then quoted ones). */
-static int add_part(Pipeline *p, Texts *x, const MimeText *mt) {
+/* Decoded text of one MIME part → folded, link-free RuleTexts (own words, then quoted ones).
+ * *cut is set when the text was cut at max_text. */
+static int add_part(Pipeline *p, Texts *x, const MimeText *mt, bool *cut) {
         _cleanup_free_ char *plain = NULL, *folded = NULL, *own = NULL, *quoted = NULL;
         const char *src = mt->text;
         size_t len = mt->len, own_len, quoted_len;
@@ -207,11 +208,13 @@ static int add_part(Pipeline *p, Texts *x, const MimeText *mt) {
                 r = text_html_to_text(src, len, p->limits.max_text, &plain, &len);
                 if (r == -ENOMEM)
                         return r;
+                *cut = *cut || r == -E2BIG;
                 src = plain;
         }
         r = text_fold(src, len, p->limits.max_text, &folded, &len);
         if (r == -ENOMEM)
                 return r;
+        *cut = *cut || r == -E2BIG;
         len = text_remove_links(folded, len);
         r = text_split_quoted(folded, len, &own, &own_len, &quoted, &quoted_len);
         if (r < 0)
@@ -269,14 +272,26 @@ static int net_find(Pipeline *p, const RulePattern *re, const Texts *x, size_t *
 }
 
 /* The safety net (see possible_mention): adds a possible code to msg when a trusted sender's
- * mail speaks of a code and no rule read one. */
-static int possible_code(Pipeline *p, const Texts *x, const SenderInfo *sender, Message *msg,
-                         RuleExplainFunc explain, void *userdata) {
+ * mail speaks of a code and no rule read one, or was not read whole (incomplete: a code may be
+ * in what was not read). */
+static int possible_code(Pipeline *p, const Texts *x, const SenderInfo *sender, bool incomplete,
+                         Message *msg, RuleExplainFunc explain, void *userdata) {
         size_t offset = 0;
         int t, r;
 
         if (msg->n_codes > 0 || !sender_trusted(sender, rules_trusted_domains(p->rules), true))
                 return 0;
+        if (incomplete) {
+                r = message_add_code(msg, &(Code) { .kind = CODE_KIND_POSSIBLE, .trusted = true, .rule = (char *) "possible" });
+                if (r < 0)
+                        return r;
+                if (explain)
+                        explain(&(RuleVerdict) { .rule = "possible", .kind = CODE_KIND_POSSIBLE,
+                                                 .rejected = "a trusted sender's mail was not read whole (see the "
+                                                             "warnings) and no rule read a code: kept as a possible code" },
+                                userdata);
+                return 0;
+        }
         t = net_find(p, p->mention, x, &offset);
         if (t < 0)
                 return t < -1 ? t : 0;
@@ -309,6 +324,8 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
         _cleanup_(message_freep) Message *msg = NULL;
         _cleanup_(sender_info_done) SenderInfo sender = {};
         _cleanup_(texts_done) Texts texts = {};
+        _cleanup_strv_free_ char **limited = NULL;
+        bool cut;
         int r;
 
         msg = calloc(1, sizeof(Message));
@@ -323,6 +340,7 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
         r = add_warnings(warnings, mm->warnings);
         if (r < 0)
                 return r;
+        cut = mm->cut;
         r = sender_analyze(mm, rules_trusted_domains(p->rules), p->employer_domains, p->user_addresses,
                            &sender);
         if (r < 0)
@@ -345,25 +363,31 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
                 r = text_fold(mm->subject, strlen(mm->subject), SUBJECT_MAX, &s, &l);
                 if (r == -ENOMEM)
                         return r;
+                cut = cut || r == -E2BIG;
                 l = text_remove_links(s, l);
                 r = texts_add(&texts, s, l, (RuleText) { .subject = true });
                 if (r < 0)
                         return r;
         }
         for (size_t i = 0; i < mm->n_texts; i++) {
-                r = add_part(p, &texts, &mm->texts[i]);
+                r = add_part(p, &texts, &mm->texts[i], &cut);
                 if (r < 0)
                         return r;
         }
         if (p->text_cb)
                 p->text_cb(&sender, texts.t, texts.n, p->text_userdata);
 
-        r = rules_match(p->rules, p->matcher, texts.t, texts.n, &sender, msg, explain, userdata, warnings);
+        /* rules_match() warns only of patterns stopped by PCRE2's limits. */
+        r = rules_match(p->rules, p->matcher, texts.t, texts.n, &sender, msg, explain, userdata, &limited);
         if (r < 0)
                 return r;
-        r = possible_code(p, &texts, &sender, msg, explain, userdata);
+        r = add_warnings(warnings, limited);
+        if (r < 0)
+                return r;
+        cut = cut || limited;
+        r = possible_code(p, &texts, &sender, cut, msg, explain, userdata);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(msg);
-        return 0;
+        return cut;
 }

@@ -33,7 +33,9 @@ void pipeline_set_distrust(Pipeline *p, const char *why);
 /* Extracts the codes of one message. ref (may be NULL) is copied into the result.
  * warnings (may be NULL) receives what was malformed or skipped, never message content.
  * explain (may be NULL) sees every candidate. Malformed mail is read best-effort and is not an
- * error. Returns 0 or -ENOMEM. */
+ * error. When the text was not read whole (cut at a MimeLimits or subject limit, or a pattern
+ * stopped by PCRE2's limits: warnings say which) and a trusted sender's mail gave no code, a
+ * possible code is added. Returns 0, 1 when the text was not read whole, or -ENOMEM. */
 int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *ref,
                  Message **ret, char ***warnings, RuleExplainFunc explain, void *userdata);
 

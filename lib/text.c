@@ -105,6 +105,24 @@ int text_utf8_sanitize(const char *in, size_t n, size_t max, char **ret, size_t 
         return finish(&b, r, ret, ret_len);
 }
 
+/* Mislabelled Latin-1/Windows-1252 under a UTF-8 label: not valid UTF-8, and more invalid
+ * sequences than valid multi-byte characters. A UTF-8 text with a stray byte stays UTF-8. */
+static bool utf8_mislabelled(const char *in, size_t n) {
+        const unsigned char *p = (const unsigned char *) in;
+        size_t bad = 0, good = 0;
+        unsigned cp;
+
+        for (size_t i = 0; i < n;) {
+                size_t l = utf8_decode(p + i, n - i, &cp);
+                if (cp == REPLACEMENT && l == 1)
+                        bad++;
+                else if (l > 1)
+                        good++;
+                i += l;
+        }
+        return bad > good;
+}
+
 bool text_utf8_valid(const char *in, size_t n) {
         const unsigned char *p = (const unsigned char *) in;
         unsigned cp;
@@ -212,8 +230,12 @@ int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char
         iconv_t cd;
 
         charset_normalize(charset, cs, sizeof cs);
-        if (isempty(cs) || streq(cs, "utf-8") || streq(cs, "utf8") || streq(cs, "unicode-1-1-utf-8"))
+        if (isempty(cs) || streq(cs, "utf-8") || streq(cs, "utf8") || streq(cs, "unicode-1-1-utf-8")) {
+                /* Latin-1 labelled UTF-8 (or unlabelled) is common too: Windows-1252, not U+FFFD. */
+                if (!text_utf8_valid(in, n) && utf8_mislabelled(in, n))
+                        return finish(&b, single_byte_to_utf8(SB_CP1252, in, n, &b), ret, ret_len);
                 return text_utf8_sanitize(in, n, max, ret, ret_len);
+        }
 
         if (streq(cs, "us-ascii") || streq(cs, "ascii") || streq(cs, "ansi_x3.4-1968") ||
             streq(cs, "iso-8859-1") || streq(cs, "iso8859-1") || streq(cs, "iso_8859-1") ||

@@ -11,7 +11,9 @@
 /* Converts n bytes in `charset` (NULL or empty: us-ascii) to UTF-8. Invalid sequences become
  * U+FFFD. ISO-8859-1 labels are read as Windows-1252, as browsers do (mislabelled curly quotes
  * and euro signs are common); a US-ASCII label is read as UTF-8 when the bytes are valid UTF-8
- * (mislabelled UTF-8 is common too), else as Windows-1252. Returns 0, 1 when the charset is unknown (the bytes
+ * (mislabelled UTF-8 is common too), else as Windows-1252. A UTF-8 label (or none) on bytes that
+ * are mostly not UTF-8 (more invalid sequences than valid multi-byte characters: Latin-1 sent as
+ * UTF-8) is read as Windows-1252 too; a stray invalid byte in UTF-8 text is U+FFFD. Returns 0, 1 when the charset is unknown (the bytes
  * were then read as UTF-8, else Windows-1252: a warning, not a failure), -E2BIG when the output
  * was capped (still set), or -ENOMEM. */
 int text_to_utf8(const char *charset, const char *in, size_t n, size_t max, char **ret,

@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (pipeline_run(pipeline, (const char *) data, size, &ref, &m, &warnings, NULL, NULL) < 0)
                 abort(); /* only -ENOMEM may fail */
         /* A code has a value and its text as written; a possible code (a trusted mail that
-         * speaks of a code no rule read) has no value. */
+         * speaks of a code no rule read, or was not read whole) has no value. pipeline_run()
+         * returns 1 for a mail not read whole. */
         for (size_t i = 0; i < m->n_codes; i++) {
                 const Code *c = &m->codes[i];
                 if (c->kind == CODE_KIND_POSSIBLE ? c->value != NULL

@@ -32,7 +32,8 @@ static void test_decode_header(void **state) {
                 { "=?x-nope?q?abc?=", "abc" },
                 { "=?x-nope?q?caf=E9?=", "café" },
                 /* Bad bytes become U+FFFD, never '?'. */
-                { "=?utf-8?q?a=FFb?=", "a\xef\xbf\xbd" "b" },
+                { "=?utf-8?q?=C3=A9a=FFb?=", "éa\xef\xbf\xbd" "b" },  /* a stray byte in UTF-8 */
+                { "=?utf-8?q?sp=E9cifique?=", "spécifique" },         /* Latin-1 labelled UTF-8 */
                 /* Not encoded words: kept as written. */
                 { "=?utf-8?q?broken", "=?utf-8?q?broken" },
                 { "=?utf-8?x?abc?=", "=?utf-8?x?abc?=" },

@@ -325,6 +325,68 @@ static void test_every_prefix(void **state) {
         free(raw);
 }
 
+/* A mail not read whole (text past max_text, a subject past 4 KiB): pipeline_run() returns 1
+ * and warns; a trusted sender's mail with no code read is kept as a possible code, an untrusted
+ * one's is not. Read whole, the same mail gives its code and 0. */
+static void test_not_read_whole(void **state) {
+#define HEAD "From: AL'in <notifications@al-in.fr>\n" \
+             "Authentication-Results: mx.example; dkim=pass header.d=al-in.fr; dmarc=pass header.from=al-in.fr\n" \
+             "Subject: %s\nContent-Type: text/plain; charset=utf-8\n\n%s"
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+        _cleanup_(pipeline_freep) Pipeline *whole = NULL, *cut = NULL;
+        MimeLimits small = MIME_LIMITS_DEFAULT;
+        StrBuf body = STRBUF_INIT(0), subject = STRBUF_INIT(0);
+
+        (void) state;
+        small.max_text = 4096;
+        assert_int_equal(pipeline_new(rules, employer, NULL, &whole), 0);
+        assert_int_equal(pipeline_new(rules, employer, &small, &cut), 0);
+        for (int i = 0; i < 100; i++)
+                assert_true(strbuf_puts(&body, "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n") >= 0);
+        assert_true(strbuf_puts(&body, "Votre code sp\xc3\xa9\x63ifique : HJ7K 2M9P\n") >= 0);
+        for (int i = 0; i < 1000; i++)
+                assert_true(strbuf_puts(&subject, "Lorem ipsum ") >= 0);
+        assert_true(strbuf_puts(&subject, "code HJ7K 2M9P") >= 0);
+
+        for (int untrusted = 0; untrusted < 2; untrusted++) {
+                _cleanup_free_ char *raw = NULL, *long_subject = NULL;
+                _cleanup_strv_free_ char **warnings = NULL;
+                Message *m = NULL;
+
+                assert_true(asprintf(&raw, HEAD, "Votre espace AL'in", body.data) >= 0);
+                assert_true(asprintf(&long_subject, HEAD, subject.data, "Bonjour.\n") >= 0);
+                if (untrusted) {
+                        memcpy(strstr(raw, "al-in.fr>"), "al-in.zz", 8);
+                        memcpy(strstr(long_subject, "al-in.fr>"), "al-in.zz", 8);
+                }
+
+                assert_int_equal(pipeline_run(whole, raw, strlen(raw), NULL, &m, &warnings, NULL, NULL), 0);
+                assert_null(warnings);
+                _cleanup_free_ char *got = codes_of(m);
+                assert_string_equal(got, untrusted ? "specific=HJ7K2M9P!" : "specific=HJ7K2M9P");
+                m = message_free(m);
+
+                assert_int_equal(pipeline_run(cut, raw, strlen(raw), NULL, &m, &warnings, NULL, NULL), 1);
+                assert_non_null(warnings);
+                assert_non_null(strstr(warnings[0], "text limit of 4096 bytes reached"));
+                assert_int_equal(m->n_codes, !untrusted);
+                if (!untrusted)
+                        assert_true(m->codes[0].kind == CODE_KIND_POSSIBLE && m->codes[0].trusted);
+                m = message_free(m);
+                warnings = strv_free(warnings);
+
+                assert_int_equal(pipeline_run(whole, long_subject, strlen(long_subject), NULL, &m, &warnings, NULL, NULL), 1);
+                assert_true(strv_contains(warnings, "Subject: longer than 4096 bytes, truncated"));
+                assert_int_equal(m->n_codes, !untrusted);
+                if (!untrusted)
+                        assert_true(m->codes[0].kind == CODE_KIND_POSSIBLE);
+                m = message_free(m);
+        }
+        strbuf_done(&body);
+        strbuf_done(&subject);
+#undef HEAD
+}
+
 /* ---- keywords: a necessary condition for untrusted senders ---- */
 
 typedef struct Capture {
@@ -451,6 +513,7 @@ int main(void) {
                 cmocka_unit_test(test_generalised_mail),
                 cmocka_unit_test(test_user_addresses), cmocka_unit_test(test_explain),
                 cmocka_unit_test(test_every_prefix),   cmocka_unit_test(test_keywords_necessary),
+                cmocka_unit_test(test_not_read_whole),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

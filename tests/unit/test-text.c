@@ -25,9 +25,15 @@ static void test_charsets(void **state) {
                 { "iso-8859-15", "\xa4 \xbd\x75vre", "€ œuvre" },
                 { "\"us-ascii\"", "plain", "plain" },
                 { "us-ascii", "caf\xc3\xa9", "café" },                /* mislabelled UTF-8 */
-                { "utf-8", "bad \xff byte", "bad \xef\xbf\xbd byte" }, /* U+FFFD */
-                { "utf-8", "over\xc0\xaflong", "over\xef\xbf\xbd\xef\xbf\xbdlong" },
-                { "utf-8", "trunc\xe2\x82", "trunc\xef\xbf\xbd\xef\xbf\xbd" },
+                /* UTF-8 with a stray invalid byte: U+FFFD for it, the rest as UTF-8 */
+                { "utf-8", "caf\xc3\xa9 bad \xff byte", "café bad \xef\xbf\xbd byte" },
+                { "utf-8", "\xc3\xa9\xc3\xa9 over\xc0\xaflong", "éé over\xef\xbf\xbd\xef\xbf\xbdlong" },
+                { "utf-8", "\xe2\x82\xac\xe2\x82\xac trunc\xe2\x82", "€€ trunc\xef\xbf\xbd\xef\xbf\xbd" },
+                /* Latin-1/Windows-1252 labelled UTF-8 (or not labelled): read as Windows-1252 */
+                { "utf-8", "Votre code sp\xe9\x63ifique \x96 l\x92\xe9quipe", "Votre code spécifique – l’équipe" },
+                { "UTF-8", "bad \xff byte", "bad ÿ byte" },
+                { "utf8", "d\xe9j\xe0 \xe9t\xe9 \xc3\xa9", "déjà été Ã©" }, /* 4 invalid > 1 valid */
+                { "", "caf\xe9", "café" },
                 { "koi8-r", "\xf0\xd2\xc9\xd7\xc5\xd4", "Привет" },  /* through iconv */
                 { NULL, "none", "none" },
         };
