@@ -150,8 +150,24 @@ def kill_dovecot(d):
     returns once its ports are free again."""
     import signal
     import socket
-    signal_tree(d.proc.pid, signal.SIGKILL)
+    # The master stopped first: a child it forked between reading /proc and the kill would
+    # outlive it, holding the instance's sockets ("Socket already exists" at the restart).
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    pids = process_tree(d.proc.pid)
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     d.proc.wait()
+
+    def gone(p):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            return True
+    wait_for(lambda: all(gone(p) for p in pids[1:]), timeout=10, what="dovecot's processes to exit")
 
     def free():
         for port in (d.port, d.tls_port):
