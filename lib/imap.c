@@ -2364,95 +2364,6 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
         return r;
 }
 
-/* A new chunk's state: st's settings, no messages. */
-static PartsState chunk_state(const PartsState *st) {
-        return (PartsState) { .session = st->session, .max_part = st->max_part, .max_whole = st->max_whole,
-                              .cb = st->cb, .userdata = st->userdata, .first_uid = st->first_uid, .skip = st->skip,
-                              .n_skip = st->n_skip, .labels = st->labels, .settled = st->settled, .last = st->last };
-}
-
-/* A chunk begun (r: what chunk_begin() returned) and its structures read; c (chunk_begin()'s
- * command) freed. */
-static int chunk_structures_read(PartsState *st, FetchCmd *c, int r) {
-        if (r >= 0 && !st->session->no_structure) {
-                r = fetch_cmds(st->session, c, 1);
-                r = chunk_structures(st, r < 0 ? r : parts_result(st->session, st));
-        }
-        if (c->ft)
-                mailimap_fetch_type_free(c->ft);
-        if (c->set)
-                mailimap_set_free(c->set);
-        *c = (FetchCmd) {};
-        return r;
-}
-
-/* The n UIDs in chunks of PARTS_CHUNK: each chunk's sections, and with them (pipelined) the
- * next chunk's structures, so that the server works them out while the sections are on their
- * way (one round trip a chunk, where structures then sections took two). */
-static int parts_chunks(PartsState *st, const uint32_t *uids, size_t n) {
-        ImapSession *s = st->session;
-        PartsState nx = {};
-        FetchCmd head = {}, *c = NULL;
-        size_t done = 0, len = MIN(n, (size_t) PARTS_CHUNK), k = 0;
-        bool ahead = false; /* nx holds the next chunk, its structures asked for */
-        int r;
-
-        if (n == 0)
-                return 0;
-        r = chunk_structures_read(st, &head, chunk_begin(st, uids, len, &head));
-        while (r >= 0) {
-                size_t next = MIN(n - done - len, (size_t) PARTS_CHUNK);
-                FetchCmd *m;
-
-                r = chunk_sections(st, &c, &k);
-                if (r >= 0 && next > 0 && !s->no_structure) {
-                        nx = chunk_state(st);
-                        ahead = true;
-                        m = reallocarray(c, k + 1, sizeof(FetchCmd));
-                        if (!m)
-                                r = -ENOMEM;
-                        else {
-                                c = m;
-                                r = chunk_begin(&nx, uids + done + len, next, &c[k++]);
-                        }
-                }
-                if (r >= 0)
-                        r = fetch_waves(s, c, k);
-                if (r >= 0)
-                        r = parts_result(s, st);
-                if (r == -EREMOTEIO)
-                        r = -EPROTO; /* a message the server cannot give: as imap_fetch() says it */
-                if (r >= 0 && ahead)
-                        r = chunk_structures(&nx, parts_result(s, &nx));
-                cmds_free(TAKE_PTR(c), k);
-                k = 0;
-                chunk_end(st);
-                if (r < 0)
-                        break;
-                done += len;
-                st->settled = uids[done - 1];
-                /* Every UID of the chunk is done (handed over, or gone from the server). */
-                r = st->cb(&(ImapMessage) { .data = "", .settled = st->settled }, st->userdata);
-                if (r < 0 || done >= n)
-                        break;
-                len = next;
-                if (ahead) {
-                        nx.settled = st->settled;
-                        nx.last = st->last;
-                        *st = nx;
-                        nx = (PartsState) {};
-                        ahead = false;
-                } else {
-                        *st = chunk_state(st);
-                        r = chunk_structures_read(st, &head, chunk_begin(st, uids + done, len, &head));
-                }
-        }
-        if (ahead)
-                chunk_end(&nx);
-        chunk_end(st);
-        return r;
-}
-
 static int fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
                        size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata) {
         _cleanup_free_ uint32_t *found = NULL;
@@ -2503,7 +2414,19 @@ static int fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t 
         }
         while (done < n && uids[done] < first_uid)
                 done++;
-        return parts_chunks(&st, uids + done, n - done);
+        while (done < n) {
+                size_t k = MIN(n - done, (size_t) PARTS_CHUNK);
+                r = parts_chunk(&st, uids + done, k);
+                if (r < 0)
+                        return r;
+                done += k;
+                st.settled = uids[done - 1];
+                /* Every UID of the chunk is done (handed over, or gone from the server). */
+                r = cb(&(ImapMessage) { .data = "", .settled = st.settled }, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
