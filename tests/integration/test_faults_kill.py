@@ -116,10 +116,12 @@ class Kills(unittest.TestCase):
             d.start()
         print("dovecot SIGKILLed %d times; messages read at each kill: %s" % (len(progress), progress))
         wait_for(lambda: self.seen() >= self.n, timeout=180, what="the backfill to finish")
+        # The session after the last kill too (the backfill may have ended before that kill).
+        wait_for(lambda: read_log(p).count("connected to") >= KILLS + 1 or not alive(), timeout=60,
+                 what="the worker to connect after the last kill")
         p.send_signal(signal.SIGTERM)
         self.assertEqual(p.wait(timeout=30), 0, read_log(p)[-3000:])
-        # Each kill was followed by a new session (the loop above waits for it; the last one
-        # too, or the backfill could not have finished).
+        # Each kill was followed by a new session (the loop above and the wait after it).
         self.assertGreaterEqual(read_log(p).count("connected to"), KILLS + 1)
         self.assert_like_reference("after %d dovecot kills" % len(progress))
 
