@@ -25,8 +25,10 @@ images, threads) in /tmp/bench-mkmail-N. It is loaded into a private dovecot (im
 --alcoded-only is --only alcoded (quick figures for the first code). --concurrent runs every link,
 and every contender of a link, at the same time, each through its own proxy (its own simulated
 link: a bandwidth-bound client is not slowed by the others as long as the CPU keeps up), bytes
-after alcoded on the same proxy; then a loopback alcoded's bytes are counted by a pass-through
-proxy (no delay, no pacing) since dovecot's log holds every client's sessions. Every result
+after alcoded on the same proxy; --lanes says exactly which clients run in turn and which at
+the same time. With more than one lane, every loopback client goes through a pass-through proxy
+(no delay, no pacing) that counts alcoded's bytes, dovecot's log then holding every client's
+sessions: the same relay for each contender, one more process hop than a direct connection. Every result
 states the load average (1 min, lowest-highest) while it ran. --trace prints alcoded's "phase:"
 debug lines (time into the session of each step of the first look: login, LIST, the first look
 at every folder, each folder's likely code mail).
@@ -287,7 +289,8 @@ def main():
         results = {}
         lock = threading.Lock()
         # Several sessions at once make dovecot's log useless for counting one client's bytes:
-        # then even a loopback alcoded goes through a pass-through proxy (no delay, no pacing) that counts.
+        # then loopback clients go through a pass-through proxy (no delay, no pacing) that counts,
+        # every contender alike.
         count_by_proxy = len(lanes) > 1
 
         def record(link, name, t, t0, **extra):
