@@ -340,7 +340,26 @@ static int parse_server_options(Setup *s) {
 }
 
 /* The server a provider of the table does not give: asked, with its port unless --port. */
+/* "imap.example.org:1993" typed as the server: the port taken from it, unless --port said one.
+ * One colon only (an IPv6 address has several). */
+static bool split_host_port(Setup *s) {
+        char *colon = strchr(s->host, ':');
+        uint16_t port;
+
+        if (!colon || strchr(colon + 1, ':') || parse_port(colon + 1, &port) < 0)
+                return false;
+        *colon = '\0';
+        if (!host_valid(s->host)) {
+                *colon = ':';
+                return false;
+        }
+        if (!opt.port)
+                s->port = port;
+        return true;
+}
+
 static int ask_unknown_server(Setup *s, const char *domain) {
+        bool port_given = false;
         int r;
 
         if (!s->interactive) {
@@ -356,11 +375,15 @@ static int ask_unknown_server(Setup *s, const char *domain) {
                         return r;
                 if (host_valid(s->host))
                         break;
-                printf(_("Type the server's name alone, for example imap.example.org.\n"));
+                port_given = split_host_port(s);
+                if (port_given)
+                        break;
+                printf(_("Type the server's name alone, for example imap.example.org (or with its port: "
+                         "imap.example.org:993).\n"));
                 free(s->host);
                 s->host = NULL;
         }
-        if (!opt.port)
+        if (!opt.port && !port_given)
                 for (;;) {
                         _cleanup_free_ char *p = NULL;
                         r = prompt_line(_("Port (993 for TLS, 143 for STARTTLS)"), "993", &p);

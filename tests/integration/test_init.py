@@ -93,6 +93,28 @@ class Init(unittest.TestCase):
         # The hint to start the daemon by hand, since --no-enable was given.
         self.assertIn("alcoded --once", t.transcript)
 
+    def test_server_typed_with_its_port(self):
+        # "host:port" as people copy it from a help page: taken as both, no port question.
+        t = self.start()
+        t.expect("Your e-mail address")
+        t.type("alice@example.org")
+        t.expect("IMAP server")
+        t.type("127.0.0.1:%d" % self.dovecot.tls_port)
+        t.expect("Does this port use TLS from the start")
+        t.type("")
+        t.expect("Login name [alice@example.org]: ")
+        t.type("alice")
+        t.expect("Your choice [")
+        t.type("3")
+        t.expect("Password (it does not show as you type): ")
+        t.type(PASSWORD)
+        t.expect("It works")
+        t.expect("employer's mail domain")
+        t.type("")
+        self.assertEqual(t.wait(), 0, t.transcript)
+        self.assertNotIn("Port (993", t.transcript)
+        self.assertIn("host = 127.0.0.1\nport = %d\ntls = implicit\n" % self.dovecot.tls_port, self.config_text())
+
     def test_wrong_password_then_the_right_one(self):
         t = self.start()
         self.answer_server(t)
