@@ -339,7 +339,6 @@ static int parse_server_options(Setup *s) {
         return 0;
 }
 
-/* The server a provider of the table does not give: asked, with its port unless --port. */
 /* "imap.example.org:1993" typed as the server: the port taken from it, unless --port said one.
  * One colon only (an IPv6 address has several). */
 static bool split_host_port(Setup *s) {
@@ -358,6 +357,7 @@ static bool split_host_port(Setup *s) {
         return true;
 }
 
+/* The server a provider of the table does not give: asked, with its port unless --port. */
 static int ask_unknown_server(Setup *s, const char *domain) {
         bool port_given = false;
         int r;
