@@ -49,18 +49,27 @@ class Init(unittest.TestCase):
         self.addCleanup(t.close)
         return t
 
-    def answer_server(self, t, email="alice@example.org"):
+    def answer_server(self, t, email="alice@example.org", with_port=False):
+        # with_port: the server typed as host:port, so no port question.
         t.expect("Your e-mail address")
         t.type(email)
         t.expect("does not know the mail server of example.org")
         t.expect("IMAP server")
-        t.type("127.0.0.1")
-        t.expect("Port")
-        t.type(str(self.dovecot.tls_port))
+        if with_port:
+            t.type("127.0.0.1:%d" % self.dovecot.tls_port)
+        else:
+            t.type("127.0.0.1")
+            t.expect("Port")
+            t.type(str(self.dovecot.tls_port))
         t.expect("Does this port use TLS from the start")
         t.type("")
         t.expect("Login name [alice@example.org]: ")
         t.type("alice")
+
+    def no_employer_and_done(self, t):
+        t.expect("employer's mail domain")
+        t.type("")
+        self.assertEqual(t.wait(), 0, t.transcript)
 
     def scripted(self, *args, check=False):
         return self.alcode.run("init", "--yes", "--no-enable", *args, check=check)
@@ -96,22 +105,13 @@ class Init(unittest.TestCase):
     def test_server_typed_with_its_port(self):
         # "host:port" as people copy it from a help page: taken as both, no port question.
         t = self.start()
-        t.expect("Your e-mail address")
-        t.type("alice@example.org")
-        t.expect("IMAP server")
-        t.type("127.0.0.1:%d" % self.dovecot.tls_port)
-        t.expect("Does this port use TLS from the start")
-        t.type("")
-        t.expect("Login name [alice@example.org]: ")
-        t.type("alice")
+        self.answer_server(t, with_port=True)
         t.expect("Your choice [")
         t.type("3")
         t.expect("Password (it does not show as you type): ")
         t.type(PASSWORD)
         t.expect("It works")
-        t.expect("employer's mail domain")
-        t.type("")
-        self.assertEqual(t.wait(), 0, t.transcript)
+        self.no_employer_and_done(t)
         self.assertNotIn("Port (993", t.transcript)
         self.assertIn("host = 127.0.0.1\nport = %d\ntls = implicit\n" % self.dovecot.tls_port, self.config_text())
 
@@ -128,9 +128,7 @@ class Init(unittest.TestCase):
         t.expect("Password (it does not show as you type): ")
         t.type(PASSWORD)
         t.expect("It works")
-        t.expect("employer's mail domain")
-        t.type("")
-        self.assertEqual(t.wait(), 0, t.transcript)
+        self.no_employer_and_done(t)
         self.assertNotIn("not-the-password", t.transcript)
         self.assertNotIn("pass;word", t.transcript)
         text = self.config_text()
@@ -148,9 +146,7 @@ class Init(unittest.TestCase):
         t.expect("Command that prints the password")
         t.type("cat " + secret_file)
         t.expect("It works")
-        t.expect("employer's mail domain")
-        t.type("")
-        self.assertEqual(t.wait(), 0, t.transcript)
+        self.no_employer_and_done(t)
         text = self.config_text()
         self.assertIn("password_command = cat %s\n" % secret_file, text)
         self.assertNotIn("pass;word", text)
@@ -179,9 +175,7 @@ class Init(unittest.TestCase):
         t.type(PASSWORD)
         t.expect("It works")
         t.expect("The password is in your keyring; alcoded reads it with 'secret-tool lookup alcode example'")
-        t.expect("employer's mail domain")
-        t.type("")
-        self.assertEqual(t.wait(), 0, t.transcript)
+        self.no_employer_and_done(t)
         self.assertNotIn("pass;word", t.transcript)
 
         text = self.config_text()

@@ -355,11 +355,20 @@ static const char *values(StoredCode *c, size_t n, char *buf, size_t size) {
         return buf;
 }
 
+/* The listing of f asserted as values() writes it, and freed. */
+static void assert_listed(Store *s, StoreFilter f, const char *want) {
+        char buf[256];
+        size_t n;
+        StoredCode *c = list(s, f, &n);
+
+        assert_string_equal(values(c, n, buf, sizeof buf), want);
+        stored_codes_free(c, n);
+}
+
 static void test_supersede(void **state) {
         Store *s;
         StoredCode *c;
         size_t n;
-        char buf[256];
         StoreFilter f = STORE_FILTER_ALL;
         Message *jan = message_at(1, "JAN11111", CODE_KIND_SPECIFIC, true, 1767225600);
         Message *mar = message_at(2, "MAR33333", CODE_KIND_SPECIFIC, true, 1772323200);
@@ -373,34 +382,26 @@ static void test_supersede(void **state) {
         f.kind = CODE_KIND_SPECIFIC;
         assert_int_equal(commit_one(s, "perso", "INBOX", jan), 1);
         assert_int_equal(commit_one(s, "perso", "INBOX", mar), 1);
-        c = list(s, f, &n);
-        assert_string_equal(values(c, n, buf, sizeof buf), "MAR33333 JAN11111-");
-        stored_codes_free(c, n);
+        assert_listed(s, f, "MAR33333 JAN11111-");
 
         /* A newer look-alike does not replace the trusted one; an older trusted one arrives late. */
         assert_int_equal(commit_one(s, "perso", "Junk", apr), 1);
         assert_int_equal(commit_one(s, "perso", "Archives", feb), 1);
-        c = list(s, f, &n);
-        assert_string_equal(values(c, n, buf, sizeof buf), "APR44444? MAR33333 FEB22222- JAN11111-");
-        stored_codes_free(c, n);
+        assert_listed(s, f, "APR44444? MAR33333 FEB22222- JAN11111-");
 
         /* Forgetting the newest brings the one before back. */
         c = list(s, f, &n);
         assert_int_equal(store_forget(s, c[1].id), 0);
         assert_int_equal(store_forget(s, c[1].id), -ENOENT);
         stored_codes_free(c, n);
-        c = list(s, f, &n);
-        assert_string_equal(values(c, n, buf, sizeof buf), "APR44444? FEB22222 JAN11111-");
-        stored_codes_free(c, n);
+        assert_listed(s, f, "APR44444? FEB22222 JAN11111-");
         assert_int_equal(query_int(path, "SELECT count(*) FROM messages WHERE uid = 2"), 0);
 
         /* Request numbers name different requests: both stay current. */
         assert_int_equal(commit_one(s, "perso", "INBOX", r1), 1);
         assert_int_equal(commit_one(s, "perso", "INBOX", r2), 1);
         f.kind = CODE_KIND_REQUEST;
-        c = list(s, f, &n);
-        assert_string_equal(values(c, n, buf, sizeof buf), "D2 D1");
-        stored_codes_free(c, n);
+        assert_listed(s, f, "D2 D1");
 
         message_free(jan);
         message_free(mar);
@@ -429,9 +430,7 @@ static void test_earliest_sighting(void **state) {
         f.kind = CODE_KIND_SPECIFIC;
         assert_int_equal(commit_one(s, "perso", "INBOX", feb), 1);
         assert_int_equal(commit_one(s, "perso", "INBOX", mar), 1);
-        c = list(s, f, &n);
-        assert_string_equal(values(c, n, buf, sizeof buf), "OLD11111 FEB22222-");
-        stored_codes_free(c, n);
+        assert_listed(s, f, "OLD11111 FEB22222-");
 
         /* Read later, the January mail that first gave OLD11111: the code is January's, and
          * February's is the current one, as when January's mail is read first. */
