@@ -86,9 +86,14 @@ def proc_status(pid, key):
     raise KeyError(key)
 
 
+def stat_fields(pid):
+    """/proc/PID/stat's fields after the command name (state first); OSError when it is gone."""
+    with open("/proc/%s/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -123,8 +128,7 @@ def process_tree(pid):
         if not d.isdigit():
             continue
         try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            ppid = int(stat_fields(d)[1])
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(d))
@@ -163,8 +167,7 @@ def kill_dovecot(d):
 
     def gone(p):
         try:
-            with open("/proc/%d/stat" % p) as f:
-                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            return stat_fields(p)[0] == "Z"
         except (OSError, IndexError):
             return True
     wait_for(lambda: all(gone(p) for p in pids[1:]), timeout=10, what="dovecot's processes to exit")
