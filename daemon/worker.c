@@ -8,7 +8,8 @@
  * brand words in the subject), which is read in every folder before any folder is read in
  * full, so that its codes show up in seconds.
  * Only what the rules read is downloaded: headers and text parts (imap_fetch_parts(): BODYSTRUCTURE,
- * then the sections, a few round trips per 1,000 messages), never attachments. A server whose
+ * then the sections, a few round trips per 1,000 messages), never attachments; an HTML
+ * alternative beside a plain one only for the mail a rule reads (run_pipeline()). A server whose
  * BODYSTRUCTURE libetpan cannot parse gets the old way from then on: whole messages, those
  * above LARGE_MESSAGE read through BODYSTRUCTURE one by one.
  *
@@ -509,6 +510,11 @@ static int run_pipeline(Scan *sc, const ImapMessage *m) {
         r = pipeline_run(w->pipeline, m->data, m->size, &ref, &msg, &warnings, NULL, NULL);
         if (r < 0)
                 return r;
+        if (m->alternatives_left_out && msg->read_by_rules) {
+                /* A rule reads this mail: its HTML alternative too, as in the whole message. */
+                message_free(msg);
+                return IMAP_FETCH_AGAIN;
+        }
         STRV_FOREACH(wn, warnings)
                 log_full_errno_ctx(LOG_DEBUG, 0, &ctx, "%s", *wn);
         if (r > 0)
@@ -581,8 +587,8 @@ static int on_message(const ImapMessage *m, void *userdata) {
                         qsort(sc->large, sc->n_large, sizeof(uint32_t), cmp_u32);
         } else {
                 r = run_pipeline(sc, m);
-                if (r < 0)
-                        return r;
+                if (r != 0)
+                        return r; /* an error, or IMAP_FETCH_AGAIN: not read yet */
         }
         sc->last = MAX(sc->last, m->settled);
         sc->seen++;

@@ -1584,7 +1584,13 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
  *  2. one UID FETCH per distinct key (most messages share their shape with many others) for
  *     the top header, every part's MIME header, attached messages' headers and the bodies of
  *     text/plain and text/html parts; all of them are sent at once (pipelined) and their
- *     answers read in turn, so that a chunk costs two round trips whatever its shapes.
+ *     answers read in turn, so that a chunk costs two round trips whatever its shapes;
+ *  3. in a chunk of DEFER_MIN messages or more, a text/html part that has a text/plain sibling
+ *     of ALT_PLAIN_MIN bytes or more in a multipart/alternative (RFC 2046 §5.1.4: the same
+ *     content) is left out of step 2: it is half of a real mailbox's text bytes, and most mail
+ *     is neither from a trusted sender nor names the brand in its plain text, subject or
+ *     sender, the only mail a rule reads. The callback says which messages want it after all
+ *     (IMAP_FETCH_AGAIN); they are read again, with it, in one more round trip.
  * A message is written back with the same boundaries and an empty body wherever a part was
  * skipped, so the MIME parser sees the same tree and the same texts as in the whole message.
  * A message whose structure cannot be written back (no boundary, message/rfc822 at the top,
@@ -1595,6 +1601,8 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
 #define PIPELINE_MAX 32 /* commands sent before reading answers (each under ~4 KiB) */
 #define TEXTS_MAX_SECTIONS 256
 #define TEXTS_MAX_BYTES (24u << 20) /* text bodies read in total for one message */
+#define ALT_PLAIN_MIN 256 /* a shorter plain alternative may be a stub ("view this in a browser") */
+#define DEFER_MIN 64 /* fewer messages (new mail): the round trip costs more than the bytes */
 
 /* Not in Debian's installed headers (mailimap_sender.h), exported by libetpan: what
  * mailimap_uid_fetch() sends, without waiting for the answer. */
@@ -1602,28 +1610,40 @@ int mailimap_uid_fetch_send(mailstream *fd, struct mailimap_set *set, struct mai
 int mailimap_crlf_send(mailstream *fd);
 
 typedef struct PlanBuilder {
-        StrBuf plan;      /* bytes to write; a section to fetch is "\0name\0" */
+        StrBuf plan;      /* bytes to write; a section to fetch is "\0name\0", one left out
+                           * unless asked again "\0?name\0" */
         StrBuf key;       /* "HEADER 1.MIME 1 ...": the FETCH items */
+        StrBuf key_all;   /* the same with the sections left out */
         size_t n;         /* sections */
-        size_t requested; /* text body bytes asked for */
+        size_t n_left_out;
+        size_t requested; /* text body bytes asked for (but those left out) */
+        size_t requested_all;
         size_t max_part;
+        bool defer_html;  /* inside a multipart/alternative with a long enough text/plain */
 } PlanBuilder;
 
-static int plan_section(PlanBuilder *p, const char *path, const char *what) {
+static int key_add(StrBuf *key, const char *name) {
+        if (key->len > 0 && strbuf_putc(key, ' ') < 0)
+                return -ENOMEM;
+        return strbuf_puts(key, name) < 0 ? -ENOMEM : 0;
+}
+
+static int plan_section(PlanBuilder *p, const char *path, const char *what, bool left_out) {
         char name[256];
         int r;
 
         if (p->n >= TEXTS_MAX_SECTIONS)
                 return -EOPNOTSUPP; /* too many parts to write back: read the message whole */
         (void) snprintf(name, sizeof name, "%s%s%s", path, *path && *what ? "." : "", what);
-        r = strbuf_append(&p->plan, "", 1);
+        r = strbuf_append(&p->plan, left_out ? "\0?" : "", left_out ? 2 : 1);
         if (r >= 0)
                 r = strbuf_append(&p->plan, name, strlen(name) + 1);
-        if (r >= 0 && p->key.len > 0)
-                r = strbuf_putc(&p->key, ' ');
+        if (r >= 0 && !left_out)
+                r = key_add(&p->key, name);
         if (r >= 0)
-                r = strbuf_puts(&p->key, name);
+                r = key_add(&p->key_all, name);
         p->n++;
+        p->n_left_out += left_out;
         return r < 0 ? -ENOMEM : 0;
 }
 
@@ -1642,25 +1662,47 @@ static void child_path(char *buf, size_t size, const char *path, unsigned i) {
         (void) snprintf(buf, size, "%s%s%u", path, *path ? "." : "", i);
 }
 
+/* A multipart/alternative whose text/plain says it all: ALT_PLAIN_MIN bytes or more. */
+static bool alternative_with_plain(const struct mailimap_body_type_mpart *mp) {
+        if (!mp->bd_media_subtype || !strcaseeq(mp->bd_media_subtype, "alternative"))
+                return false;
+        for (clistiter *it = clist_begin(mp->bd_list); it; it = clist_next(it)) {
+                const struct mailimap_body *b = clist_content(it);
+                const struct mailimap_body_type_1part *one = b && b->bd_type == MAILIMAP_BODY_1PART ? b->bd_data.bd_body_1part : NULL;
+                const struct mailimap_body_type_text *t;
+
+                if (!one || one->bd_type != MAILIMAP_BODY_TYPE_1PART_TEXT || !(t = one->bd_data.bd_type_text))
+                        continue;
+                if (t->bd_media_text && strcaseeq(t->bd_media_text, "plain") && t->bd_fields &&
+                    t->bd_fields->bd_size >= ALT_PLAIN_MIN)
+                        return true;
+        }
+        return false;
+}
+
 static int plan_walk(const struct mailimap_body *b, const char *path, bool top, PlanBuilder *p, unsigned depth);
 
 static int plan_children(const struct mailimap_body_type_mpart *mp, const char *path, PlanBuilder *p,
                          unsigned depth) {
         const char *boundary = mpart_boundary(mp);
+        bool defer_html = p->defer_html;
         char sub[200];
         unsigned i = 1;
-        int r;
+        int r = 0;
 
         if (!boundary || strlen(boundary) > 200)
                 return -EOPNOTSUPP; /* cannot write it back: read the message whole */
-        for (clistiter *it = clist_begin(mp->bd_list); it; it = clist_next(it), i++) {
+        p->defer_html = defer_html || alternative_with_plain(mp);
+        for (clistiter *it = clist_begin(mp->bd_list); it && r >= 0; it = clist_next(it), i++) {
                 child_path(sub, sizeof sub, path, i);
                 if (strbuf_printf(&p->plan, "%s--%s\r\n", i > 1 ? "\r\n" : "", boundary) < 0)
-                        return -ENOMEM;
-                r = plan_walk(clist_content(it), sub, false, p, depth + 1);
-                if (r < 0)
-                        return r;
+                        r = -ENOMEM;
+                else
+                        r = plan_walk(clist_content(it), sub, false, p, depth + 1);
         }
+        p->defer_html = defer_html;
+        if (r < 0)
+                return r;
         return strbuf_printf(&p->plan, "\r\n--%s--\r\n", boundary) < 0 ? -ENOMEM : 0;
 }
 
@@ -1668,15 +1710,18 @@ static int plan_children(const struct mailimap_body_type_mpart *mp, const char *
  * within TEXTS_MAX_BYTES by the sizes the server gives; other text (calendars, CSV) and what
  * goes past the budget stay empty, as attachments do. */
 static int plan_text(const struct mailimap_body_type_text *t, const char *section, PlanBuilder *p) {
+        bool html = t && t->bd_media_text && strcaseeq(t->bd_media_text, "html");
         size_t size;
 
-        if (t && t->bd_media_text && !strcaseeq(t->bd_media_text, "plain") && !strcaseeq(t->bd_media_text, "html"))
+        if (t && t->bd_media_text && !strcaseeq(t->bd_media_text, "plain") && !html)
                 return 0;
         size = t && t->bd_fields ? MIN((size_t) t->bd_fields->bd_size, p->max_part) : p->max_part;
-        if (p->requested + size > TEXTS_MAX_BYTES)
+        if (p->requested_all + size > TEXTS_MAX_BYTES)
                 return 0;
-        p->requested += size;
-        return plan_section(p, section, "");
+        p->requested_all += size;
+        if (!(html && p->defer_html))
+                p->requested += size;
+        return plan_section(p, section, "", html && p->defer_html);
 }
 
 static bool encoded(const struct mailimap_body_fields *f) {
@@ -1693,7 +1738,7 @@ static int plan_walk(const struct mailimap_body *b, const char *path, bool top, 
         if (!b || depth > 32 || strlen(path) > 150)
                 return -EOPNOTSUPP;
         /* This part's own header: the message header at the top, its MIME header below. */
-        r = plan_section(p, top ? "" : path, top ? "HEADER" : "MIME");
+        r = plan_section(p, top ? "" : path, top ? "HEADER" : "MIME", false);
         if (r < 0)
                 return r;
         if (b->bd_type == MAILIMAP_BODY_MPART)
@@ -1718,8 +1763,8 @@ static int plan_walk(const struct mailimap_body *b, const char *path, bool top, 
                 /* Sent base64 or quoted-printable (RFC 2046 forbids it, clients do it): the
                  * server cannot see inside; mime.c decodes it, so it gets the bytes. */
                 if (encoded(msg->bd_fields))
-                        return plan_section(p, path, "");
-                r = plan_section(p, path, "HEADER");
+                        return plan_section(p, path, "", false);
+                r = plan_section(p, path, "HEADER", false);
                 if (r < 0)
                         return r;
                 if (inner->bd_type == MAILIMAP_BODY_MPART)
@@ -1744,10 +1789,10 @@ static int plan_walk(const struct mailimap_body *b, const char *path, bool top, 
                 const struct mailimap_body_type_basic *basic = one->bd_data.bd_type_basic;
                 const struct mailimap_media_basic *m = basic ? basic->bd_media_basic : NULL;
                 if (m && m->med_type == MAILIMAP_MEDIA_BASIC_MESSAGE)
-                        return plan_section(p, sub, "");
+                        return plan_section(p, sub, "", false);
                 if (m && m->med_type == MAILIMAP_MEDIA_BASIC_OTHER && m->med_basic_type &&
                     strcaseeq(m->med_basic_type, "message"))
-                        return plan_section(p, sub, "");
+                        return plan_section(p, sub, "", false);
                 return 0;
         }
         }
@@ -1824,6 +1869,10 @@ typedef struct PartsMsg {
         char *plan;    /* NULL: read whole */
         size_t plan_len;
         char *key;
+        char *key_all; /* with the sections left out */
+        bool left_out; /* the plan leaves sections out (key_all says which)... */
+        bool all;      /* ...but they are read: key is key_all */
+        bool again;    /* wants what was left out */
         bool done;
 } PartsMsg;
 
@@ -1846,6 +1895,7 @@ typedef struct PartsState {
         size_t n_skip;
         bool overflow;         /* more answers than room */
         bool labels;           /* Gmail: X-GM-LABELS asked for with the structures */
+        bool defer;            /* may leave HTML alternatives out (step 3 above) */
         uint32_t last;         /* the highest UID a chunk held */
         /* What the answers said (parts_result()). */
         bool refused;
@@ -1860,6 +1910,7 @@ static void parts_done(PartsState *st) {
         for (size_t i = 0; i < st->n; i++) {
                 free(st->msgs[i].plan);
                 free(st->msgs[i].key);
+                free(st->msgs[i].key_all);
                 strv_free(st->msgs[i].labels);
         }
         free(st->msgs);
@@ -1977,7 +2028,7 @@ static void on_structure(struct mailimap_msg_att *ma, void *userdata) {
                 goto next; /* read whole */
         PlanBuilder p = { .max_part = st->max_part };
         r = plan_walk(body, "", true, &p, 0);
-        if (r >= 0 && (strbuf_ensure(&p.plan) < 0 || strbuf_ensure(&p.key) < 0))
+        if (r >= 0 && (strbuf_ensure(&p.plan) < 0 || strbuf_ensure(&p.key) < 0 || strbuf_ensure(&p.key_all) < 0))
                 r = -ENOMEM;
         /* Little besides its text (a plain mail, a short HTML one): whole is as cheap, and
          * saves the MIME headers' framing. */
@@ -1985,10 +2036,13 @@ static void on_structure(struct mailimap_msg_att *ma, void *userdata) {
                 r = -EOPNOTSUPP;
         if (r >= 0) {
                 m->key = strbuf_take(&p.key, NULL);
+                m->left_out = p.n_left_out > 0;
+                m->key_all = m->left_out ? strbuf_take(&p.key_all, NULL) : NULL;
                 m->plan = strbuf_take(&p.plan, &m->plan_len);
         }
         strbuf_done(&p.plan);
         strbuf_done(&p.key);
+        strbuf_done(&p.key_all);
         if (r == -ENOMEM)
                 st->r = r;
 next:
@@ -2041,10 +2095,12 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
                         if (i >= m->plan_len || r < 0)
                                 break;
                         const char *name = m->plan + i + 1;
-                        const struct mailimap_msg_att_body_section *bs = msg_att_section(ma, name);
+                        i += strlen(name) + 2;
+                        if (*name == '?' && !m->all)
+                                continue; /* left out: an empty body */
+                        const struct mailimap_msg_att_body_section *bs = msg_att_section(ma, name + (*name == '?'));
                         if (bs && bs->sec_body_part)
                                 r = strbuf_append(&out, bs->sec_body_part, bs->sec_length);
-                        i += strlen(name) + 2;
                 }
                 if (r >= 0)
                         r = strbuf_ensure(&out);
@@ -2053,10 +2109,17 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
                         goto next;
                 }
                 msg = (ImapMessage) { .uid = m->uid, .data = out.data, .size = out.len, .full_size = m->full_size,
-                                      .settled = st->settled, .labels = m->labels };
+                                      .settled = st->settled, .labels = m->labels,
+                                      .alternatives_left_out = m->left_out && !m->all };
         }
         m->done = true;
         st->r = st->cb(&msg, st->userdata);
+        if (st->r == IMAP_FETCH_AGAIN && msg.alternatives_left_out) {
+                m->again = true; /* read again with what was left out (parts_chunk()) */
+                m->done = false;
+                st->r = 0;
+        } else if (st->r == IMAP_FETCH_AGAIN)
+                st->r = -EINVAL; /* nothing was left out: it cannot be read again */
 next:
         budget_reset(st->session, st->budget);
 }
@@ -2271,6 +2334,8 @@ static int chunk_structures(PartsState *st, int r) {
         for (size_t i = 0; i < st->n; i++) {
                 free(TAKE_PTR(st->msgs[i].plan));
                 free(TAKE_PTR(st->msgs[i].key));
+                free(TAKE_PTR(st->msgs[i].key_all));
+                st->msgs[i].left_out = false;
         }
         return 0;
 }
@@ -2285,20 +2350,37 @@ static void cmds_free(FetchCmd *c, size_t k) {
         free(c);
 }
 
+/* From now on, message m is read with what was left out of it. */
+static void parts_msg_all(PartsMsg *m) {
+        if (!m->left_out || m->all)
+                return;
+        free(m->key);
+        m->key = TAKE_PTR(m->key_all);
+        m->all = true;
+}
+
 /* Then the sections, one FETCH per shape (most messages share theirs with many others): *ret
- * (*ret_k of them) to cmds_free(). */
-static int chunk_sections(PartsState *st, FetchCmd **ret, size_t *ret_k) {
-        size_t n = st->n, k = 0, used;
-        _cleanup_free_ PartsMsg **order = calloc(MAX(n, 1u), sizeof(PartsMsg *));
-        _cleanup_free_ uint32_t *group = calloc(MAX(n, 1u), sizeof(uint32_t));
-        FetchCmd *c = calloc(MAX(n, 1u), sizeof(FetchCmd));
+ * (*ret_k of them) to cmds_free(). again: only the messages that want what was left out. */
+static int chunk_sections(PartsState *st, bool again, FetchCmd **ret, size_t *ret_k) {
+        size_t n = 0, k = 0, used;
+        _cleanup_free_ PartsMsg **order = calloc(MAX(st->n, 1u), sizeof(PartsMsg *));
+        _cleanup_free_ uint32_t *group = calloc(MAX(st->n, 1u), sizeof(uint32_t));
+        FetchCmd *c = calloc(MAX(st->n, 1u), sizeof(FetchCmd));
 
         *ret = c;
         *ret_k = 0;
         if (!order || !group || !c)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                order[i] = &st->msgs[i];
+        for (size_t i = 0; i < st->n; i++) {
+                PartsMsg *m = &st->msgs[i];
+                if (again && !m->again)
+                        continue;
+                /* A few messages (new mail): all of each at once. */
+                if (again || !st->defer || st->n < DEFER_MIN)
+                        parts_msg_all(m);
+                m->again = false;
+                order[n++] = m;
+        }
         qsort(order, n, sizeof(PartsMsg *), cmp_key);
         for (size_t i = 0; i < n;) {
                 size_t j = i, g = 0;
@@ -2332,11 +2414,32 @@ static void chunk_end(PartsState *st) {
         parts_done(st);
 }
 
+/* The sections of a chunk's messages (again: of those that want what was left out). */
+static int chunk_read_sections(PartsState *st, bool again) {
+        FetchCmd *c = NULL;
+        size_t k = 0;
+        int r;
+
+        r = chunk_sections(st, again, &c, &k);
+        if (r >= 0)
+                r = fetch_waves(st->session, c, k);
+        if (r >= 0)
+                r = parts_result(st->session, st);
+        cmds_free(c, k);
+        return r == -EREMOTEIO ? -EPROTO : r; /* a message the server cannot give: as imap_fetch() says it */
+}
+
+static bool chunk_wants_again(const PartsState *st) {
+        for (size_t i = 0; i < st->n; i++)
+                if (st->msgs[i].again)
+                        return true;
+        return false;
+}
+
 /* One chunk: the UIDs given, or (uids NULL) what "first_uid:*" brings, up to n messages. */
 static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
         ImapSession *s = st->session;
-        FetchCmd structure = {}, *c = NULL;
-        size_t k = 0;
+        FetchCmd structure = {};
         int r;
 
         r = chunk_begin(st, uids, n, &structure);
@@ -2347,15 +2450,10 @@ static int parts_chunk(PartsState *st, const uint32_t *uids, size_t n) {
         if (r >= 0 && !uids && s->no_structure)
                 r = -EREMOTEIO; /* the caller lists the UIDs with SEARCH instead */
         else if (r >= 0) {
-                r = chunk_sections(st, &c, &k);
-                if (r >= 0)
-                        r = fetch_waves(s, c, k);
-                if (r >= 0)
-                        r = parts_result(s, st);
-                if (r == -EREMOTEIO)
-                        r = -EPROTO; /* a message the server cannot give: as imap_fetch() says it */
+                r = chunk_read_sections(st, false);
+                if (r >= 0 && chunk_wants_again(st))
+                        r = chunk_read_sections(st, true);
         }
-        cmds_free(c, k);
         if (structure.ft)
                 mailimap_fetch_type_free(structure.ft);
         if (structure.set)
@@ -2370,7 +2468,7 @@ static int fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t 
         PartsState st = { .session = s, .max_part = max_part, .max_whole = max_whole, .cb = cb,
                           .userdata = userdata, .settled = first_uid > 0 ? first_uid - 1 : 0,
                           .first_uid = first_uid, .skip = skip, .n_skip = n_skip,
-                          .labels = imap_has_capability(s, "X-GM-EXT-1") };
+                          .labels = imap_has_capability(s, "X-GM-EXT-1"), .defer = true };
         size_t done = 0;
         int r;
 
@@ -2481,7 +2579,7 @@ int imap_fetch_parts_folders(ImapSession *s, ImapPartsJob *jobs, size_t n, size_
 
                 if (jobs[j].r < 0)
                         continue;
-                r = chunk_sections(&st[j], &l, &q);
+                r = chunk_sections(&st[j], false, &l, &q);
                 m = r >= 0 ? reallocarray(all, n_all + q, sizeof(FetchCmd)) : NULL;
                 if (!m) {
                         cmds_free(l, q);

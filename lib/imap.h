@@ -140,7 +140,11 @@ typedef struct ImapMessage {
         uint32_t settled; /* every UID asked for up to this one has been handed over (or is gone) */
         char *const *labels; /* Gmail (X-GM-EXT-1): its X-GM-LABELS, decoded ("INBOX" for
                               * \Inbox, "Important" for \Important...), or NULL */
+        bool alternatives_left_out; /* imap_fetch_parts(): an HTML alternative is empty */
 } ImapMessage;
+
+/* An ImapFetchFunc's answer to a message with alternatives_left_out: read it again with them. */
+#define IMAP_FETCH_AGAIN 1
 
 typedef int (*ImapFetchFunc)(const ImapMessage *m, void *userdata);
 
@@ -162,13 +166,18 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
  * at most 1,000 UIDs, not in UID order within a batch; after each batch cb sees an
  * ImapMessage with uid 0 whose settled says that every UID up to it is done. A few round
  * trips per batch whatever the number of messages (commands are pipelined); memory bounded
- * by one message. */
+ * by one message.
+ * In a batch of 64 messages or more, a text/html part next to a text/plain one of 1 KiB or more
+ * in a multipart/alternative (the same text, RFC 2046) is left out, its body empty
+ * (alternatives_left_out): cb returns IMAP_FETCH_AGAIN to see the message again, later in the
+ * same batch, with it (one more round trip for the batch). */
 int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
                      size_t n_skip, size_t max_part, size_t max_whole, ImapFetchFunc cb, void *userdata);
 
 /* imap_fetch_parts() of the given UIDs of several folders at once: every folder's EXAMINE and
  * structures in one round trip, then every folder's sections in another (each folder's EXAMINE
- * again before its first), where one folder after the other takes two round trips each. Each
+ * again before its first), where one folder after the other takes two round trips each.
+ * Nothing is left out (these are the likely code mail, read first). Each
  * job's uids (ascending, 1 to IMAP_PARTS_JOB_MAX of them) go to its cb, then a settled message; its result
  * in r: 0, -ENOENT (cannot be opened), -ESTALE (its UIDVALIDITY is no longer uidvalidity; no
  * message handed over), or what imap_fetch_parts() would return. The function's own result is

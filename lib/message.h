@@ -67,6 +67,9 @@ typedef struct Message {
         int date_tz;       /* Date:'s offset from UTC in minutes */
         Code *codes;
         size_t n_codes;
+        /* A rule read its texts (its sender is trusted by one, or a brand keyword is there), or
+         * the safety net would: a text left out of it could have given a code. */
+        bool read_by_rules;
 } Message;
 
 Message *message_free(Message *m);

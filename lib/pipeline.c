@@ -279,7 +279,10 @@ static int possible_code(Pipeline *p, const Texts *x, const SenderInfo *sender, 
         size_t offset = 0;
         int t, r;
 
-        if (msg->n_codes > 0 || !sender_trusted(sender, rules_trusted_domains(p->rules), true))
+        if (!sender_trusted(sender, rules_trusted_domains(p->rules), true))
+                return 0;
+        msg->read_by_rules = true;
+        if (msg->n_codes > 0)
                 return 0;
         if (incomplete) {
                 r = message_add_code(msg, &(Code) { .kind = CODE_KIND_POSSIBLE, .trusted = true, .rule = (char *) "possible" });

@@ -188,6 +188,7 @@ typedef struct MatchRun {
         void *userdata;
         char ***warnings;
         bool keywords_done;
+        bool read;               /* a rule got past its sender gate */
 } MatchRun;
 
 static int limit_warning(MatchRun *run, const Rule *rule, const Regex *x, int err) {
@@ -590,12 +591,16 @@ static int rule_run(MatchRun *run, size_t rule_index, Candidates *out) {
                         explain_rule(run, rule, "sender not trusted and no keyword in the message");
                         return r;
                 }
+                /* Read from here on: a text left out (an HTML alternative) holding the brand
+                 * could give this rule a code. */
+                run->read = true;
                 r = regex_in_texts(run, rule, &rule->brand, IN_SUBJECT | IN_BODY | IN_SENDER);
                 if (r <= 0) {
                         explain_rule(run, rule, "sender not trusted and no brand mention");
                         return r;
                 }
         }
+        run->read = true; /* a trusted sender's mail, always */
         if (rule->requires.code &&
             (r = regex_in_texts(run, rule, &rule->requires, IN_SUBJECT | IN_BODY | IN_SENDER)) <= 0) {
                 explain_rule(run, rule, "the message does not match 'requires'");
@@ -733,6 +738,8 @@ int rules_match(const Rules *rules, RuleMatcher *m, const RuleText *texts, size_
                 if (r > 0)
                         added++;
         }
+        if (run.read)
+                msg->read_by_rules = true;
         candidates_done(&cs);
         return r < 0 ? r : added;
 }

@@ -109,7 +109,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(RuleMatcher *, rule_matcher_free);
 /* Runs every rule over texts and adds the codes found to msg (deduplicated by kind and value;
  * when one value is claimed by several kinds, the kind whose label is closest wins).
  * warnings receives "file:line: rule 'x': ..." for patterns stopped by PCRE2's limits.
- * Returns the number of codes added, or -ENOMEM. */
+ * Sets msg->read_by_rules when a rule got past its sender gate (trusted sender, or its keywords
+ * there). Returns the number of codes added, or -ENOMEM. */
 int rules_match(const Rules *r, RuleMatcher *m, const RuleText *texts, size_t n_texts,
                 const SenderInfo *sender, Message *msg, RuleExplainFunc explain, void *userdata,
                 char ***warnings);

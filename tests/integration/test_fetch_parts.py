@@ -11,7 +11,10 @@ whole). Asserts that
 - both store the same codes, with the same provenance (folder, UID) and trust, and these are
   what `alcode scan` finds in the files;
 - STATUS= says "found your code spécifique" while the scan goes on;
-- the partial read does not download the attachments (dovecot's own count, logged at logout).
+- the partial read does not download the attachments (dovecot's own count, logged at logout);
+- in a folder of many messages, an HTML alternative next to a plain one is read only for the
+  mail a rule reads (a trusted sender's, or one that names the brand) or when the plain one is
+  short enough to be a stub, and the codes are still those of the whole messages.
 Messages come in 1,000-UID chunks: one folder holds every generated message again (1,300), so
 that the order of the stored codes (the first sighting of a code is its source) is checked
 across chunks too, and both ways of listing a folder (SEARCH first, or not) are used.
@@ -102,6 +105,36 @@ def edge_mails():
     return out
 
 
+def alternative(subject, sender, plain, html):
+    return (head(subject, sender=sender, extra="Content-Type: multipart/alternative; boundary=\"alt\"\r\n") +
+            "\r\n--alt\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + plain +
+            "\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + html +
+            "\r\n--alt--\r\n").encode()
+
+
+PLAIN = "Bonjour,\r\n" + "Voici les nouvelles de la semaine, en bref, pour ceux qui lisent en texte.\r\n" * 5
+ARTICLE = "<tr><td><h3>Les nouvelles</h3><p>Un article de la semaine, avec tout son texte et ses liens.</p></td></tr>\r\n"
+
+
+def alternative_mails():
+    """(name, bytes): 100 newsletters whose HTML is 60 KB next to a 400-byte plain text, and
+    three mails whose code is only in their HTML alternative (10 KB: too large to read whole)."""
+    out = [("newsletter%03d" % i, alternative("Les nouvelles n°%d" % i, "Le Journal <news@journal.example>",
+                                              PLAIN, "<table>" + ARTICLE * 560 + "</table>")) for i in range(100)]
+    # A trusted sender: the HTML is read again.
+    out.append(("trusted", alternative("Votre espace AL'in", "AL'in <notifications@al-in.fr>", PLAIN,
+                                       "<p>Votre code sp\u00e9cifique AL'in : <b>PL7K 3M4N</b></p>" + ARTICLE * 100)))
+    # Anyone whose plain text names the brand: read again, the code untrusted.
+    out.append(("brand-in-plain", alternative("Pour info", "Dominique <dominique@test.example>",
+                                              PLAIN + "Cela concerne Action Logement.\r\n",
+                                              "<p>Votre code sp\u00e9cifique AL'in : <b>WQ2E 9R4T</b></p>" + ARTICLE * 100)))
+    # A plain text too short to say it all ("open it in a browser"): the HTML read at once.
+    out.append(("stub", alternative("Message", "Dominique <dominique@test.example>",
+                                    "Ouvrez ce message dans un navigateur.\r\n",
+                                    "<p>Votre code sp\u00e9cifique AL'in : <b>ZX5C 7V6B</b></p>" + ARTICLE * 100)))
+    return out
+
+
 def rows_of(a):
     """Every code with the message shown as its source, and every sighting (message, rule, trust)."""
     return (sorted((c["account"], c["folder"], c["uid"], c["kind"], c["value"], c["trusted"]) for c in a.list_json()) +
@@ -123,7 +156,7 @@ class FetchParts(unittest.TestCase):
         subprocess.run([sys.executable, MKMAIL, cls.box, "--count", "1300", "--seed", "16", "--quiet"], check=True)
         with open(os.path.join(cls.box, "expected.json")) as f:
             cls.config = json.load(f)["config"]
-        cls.dovecot = Dovecot(cls.tmp)
+        cls.dovecot = Dovecot(cls.tmp, users={"alice": "secret1", "bob": "secret2"})
         cls.files = []
         for root, dirs, files in os.walk(cls.box):
             dirs.sort()
@@ -147,6 +180,8 @@ class FetchParts(unittest.TestCase):
             with open(os.path.join(edges, name + ".eml"), "wb") as f:
                 f.write(raw)
             cls.files.append(os.path.join(edges, name + ".eml"))
+        for name, raw in alternative_mails():
+            cls.dovecot.deliver("bob", "INBOX", raw, name=name)
         cls.dovecot.start()
 
     @classmethod
@@ -154,7 +189,7 @@ class FetchParts(unittest.TestCase):
         cls.dovecot.stop()
         cls.tmp.cleanup()
 
-    def run_once(self, env=None):
+    def run_once(self, env=None, user="alice"):
         tmp = TempDir()
         self.addCleanup(tmp.cleanup)
         a = Alcode(tmp)
@@ -162,7 +197,7 @@ class FetchParts(unittest.TestCase):
         self.addCleanup(a.notify.close)
         env = dict(env or {}, **a.notify.env())
         a.write_config("employer_domains = %s\notp_retention = 3650\n" % ", ".join(self.config["employer_domains"]) +
-                       self.dovecot.account_config("box"))
+                       self.dovecot.account_config("box", user=user))
         since = len(self.dovecot.log())
         r = a.daemon("--once", env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -204,6 +239,20 @@ class FetchParts(unittest.TestCase):
         print("  the mailbox: %.2f MB" % (total / 1e6))
         self.assertLess(parts_bytes, 2 * total - 2550000)
         self.assertLess(parts_bytes, whole_bytes)
+
+
+    def test_html_alternative_only_when_a_rule_reads_the_mail(self):
+        parts, parts_bytes = self.run_once(user="bob")
+        whole, whole_bytes = self.run_once(env={"ALCODE_TEST_FULL_FETCH": "1"}, user="bob")
+        got, want = rows_of(parts), rows_of(whole)
+        self.assertEqual(got, want)
+        codes = {(c["value"].replace(" ", ""), c["trusted"]) for c in parts.list_json()}
+        self.assertEqual(codes, {("PL7K3M4N", True), ("WQ2E9R4T", False), ("ZX5C7V6B", False)})
+        # The newsletters' HTML (100 times 60 KB) is not downloaded: their plain text and headers
+        # are under 1 KB each.
+        print("\n  downloaded %.2f MB (whole messages: %.2f MB)" % (parts_bytes / 1e6, whole_bytes / 1e6))
+        self.assertGreater(whole_bytes, 6000000)
+        self.assertLess(parts_bytes, 500000)
 
 
 if __name__ == "__main__":
