@@ -2,7 +2,7 @@
  * decoder path, every sender case), the user's own mail, every prefix of a message, the
  * explain callback, and one property over the generated test mailbox: a message from a sender no rule
  * trusts yields nothing unless it holds one of rules_search_keywords() (the IMAP backfill
- * relies on it). */
+ * relies on it), and rules read a message (read_by_rules) only then or from a trusted sender. */
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -391,12 +391,14 @@ static void test_not_read_whole(void **state) {
 
 typedef struct Capture {
         StrBuf all; /* every text the rules saw, folded, plus the sender */
-        bool trusted_any;
+        char *const *trusted_domains;
+        bool trusted;  /* by a rule (their domains, the employer's) */
 } Capture;
 
 static void capture_texts(const SenderInfo *sender, const RuleText *texts, size_t n, void *userdata) {
         Capture *c = userdata;
         c->all.len = 0;
+        c->trusted = sender_trusted(sender, c->trusted_domains, true);
         for (size_t i = 0; i < n; i++)
                 assert_true(strbuf_append(&c->all, texts[i].text, texts[i].len) >= 0 &&
                             strbuf_putc(&c->all, '\n') >= 0);
@@ -461,6 +463,12 @@ static size_t check_dir(Pipeline *p, const Rules *rules, Capture *c, const char 
                         keyword = keyword || holds_keyword(c->all.data, *k);
                 if (untrusted && !keyword)
                         fail_msg("%s: untrusted code found without any keyword", child);
+                /* What the IMAP backfill reads an HTML alternative again for: every message
+                 * that gave a code, and none from an untrusted sender without a keyword. */
+                if (m->n_codes > 0 && !m->read_by_rules)
+                        fail_msg("%s: a code, but read_by_rules is false", child);
+                if (m->read_by_rules && !keyword && !c->trusted)
+                        fail_msg("%s: read_by_rules without a keyword or a trusted sender", child);
                 checked++;
                 message_free(m);
                 free(raw);
@@ -472,7 +480,7 @@ static size_t check_dir(Pipeline *p, const Rules *rules, Capture *c, const char 
 static void test_keywords_necessary(void **state) {
         _cleanup_(rules_freep) Rules *rules = shipped_rules();
         _cleanup_(pipeline_freep) Pipeline *p = NULL;
-        Capture c = { .all = STRBUF_INIT(0) };
+        Capture c = { .all = STRBUF_INIT(0), .trusted_domains = rules_trusted_domains(rules) };
         char path[1024];
         struct stat st;
 
