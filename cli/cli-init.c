@@ -108,6 +108,7 @@ typedef struct Setup {
         SecretPlace place;
         char *password;           /* secret: typed, for PLACE_KEYRING and PLACE_FILE */
         char *password_command;
+        bool in_keyring;          /* written there: stays even if init stops */
         char *employer_domains;
         InitOAuth2 oauth;         /* built-in OAuth2 sign-in (cli-init-oauth2.c) */
 } Setup;
@@ -755,6 +756,7 @@ static int store_in_keyring(Setup *s) {
         }
         if (r == 0) {
                 printf(_("The password is in your keyring; alcoded reads it with '%s'.\n"), s->password_command);
+                s->in_keyring = true;
                 return 0;
         }
         printf(_("The keyring did not take the password. Is a keyring running and unlocked (GNOME Keyring,\n"
@@ -1170,7 +1172,12 @@ static int ask_everything(Setup *s) {
 }
 
 /* The exit code for a failure r of the steps above (each printed its error). */
-static int exit_code(int r) {
+static int exit_code(const Setup *s, int r) {
+        if (r == -ECANCELED && s->in_keyring) {
+                printf(_("Stopped; the configuration was not written, but the password is in your keyring "
+                         "('secret-tool clear alcode %s' removes it).\n"), s->name);
+                return 1;
+        }
         if (r == -ECANCELED) {
                 printf(_("Stopped; nothing was written.\n"));
                 return 1;
@@ -1187,7 +1194,7 @@ int verb_init(_unused_ int argc, _unused_ char *argv[]) {
         s.interactive = !opt.yes;
         r = find_config_path(&s);
         if (r < 0)
-                return exit_code(r);
+                return exit_code(&s, r);
         if (init_oauth2_reauth_account())
                 /* The sign-in happens in the browser: no terminal needed. */
                 return init_oauth2_reauth(s.config_path, s.interactive && isatty(STDIN_FILENO));
@@ -1203,7 +1210,7 @@ int verb_init(_unused_ int argc, _unused_ char *argv[]) {
         if (r >= 0)
                 r = ask_everything(&s);
         if (r < 0)
-                return exit_code(r);
+                return exit_code(&s, r);
 
         r = write_config(&s);
         if (r < 0)

@@ -152,7 +152,8 @@ class Init(unittest.TestCase):
         self.assertNotIn("pass;word", text)
         self.assertNotIn("\npassword =", text)
 
-    def test_keyring(self):
+    def keyring_dialogue(self):
+        """A keyring on a private bus, and init up to the password stored in it: (terminal, env)."""
         require_tools("gnome-keyring-daemon", "secret-tool", "busctl")
         bus = DBusSession(self.home)
         self.addCleanup(bus.stop)
@@ -175,6 +176,10 @@ class Init(unittest.TestCase):
         t.type(PASSWORD)
         t.expect("It works")
         t.expect("The password is in your keyring; alcoded reads it with 'secret-tool lookup alcode example'")
+        return t, env
+
+    def test_keyring(self):
+        t, env = self.keyring_dialogue()
         self.no_employer_and_done(t)
         self.assertNotIn("pass;word", t.transcript)
 
@@ -185,6 +190,20 @@ class Init(unittest.TestCase):
         self.assertEqual(r.stdout, PASSWORD)
         # The daemon logs in with it.
         self.alcode.daemon("--once")
+
+    def test_keyring_then_stopped(self):
+        """Stopped after the keyring took the password: the screen says it is there, and how to
+        remove it (not "nothing was written")."""
+        t, env = self.keyring_dialogue()
+        t.expect("employer's mail domain")
+        os.write(t.master, b"\x04")  # Ctrl-D
+        t.expect("Stopped; the configuration was not written, but the password is in your keyring "
+                 "('secret-tool clear alcode example' removes it).")
+        self.assertEqual(t.wait(), 1)
+        self.assertNotIn("nothing was written", t.transcript)
+        self.assertFalse(os.path.exists(self.alcode.config))
+        r = subprocess.run(["secret-tool", "lookup", "alcode", "example"], env=env, capture_output=True, text=True)
+        self.assertEqual(r.stdout, PASSWORD)
 
     def test_existing_config_is_never_replaced(self):
         self.alcode.write_config(self.dovecot.account_config("perso"))
