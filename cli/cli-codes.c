@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "parse-util.h"
 #include "store-format.h"
 #include "i18n.h"
 
@@ -429,6 +430,7 @@ static void print_field(const char *label, const char *value) {
 
 /* alcode show: the code, its sender, subject, dates and state. */
 static void print_code_details(const StoredCode *c) {
+        _cleanup_free_ char *ascii = NULL;
         char date[32];
 
         if (c->kind == CODE_KIND_POSSIBLE) {
@@ -445,6 +447,9 @@ static void print_code_details(const StoredCode *c) {
                 putchar('\n');
         }
         print_field(_("Sender:  "), c->sender);
+        (void) address_domain_ascii(c->sender, &ascii); /* out of memory: the address alone */
+        if (ascii)
+                printf(" [%s]", ascii);
         if (c->sender_name) {
                 printf(" (");
                 cli_print_cell(stdout, c->sender_name, 0, 0);

@@ -24,6 +24,7 @@
 #include "i18n.h"
 #include "log.h"
 #include "notify.h"
+#include "parse-util.h"
 #include "spawn-util.h"
 #include "strbuf.h"
 #include "strv.h"
@@ -612,7 +613,7 @@ static int details_text(const StoredCode *c, bool with_subject, char **ret) {
 
 static int show_one(Notifier *n, const StoredCode *k) {
         _cleanup_strbuf_ StrBuf body = STRBUF_INIT(8192);
-        _cleanup_free_ char *summary = NULL;
+        _cleanup_free_ char *summary = NULL, *ascii = NULL;
         Call *c;
         char date[64];
         int r;
@@ -639,6 +640,10 @@ static int show_one(Notifier *n, const StoredCode *k) {
         }
         (void) strbuf_puts(&body, _("From: "));
         (void) put_escaped(&body, strna(k->sender));
+        if (address_domain_ascii(k->sender, &ascii) < 0)
+                return -ENOMEM;
+        if (ascii)
+                (void) strbuf_printf(&body, " [%s]", ascii);
         (void) strbuf_printf(&body, "\n%s%s", _("Date: "), date);
         if (!k->trusted)
                 (void) strbuf_printf(&body, "\n%s",

@@ -106,3 +106,17 @@ bool domain_valid(const char *d) {
 
         return domain_normalize(d, &n) == 0;
 }
+
+int address_domain_ascii(const char *address, char **ret) {
+        const char *at = address ? strrchr(address, '@') : NULL;
+        bool ascii = true;
+        int r;
+
+        *ret = NULL;
+        for (const char *p = at; p && *p; p++)
+                ascii = ascii && (unsigned char) *p < 0x80;
+        if (ascii)
+                return 0;
+        r = domain_normalize(at + 1, ret);
+        return r == -ENOMEM ? r : 0;
+}

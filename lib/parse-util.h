@@ -27,3 +27,7 @@ int parse_port(const char *v, uint16_t *ret);
 int domain_normalize(const char *in, char **ret);
 /* Whether domain_normalize() accepts d. */
 bool domain_valid(const char *d);
+/* The xn-- form of an address's domain when it is written in letters other than ASCII: a
+ * homograph ("аctionlogement.fr", a Cyrillic а) looks like the real domain, its A-label does not.
+ * *ret is NULL when the domain is ASCII, or not a domain libidn2 can convert. 0 or -ENOMEM. */
+int address_domain_ascii(const char *address, char **ret);

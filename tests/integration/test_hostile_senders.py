@@ -4,7 +4,7 @@ one, a Cyrillic homograph raw (RFC 6532) and as punycode, the real address in th
 (plain and as an encoded-word), the real From with a Reply-To elsewhere, a friend's forward
 (inline and as message/rfc822), and a real From with an escape in the raw Subject. What the
 user sees: each notification says "Unverified sender", names the address the mail really came
-from, warns, and offers no Copy; `alcode latest` gives the real code only; `alcode list
+from (a domain in other letters with its xn-- form beside it), warns, and offers no Copy; `alcode latest` gives the real code only; `alcode list
 --untrusted` lists every look-alike. The mails are written here by hand, not by the generator."""
 
 import base64
@@ -45,7 +45,8 @@ STRANGERS = [
     ("subdomain of another domain", mail(b"Action Logement <ne-pas-repondre@actionlogement.fr.evil.com>", "Z9QW 4RT7"),
      "ne-pas-repondre@actionlogement.fr.evil.com", "Z9QW 4RT7"),
     ("Cyrillic homograph, raw", mail("Action Logement <noreply@\u0430ctionlogement.fr>".encode(), "C7RL 2XQ8"),
-     "noreply@\u0430ctionlogement.fr", "C7RL 2XQ8"),
+     # Its A-label beside it: the letters look the same, the xn-- form does not.
+     "noreply@\u0430ctionlogement.fr [%s]" % PUNY.decode(), "C7RL 2XQ8"),
     ("Cyrillic homograph, punycode", mail(b"Action Logement <noreply@" + PUNY + b">", "P4NY 7CD3"),
      "noreply@" + PUNY.decode(), "P4NY 7CD3"),
     ("real address as display name", mail(b'"Action Logement <ne-pas-repondre@actionlogement.fr>" <x@evil.com>',
@@ -102,6 +103,9 @@ class HostileSenders(DaemonTestCase):
         untrusted = sorted(c["display"] for c in listed if not c["trusted"])
         self.assertEqual(trusted, [REAL_CODE])
         self.assertEqual(untrusted, sorted(code for _, _, _, code in STRANGERS))
+        homograph = next(c for c in listed if c["display"] == "C7RL 2XQ8")
+        self.assertIn("noreply@\u0430ctionlogement.fr [%s]" % PUNY.decode(),
+                      self.alcode.run("show", str(homograph["id"])).stdout)
         table = self.alcode.run("list", "--untrusted").stdout
         for _, _, _, code in STRANGERS:
             self.assertIn(code, table)

@@ -90,11 +90,35 @@ static void test_domain(void **state) {
         assert_false(domain_valid(long_name));
 }
 
+/* The A-label shown beside a domain in other letters (a homograph), nothing beside an ASCII one. */
+static void test_address_domain_ascii(void **state) {
+        static const struct { const char *in; const char *want; } cases[] = {
+                { "noreply@\xd0\xb0" "ctionlogement.fr", "xn--ctionlogement-v1k.fr" }, /* Cyrillic а */
+                { "jeanne@ex\xc3\xa4mple.fr", "xn--exmple-cua.fr" },
+                { "noreply@actionlogement.fr", NULL },
+                { "noreply@xn--ctionlogement-v1k.fr", NULL }, /* shown as it is already */
+                { "no-at-sign", NULL },
+                { "bad@\xff\xfe.fr", NULL },                                      /* not a domain */
+                { NULL, NULL },
+        };
+
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *a = NULL;
+                assert_int_equal(address_domain_ascii(cases[i].in, &a), 0);
+                if (cases[i].want)
+                        assert_string_equal(a, cases[i].want);
+                else
+                        assert_null(a);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_boolean),
                 cmocka_unit_test(test_unsigned_and_port),
                 cmocka_unit_test(test_domain),
+                cmocka_unit_test(test_address_domain_ascii),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
