@@ -500,7 +500,7 @@ static int run_pipeline(Scan *sc, const ImapMessage *m) {
         Worker *w = sc->w;
         MessageRef ref = { .account = w->account, .folder = sc->f->display,
                            .uidvalidity = sc->st.uidvalidity, .uid = m->uid, .sent = imap_folder_sent(sc->f),
-                           .labels = (char **) m->labels };
+                           .labels = (char **) m->labels, .left_out = m->alternatives_left_out };
         LogContext ctx = { .account = w->account, .folder = sc->f->display, .uid = m->uid };
         _cleanup_strv_free_ char **warnings = NULL;
         Message *msg = NULL;
@@ -510,8 +510,8 @@ static int run_pipeline(Scan *sc, const ImapMessage *m) {
         r = pipeline_run(w->pipeline, m->data, m->size, &ref, &msg, &warnings, NULL, NULL);
         if (r < 0)
                 return r;
-        if (m->alternatives_left_out && msg->read_by_rules) {
-                /* A rule reads this mail: its HTML alternative too, as in the whole message. */
+        if (msg->wants_left_out) {
+                /* Its HTML alternative could change its codes: read it too, as in the whole message. */
                 message_free(msg);
                 return IMAP_FETCH_AGAIN;
         }

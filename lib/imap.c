@@ -1588,9 +1588,9 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
  *  3. in a chunk of DEFER_MIN messages or more, a text/html part that has a text/plain sibling
  *     of ALT_PLAIN_MIN bytes or more in a multipart/alternative (RFC 2046 §5.1.4: the same
  *     content) is left out of step 2: it is half of a real mailbox's text bytes, and most mail
- *     is neither from a trusted sender nor names the brand in its plain text, subject or
- *     sender, the only mail a rule reads. The callback says which messages want it after all
- *     (IMAP_FETCH_AGAIN); they are read again, with it, in one more round trip.
+ *     neither comes from (nor claims) a trusted sender nor names the brand, the only mail a
+ *     rule reads. The callback says which messages want it after all (IMAP_FETCH_AGAIN:
+ *     Message.wants_left_out); they are read again, with it, in one more round trip.
  * A message is written back with the same boundaries and an empty body wherever a part was
  * skipped, so the MIME parser sees the same tree and the same texts as in the whole message.
  * A message whose structure cannot be written back (no boundary, message/rfc822 at the top,

@@ -52,7 +52,8 @@ static int strdup_opt(const char *s, char **ret) {
 }
 
 int message_ref_copy(const MessageRef *from, MessageRef *to) {
-        MessageRef c = { .uidvalidity = from->uidvalidity, .uid = from->uid, .sent = from->sent };
+        MessageRef c = { .uidvalidity = from->uidvalidity, .uid = from->uid, .sent = from->sent,
+                         .left_out = from->left_out };
 
         if (strdup_opt(from->account, &c.account) < 0 || strdup_opt(from->folder, &c.folder) < 0 ||
             strdup_opt(from->source, &c.source) < 0 || (from->labels && !(c.labels = strv_copy(from->labels)))) {

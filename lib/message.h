@@ -52,6 +52,7 @@ typedef struct MessageRef {
         char *source;
         FolderSent sent;
         char **labels;     /* Gmail: the message's labels (X-GM-LABELS), or NULL */
+        bool left_out;     /* raw lacks its HTML alternative (imap_fetch_parts()) */
 } MessageRef;
 
 void message_ref_done(MessageRef *r);
@@ -68,8 +69,12 @@ typedef struct Message {
         Code *codes;
         size_t n_codes;
         /* A rule read its texts (its sender is trusted by one, or a brand keyword is there), or
-         * the safety net would: a text left out of it could have given a code. */
+         * the safety net would. */
         bool read_by_rules;
+        /* ref.left_out, and what was left out could change its codes: read_by_rules, or its
+         * sender claims a trusted or employer domain or imitates one, or a keyword is in a
+         * link (the rules read texts without their links), or its plain text is a stub. */
+        bool wants_left_out;
 } Message;
 
 Message *message_free(Message *m);

@@ -13,6 +13,9 @@
 #include "text.h"
 
 #define SUBJECT_MAX 4096
+/* A plain alternative with fewer letters (links aside) may only say "read the HTML", or be one
+ * that did not decode (its bytes are not words). */
+#define STUB_LETTERS 100
 
 /* The safety net: mail from a trusted sender (a domain some rule trusts, or an employer
  * domain) that speaks of a code, a number or an identifier of ours, and yields no code, is kept
@@ -165,6 +168,9 @@ typedef struct Texts {
         RuleText *t;
         char **owned;
         size_t n, alloc;
+        bool left_out;          /* MessageRef.left_out: look for keywords in links too */
+        bool keyword_in_links;  /* (or anywhere in the text, before its links went) */
+        size_t own_letters;     /* ASCII letters in the sender's own plain text, links aside */
 } Texts;
 
 static void texts_done(Texts *x) {
@@ -196,6 +202,27 @@ static int texts_add(Texts *x, char *s, size_t len, RuleText proto) {
         return 0;
 }
 
+static size_t count_letters(const char *s, size_t n) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++)
+                k += (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z');
+        return k;
+}
+
+/* A message with its HTML alternative left out: a keyword in a link ("www.actionlogement.fr",
+ * an address) is a reason to read it, though the rules read texts without their links. */
+static int links_keyword(Pipeline *p, Texts *x, const char *folded, size_t len) {
+        int r;
+
+        if (!x->left_out || x->keyword_in_links)
+                return 0;
+        r = rules_keywords_in(p->rules, p->matcher, folded, len);
+        if (r > 0)
+                x->keyword_in_links = true;
+        return MIN(r, 0);
+}
+
 /* Decoded text of one MIME part → folded, link-free RuleTexts (own words, then quoted ones).
  * *cut is set when the text was cut at max_text. */
 static int add_part(Pipeline *p, Texts *x, const MimeText *mt, bool *cut) {
@@ -215,7 +242,12 @@ static int add_part(Pipeline *p, Texts *x, const MimeText *mt, bool *cut) {
         if (r == -ENOMEM)
                 return r;
         *cut = *cut || r == -E2BIG;
+        r = links_keyword(p, x, folded, len);
+        if (r < 0)
+                return r;
         len = text_remove_links(folded, len);
+        if (!mt->html && !mt->attached)
+                x->own_letters += count_letters(folded, len);
         r = text_split_quoted(folded, len, &own, &own_len, &quoted, &quoted_len);
         if (r < 0)
                 return r;
@@ -321,12 +353,19 @@ static int possible_code(Pipeline *p, const Texts *x, const SenderInfo *sender, 
         return 0;
 }
 
+/* A sender that claims a trusted domain (its authentication failed, or it is ambiguous), an
+ * employer domain, or imitates one: the mail the rules must judge whole, trusted or not. */
+static bool claims_trusted(Pipeline *p, const SenderInfo *s) {
+        return s->lookalike || s->employer || s->mismatch ||
+               (s->domain && sender_domain_in(s->domain, rules_trusted_domains(p->rules)));
+}
+
 int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *ref,
                  Message **ret, char ***warnings, RuleExplainFunc explain, void *userdata) {
         _cleanup_(mime_message_freep) MimeMessage *mm = NULL;
         _cleanup_(message_freep) Message *msg = NULL;
         _cleanup_(sender_info_done) SenderInfo sender = {};
-        _cleanup_(texts_done) Texts texts = {};
+        _cleanup_(texts_done) Texts texts = { .left_out = ref && ref->left_out };
         _cleanup_strv_free_ char **limited = NULL;
         bool cut;
         int r;
@@ -367,6 +406,11 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
                 if (r == -ENOMEM)
                         return r;
                 cut = cut || r == -E2BIG;
+                r = links_keyword(p, &texts, s, l);
+                if (r < 0) {
+                        free(s);
+                        return r;
+                }
                 l = text_remove_links(s, l);
                 r = texts_add(&texts, s, l, (RuleText) { .subject = true });
                 if (r < 0)
@@ -391,6 +435,8 @@ int pipeline_run(Pipeline *p, const char *raw, size_t size, const MessageRef *re
         r = possible_code(p, &texts, &sender, cut, msg, explain, userdata);
         if (r < 0)
                 return r;
+        msg->wants_left_out = texts.left_out && (msg->read_by_rules || texts.keyword_in_links ||
+                                                 texts.own_letters < STUB_LETTERS || claims_trusted(p, &sender));
         *ret = TAKE_PTR(msg);
         return cut;
 }

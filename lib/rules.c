@@ -171,6 +171,20 @@ int rule_pattern_find(const RulePattern *p, RuleMatcher *m, const char *text, si
         return MAX(r, 0);
 }
 
+int rules_keywords_in(const Rules *rules, RuleMatcher *m, const char *text, size_t len) {
+        Subject s;
+        int r;
+
+        if (!rules->keyword_re)
+                return 0;
+        r = subject_new(text, len, &s);
+        if (r < 0)
+                return r;
+        r = regex_find(rules->keyword_re, m, &s, 0);
+        subject_done(&s);
+        return r != 0; /* a PCRE2 error (a limit): as if one were there */
+}
+
 static bool is_limit_error(int r) {
         return r == PCRE2_ERROR_MATCHLIMIT || r == PCRE2_ERROR_DEPTHLIMIT ||
                r == PCRE2_ERROR_HEAPLIMIT || r == PCRE2_ERROR_JIT_STACKLIMIT;

@@ -102,6 +102,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(RulePattern *, rule_pattern_free);
  * limits. */
 int rule_pattern_find(const RulePattern *p, RuleMatcher *m, const char *text, size_t len, size_t *ret_offset);
 
+/* Whether one of the rules' keywords (any rule's) is in text: 1, 0, or -ENOMEM. */
+int rules_keywords_in(const Rules *r, RuleMatcher *m, const char *text, size_t len);
+
 int rule_matcher_new(RuleMatcher **ret);
 RuleMatcher *rule_matcher_free(RuleMatcher *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(RuleMatcher *, rule_matcher_free);

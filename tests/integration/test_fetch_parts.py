@@ -13,8 +13,9 @@ whole). Asserts that
 - STATUS= says "found your code spécifique" while the scan goes on;
 - the partial read does not download the attachments (dovecot's own count, logged at logout);
 - in a folder of many messages, an HTML alternative next to a plain one is read only for the
-  mail a rule reads (a trusted sender's, or one that names the brand) or when the plain one is
-  short enough to be a stub, and the codes are still those of the whole messages.
+  mail a rule reads (a trusted sender's, or one that names the brand), mail whose sender claims
+  or imitates a trusted domain or names the brand only in a link, or when the plain one is short
+  enough to be a stub, and the codes are still those of the whole messages.
 Messages come in 1,000-UID chunks: one folder holds every generated message again (1,300), so
 that the order of the stored codes (the first sighting of a code is its source) is checked
 across chunks too, and both ways of listing a folder (SEARCH first, or not) are used.
@@ -105,9 +106,9 @@ def edge_mails():
     return out
 
 
-def alternative(subject, sender, plain, html):
-    return (head(subject, sender=sender, extra="Content-Type: multipart/alternative; boundary=\"alt\"\r\n") +
-            "\r\n--alt\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + plain +
+def alternative(subject, sender, plain, html, extra="", plain_cte="8bit"):
+    return (head(subject, sender=sender, extra=extra + "Content-Type: multipart/alternative; boundary=\"alt\"\r\n") +
+            "\r\n--alt\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: %s\r\n\r\n" % plain_cte + plain +
             "\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + html +
             "\r\n--alt--\r\n").encode()
 
@@ -135,23 +136,34 @@ def alternative_mails():
     return out
 
 
-def link_named_mails():
-    """(name, bytes): the same 100 newsletters, and two mails from other senders whose plain text
-    (over 256 bytes) names the brand only in an address, as a user reads it, and whose HTML
-    alternative (10 KB) names it in words next to the code. Whole, both give an untrusted code."""
+def claimed_mails(employer):
+    """(name, bytes): the same 100 newsletters, and mails from senders no rule trusts whose plain
+    text (over 256 bytes) does not name the brand in words, and whose HTML alternative (10 KB)
+    does, next to a code: whole, each gives an untrusted code. Found by a user trial
+    (usertrial3): the brand only in an address, the employer's domain failing DMARC, a look-alike
+    domain with a plain display name, a plain part that does not decode."""
     out = [m for m in alternative_mails() if m[0].startswith("newsletter")]
+    code = "<p>Action Logement : votre code sp\u00e9cifique : <b>%s</b></p>" + ARTICLE * 100
     # A forward as Gmail writes it when the original had no display name.
     out.append(("forward-address", alternative(
         "Fwd: pour toi", "Dominique <dominique@test.example>",
         PLAIN + "---------- Forwarded message ---------\r\nFrom: ne-pas-repondre@actionlogement.fr\r\n"
-                "Subject: Votre code\r\n",
-        "<p>De : Action Logement &lt;ne-pas-repondre@actionlogement.fr&gt;</p>"
-        "<p>Votre code sp\u00e9cifique : <b>FW4D 2K17</b></p>" + ARTICLE * 100)))
+                "Subject: Votre code\r\n", code % "FW4D 2K17")))
     # A web address without a scheme.
     out.append(("www-address", alternative(
         "Votre dossier", "Service Dossiers <dossiers@logement-conseil.example>",
-        PLAIN + "Suivez votre demande sur www.actionlogement.fr/suivi\r\n",
-        "<p>Action Logement : votre code sp\u00e9cifique : <b>WW3B 2K18</b></p>" + ARTICLE * 100)))
+        PLAIN + "Suivez votre demande sur www.actionlogement.fr/suivi\r\n", code % "WW3B 2K18")))
+    # The employer's domain, but its DMARC check failed: not trusted, yet read whole.
+    out.append(("employer-dmarc-fail", alternative(
+        "Information RH", "RH <rh@%s>" % employer, PLAIN, code % "DM4R 7C2F",
+        extra="Authentication-Results: mx.test.example; dmarc=fail header.from=%s\r\n" % employer)))
+    # A Cyrillic look-alike of actionlogement.fr, a plain display name.
+    out.append(("lookalike", alternative("Information", "Service <noreply@\u0430ctionlogement.fr>", PLAIN,
+                                         code % "LK8C 3P2W")))
+    # A plain part labelled base64 that is not: nothing of it decodes.
+    out.append(("undecodable-plain", alternative("Message", "Dominique <dominique@test.example>",
+                                                 "%%%% not base64 %%%%\r\n" * 20, code % "UD5P 4L9N",
+                                                 plain_cte="base64")))
     return out
 
 
@@ -202,7 +214,7 @@ class FetchParts(unittest.TestCase):
             cls.files.append(os.path.join(edges, name + ".eml"))
         for name, raw in alternative_mails():
             cls.dovecot.deliver("bob", "INBOX", raw, name=name)
-        for name, raw in link_named_mails():
+        for name, raw in claimed_mails(cls.config["employer_domains"][0]):
             cls.dovecot.deliver("carol", "INBOX", raw, name=name)
         cls.dovecot.start()
 
@@ -276,25 +288,13 @@ class FetchParts(unittest.TestCase):
         self.assertGreater(whole_bytes, 6000000)
         self.assertLess(parts_bytes, 500000)
 
-    LINK_NAMED = {("FW4D2K17", False), ("WW3B2K18", False)}
-
-    def test_brand_named_in_an_address_whole(self):
-        whole, _ = self.run_once(env={"ALCODE_TEST_FULL_FETCH": "1"}, user="carol")
-        codes = {(c["value"].replace(" ", ""), c["trusted"]) for c in whole.list_json()}
-        self.assertEqual(codes, self.LINK_NAMED)
-
-    # Found in usertrial3 (2026-12-03): the plain text names the brand only in an address
-    # (ne-pas-repondre@actionlogement.fr, www.actionlogement.fr/...), which the rules' texts leave
-    # out (text_remove_links()), so no rule gets past its keyword gate, read_by_rules stays false
-    # and the HTML alternative that names "Action Logement" next to the code is never read.
-    # Whole messages give both codes (the test above), the sections pass none. Remove the
-    # decorator with the fix (an unexpected success fails the run).
-    @unittest.expectedFailure
-    def test_brand_named_in_an_address_parts(self):
+    def test_html_alternative_when_a_link_or_the_sender_claims_the_brand(self):
         parts, _ = self.run_once(user="carol")
+        whole, _ = self.run_once(env={"ALCODE_TEST_FULL_FETCH": "1"}, user="carol")
+        self.assertEqual(rows_of(parts), rows_of(whole))
         codes = {(c["value"].replace(" ", ""), c["trusted"]) for c in parts.list_json()}
-        self.assertEqual(codes, self.LINK_NAMED, "codes found reading the text parts")
-
+        self.assertEqual(codes, {("FW4D2K17", False), ("WW3B2K18", False), ("DM4R7C2F", False),
+                                 ("LK8C3P2W", False), ("UD5P4L9N", False)})
 
 if __name__ == "__main__":
     main()

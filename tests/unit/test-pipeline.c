@@ -513,6 +513,58 @@ static void test_distrust(void **state) {
         }
 }
 
+/* A message whose HTML alternative imap_fetch_parts() left out (MessageRef.left_out): when it
+ * must be read again with it (wants_left_out), and when not. */
+static void test_wants_left_out(void **state) {
+        static const char plain[] = "Bonjour,\r\nVoici les nouvelles de la semaine, en bref, pour ceux qui lisent en texte "
+                                    "et qui aiment les nouvelles de la semaine en bref et en texte seulement.\r\n"
+                                    "Bonne semaine a toutes et a tous, et a la semaine prochaine pour d'autres nouvelles.\r\n"
+                                    "Au programme : le marche du samedi, la fete de l'ecole et les horaires d'ete.\r\n";
+        static const struct {
+                const char *head, *extra_plain;
+                bool want;
+        } cases[] = {
+                { "From: Le Journal <news@journal.example>\r\nSubject: Les nouvelles\r\n", "", false },
+                /* A rule reads it: a trusted sender, a brand word in the subject or the text. */
+                { "From: AL'in <notifications@al-in.fr>\r\nSubject: Les nouvelles\r\n", "", true },
+                { "From: Le Journal <news@journal.example>\r\nSubject: Visale et vous\r\n", "", true },
+                { "From: Le Journal <news@journal.example>\r\nSubject: Les nouvelles\r\n", "Action Logement vous aide.\r\n", true },
+                /* The brand only in an address: the rules read the text without it. */
+                { "From: Le Journal <news@journal.example>\r\nSubject: Les nouvelles\r\n", "www.actionlogement.fr/suivi\r\n", true },
+                { "From: Le Journal <news@journal.example>\r\nSubject: Les nouvelles\r\n", "De : ne-pas-repondre@actionlogement.fr\r\n", true },
+                /* The sender claims a trusted or employer domain, or imitates one. */
+                { "From: RH <rh@menuiseries-durand.example>\r\nAuthentication-Results: mx.example; dmarc=fail "
+                  "header.from=menuiseries-durand.example\r\nSubject: Les nouvelles\r\n", "", true },
+                { "From: Service <noreply@\xd0\xb0" "ctionlogement.fr>\r\nSubject: Les nouvelles\r\n", "", true },
+        };
+
+        (void) state;
+        _cleanup_(rules_freep) Rules *rules = shipped_rules();
+        _cleanup_(pipeline_freep) Pipeline *p = NULL;
+        assert_int_equal(pipeline_new(rules, employer, NULL, &p), 0);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                for (int left_out = 0; left_out <= 1; left_out++) {
+                        _cleanup_free_ char *raw = NULL;
+                        _cleanup_(message_freep) Message *m = NULL;
+                        MessageRef ref = { .left_out = left_out };
+
+                        assert_true(asprintf(&raw, "%sMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n"
+                                                   "--a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s%s\r\n"
+                                                   "--a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\r\n--a--\r\n",
+                                             cases[i].head, plain, cases[i].extra_plain) > 0);
+                        print_message("case %zu, left out: %d\n", i, left_out);
+                        assert_int_equal(pipeline_run(p, raw, strlen(raw), &ref, &m, NULL, NULL, NULL), 0);
+                        assert_int_equal(m->wants_left_out, left_out && cases[i].want);
+                }
+        /* A plain text too short to say it all (a stub, or one that does not decode). */
+        _cleanup_(message_freep) Message *m = NULL;
+        const char *stub = "From: Le Journal <news@journal.example>\r\nSubject: Les nouvelles\r\nMIME-Version: 1.0\r\n"
+                           "Content-Type: multipart/alternative; boundary=\"a\"\r\n\r\n--a\r\nContent-Type: text/plain\r\n"
+                           "Content-Transfer-Encoding: base64\r\n\r\n%%%% not base64 %%%%\r\n--a\r\nContent-Type: text/html\r\n\r\n\r\n--a--\r\n";
+        assert_int_equal(pipeline_run(p, stub, strlen(stub), &(MessageRef) { .left_out = true }, &m, NULL, NULL, NULL), 0);
+        assert_true(m->wants_left_out);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_data_files),
@@ -521,7 +573,7 @@ int main(void) {
                 cmocka_unit_test(test_generalised_mail),
                 cmocka_unit_test(test_user_addresses), cmocka_unit_test(test_explain),
                 cmocka_unit_test(test_every_prefix),   cmocka_unit_test(test_keywords_necessary),
-                cmocka_unit_test(test_not_read_whole),
+                cmocka_unit_test(test_not_read_whole), cmocka_unit_test(test_wants_left_out),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
