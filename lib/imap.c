@@ -1603,6 +1603,7 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
 #define TEXTS_MAX_BYTES (24u << 20) /* text bodies read in total for one message */
 #define ALT_PLAIN_MIN 256 /* a shorter plain alternative may be a stub ("view this in a browser") */
 #define DEFER_MIN 64 /* fewer messages (new mail): the round trip costs more than the bytes */
+#define KEPT_MAX (64u << 20) /* a chunk's first reads kept for the messages read again */
 
 /* Not in Debian's installed headers (mailimap_sender.h), exported by libetpan: what
  * mailimap_uid_fetch() sends, without waiting for the answer. */
@@ -1871,7 +1872,11 @@ typedef struct PartsMsg {
         char *key;
         char *key_all; /* with the sections left out */
         bool left_out; /* the plan leaves sections out (key_all says which)... */
-        bool all;      /* ...but they are read: key is key_all */
+        bool all;      /* ...but they are read: key is key_all, or the left-out ones (kept) */
+        char *kept;    /* read again: what the first read gave, written back... */
+        size_t kept_len;
+        char *holes;   /* ...and where the left-out sections go: (size_t offset, "name\0")... */
+        size_t holes_len;
         bool again;    /* wants what was left out */
         bool done;
 } PartsMsg;
@@ -1896,6 +1901,7 @@ typedef struct PartsState {
         bool overflow;         /* more answers than room */
         bool labels;           /* Gmail: X-GM-LABELS asked for with the structures */
         bool defer;            /* may leave HTML alternatives out (step 3 above) */
+        size_t kept;           /* bytes in msgs[].kept */
         uint32_t last;         /* the highest UID a chunk held */
         /* What the answers said (parts_result()). */
         bool refused;
@@ -1911,11 +1917,14 @@ static void parts_done(PartsState *st) {
                 free(st->msgs[i].plan);
                 free(st->msgs[i].key);
                 free(st->msgs[i].key_all);
+                free(st->msgs[i].kept);
+                free(st->msgs[i].holes);
                 strv_free(st->msgs[i].labels);
         }
         free(st->msgs);
         st->msgs = NULL;
         st->n = 0;
+        st->kept = 0;
 }
 
 static PartsMsg *parts_find(PartsState *st, uint32_t uid) {
@@ -2065,10 +2074,77 @@ static const struct mailimap_msg_att_body_section *msg_att_section(const struct 
         return NULL;
 }
 
+/* A message written back from its plan and the sections that came, a left-out one empty unless
+ * m->all; where a left-out one would go is added to holes: its offset, then its name. */
+static int write_back(const PartsMsg *m, struct mailimap_msg_att *ma, StrBuf *out, StrBuf *holes) {
+        for (size_t i = 0; i < m->plan_len;) {
+                const char *z = memchr(m->plan + i, 0, m->plan_len - i);
+                size_t lit = z ? (size_t) (z - (m->plan + i)) : m->plan_len - i;
+                if (strbuf_append(out, m->plan + i, lit) < 0)
+                        return -ENOMEM;
+                i += lit;
+                if (i >= m->plan_len)
+                        break;
+                const char *name = m->plan + i + 1;
+                i += strlen(name) + 2;
+                if (*name == '?' && !m->all) {
+                        /* Left out: an empty body. */
+                        if (strbuf_append(holes, &out->len, sizeof(size_t)) < 0 ||
+                            strbuf_append(holes, name + 1, strlen(name)) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                const struct mailimap_msg_att_body_section *bs = msg_att_section(ma, name + (*name == '?'));
+                if (bs && bs->sec_body_part && strbuf_append(out, bs->sec_body_part, bs->sec_length) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* The second read of a message kept from the first: the left-out sections put in their holes. */
+static int write_back_kept(const PartsMsg *m, struct mailimap_msg_att *ma, StrBuf *out) {
+        size_t from = 0;
+
+        for (size_t i = 0; i + sizeof(size_t) < m->holes_len;) {
+                size_t at;
+                memcpy(&at, m->holes + i, sizeof(size_t));
+                const char *name = m->holes + i + sizeof(size_t);
+                i += sizeof(size_t) + strlen(name) + 1;
+                const struct mailimap_msg_att_body_section *bs = msg_att_section(ma, name);
+                if (strbuf_append(out, m->kept + from, at - from) < 0 ||
+                    (bs && bs->sec_body_part && strbuf_append(out, bs->sec_body_part, bs->sec_length) < 0))
+                        return -ENOMEM;
+                from = at;
+        }
+        return strbuf_append(out, m->kept + from, m->kept_len - from) < 0 ? -ENOMEM : 0;
+}
+
+/* Keeps what the first read of m gave (out, holes: write_back()), so that the second asks for
+ * the left-out sections only. */
+static int parts_keep(PartsState *st, PartsMsg *m, StrBuf *out, StrBuf *holes) {
+        _cleanup_strbuf_ StrBuf key = STRBUF_INIT(0);
+
+        for (size_t i = 0; i + sizeof(size_t) < holes->len;) {
+                const char *name = holes->data + i + sizeof(size_t);
+                if (key_add(&key, name) < 0)
+                        return -ENOMEM;
+                i += sizeof(size_t) + strlen(name) + 1;
+        }
+        if (strbuf_ensure(&key) < 0 || strbuf_ensure(holes) < 0)
+                return -ENOMEM;
+        st->kept += out->len;
+        free(m->key);
+        m->key = strbuf_take(&key, NULL);
+        m->kept = strbuf_take(out, &m->kept_len);
+        m->holes = strbuf_take(holes, &m->holes_len);
+        m->all = true;
+        return 0;
+}
+
 /* Phase 2: a message's sections came; write it back and hand it over. */
 static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
         PartsState *st = userdata;
-        _cleanup_strbuf_ StrBuf out = STRBUF_INIT(0);
+        _cleanup_strbuf_ StrBuf out = STRBUF_INIT(0), holes = STRBUF_INIT(0);
         PartsMsg *m = st->r < 0 ? NULL : parts_find(st, msg_att_uid(ma));
         ImapMessage msg;
         int r = 0;
@@ -2087,21 +2163,7 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
                                       .full_size = m->full_size, .settled = st->settled, .labels = m->labels };
                 msg.truncated = msg.full_size > msg.size;
         } else {
-                for (size_t i = 0; i < m->plan_len && r >= 0;) {
-                        const char *z = memchr(m->plan + i, 0, m->plan_len - i);
-                        size_t lit = z ? (size_t) (z - (m->plan + i)) : m->plan_len - i;
-                        r = strbuf_append(&out, m->plan + i, lit);
-                        i += lit;
-                        if (i >= m->plan_len || r < 0)
-                                break;
-                        const char *name = m->plan + i + 1;
-                        i += strlen(name) + 2;
-                        if (*name == '?' && !m->all)
-                                continue; /* left out: an empty body */
-                        const struct mailimap_msg_att_body_section *bs = msg_att_section(ma, name + (*name == '?'));
-                        if (bs && bs->sec_body_part)
-                                r = strbuf_append(&out, bs->sec_body_part, bs->sec_length);
-                }
+                r = m->kept ? write_back_kept(m, ma, &out) : write_back(m, ma, &out, &holes);
                 if (r >= 0)
                         r = strbuf_ensure(&out);
                 if (r < 0) {
@@ -2115,9 +2177,11 @@ static void on_sections(struct mailimap_msg_att *ma, void *userdata) {
         m->done = true;
         st->r = st->cb(&msg, st->userdata);
         if (st->r == IMAP_FETCH_AGAIN && msg.alternatives_left_out) {
-                m->again = true; /* read again with what was left out (parts_chunk()) */
+                /* Read again with what was left out (parts_chunk()): only that, when what
+                 * came now can be kept. */
+                m->again = true;
                 m->done = false;
-                st->r = 0;
+                st->r = st->kept + out.len > KEPT_MAX ? 0 : parts_keep(st, m, &out, &holes);
         } else if (st->r == IMAP_FETCH_AGAIN)
                 st->r = -EINVAL; /* nothing was left out: it cannot be read again */
 next:
