@@ -1126,6 +1126,20 @@ static int purge_expired(Store *s, int64_t before) {
         return delete_codes(s, "expires_at < ?1", before);
 }
 
+/* A code found already past its retention (a login code in old mail) is purged by the commit
+ * that stored it: it is not new, and its id may go to the next code. */
+static void new_codes_drop_purged(CommitState *cs, int64_t before) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < cs->n_new; i++) {
+                if (cs->new_codes[i].expires_at > 0 && cs->new_codes[i].expires_at < before)
+                        stored_code_done(&cs->new_codes[i]);
+                else
+                        cs->new_codes[k++] = cs->new_codes[i];
+        }
+        cs->n_new = k;
+}
+
 int store_commit(Store *s, const StoreBatch *b, StoredCode **ret_new, size_t *ret_n_new) {
         CommitState cs = { .now = (int64_t) time(NULL), .want_new = ret_new };
         int r;
@@ -1144,6 +1158,8 @@ int store_commit(Store *s, const StoreBatch *b, StoredCode **ret_new, size_t *re
                 r = commit_cursor(s, b, cs.now);
         if (r >= 0)
                 r = purge_expired(s, cs.now - s->otp_retention);
+        if (r >= 0)
+                new_codes_drop_purged(&cs, cs.now - s->otp_retention);
 #ifdef ALCODE_TEST_HOOKS
         /* Fault injection between the inserts and the COMMIT that makes them durable: an error
          * (rolled back) or a crash (the journal is left behind). */
