@@ -9,7 +9,8 @@
  * full, so that its codes show up in seconds.
  * Only what the rules read is downloaded: headers and text parts (imap_fetch_parts(): BODYSTRUCTURE,
  * then the sections, a few round trips per 1,000 messages), never attachments; an HTML
- * alternative beside a plain one only for the mail a rule reads (run_pipeline()). A server whose
+ * alternative beside a plain one only for mail that may hold a code (Message.wants_left_out,
+ * run_pipeline()). A server whose
  * BODYSTRUCTURE libetpan cannot parse gets the old way from then on: whole messages, those
  * above LARGE_MESSAGE read through BODYSTRUCTURE one by one.
  *

@@ -1590,7 +1590,9 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
  *     content) is left out of step 2: it is half of a real mailbox's text bytes, and most mail
  *     neither comes from (nor claims) a trusted sender nor names the brand, the only mail a
  *     rule reads. The callback says which messages want it after all (IMAP_FETCH_AGAIN:
- *     Message.wants_left_out); they are read again, with it, in one more round trip.
+ *     Message.wants_left_out); one more round trip fetches what was left out of them, put
+ *     back into what the first read gave (kept up to KEPT_MAX a chunk; past it, their whole
+ *     text is read again).
  * A message is written back with the same boundaries and an empty body wherever a part was
  * skipped, so the MIME parser sees the same tree and the same texts as in the whole message.
  * A message whose structure cannot be written back (no boundary, message/rfc822 at the top,
