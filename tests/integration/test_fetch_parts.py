@@ -292,6 +292,10 @@ class FetchParts(unittest.TestCase):
         parts, _ = self.run_once(user="carol")
         whole, _ = self.run_once(env={"ALCODE_TEST_FULL_FETCH": "1"}, user="carol")
         self.assertEqual(rows_of(parts), rows_of(whole))
+        # Past what a chunk may keep of its first reads, the messages read again are read
+        # again whole text: the same codes.
+        again_whole, _ = self.run_once(env={"ALCODE_TEST_KEPT_MAX": "0"}, user="carol")
+        self.assertEqual(rows_of(again_whole), rows_of(whole))
         codes = {(c["value"].replace(" ", ""), c["trusted"]) for c in parts.list_json()}
         self.assertEqual(codes, {("FW4D2K17", False), ("WW3B2K18", False), ("DM4R7C2F", False),
                                  ("LK8C3P2W", False), ("UD5P4L9N", False)})
