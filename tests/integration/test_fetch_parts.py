@@ -274,7 +274,6 @@ class FetchParts(unittest.TestCase):
         self.assertLess(parts_bytes, 2 * total - 2550000)
         self.assertLess(parts_bytes, whole_bytes)
 
-
     def test_html_alternative_only_when_a_rule_reads_the_mail(self):
         parts, parts_bytes = self.run_once(user="bob")
         whole, whole_bytes = self.run_once(env={"ALCODE_TEST_FULL_FETCH": "1"}, user="bob")
