@@ -2451,7 +2451,8 @@ static int chunk_sections(PartsState *st, bool again, FetchCmd **ret, size_t *re
                 PartsMsg *m = &st->msgs[i];
                 if (again && !m->again)
                         continue;
-                /* A few messages (new mail): all of each at once. */
+                /* All of it: read again, or nothing is left out (the first look; a few
+                 * messages, new mail, where the round trip costs more than the bytes). */
                 if (again || !st->defer || st->n < DEFER_MIN)
                         parts_msg_all(m);
                 m->again = false;
