@@ -166,9 +166,9 @@ int imap_fetch(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_ui
  * at most 1,000 UIDs, not in UID order within a batch; after each batch cb sees an
  * ImapMessage with uid 0 whose settled says that every UID up to it is done. A few round
  * trips per batch whatever the number of messages (commands are pipelined); memory bounded
- * by one message.
- * In a batch of 64 messages or more, a text/html part next to a text/plain one of 1 KiB or more
- * in a multipart/alternative (the same text, RFC 2046) is left out, its body empty
+ * by one message (and what a batch keeps of the messages read again, 16 MiB at most).
+ * In a batch of 64 messages or more, a text/html part next to a text/plain one of 256 bytes or
+ * more in a multipart/alternative (the same text, RFC 2046) is left out, its body empty
  * (alternatives_left_out): cb returns IMAP_FETCH_AGAIN to see the message again, later in the
  * same batch, with it (one more round trip for the batch). */
 int imap_fetch_parts(ImapSession *s, const uint32_t *uids, size_t n, uint32_t first_uid, const uint32_t *skip,
