@@ -170,7 +170,7 @@ typedef struct Texts {
         size_t n, alloc;
         bool left_out;          /* MessageRef.left_out: look for keywords in links too */
         bool keyword_in_links;  /* (or anywhere in the text, before its links went) */
-        size_t own_letters;     /* ASCII letters in the sender's own plain text, links aside */
+        size_t own_letters;     /* (left_out) ASCII letters in the sender's own plain text, links aside */
 } Texts;
 
 static void texts_done(Texts *x) {
@@ -246,7 +246,7 @@ static int add_part(Pipeline *p, Texts *x, const MimeText *mt, bool *cut) {
         if (r < 0)
                 return r;
         len = text_remove_links(folded, len);
-        if (!mt->html && !mt->attached)
+        if (x->left_out && !mt->html && !mt->attached)
                 x->own_letters += count_letters(folded, len);
         r = text_split_quoted(folded, len, &own, &own_len, &quoted, &quoted_len);
         if (r < 0)
